@@ -1,0 +1,3 @@
+from svcctl.cli.main import main
+
+main()

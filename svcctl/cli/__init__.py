@@ -1,0 +1,1 @@
+"""Thin click commands: parse, call analysis, render."""

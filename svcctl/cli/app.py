@@ -1,0 +1,242 @@
+"""The one `App` object on the click context, and the option decorators every command shares.
+
+Global options are accepted before or after the subcommand (kubectl's habit): the same decorator is put on the
+group and on each command, and every copy writes into the one App.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from svcctl.dataplane.model import NodeRules
+    from svcctl.render.console import Terminal
+    from svcctl.sources.base import ClusterSource, NodeDumps
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+OUTPUT_FORMATS = ("table", "wide", "json", "yaml")
+
+
+@dataclass
+class NodeInputs:
+    """Where node rules come from; files take precedence over everything else."""
+
+    iptables_save: str | None = None
+    ip6tables_save: str | None = None
+    ipvsadm: str | None = None
+    nft: str | None = None
+    conntrack: str | None = None
+    ipset: str | None = None
+    ip_addr: str | None = None
+    netns: str | None = None
+    node: str | None = None
+    mode: str | None = None
+    local: bool = False  # read this machine's own rules
+    no_exec: bool = False  # never exec into kube-proxy Pods
+
+    @property
+    def files(self) -> dict[str, str]:
+        return {k: v for k, v in {
+            "iptables": self.iptables_save, "ip6tables": self.ip6tables_save, "ipvs": self.ipvsadm,
+            "nftables": self.nft, "conntrack": self.conntrack, "ipset": self.ipset, "kube-ipvs0": self.ip_addr,
+        }.items() if v}
+
+    @property
+    def any_given(self) -> bool:
+        return bool(self.files) or self.netns is not None or self.local
+
+
+@dataclass
+class App:
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+    all_namespaces: bool = False
+    output: str = "table"
+    no_headers: bool = False
+    request_timeout: float = 30.0
+    color: bool | None = None
+    verbose: int = 0
+    snapshot: str | None = None
+    node_inputs: NodeInputs = field(default_factory=NodeInputs)
+    prog_name: str = "svcctl"
+    _source: ClusterSource | None = None
+    _terminal: Terminal | None = None
+
+    @property
+    def terminal(self) -> Terminal:
+        if self._terminal is None:
+            from svcctl.render.console import Terminal
+
+            self._terminal = Terminal(color=self.color, verbose=self.verbose)
+        return self._terminal
+
+    @property
+    def has_cluster(self) -> bool:
+        """False when the user gave node input only and no snapshot or kubeconfig: no cluster is needed."""
+        if self.snapshot or self.kubeconfig or self.context:
+            return True
+        if self.node_inputs.any_given:
+            return False
+        return True
+
+    @property
+    def source(self) -> ClusterSource:
+        if self._source is None:
+            if self.snapshot:
+                from svcctl.sources.snapshot import SnapshotSource
+
+                self._source = SnapshotSource(self.snapshot, default_ns=self.namespace)
+            else:
+                from svcctl.sources.live import LiveSource
+
+                self._source = LiveSource.from_app(self)
+        return self._source
+
+    @property
+    def ns(self) -> str:
+        """The namespace a command works in: -n, else the source's default (context, service account)."""
+        return self.namespace or self.source.default_namespace()
+
+    @property
+    def ns_or_all(self) -> str | None:
+        return None if self.all_namespaces else self.ns
+
+    def node_dumps(self, node: str | None = None) -> NodeDumps | None:
+        """Node command output from files, a netns, this machine, a snapshot, or kube-proxy exec."""
+        from svcctl.sources.node import gather_node_dumps
+
+        return gather_node_dumps(self, node)
+
+    def node_rules(self, node: str | None = None) -> NodeRules | None:
+        from svcctl.dataplane import load_node_rules
+
+        dumps = self.node_dumps(node)
+        if dumps is None or not dumps:
+            return None
+        return load_node_rules(dumps, mode=self.node_inputs.mode)
+
+
+def get_app() -> App:
+    return click.get_current_context().ensure_object(App)
+
+
+def _setter(attr: str, *, sub: str | None = None) -> Callable[..., Any]:
+    """A callback that stores an option in the App; unset values (None, False, 0) never override set ones."""
+
+    def cb(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None or (value is False and attr != "color") or (attr == "verbose" and value == 0):
+            return value
+        app = ctx.ensure_object(App)
+        if attr == "verbose":
+            app.verbose = max(app.verbose, int(value))
+        else:
+            setattr(app.node_inputs if sub == "node" else app, attr, value)
+        return value
+
+    return cb
+
+
+def global_options(f: F) -> F:
+    """kubectl's global flags, plus --snapshot and -v; valid before and after the subcommand."""
+    opts = [
+        click.option("--kubeconfig", metavar="FILE", expose_value=False, callback=_setter("kubeconfig"),
+                     help="Path to one kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)."),
+        click.option("--context", metavar="NAME", expose_value=False, callback=_setter("context"),
+                     shell_complete=_complete_contexts, help="The kubeconfig context to use."),
+        click.option("-n", "--namespace", metavar="NS", expose_value=False, callback=_setter("namespace"),
+                     shell_complete=_complete_namespaces, help="Namespace (default: the context's, then default)."),
+        click.option("-A", "--all-namespaces", is_flag=True, default=False, expose_value=False,
+                     callback=_setter("all_namespaces"), help="Look in every namespace."),
+        click.option("--request-timeout", type=float, metavar="SECONDS", expose_value=False,
+                     callback=_setter("request_timeout"), help="Timeout for each API request (default 30)."),
+        click.option("--snapshot", metavar="PATH", expose_value=False, callback=_setter("snapshot"),
+                     help="Read a snapshot (file, directory, .tar.gz, or `demo`) instead of a live cluster."),
+        click.option("--color/--no-color", default=None, expose_value=False, callback=_setter("color"),
+                     help="Colour output (default: only on a terminal without NO_COLOR)."),
+        click.option("-v", "--verbose", count=True, expose_value=False, callback=_setter("verbose"),
+                     help="Debug detail on stderr; tracebacks on errors."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def output_options(formats: tuple[str, ...] = OUTPUT_FORMATS) -> Callable[[F], F]:
+    def deco(f: F) -> F:
+        f = click.option("-o", "--output", type=click.Choice(formats), expose_value=False,
+                         callback=_setter("output"), help="Output format.")(f)
+        f = click.option("--no-headers", is_flag=True, default=False, expose_value=False,
+                         callback=_setter("no_headers"), help="Omit table headers.")(f)
+        return f
+
+    return deco
+
+
+def node_options(f: F) -> F:
+    """Node inputs, the same on every command. FILE may be `-` for stdin."""
+    opts = [
+        click.option("--iptables-save", metavar="FILE", expose_value=False,
+                     callback=_setter("iptables_save", sub="node"), help="iptables-save output (`-` = stdin)."),
+        click.option("--ip6tables-save", metavar="FILE", expose_value=False,
+                     callback=_setter("ip6tables_save", sub="node"), help="ip6tables-save output."),
+        click.option("--ipvsadm", metavar="FILE", expose_value=False, callback=_setter("ipvsadm", sub="node"),
+                     help="`ipvsadm -Ln` (or -S -n, -Lnc) output."),
+        click.option("--nft", metavar="FILE", expose_value=False, callback=_setter("nft", sub="node"),
+                     help="`nft list table ip kube-proxy` output (text or -j JSON)."),
+        click.option("--conntrack", metavar="FILE", expose_value=False, callback=_setter("conntrack", sub="node"),
+                     help="`conntrack -L` output: live flows and the backend each went to."),
+        click.option("--ipset", metavar="FILE", expose_value=False, callback=_setter("ipset", sub="node"),
+                     help="`ipset list` output (IPVS mode)."),
+        click.option("--ip-addr", metavar="FILE", expose_value=False, callback=_setter("ip_addr", sub="node"),
+                     help="`ip addr show kube-ipvs0` output (IPVS mode)."),
+        click.option("--netns", metavar="NAME", expose_value=False, callback=_setter("netns", sub="node"),
+                     help="Read rules inside this network namespace (read-only commands)."),
+        click.option("--local-node", is_flag=True, default=False, expose_value=False,
+                     callback=_setter("local", sub="node"), help="Read this machine's own rules (read-only)."),
+        click.option("--node", metavar="NAME", expose_value=False, callback=_setter("node", sub="node"),
+                     shell_complete=_complete_nodes, help="The node whose rules to read."),
+        click.option("--mode", type=click.Choice(["iptables", "ipvs", "nftables"]), expose_value=False,
+                     callback=_setter("mode", sub="node"), help="kube-proxy mode (default: detected)."),
+        click.option("--no-exec", is_flag=True, default=False, expose_value=False,
+                     callback=_setter("no_exec", sub="node"),
+                     help="Never exec into kube-proxy Pods to read a node's rules."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+# ---------------------------------------------------------------- dynamic completion (short timeout, no tracebacks)
+
+
+def _complete(kind: str, incomplete: str) -> list[Any]:
+    from svcctl.cli.complete import complete_names
+
+    return complete_names(kind, incomplete)
+
+
+def _complete_contexts(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    return _complete("context", incomplete)
+
+
+def _complete_namespaces(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    return _complete("namespace", incomplete)
+
+
+def _complete_nodes(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    return _complete("node", incomplete)
+
+
+def complete_services(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    return _complete("service", incomplete)
+
+
+def env_no_color() -> bool:
+    return "NO_COLOR" in os.environ

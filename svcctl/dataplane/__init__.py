@@ -1,0 +1,1 @@
+"""Node dataplane: parsers of iptables-save, ipvsadm, nft and conntrack output into one model."""

@@ -1,0 +1,182 @@
+"""One model of what a node does with a packet, whatever mode kube-proxy runs in.
+
+Parsers for iptables-save, ipvsadm and nft all produce `NodeRules`: per service entry (an address:port:protocol
+a packet can be sent to), the backends it can reach and each one's share. Shares are exact `Fraction`s so that
+1/3 stays 1/3 and a cascade 1/3, 1/2, 1 can be checked against 1/n.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+MODES = ("iptables", "ipvs", "nftables")
+ENTRY_KINDS = ("ClusterIP", "NodePort", "ExternalIP", "LoadBalancer")
+
+
+@dataclass
+class Backend:
+    ip: str
+    port: int
+    probability: Fraction | None = None  # None: depends on load or source (lc, wlc, sh, mh)
+    chain: str = ""  # KUBE-SEP-… / endpoint-… chain, when there is one
+    weight: int | None = None  # IPVS
+    active_conns: int | None = None  # IPVS
+    inactive_conns: int | None = None  # IPVS
+    local: bool | None = None  # reached through a KUBE-SVL / local- chain
+    draining: bool = False  # IPVS weight 0: graceful termination
+
+    @property
+    def address(self) -> str:
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "ip": self.ip,
+            "port": self.port,
+            "probability": float(self.probability) if self.probability is not None else None,
+            "share": _frac(self.probability),
+        }
+        if self.chain:
+            out["chain"] = self.chain
+        if self.weight is not None:
+            out["weight"] = self.weight
+        if self.active_conns is not None:
+            out["activeConns"] = self.active_conns
+            out["inactiveConns"] = self.inactive_conns
+        if self.local is not None:
+            out["local"] = self.local
+        if self.draining:
+            out["draining"] = True
+        return out
+
+
+def _frac(p: Fraction | None) -> str | None:
+    if p is None:
+        return None
+    return f"{p.numerator}/{p.denominator}" if p.denominator != 1 else str(p.numerator)
+
+
+@dataclass
+class ServiceEntry:
+    """One address:port a packet can be sent to, and where it goes from there."""
+
+    name: str | None  # "ns/svc:port" (kube-proxy's service port name), None when unknown
+    protocol: str  # TCP | UDP | SCTP
+    address: str  # VIP, node IP ("" = any local address for NodePorts), external or LB IP
+    port: int
+    kind: str = "ClusterIP"  # one of ENTRY_KINDS
+    backends: list[Backend] = field(default_factory=list)
+    no_endpoints: bool = False  # REJECT / DROP "has no endpoints"
+    no_local_endpoints: bool = False  # DROP "has no local endpoints"
+    affinity_seconds: int | None = None
+    scheduler: str | None = None  # IPVS
+    path: list[str] = field(default_factory=list)  # chains / maps followed, in order
+    masquerade: list[str] = field(default_factory=list)  # when traffic is marked for SNAT, in words
+    source_ranges: list[str] = field(default_factory=list)  # loadBalancerSourceRanges (KUBE-FW / firewall)
+    notes: list[str] = field(default_factory=list)  # anything else a user should be told
+    policy_local: bool = False  # reached via KUBE-SVL / local- (traffic policy Local)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "protocol": self.protocol,
+            "address": self.address,
+            "port": self.port,
+            "kind": self.kind,
+            "backends": [b.to_json() for b in self.backends],
+            "noEndpoints": self.no_endpoints,
+            "affinitySeconds": self.affinity_seconds,
+        }
+        if self.no_local_endpoints:
+            out["noLocalEndpoints"] = True
+        if self.scheduler is not None:
+            out["scheduler"] = self.scheduler
+        if self.path:
+            out["path"] = self.path
+        if self.masquerade:
+            out["masquerade"] = self.masquerade
+        if self.source_ranges:
+            out["sourceRanges"] = self.source_ranges
+        if self.notes:
+            out["notes"] = self.notes
+        return out
+
+
+@dataclass
+class RuleStats:
+    """How much kube-proxy is writing on this node."""
+
+    rules: int = 0
+    chains: int = 0
+    per_service: dict[str, int] = field(default_factory=dict)  # "ns/svc:port" -> rules
+    extra: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rules": self.rules, "chains": self.chains, "perService": self.per_service, **self.extra}
+
+
+@dataclass
+class NodeRules:
+    mode: str  # iptables | ipvs | nftables
+    services: list[ServiceEntry] = field(default_factory=list)
+    stats: RuleStats = field(default_factory=RuleStats)
+    source: str = ""  # where the rules came from (file name, "node", "netns X", "pod kube-system/kube-proxy-x")
+    backend: str = ""  # "legacy" | "nf_tables" for iptables mode
+    notes: list[str] = field(default_factory=list)
+    # chains that exist but nothing jumps to from the entry points (stale after partial syncs)
+    unreferenced_chains: list[str] = field(default_factory=list)
+
+    def lookup(self, address: str, port: int, protocol: str = "TCP") -> list[ServiceEntry]:
+        proto = protocol.upper()
+        return [s for s in self.services if s.address == address and s.port == port and s.protocol == proto]
+
+    def by_name(self, spn_prefix: str) -> list[ServiceEntry]:
+        """Entries whose service port name is `ns/svc` or starts with `ns/svc:`."""
+        return [s for s in self.services
+                if s.name is not None and (s.name == spn_prefix or s.name.startswith(spn_prefix + ":"))]
+
+    def to_json(self) -> dict[str, Any]:
+        from svcctl import API_VERSION
+
+        out: dict[str, Any] = {
+            "apiVersion": API_VERSION,
+            "kind": "NodeRules",
+            "mode": self.mode,
+            "source": self.source,
+            "services": [s.to_json() for s in self.services],
+            "summary": self.stats.to_json(),
+        }
+        if self.backend:
+            out["backend"] = self.backend
+        if self.unreferenced_chains:
+            out["unreferencedChains"] = self.unreferenced_chains
+        if self.notes:
+            out["notes"] = self.notes
+        return out
+
+
+@dataclass
+class Flow:
+    """One conntrack / `ipvsadm -Lnc` entry: a connection to a VIP and the endpoint it was sent to."""
+
+    protocol: str
+    src: str
+    sport: int
+    dst: str  # original destination (the VIP)
+    dport: int
+    backend_ip: str  # reply source = where DNAT sent it
+    backend_port: int
+    state: str = ""
+    snat: bool = False  # reply dst != original src: masqueraded
+    assured: bool = False
+
+    @property
+    def dnat(self) -> bool:
+        return (self.backend_ip, self.backend_port) != (self.dst, self.dport)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"protocol": self.protocol, "src": self.src, "sport": self.sport, "dst": self.dst,
+                "dport": self.dport, "backendIP": self.backend_ip, "backendPort": self.backend_port,
+                "state": self.state, "snat": self.snat, "assured": self.assured}

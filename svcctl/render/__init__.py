@@ -1,0 +1,1 @@
+"""Rendering: rich on a terminal, tabulate when piped, JSON/YAML for machines."""

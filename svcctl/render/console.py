@@ -1,0 +1,93 @@
+"""The one terminal module: where data goes (stdout) and where talk goes (stderr), and whether to colour."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console, RenderableType
+
+
+def color_wanted(flag: bool | None, stream: Any) -> bool:
+    if flag is not None:
+        return flag
+    if "NO_COLOR" in os.environ:
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class Terminal:
+    """stdout for data, stderr for status; rich with markup and highlighting off so data prints as it is."""
+
+    def __init__(self, color: bool | None = None, verbose: int = 0) -> None:
+        self.color = color_wanted(color, sys.stdout)
+        self.err_color = color_wanted(color, sys.stderr)
+        self.verbose = verbose
+        self._out: Console | None = None
+        self._err: Console | None = None
+
+    @property
+    def is_tty(self) -> bool:
+        return bool(sys.stdout.isatty())
+
+    @property
+    def out(self) -> Console:
+        if self._out is None:
+            self._out = Console(file=sys.stdout, markup=False, highlight=False, emoji=False,
+                                no_color=not self.color, force_terminal=self.color or None,
+                                soft_wrap=not self.is_tty)
+        return self._out
+
+    @property
+    def err(self) -> Console:
+        if self._err is None:
+            self._err = Console(file=sys.stderr, markup=False, highlight=False, emoji=False,
+                                no_color=not self.err_color, force_terminal=self.err_color or None)
+        return self._err
+
+    def print(self, obj: RenderableType = "") -> None:
+        self.out.print(obj)
+
+    def echo(self, text: str) -> None:
+        """Plain text to stdout, untouched by rich (for piped tables)."""
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+    def status(self, text: str) -> None:
+        self.err.print(text, style="dim" if self.err_color else None)
+
+    def warn(self, text: str) -> None:
+        self.err.print("warning: " + text, style="yellow" if self.err_color else None)
+
+    def debug(self, text: str) -> None:
+        if self.verbose:
+            self.err.print("debug: " + text, style="dim" if self.err_color else None)
+
+
+def dump_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
+
+
+def dump_yaml(obj: Any) -> str:
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return str(yaml.dump(obj, Dumper=dumper, sort_keys=False, default_flow_style=False))
+
+
+def emit_document(obj: Any, output: str) -> None:
+    """JSON or YAML to stdout and nothing else."""
+    sys.stdout.write(dump_json(obj) if output == "json" else dump_yaml(obj))
+
+
+def plain_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], no_headers: bool = False) -> str:
+    """kubectl-like plain columns for pipes: no borders, two spaces between columns."""
+    from tabulate import tabulate
+
+    if no_headers:
+        return str(tabulate([list(r) for r in rows], tablefmt="plain", disable_numparse=True))
+    return str(tabulate([list(r) for r in rows], headers=[h.upper() for h in headers], tablefmt="plain",
+                        disable_numparse=True))

@@ -1,0 +1,128 @@
+"""The one cluster-source interface; live API and snapshot both implement it.
+
+Each method asks for only what one question needs (a Service by name, its slices by label, its Pods by
+selector, the Nodes those Pods name), so the cost of answering about one Service does not grow with the cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from svcctl.model import EndpointSlice, Endpoints, Event, Node, Pod, Service
+
+NODE_DUMP_FILES = {
+    "iptables": "iptables-save.txt",
+    "ip6tables": "ip6tables-save.txt",
+    "ipvs": "ipvsadm.txt",
+    "nftables": "nft.txt",
+    "conntrack": "conntrack.txt",
+    "ipset": "ipset.txt",
+    "kube-ipvs0": "ip-addr-kube-ipvs0.txt",
+}
+
+
+@dataclass
+class NodeDumps:
+    """Text of the node commands, keyed like NODE_DUMP_FILES, each with where it came from."""
+
+    node: str
+    texts: dict[str, str] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
+
+    def get(self, key: str) -> str | None:
+        return self.texts.get(key)
+
+    def __bool__(self) -> bool:
+        return bool(self.texts)
+
+
+@dataclass
+class Skipped:
+    """A read the source could not make (RBAC 403 on one resource): the check that needed it is skipped."""
+
+    resource: str
+    reason: str
+
+
+class ClusterSource(Protocol):
+    """Read-only access to the objects svcctl needs; every call is one (paged) list or get."""
+
+    name: str  # "snapshot <path>" / "context <name>"
+    skipped: list[Skipped]
+
+    def default_namespace(self) -> str: ...
+
+    def get_service(self, namespace: str, name: str) -> Service:
+        """Raises NotFoundError (with close names as the hint) when absent."""
+        ...
+
+    def list_services(self, namespace: str | None, label_selector: str | None = None) -> list[Service]: ...
+
+    def list_endpoint_slices(self, namespace: str, service_name: str) -> list[EndpointSlice]: ...
+
+    def get_endpoints(self, namespace: str, name: str) -> Endpoints | None: ...
+
+    def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[Pod]:
+        """namespace None = all namespaces. label_selector in the API's syntax (`a=b,c`)."""
+        ...
+
+    def get_nodes(self, names: list[str]) -> dict[str, Node | None]:
+        """None for a name the API does not know (the controller then skips the Pod)."""
+        ...
+
+    def list_nodes(self) -> list[Node]: ...
+
+    def list_events(self, namespace: str, kind: str, names: list[str]) -> list[Event]:
+        """Events whose involvedObject is one of `names` of `kind`, by field selector."""
+        ...
+
+    def node_dumps(self, node: str) -> NodeDumps | None:
+        """Node command output recorded for `node` (snapshot), or fetched through kube-proxy (live)."""
+        ...
+
+    def namespaces(self) -> list[str]: ...
+
+
+def selector_string(selector: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+
+
+def parse_selector(text: str | None) -> list[tuple[str, str, str | None]]:
+    """Parse `a=b,c!=d,e,!f` into (key, op, value) with op in = != exists !exists.
+
+    Enough of the API's syntax for snapshots to filter the way the apiserver does (no set-based `in`)."""
+    out: list[tuple[str, str, str | None]] = []
+    if not text:
+        return out
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "!=" in part:
+            k, v = part.split("!=", 1)
+            out.append((k.strip(), "!=", v.strip()))
+        elif "==" in part:
+            k, v = part.split("==", 1)
+            out.append((k.strip(), "=", v.strip()))
+        elif "=" in part:
+            k, v = part.split("=", 1)
+            out.append((k.strip(), "=", v.strip()))
+        elif part.startswith("!"):
+            out.append((part[1:].strip(), "!exists", None))
+        else:
+            out.append((part, "exists", None))
+    return out
+
+
+def labels_match(labels: dict[str, str], selector: list[tuple[str, str, str | None]]) -> bool:
+    for key, op, value in selector:
+        if op == "=" and labels.get(key) != value:
+            return False
+        if op == "!=" and labels.get(key) == value:
+            return False
+        if op == "exists" and key not in labels:
+            return False
+        if op == "!exists" and key in labels:
+            return False
+    return True

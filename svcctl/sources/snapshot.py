@@ -1,0 +1,317 @@
+"""Snapshot source: what kubectl writes, read back as if it were the API.
+
+Accepted inputs (documented in the README):
+- one file: `kubectl get svc,endpointslices,endpoints,pods,nodes,events -A -o yaml|json` (a `kind: List`), typed
+  lists (`ServiceList`), single objects, or several YAML documents;
+- a directory of such files, including a `kubectl cluster-info dump --output-directory` tree;
+- a `.tar.gz`/`.tgz`/`.tar` of either, read in memory (never extracted: no path traversal, no symlinks, sizes capped);
+- node dumps beside them: `nodes/<node>/iptables-save.txt`, `ip6tables-save.txt`, `ipvsadm.txt`, `nft.txt`,
+  `conntrack.txt`, `ipset.txt`, `ip-addr-kube-ipvs0.txt`;
+- `demo`: the built-in `hostnames` snapshot shipped in the package.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import json
+import os
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from svcctl.errors import InputError, NotFoundError
+from svcctl.model import JSON, EndpointSlice, Endpoints, Event, Node, Pod, Service
+from svcctl.sources.base import NODE_DUMP_FILES, NodeDumps, Skipped, labels_match, parse_selector
+
+DEMO_NAME = "demo"
+MAX_MEMBER_BYTES = 512 * 1024 * 1024  # one file inside a tarball
+MAX_TOTAL_BYTES = 2 * 1024 * 1024 * 1024  # the whole tarball, uncompressed
+MAX_MEMBERS = 200_000
+
+_LIST_KINDS = {
+    "ServiceList": "Service", "PodList": "Pod", "NodeList": "Node", "EventList": "Event",
+    "EndpointSliceList": "EndpointSlice", "EndpointsList": "Endpoints",
+}
+_FILE_KINDS = {  # cluster-info dump file names
+    "services.json": "Service", "pods.json": "Pod", "nodes.json": "Node", "events.json": "Event",
+    "endpoints.json": "Endpoints", "endpointslices.json": "EndpointSlice",
+}
+_OBJECT_SUFFIXES = (".yaml", ".yml", ".json")
+_DUMP_NAMES = {v: k for k, v in NODE_DUMP_FILES.items()}
+
+
+def demo_path() -> Path:
+    return Path(__file__).resolve().parent.parent / "data" / "demo"
+
+
+def _read_tree(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(relative posix path, content) for every regular file below `path`; symlinks are not followed."""
+    for root, dirs, files in os.walk(path, followlinks=False):
+        dirs.sort()
+        for f in sorted(files):
+            full = Path(root) / f
+            if full.is_symlink() or not full.is_file():
+                continue
+            yield full.relative_to(path).as_posix(), full.read_bytes()
+
+
+def _read_tar(path: Path) -> Iterator[tuple[str, bytes]]:
+    try:
+        tf = tarfile.open(path, "r:*")
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise InputError(f"not a readable tar archive: {e}", source=str(path)) from None
+    total = 0
+    count = 0
+    with tf:
+        while True:
+            try:
+                member = tf.next()
+            except (tarfile.TarError, OSError, EOFError, ValueError) as e:
+                raise InputError(f"corrupt tar archive: {e}", source=str(path)) from None
+            if member is None:
+                break
+            count += 1
+            if count > MAX_MEMBERS:
+                raise InputError(f"refusing archive with more than {MAX_MEMBERS} entries", source=str(path))
+            name = member.name
+            pure = PurePosixPath(name)
+            if pure.is_absolute() or ".." in pure.parts:
+                raise InputError(f"refusing archive member with unsafe path {name!r}", source=str(path))
+            if member.issym() or member.islnk():
+                raise InputError(f"refusing archive member {name!r}: links are not allowed", source=str(path))
+            if member.isdir():
+                continue
+            if not member.isfile():
+                raise InputError(f"refusing archive member {name!r}: not a regular file", source=str(path))
+            if member.size > MAX_MEMBER_BYTES:
+                raise InputError(f"refusing archive member {name!r}: {member.size} bytes is too large",
+                                 source=str(path))
+            total += member.size
+            if total > MAX_TOTAL_BYTES:
+                raise InputError("refusing archive: uncompressed size too large", source=str(path))
+            fh = tf.extractfile(member)
+            if fh is None:
+                continue
+            try:
+                data = fh.read()
+            except (tarfile.TarError, OSError, EOFError, ValueError) as e:
+                raise InputError(f"corrupt tar archive at {name!r}: {e}", source=str(path)) from None
+            yield pure.as_posix().removeprefix("./"), data
+
+
+def _yaml_load_all(text: str, source: str) -> list[Any]:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return [d for d in yaml.load_all(text, Loader=loader) if d is not None]
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise InputError(f"malformed YAML: {problem}", source=source, line=line) from None
+
+
+def parse_objects(data: bytes, source: str, kind_hint: str | None = None) -> list[JSON]:
+    """Flatten a file's documents, Lists and typed lists into objects that each carry `kind`."""
+    if b"\x00" in data[:8192]:
+        raise InputError("binary data, not a YAML or JSON dump", source=source)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"not UTF-8 text ({e.reason} at byte {e.start})", source=source) from None
+    stripped = text.lstrip()
+    docs: list[Any]
+    if stripped.startswith(("{", "[")):
+        try:
+            docs = [json.loads(text)]
+        except json.JSONDecodeError as e:
+            raise InputError(f"malformed JSON: {e.msg}", source=source, line=e.lineno) from None
+    else:
+        docs = _yaml_load_all(text, source)
+    out: list[JSON] = []
+    for doc in docs:
+        _flatten(doc, source, kind_hint, out)
+    return out
+
+
+def _flatten(doc: Any, source: str, kind_hint: str | None, out: list[JSON]) -> None:
+    if isinstance(doc, list):
+        for d in doc:
+            _flatten(d, source, kind_hint, out)
+        return
+    if not isinstance(doc, dict):
+        raise InputError(f"expected Kubernetes objects, found {type(doc).__name__}", source=source)
+    kind = doc.get("kind")
+    if kind == "List" or (isinstance(kind, str) and kind in _LIST_KINDS) or (kind is None and "items" in doc):
+        item_kind = _LIST_KINDS.get(kind or "", kind_hint)
+        items = doc.get("items") or []
+        if not isinstance(items, list):
+            raise InputError("`items` is not a list", source=source)
+        for item in items:
+            if not isinstance(item, dict):
+                raise InputError("list item is not an object", source=source)
+            if "kind" not in item and item_kind:
+                item = {**item, "kind": item_kind}
+            _flatten(item, source, item_kind, out)
+        return
+    if kind is None and kind_hint:
+        doc = {**doc, "kind": kind_hint}
+        kind = kind_hint
+    if not isinstance(kind, str):
+        raise InputError("object without `kind`", source=source)
+    out.append(doc)
+
+
+class SnapshotSource:
+    """A ClusterSource over objects read from files; filters the way the apiserver would."""
+
+    def __init__(self, path: str, default_ns: str | None = None) -> None:
+        self.skipped: list[Skipped] = []
+        self.path = path
+        self.services: list[Service] = []
+        self.pods: list[Pod] = []
+        self.nodes: dict[str, Node] = {}
+        self.events: list[Event] = []
+        self.slices: list[EndpointSlice] = []
+        self.endpoints: dict[str, Endpoints] = {}
+        self.dumps: dict[str, NodeDumps] = {}
+        self._default_ns = default_ns or "default"
+        if path == DEMO_NAME:
+            root = demo_path()
+            self.name = "snapshot demo"
+            files = _read_tree(root)
+        else:
+            p = Path(path)
+            self.name = f"snapshot {path}"
+            if not p.exists():
+                raise InputError("no such file or directory", hint="give a snapshot file, directory, .tar.gz, "
+                                 "or `demo`", source=path)
+            if p.is_dir():
+                files = _read_tree(p)
+            elif tarfile.is_tarfile(p) if p.stat().st_size < MAX_TOTAL_BYTES else False:
+                files = _read_tar(p)
+            elif p.suffix in (".gz", ".tgz"):
+                files = _read_tar(p)
+            else:
+                try:
+                    files = iter([(p.name, p.read_bytes())])
+                except OSError as e:
+                    raise InputError(f"cannot read: {e.strerror}", source=path) from None
+        n_objects = 0
+        for rel, data in files:
+            n_objects += self._add_file(rel, data, path)
+        if n_objects == 0 and not self.dumps:
+            raise InputError("no Kubernetes objects or node dumps found", source=path,
+                             hint="see `svcctl --help` for the snapshot layout")
+
+    def _add_file(self, rel: str, data: bytes, root: str) -> int:
+        parts = rel.split("/")
+        source = f"{root}/{rel}" if root != DEMO_NAME else f"demo/{rel}"
+        # nodes/<node>/<dump>.txt
+        if len(parts) >= 3 and parts[-3] == "nodes" and parts[-1] in _DUMP_NAMES:
+            node = parts[-2]
+            d = self.dumps.setdefault(node, NodeDumps(node))
+            d.texts[_DUMP_NAMES[parts[-1]]] = data.decode("utf-8", errors="replace")
+            d.origins[_DUMP_NAMES[parts[-1]]] = source
+            return 0
+        base = parts[-1]
+        if not base.endswith(_OBJECT_SUFFIXES):
+            return 0  # logs and other files of a cluster-info dump
+        if len(parts) > 1 and base not in _FILE_KINDS and parts[0] != rel and self._is_cluster_info_extra(base):
+            return 0
+        objs = parse_objects(data, source, _FILE_KINDS.get(base))
+        for o in objs:
+            self._add(o, source)
+        return len(objs)
+
+    @staticmethod
+    def _is_cluster_info_extra(base: str) -> bool:
+        # cluster-info dump also writes deployments.json etc.; they are lists of kinds we do not read
+        return base in {"replicationcontrollers.json", "daemonsets.json", "deployments.json", "replicasets.json"}
+
+    def _add(self, o: JSON, source: str) -> None:
+        kind = o.get("kind")
+        meta = o.get("metadata")
+        if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+            raise InputError(f"{kind} without metadata.name", source=source)
+        try:
+            if kind == "Service":
+                self.services.append(Service.from_dict(o))
+            elif kind == "Pod":
+                self.pods.append(Pod.from_dict(o))
+            elif kind == "Node":
+                n = Node.from_dict(o)
+                self.nodes[n.meta.name] = n
+            elif kind == "Event":
+                self.events.append(Event.from_dict(o))
+            elif kind == "EndpointSlice":
+                self.slices.append(EndpointSlice.from_dict(o))
+            elif kind == "Endpoints":
+                e = Endpoints.from_dict(o)
+                self.endpoints[e.meta.key] = e
+        except (TypeError, ValueError, AttributeError) as e:
+            raise InputError(f"malformed {kind} {meta.get('name')!r}: {e}", source=source) from None
+
+    # ------------------------------------------------------------------ ClusterSource
+
+    def default_namespace(self) -> str:
+        return self._default_ns
+
+    def get_service(self, namespace: str, name: str) -> Service:
+        for s in self.services:
+            if s.meta.namespace == namespace and s.meta.name == name:
+                return s
+        raise NotFoundError(f'service "{name}" not found in namespace "{namespace}"',
+                            hint=suggest(name, namespace, self.services))
+
+    def list_services(self, namespace: str | None, label_selector: str | None = None) -> list[Service]:
+        sel = parse_selector(label_selector)
+        return [s for s in self.services
+                if (namespace is None or s.meta.namespace == namespace) and labels_match(s.meta.labels, sel)]
+
+    def list_endpoint_slices(self, namespace: str, service_name: str) -> list[EndpointSlice]:
+        return [s for s in self.slices if s.meta.namespace == namespace and s.service_name == service_name]
+
+    def get_endpoints(self, namespace: str, name: str) -> Endpoints | None:
+        return self.endpoints.get(f"{namespace}/{name}")
+
+    def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[Pod]:
+        sel = parse_selector(label_selector)
+        return [p for p in self.pods
+                if (namespace is None or p.meta.namespace == namespace) and labels_match(p.meta.labels, sel)]
+
+    def get_nodes(self, names: list[str]) -> dict[str, Node | None]:
+        return {n: self.nodes.get(n) for n in names}
+
+    def list_nodes(self) -> list[Node]:
+        return list(self.nodes.values())
+
+    def list_events(self, namespace: str, kind: str, names: list[str]) -> list[Event]:
+        want = set(names)
+        return [e for e in self.events
+                if e.involved_namespace == namespace and e.involved_kind == kind and e.involved_name in want]
+
+    def node_dumps(self, node: str) -> NodeDumps | None:
+        return self.dumps.get(node)
+
+    def namespaces(self) -> list[str]:
+        return sorted({s.meta.namespace for s in self.services} | {p.meta.namespace for p in self.pods})
+
+
+def suggest(name: str, namespace: str, services: list[Service]) -> str:
+    """`did you mean` for a Service name, from the same namespace first, then any."""
+    same = [s.meta.name for s in services if s.meta.namespace == namespace]
+    close = difflib.get_close_matches(name, same, n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + ", ".join(close) + "?"
+    others = [s.meta.key for s in services if s.meta.name == name]
+    if others:
+        return "a Service of that name exists in: " + ", ".join(others) + " (use -n)"
+    return "list Services with `svcctl endpoints -n " + namespace + "`"
+
+
+def dump_bytes(text: str) -> io.BytesIO:
+    return io.BytesIO(text.encode())
