@@ -82,9 +82,7 @@ class App:
         """False when the user gave node input only and no snapshot or kubeconfig: no cluster is needed."""
         if self.snapshot or self.kubeconfig or self.context:
             return True
-        if self.node_inputs.any_given:
-            return False
-        return True
+        return not self.node_inputs.any_given
 
     @property
     def source(self) -> ClusterSource:

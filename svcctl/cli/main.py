@@ -5,11 +5,11 @@ Commands are imported only when run, so `svcctl --help` and snapshot commands ne
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
 import traceback
-
 
 import click
 
@@ -114,10 +114,8 @@ def run(prog_name: str, args: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # stdout closed early (`| head`): not an error of ours
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, traceback only with -v
         if max(verbose, app.verbose):

@@ -13,7 +13,6 @@ Accepted inputs (documented in the README):
 from __future__ import annotations
 
 import difflib
-import io
 import json
 import os
 import tarfile
@@ -22,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from svcctl.errors import InputError, NotFoundError
-from svcctl.model import JSON, EndpointSlice, Endpoints, Event, Node, Pod, Service
+from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Service
 from svcctl.sources.base import NODE_DUMP_FILES, NodeDumps, Skipped, labels_match, parse_selector
 
 DEMO_NAME = "demo"
@@ -59,7 +58,7 @@ def _read_tree(path: Path) -> Iterator[tuple[str, bytes]]:
 
 def _read_tar(path: Path) -> Iterator[tuple[str, bytes]]:
     try:
-        tf = tarfile.open(path, "r:*")
+        tf = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the `with` below, after the check
     except (tarfile.TarError, OSError, EOFError) as e:
         raise InputError(f"not a readable tar archive: {e}", source=str(path)) from None
     total = 0
@@ -191,9 +190,7 @@ class SnapshotSource:
                                  "or `demo`", source=path)
             if p.is_dir():
                 files = _read_tree(p)
-            elif tarfile.is_tarfile(p) if p.stat().st_size < MAX_TOTAL_BYTES else False:
-                files = _read_tar(p)
-            elif p.suffix in (".gz", ".tgz"):
+            elif p.suffix in (".gz", ".tgz", ".tar") or tarfile.is_tarfile(p):
                 files = _read_tar(p)
             else:
                 try:
@@ -311,7 +308,3 @@ def suggest(name: str, namespace: str, services: list[Service]) -> str:
     if others:
         return "a Service of that name exists in: " + ", ".join(others) + " (use -n)"
     return "list Services with `svcctl endpoints -n " + namespace + "`"
-
-
-def dump_bytes(text: str) -> io.BytesIO:
-    return io.BytesIO(text.encode())

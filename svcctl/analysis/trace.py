@@ -1,0 +1,596 @@
+"""One request, hop by hop: target → DNS → Service → node rules → endpoints → drift → selected endpoint.
+
+Pure logic. The command gathers the pieces (cluster objects, node rules, DNS answers, conntrack flows, probe
+answers) and this module judges each hop. kube-proxy's own view of endpoints is modelled here (which endpoints
+it would program: ready first, serving+terminating as fallback, only this node's for traffic policy Local), so
+drift between the API and the node is a comparison of two sets, not a guess.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+from urllib.parse import urlsplit
+
+from svcctl.dataplane.model import Backend, Flow, NodeRules, ServiceEntry
+from svcctl.model import EndpointSlice, Finding, Service, ServicePort
+
+OK, WARNING, BROKEN, SKIPPED = "ok", "warning", "broken", "skipped"
+
+# ------------------------------------------------------------------------------------------------ target
+
+
+@dataclass
+class Target:
+    """What the user typed, understood."""
+
+    raw: str
+    kind: str  # service | dns | ip
+    namespace: str | None = None
+    name: str | None = None  # Service name when known
+    host: str | None = None  # DNS name or IP as typed
+    ip: str | None = None
+    port: int | None = None
+    scheme: str | None = None
+    path: str | None = None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def parse_target(raw: str, cluster_domain: str = "cluster.local") -> Target:
+    """`name`, `ns/name`, a DNS name, `VIP[:port]`, `[v6]:port`, or a URL."""
+    text = raw.strip()
+    if "://" in text:
+        u = urlsplit(text)
+        host = u.hostname or ""
+        try:
+            port = u.port
+        except ValueError:
+            port = None
+        if port is None:
+            port = {"http": 80, "https": 443}.get(u.scheme)
+        t = parse_target(host, cluster_domain)
+        t.raw, t.port, t.scheme, t.path = raw, port, u.scheme, u.path or "/"
+        return t
+    m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\](?::(\d+))?", text)
+    if m and _is_ip(m.group(1)):
+        return Target(raw, "ip", host=m.group(1), ip=m.group(1), port=int(m.group(2)) if m.group(2) else None)
+    if _is_ip(text):
+        return Target(raw, "ip", host=text, ip=text)
+    m = re.fullmatch(r"([0-9.]+):(\d+)", text)
+    if m and _is_ip(m.group(1)):
+        return Target(raw, "ip", host=m.group(1), ip=m.group(1), port=int(m.group(2)))
+    port: int | None = None
+    m = re.fullmatch(r"(.+?):(\d+)", text)
+    if m:
+        text, port = m.group(1), int(m.group(2))
+    if "/" in text:
+        ns, _, name = text.partition("/")
+        return Target(raw, "service", namespace=ns, name=name, port=port)
+    if "." not in text.rstrip("."):
+        return Target(raw, "service", name=text, port=port)
+    # a DNS name: svc.ns, svc.ns.svc, svc.ns.svc.<domain>, pod.svc.ns.svc.<domain>
+    labels = text.rstrip(".").split(".")
+    suffix = ["svc", *cluster_domain.split(".")]
+    name: str | None = None
+    ns: str | None = None
+    if len(labels) >= 2 and labels[2:] in ([], ["svc"], suffix):
+        name, ns = labels[0], labels[1]
+    elif len(labels) >= 3 and labels[3:] in (["svc"], suffix):
+        name, ns = labels[1], labels[2]  # a Pod record: hostname.svc.ns.svc.<domain>
+    return Target(raw, "dns", namespace=ns, name=name, host=text, port=port)
+
+
+# ------------------------------------------------------------------------------------------------ kube-proxy's view
+
+
+@dataclass
+class ExpectedBackend:
+    """An endpoint as kube-proxy would program it for one service port."""
+
+    ip: str
+    port: int
+    pod: str | None  # ns/name
+    node: str
+    ready: bool
+    serving: bool
+    terminating: bool
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.ip, self.port)
+
+
+@dataclass
+class ProxyView:
+    """What kube-proxy on `node` should program for one service port, with the reason behind it."""
+
+    all_endpoints: list[ExpectedBackend]  # every endpoint of the port, any state
+    cluster: list[ExpectedBackend]  # used for Cluster traffic policy
+    local: list[ExpectedBackend]  # used for Local traffic policy on `node`
+    fallback_terminating: bool = False  # no ready endpoint: serving+terminating used instead
+    notes: list[str] = field(default_factory=list)
+
+
+def _family(ip: str) -> int:
+    return 6 if ":" in ip else 4
+
+
+def proxy_view(service: Service, port: ServicePort, slices: list[EndpointSlice], node: str | None) -> ProxyView:
+    """kube-proxy's endpointslicecache + topology.CategorizeEndpoints, for one port.
+
+    A slice port is matched to the Service port by name and protocol; only the first address of an endpoint
+    is used; missing ready/serving conditions count as true; ready endpoints are preferred, and only when none
+    is ready are serving+terminating ones used."""
+    seen: dict[tuple[str, int], ExpectedBackend] = {}
+    for sl in slices:
+        if sl.address_type not in ("IPv4", "IPv6"):
+            continue
+        sp = next((p for p in sl.ports if p.name == port.name and p.protocol == port.protocol), None)
+        if sp is None or sp.port is None:
+            continue
+        for ep in sl.endpoints:
+            if not ep.addresses:
+                continue
+            ip = ep.addresses[0]
+            pod = f"{ep.target_namespace or sl.meta.namespace}/{ep.target_name}" if ep.target_name else None
+            eb = ExpectedBackend(ip, int(sp.port), pod, ep.node_name, ep.is_ready, ep.is_serving, ep.is_terminating)
+            seen.setdefault(eb.key, eb)
+    eps = sorted(seen.values(), key=lambda e: f"{e.ip}:{e.port}")
+    ready = [e for e in eps if e.ready]
+    notes: list[str] = []
+    fallback = False
+    cluster = ready
+    if not ready:
+        cluster = [e for e in eps if e.serving and e.terminating]
+        fallback = bool(cluster)
+        if fallback:
+            notes.append("no ready endpoint: kube-proxy falls back to serving, terminating endpoints")
+    local_ready = [e for e in ready if node and e.node == node]
+    local = local_ready or [e for e in eps if node and e.node == node and e.serving and e.terminating]
+    if service.meta.annotations.get("service.kubernetes.io/topology-mode") or service.traffic_distribution:
+        notes.append("topology-aware routing is on: kube-proxy may narrow endpoints to this zone using hints")
+    return ProxyView(eps, cluster, local, fallback, notes)
+
+
+# ------------------------------------------------------------------------------------------------ hops
+
+
+@dataclass
+class Hop:
+    name: str  # dns | service | node-rules | endpoints | drift | selected
+    verdict: str  # ok | warning | broken | skipped
+    summary: str
+    details: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"hop": self.name, "verdict": self.verdict, "summary": self.summary, "details": self.details,
+                **({"data": self.data} if self.data else {})}
+
+
+@dataclass
+class TraceBackend:
+    ip: str
+    port: int
+    probability: Fraction | None
+    pod: str | None
+    ready: bool | None
+    node: str = ""
+    chain: str = ""
+    weight: int | None = None
+    observed: int | None = None  # connections seen (conntrack / probe)
+    state: str = ""  # "ready" | "not ready" | "terminating" | "unknown (no such endpoint)"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "ip": self.ip, "port": self.port,
+            "probability": float(self.probability) if self.probability is not None else None,
+            "share": (f"{self.probability.numerator}/{self.probability.denominator}"
+                      if self.probability is not None else None),
+            "pod": self.pod, "ready": self.ready,
+        }
+        if self.node:
+            out["node"] = self.node
+        if self.chain:
+            out["chain"] = self.chain
+        if self.weight is not None:
+            out["weight"] = self.weight
+        if self.observed is not None:
+            out["observed"] = self.observed
+        return out
+
+
+@dataclass
+class PortTrace:
+    port: int
+    protocol: str
+    name: str
+    target_port: int | str
+    entries: list[ServiceEntry] = field(default_factory=list)
+    hops: list[Hop] = field(default_factory=list)
+    backends: list[TraceBackend] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        vs = [h.verdict for h in self.hops]
+        return BROKEN if BROKEN in vs else WARNING if WARNING in vs else OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {"port": self.port, "protocol": self.protocol, "name": self.name, "targetPort": self.target_port,
+                "verdict": self.verdict, "hops": [h.to_json() for h in self.hops],
+                "backends": [b.to_json() for b in self.backends]}
+
+
+def _share(p: Fraction | None) -> str:
+    if p is None:
+        return "share depends on load/source"
+    return f"{p.numerator}/{p.denominator}" if p.denominator != 1 else str(p.numerator)
+
+
+def _entries_for_port(service: Service | None, port: ServicePort | None, target: Target,
+                      rules: NodeRules) -> list[ServiceEntry]:
+    """The rules' entries a request to this port can enter by: ClusterIP first, then NodePort/external/LB."""
+    if service is None or port is None:
+        if target.ip is None:
+            return []
+        found = [e for e in rules.services if e.address == target.ip
+                 and (target.port is None or e.port == target.port)]
+        return found
+    proto = port.protocol.upper()
+    out: list[ServiceEntry] = []
+    addrs = set(service.cluster_ips) - {"None", ""}
+    spn = f"{service.meta.namespace}/{service.meta.name}"
+    for e in rules.services:
+        if e.protocol != proto:
+            continue
+        if e.kind == "ClusterIP" and e.address in addrs and e.port == port.port:
+            out.append(e)
+        elif e.kind == "NodePort" and port.node_port and e.port == port.node_port:
+            if e.name is None or e.name.startswith(spn):
+                out.append(e)
+        elif e.kind in ("ExternalIP", "LoadBalancer") and e.port == port.port and (
+                e.address in service.external_ips or e.address in service.load_balancer_ips):
+            out.append(e)
+    return out
+
+
+def judge_port(
+    service: Service | None,
+    port: ServicePort | None,
+    target: Target,
+    rules: NodeRules | None,
+    view: ProxyView | None,
+    node: str | None,
+    pod_codes: dict[str, list[str]] | None = None,
+    flows: list[Flow] | None = None,
+    probe: Counter[tuple[str, int]] | None = None,
+    probe_errors: int = 0,
+) -> PortTrace:
+    """The node-rules, endpoints, drift and selected-endpoint hops for one service port."""
+    pt = PortTrace(port.port if port else (target.port or 0), port.protocol if port else "TCP",
+                   port.name if port else "", port.target_port if port else 0)
+    pod_codes = pod_codes or {}
+    spn = (f"{service.meta.namespace}/{service.meta.name}" + (f":{port.name}" if port and port.name else "")
+           if service else None)
+    label = spn or f"{target.ip}:{target.port}"
+    by_key: dict[tuple[str, int], ExpectedBackend] = {e.key: e for e in view.all_endpoints} if view else {}
+
+    # ---- node rules
+    entries: list[ServiceEntry] = []
+    if rules is None:
+        pt.hops.append(Hop("node-rules", SKIPPED, "no node rules given (use --iptables-save/--ipvsadm/--nft, "
+                                                  "--netns, --local-node, a snapshot with node dumps, or --node)"))
+    else:
+        entries = _entries_for_port(service, port, target, rules)
+        pt.entries = entries
+        clusterip = [e for e in entries if e.kind == "ClusterIP"] or entries
+        if not entries:
+            if service is not None and service.headless:
+                pt.hops.append(Hop("node-rules", SKIPPED, "headless Service: no VIP, kube-proxy writes no rules"))
+            else:
+                pt.hops.append(Hop("node-rules", BROKEN, f"{label} is not in this node's {rules.mode} rules"))
+                pt.findings.append(Finding(
+                    "ServiceNotProgrammed", "error",
+                    f"{label}: no {rules.mode} rule on node {node or '?'} sends "
+                    f"{target.ip or (service.cluster_ip if service else '?')}:{pt.port} anywhere",
+                    evidence=f"{len(rules.services)} service entries read from {rules.source or 'the node'}",
+                    hint="check kube-proxy is running and syncing on this node (its logs, "
+                         "sync_proxy_rules_last_timestamp_seconds)",
+                ))
+        else:
+            main = clusterip[0]
+            details = [f"entry: {e.kind} {e.address or '*'}:{e.port}/{e.protocol}"
+                       + (f" via {' → '.join(e.path)}" if e.path else "") for e in entries]
+            for e in entries:
+                details += [f"{e.kind}: {m}" for m in e.masquerade]
+                details += [f"{e.kind}: {n}" for n in e.notes]
+                if e.affinity_seconds:
+                    details.append(f"{e.kind}: session affinity: a client sticks to its backend for "
+                                   f"{e.affinity_seconds}s")
+                if e.source_ranges:
+                    details.append(f"{e.kind}: only from {', '.join(e.source_ranges)}")
+            if rules.mode == "iptables":
+                details.append("iptables mode picks a backend at random for each new connection "
+                               "(not round-robin); shares below are exact")
+            elif rules.mode == "nftables":
+                details.append("nftables mode picks a backend with numgen random (not round-robin)")
+            elif rules.mode == "ipvs" and main.scheduler:
+                details.append(f"IPVS scheduler {main.scheduler}")
+            verdict = OK
+            summary = (f"{main.kind} {main.address}:{main.port}/{main.protocol} → "
+                       f"{len(main.backends)} backend(s) [{rules.mode}]")
+            if main.no_endpoints:
+                verdict = BROKEN
+                summary = f"{main.address}:{main.port} has no endpoints: the node rejects the connection"
+                pt.findings.append(Finding(
+                    "NoEndpointsReject", "error",
+                    f"{label}: node {node or '?'} rejects connections to {main.address}:{main.port} "
+                    "(\"has no endpoints\")",
+                    evidence="; ".join(main.path) or "REJECT rule in filter KUBE-SERVICES",
+                    hint="the Service has no ready endpoints on this node's view; see the endpoints hop",
+                ))
+            for e in entries:
+                if e.no_local_endpoints:
+                    verdict = BROKEN if e is main else (WARNING if verdict == OK else verdict)
+                    pt.findings.append(Finding(
+                        "NoLocalEndpoints", "error" if e is main else "warning",
+                        f"{label}: {e.kind} {e.address or '*'}:{e.port} drops traffic on node {node or '?'}: "
+                        "traffic policy Local and no endpoint on this node",
+                        evidence="DROP \"has no local endpoints\"",
+                        hint="run a ready Pod on this node, or use traffic policy Cluster",
+                    ))
+            pt.hops.append(Hop("node-rules", verdict, summary, details))
+            for b in main.backends:
+                ex = by_key.get((b.ip, b.port))
+                pt.backends.append(TraceBackend(
+                    b.ip, b.port, b.probability, ex.pod if ex else None,
+                    ex.ready if ex else None, ex.node if ex else "", b.chain, b.weight,
+                    state=("terminating" if ex and ex.terminating else "ready" if ex and ex.ready
+                           else "not ready" if ex else "unknown (no such endpoint in the API)"),
+                ))
+
+    # ---- endpoints
+    if view is None:
+        pt.hops.append(Hop("endpoints", SKIPPED, "no cluster data: backends not mapped to Pods"))
+    else:
+        ready = [e for e in view.all_endpoints if e.ready]
+        notready = [e for e in view.all_endpoints if not e.ready]
+        details = [f"{e.ip}:{e.port} {e.pod or '(no Pod)'} on {e.node or '?'}: "
+                   + ("ready" if e.ready else "terminating" if e.terminating else "not ready")
+                   + (f" — {', '.join(pod_codes[e.pod])}" if e.pod and pod_codes.get(e.pod) else "")
+                   for e in view.all_endpoints]
+        for pod, codes in sorted(pod_codes.items()):
+            if not any(e.pod == pod for e in view.all_endpoints) and codes:
+                details.append(f"{pod}: expected but absent — {', '.join(codes)}")
+        details += view.notes
+        verdict = OK if ready else BROKEN
+        if ready and (notready or any(pod_codes.values())):
+            verdict = WARNING
+        pt.hops.append(Hop("endpoints", verdict,
+                           f"{len(ready)} ready, {len(notready)} not ready endpoint(s) for port "
+                           f"{pt.name or pt.port}", details))
+
+    # ---- drift
+    if rules is not None and view is not None and entries:
+        main = ([e for e in entries if e.kind == "ClusterIP"] or entries)[0]
+        local = main.policy_local or (service is not None and service.internal_traffic_policy == "Local"
+                                      and main.kind == "ClusterIP")
+        want = view.local if local else view.cluster
+        want_keys = {e.key for e in want}
+        have_keys = {(b.ip, b.port) for b in main.backends}
+        drift: list[str] = []
+        for b in main.backends:
+            if (b.ip, b.port) not in want_keys:
+                ex = by_key.get((b.ip, b.port))
+                why = ("its endpoint is not ready" if ex and not ex.ready else
+                       "it is on another node (traffic policy Local)" if ex and local else
+                       "no such endpoint exists in the API")
+                drift.append(f"stale: {b.address} is in the rules but {why}")
+                pt.findings.append(Finding(
+                    "StaleBackend", "error",
+                    f"{label}: node {node or '?'} still sends traffic to {b.address}, but {why}",
+                    pod=ex.pod if ex else None,
+                    evidence=f"{b.chain or 'backend'} → {b.address} in {rules.source or rules.mode}",
+                    hint="kube-proxy has not synced since the endpoint changed: check its logs and sync metrics",
+                ))
+        if not main.no_endpoints:
+            for e in want:
+                if e.key not in have_keys:
+                    drift.append(f"missing: {e.ip}:{e.port} ({e.pod or 'no Pod'}) is ready but not in the rules")
+                    pt.findings.append(Finding(
+                        "EndpointNotProgrammed", "error",
+                        f"{label}: ready endpoint {e.ip}:{e.port} is not in node {node or '?'}'s rules",
+                        pod=e.pod,
+                        evidence=f"EndpointSlice says ready; {rules.mode} rules list "
+                                 f"{', '.join(sorted(f'{i}:{p}' for i, p in have_keys)) or 'no backend'}",
+                        hint="kube-proxy has not programmed it yet, or is not syncing",
+                    ))
+        elif want:
+            drift.append(f"the node rejects {label} but the API has {len(want)} usable endpoint(s)")
+            for e in want:
+                pt.findings.append(Finding(
+                    "EndpointNotProgrammed", "error",
+                    f"{label}: ready endpoint {e.ip}:{e.port} is not in node {node or '?'}'s rules "
+                    "(the node still says \"has no endpoints\")",
+                    pod=e.pod, evidence="REJECT \"has no endpoints\" while the EndpointSlice is ready",
+                    hint="kube-proxy has not synced since the endpoint became ready",
+                ))
+        if local and not want and not main.no_local_endpoints and main.backends:
+            drift.append("traffic policy Local but no local endpoint in the API")
+        pt.hops.append(Hop("drift", BROKEN if drift else OK,
+                           "node rules match the API" if not drift else f"{len(drift)} difference(s) "
+                           "between the node and the API", drift))
+    elif rules is None or view is None:
+        pt.hops.append(Hop("drift", SKIPPED, "needs both node rules and cluster data"))
+
+    # ---- selected endpoint: conntrack and probe
+    vips = {e.address for e in entries} | ({target.ip} if target.ip else set())
+    if service is not None:
+        vips |= set(service.cluster_ips) - {"None", ""}
+    ports = {e.port for e in entries} | {pt.port}
+    if flows is not None:
+        mine = [f for f in flows if f.dst in vips and f.dport in ports and f.protocol.upper() == pt.protocol]
+        counts = Counter((f.backend_ip, f.backend_port) for f in mine)
+        details = []
+        for (ip, p), n in counts.most_common():
+            ex = by_key.get((ip, p))
+            details.append(f"{n} flow(s) → {ip}:{p} {ex.pod if ex else ''}".rstrip())
+            for b in pt.backends:
+                if (b.ip, b.port) == (ip, p):
+                    b.observed = (b.observed or 0) + n
+        pt.hops.append(Hop("selected", OK if mine else WARNING,
+                           f"conntrack: {len(mine)} live flow(s) to this port" if mine else
+                           "conntrack shows no flow to this port", details,
+                           {"flows": {f"{i}:{p}": n for (i, p), n in counts.items()}}))
+    if probe is not None:
+        total = sum(probe.values())
+        details = []
+        for (ip, p), n in probe.most_common():
+            b = next((b for b in pt.backends if (b.ip, b.port) == (ip, p)), None)
+            exp = f" (predicted {_share(b.probability)})" if b else " (not a predicted backend!)"
+            details.append(f"{ip}:{p} answered {n}/{total}{exp}")
+            if b:
+                b.observed = n
+        verdict = OK if total and not probe_errors else (BROKEN if not total else WARNING)
+        unexpected = [k for k in probe if not any((b.ip, b.port) == k for b in pt.backends)]
+        if unexpected and pt.backends:
+            verdict = WARNING
+        pt.hops.append(Hop("selected", verdict,
+                           f"probe: {total} answered, {probe_errors} failed", details))
+    if flows is None and probe is None:
+        pt.hops.append(Hop("selected", SKIPPED, "give --conntrack (or read it from the node) or --probe N to "
+                                                "see which backends connections actually went to"))
+    return pt
+
+
+# ------------------------------------------------------------------------------------------------ whole trace
+
+
+@dataclass
+class Trace:
+    target: Target
+    service: Service | None
+    node: str | None
+    mode: str | None
+    dns: Any | None = None  # DNSReport from the DNS hop
+    pre_hops: list[Hop] = field(default_factory=list)  # dns, service
+    ports: list[PortTrace] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def all_findings(self) -> list[Finding]:
+        out = list(self.findings)
+        for p in self.ports:
+            out += p.findings
+        return out
+
+    @property
+    def broken(self) -> bool:
+        return (any(h.verdict == BROKEN for h in self.pre_hops)
+                or any(h.verdict == BROKEN for p in self.ports for h in p.hops)
+                or any(f.severity == "error" for f in self.all_findings))
+
+    def to_json(self) -> dict[str, Any]:
+        from svcctl import API_VERSION
+
+        svc: dict[str, Any] | None = None
+        if self.service is not None:
+            s = self.service
+            svc = {"namespace": s.meta.namespace, "name": s.meta.name, "type": s.type,
+                   "clusterIPs": s.cluster_ips, "selector": s.selector,
+                   "ports": [{"name": p.name, "port": p.port, "protocol": p.protocol,
+                              "targetPort": p.target_port, "nodePort": p.node_port} for p in s.ports],
+                   "sessionAffinity": s.session_affinity,
+                   "externalTrafficPolicy": s.external_traffic_policy,
+                   "internalTrafficPolicy": s.internal_traffic_policy}
+        return {
+            "apiVersion": API_VERSION,
+            "kind": "Trace",
+            "target": self.target.raw,
+            "verdict": BROKEN if self.broken else (
+                WARNING if any(h.verdict == WARNING for p in self.ports for h in p.hops)
+                or any(h.verdict == WARNING for h in self.pre_hops) else OK),
+            "service": svc,
+            "dns": self.dns.to_json() if self.dns is not None and hasattr(self.dns, "to_json") else None,
+            "node": {"name": self.node, "mode": self.mode},
+            "hops": [h.to_json() for h in self.pre_hops],
+            "ports": [p.to_json() for p in self.ports],
+            "findings": [f.to_json() for f in self.all_findings],
+            "notes": self.notes,
+        }
+
+
+def service_hop(service: Service) -> Hop:
+    s = service
+    details = [f"type {s.type}"]
+    if s.type == "ExternalName":
+        return Hop("service", OK, f"ExternalName → {s.external_name}: DNS answers a CNAME, no VIP, no proxying",
+                   details)
+    if s.headless:
+        details.append("headless (clusterIP: None): DNS returns Pod IPs directly; no VIP, no kube-proxy rules")
+    else:
+        details.append("ClusterIP(s): " + ", ".join(s.cluster_ips))
+    for p in s.ports:
+        details.append(f"port {p.name or '-'} {p.port}/{p.protocol} → targetPort {p.target_port}"
+                       + (f", nodePort {p.node_port}" if p.node_port else ""))
+    details.append("selector: " + (", ".join(f"{k}={v}" for k, v in sorted(s.selector.items()))
+                                   if s.selector else "none (endpoints managed by hand)"))
+    if s.session_affinity == "ClientIP":
+        details.append(f"session affinity ClientIP, {s.affinity_timeout}s")
+    if s.external_traffic_policy == "Local" and s.type in ("NodePort", "LoadBalancer"):
+        details.append("externalTrafficPolicy Local: external traffic only to this node's endpoints")
+    if s.internal_traffic_policy == "Local":
+        details.append("internalTrafficPolicy Local: in-cluster traffic only to this node's endpoints")
+    if "service.kubernetes.io/service-proxy-name" in s.meta.labels:
+        details.append("labelled service.kubernetes.io/service-proxy-name: kube-proxy ignores this Service")
+    vip = "headless" if s.headless else ",".join(s.cluster_ips)
+    verdict = OK
+    if not s.ports and s.type != "ExternalName":
+        verdict = BROKEN
+        details.append("the Service has no ports")
+    return Hop("service", verdict, f"{s.meta.key} {s.type} {vip}", details)
+
+
+def pick_ports(service: Service, target: Target, port_flag: str | None) -> list[ServicePort]:
+    """--port by number or name; else the port in the target; else every port."""
+    want = port_flag if port_flag is not None else (str(target.port) if target.port else None)
+    if want is None:
+        return list(service.ports)
+    return [p for p in service.ports
+            if str(p.port) == want or p.name == want or (p.node_port and str(p.node_port) == want)]
+
+
+def flows_summary(flows: list[Flow]) -> dict[str, int]:
+    return dict(Counter(f"{f.backend_ip}:{f.backend_port}" for f in flows))
+
+
+def backend_from(entry: ServiceEntry, ip: str, port: int) -> Backend | None:
+    return next((b for b in entry.backends if b.ip == ip and b.port == port), None)
+
+
+def drift_findings(service: Service, slices: list[EndpointSlice], rules: NodeRules,
+                   node: str | None) -> list[Finding]:
+    """Findings where the node's rules and the API disagree about `service` (used by `svcctl check`)."""
+    if service.type == "ExternalName" or service.headless or not service.selector and not slices:
+        return []
+    if "service.kubernetes.io/service-proxy-name" in service.meta.labels:
+        return []
+    target = Target(service.meta.key, "service", service.meta.namespace, service.meta.name)
+    out: list[Finding] = []
+    for port in service.ports:
+        view = proxy_view(service, port, slices, node)
+        out += judge_port(service, port, target, rules, view, node).findings
+    return out
