@@ -37,6 +37,7 @@ _FILE_KINDS = {  # cluster-info dump file names
     "services.json": "Service", "pods.json": "Pod", "nodes.json": "Node", "events.json": "Event",
     "endpoints.json": "Endpoints", "endpointslices.json": "EndpointSlice",
 }
+_READ_KINDS = set(_LIST_KINDS.values())
 _OBJECT_SUFFIXES = (".yaml", ".yml", ".json")
 _DUMP_NAMES = {v: k for k, v in NODE_DUMP_FILES.items()}
 
@@ -144,8 +145,11 @@ def _flatten(doc: Any, source: str, kind_hint: str | None, out: list[JSON]) -> N
     if not isinstance(doc, dict):
         raise InputError(f"expected Kubernetes objects, found {type(doc).__name__}", source=source)
     kind = doc.get("kind")
-    if kind == "List" or (isinstance(kind, str) and kind in _LIST_KINDS) or (kind is None and "items" in doc):
+    if kind == "List" or (isinstance(kind, str) and kind.endswith("List") and "items" in doc) or (
+            kind is None and "items" in doc):
         item_kind = _LIST_KINDS.get(kind or "", kind_hint)
+        if item_kind is None and isinstance(kind, str) and kind != "List":
+            item_kind = kind.removesuffix("List")
         items = doc.get("items") or []
         if not isinstance(items, list):
             raise InputError("`items` is not a list", source=source)
@@ -217,20 +221,15 @@ class SnapshotSource:
         base = parts[-1]
         if not base.endswith(_OBJECT_SUFFIXES):
             return 0  # logs and other files of a cluster-info dump
-        if len(parts) > 1 and base not in _FILE_KINDS and parts[0] != rel and self._is_cluster_info_extra(base):
-            return 0
         objs = parse_objects(data, source, _FILE_KINDS.get(base))
         for o in objs:
             self._add(o, source)
         return len(objs)
 
-    @staticmethod
-    def _is_cluster_info_extra(base: str) -> bool:
-        # cluster-info dump also writes deployments.json etc.; they are lists of kinds we do not read
-        return base in {"replicationcontrollers.json", "daemonsets.json", "deployments.json", "replicasets.json"}
-
     def _add(self, o: JSON, source: str) -> None:
         kind = o.get("kind")
+        if kind not in _READ_KINDS:
+            return  # Deployments, ReplicaSets, … (cluster-info dump writes them too): not needed
         meta = o.get("metadata")
         if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
             raise InputError(f"{kind} without metadata.name", source=source)
@@ -300,11 +299,11 @@ class SnapshotSource:
 
 def suggest(name: str, namespace: str, services: list[Service]) -> str:
     """`did you mean` for a Service name, from the same namespace first, then any."""
+    others = [s.meta.key for s in services if s.meta.name == name]
+    if others:
+        return "a Service of that name exists in: " + ", ".join(others) + " (use -n)"
     same = [s.meta.name for s in services if s.meta.namespace == namespace]
     close = difflib.get_close_matches(name, same, n=3, cutoff=0.6)
     if close:
         return "did you mean " + ", ".join(close) + "?"
-    others = [s.meta.key for s in services if s.meta.name == name]
-    if others:
-        return "a Service of that name exists in: " + ", ".join(others) + " (use -n)"
     return "list Services with `svcctl endpoints -n " + namespace + "`"
