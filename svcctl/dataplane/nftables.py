@@ -1,0 +1,939 @@
+"""kube-proxy's nftables mode, read from `nft list table ip kube-proxy` / `nft list ruleset` / `nft -j …`.
+
+The packet is followed the way kube-proxy lays it out (pkg/proxy/nftables/proxier.go): the `services` chain looks
+`daddr . l4proto . dport` up in the `service-ips` verdict map (and `proto . dport` in `service-nodeports`), which
+sends it to a `service-…` / `external-…` / `local-…` chain; that picks an endpoint with `numgen random mod N`,
+either through a verdict map of `endpoint-…` chains (layout A, kube-proxy ≈1.29–1.35) or straight in a
+`dnat … to numgen random mod N map { i : ip . port }` (layout B, ≈1.36+). Shares are exact: each map key is 1/N.
+
+Text and JSON are both reduced to one neutral form (tables → chains of rule text, sets/maps with parsed
+elements); JSON rule expressions are rendered back into nft's own syntax so one interpreter serves both, and the
+two listings of one ruleset give the same `NodeRules`.
+
+The iptables-nft backend (`table ip nat` with KUBE-* chains, `meta random & 2147483647 < …`) is iptables mode:
+it is refused with an InputError that says to give `iptables-save` output instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from svcctl.dataplane.model import Backend, NodeRules, RuleStats, ServiceEntry
+from svcctl.errors import InputError
+
+__all__ = ["parse_nft", "looks_like_nft", "is_iptables_nft", "nft_hash_and_truncate", "spn_from_chain"]
+
+_IPTABLES_NFT_HINT = ("this is iptables mode on the nf_tables backend; use --iptables-save with `iptables-save` "
+                      "output (iptables-nft-save on older systems)")
+_BASE_PREFIXES = ("service-", "external-", "local-", "endpoint-", "firewall-")
+_MAX_DEPTH = 16
+
+
+# --------------------------------------------------------------------------- neutral form
+
+
+@dataclass
+class _Elem:
+    key: tuple[str, ...]
+    value: str | None = None  # verdict ("goto x", "drop") or data ("10.0.0.1 . 80")
+    comment: str | None = None
+
+
+@dataclass
+class _Set:
+    name: str
+    is_map: bool = False
+    type: str = ""
+    flags: list[str] = field(default_factory=list)
+    timeout: int | None = None
+    elements: list[_Elem] = field(default_factory=list)
+    comment: str | None = None
+
+
+@dataclass
+class _Rule:
+    text: str  # nft syntax without the trailing comment
+    comment: str | None = None
+    line: int | None = None
+
+
+@dataclass
+class _Chain:
+    name: str
+    rules: list[_Rule] = field(default_factory=list)
+    hook: str | None = None  # "nat prerouting" etc. for base chains
+    comment: str | None = None
+
+
+@dataclass
+class _Table:
+    family: str
+    name: str
+    chains: dict[str, _Chain] = field(default_factory=dict)
+    sets: dict[str, _Set] = field(default_factory=dict)
+
+    def chain(self, name: str) -> _Chain:
+        if name not in self.chains:
+            self.chains[name] = _Chain(name)
+        return self.chains[name]
+
+
+# --------------------------------------------------------------------------- helpers shared with others
+
+
+def nft_hash_and_truncate(name: str) -> str:
+    """kube-proxy's hashAndTruncate: first 8 chars of base32(sha256(name)), '-', name, cut to 240.
+
+    Private copy: svcctl.dataplane.hashes was not there when this was written."""
+    digest = base64.b32encode(hashlib.sha256(name.encode()).digest()).decode()
+    out = digest[:8] + "-" + name
+    return out if len(out) <= 240 else out[:237] + "..."
+
+
+_CHAIN_RE = re.compile(r"^(?:service|external|local|firewall|endpoint|affinity)-[A-Z2-7]{8}-"
+                       r"(?P<ns>[^/]+)/(?P<svc>[^/]+)/(?P<proto>tcp|udp|sctp)/(?P<port>[^/_]*)(?:__.*)?$")
+
+
+def spn_from_chain(chain: str) -> tuple[str, str] | None:
+    """`service-ULMVA6XW-ns1/svc1/tcp/p80` → ("ns1/svc1:p80", "TCP"); unnamed port → "ns1/svc1"."""
+    m = _CHAIN_RE.match(chain)
+    if not m:
+        return None
+    spn = f"{m['ns']}/{m['svc']}" + (f":{m['port']}" if m["port"] else "")
+    return spn, m["proto"].upper()
+
+
+def is_iptables_nft(text: str) -> bool:
+    """`nft list ruleset` of a node whose kube-proxy runs in iptables mode with iptables-nft."""
+    if re.search(r"\bchain KUBE-(SERVICES|SVC-|SEP-|NODEPORTS|POSTROUTING|MARK-MASQ)", text):
+        return True
+    if "meta random & 2147483647 <" in text:
+        return True
+    return bool(re.search(r'"chain":\s*"KUBE-(SERVICES|SVC-|SEP-|NODEPORTS|POSTROUTING)', text))
+
+
+def looks_like_nft(text: str) -> bool:
+    """nft output or input of any kind (list text, `nft -j` JSON, `nft -f` transaction)."""
+    head = text.lstrip()[:4096]
+    if head.startswith("{") and '"nftables"' in head:
+        return True
+    if re.search(r"(?m)^\s*table (ip|ip6|inet|arp|bridge|netdev) \S+ \{", head):
+        return True
+    return bool(re.search(r"(?m)^\s*add (table|chain|rule|map|set|element) (ip|ip6|inet) ", head))
+
+
+# --------------------------------------------------------------------------- text reader
+
+
+_QUOTED = r'"(?:[^"\\]|\\.)*"'
+_TRAIL_COMMENT = re.compile(r'\s+comment (' + _QUOTED + r')\s*$')
+_HANDLE = re.compile(r"\s+# handle \d+\s*$")
+
+
+def _unquote(s: str) -> str:
+    return s[1:-1].replace('\\"', '"') if s.startswith('"') and s.endswith('"') else s
+
+
+def _split_comment(text: str) -> tuple[str, str | None]:
+    text = _HANDLE.sub("", text).strip()
+    m = _TRAIL_COMMENT.search(text)
+    if m:
+        return text[: m.start()].strip(), _unquote(m.group(1))
+    return text, None
+
+
+def _split_top(s: str, sep: str = ",") -> list[str]:
+    """Split on `sep` outside quotes and braces."""
+    out: list[str] = []
+    cur: list[str] = []
+    depth, quote = 0, False
+    for ch in s:
+        if ch == '"':
+            quote = not quote
+        elif not quote and ch in "{[(":
+            depth += 1
+        elif not quote and ch in "}])":
+            depth -= 1
+        if ch == sep and depth == 0 and not quote:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    return [x.strip() for x in out if x.strip()]
+
+
+_ELEM_NOISE = re.compile(r"\s+(?:timeout|expires) \S+")
+
+
+def _parse_elem(raw: str, is_map: bool) -> _Elem:
+    comment = None
+    m = re.search(r"\s*comment (" + _QUOTED + ")", raw)
+    if m:
+        comment = _unquote(m.group(1))
+        raw = raw[: m.start()] + raw[m.end():]
+    value = None
+    if is_map and " : " in raw:
+        raw, value = raw.split(" : ", 1)
+        value = value.strip()
+    raw = _ELEM_NOISE.sub("", raw).strip()
+    key = tuple(p.strip() for p in raw.split(" . "))
+    return _Elem(key, value, comment)
+
+
+def _duration(s: str) -> int | None:
+    """nft durations: `3h`, `10800s`, `1d2h3m4s`, `500ms` → whole seconds."""
+    s = s.strip().rstrip(";").strip()
+    if s.isdigit():
+        return int(s)
+    total = 0.0
+    found = False
+    for num, unit in re.findall(r"(\d+)(ms|d|h|m|s)", s):
+        found = True
+        total += int(num) * {"d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}[unit]
+    return int(total) if found else None
+
+
+def _read_text(text: str, source: str) -> list[_Table]:
+    tables: list[_Table] = []
+    lines = text.splitlines()
+    i = 0
+    n = len(lines)
+    table: _Table | None = None
+    while i < n:
+        raw = lines[i]
+        line = raw.strip()
+        i += 1
+        if not line or line.startswith("#"):
+            continue
+        if table is None:
+            m = re.match(r"^table (\S+) (\S+) \{$", line)
+            if m:
+                table = _Table(m.group(1), m.group(2))
+                tables.append(table)
+                continue
+            if line.startswith("add ") or line.startswith(("flush ", "delete ", "destroy ")):
+                i = _read_transaction(lines, i - 1, tables, source)
+                continue
+            raise InputError(f"not nft output: unexpected {line[:80]!r}", source=source, line=i,
+                             hint="give `nft list table ip kube-proxy`, `nft list ruleset` or `nft -j list …`")
+        if line == "}":
+            table = None
+            continue
+        m = re.match(r"^(chain|set|map) (\S+) \{$", line)
+        if m:
+            kind, name = m.group(1), _unquote(m.group(2))
+            body: list[tuple[int, str]] = []
+            depth = 1
+            while i < n:
+                s = lines[i].strip()
+                i += 1
+                opens = s.count("{") - s.count("}")
+                if s == "}" and depth == 1:
+                    depth = 0
+                    break
+                depth += opens
+                body.append((i, s))
+            if depth != 0:
+                raise InputError(f"truncated nft listing: {kind} {name} is not closed", source=source, line=i)
+            if kind == "chain":
+                _chain_from_text(table.chain(name), body)
+            else:
+                table.sets[name] = _set_from_text(name, kind == "map", body)
+            continue
+        if line.startswith("comment ") or line.startswith("flags "):
+            continue
+        m = re.match(r"^(\S+)(?: \S+)* \{$", line)  # flowtable, counter, quota, ct helper …: skip the block
+        if m:
+            depth = 1
+            while i < n and depth:
+                s = lines[i].strip()
+                i += 1
+                depth += s.count("{") - s.count("}")
+            continue
+        raise InputError(f"not nft output: unexpected {line[:80]!r} in table {table.name}", source=source, line=i)
+    if table is not None:
+        raise InputError(f"truncated nft listing: table {table.family} {table.name} is not closed",
+                         source=source, line=n)
+    return tables
+
+
+def _chain_from_text(chain: _Chain, body: list[tuple[int, str]]) -> None:
+    for lineno, s in body:
+        if not s:
+            continue
+        if s.startswith("type ") and " hook " in s:
+            m = re.match(r"type (\S+) hook (\S+)", s)
+            chain.hook = f"{m.group(1)} {m.group(2)}" if m else s
+            continue
+        if s.startswith("comment ") and s.count('"') == 2 and s.endswith('"'):
+            chain.comment = _unquote(s[len("comment "):])
+            continue
+        if s.startswith("policy ") or s.startswith("devices ="):
+            continue
+        text, comment = _split_comment(s)
+        chain.rules.append(_Rule(text, comment, lineno))
+
+
+def _set_from_text(name: str, is_map: bool, body: list[tuple[int, str]]) -> _Set:
+    st = _Set(name, is_map)
+    joined: list[str] = []
+    collecting = False
+    for _, s in body:
+        if collecting:
+            joined.append(s)
+            if "}" in s:
+                collecting = False
+            continue
+        if s.startswith("type ") or s.startswith("typeof "):
+            st.type = s.split(" ", 1)[1].strip().rstrip(";")
+        elif s.startswith("flags "):
+            st.flags = [f.strip() for f in s[6:].split(",")]
+        elif s.startswith("timeout "):
+            st.timeout = _duration(s[8:])
+        elif s.startswith("comment "):
+            st.comment = _unquote(s[8:].strip())
+        elif s.startswith("elements = {"):
+            joined.append(s[len("elements = {"):])
+            collecting = "}" not in s
+    if joined:
+        inner = " ".join(joined)
+        inner = inner[: inner.rfind("}")] if "}" in inner else inner
+        st.elements = [_parse_elem(e, is_map) for e in _split_top(inner)]
+    return st
+
+
+# `nft -f` input / knftables transaction style: "add rule ip kube-proxy CHAIN …"
+_TX = re.compile(r"^(add|flush|delete|destroy) (table|chain|rule|set|map|element) (ip|ip6|inet) (\S+)(?: (.*))?$")
+
+
+def _read_transaction(lines: list[str], start: int, tables: list[_Table], source: str) -> int:
+    by_key = {(t.family, t.name): t for t in tables}
+    i = start
+    while i < len(lines):
+        line = lines[i].strip()
+        i += 1
+        if not line or line.startswith("#"):
+            continue
+        m = _TX.match(line)
+        if not m:
+            raise InputError(f"not an nft transaction line: {line[:80]!r}", source=source, line=i)
+        verb, what, fam, tname, rest = m.groups()
+        rest = rest or ""
+        t = by_key.get((fam, tname))
+        if t is None:
+            t = _Table(fam, tname)
+            by_key[(fam, tname)] = t
+            tables.append(t)
+        if what == "table":
+            continue
+        name, _, tail = rest.partition(" ")
+        if what == "chain":
+            if verb == "delete":
+                t.chains.pop(name, None)
+                continue
+            c = t.chain(name)
+            if verb == "flush":
+                c.rules.clear()
+            hm = re.search(r"type (\S+) hook (\S+)", tail)
+            if hm:
+                c.hook = f"{hm.group(1)} {hm.group(2)}"
+            cm = re.search(r"comment (" + _QUOTED + ")", tail)
+            if cm:
+                c.comment = _unquote(cm.group(1))
+        elif what == "rule":
+            text, comment = _split_comment(tail)
+            t.chain(name).rules.append(_Rule(text, comment, i))
+        elif what in ("set", "map"):
+            if verb == "delete":
+                t.sets.pop(name, None)
+                continue
+            st = t.sets.get(name) or _Set(name, what == "map")
+            t.sets[name] = st
+            if verb == "flush":
+                st.elements.clear()
+            for part in tail.strip(" {}").split(";"):
+                part = part.strip()
+                if part.startswith("type "):
+                    st.type = part[5:].strip()
+                elif part.startswith("flags "):
+                    st.flags = [f.strip() for f in part[6:].split(",")]
+                elif part.startswith("timeout "):
+                    st.timeout = _duration(part[8:])
+                elif part.startswith("comment "):
+                    st.comment = _unquote(part[8:].strip())
+        elif what == "element":
+            st = t.sets.get(name) or _Set(name, ":" in tail.replace("::", ""))
+            t.sets[name] = st
+            inner = tail.strip()
+            inner = inner[inner.find("{") + 1: inner.rfind("}")]
+            elems = [_parse_elem(e, st.is_map) for e in _split_top(inner)]
+            if verb == "delete":
+                keys = {e.key for e in elems}
+                st.elements = [e for e in st.elements if e.key not in keys]
+            else:
+                st.elements.extend(elems)
+    return i
+
+
+# --------------------------------------------------------------------------- JSON reader
+
+
+def _read_json(text: str, source: str) -> list[_Table]:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"malformed nft JSON: {e.msg}", source=source, line=e.lineno) from None
+    items = doc.get("nftables") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        raise InputError("JSON without an `nftables` list: not `nft -j` output", source=source)
+    tables: dict[tuple[str, str], _Table] = {}
+
+    def table(obj: dict[str, Any]) -> _Table:
+        key = (str(obj.get("family", "")), str(obj.get("table") or obj.get("name") or ""))
+        if key not in tables:
+            tables[key] = _Table(*key)
+        return tables[key]
+
+    for item in items:
+        if not isinstance(item, dict) or len(item) != 1:
+            continue
+        kind, obj = next(iter(item.items()))
+        if not isinstance(obj, dict):
+            continue
+        try:
+            if kind == "table":
+                table(obj)
+            elif kind == "chain":
+                c = table(obj).chain(str(obj["name"]))
+                if "hook" in obj:
+                    c.hook = f"{obj.get('type', '')} {obj['hook']}"
+                if obj.get("comment"):
+                    c.comment = str(obj["comment"])
+            elif kind == "rule":
+                text = " ".join(_render_stmt(s) for s in obj.get("expr", []))
+                c = table(obj).chain(str(obj["chain"]))
+                c.rules.append(_Rule(text.strip(), obj.get("comment")))
+            elif kind in ("set", "map"):
+                st = _Set(str(obj["name"]), kind == "map")
+                typ = obj.get("type", "")
+                st.type = " . ".join(typ) if isinstance(typ, list) else str(typ)
+                if kind == "map":
+                    st.type += f" : {obj.get('map', '')}"
+                fl = obj.get("flags", [])
+                st.flags = [str(f) for f in (fl if isinstance(fl, list) else [fl])]
+                if "timeout" in obj:
+                    st.timeout = int(obj["timeout"])
+                st.comment = obj.get("comment")
+                for el in obj.get("elem", []) or []:
+                    st.elements.append(_json_elem(el, kind == "map"))
+                table(obj).sets[st.name] = st
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(f"unexpected nft JSON {kind} object ({e})", source=source) from None
+    return list(tables.values())
+
+
+def _json_elem(e: Any, is_map: bool) -> _Elem:
+    value = None
+    if is_map and isinstance(e, list) and len(e) == 2:
+        e, v = e
+        value = _render(v)
+    comment = None
+    if isinstance(e, dict) and "elem" in e:
+        comment = e["elem"].get("comment")
+        e = e["elem"].get("val")
+    key = tuple(_render(x) for x in e["concat"]) if isinstance(e, dict) and "concat" in e else (_render(e),)
+    return _Elem(key, value, comment)
+
+
+_VERDICTS = ("accept", "drop", "continue", "return")
+
+
+def _render(x: Any) -> str:
+    """An nft JSON expression in nft's own list syntax (the subset kube-proxy uses)."""
+    if isinstance(x, bool):
+        return str(x).lower()
+    if isinstance(x, (int, float)):
+        return str(x)
+    if isinstance(x, str):
+        return x
+    if isinstance(x, list):
+        return "{ " + ", ".join(_render(i) for i in x) + " }"
+    if not isinstance(x, dict) or not x:
+        return str(x)
+    k, v = next(iter(x.items()))
+    if k == "payload":
+        return f"{v.get('protocol', '')} {v.get('field', '')}".strip()
+    if k == "meta":
+        return f"meta {v['key']}"
+    if k == "ct":
+        return f"ct {v['key']}"
+    if k == "fib":
+        flags = v.get("flags", [])
+        flags = flags if isinstance(flags, list) else [flags]
+        return f"fib {' . '.join(flags)} {v.get('result', '')}".strip()
+    if k == "concat":
+        return " . ".join(_render(i) for i in v)
+    if k == "prefix":
+        return f"{_render(v['addr'])}/{v['len']}"
+    if k == "range":
+        return f"{_render(v[0])}-{_render(v[1])}"
+    if k == "set":
+        if isinstance(v, list):
+            return "{ " + ", ".join(_map_item(i) for i in v) + " }"
+        return _render(v)
+    if k == "elem":
+        return _render(v.get("val"))
+    if k == "numgen":
+        out = f"numgen {v.get('mode', 'random')} mod {v.get('mod')}"
+        return out + (f" offset {v['offset']}" if v.get("offset") else "")
+    if k == "map":
+        return f"{_render(v['key'])} map {_render(v['data'])}"
+    if k in ("jump", "goto"):
+        return f"{k} {v['target']!s}"
+    if k in _VERDICTS:
+        return str(k)
+    if k in ("&", "|", "^", "<<", ">>"):
+        return f" {k} ".join(_render(i) for i in v)
+    return f"{k} {json.dumps(v)}"
+
+
+def _map_item(i: Any) -> str:
+    if isinstance(i, list) and len(i) == 2:
+        return f"{_render(i[0])} : {_render(i[1])}"
+    return _render(i)
+
+
+def _render_stmt(s: Any) -> str:
+    if not isinstance(s, dict) or not s:
+        return str(s)
+    k, v = next(iter(s.items()))
+    if k == "match":
+        op = v.get("op", "==")
+        left, right = _render(v["left"]), _render(v["right"])
+        if isinstance(v["right"], dict) and "set" in v["right"] and isinstance(v["right"]["set"], list):
+            right = "{ " + ", ".join(_render(i) for i in v["right"]["set"]) + " }"
+        return f"{left} {right}" if op in ("==", "in") else f"{left} {op} {right}"
+    if k == "vmap":
+        return f"{_render(v['key'])} vmap {_render(v['data'])}"
+    if k in ("dnat", "snat"):
+        fam = f" {v['family']}" if v.get("family") else ""
+        addr = v.get("addr")
+        if isinstance(addr, dict) and "map" in addr:
+            return f"{k}{fam} to {_render(addr)}"
+        a = _render(addr) if addr is not None else ""
+        if ":" in a and not a.startswith("["):
+            a = f"[{a}]"
+        return f"{k}{fam} to {a}" + (f":{_render(v['port'])}" if "port" in v else "")
+    if k == "mangle":
+        return f"{_render(v['key'])} set {_render(v['value'])}"
+    if k == "set":
+        return f"{v.get('op', 'add')} {v.get('set', '')} {{ {_render(v.get('elem'))} }}"
+    if k == "masquerade":
+        flags = v.get("flags") if isinstance(v, dict) else None
+        flags = " ".join(flags) if isinstance(flags, list) else (flags or "")
+        return f"masquerade {flags}".strip()
+    if k == "reject":
+        return "reject"
+    if k == "counter":
+        return f"counter packets {v.get('packets', 0)} bytes {v.get('bytes', 0)}" if isinstance(v, dict) else "counter"
+    if k in ("jump", "goto"):
+        return f"{k} {v['target']!s}"
+    if k in _VERDICTS:
+        return str(k)
+    return f"{k} {json.dumps(v)}"
+
+
+# --------------------------------------------------------------------------- interpreter
+
+
+@dataclass
+class _Walk:
+    backends: list[Backend] = field(default_factory=list)
+    path: list[str] = field(default_factory=list)
+    masq: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    affinity: int | None = None
+    no_local: bool = False
+    dropped: str | None = None
+    policy_local: bool = False
+
+
+_COUNTER = re.compile(r"\s*\bcounter packets \d+ bytes \d+")
+_MASQ_MARK = re.compile(r"^(?P<cond>.*?)\s*(?:jump mark-for-masquerade|(?:meta )?mark set (?:meta )?mark (?:\||or) \S+)$")
+_AFF_CHECK = re.compile(r"^ip6? saddr @(?P<set>\S+) goto (?P<target>\S+)$")
+_AFF_UPDATE = re.compile(r"(?:update|add) @(?P<set>\S+) \{ ip6? saddr \}")
+_NUMGEN_VMAP = re.compile(r"^(?P<cond>.*?)\s*numgen random mod (?P<n>\d+)(?: offset (?P<off>\d+))? vmap \{ (?P<items>.*) \}$")
+_NUMGEN_DNAT = re.compile(r"^(?P<cond>.*?)\s*dnat(?: ip6?)? to numgen random mod (?P<n>\d+)(?: offset (?P<off>\d+))? "
+                          r"map \{ (?P<items>.*) \}$")
+_DNAT = re.compile(r"^(?P<cond>.*?)\s*dnat(?: ip6?)? to (?:\[(?P<ip6>[0-9a-fA-F:.]+)\]|(?P<ip>[0-9.]+))(?::(?P<port>\d+))?$")
+_GOTO = re.compile(r"^(?P<cond>.*?)\s*(?P<verb>goto|jump) (?P<target>\S+)$")
+_FINAL = re.compile(r"^(?P<cond>.*?)\s*(?P<verdict>drop|reject(?: with .*)?)$")
+_L4ONLY = re.compile(r"^(?:meta l4proto (?:tcp|udp|sctp|\{[^}]*\}))?$")
+
+
+def _cond_words(cond: str) -> str:
+    m = re.fullmatch(r"ip6? daddr @cluster-ips ip6? saddr != (\S+)", cond)
+    if m:
+        return f"traffic to a ClusterIP from outside the pod network (source not in {m.group(1)})"
+    m = re.fullmatch(r"ip6? daddr (\S+) ip6? saddr != (\S+)", cond)
+    if m:
+        return f"traffic to {m.group(1)} from outside the pod network (source not in {m.group(2)})"
+    m = re.fullmatch(r"ip6? saddr (\S+/\d+)", cond)
+    if m:
+        return f"traffic from {m.group(1)}"
+    m = re.fullmatch(r"ip6? saddr (\S+)", cond)
+    if m:
+        return f"hairpin traffic from the endpoint {m.group(1)} to itself"
+    if cond == "fib saddr type local":
+        return "traffic from the node itself"
+    if not cond:
+        return "all traffic"
+    return f"traffic matching `{cond}`"
+
+
+class _Interp:
+    def __init__(self, t: _Table) -> None:
+        self.t = t
+        self.ipx = "ip6" if t.family == "ip6" else "ip"
+
+    def walk(self, chain: str, prob: Fraction, w: _Walk, depth: int = 0, local: bool = False,
+             stack: tuple[str, ...] = ()) -> None:
+        if depth > _MAX_DEPTH or chain in stack:
+            w.notes.append(f"chain loop or too deep at {chain}")
+            return
+        if chain not in w.path:
+            w.path.append(chain)
+        c = self.t.chains.get(chain)
+        if c is None:
+            w.notes.append(f"chain {chain} is referenced but does not exist")
+            w.dropped = w.dropped or "missing chain"
+            return
+        stack = (*stack, chain)
+        for rule in c.rules:
+            text = _COUNTER.sub("", rule.text).strip()
+            if not text:
+                continue
+            m = _MASQ_MARK.match(text)
+            if m:
+                phrase = _cond_words(m["cond"].strip()) + " is masqueraded"
+                if chain.startswith("external-") and not m["cond"].strip():
+                    phrase = "all traffic to this external address or NodePort is masqueraded (externalTrafficPolicy: Cluster)"
+                if phrase not in w.masq:
+                    w.masq.append(phrase)
+                continue
+            m = _AFF_CHECK.match(text)
+            if m:
+                self._affinity(m["set"], w)
+                continue
+            m = _AFF_UPDATE.search(text)
+            if m:
+                self._affinity(m["set"], w)
+                continue
+            m = _NUMGEN_VMAP.match(text)
+            if m:
+                n = int(m["n"])
+                off = int(m["off"] or 0)
+                counts: dict[str, int] = {}
+                order: list[str] = []
+                for item in _split_top(m["items"]):
+                    im = re.match(r"^(\d+)(?:-(\d+))? : (?:goto|jump) (\S+)$", item)
+                    if not im:
+                        w.notes.append(f"{chain}: unreadable numgen entry {item!r}")
+                        continue
+                    lo = int(im.group(1))
+                    hi = int(im.group(2) or lo)
+                    k = sum(1 for v in range(lo, hi + 1) if off <= v < off + n)
+                    if im.group(3) not in counts:
+                        order.append(im.group(3))
+                    counts[im.group(3)] = counts.get(im.group(3), 0) + k
+                covered = sum(counts.values())
+                if covered < n:
+                    w.notes.append(f"{chain}: numgen mod {n} maps only {covered} values; the rest fall through")
+                for target in order:
+                    self.walk(target, prob * Fraction(counts[target], n), w, depth + 1, local, stack)
+                if _L4ONLY.match(m["cond"].strip()) and covered >= n:
+                    return
+                continue
+            m = _NUMGEN_DNAT.match(text)
+            if m:
+                n = int(m["n"])
+                off = int(m["off"] or 0)
+                for item in _split_top(m["items"]):
+                    im = re.match(r"^(\d+) : (\S+) \. (\d+)$", item)
+                    if not im:
+                        w.notes.append(f"{chain}: unreadable dnat map entry {item!r}")
+                        continue
+                    if not off <= int(im.group(1)) < off + n:
+                        continue
+                    self._add_backend(w, im.group(2), int(im.group(3)), prob / n, chain, local)
+                if _L4ONLY.match(m["cond"].strip()):
+                    return
+                continue
+            m = _DNAT.match(text)
+            if m:
+                ip = m["ip6"] or m["ip"]
+                port = int(m["port"]) if m["port"] else 0
+                self._add_backend(w, ip, port, prob, chain, local)
+                if _L4ONLY.match(m["cond"].strip()):
+                    return
+                continue
+            m = _GOTO.match(text)
+            if m:
+                cond = m["cond"].strip()
+                target = m["target"]
+                if not cond:
+                    if target.startswith("local-"):
+                        w.policy_local = True
+                    self.walk(target, prob, w, depth + 1, local or target.startswith("local-"), stack)
+                    if m["verb"] == "goto":
+                        return
+                else:
+                    why = f" ({rule.comment})" if rule.comment else ""
+                    w.notes.append(f"{_cond_words(cond)} goes to {target}{why}")
+                continue
+            m = _FINAL.match(text)
+            if m:
+                if not m["cond"].strip():
+                    if rule.comment and "no local endpoints" in rule.comment:
+                        w.no_local = True
+                    w.dropped = m["verdict"].split()[0]
+                    if rule.comment:
+                        w.notes.append(rule.comment)
+                    return
+                continue
+
+    def _affinity(self, set_name: str, w: _Walk) -> None:
+        st = self.t.sets.get(set_name)
+        if st is not None and st.timeout is not None:
+            w.affinity = st.timeout
+        elif w.affinity is None:
+            w.affinity = 0
+            w.notes.append(f"affinity set {set_name} has no timeout in this listing")
+
+    @staticmethod
+    def _add_backend(w: _Walk, ip: str, port: int, prob: Fraction, chain: str, local: bool) -> None:
+        for b in w.backends:
+            if b.ip == ip and b.port == port:
+                b.probability = (b.probability or Fraction(0)) + prob
+                return
+        w.backends.append(Backend(ip=ip, port=port, probability=prob, chain=chain if chain.startswith("endpoint-") else "",
+                                  local=True if local else None))
+
+
+def _verdict_target(value: str | None) -> tuple[str, str | None]:
+    if not value:
+        return "", None
+    m = re.match(r"^(goto|jump) (\S+)$", value)
+    if m:
+        return m.group(1), m.group(2)
+    return value.split()[0], None
+
+
+def _proto(p: str) -> str:
+    return {"6": "TCP", "17": "UDP", "132": "SCTP"}.get(p, p.upper())
+
+
+def _reachable(t: _Table) -> set[str]:
+    seen: set[str] = set()
+    todo = [c for c, ch in t.chains.items() if ch.hook]
+    while todo:
+        c = todo.pop()
+        if c in seen:
+            continue
+        seen.add(c)
+        for r in t.chains.get(c, _Chain(c)).rules:
+            for m in re.finditer(r"\b(?:goto|jump) ([^\s,}]+)", r.text):
+                todo.append(m.group(1))
+            for m in re.finditer(r"vmap @(\S+)", r.text):
+                st = t.sets.get(m.group(1))
+                for e in st.elements if st else []:
+                    _, tgt = _verdict_target(e.value)
+                    if tgt:
+                        todo.append(tgt)
+    return seen
+
+
+def _rules_to_entries(t: _Table, rules: NodeRules) -> None:
+    it = _Interp(t)
+    ipx = it.ipx
+    cluster_ips = {e.key[0] for e in t.sets["cluster-ips"].elements} if "cluster-ips" in t.sets else set()
+    services_rules = [r.text for r in t.chains.get("services", _Chain("services")).rules]
+    global_masq: list[str] = []
+    for r in services_rules:
+        m = _MASQ_MARK.match(r)
+        if m:
+            global_masq.append(_cond_words(m["cond"].strip()) + " is masqueraded")
+    hairpin = any("@hairpin-connections" in r.text and "masquerade" in r.text
+                  for r in t.chains.get("masquerading", _Chain("")).rules)
+    nodeport_addrs: list[str] = []
+    nodeport_via = ""
+    for r in services_rules:
+        if "vmap @service-nodeports" in r:
+            if "fib daddr type local" in r:
+                nodeport_addrs, nodeport_via = [""], "any local address of the node (fib daddr type local)"
+            else:
+                m = re.search(rf"{ipx} daddr @(\S+)", r)
+                if m and m.group(1) in t.sets:
+                    nodeport_addrs = [e.key[0] for e in t.sets[m.group(1)].elements]
+                    nodeport_via = f"the addresses in @{m.group(1)}"
+    firewall: dict[tuple[str, str, int], list[str]] = {}
+    fw_path: dict[tuple[str, str, int], str] = {}
+    for e in t.sets.get("firewall-ips", _Set("")).elements:
+        if len(e.key) != 3:
+            continue
+        _, tgt = _verdict_target(e.value)
+        ranges: list[str] = []
+        for fr in t.chains.get(tgt or "", _Chain("")).rules:
+            m = re.match(rf"^{ipx} saddr != (?:\{{ (.*) \}}|(\S+)) drop$", fr.text)
+            if m:
+                ranges = _split_top(m.group(1)) if m.group(1) else [m.group(2)]
+        key = (e.key[0], _proto(e.key[1]), int(e.key[2]))
+        firewall[key] = ranges
+        fw_path[key] = tgt or ""
+
+    entries: dict[tuple[str, str, int], ServiceEntry] = {}
+
+    def add_entry(addr: str, proto: str, port: int, kind: str, target: str | None, via: list[str]) -> None:
+        w = _Walk()
+        if target:
+            it.walk(target, Fraction(1), w)
+        named = spn_from_chain(target) if target else None
+        entry = ServiceEntry(name=named[0] if named else None, protocol=proto, address=addr, port=port, kind=kind,
+                             backends=w.backends, affinity_seconds=w.affinity or None,
+                             path=via + w.path, masquerade=list(w.masq), notes=list(w.notes),
+                             policy_local=w.policy_local, no_local_endpoints=w.no_local)
+        if kind == "ClusterIP":
+            entry.masquerade = global_masq + entry.masquerade
+        if hairpin:
+            entry.masquerade.append("hairpin traffic (an endpoint reaching itself through the service) is "
+                                    "masqueraded via @hairpin-connections")
+        if w.backends and w.dropped is None:
+            pass
+        elif not w.backends:
+            entry.no_endpoints = not w.no_local
+            if w.dropped and w.dropped != "missing chain":
+                entry.notes.append(f"traffic is {w.dropped}ed in {entry.path[-1] if entry.path else target}")
+        key = (addr, proto, port)
+        if key in firewall:
+            entry.source_ranges = firewall[key]
+            entry.path.insert(0, fw_path[key])
+            entry.kind = "LoadBalancer"
+        if kind == "ExternalIP" and key not in firewall:
+            entry.notes.append("an external or load-balancer IP (nftables does not tell them apart)")
+        entries[key] = entry
+        rules.services.append(entry)
+
+    for e in t.sets.get("service-ips", _Set("")).elements:
+        if len(e.key) != 3:
+            continue
+        addr, proto, port = e.key[0], _proto(e.key[1]), int(e.key[2])
+        _, target = _verdict_target(e.value)
+        kind = "ClusterIP" if (target or "").startswith("service-") or addr in cluster_ips else "ExternalIP"
+        add_entry(addr, proto, port, kind, target, ["services", "@service-ips"])
+    for e in t.sets.get("service-nodeports", _Set("")).elements:
+        if len(e.key) != 2:
+            continue
+        proto, port = _proto(e.key[0]), int(e.key[1])
+        _, target = _verdict_target(e.value)
+        for addr in nodeport_addrs or [""]:
+            add_entry(addr, proto, port, "NodePort", target, ["services", "@service-nodeports"])
+            if nodeport_via:
+                rules.services[-1].notes.append(f"NodePort accepted on {nodeport_via}")
+
+    # no-endpoint maps are consulted in the filter hooks (priority dstnat-10), before any DNAT
+    for mapname, kind_np in (("no-endpoint-services", False), ("no-endpoint-nodeports", True)):
+        for e in t.sets.get(mapname, _Set("")).elements:
+            if kind_np and len(e.key) == 2:
+                addrs = nodeport_addrs or [""]
+                proto, port = _proto(e.key[0]), int(e.key[1])
+            elif not kind_np and len(e.key) == 3:
+                addrs = [e.key[0]]
+                proto, port = _proto(e.key[1]), int(e.key[2])
+            else:
+                continue
+            verdict, target = _verdict_target(e.value)
+            action = "rejected" if target == "reject-chain" or verdict == "reject" else (
+                "dropped" if verdict == "drop" else f"sent to {e.value}")
+            for addr in addrs:
+                key = (addr, proto, port)
+                entry = entries.get(key)
+                if entry is None:
+                    kind = "NodePort" if kind_np else ("ClusterIP" if addr in cluster_ips else "ExternalIP")
+                    entry = ServiceEntry(name=e.comment, protocol=proto, address=addr, port=port, kind=kind,
+                                         path=["filter hooks", f"@{mapname}"])
+                    entries[key] = entry
+                    rules.services.append(entry)
+                entry.name = entry.name or e.comment
+                if verdict == "drop" and entry.kind != "ClusterIP":
+                    entry.no_local_endpoints = True
+                    entry.notes.append(f"new connections are {action} by @{mapname}: no local endpoints")
+                else:
+                    entry.no_endpoints = True
+                    entry.notes.append(f"new connections are {action} by @{mapname}: the service has no endpoints")
+
+
+def _stats(t: _Table, stats: RuleStats, services: list[ServiceEntry]) -> None:
+    stats.rules += sum(len(c.rules) for c in t.chains.values())
+    stats.chains += len(t.chains)
+    ex = stats.extra
+    ex["sets"] = ex.get("sets", 0) + sum(1 for s in t.sets.values() if not s.is_map)
+    ex["maps"] = ex.get("maps", 0) + sum(1 for s in t.sets.values() if s.is_map)
+    ex["mapElements"] = ex.get("mapElements", 0) + sum(len(s.elements) for s in t.sets.values() if s.is_map)
+    ex["setElements"] = ex.get("setElements", 0) + sum(len(s.elements) for s in t.sets.values() if not s.is_map)
+    per: dict[str, set[str]] = {}
+    for s in services:
+        if s.name:
+            per.setdefault(s.name, set()).update(c for c in s.path if c.startswith(_BASE_PREFIXES))
+    for name, chains in per.items():
+        stats.per_service[name] = stats.per_service.get(name, 0) + sum(
+            len(t.chains[c].rules) for c in chains if c in t.chains)
+
+
+def parse_nft(text: str, source: str) -> NodeRules:
+    """kube-proxy's nftables tables (text, JSON or `nft -f` style) → NodeRules (mode "nftables")."""
+    stripped = text.lstrip()
+    if not stripped:
+        raise InputError("empty nft dump", source=source)
+    if "\x00" in text[:8192]:
+        raise InputError("binary data, not nft output", source=source)
+    tables = _read_json(text, source) if stripped.startswith("{") else _read_text(text, source)
+    kp = [t for t in tables if t.name == "kube-proxy"]
+    if not kp:
+        if is_iptables_nft(text):
+            raise InputError("no kube-proxy nftables table: " + _IPTABLES_NFT_HINT, source=source,
+                             hint="kube-proxy's KUBE-* chains in `table ip nat` mean --proxy-mode=iptables")
+        names = ", ".join(f"{t.family} {t.name}" for t in tables) or "none"
+        raise InputError(f"no `kube-proxy` table in this nft dump (tables: {names})", source=source,
+                         hint="run `nft list table ip kube-proxy` (and ip6) on the node")
+    rules = NodeRules(mode="nftables", source=source)
+    if is_iptables_nft(text):
+        rules.notes.append("the ruleset also holds iptables-nft KUBE-* chains (stale iptables-mode rules?)")
+    for t in kp:
+        before = len(rules.services)
+        _rules_to_entries(t, rules)
+        mine = rules.services[before:]
+        _stats(t, rules.stats, mine)
+        reach = _reachable(t)
+        rules.unreferenced_chains += sorted(c for c in t.chains if c not in reach and c.startswith(_BASE_PREFIXES))
+        if "services" not in t.chains:
+            rules.notes.append(f"table {t.family} kube-proxy has no `services` chain: kube-proxy has not synced")
+    kinds = {k: i for i, k in enumerate(("ClusterIP", "ExternalIP", "LoadBalancer", "NodePort"))}
+    rules.services.sort(key=lambda e: (kinds.get(e.kind, 9), _addr_key(e.address), e.port, e.protocol))
+    return rules
+
+
+def _addr_key(a: str) -> tuple[int, bytes]:
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(a)
+    except ValueError:
+        return (9, a.encode())
+    return (ip.version, ip.packed)
