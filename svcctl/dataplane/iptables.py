@@ -509,7 +509,7 @@ def masquerade_words(rule: Rule, where: str) -> str:
         if src.startswith("!"):
             conds.append(f"not from {src[1:]}")
         elif where == "endpoint":
-            return "hairpin traffic (an endpoint reaching itself through the Service) is masqueraded"
+            return "hairpin traffic (an endpoint reaching itself via the Service) is masqueraded"
         else:
             conds.append(f"from {src}")
     iface = rule.get("-i")

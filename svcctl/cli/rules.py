@@ -1,0 +1,92 @@
+"""`svcctl rules [SERVICE]`: what a node's kube-proxy rules do, per service port."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import click
+
+from svcctl.cli.app import App, complete_services, get_app, global_options, node_options, output_options
+from svcctl.errors import ExitStatus, InputError
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def service_keys(service: str, namespace: str) -> set[str]:
+    """SERVICE as the parser's `only` keys: `VIP`, `VIP:port`, `[v6]:port`, `ns/name[:port]`, `name`."""
+    s = service.strip()
+    if s.startswith("["):
+        host, _, port = s[1:].partition("]")
+        port = port.lstrip(":")
+        if not _is_ip(host) or (port and not port.isdigit()):
+            raise InputError(f"not an address: {service!r}", hint="use [IPv6]:port")
+        return {f"[{host}]:{port}"} if port else {host}
+    if _is_ip(s):
+        return {s}
+    host, _, port = s.rpartition(":")
+    if host and _is_ip(host) and port.isdigit():
+        return {f"{host}:{port}"}
+    if "/" in s:
+        return {s}
+    return {f"{namespace}/{s}"}
+
+
+def _namespace(app: App) -> str:
+    if app.namespace:
+        return app.namespace
+    if app.snapshot:
+        return app.source.default_namespace()
+    return "default"
+
+
+@click.command("rules")
+@click.argument("service", required=False, shell_complete=complete_services)
+@global_options
+@output_options()
+@node_options
+def command(service: str | None) -> int:
+    """What kube-proxy's rules on one node do with a packet, per service port.
+
+    \b
+    For each Service address:port: the backends it reaches and each one's share (exact fractions: iptables mode
+    picks at random, not round-robin), session affinity, when traffic is masqueraded, and what happens when a
+    Service has no (local) endpoints. The summary says how many rules and chains kube-proxy writes.
+    SERVICE (optional) is `name`, `ns/name`, `ns/name:port`, `VIP` or `VIP:port`; exit 1 when it is not in
+    the node's rules.
+
+    \b
+    Examples:
+      svcctl rules --iptables-save node.txt
+      svcctl rules hostnames --snapshot demo
+      svcctl rules 10.0.1.175:80 --iptables-save node.txt -o json
+      svcctl rules --netns node1 -o wide
+    """
+    from svcctl.dataplane import load_node_rules
+    from svcctl.render.rules import render_rules
+
+    app = get_app()
+    only = service_keys(service, _namespace(app)) if service else None
+    dumps = app.node_dumps(app.node_inputs.node)
+    if dumps is None or not dumps:
+        raise InputError("no node rules to read",
+                         hint="give --iptables-save FILE (or --ipvsadm / --nft), --netns NAME, --local-node, "
+                              "or --snapshot with nodes/<node>/ dumps")
+    app.terminal.debug(f"node dumps: {', '.join(f'{k} from {v}' for k, v in dumps.origins.items())}")
+    rules = load_node_rules(dumps, mode=app.node_inputs.mode, only=only)
+    if only is not None:
+        from svcctl.dataplane.iptables import _entry_in_only
+
+        rules.services = [s for s in rules.services if _entry_in_only(s, only)]
+        if not rules.services:
+            app.terminal.warn(f"{service} is not in this node's rules ({rules.source})")
+            if app.output in ("json", "yaml"):
+                render_rules(app, rules)
+            return int(ExitStatus.PROBLEMS)
+    render_rules(app, rules)
+    return int(ExitStatus.OK)

@@ -1,0 +1,122 @@
+"""`svcctl rules` output: one row per service entry, backends with exact shares, and how much kube-proxy writes."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from svcctl.render.console import emit_document, plain_table
+
+if TYPE_CHECKING:
+    from svcctl.cli.app import App
+    from svcctl.dataplane.model import Backend, NodeRules, ServiceEntry
+
+HEADERS = ["service port", "kind", "address", "backends", "affinity", "masquerade", "notes"]
+MODE_SENTENCES = {
+    "iptables": "iptables mode picks each new connection's backend at random (statistic match), not round-robin: "
+                "the shares are probabilities, and a short run can be uneven.",
+    "ipvs": "IPVS mode picks backends with the virtual server's scheduler (rr = round-robin by default).",
+    "nftables": "nftables mode picks each new connection's backend at random (numgen random), not round-robin.",
+}
+
+
+def share_text(p: Fraction | None) -> str:
+    if p is None:
+        return "by load"
+    frac = f"{p.numerator}/{p.denominator}" if p.denominator != 1 else str(p.numerator)
+    return f"{frac} ({float(p) * 100:.1f}%)"
+
+
+def backend_text(b: Backend) -> str:
+    extra = " local" if b.local else ""
+    if b.draining:
+        extra += " draining"
+    if b.weight is not None and b.probability is None:
+        return f"{b.address} w={b.weight}{extra}"
+    return f"{b.address} {share_text(b.probability)}{extra}"
+
+
+def address_text(e: ServiceEntry) -> str:
+    addr = e.address or "*"
+    if ":" in addr:
+        addr = f"[{addr}]"
+    return f"{addr}:{e.port}/{e.protocol}"
+
+
+def entry_notes(e: ServiceEntry) -> list[str]:
+    notes: list[str] = []
+    if e.no_endpoints:
+        notes.append("NO ENDPOINTS")
+    if e.no_local_endpoints:
+        notes.append("no local endpoints")
+    if e.source_ranges:
+        notes.append("allowed sources: " + ", ".join(e.source_ranges))
+    notes.extend(n for n in e.notes if not n.startswith("Service has no endpoints"))
+    return notes
+
+
+def rows(rules: NodeRules, wide: bool) -> list[list[str]]:
+    out = []
+    for e in rules.services:
+        backends = ", ".join(backend_text(b) for b in e.backends) or "-"
+        row = [e.name or "?", e.kind, address_text(e), backends,
+               f"ClientIP {e.affinity_seconds}s" if e.affinity_seconds is not None else "-",
+               "; ".join(e.masquerade) or "-", "; ".join(entry_notes(e)) or "-"]
+        if wide:
+            seps = [b.chain for b in e.backends if b.chain]
+            row.append(" → ".join(e.path + (["{" + ", ".join(seps) + "}"] if seps else [])) or "-")
+        out.append(row)
+    return out
+
+
+def summary_lines(rules: NodeRules, top: int = 5) -> list[str]:
+    st = rules.stats
+    lines = [f"{rules.mode} mode{f' ({rules.backend})' if rules.backend else ''}, from {rules.source}: "
+             f"{st.rules} rules in {st.chains} chains"]
+    if st.per_service:
+        n = len(st.per_service)
+        avg = sum(st.per_service.values()) / n
+        biggest = sorted(st.per_service.items(), key=lambda kv: -kv[1])[:top]
+        lines.append(f"how much kube-proxy writes here: {n} service port(s), {avg:.1f} rules each on average; "
+                     "most: " + ", ".join(f"{k} {v}" for k, v in biggest))
+    if rules.unreferenced_chains:
+        shown = ", ".join(rules.unreferenced_chains[:5])
+        more = f" (+{len(rules.unreferenced_chains) - 5} more)" if len(rules.unreferenced_chains) > 5 else ""
+        lines.append(f"stale chains nothing jumps to: {shown}{more}")
+    lines.extend(rules.notes)
+    sentence = MODE_SENTENCES.get(rules.mode)
+    if sentence:
+        lines.append(sentence)
+    return lines
+
+
+def rules_document(rules: NodeRules) -> dict[str, Any]:
+    return rules.to_json()
+
+
+def render_rules(app: App, rules: NodeRules) -> None:
+    out = app.output
+    if out in ("json", "yaml"):
+        emit_document(rules_document(rules), out)
+        return
+    wide = out == "wide"
+    headers = HEADERS + (["chains"] if wide else [])
+    data = rows(rules, wide)
+    term = app.terminal
+    if term.is_tty or term.color:
+        from rich.table import Table
+
+        table = Table(show_header=not app.no_headers, header_style="bold", box=None, pad_edge=False)
+        for h in headers:
+            table.add_column(h.upper(), overflow="fold")
+        for e, row in zip(rules.services, data):
+            style = "red" if (e.no_endpoints or e.no_local_endpoints) else None
+            row = [row[0], row[1], row[2], "\n".join(backend_text(b) for b in e.backends) or "-", *row[4:]]
+            table.add_row(*row, style=style)
+        term.print(table)
+        for line in summary_lines(rules):
+            term.print(line)
+    else:
+        term.echo(plain_table(headers, data, app.no_headers))
+        for line in summary_lines(rules):
+            term.echo(line)

@@ -1,0 +1,226 @@
+"""Where a node's rules come from: files, a network namespace, this machine, a snapshot, or kube-proxy exec.
+
+Only commands from a fixed allow-list are ever run, as argv lists (never a shell), and all of them only read.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+from svcctl.errors import ClusterError, InputError
+from svcctl.sources.base import NodeDumps
+
+if TYPE_CHECKING:
+    from svcctl.cli.app import App
+
+# key -> argv; the only commands svcctl runs on a node
+ALLOWED_COMMANDS: dict[str, tuple[str, ...]] = {
+    "iptables": ("iptables-save",),
+    "ip6tables": ("ip6tables-save",),
+    "ipvs": ("ipvsadm", "-Ln"),
+    "ipvs-conns": ("ipvsadm", "-Lnc"),
+    "nftables": ("nft", "list", "table", "ip", "kube-proxy"),
+    "nftables6": ("nft", "list", "table", "ip6", "kube-proxy"),
+    "nftables-json": ("nft", "-j", "list", "table", "ip", "kube-proxy"),
+    "conntrack": ("conntrack", "-L"),
+    "kube-ipvs0": ("ip", "addr", "show", "kube-ipvs0"),
+    "ipset": ("ipset", "list"),
+}
+# what to read for each mode (first key is required: the rules themselves)
+MODE_KEYS: dict[str, tuple[str, ...]] = {
+    "iptables": ("iptables", "ip6tables", "conntrack"),
+    "ipvs": ("ipvs", "iptables", "kube-ipvs0", "ipset", "conntrack"),
+    "nftables": ("nftables", "conntrack"),
+}
+COMMAND_TIMEOUT = 60.0
+
+
+class CommandFailed(Exception):
+    def __init__(self, argv: list[str], message: str, missing: bool = False) -> None:
+        super().__init__(message)
+        self.argv = argv
+        self.message = message
+        self.missing = missing
+
+
+def run_allowed(key: str, netns: str | None = None, timeout: float = COMMAND_TIMEOUT) -> str:
+    """Run one allow-listed read-only command (inside `netns` when given) and return its stdout."""
+    if key not in ALLOWED_COMMANDS:
+        raise ValueError(f"command {key!r} is not on the allow-list")
+    argv = list(ALLOWED_COMMANDS[key])
+    if netns is not None:
+        argv = ["ip", "netns", "exec", netns, *argv]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
+                              stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise CommandFailed(argv, f"`{argv[0]}` is not installed here", missing=True) from None
+    except PermissionError:
+        raise CommandFailed(argv, f"permission denied running `{argv[0]}`") from None
+    except subprocess.TimeoutExpired:
+        raise CommandFailed(argv, f"`{' '.join(argv)}` timed out after {timeout:.0f}s") from None
+    if proc.returncode != 0:
+        err = (proc.stderr or "").strip().splitlines()
+        msg = err[-1] if err else f"exit status {proc.returncode}"
+        raise CommandFailed(argv, f"`{' '.join(argv)}`: {msg}", missing=proc.returncode == 127)
+    return proc.stdout
+
+
+def _netns_exists(name: str) -> bool:
+    return os.path.exists(os.path.join("/run/netns", name)) or os.path.exists(os.path.join("/var/run/netns", name))
+
+
+def read_commands(keys: tuple[str, ...], netns: str | None, where: str) -> NodeDumps:
+    """Run the commands for `keys`; the first is required, the others are best effort."""
+    dumps = NodeDumps(node=where)
+    errors: list[str] = []
+    for i, key in enumerate(keys):
+        if key == "ipvs" and not os.path.exists("/proc/net/ip_vs"):
+            # ipvsadm would load the ip_vs module: never change the machine we read
+            if i == 0:
+                raise ClusterError(f"cannot read IPVS rules on {where}: the ip_vs module is not loaded",
+                                   hint="is kube-proxy really in IPVS mode here? try --mode iptables")
+            continue
+        try:
+            text = run_allowed(key, netns)
+        except CommandFailed as e:
+            if i == 0:
+                raise ClusterError(f"cannot read {where}'s rules: {e.message}",
+                                   hint="run as root (CAP_NET_ADMIN) on the node, or give the dump as a file "
+                                        "(--iptables-save FILE)") from None
+            errors.append(e.message)
+            continue
+        dumps.texts[key] = text
+        dumps.origins[key] = f"{' '.join(ALLOWED_COMMANDS[key])} ({where})"
+    return dumps
+
+
+def _detect_keys(netns: str | None, where: str) -> tuple[str, ...]:
+    """Pick the mode by what exists: an nft kube-proxy table, IPVS virtual servers, else iptables."""
+    try:
+        out = run_allowed("nftables", netns)
+        if out.strip():
+            return MODE_KEYS["nftables"]
+    except CommandFailed:
+        pass
+    if os.path.exists("/proc/net/ip_vs"):  # else ipvsadm would load the module: never change the node
+        try:
+            out = run_allowed("ipvs", netns)
+            if "->" in out:
+                return MODE_KEYS["ipvs"]
+        except CommandFailed:
+            pass
+    return MODE_KEYS["iptables"]
+
+
+def read_files(files: dict[str, str], node: str) -> NodeDumps:
+    """Dumps given as files; `-` reads stdin (once: only one dump may come from it)."""
+    dumps = NodeDumps(node=node)
+    stdin_used = None
+    for key, path in files.items():
+        if path == "-":
+            if stdin_used is not None:
+                raise InputError(f"stdin (`-`) given for both {stdin_used} and {key}",
+                                 hint="only one dump can be read from stdin")
+            stdin_used = key
+            text = sys.stdin.read()
+            origin = "<stdin>"
+        else:
+            try:
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    text = fh.read()
+            except FileNotFoundError:
+                raise InputError("no such file", source=path) from None
+            except IsADirectoryError:
+                raise InputError("is a directory, not a dump file", source=path) from None
+            except OSError as e:
+                raise InputError(f"cannot read: {e.strerror}", source=path) from None
+            origin = path
+        if "\x00" in text[:4096]:
+            raise InputError("binary data, not command output", source=origin)
+        dumps.texts[key] = text
+        dumps.origins[key] = origin
+    return dumps
+
+
+def gather_node_dumps(app: App, node: str | None) -> NodeDumps | None:
+    """Node command output, from the first of: files, --netns, --local-node, snapshot, kube-proxy exec."""
+    ni = app.node_inputs
+    node = node or ni.node
+    if ni.files:
+        return read_files(ni.files, node or "node")
+    mode = ni.mode
+    if ni.netns is not None:
+        if not _netns_exists(ni.netns):
+            raise ClusterError(f"network namespace {ni.netns!r} does not exist",
+                               hint="list them with `ip netns list`")
+        where = f"netns {ni.netns}"
+        keys = MODE_KEYS[mode] if mode else _detect_keys(ni.netns, where)
+        return read_commands(keys, ni.netns, where)
+    if ni.local:
+        where = "this machine"
+        keys = MODE_KEYS[mode] if mode else _detect_keys(None, where)
+        return read_commands(keys, None, where)
+    if not app.has_cluster:
+        return None
+    src = app.source
+    if app.snapshot:
+        if node is not None:
+            return src.node_dumps(node)
+        all_dumps = getattr(src, "dumps", None)
+        if isinstance(all_dumps, dict) and len(all_dumps) == 1:
+            return next(iter(all_dumps.values()))
+        if isinstance(all_dumps, dict) and len(all_dumps) > 1:
+            raise InputError("the snapshot has rules for several nodes: " + ", ".join(sorted(all_dumps)),
+                             hint="pick one with --node NAME")
+        return None
+    if ni.no_exec:
+        return None
+    if node is None:
+        raise InputError("which node? give --node NAME (its kube-proxy Pod is read), or a dump file",
+                         hint="--iptables-save FILE, --netns NAME or --local-node need no cluster")
+    finder = getattr(src, "kube_proxy_pod_for_node", None)
+    execer = getattr(src, "exec_in_pod", None)
+    if finder is None or execer is None:
+        app.terminal.warn(f"cannot read node {node}'s rules: this source cannot exec into kube-proxy Pods "
+                          "(give --iptables-save FILE)")
+        return None
+    pod = finder(node)
+    if pod is None:
+        app.terminal.warn(f"no kube-proxy Pod found on node {node} (give --iptables-save FILE)")
+        return None
+    ns, name, container = _pod_ref(pod)
+    dumps = NodeDumps(node=node)
+    keys = MODE_KEYS[mode] if mode else ("iptables", "ipvs", "nftables", "conntrack")
+    for i, key in enumerate(keys):
+        try:
+            text = execer(ns, name, container, list(ALLOWED_COMMANDS[key]))
+        except ClusterError:
+            if i == 0 and mode:
+                raise
+            continue
+        if isinstance(text, str) and text.strip():
+            dumps.texts[key] = text
+            dumps.origins[key] = f"{' '.join(ALLOWED_COMMANDS[key])} (pod {ns}/{name})"
+    if not dumps:
+        raise ClusterError(f"could not read any rules from kube-proxy Pod {ns}/{name} on node {node}")
+    return dumps
+
+
+def _pod_ref(pod: object) -> tuple[str, str, str | None]:
+    """(namespace, name, container) from whatever the live source returned (Pod, tuple or `ns/name`)."""
+    if isinstance(pod, tuple):
+        ns, name = str(pod[0]), str(pod[1])
+        return ns, name, (str(pod[2]) if len(pod) > 2 and pod[2] else None)
+    if isinstance(pod, str):
+        ns, _, name = pod.partition("/")
+        return (ns, name, None) if name else ("kube-system", ns, None)
+    meta = getattr(pod, "meta", None)
+    if meta is not None:
+        containers = getattr(pod, "containers", []) or []
+        cname = next((c.name for c in containers if "kube-proxy" in c.name), None)
+        return meta.namespace, meta.name, cname
+    raise ClusterError(f"unexpected kube-proxy Pod reference {pod!r}")
