@@ -1,0 +1,103 @@
+"""Shared pytest fixtures. Keep each fixture small and documented; add yours in its own section.
+
+- `kube_env` (autouse): the machine's KUBECONFIG, HOME, in-cluster variables and proxies never reach a test.
+- `pki`: a throwaway CA, server and client certificate (openssl CLI), made once per session.
+- `apiserver`: factory `apiserver(source="demo", **kw) -> FakeAPIServer`, started, with `.kubeconfig` written.
+- `run_cli`: `run_cli(args, env=None) -> (exit_code, stdout, stderr)` through `svcctl.cli.main.run`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from apiserver import PKI, FakeAPIServer, make_pki  # noqa: E402
+
+# --------------------------------------------------------------------------- environment isolation
+
+_LEAKY_VARS = ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_NAMESPACE",
+               "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy",
+               "NO_PROXY", "no_proxy")
+
+
+@dataclass
+class KubeEnv:
+    home: Path  # an empty HOME (no ~/.kube/config)
+    sa_dir: Path  # where the in-cluster service account files are looked for (absent until a test makes it)
+
+
+@pytest.fixture(autouse=True)
+def kube_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> KubeEnv:
+    """No test sees the machine's kubeconfig, service account or proxies."""
+    home = tmp_path_factory.mktemp("home")
+    for var in _LEAKY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    sa_dir = home / "serviceaccount"
+    import svcctl.sources.kubeconfig as kc
+
+    monkeypatch.setattr(kc, "SERVICE_ACCOUNT_DIR", str(sa_dir))
+    return KubeEnv(home, sa_dir)
+
+
+# --------------------------------------------------------------------------- test API server
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    if shutil.which("openssl") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("openssl CLI is needed to make the test API server's certificates")
+        pytest.skip("openssl CLI not installed")
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def apiserver(pki: PKI, tmp_path: Path) -> Iterator[Callable[..., FakeAPIServer]]:
+    """Factory: `apiserver(source="demo", **kw)` → a started FakeAPIServer with `.kubeconfig` written.
+
+    `source` is a snapshot path, a SnapshotSource, or a list of object dicts (see tests/gen_cluster.py);
+    keyword arguments go to FakeAPIServer (token=, require_client_cert=, copy=)."""
+    started: list[FakeAPIServer] = []
+
+    def make(source: Any = "demo", **kw: Any) -> FakeAPIServer:
+        srv = FakeAPIServer(source, pki, **kw).start()
+        started.append(srv)
+        srv.kubeconfig = srv.write_kubeconfig(tmp_path / f"kubeconfig-{len(started)}")
+        return srv
+
+    yield make
+    for srv in started:
+        srv.stop()
+
+
+# --------------------------------------------------------------------------- running the CLI in-process
+
+
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, str]]:
+    """`run_cli(["endpoints", "hostnames", ...], env={"KUBECONFIG": ...}) -> (exit_code, stdout, stderr)`."""
+
+    def run(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
+        from svcctl.cli.main import run as svcctl_run
+
+        out, err = io.StringIO(), io.StringIO()
+        with monkeypatch.context() as m:
+            for k, v in (env or {}).items():
+                m.setenv(k, v)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = svcctl_run("svcctl", [str(a) for a in args])
+        return code, out.getvalue(), err.getvalue()
+
+    return run
