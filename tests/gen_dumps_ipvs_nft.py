@@ -358,6 +358,10 @@ def print_ipvsadm(vss: list[VS], fmt: str = "list") -> str:
     elif fmt == "list":
         out.append("Prot LocalAddress:Port Scheduler Flags")
         out.append("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn")
+    proto_num = {"TCP": 6, "UDP": 17, "SCTP": 132}
+    # ipvs_cmp_services: fwmark, address family, protocol, address, port
+    vss = sorted(vss, key=lambda v: (v.fwmark, v.ipv6, proto_num.get(v.protocol, 0),
+                                     ipaddress.ip_address(v.address).packed if v.address else b"", v.port))
     for v in vss:
         name = _svc_name(v, fmt == "save")
         if fmt == "save":
@@ -415,6 +419,63 @@ def gen_ipvsadm(n_services: int, n_endpoints: int) -> str:
     return print_ipvsadm(services_to_vs(big_services(n_services, n_endpoints)), "list")
 
 
+def fixture_vss() -> list[VS]:
+    """Every ipvsadm feature the parser reads, for tests/fixtures/ipvs."""
+    M, K = 1000_000, 1000
+    return [
+        VS("TCP", "10.0.1.175", 80, reals=[
+            {"ip": "10.244.0.5", "port": 9376, "active": 3, "inactive": 12, "stats": (1520, 9120, 8011, 731 * K, 1234 * M)},
+            {"ip": "10.244.0.6", "port": 9376, "active": 2, "inactive": 15, "stats": (1519, 9001, 7990, 720 * K, 123_456_789_012)},
+        ], stats=(3039, 18121, 16001, 1451 * K, 124_690_789_012)),
+        VS("TCP", "10.0.0.1", 443, persistent=10800, reals=[{"ip": "172.18.0.2", "port": 6443, "active": 7}],
+           stats=(120_000_000, 990_000_000, 2_000_000_000, 5_000_000_000_000, 150_000_000_000_000)),
+        VS("UDP", "10.0.0.10", 53, reals=[{"ip": "10.244.0.2", "port": 53, "inactive": 4}]),
+        VS("TCP", "10.0.5.5", 8080, scheduler="wrr", reals=[
+            {"ip": "10.244.1.10", "port": 8080, "weight": 3, "active": 9},
+            {"ip": "10.244.1.11", "port": 8080, "weight": 1, "active": 3},
+            {"ip": "10.244.1.12", "port": 8080, "weight": 0, "active": 5, "inactive": 1},
+        ]),
+        VS("TCP", "10.0.6.6", 80, scheduler="lc", reals=[{"ip": "10.244.2.2", "port": 80}, {"ip": "10.244.2.3", "port": 80}]),
+        VS("TCP", "10.0.7.7", 80, scheduler="sh", flags="(sh-fallback,sh-port)",
+           reals=[{"ip": "10.244.3.2", "port": 80}, {"ip": "10.244.3.3", "port": 80}]),
+        VS("TCP", "10.0.10.10", 80, scheduler="mh", reals=[{"ip": "10.244.3.4", "port": 80}]),
+        VS("SCTP", "10.0.8.8", 3868, reals=[{"ip": "10.244.4.4", "port": 3868}]),
+        VS("TCP", "10.0.9.9", 80),
+        VS("TCP", "172.18.0.3", 30080, reals=[{"ip": "10.244.0.5", "port": 9376}, {"ip": "10.244.0.6", "port": 9376}]),
+        VS("TCP", "10.0.11.11", 80, reals=[{"ip": "10.244.0.8", "port": 80, "weight": 0, "active": 2}]),
+        VS("FWM", "", 0, fwmark=7, reals=[{"ip": "192.168.1.10", "port": 80, "fwd": "Route"}]),
+        VS("TCP", "fd00:10:96::a", 80, ipv6=True, reals=[
+            {"ip": "fd00:10:244:1:2:3:aa:bbbb", "port": 8080, "active": 1},
+            {"ip": "fd00:10:244::6", "port": 8080},
+        ]),
+    ]
+
+
+def fixture_conns() -> str:
+    rows = [
+        ("TCP", "14:58", "ESTABLISHED", "10.244.0.1:51234", "10.0.1.175:80", "10.244.0.5:9376"),
+        ("TCP", "01:57", "FIN_WAIT", "10.244.0.1:51236", "10.0.1.175:80", "10.244.0.6:9376"),
+        ("TCP", "00:59", "SYN_RECV", "172.18.0.1:40000", "10.0.0.1:443", "172.18.0.2:6443"),
+        ("UDP", "04:59", "UDP", "10.244.0.9:33000", "10.0.0.10:53", "10.244.0.2:53"),
+        ("TCP", "179:59", "NONE", "10.244.0.9:0", "10.0.0.1:443", "172.18.0.2:6443"),
+        ("TCP", "14:59", "ESTABLISHED", "[fd00:10:244::9]:40100", "[fd00:10:96::a]:80", "[fd00:10:244::6]:8080"),
+    ]
+    out = ["IPVS connection entries", f"pro expire {'state':<11} {'source':<18} {'virtual':<18} destination"]
+    for p, e, st, c, v, d in rows:
+        out.append(f"{p:<3} {e:<6} {st:<11} {c:<18} {v:<18} {d}")
+    return "\n".join(out) + "\n"
+
+
+def write_ipvs_fixtures(dest: Path = ROOT / "tests" / "fixtures" / "ipvs") -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    vss = fixture_vss()
+    (dest / "full.txt").write_text(print_ipvsadm(vss, "list"))
+    (dest / "stats.txt").write_text(print_ipvsadm(vss, "stats"))
+    (dest / "rate.txt").write_text(print_ipvsadm(vss, "rate"))
+    (dest / "save.txt").write_text(print_ipvsadm(vss, "save"))
+    (dest / "conns.txt").write_text(fixture_conns())
+
+
 # --------------------------------------------------------------------------- demo files
 
 
@@ -463,6 +524,8 @@ def write_demo() -> None:
 if __name__ == "__main__":
     if "--demo" in sys.argv:
         write_demo()
+    elif "--ipvs-fixtures" in sys.argv:
+        write_ipvs_fixtures()
     elif "--nft" in sys.argv:
         sys.stdout.write(nft_script(demo_services(), layout=sys.argv[-1] if sys.argv[-1] in "AB" else "A"))
     else:
