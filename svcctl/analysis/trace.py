@@ -499,9 +499,16 @@ class Trace:
 
     @property
     def broken(self) -> bool:
+        """A request is broken when a hop on its path is; a not-ready replica behind working ones is a warning."""
         return (any(h.verdict == BROKEN for h in self.pre_hops)
-                or any(h.verdict == BROKEN for p in self.ports for h in p.hops)
-                or any(f.severity == "error" for f in self.all_findings))
+                or any(h.verdict == BROKEN for p in self.ports for h in p.hops))
+
+    @property
+    def verdict(self) -> str:
+        if self.broken:
+            return BROKEN
+        hops = [*self.pre_hops, *(h for p in self.ports for h in p.hops)]
+        return WARNING if any(h.verdict == WARNING for h in hops) else OK
 
     def to_json(self) -> dict[str, Any]:
         from svcctl import API_VERSION
@@ -520,9 +527,7 @@ class Trace:
             "apiVersion": API_VERSION,
             "kind": "Trace",
             "target": self.target.raw,
-            "verdict": BROKEN if self.broken else (
-                WARNING if any(h.verdict == WARNING for p in self.ports for h in p.hops)
-                or any(h.verdict == WARNING for h in self.pre_hops) else OK),
+            "verdict": self.verdict,
             "service": svc,
             "dns": self.dns.to_json() if self.dns is not None and hasattr(self.dns, "to_json") else None,
             "node": {"name": self.node, "mode": self.mode},

@@ -39,7 +39,7 @@ class Terminal:
         if self._out is None:
             self._out = Console(file=sys.stdout, markup=False, highlight=False, emoji=False,
                                 no_color=not self.color, force_terminal=self.color or None,
-                                soft_wrap=not self.is_tty)
+                                soft_wrap=False)
         return self._out
 
     @property

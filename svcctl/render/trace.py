@@ -71,7 +71,7 @@ def render_plain(tr: Trace) -> str:
                 out.append(f"          hint: {f.hint}")
     for n in tr.notes:
         out.append(f"note: {n}")
-    out.append("verdict: " + ("BROKEN" if tr.broken else "ok"))
+    out.append(f"verdict: {tr.verdict}")
     return "\n".join(out) + "\n"
 
 
@@ -115,7 +115,7 @@ def render_tree(tr: Trace) -> Tree:
                 fn.add(Text("hint: " + f.hint, style="dim"))
     for n in tr.notes:
         root.add(Text("note: " + n, style="dim"))
-    root.add(Text("verdict: " + ("BROKEN" if tr.broken else "ok"), style="bold red" if tr.broken else "bold green"))
+    root.add(Text(f"verdict: {tr.verdict}", style=STYLE[tr.verdict]))
     return root
 
 
