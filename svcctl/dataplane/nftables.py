@@ -16,8 +16,6 @@ it is refused with an InputError that says to give `iptables-save` output instea
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -27,7 +25,7 @@ from typing import Any
 from svcctl.dataplane.model import Backend, NodeRules, RuleStats, ServiceEntry
 from svcctl.errors import InputError
 
-__all__ = ["parse_nft", "looks_like_nft", "is_iptables_nft", "nft_hash_and_truncate", "spn_from_chain"]
+__all__ = ["parse_nft", "looks_like_nft", "is_iptables_nft", "spn_from_chain"]
 
 _IPTABLES_NFT_HINT = ("this is iptables mode on the nf_tables backend; use --iptables-save with `iptables-save` "
                       "output (iptables-nft-save on older systems)")
@@ -85,15 +83,6 @@ class _Table:
 
 
 # --------------------------------------------------------------------------- helpers shared with others
-
-
-def nft_hash_and_truncate(name: str) -> str:
-    """kube-proxy's hashAndTruncate: first 8 chars of base32(sha256(name)), '-', name, cut to 240.
-
-    Private copy: svcctl.dataplane.hashes was not there when this was written."""
-    digest = base64.b32encode(hashlib.sha256(name.encode()).digest()).decode()
-    out = digest[:8] + "-" + name
-    return out if len(out) <= 240 else out[:237] + "..."
 
 
 _CHAIN_RE = re.compile(r"^(?:service|external|local|firewall|endpoint|affinity)-[A-Z2-7]{8}-"
