@@ -476,6 +476,112 @@ def write_ipvs_fixtures(dest: Path = ROOT / "tests" / "fixtures" / "ipvs") -> No
     (dest / "conns.txt").write_text(fixture_conns())
 
 
+# --------------------------------------------------------------------------- nft fixtures
+
+
+def fixture_services() -> list[GenService]:
+    """Every nftables feature: multi-endpoint, affinity, LB with source ranges, ETP Local, NodePorts, UDP."""
+    return demo_services() + [
+        GenService("ns2", "web", "http", "10.0.2.2", 80,
+                   [("10.244.1.3", 8080), ("10.244.1.4", 8080), ("10.244.2.9", 8080)],
+                   node_port=30080, lb_ips=["203.0.113.7"], source_ranges=["192.0.2.0/24", "198.51.100.0/24"],
+                   affinity=10800),
+        GenService("ns3", "loc", "", "10.0.3.3", 443, [("10.244.1.5", 8443), ("10.244.2.6", 8443)],
+                   node_port=30443, external_ips=["192.0.2.50"], etp_local=True,
+                   local_endpoints=[("10.244.1.5", 8443)]),
+        GenService("ns5", "nolocal", "http", "10.0.5.5", 80, [("10.244.2.7", 80)], node_port=30555,
+                   etp_local=True, local_endpoints=[]),
+    ]
+
+
+def fixture_no_endpoints() -> list[GenService]:
+    return [GenService("ns4", "empty", "p", "10.0.4.4", 80, [], node_port=30999)]
+
+
+def fixture_services6() -> list[GenService]:
+    return [
+        GenService("default", "web6", "http", "fd00:10:96::10", 80,
+                   [("fd00:10:244::5", 8080), ("fd00:10:244::6", 8080)]),
+        GenService("default", "one6", "http", "fd00:10:96::11", 80, [("fd00:10:244::7", 8080)], affinity=600),
+    ]
+
+
+def fixture_scripts() -> dict[str, tuple[str, str]]:
+    """name -> (nft -f script, family)."""
+    return {
+        "layout-a": (nft_script(fixture_services(), layout="A", nodeport_ips=["172.18.0.3"],
+                                no_endpoints=fixture_no_endpoints()), "ip"),
+        "layout-b": (nft_script(fixture_services(), layout="B", no_endpoints=fixture_no_endpoints(),
+                                bare_single=True), "ip"),
+        "ip6-a": (nft_script(fixture_services6(), layout="A", family="ip6", pod_cidr="fd00:10:244::/64",
+                             service_cidr="fd00:10:96::/112"), "ip6"),
+        "ip6-b": (nft_script(fixture_services6(), layout="B", family="ip6", pod_cidr="fd00:10:244::/64",
+                             service_cidr="fd00:10:96::/112"), "ip6"),
+    }
+
+
+STALE_EXTRA = ("add chain ip kube-proxy service-OLDCHAIN-ns9/gone/tcp/http\n"
+               "add rule ip kube-proxy service-OLDCHAIN-ns9/gone/tcp/http meta l4proto tcp dnat to 10.244.9.9:80\n")
+
+IPTABLES_SAVE_SMALL = """*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:KUBE-MARK-MASQ - [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-SVC-PM2QQW4DHQ4FJB4S - [0:0]
+:KUBE-SEP-AAAAAAAAAAAAAAAA - [0:0]
+:KUBE-SEP-BBBBBBBBBBBBBBBB - [0:0]
+-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000
+-A KUBE-SERVICES -d 10.0.1.175/32 -p tcp -m comment --comment "default/hostnames:default cluster IP" -m tcp --dport 80 -j KUBE-SVC-PM2QQW4DHQ4FJB4S
+-A KUBE-SVC-PM2QQW4DHQ4FJB4S -m comment --comment "default/hostnames:default -> 10.244.0.5:9376" -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-AAAAAAAAAAAAAAAA
+-A KUBE-SVC-PM2QQW4DHQ4FJB4S -m comment --comment "default/hostnames:default -> 10.244.0.6:9376" -j KUBE-SEP-BBBBBBBBBBBBBBBB
+-A KUBE-SEP-AAAAAAAAAAAAAAAA -p tcp -m tcp -j DNAT --to-destination 10.244.0.5:9376
+-A KUBE-SEP-BBBBBBBBBBBBBBBB -p tcp -m tcp -j DNAT --to-destination 10.244.0.6:9376
+COMMIT
+"""
+
+
+def _netns_run(script_cmds: list[tuple[list[str], str | None]]) -> list[str]:
+    ns = f"svt-{os.getpid()}-gen"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    outs = []
+    try:
+        for argv, stdin in script_cmds:
+            r = subprocess.run(["ip", "netns", "exec", ns, *argv], input=stdin, text=True, capture_output=True,
+                               check=True)
+            outs.append(r.stdout)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    return outs
+
+
+def write_nft_fixtures(dest: Path = ROOT / "tests" / "fixtures" / "nft") -> None:
+    """Load each generated ruleset with the real nft in a throwaway netns; keep what `nft list` prints."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, (script, fam) in fixture_scripts().items():
+        (dest / f"{name}.nft").write_text(script)
+        text, js = _netns_run([(["nft", "-f", "-"], script), (["nft", "list", "table", fam, "kube-proxy"], None),
+                               (["nft", "-j", "list", "table", fam, "kube-proxy"], None)])[1:]
+        (dest / f"{name}.txt").write_text(text)
+        (dest / f"{name}.json").write_text(js)
+    both = fixture_scripts()["layout-a"][0] + fixture_scripts()["ip6-a"][0]
+    other = "add table inet filter\nadd chain inet filter input { type filter hook input priority 0 ; }\n" \
+            "add rule inet filter input tcp dport 22 accept\n"
+    (dest / "ruleset.txt").write_text(_netns_run([(["nft", "-f", "-"], other + both),
+                                                  (["nft", "list", "ruleset"], None)])[1])
+    stale = fixture_scripts()["layout-a"][0] + STALE_EXTRA
+    (dest / "stale.txt").write_text(_netns_run([(["nft", "-f", "-"], stale),
+                                                (["nft", "list", "table", "ip", "kube-proxy"], None)])[1])
+    outs = _netns_run([(["iptables-nft-restore"], IPTABLES_SAVE_SMALL), (["nft", "list", "ruleset"], None),
+                       (["nft", "-j", "list", "ruleset"], None)])
+    (dest / "iptables-nft.txt").write_text(outs[1])
+    (dest / "iptables-nft.json").write_text(outs[2])
+
+
 # --------------------------------------------------------------------------- demo files
 
 
@@ -526,6 +632,8 @@ if __name__ == "__main__":
         write_demo()
     elif "--ipvs-fixtures" in sys.argv:
         write_ipvs_fixtures()
+    elif "--nft-fixtures" in sys.argv:
+        write_nft_fixtures()
     elif "--nft" in sys.argv:
         sys.stdout.write(nft_script(demo_services(), layout=sys.argv[-1] if sys.argv[-1] in "AB" else "A"))
     else:

@@ -808,7 +808,8 @@ def _rules_to_entries(t: _Table, rules: NodeRules) -> None:
         elif not w.backends:
             entry.no_endpoints = not w.no_local
             if w.dropped and w.dropped != "missing chain":
-                entry.notes.append(f"traffic is {w.dropped}ed in {entry.path[-1] if entry.path else target}")
+                done = {"drop": "dropped", "reject": "rejected"}.get(w.dropped, w.dropped)
+                entry.notes.append(f"traffic is {done} in {entry.path[-1] if entry.path else target}")
         key = (addr, proto, port)
         if key in firewall:
             entry.source_ranges = firewall[key]
