@@ -337,6 +337,38 @@ class LiveSource:
             out += [Event.from_dict(_kinded(i, "Event")) for i in items]
         return out
 
+    # ------------------------------------------------------------------ whole-namespace reads (collect -n / -A)
+
+    def list_all_endpoint_slices(self, namespace: str | None) -> list[EndpointSlice]:
+        fn, args = ((self.discovery.list_endpoint_slice_for_all_namespaces, ()) if namespace is None
+                    else (self.discovery.list_namespaced_endpoint_slice, (namespace,)))
+        try:
+            items = self._list(f"endpointslices {_where(namespace)}", "endpointslices", fn, *args)
+        except ForbiddenError as e:
+            self._degrade("endpointslices", e)
+            return []
+        return [EndpointSlice.from_dict(_kinded(i, "EndpointSlice")) for i in items]
+
+    def list_all_endpoints(self, namespace: str | None) -> list[Endpoints]:
+        fn, args = ((self.core.list_endpoints_for_all_namespaces, ()) if namespace is None
+                    else (self.core.list_namespaced_endpoints, (namespace,)))
+        try:
+            items = self._list(f"endpoints {_where(namespace)}", "endpoints", fn, *args)
+        except ForbiddenError as e:
+            self._degrade("endpoints", e)
+            return []
+        return [Endpoints.from_dict(_kinded(i, "Endpoints")) for i in items]
+
+    def list_all_events(self, namespace: str | None) -> list[Event]:
+        fn, args = ((self.core.list_event_for_all_namespaces, ()) if namespace is None
+                    else (self.core.list_namespaced_event, (namespace,)))
+        try:
+            items = self._list(f"events {_where(namespace)}", "events", fn, *args)
+        except ForbiddenError as e:
+            self._degrade("events", e)
+            return []
+        return [Event.from_dict(_kinded(i, "Event")) for i in items]
+
     def node_dumps(self, node: str) -> NodeDumps | None:
         return None  # the node module decides whether to exec into kube-proxy
 
@@ -427,3 +459,7 @@ def _status_message(body: Any) -> str:
 
 def _ms(started: float) -> str:
     return f"{(time.monotonic() - started) * 1000:.0f} ms"
+
+
+def _where(namespace: str | None) -> str:
+    return f"-n {namespace}" if namespace else "(all namespaces)"
