@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import Any
 from urllib.parse import urlsplit
 
-from svcctl.dataplane.model import Backend, Flow, NodeRules, ServiceEntry
+from svcctl.dataplane.model import Backend, Flow, NodeRules, ServiceEntry, format_share
 from svcctl.model import EndpointSlice, Finding, Service, ServicePort
 
 OK, WARNING, BROKEN, SKIPPED = "ok", "warning", "broken", "skipped"
@@ -196,8 +196,7 @@ class TraceBackend:
         out: dict[str, Any] = {
             "ip": self.ip, "port": self.port,
             "probability": float(self.probability) if self.probability is not None else None,
-            "share": (f"{self.probability.numerator}/{self.probability.denominator}"
-                      if self.probability is not None else None),
+            "share": format_share(self.probability),
             "pod": self.pod, "ready": self.ready,
         }
         if self.node:
@@ -234,9 +233,7 @@ class PortTrace:
 
 
 def _share(p: Fraction | None) -> str:
-    if p is None:
-        return "share depends on load/source"
-    return f"{p.numerator}/{p.denominator}" if p.denominator != 1 else str(p.numerator)
+    return format_share(p) or "share depends on load/source"
 
 
 def _entries_for_port(service: Service | None, port: ServicePort | None, target: Target,

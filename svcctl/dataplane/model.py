@@ -36,7 +36,7 @@ class Backend:
             "ip": self.ip,
             "port": self.port,
             "probability": float(self.probability) if self.probability is not None else None,
-            "share": _frac(self.probability),
+            "share": format_share(self.probability),
         }
         if self.chain:
             out["chain"] = self.chain
@@ -52,7 +52,8 @@ class Backend:
         return out
 
 
-def _frac(p: Fraction | None) -> str | None:
+def format_share(p: Fraction | None) -> str | None:
+    """1/3 as "1/3", a whole 1 as "1"; None (load- or source-dependent) stays None."""
     if p is None:
         return None
     return f"{p.numerator}/{p.denominator}" if p.denominator != 1 else str(p.numerator)

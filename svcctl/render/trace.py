@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from rich.text import Text
 from rich.tree import Tree
 
 from svcctl.analysis.trace import BROKEN, OK, SKIPPED, WARNING, Hop, PortTrace, Trace
+from svcctl.dataplane.model import format_share
 from svcctl.render.console import emit_document
 
 if TYPE_CHECKING:
@@ -19,14 +21,10 @@ TITLES = {"dns": "DNS", "service": "Service", "node-rules": "Node rules", "endpo
           "drift": "Drift", "selected": "Selected endpoint"}
 
 
-def _share(b_prob: object) -> str:
-    from fractions import Fraction
-
-    if isinstance(b_prob, Fraction):
-        pct = float(b_prob) * 100
-        frac = f"{b_prob.numerator}/{b_prob.denominator}" if b_prob.denominator != 1 else str(b_prob.numerator)
-        return f"{frac} ({pct:.0f}%)"
-    return "share depends on load/source"
+def _share(p: Fraction | None) -> str:
+    if p is None:
+        return "share depends on load/source"
+    return f"{format_share(p)} ({float(p) * 100:.0f}%)"
 
 
 def _backend_line(pt: PortTrace) -> list[str]:

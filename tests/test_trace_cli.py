@@ -1,0 +1,165 @@
+"""`svcctl trace` end to end on snapshots and node dumps: the demo's story, all three modes, each drift code."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from svcctl.sources.snapshot import demo_path
+
+RunCli = Callable[..., tuple[int, str, str]]
+DEMO_NODE = demo_path() / "nodes" / "kind-worker"
+
+
+def _trace_json(run_cli: RunCli, *args: str) -> tuple[int, dict[str, Any]]:
+    code, out, err = run_cli(["trace", *args, "-o", "json"])
+    assert code in (0, 1), err
+    return code, json.loads(out)
+
+
+def test_demo_tells_the_whole_story(run_cli: RunCli) -> None:
+    code, out, err = run_cli(["trace", "hostnames", "--snapshot", "demo", "--mode", "iptables"])
+    assert code == 0, err
+    assert "10.244.0.5:9376  1/2 (50%)  → default/hostnames-632524106-bbpiw  [ready]" in out
+    assert "10.244.0.6:9376  1/2 (50%)  → default/hostnames-632524106-ly40y  [ready]" in out
+    assert re.search(r"hostnames-632524106-tlaok on kind-worker: not ready — ReadinessProbeFailing", out)
+    assert "Readiness probe failed: HTTP probe failed with statuscode: 503" in out
+    assert "no query was sent" in out
+    assert "at random" in out and "not round-robin" in out
+    assert out.rstrip().endswith("verdict: warning")
+
+
+@pytest.mark.parametrize("mode", ["iptables", "ipvs", "nftables"])
+def test_demo_same_answer_in_every_mode(run_cli: RunCli, mode: str) -> None:
+    code, doc = _trace_json(run_cli, "hostnames", "--snapshot", "demo", "--mode", mode)
+    assert code == 0
+    assert doc["apiVersion"] == "svcctl/v1" and doc["kind"] == "Trace"
+    assert doc["node"] == {"name": "kind-worker", "mode": mode}
+    (port,) = doc["ports"]
+    assert [(b["ip"], b["port"], b["share"], b["pod"], b["ready"]) for b in port["backends"]] == [
+        ("10.244.0.5", 9376, "1/2", "default/hostnames-632524106-bbpiw", True),
+        ("10.244.0.6", 9376, "1/2", "default/hostnames-632524106-ly40y", True),
+    ]
+    assert {h["hop"]: h["verdict"] for h in port["hops"]} == {
+        "node-rules": "ok", "endpoints": "warning", "drift": "ok", "selected": "skipped"}
+    assert [(f["code"], f["pod"]) for f in doc["findings"]] == [
+        ("ReadinessProbeFailing", "default/hostnames-632524106-tlaok")]
+
+
+def test_node_only_trace_needs_no_cluster(run_cli: RunCli) -> None:
+    code, doc = _trace_json(run_cli, "10.0.1.175:80", "--iptables-save", str(DEMO_NODE / "iptables-save.txt"))
+    assert code == 0
+    assert doc["service"] is None
+    (port,) = doc["ports"]
+    assert [(b["ip"], b["share"]) for b in port["backends"]] == [("10.244.0.5", "1/2"), ("10.244.0.6", "1/2")]
+    assert doc["hops"][0] == {"hop": "dns", "verdict": "skipped", "summary": "skipped: TARGET was an IP",
+                              "details": []}
+
+
+def test_node_only_trace_of_absent_vip_is_a_finding(run_cli: RunCli) -> None:
+    code, doc = _trace_json(run_cli, "10.9.9.9:80", "--iptables-save", str(DEMO_NODE / "iptables-save.txt"))
+    assert code == 1
+    assert [f["code"] for f in doc["findings"]] == ["ServiceNotProgrammed"]
+
+
+def test_service_name_without_cluster_is_usage_error(run_cli: RunCli) -> None:
+    code, out, err = run_cli(["trace", "hostnames", "--iptables-save", str(DEMO_NODE / "iptables-save.txt")])
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_unknown_service_suggests(run_cli: RunCli) -> None:
+    code, out, err = run_cli(["trace", "hostname", "--snapshot", "demo"])
+    assert code == 2 and "did you mean hostnames" in err and "Traceback" not in err
+
+
+def test_trace_by_vip_and_url_and_dns_name(run_cli: RunCli) -> None:
+    for target in ("10.0.1.175:80", "http://hostnames.default/", "hostnames.default.svc.cluster.local",
+                   "default/hostnames"):
+        code, doc = _trace_json(run_cli, target, "--snapshot", "demo", "--mode", "iptables")
+        assert doc["service"]["name"] == "hostnames", target
+        assert len(doc["ports"][0]["backends"]) == 2
+
+
+def _broken_snapshot(tmp_path: Path, edit_cluster: Callable[[dict[str, Any]], None] | None = None,
+                     edit_rules: Callable[[str], str] | None = None) -> Path:
+    snap = tmp_path / "snap"
+    shutil.copytree(demo_path(), snap)
+    (snap / "nodes" / "kind-worker" / "nft.txt").unlink()
+    (snap / "nodes" / "kind-worker" / "ipvsadm.txt").unlink()
+    if edit_cluster:
+        doc = yaml.safe_load((snap / "cluster.yaml").read_text())
+        edit_cluster(doc)
+        (snap / "cluster.yaml").write_text(yaml.safe_dump(doc))
+    if edit_rules:
+        p = snap / "nodes" / "kind-worker" / "iptables-save.txt"
+        p.write_text(edit_rules(p.read_text()))
+    return snap
+
+
+def _hostnames_slice(doc: dict[str, Any]) -> dict[str, Any]:
+    return next(i for i in doc["items"] if i["kind"] == "EndpointSlice" and i["metadata"]["name"] == "hostnames-x7k2p")
+
+
+def test_stale_backend_when_pod_unready_in_api_only(run_cli: RunCli, tmp_path: Path) -> None:
+    def unready(doc: dict[str, Any]) -> None:
+        ep = _hostnames_slice(doc)["endpoints"][1]  # 10.244.0.6
+        ep["conditions"] = {"ready": False, "serving": False, "terminating": False}
+
+    code, doc = _trace_json(run_cli, "hostnames", "--snapshot", str(_broken_snapshot(tmp_path, unready)))
+    assert code == 1
+    stale = [f for f in doc["findings"] if f["code"] == "StaleBackend"]
+    assert [f["pod"] for f in stale] == ["default/hostnames-632524106-ly40y"]
+
+
+def test_endpoint_not_programmed_when_sep_chain_deleted(run_cli: RunCli, tmp_path: Path) -> None:
+    def drop_backend(text: str) -> str:
+        # remove the KUBE-SVC → KUBE-SEP jump for 10.244.0.6 and make the remaining one unconditional
+        lines = [ln for ln in text.splitlines() if not ("KUBE-SVC-" in ln and "10.244.0.6:9376" in ln
+                                                         and "-j KUBE-SEP-" in ln)]
+        out = []
+        for ln in lines:
+            if "10.244.0.5:9376" in ln and "--probability" in ln:
+                ln = re.sub(r" -m statistic --mode random --probability \S+", "", ln)
+            out.append(ln)
+        return "\n".join(out) + "\n"
+
+    code, doc = _trace_json(run_cli, "hostnames", "--snapshot",
+                            str(_broken_snapshot(tmp_path, edit_rules=drop_backend)))
+    assert code == 1
+    missing = [f for f in doc["findings"] if f["code"] == "EndpointNotProgrammed"]
+    assert [f["pod"] for f in missing] == ["default/hostnames-632524106-ly40y"]
+    assert [(b["ip"], b["share"]) for b in doc["ports"][0]["backends"]] == [("10.244.0.5", "1")]
+
+
+def test_service_not_programmed(run_cli: RunCli, tmp_path: Path) -> None:
+    def drop_vip(text: str) -> str:
+        return "\n".join(ln for ln in text.splitlines() if "10.0.1.175/32" not in ln) + "\n"
+
+    code, doc = _trace_json(run_cli, "hostnames", "--snapshot", str(_broken_snapshot(tmp_path, edit_rules=drop_vip)))
+    assert code == 1
+    assert "ServiceNotProgrammed" in [f["code"] for f in doc["findings"]]
+
+
+def test_port_selection(run_cli: RunCli) -> None:
+    code, doc = _trace_json(run_cli, "kube-system/kube-dns", "--snapshot", "demo", "--mode", "iptables")
+    assert sorted((p["port"], p["protocol"]) for p in doc["ports"]) == [(53, "TCP"), (53, "UDP")]
+    code, doc = _trace_json(run_cli, "kube-system/kube-dns", "--snapshot", "demo", "--port", "dns-tcp",
+                            "--mode", "iptables")
+    assert [(p["name"], p["protocol"]) for p in doc["ports"]] == [("dns-tcp", "TCP")]
+    code, out, err = run_cli(["trace", "kube-system/kube-dns", "--snapshot", "demo", "--port", "99"])
+    assert code == 2 and "has no port 99" in err
+
+
+def test_json_is_the_only_stdout(run_cli: RunCli) -> None:
+    code, out, err = run_cli(["trace", "hostnames", "--snapshot", "demo", "-o", "json"])
+    json.loads(out)
+    code, out, err = run_cli(["trace", "hostnames", "--snapshot", "demo", "-o", "yaml"])
+    assert yaml.safe_load(out)["kind"] == "Trace"
