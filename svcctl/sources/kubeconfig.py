@@ -380,7 +380,11 @@ def build_api_client(cfg: ResolvedConfig, env: dict[str, str] | os._Environ[str]
     c.verify_ssl = not cfg.insecure
     c.retries = 0  # svcctl retries 429/5xx itself; connection failures must fail fast with our message
     if cfg.insecure:
+        import urllib3
+
         c.assert_hostname = False
+        # the user asked for it in the kubeconfig; -v says "TLS verification off" once instead of every request
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     ident = f"{abs(hash((cfg.server, cfg.context, cfg.user)))}"
     if cfg.ca_data:
         c.ssl_ca_cert = _SecretDir.write(f"ca-{ident}.crt", cfg.ca_data)
