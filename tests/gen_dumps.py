@@ -208,20 +208,19 @@ def iptables_save_lines(cluster: GenCluster, counters: bool = False) -> Iterator
             else:
                 filt.add("KUBE-SERVICES", f"-d {_host(svc.cluster_ip)} {mt}{cm(spn + ' has no local endpoints')}"
                          f"-m {proto} --dport {p.port} -j DROP")
-            # external IPs, LB IPs
+            # external IPs, LB IPs, NodePorts: always through KUBE-EXT (with ETP Local and no local endpoint the
+            # EXT chain only routes pod / node traffic, and the filter table drops the rest)
+            ext_target = fw_chain if svc.source_ranges else ext_chain
             for ip in svc.external_ips:
-                if ext_eps:
-                    services_rules.append(f"-d {_host(ip)} {mt}{cm(spn + ' external IP')}-m {proto} "
-                                          f"--dport {p.port} -j {ext_chain}")
-                else:
+                services_rules.append(f"-d {_host(ip)} {mt}{cm(spn + ' external IP')}-m {proto} "
+                                      f"--dport {p.port} -j {ext_chain}")
+                if not ext_eps:
                     filt.add("KUBE-EXTERNAL-SERVICES", f"-d {_host(ip)} {mt}"
                              f"{cm(spn + ' has no local endpoints')}-m {proto} --dport {p.port} -j DROP")
             for ip in svc.lb_ips:
-                if ext_eps:
-                    target = fw_chain if svc.source_ranges else ext_chain
-                    services_rules.append(f"-d {_host(ip)} {mt}{cm(spn + ' loadbalancer IP')}-m {proto} "
-                                          f"--dport {p.port} -j {target}")
-                else:
+                services_rules.append(f"-d {_host(ip)} {mt}{cm(spn + ' loadbalancer IP')}-m {proto} "
+                                      f"--dport {p.port} -j {ext_target}")
+                if not ext_eps:
                     filt.add("KUBE-EXTERNAL-SERVICES", f"-d {_host(ip)} {mt}"
                              f"{cm(spn + ' has no local endpoints')}-m {proto} --dport {p.port} -j DROP")
                 if svc.source_ranges:
@@ -229,9 +228,8 @@ def iptables_save_lines(cluster: GenCluster, counters: bool = False) -> Iterator
                              f"{cm(spn + ' traffic not accepted by ' + fw_chain)}-m {proto} --dport {p.port} "
                              "-j DROP")
             if p.node_port:
-                if ext_eps:
-                    nodeport_rules.append(f"{mt}{cm(spn)}-m {proto} --dport {p.node_port} -j {ext_chain}")
-                else:
+                nodeport_rules.append(f"{mt}{cm(spn)}-m {proto} --dport {p.node_port} -j {ext_chain}")
+                if not ext_eps:
                     filt.add("KUBE-EXTERNAL-SERVICES", f"{mt}{cm(spn + ' has no local endpoints')}-m addrtype "
                              f"--dst-type LOCAL -m {proto} --dport {p.node_port} -j DROP")
             if svc.health_check_node_port and svc.etp_local:
@@ -247,7 +245,7 @@ def iptables_save_lines(cluster: GenCluster, counters: bool = False) -> Iterator
             if (svc.itp_local or svc.etp_local) and local_eps:
                 nat.chain(svl_chain)
                 _cascade(nat, svl_chain, spn, proto, p.target_port, local_eps, svc.affinity_seconds, cm)
-            if has_ext_chain and ext_eps:
+            if has_ext_chain:
                 nat.chain(ext_chain)
                 if svc.etp_local:
                     nat.add(ext_chain, f"-s {cidr} {cm('pod traffic for ' + spn + ' external destinations')}"
@@ -256,7 +254,8 @@ def iptables_save_lines(cluster: GenCluster, counters: bool = False) -> Iterator
                             "-m addrtype --src-type LOCAL -j KUBE-MARK-MASQ")
                     nat.add(ext_chain, f"{cm('route LOCAL traffic for ' + spn + ' external destinations')}"
                             f"-m addrtype --src-type LOCAL -j {svc_chain}")
-                    nat.add(ext_chain, f"-j {svl_chain}")
+                    if local_eps:
+                        nat.add(ext_chain, f"-j {svl_chain}")
                 else:
                     nat.add(ext_chain, f"{cm('masquerade traffic for ' + spn + ' external destinations')}"
                             "-j KUBE-MARK-MASQ")
@@ -266,8 +265,15 @@ def iptables_save_lines(cluster: GenCluster, counters: bool = False) -> Iterator
                     for r in svc.source_ranges:
                         nat.add(fw_chain, f"-s {r} {cm(spn + ' loadbalancer IP')}-j {ext_chain}")
                     nat.add(fw_chain, cm(f"other traffic to {spn} will be dropped by KUBE-PROXY-FIREWALL").strip())
-            # endpoint chains
+            # endpoint chains: only for endpoints some chain above jumps to
+            used = set()
+            if not svc.itp_local or has_ext_chain:
+                used.update(e.ip for e in eps)
+            if (svc.itp_local or svc.etp_local) and local_eps:
+                used.update(e.ip for e in local_eps)
             for e in eps:
+                if e.ip not in used:
+                    continue
                 sep = endpoint_chain(spn, proto, e.ip, p.target_port)
                 if sep in nat.rules:
                     continue

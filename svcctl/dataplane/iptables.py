@@ -73,6 +73,7 @@ class Dump:
     notes: list[str] = field(default_factory=list)
     n_rules: int = 0
     n_chains: int = 0
+    hash_names: dict[str, str] = field(default_factory=dict)  # chain hash suffix -> service port name
 
     def chain(self, table: str, chain: str) -> list[Rule] | None:
         t = self.tables.get(table)
@@ -389,7 +390,7 @@ def _extract(text: str, span: tuple[int, int], table: str, chains: set[str], sou
     return out
 
 
-def _rule_matches_only(rule: Rule, only: set[str], hashes: set[str]) -> bool:
+def _rule_matches_only(rule: Rule, only: set[str], hashes: dict[str, str]) -> bool:
     name = _entry_name(rule.comment)[0]
     if name is not None:
         for o in only:
@@ -403,11 +404,11 @@ def _rule_matches_only(rule: Rule, only: set[str], hashes: set[str]) -> bool:
     return bool(hashes) and t.startswith(IPTABLES_SERVICE_PREFIXES) and t.rsplit("-", 1)[-1] in hashes
 
 
-def _only_hashes(only: set[str]) -> set[str]:
-    """Hash suffixes of the chains of any `ns/svc:port` in `only` (so uncommented NodePort rules are found)."""
+def _only_hashes(only: set[str]) -> dict[str, str]:
+    """Hash suffix -> `ns/svc:port` for the names in `only` (so rules without comments are found and named)."""
     from svcctl.dataplane.hashes import port_proto_hash
 
-    out: set[str] = set()
+    out: dict[str, str] = {}
     for o in only:
         if "/" not in o:
             continue
@@ -415,7 +416,7 @@ def _only_hashes(only: set[str]) -> set[str]:
         svc, _, port = rest.partition(":")
         for spn in spn_variants(ns, svc, port):
             for proto in ("tcp", "udp", "sctp"):
-                out.add(port_proto_hash(spn, proto))
+                out[port_proto_hash(spn, proto)] = spn
     return out
 
 
@@ -430,7 +431,7 @@ def parse_only(text: str, source: str, only: set[str]) -> Dump:
         raise InputError("no tables found (expected `*nat` / `*filter`)", source=source)
     dump.n_rules = text.count("\n-A ") + text.count("] -A ") + (1 if text.startswith("-A ") else 0)
     dump.n_chains = text.count("\n:")
-    hashes = _only_hashes(only)
+    hashes = dump.hash_names = _only_hashes(only)
     for tname, entry_chains in (("nat", {"KUBE-SERVICES", "KUBE-NODEPORTS"}),
                                 ("filter", {"KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-PROXY-FIREWALL"})):
         if tname not in spans:
@@ -496,7 +497,8 @@ def probability_fraction(text: str) -> Fraction:
     if p >= 1:
         return Fraction(1)
     k = round(1 / p)
-    if k > 0 and abs(1 / k - p) <= max(1e-8, p * 1e-6):
+    # kube-proxy printed 1/k with %0.10f (%0.5f before 1.?): within half a unit of the 5th decimal is 1/k
+    if k > 0 and abs(1 / k - p) <= 5.1e-6:
         return Fraction(1, k)
     return Fraction(text).limit_denominator(1_000_000)
 
@@ -612,11 +614,14 @@ class _Follower:
             if t == "DNAT":
                 to = r.target_opts.get("--to-destination", "")
                 ip, port = _split_hostport(to)
-                w.backends.append(Backend(ip=ip, port=port, probability=remaining, chain=""))
+                p = probability_fraction(r.opts["--probability"]) if "--probability" in r.opts else Fraction(1)
+                w.backends.append(Backend(ip=ip, port=port, probability=remaining * p, chain=""))
                 if "--set" in r.opts:
                     w.notes.append("remembers the client for session affinity (recent --set)")
-                remaining = Fraction(0)
-                break
+                remaining -= remaining * p
+                if remaining == 0:
+                    break
+                continue
             if t in _TERMINAL:
                 if t in ("DROP", "REJECT"):
                     w.notes.append(f"{t} in {chain}")
@@ -662,8 +667,10 @@ class _Follower:
                 desc = ", ".join(sub.path[:2])
                 w.notes.append(f"traffic with {cond} goes to {desc} ({len(sub.backends)} backend"
                                f"{'s' if len(sub.backends) != 1 else ''})")
-            if not default:
-                # no default path (KUBE-FW: only allowed sources get through): report the first branch's backends
+            gate = chain.startswith("KUBE-FW-") or (rules[-1].target in (None, "KUBE-MARK-DROP"))
+            if not default and gate:
+                # a firewall chain (only allowed sources get through, the rest is dropped): report the allowed
+                # sources' backends
                 cond, sub = conditional[0]
                 for b in sub.backends:
                     w.backends.append(Backend(ip=b.ip, port=b.port, probability=b.probability, chain=b.chain,
@@ -751,7 +758,7 @@ def follow(dump: Dump) -> NodeRules:
                         e.notes.append("also reachable on localhost (127.0.0.0/8)")
                         e.address = nd
                     _apply_walk(e, fol.walk(nr.target), [t])
-                    _add(rules, e, per_service, entry_rule_count)
+                    _add(rules, e, per_service, entry_rule_count, dump.hash_names)
                 continue
             if t in _TERMINAL or t in _NON_TERMINAL:
                 continue
@@ -760,7 +767,7 @@ def follow(dump: Dump) -> NodeRules:
             if t.startswith("KUBE-FW-"):
                 e.source_ranges = [src for x in nat.chains.get(t, [])
                                    if x.target and (src := x.get("-s") or "") and not src.startswith("!")]
-            _add(rules, e, per_service, entry_rule_count)
+            _add(rules, e, per_service, entry_rule_count, dump.hash_names)
     if filt is not None:
         _filter_verdicts(rules, filt, entry_rule_count)
     _merge_localhost_nodeports(rules)
@@ -790,7 +797,14 @@ def follow(dump: Dump) -> NodeRules:
     return rules
 
 
-def _add(rules: NodeRules, e: ServiceEntry, per_service: dict[str, set[str]], counts: dict[str, int]) -> None:
+def _add(rules: NodeRules, e: ServiceEntry, per_service: dict[str, set[str]], counts: dict[str, int],
+         hash_names: dict[str, str] | None = None) -> None:
+    if e.name is None and hash_names:
+        for c in e.path:
+            if c.startswith(IPTABLES_SERVICE_PREFIXES) and c.rsplit("-", 1)[-1] in hash_names:
+                e.name = hash_names[c.rsplit("-", 1)[-1]]
+                e.notes.append("named by recomputing kube-proxy's chain hash (the rules carry no comments)")
+                break
     rules.services.append(e)
     key = e.name or f"{e.address}:{e.port}/{e.protocol}"
     per_service.setdefault(key, set()).update(e.path)
