@@ -1,0 +1,876 @@
+"""The EndpointSlice controller, modelled: what it should publish for a Service, and why each Pod is (not) there.
+
+Pure logic over the typed model. `gather` is the only function that reads, and only through the
+`ClusterSource` protocol with a constant number of requests per Service (Service, its slices, v1 Endpoints,
+Pods by selector, one existence-selector list per selector key for near misses, Pods elsewhere by selector,
+the Nodes those Pods name, the Events of the not-ready Pods). `analyze` turns those objects into an
+`EndpointsReport`: expected endpoints per Pod (the controller's rules, cited in each finding's `where`),
+the slices as they are, and findings that explain every difference.
+
+Severity policy (one place, so `check` and `trace` agree):
+- error: a Pod the user expects (matches the selector, or is a near miss) is not a ready endpoint, or the
+  Service has no ready endpoint at all;
+- warning: things that work today but are fragile or inconsistent (Terminating during a rollout, stale or
+  unmanaged slices, an undeclared numeric targetPort, truncated v1 Endpoints, a skipped check);
+- info: deliberate configurations svcctl cannot judge (ExternalName, selectorless Services with hand-made
+  endpoints, `service-proxy-name` handing the Service to another proxy, Pods of the same labels elsewhere
+  while the Service has Pods of its own).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+from svcctl.errors import ExitStatus, ForbiddenError
+from svcctl.model import (
+    JSON,
+    Container,
+    Endpoints,
+    EndpointSlice,
+    Event,
+    Finding,
+    Node,
+    Pod,
+    Service,
+    ServicePort,
+)
+from svcctl.sources.base import ClusterSource, labels_match, parse_selector, selector_string
+
+CONTROLLER_NAME = "endpointslice-controller.k8s.io"
+PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
+OVER_CAPACITY = "endpoints.kubernetes.io/over-capacity"
+
+# `where` citations: the file/function of Kubernetes that decides each code.
+W_SYNC = "pkg/controller/endpointslice/endpointslice_controller.go syncService"
+W_SHOULD = "endpointslice/util/controller_utils.go ShouldPodBeInEndpoints"
+W_RECONCILE = "endpointslice/reconciler.go reconcileByAddressType"
+W_TO_ENDPOINT = "endpointslice/utils.go podToEndpoint → IsPodReady"
+W_PORTS = "endpointslice/utils.go getEndpointPorts → FindPort"
+W_ADDRS = "endpointslice/utils.go getEndpointAddresses / getAddressTypesForService"
+W_KUBELET_READY = "pkg/kubelet/status/generate.go GeneratePodReadyCondition; " + W_TO_ENDPOINT
+
+PortTuple = tuple[str, int, str]  # (name, port, protocol)
+T = TypeVar("T")
+
+# Pod relations to the Service
+SELECTED, NEAR_MISS, ELSEWHERE = "selected", "near-miss", "other-namespace"
+# Pod verdict states
+READY, NOT_READY, TERMINATING, EXCLUDED, NOT_SELECTED = "ready", "not-ready", "terminating", "excluded", "not-selected"
+
+_WAITING_NORMAL = {"ContainerCreating", "PodInitializing"}
+
+
+# ------------------------------------------------------------------------------------------------ report types
+
+
+@dataclass
+class EndpointRow:
+    """One endpoint as a slice publishes it (the actual state)."""
+
+    pod: str | None  # "ns/name" from targetRef, None for hand-made endpoints
+    ip: str
+    ips: list[str]
+    ports: list[PortTuple]
+    node: str
+    ready: bool
+    serving: bool
+    terminating: bool
+    hostname: str = ""
+    zone: str = ""
+    slice: str = ""
+    address_type: str = "IPv4"
+
+    def to_json(self) -> JSON:
+        return {"pod": self.pod, "ip": self.ip, "ips": self.ips,
+                "ports": [{"name": n, "port": p, "protocol": pr} for n, p, pr in self.ports],
+                "node": self.node or None, "ready": self.ready, "serving": self.serving,
+                "terminating": self.terminating, "hostname": self.hostname or None, "zone": self.zone or None,
+                "slice": self.slice, "addressType": self.address_type}
+
+
+@dataclass
+class PodVerdict:
+    """One candidate Pod: what the controller should publish for it, what the slices say, and why."""
+
+    pod: str
+    relation: str  # selected | near-miss | other-namespace
+    state: str  # ready | not-ready | terminating | excluded | not-selected
+    ip: str = ""
+    ips: list[str] = field(default_factory=list)
+    node: str = ""
+    expected_in_slices: bool = False
+    expected_ready: bool = False
+    expected_serving: bool = False
+    expected_terminating: bool = False
+    expected_addresses: list[str] = field(default_factory=list)
+    expected_ports: list[PortTuple] = field(default_factory=list)
+    in_slices: bool = False
+    slice_ready: bool | None = None
+    slices: list[str] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)
+
+    @property
+    def reason(self) -> str:
+        return ", ".join(dict.fromkeys(self.codes))
+
+    def to_json(self) -> JSON:
+        return {"pod": self.pod, "relation": self.relation, "state": self.state, "ip": self.ip or None,
+                "node": self.node or None,
+                "expected": {"inSlices": self.expected_in_slices, "ready": self.expected_ready,
+                             "serving": self.expected_serving, "terminating": self.expected_terminating,
+                             "addresses": self.expected_addresses,
+                             "ports": [{"name": n, "port": p, "protocol": pr} for n, p, pr in self.expected_ports]},
+                "actual": {"inSlices": self.in_slices, "ready": self.slice_ready, "slices": self.slices},
+                "codes": list(dict.fromkeys(self.codes))}
+
+
+@dataclass
+class EndpointsReport:
+    service: Service
+    endpoints: list[EndpointRow] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    pods: list[PodVerdict] = field(default_factory=list)
+    ready: int = 0  # distinct ready endpoints in the slices (what kube-proxy routes to)
+    not_ready: int = 0  # distinct endpoints in the slices that are not ready
+    expected: int = 0  # Pods the user expects behind it (selected, not finished); hand-made endpoints if no selector
+    why_not: bool = False
+    skipped: list[str] = field(default_factory=list)  # checks not made (RBAC)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {"ready": self.ready, "notReady": self.not_ready, "expected": self.expected}
+
+    def exit_status(self) -> ExitStatus:
+        return ExitStatus.PROBLEMS if any(f.severity == "error" for f in self.findings) else ExitStatus.OK
+
+    def findings_for(self, pod: str) -> list[Finding]:
+        return [f for f in self.findings if f.pod == pod]
+
+    def to_json(self) -> JSON:
+        s = self.service
+        return {
+            "apiVersion": "svcctl/v1",
+            "kind": "EndpointsReport",
+            "service": {
+                "namespace": s.meta.namespace, "name": s.meta.name, "type": s.type, "clusterIPs": s.cluster_ips,
+                "selector": s.selector,
+                "ports": [{"name": p.name or None, "port": p.port, "targetPort": p.target_port,
+                           "protocol": p.protocol} for p in s.ports],
+                "publishNotReadyAddresses": s.publish_not_ready_addresses,
+            },
+            "counts": self.counts,
+            "endpoints": [e.to_json() for e in self.endpoints],
+            "pods": [p.to_json() for p in self.pods],
+            "findings": [f.to_json() for f in self.findings],
+            "skippedChecks": self.skipped,
+        }
+
+
+@dataclass
+class ServiceSummary:
+    namespace: str
+    name: str
+    type: str
+    selector: dict[str, str] | None
+    ready: int
+    not_ready: int
+    expected: int
+
+    @property
+    def problem(self) -> bool:
+        """Pods are expected (or the Service is selectorless) yet nothing is ready: traffic fails."""
+        return self.type != "ExternalName" and self.ready == 0 and (self.expected > 0 or self.selector is None)
+
+    def to_json(self) -> JSON:
+        return {"namespace": self.namespace, "name": self.name, "type": self.type, "selector": self.selector,
+                "ready": self.ready, "notReady": self.not_ready, "expected": self.expected}
+
+
+# ------------------------------------------------------------------------------------------------ gathering
+
+
+@dataclass
+class Gathered:
+    """Everything one Service's analysis reads; built by `gather`, or by hand in tests."""
+
+    service: Service
+    slices: list[EndpointSlice] = field(default_factory=list)
+    endpoints: Endpoints | None = None
+    pods: list[Pod] = field(default_factory=list)  # same namespace, matching the selector
+    near: list[Pod] = field(default_factory=list)  # same namespace, carrying a selector key, not selected
+    elsewhere: list[Pod] = field(default_factory=list)  # other namespaces, matching the selector
+    nodes: dict[str, Node | None] = field(default_factory=dict)  # absent key = could not be read
+    events: list[Event] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)  # the namespace's Services (near-miss intent)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (check, resource, reason)
+    why_not: bool = True
+
+
+def _read(source: ClusterSource, g: Gathered, check: str, resource: str, fn: Callable[[], T], default: T) -> T:
+    """One read; a refusal (raised, or recorded by the source in `skipped`) becomes a skipped check."""
+    before = len(source.skipped)
+    try:
+        out = fn()
+    except ForbiddenError as e:
+        g.skipped.append((check, e.resource or resource, e.message))
+        return default
+    for s in source.skipped[before:]:
+        g.skipped.append((check, s.resource, s.reason))
+    return out
+
+
+def gather(source: ClusterSource, namespace: str, name: str, *, why_not: bool = True) -> Gathered:
+    service = source.get_service(namespace, name)  # NotFoundError (exit 2) with a suggestion
+    g = Gathered(service, why_not=why_not)
+    ns = service.meta.namespace or namespace
+    if service.type == "ExternalName":
+        return g
+    g.slices = _read(source, g, "slices vs Pods", "endpointslices",
+                     lambda: source.list_endpoint_slices(ns, service.meta.name), [])
+    g.endpoints = _read(source, g, "v1 Endpoints (truncation, hand-made endpoints)", "endpoints",
+                        lambda: source.get_endpoints(ns, service.meta.name), None)
+    sel = service.selector
+    if sel is None:
+        return g
+    g.pods = _read(source, g, "Pods behind the selector", "pods",
+                   lambda: source.list_pods(ns, selector_string(sel)), [])
+    selected = {p.key for p in g.pods}
+    if why_not:
+        near: dict[str, Pod] = {}
+        no_pods: list[Pod] = []
+        for key in sorted(sel):
+            # existence selector `key`: one request per selector key, whatever the namespace's size
+            found = _read(source, g, "near misses (selector typos)", "pods", partial(source.list_pods, ns, key), no_pods)
+            for p in found:
+                if p.key not in selected:
+                    near.setdefault(p.key, p)
+        g.near = sorted(near.values(), key=lambda x: x.key)
+        others = _read(source, g, "Pods in other namespaces", "pods (all namespaces)",
+                       partial(source.list_pods, None, selector_string(sel)), no_pods)
+        g.elsewhere = sorted((p for p in others if p.meta.namespace != ns), key=lambda x: x.key)
+        if g.near:
+            g.services = _read(source, g, "near-miss intent (other Services)", "services",
+                               lambda: source.list_services(ns), [])
+    node_names = sorted({p.node_name for p in g.pods if p.node_name})
+    if node_names:
+        g.nodes = _read(source, g, "Nodes of the Pods (NodeMissing, NodeNotReady, zone)", "nodes",
+                        lambda: source.get_nodes(node_names), {})
+    if True:  # Events of not-ready Pods: cheap (one field-selected list per such Pod), and needed for a stable code
+        unready = sorted(p.meta.name for p in g.pods if not p.ready and p.phase not in ("Succeeded", "Failed"))
+        if unready:
+            g.events = _read(source, g, "probe-failure Events", "events",
+                             lambda: source.list_events(ns, "Pod", unready), [])
+    return g
+
+
+def analyze_service(source: ClusterSource, namespace: str, name: str, *, why_not: bool = True) -> EndpointsReport:
+    """The public entry point: read one Service's objects through `source` and explain its endpoints."""
+    return analyze(gather(source, namespace, name, why_not=why_not))
+
+
+def summarize_services(source: ClusterSource, namespace: str | None) -> list[ServiceSummary]:
+    """Ready / not-ready / expected per Service: one Service list, one Pod list, one slice list per Service."""
+    services = source.list_services(namespace)
+    try:
+        pods = source.list_pods(namespace)
+    except ForbiddenError:
+        pods = []
+    out: list[ServiceSummary] = []
+    for s in sorted(services, key=lambda x: (x.meta.namespace, x.meta.name)):
+        ready = not_ready = expected = 0
+        if s.type != "ExternalName":
+            slices = source.list_endpoint_slices(s.meta.namespace, s.meta.name)
+            rows = slice_rows(slices)
+            ready, not_ready = count_rows(rows)
+            if s.selector is not None:
+                sel = parse_selector(selector_string(s.selector))
+                expected = sum(1 for p in pods if p.meta.namespace == s.meta.namespace
+                               and labels_match(p.meta.labels, sel) and p.phase not in ("Succeeded", "Failed"))
+            else:
+                expected = ready + not_ready
+        out.append(ServiceSummary(s.meta.namespace, s.meta.name, s.type, s.selector, ready, not_ready, expected))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ controller model
+
+
+def address_types(service: Service) -> list[str]:
+    """getAddressTypesForService: spec.ipFamilies, else the ClusterIP's family, else both (headless)."""
+    fams = [f for f in service.ip_families if f in ("IPv4", "IPv6")]
+    if fams:
+        return list(dict.fromkeys(fams))
+    if service.cluster_ip and service.cluster_ip != "None":
+        return [ip_family(service.cluster_ip) or "IPv4"]
+    return ["IPv4", "IPv6"]
+
+
+def ip_family(ip: str) -> str | None:
+    try:
+        return "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4"
+    except ValueError:
+        return None
+
+
+def find_port(pod: Pod, sp: ServicePort) -> int | None:
+    """FindPort: a number is used as is; a name must match a container port's name AND protocol, in
+    containers first, then restartable (sidecar) init containers."""
+    if isinstance(sp.target_port, int):
+        return sp.target_port
+    for c in pod.containers + [c for c in pod.init_containers if c.restart_policy == "Always"]:
+        for cp in c.ports:
+            if cp.name == sp.target_port and cp.protocol == sp.protocol:
+                return cp.container_port
+    return None
+
+
+def _serving_containers(pod: Pod) -> list[Container]:
+    return pod.containers + [c for c in pod.init_containers if c.restart_policy == "Always"]
+
+
+@dataclass
+class Expected:
+    """What podToEndpoint / getEndpointPorts would publish for one Pod (all address types)."""
+
+    in_slices: bool
+    exclusion: str | None = None  # PodCompleted | NoPodIP | NodeMissing | IPFamilyMismatch
+    addresses: list[str] = field(default_factory=list)
+    ports: list[PortTuple] = field(default_factory=list)
+    missing_ports: list[ServicePort] = field(default_factory=list)
+    ready: bool = False
+    serving: bool = False
+    terminating: bool = False
+
+
+def expected_endpoint(service: Service, pod: Pod, nodes: dict[str, Node | None]) -> Expected:
+    """reconcileByAddressType for one Pod: ShouldPodBeInEndpoints, the Node lookup, podToEndpoint."""
+    if pod.phase in ("Failed", "Succeeded"):
+        return Expected(False, "PodCompleted")
+    if not pod.pod_ip and not pod.pod_ips:
+        return Expected(False, "NoPodIP")
+    ports: list[PortTuple] = []
+    missing: list[ServicePort] = []
+    if service.ports or not service.headless:
+        for sp in service.ports:
+            num = find_port(pod, sp)
+            if num is None:
+                missing.append(sp)
+            else:
+                ports.append((sp.name, num, sp.protocol))
+    serving = pod.ready
+    terminating = pod.terminating
+    ready = service.publish_not_ready_addresses or (serving and not terminating)
+    base = Expected(True, None, [], ports, missing, ready, serving, terminating)
+    # nodeLister.Get(pod.Spec.NodeName): a Pod whose Node the API does not know is skipped (known absence only)
+    if pod.node_name in nodes and nodes[pod.node_name] is None and not service.publish_not_ready_addresses:
+        base.in_slices, base.exclusion = False, "NodeMissing"
+        return base
+    types = address_types(service)
+    base.addresses = [ip for ip in (pod.pod_ips or [pod.pod_ip]) if ip_family(ip) in types]
+    if not base.addresses:
+        base.in_slices, base.exclusion = False, "IPFamilyMismatch"
+    return base
+
+
+def slice_rows(slices: list[EndpointSlice]) -> list[EndpointRow]:
+    rows: list[EndpointRow] = []
+    for sl in sorted(slices, key=lambda s: s.meta.name):
+        ports = [(p.name, int(p.port or 0), p.protocol) for p in sl.ports]
+        for ep in sl.endpoints:
+            pod = None
+            if ep.target_kind == "Pod" and ep.target_name:
+                pod = f"{ep.target_namespace or sl.meta.namespace}/{ep.target_name}"
+            rows.append(EndpointRow(pod, ep.addresses[0] if ep.addresses else "", list(ep.addresses), ports,
+                                    ep.node_name, ep.is_ready, ep.is_serving, ep.is_terminating, ep.hostname,
+                                    ep.zone, sl.meta.name, sl.address_type))
+    return rows
+
+
+def count_rows(rows: list[EndpointRow]) -> tuple[int, int]:
+    """Distinct endpoints (a dual-stack Pod is in two slices: count it once), ready and not."""
+    state: dict[str, bool] = {}
+    for r in rows:
+        k = r.pod or r.ip
+        state[k] = state.get(k, False) or r.ready
+    ready = sum(1 for v in state.values() if v)
+    return ready, len(state) - ready
+
+
+# ------------------------------------------------------------------------------------------------ explanations
+
+
+def _cond(pod: Pod, type_: str) -> str:
+    c = pod.condition(type_)
+    if c is None:
+        return f"{type_} condition missing"
+    text = f"{type_}={c.status}"
+    if c.reason:
+        text += f" ({c.reason})"
+    if c.message:
+        text += f": {c.message}"
+    return text
+
+
+def _node_cond(node: Node) -> str:
+    for c in node.conditions:
+        if c.type == "Ready":
+            text = f"node {node.meta.name} Ready={c.status}"
+            if c.reason:
+                text += f" ({c.reason})"
+            if c.message:
+                text += f": {c.message}"
+            return text
+    return f"node {node.meta.name} has no Ready condition"
+
+
+def _probe_events(pod: Pod, events: list[Event]) -> list[Event]:
+    mine = [e for e in events if e.involved_name == pod.meta.name and e.involved_kind == "Pod"
+            and (not e.involved_namespace or e.involved_namespace == pod.meta.namespace)
+            and e.reason == "Unhealthy" and e.message.startswith("Readiness probe failed")]
+    return sorted(mine, key=lambda e: (e.last_timestamp is None, e.last_timestamp), reverse=False)
+
+
+def _container_problem(pod: Pod) -> tuple[str, str, str] | None:
+    """(container description, reason, evidence) for the first container that is not running."""
+    sidecars = {c.name for c in pod.init_containers if c.restart_policy == "Always"}
+    for cs in pod.init_container_statuses:
+        if cs.name in sidecars:
+            continue  # judged with the regular containers below
+        if cs.state == "waiting" and cs.reason and cs.reason not in _WAITING_NORMAL:
+            return (f"init container {cs.name}", cs.reason, _cs_evidence(cs, "init container"))
+        if cs.state == "terminated" and (cs.exit_code or 0) != 0:
+            return (f"init container {cs.name}", cs.reason or "Error", _cs_evidence(cs, "init container"))
+        if cs.state in ("waiting", "running"):
+            return (f"init container {cs.name}", cs.reason or "Initializing", _cs_evidence(cs, "init container"))
+    for cs in [s for s in pod.init_container_statuses if s.name in sidecars] + pod.container_statuses:
+        kind = "sidecar container" if cs.name in sidecars else "container"
+        if cs.state == "waiting":
+            return (f"{kind} {cs.name}", cs.reason or "Waiting", _cs_evidence(cs, kind))
+        if cs.state == "terminated":
+            return (f"{kind} {cs.name}", cs.reason or "Terminated", _cs_evidence(cs, kind))
+    return None
+
+
+def _cs_evidence(cs: Any, kind: str) -> str:
+    text = f"{kind} {cs.name}: {cs.state}"
+    if cs.reason:
+        text += f" reason={cs.reason}"
+    if cs.exit_code is not None:
+        text += f" exitCode={cs.exit_code}"
+    if cs.message:
+        text += f" message={cs.message!r}"
+    if cs.restart_count:
+        text += f", restartCount={cs.restart_count}"
+    if cs.last_terminated_reason:
+        text += f", last terminated: {cs.last_terminated_reason}"
+    return text
+
+
+_CONTAINER_HINTS = {
+    "CrashLoopBackOff": "the container keeps exiting: read `kubectl logs {pod} -c {c} --previous`",
+    "ImagePullBackOff": "the image cannot be pulled: check the image name/tag and imagePullSecrets",
+    "ErrImagePull": "the image cannot be pulled: check the image name/tag and imagePullSecrets",
+    "InvalidImageName": "fix the image reference in the Pod template",
+    "CreateContainerConfigError": "a referenced ConfigMap/Secret (key) is missing: `kubectl describe pod {pod}`",
+    "CreateContainerError": "the runtime could not create the container: `kubectl describe pod {pod}`",
+    "RunContainerError": "the runtime could not start the container: `kubectl describe pod {pod}`",
+    "OOMKilled": "the container ran out of memory: raise its memory limit or fix the leak",
+    "ContainerCreating": "the container is still being created (volumes, image pull): wait, or `kubectl describe pod {pod}`",
+}
+
+
+def explain_not_ready(pod: Pod, node: Node | None, events: list[Event]) -> Finding:
+    """Why the Pod's Ready condition is not True, most specific proof first."""
+    key = pod.key
+    name = pod.meta.name
+    sched = pod.condition("PodScheduled")
+    if pod.phase == "Pending" and sched is not None and sched.status == "False":
+        return Finding("Unschedulable", "error", f"not scheduled: {sched.reason or 'no node fits'}", key,
+                       _cond(pod, "PodScheduled"),
+                       "free capacity or relax the Pod's requests, nodeSelector, affinity, taints/tolerations",
+                       "kube-scheduler PodScheduled=False → no Pod IP → " + W_SHOULD)
+    prob = _container_problem(pod)
+    if prob is not None:
+        who, reason, evidence = prob
+        cname = who.rsplit(" ", 1)[-1]
+        hint = _CONTAINER_HINTS.get(reason, "`kubectl describe pod {pod}` and `kubectl logs {pod} -c {c}`")
+        return Finding("ContainerNotRunning", "error", f"{who} is not running: {reason}", key, evidence,
+                       hint.format(pod=name, c=cname), W_KUBELET_READY)
+    unready = [cs for cs in pod.container_statuses if not cs.ready]
+    probes = _probe_events(pod, events)
+    if unready and all(cs.state == "running" for cs in unready) and probes:
+        last = probes[-1]
+        total = sum(e.count for e in probes)
+        when = f", last {last.last_timestamp.isoformat().replace('+00:00', 'Z')}" if last.last_timestamp else ""
+        return Finding("ReadinessProbeFailing", "error",
+                       f"readiness probe failing ({total}x): {last.message}", key,
+                       f"Event {last.reason} x{total}{when}: {last.message}; "
+                       + "; ".join(f"container {cs.name} running, ready=false" for cs in unready),
+                       "the app answers its readiness probe with failure: check the probe path/port and the app's "
+                       f"dependencies (`kubectl logs {name}`)",
+                       "kubelet prober (readiness) → ContainersReady=False → " + W_KUBELET_READY)
+    if node is not None and not node.ready:
+        return Finding("NodeNotReady", "error", f"node {node.meta.name} is not Ready, so the Pod is marked not ready",
+                       key, _node_cond(node) + "; " + _cond(pod, "Ready"),
+                       f"fix the node (`kubectl describe node {node.meta.name}`, kubelet, network); its Pods are "
+                       "rescheduled after the eviction timeout",
+                       "pkg/controller/nodelifecycle MarkPodsNotReady → " + W_TO_ENDPOINT)
+    pending_gates = []
+    for gate in pod.readiness_gates:
+        c = pod.condition(gate)
+        if c is None:
+            pending_gates.append(f"readinessGate {gate}: condition missing")
+        elif c.status != "True":
+            pending_gates.append(f"readinessGate {gate}: {gate}={c.status}" + (f" ({c.reason})" if c.reason else "")
+                                 + (f": {c.message}" if c.message else ""))
+    if pending_gates and all(cs.ready for cs in pod.container_statuses):
+        return Finding("ReadinessGatePending", "error", "readiness gate not satisfied: " + pending_gates[0].split(":")[0]
+                       .removeprefix("readinessGate "), key, "; ".join(pending_gates),
+                       "the controller that owns the gate (e.g. a load balancer controller) has not set its "
+                       "condition True: check that controller", W_KUBELET_READY)
+    evidence = _cond(pod, "Ready")
+    if unready:
+        evidence += "; " + "; ".join(_cs_evidence(cs, "container") + ", ready=false" for cs in unready)
+        if any(c.has_readiness_probe for c in pod.containers):
+            evidence += "; no readiness-probe Event found (Events expire after about an hour)"
+    return Finding("NotReady", "error", "Pod is not Ready", key, evidence,
+                   f"`kubectl describe pod {name}` for the kubelet's view", W_TO_ENDPOINT)
+
+
+def edit_distance(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def looks_like_typo(want: str, have: str) -> bool:
+    if want.lower() == have.lower():
+        return True
+    limit = 1 if max(len(want), len(have)) < 8 else 2
+    return edit_distance(want.lower(), have.lower()) <= limit
+
+
+def label_diff(selector: dict[str, str], labels: dict[str, str]) -> tuple[list[str], list[tuple[str, str, str]], int]:
+    """(missing keys, (key, wanted, has) differing, number of keys that match)."""
+    missing = [k for k in sorted(selector) if k not in labels]
+    differing = [(k, selector[k], labels[k]) for k in sorted(selector) if k in labels and labels[k] != selector[k]]
+    return missing, differing, len(selector) - len(missing) - len(differing)
+
+
+# ------------------------------------------------------------------------------------------------ analysis
+
+
+def analyze(g: Gathered) -> EndpointsReport:
+    svc = g.service
+    rep = EndpointsReport(svc, why_not=g.why_not)
+    rep.skipped = list(dict.fromkeys(c for c, _, _ in g.skipped))
+    rep.endpoints = slice_rows(g.slices)
+    rep.ready, rep.not_ready = count_rows(rep.endpoints)
+    F = rep.findings
+    skipped_res = {r for _, r, _ in g.skipped}
+
+    for check, resource, reason in _dedupe(g.skipped):
+        sev = "info" if resource in ("events", "services") else "warning"
+        F.append(Finding("CheckSkipped", sev, f"check skipped: {check} (cannot read {resource})", None, reason,
+                         "grant read access (deploy/rbac.yaml, ClusterRole svcctl-reader) for the full answer",
+                         "RBAC"))
+
+    if svc.type == "ExternalName":
+        F.append(Finding("ExternalName", "info", f"ExternalName Service: a DNS CNAME to {svc.external_name}, no "
+                         "endpoints by design", None, f"spec.type=ExternalName, externalName={svc.external_name}",
+                         "nothing to fix; to route to Pods use type ClusterIP with a selector", W_SYNC))
+        return rep
+    if PROXY_NAME_LABEL in svc.meta.labels:
+        F.append(Finding("ProxyIgnored", "info", "kube-proxy ignores this Service: it is handed to "
+                         f"{svc.meta.labels[PROXY_NAME_LABEL]!r}", None,
+                         f"label {PROXY_NAME_LABEL}={svc.meta.labels[PROXY_NAME_LABEL]}",
+                         "intended for an alternative proxy; remove the label if kube-proxy should serve it",
+                         "cmd/kube-proxy/app/server.go Service informer (service-proxy-name DoesNotExist)"))
+    if g.endpoints is not None and g.endpoints.truncated:
+        F.append(Finding("EndpointsTruncated", "warning", "v1 Endpoints hold only the first 1000 addresses; "
+                         "EndpointSlices are complete", None, f"Endpoints annotation {OVER_CAPACITY}=truncated",
+                         "make consumers read EndpointSlices (v1 Endpoints is deprecated)",
+                         "pkg/controller/endpoint/endpoints_controller.go (maxCapacity)"))
+
+    if svc.selector is None:
+        _selectorless(g, rep)
+        return rep
+
+    sel = svc.selector
+    sel_text = selector_string(sel)
+    ns = svc.meta.namespace
+    by_pod: dict[str, list[EndpointRow]] = {}
+    for r in rep.endpoints:
+        if r.pod:
+            by_pod.setdefault(r.pod, []).append(r)
+    nodes_known = "nodes" not in skipped_res
+    pods = sorted((p for p in g.pods if p.meta.namespace == ns and labels_match(p.meta.labels, parse_selector(sel_text))),
+                  key=lambda p: p.meta.name)
+    rep.expected = sum(1 for p in pods if p.phase not in ("Succeeded", "Failed"))
+
+    # ---- Service-level: nothing selected
+    if not pods and "pods" not in skipped_res:
+        near_txt = ", ".join(sorted(p.meta.name for p in g.near)[:5])
+        F.append(Finding("NoMatchingPods", "error", f"selector {sel_text} matches no Pod in namespace {ns}", None,
+                         f"spec.selector {sel_text}; 0 Pods in {ns} carry all of these labels"
+                         + (f"; near misses: {near_txt}" if near_txt else "")
+                         + (f"; {len(g.elsewhere)} matching Pod(s) in other namespaces" if g.elsewhere else ""),
+                         "fix the Service's selector or the Pods' labels (see SelectorMismatch/OtherNamespace)"
+                         if (g.near or g.elsewhere) else "create the workload, or fix the selector",
+                         W_SYNC + " → podLister.Pods(ns).List(selector)"))
+
+    # ---- per selected Pod
+    for p in pods:
+        node = g.nodes.get(p.node_name) if nodes_known else None
+        exp = expected_endpoint(svc, p, g.nodes if nodes_known else {})
+        rows = by_pod.get(p.key, [])
+        v = PodVerdict(p.key, SELECTED, READY, p.pod_ip, list(p.pod_ips), p.node_name, exp.in_slices, exp.ready,
+                       exp.serving, exp.terminating, exp.addresses, exp.ports, bool(rows),
+                       any(r.ready for r in rows) if rows else None, sorted({r.slice for r in rows}))
+        rep.pods.append(v)
+        _judge_pod(g, rep, v, p, exp, node, rows)
+
+    # ---- TargetPortUndeclared: numeric targetPort nobody declares
+    live = [p for p in pods if p.phase not in ("Succeeded", "Failed")]
+    if live:
+        declared = {(cp.container_port, cp.protocol) for p in live for c in _serving_containers(p) for cp in c.ports}
+        for sp in svc.ports:
+            if isinstance(sp.target_port, int) and (sp.target_port, sp.protocol) not in declared:
+                decl = ", ".join(f"{n}/{pr}" for n, pr in sorted(declared)) or "none"
+                F.append(Finding("TargetPortUndeclared", "warning",
+                                 f"port {sp.label}: targetPort {sp.target_port}/{sp.protocol} is declared by no "
+                                 "container of the selected Pods", None,
+                                 f"targetPort {sp.target_port}; containerPorts declared: {decl}",
+                                 "check the targetPort: traffic goes to that port whether or not anything listens "
+                                 "there (declare it as a containerPort to make it visible)",
+                                 "endpointslice/utils.go FindPort (a numeric targetPort is used as is)"))
+
+    # ---- near misses and other namespaces
+    if g.why_not:
+        _near_misses(g, rep, pods)
+        _elsewhere(g, rep, pods)
+
+    # ---- slices vs Pods
+    _compare_slices(g, rep, pods)
+
+    if pods and rep.ready == 0 and not any(v.expected_ready and v.expected_in_slices
+                                                  for v in rep.pods if v.relation == SELECTED):
+        F.append(Finding("NoReadyEndpoints", "error", f"no ready endpoint: all {len(pods)} selected Pod(s) are "
+                         "excluded or not ready", None, f"{rep.not_ready} not-ready endpoint(s) in the slices",
+                         "see the per-Pod findings", W_RECONCILE))
+    return rep
+
+
+def _dedupe(items: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    return list(dict.fromkeys(items))
+
+
+def _judge_pod(g: Gathered, rep: EndpointsReport, v: PodVerdict, p: Pod, exp: Expected, node: Node | None,
+               rows: list[EndpointRow]) -> None:
+    svc = g.service
+    F = rep.findings
+    key = p.key
+
+    def add(f: Finding) -> None:
+        F.append(f)
+        v.codes.append(f.code)
+
+    if not exp.in_slices:
+        v.state = EXCLUDED
+        if exp.exclusion == "PodCompleted":
+            add(Finding("PodCompleted", "warning", f"Pod has finished (phase {p.phase}) and is never an endpoint", key,
+                        f"status.phase={p.phase}" + (f" reason={p.status_reason}" if p.status_reason else "")
+                        + (f": {p.status_message}" if p.status_message else ""),
+                        f"a finished Pod is replaced by its controller; delete it (`kubectl delete pod {p.meta.name}`) "
+                        "or find why it failed", W_SHOULD + " → isPodTerminal"))
+        elif exp.exclusion == "NoPodIP":
+            sched = p.condition("PodScheduled")
+            if p.phase == "Pending" and sched is not None and sched.status == "False":
+                add(explain_not_ready(p, node, g.events))
+            else:
+                add(Finding("NoPodIP", "error", "Pod has no IP yet, so it is in no slice", key,
+                            f"status.podIP empty, phase={p.phase or 'unknown'}; " + _cond(p, "PodScheduled")
+                            + (f"; node {p.node_name}" if p.node_name else ""),
+                            f"the sandbox/network is not set up: `kubectl describe pod {p.meta.name}` (CNI errors)",
+                            W_SHOULD + " (no podIP/podIPs)"))
+        elif exp.exclusion == "NodeMissing":
+            add(Finding("NodeMissing", "error", f"Pod's node {p.node_name} does not exist in the API: the controller "
+                        "skips the Pod", key, f"spec.nodeName={p.node_name}; GET node {p.node_name}: not found",
+                        "the node was deleted; the Pod garbage collector removes such Pods (delete it, its controller "
+                        "recreates it), or set publishNotReadyAddresses to publish it anyway",
+                        W_RECONCILE + " → nodeLister.Get (\"skipping Pod for Service, Node not found\")"))
+        elif exp.exclusion == "IPFamilyMismatch":
+            add(Finding("IPFamilyMismatch", "error", "Pod has no IP of the Service's families "
+                        + "/".join(address_types(svc)), key,
+                        f"Pod IPs {', '.join(p.pod_ips) or p.pod_ip}; Service ipFamilies "
+                        f"{', '.join(svc.ip_families) or '(from clusterIP)'}",
+                        "make the Service dual-stack (ipFamilyPolicy PreferDualStack) or give the Pods an IP of "
+                        "its family", W_ADDRS + "; " + W_RECONCILE + " (endpoints without addresses are dropped)"))
+        if exp.exclusion not in ("PodCompleted", "NoPodIP"):
+            _ports_findings(svc, rep, v, p, exp, add)
+        return
+
+    if exp.terminating:
+        v.state = TERMINATING
+        if not svc.publish_not_ready_addresses:
+            add(Finding("Terminating", "warning", "Pod is terminating: kept as serving="
+                        f"{str(exp.serving).lower()}, terminating=true, but not ready", key,
+                        f"metadata.deletionTimestamp={p.meta.deletion_timestamp.isoformat().replace('+00:00', 'Z') if p.meta.deletion_timestamp else '?'}; "
+                        + _cond(p, "Ready"),
+                        "expected during a rollout or scale-down; kube-proxy uses it only when no endpoint is ready",
+                        "endpointslice/utils.go podToEndpoint (ready = publishNotReadyAddresses || (serving && "
+                        "!terminating))"))
+    elif not exp.ready:
+        v.state = NOT_READY
+        add(explain_not_ready(p, node, g.events))
+    else:
+        v.state = READY
+    _ports_findings(svc, rep, v, p, exp, add)
+
+
+def _ports_findings(svc: Service, rep: EndpointsReport, v: PodVerdict, p: Pod, exp: Expected,
+                    add: Callable[[Finding], None]) -> None:
+    for sp in exp.missing_ports:
+        named = [f"{c.name}:{cp.name or '-'}={cp.container_port}/{cp.protocol}"
+                 for c in _serving_containers(p) for cp in c.ports]
+        same_name = [f"{cp.name}/{cp.protocol}" for c in _serving_containers(p) for cp in c.ports
+                     if cp.name == sp.target_port]
+        why = (f"a port named {sp.target_port!r} exists only as {', '.join(same_name)} (protocol must be "
+               f"{sp.protocol})" if same_name else f"no container port is named {sp.target_port!r}")
+        add(Finding("PortNotFound", "error", f"Service port {sp.label} → targetPort {sp.target_port!r}: {why}; the Pod "
+                    "gets no endpoint for that port", v.pod,
+                    f"targetPort {sp.target_port!r}/{sp.protocol}; container ports: {', '.join(named) or 'none'}",
+                    f"name a containerPort {sp.target_port!r} with protocol {sp.protocol} (in a container or a "
+                    "restartPolicy: Always init container), or fix the Service's targetPort", W_PORTS))
+
+
+def _near_misses(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
+    sel = g.service.selector or {}
+    others = [s for s in g.services if s.selector and s.meta.name != g.service.meta.name]
+    for p in sorted(g.near, key=lambda x: x.meta.name):
+        if p.phase in ("Succeeded", "Failed") or p.meta.namespace != g.service.meta.namespace:
+            continue
+        missing, differing, matched = label_diff(sel, p.meta.labels)
+        if not missing and not differing:
+            continue
+        typos = [(k, w, h) for k, w, h in differing if looks_like_typo(w, h)]
+        if matched == 0 and not typos:
+            continue  # shares a key but no value: another workload, not a near miss
+        intended = [s.meta.name for s in others
+                    if labels_match(p.meta.labels, parse_selector(selector_string(s.selector or {})))]
+        parts = [f"{k}={h} (Service wants {k}={w}" + (", looks like a typo)" if (k, w, h) in typos else ")")
+                 for k, w, h in differing]
+        parts += [f"{k} missing (Service wants {k}={sel[k]})" for k in missing]
+        sev = "info" if intended else "error"
+        msg = "Pod almost matches the selector: " + "; ".join(parts)
+        if intended:
+            msg += f" (selected by Service {', '.join(intended)} instead)"
+        hint_bits = [f"{k}={w}" for k, w, _ in differing] + [f"{k}={sel[k]}" for k in missing]
+        f = Finding("SelectorMismatch", sev, msg, p.key,
+                    "Pod labels " + ", ".join(f"{k}={vv}" for k, vv in sorted(p.meta.labels.items()))
+                    + f"; selector {selector_string(sel)}",
+                    f"label the Pod template {' '.join(hint_bits)}, or change the Service's selector"
+                    if not intended else "nothing to do if this Pod belongs to the other Service",
+                    W_SYNC + " → labels.Set(Spec.Selector).AsSelectorPreValidated()")
+        rep.findings.append(f)
+        rep.pods.append(PodVerdict(p.key, NEAR_MISS, NOT_SELECTED, p.pod_ip, list(p.pod_ips), p.node_name,
+                                   codes=["SelectorMismatch"]))
+
+
+def _elsewhere(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
+    ns = g.service.meta.namespace
+    for p in sorted(g.elsewhere, key=lambda x: (x.meta.namespace, x.meta.name)):
+        if p.meta.namespace == ns or p.phase in ("Succeeded", "Failed"):
+            continue
+        sev = "info" if pods else "error"
+        rep.findings.append(Finding(
+            "OtherNamespace", sev, f"Pod matches the selector but lives in namespace {p.meta.namespace}, not {ns}",
+            p.key, f"Pod {p.key} labels match {selector_string(g.service.selector or {})}; Service in {ns}",
+            f"a Service selects Pods of its own namespace only: deploy the Pods to {ns}, or create the Service in "
+            f"{p.meta.namespace}" if not pods else "another workload with the same labels; nothing to do if intended",
+            W_SYNC + " → podLister.Pods(service.Namespace)"))
+        rep.pods.append(PodVerdict(p.key, ELSEWHERE, NOT_SELECTED, p.pod_ip, list(p.pod_ips), p.node_name,
+                                   codes=["OtherNamespace"]))
+
+
+def _compare_slices(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
+    """The slices as they are against what the controller should have written."""
+    svc = g.service
+    F = rep.findings
+    verdicts = {v.pod: v for v in rep.pods if v.relation == SELECTED}
+    near = {p.key for p in g.near}
+    for sl in sorted(g.slices, key=lambda s: s.meta.name):
+        if sl.managed_by != CONTROLLER_NAME:
+            F.append(Finding("UnmanagedSlice", "warning",
+                             f"EndpointSlice {sl.meta.name} is not managed by the EndpointSlice controller; kube-proxy "
+                             "still routes to its endpoints", None,
+                             f"label endpointslice.kubernetes.io/managed-by={sl.managed_by or '(none)'}, "
+                             f"{len(sl.endpoints)} endpoint(s): "
+                             + ", ".join(ep.addresses[0] for ep in sl.endpoints[:5] if ep.addresses),
+                             "delete the hand-made slice, or drop the Service's selector if endpoints are managed by hand",
+                             W_SYNC + " (lists only managed-by=" + CONTROLLER_NAME + ")"))
+            continue
+        for ep in sl.endpoints:
+            if ep.target_kind != "Pod" or not ep.target_name:
+                continue
+            key = f"{ep.target_namespace or sl.meta.namespace}/{ep.target_name}"
+            if key not in verdicts:
+                why = "its labels no longer match the selector" if key in near else "no such Pod matches the selector (deleted?)"
+                F.append(Finding("StaleSliceEndpoint", "warning",
+                                 f"slice {sl.meta.name} lists {key} ({', '.join(ep.addresses)}) but {why}", key,
+                                 f"endpoint {', '.join(ep.addresses)} ready={ep.is_ready} targetRef Pod {key}",
+                                 "the controller should remove it on its next sync; if it stays, check "
+                                 "kube-controller-manager's logs", W_RECONCILE))
+    for v in verdicts.values():
+        rows = [r for r in rep.endpoints if r.pod == v.pod]
+        if v.expected_in_slices and v.expected_ready and not rows:
+            v.codes.append("MissingFromSlices")
+            F.append(Finding("MissingFromSlices", "error", "Pod should be a ready endpoint but is in no slice", v.pod,
+                             f"Pod {v.ip} ready; slices of {svc.meta.name}: "
+                             + (", ".join(sorted({s.meta.name for s in g.slices})) or "none"),
+                             "the controller has not caught up (lag) or is failing: check kube-controller-manager's "
+                             "logs and Events on the Service", W_RECONCILE))
+        elif rows and v.expected_in_slices:
+            got_ready = any(r.ready for r in rows)
+            got_addrs = sorted({a for r in rows for a in r.ips})
+            problems = []
+            if got_ready != v.expected_ready:
+                problems.append(f"slice ready={str(got_ready).lower()}, Pod says ready={str(v.expected_ready).lower()}")
+            if v.expected_addresses and got_addrs != sorted(v.expected_addresses):
+                problems.append(f"slice addresses {', '.join(got_addrs)}, Pod IPs {', '.join(v.expected_addresses)}")
+            if problems:
+                sev = "error" if v.expected_ready and not got_ready else "warning"
+                v.codes.append("SliceOutOfDate")
+                F.append(Finding("SliceOutOfDate", sev, "the slice disagrees with the Pod: " + "; ".join(problems),
+                                 v.pod, "; ".join(problems) + f" (slice {', '.join(sorted({r.slice for r in rows}))})",
+                                 "the controller has not caught up (lag) or is failing: check kube-controller-manager",
+                                 W_RECONCILE))
+
+
+def _selectorless(g: Gathered, rep: EndpointsReport) -> None:
+    svc = g.service
+    rep.expected = rep.ready + rep.not_ready
+    hand = [f"{r.ip} ({'ready' if r.ready else 'not ready'}, slice {r.slice})" for r in rep.endpoints]
+    if not hand and g.endpoints is not None:
+        hand = [f"{a} (v1 Endpoints, ready)" for a in g.endpoints.ready_addresses]
+        hand += [f"{a} (v1 Endpoints, not ready)" for a in g.endpoints.not_ready_addresses]
+    sev = "info" if rep.ready else "error"
+    msg = ("no selector: endpoints are managed by hand" if hand else
+           "no selector and no hand-made endpoints: the Service has nowhere to send traffic")
+    rep.findings.append(Finding("NoSelector", sev, msg, None,
+                                "spec.selector unset; hand-made endpoints: " + (", ".join(hand) or "none"),
+                                "add a selector, or create an EndpointSlice labelled kubernetes.io/service-name="
+                                f"{svc.meta.name}" if not rep.ready else "nothing to fix if the endpoints are right",
+                                W_SYNC + " (Selector == nil → no slices)"))
+
+
+__all__ = ["EndpointRow", "EndpointsReport", "Gathered", "PodVerdict", "ServiceSummary", "analyze",
+           "analyze_service", "expected_endpoint", "find_port", "gather", "summarize_services"]

@@ -1,0 +1,66 @@
+"""`svcctl endpoints [SERVICE] [--why-not]`: a Service's endpoints, and why each Pod is or is not one."""
+
+from __future__ import annotations
+
+import click
+
+from svcctl.cli.app import complete_services, get_app, global_options, node_options, output_options
+from svcctl.errors import ExitStatus, InputError
+
+
+def split_service(text: str, default_ns: str) -> tuple[str, str]:
+    """`name` or `ns/name` (also `svc/name`, `service/name` as kubectl writes them)."""
+    parts = text.split("/")
+    if len(parts) == 2 and parts[0] in ("svc", "service", "services"):
+        parts = [parts[1]]
+    if len(parts) == 1 and parts[0]:
+        return default_ns, parts[0]
+    if len(parts) == 2 and all(parts):
+        return parts[0], parts[1]
+    raise InputError(f"cannot read Service {text!r}", hint="give NAME or NAMESPACE/NAME")
+
+
+@click.command("endpoints")
+@click.argument("service", required=False, shell_complete=complete_services)
+@click.option("--why-not", is_flag=True, default=False,
+              help="Explain every Pod that is not a ready endpoint, with evidence: near misses of the selector, "
+                   "Pods in other namespaces, probe-failure Events.")
+@global_options
+@output_options()
+@node_options
+def command(service: str | None, why_not: bool) -> int:
+    """List a Service's endpoints as the EndpointSlice controller publishes them, one row per Pod.
+
+    \b
+    SERVICE is NAME or NAMESPACE/NAME. Without SERVICE: every Service in the namespace (-A: all) with its
+    ready / not-ready / expected counts. --why-not adds near misses (labels that almost match the selector),
+    Pods of other namespaces, probe-failure Events, and each finding's evidence and fix.
+    Exit 1 when a Pod the selector names (or nearly names) is not a ready endpoint, or nothing is ready.
+
+    \b
+    Examples:
+      svcctl endpoints hostnames --why-not --snapshot demo
+      svcctl endpoints -A
+      svcctl endpoints prod/api -o json
+    """
+    app = get_app()
+    if service is None:
+        from svcctl.analysis.endpoints import summarize_services
+        from svcctl.render.endpoints import render_summary
+
+        summaries = summarize_services(app.source, app.ns_or_all)
+        render_summary(app, summaries)
+        if not summaries and app.output not in ("json", "yaml"):
+            where = "any namespace" if app.all_namespaces else f"namespace {app.ns}"
+            app.terminal.status(f"no Services found in {where}")
+        return int(ExitStatus.PROBLEMS if any(s.problem for s in summaries) else ExitStatus.OK)
+
+    from svcctl.analysis.endpoints import analyze_service
+    from svcctl.render.endpoints import render_report
+
+    ns, name = split_service(service, app.namespace or "")
+    report = analyze_service(app.source, ns or app.ns, name, why_not=why_not)
+    render_report(app, report)
+    if report.findings and not why_not and app.output not in ("json", "yaml"):
+        app.terminal.status(f"{len(report.findings)} finding(s); add --why-not for near misses, Events and evidence")
+    return int(report.exit_status())

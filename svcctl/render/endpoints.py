@@ -1,0 +1,166 @@
+"""`svcctl endpoints` output: a rich table on a terminal, plain columns when piped, the report as JSON/YAML."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from svcctl.analysis.endpoints import EndpointsReport, PortTuple, ServiceSummary
+from svcctl.model import Finding
+from svcctl.render.console import emit_document, plain_table
+
+if TYPE_CHECKING:
+    from svcctl.cli.app import App
+
+STATE_STYLE = {"ready": "green", "not-ready": "red", "terminating": "yellow", "excluded": "red",
+               "not-selected": "magenta"}
+SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def _ports(ports: list[PortTuple]) -> str:
+    return ",".join(f"{n + '=' if n else ''}{p}/{pr}" for n, p, pr in ports) or "-"
+
+
+def report_rows(rep: EndpointsReport, wide: bool = False) -> tuple[list[str], list[list[str]]]:
+    """One row per candidate Pod, then one per slice endpoint that no candidate Pod explains."""
+    headers = ["pod", "address", "ports", "node", "state", "reason"]
+    if wide:
+        headers += ["slice", "evidence", "hint"]
+    rows: list[list[str]] = []
+    seen: set[str] = set()
+    for v in rep.pods:
+        seen.add(v.pod)
+        actual = [e for e in rep.endpoints if e.pod == v.pod]
+        ports = actual[0].ports if actual else v.expected_ports
+        state = v.state
+        row = [v.pod, v.ip or "-", _ports(ports) if v.relation == "selected" else "-", v.node or "-", state,
+               v.reason or "-"]
+        if wide:
+            f = _first(rep.findings_for(v.pod))
+            row += [",".join(v.slices) or "-", f.evidence if f else "", f.hint if f else ""]
+        rows.append(row)
+    for e in rep.endpoints:
+        if e.pod is not None and e.pod in seen:
+            continue
+        codes = [f.code for f in rep.findings if e.pod and f.pod == e.pod]
+        row = [e.pod or "(no Pod)", e.ip or "-", _ports(e.ports), e.node or "-",
+               "ready" if e.ready else ("terminating" if e.terminating else "not-ready"), ",".join(codes) or "-"]
+        if wide:
+            f = _first([f for f in rep.findings if e.pod and f.pod == e.pod])
+            row += [e.slice, f.evidence if f else "", f.hint if f else ""]
+        rows.append(row)
+    return headers, rows
+
+
+def _first(findings: list[Finding]) -> Finding | None:
+    return findings[0] if findings else None
+
+
+def _title(rep: EndpointsReport) -> str:
+    s = rep.service
+    sel = ",".join(f"{k}={v}" for k, v in sorted(s.selector.items())) if s.selector else "(none)"
+    return (f"Service {s.meta.key} ({s.type}, selector {sel}): {rep.ready} ready, {rep.not_ready} not ready, "
+            f"{rep.expected} expected")
+
+
+def finding_lines(findings: list[Finding], detail: bool) -> list[str]:
+    out: list[str] = []
+    for f in findings:
+        who = f" {f.pod}" if f.pod else ""
+        out.append(f"{f.severity.upper():7} {f.code}{who}: {f.message}")
+        if detail:
+            if f.evidence:
+                out.append(f"        evidence: {f.evidence}")
+            if f.hint:
+                out.append(f"        hint: {f.hint}")
+            if f.where:
+                out.append(f"        decided by: {f.where}")
+    return out
+
+
+def render_plain(rep: EndpointsReport, *, wide: bool, no_headers: bool) -> str:
+    headers, rows = report_rows(rep, wide)
+    parts = []
+    if not no_headers:
+        parts.append(_title(rep))
+    if rows:
+        parts.append(plain_table(headers, rows, no_headers=no_headers))
+    if rep.findings and not no_headers:
+        parts.append("\nfindings:")
+        parts += ["  " + line for line in finding_lines(rep.findings, rep.why_not or wide)]
+    return "\n".join(parts) + "\n"
+
+
+def render_rich(rep: EndpointsReport, *, wide: bool, no_headers: bool) -> Group:
+    headers, rows = report_rows(rep, wide)
+    table = Table(title=None if no_headers else _title(rep), show_header=not no_headers, title_justify="left",
+                  header_style="bold", box=None, pad_edge=False)
+    for h in headers:
+        table.add_column(h.upper(), overflow="fold")
+    for r in rows:
+        cells = [Text(c) for c in r]
+        cells[4].stylize(STATE_STYLE.get(r[4], ""))
+        table.add_row(*cells)
+    items: list[Table | Text] = [table]
+    if rep.findings and not no_headers:
+        items.append(Text("\nfindings:", style="bold"))
+        for f in rep.findings:
+            t = Text("  ")
+            t.append(f"{f.severity.upper():7} {f.code}", style=SEV_STYLE.get(f.severity, ""))
+            t.append((f" {f.pod}" if f.pod else "") + f": {f.message}")
+            items.append(t)
+            if rep.why_not or wide:
+                for label, val in (("evidence", f.evidence), ("hint", f.hint), ("decided by", f.where)):
+                    if val:
+                        items.append(Text(f"          {label}: {val}", style="dim"))
+    return Group(*items)
+
+
+def render_report(app: App, rep: EndpointsReport) -> None:
+    if app.output in ("json", "yaml"):
+        emit_document(rep.to_json(), app.output)
+        return
+    wide = app.output == "wide"
+    if app.terminal.is_tty or app.terminal.color:
+        app.terminal.print(render_rich(rep, wide=wide, no_headers=app.no_headers))
+    else:
+        app.terminal.echo(render_plain(rep, wide=wide, no_headers=app.no_headers))
+
+
+def summary_document(summaries: list[ServiceSummary]) -> dict[str, object]:
+    return {"apiVersion": "svcctl/v1", "kind": "EndpointsSummary", "services": [s.to_json() for s in summaries]}
+
+
+def summary_rows(summaries: list[ServiceSummary], all_namespaces: bool,
+                 wide: bool = False) -> tuple[list[str], list[list[str]]]:
+    headers = (["namespace"] if all_namespaces else []) + ["name", "type", "ready", "not-ready", "expected"]
+    if wide:
+        headers.append("selector")
+    rows = []
+    for s in summaries:
+        row = ([s.namespace] if all_namespaces else []) + [s.name, s.type, str(s.ready), str(s.not_ready),
+                                                           str(s.expected)]
+        if wide:
+            row.append(",".join(f"{k}={v}" for k, v in sorted(s.selector.items())) if s.selector else "<none>")
+        rows.append(row)
+    return headers, rows
+
+
+def render_summary(app: App, summaries: list[ServiceSummary]) -> None:
+    if app.output in ("json", "yaml"):
+        emit_document(summary_document(summaries), app.output)
+        return
+    headers, rows = summary_rows(summaries, app.all_namespaces, app.output == "wide")
+    if app.terminal.is_tty or app.terminal.color:
+        table = Table(show_header=not app.no_headers, header_style="bold", box=None, pad_edge=False)
+        for h in headers:
+            table.add_column(h.upper())
+        for s, r in zip(summaries, rows, strict=True):
+            style = "red" if s.problem else ""
+            table.add_row(*[Text(c, style=style) for c in r])
+        app.terminal.print(table)
+    elif rows:
+        app.terminal.echo(plain_table(headers, rows, no_headers=app.no_headers))

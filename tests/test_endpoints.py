@@ -1,0 +1,465 @@
+"""`svcctl endpoints --why-not` names exactly the right code for the right Pod, and nothing for healthy Pods.
+
+Every scenario is a small cluster (tests/scenarios/builder.py) read two ways: as a snapshot file, and through
+the test API server with the real `kubernetes` client; both must give the identical JSON report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from scenarios.builder import (  # noqa: E402
+    as_list,
+    container,
+    controller_slice,
+    endpoint,
+    endpoint_slice,
+    event,
+    node,
+    pod,
+    service,
+    v1_endpoints,
+)
+
+from svcctl.analysis.endpoints import (  # noqa: E402
+    EndpointsReport,
+    analyze_service,
+    edit_distance,
+    find_port,
+    looks_like_typo,
+)
+from svcctl.model import Pod, ServicePort  # noqa: E402
+from svcctl.sources.snapshot import SnapshotSource  # noqa: E402
+
+JSON = dict[str, Any]
+APP = {"app": "web"}
+
+
+@dataclass
+class Scenario:
+    name: str
+    objects: list[JSON]
+    expect: set[tuple[str | None, str]]  # every (pod name or None, code) the report must hold, and no other
+    exit: int = 1
+    service: str = "web"
+    namespace: str = "default"
+    severities: dict[str, str] = field(default_factory=dict)  # code -> severity, where it matters
+    check: Callable[[JSON], None] | None = None
+
+
+def healthy(n: int = 2, **kw: Any) -> list[JSON]:
+    return [pod(f"web-{i}", APP, ip=f"10.244.1.{10 + i}", **kw) for i in range(n)]
+
+
+def cluster(svc: JSON, pods: list[JSON], *extra: JSON, slice_pods: list[JSON] | None = None,
+            nodes: list[JSON] | None = None, **slice_kw: Any) -> list[JSON]:
+    """Service + Pods + the slice a healthy controller writes + nodes + extras."""
+    sl = controller_slice(svc, pods if slice_pods is None else slice_pods, **slice_kw)
+    return [svc, *pods, sl, *(nodes if nodes is not None else [node()]), *extra]
+
+
+SVC = service("web", APP)
+
+
+def _crash() -> tuple[JSON, JSON]:
+    return container(ports=[("http", 8080, "TCP")], ready=False,
+                     state={"waiting": {"reason": "CrashLoopBackOff",
+                                        "message": "back-off 5m0s restarting failed container=app"}}, restarts=7)
+
+
+def _probe_pod(name: str, ip: str) -> tuple[JSON, JSON]:
+    p = pod(name, APP, ip=ip, ready=False)
+    return p, event(p, "Unhealthy", "Readiness probe failed: Get \"http://10.244.1.9:8080/healthz\": connection refused",
+                    count=12)
+
+
+def _unschedulable(name: str) -> JSON:
+    return pod(name, APP, ip=None, node="", ready=False, phase="Pending", containers=[],
+               conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                            "message": "0/3 nodes are available: 3 Insufficient cpu."}])
+
+
+def _gate_pod(name: str, ip: str) -> JSON:
+    return pod(name, APP, ip=ip, ready=False, gates=["target-health.elbv2.k8s.aws/web"],
+               containers=[container(ports=[("http", 8080, "TCP")], ready=True)],
+               conditions=[{"type": "PodScheduled", "status": "True"}, {"type": "ContainersReady", "status": "True"},
+                           {"type": "Ready", "status": "False", "reason": "ReadinessGatesNotReady",
+                            "message": "corresponding condition of pod readiness gate \"target-health.elbv2.k8s.aws/web\" does not exist."}])
+
+
+def _scenarios() -> list[Scenario]:
+    out: list[Scenario] = []
+    add = out.append
+
+    add(Scenario("healthy", cluster(SVC, healthy()), set(), exit=0))
+
+    p_done = pod("web-old", APP, ip="10.244.1.20", ready=False, phase="Failed", reason="Evicted",
+                 message="The node was low on resource: memory.")
+    add(Scenario("pod-completed", cluster(SVC, [*healthy(), p_done]), {("web-old", "PodCompleted")}, exit=0,
+                 severities={"PodCompleted": "warning"}))
+
+    p_noip = pod("web-new", APP, ip=None, ready=False, phase="Pending",
+                 containers=[container(ports=[("http", 8080, "TCP")], ready=False,
+                                       state={"waiting": {"reason": "ContainerCreating"}})])
+    add(Scenario("no-pod-ip", cluster(SVC, [*healthy(), p_noip]), {("web-new", "NoPodIP")}))
+
+    p_lost = pod("web-lost", APP, ip="10.244.9.5", node="node-gone")
+    add(Scenario("node-missing", cluster(SVC, [*healthy(), p_lost], slice_pods=healthy()),
+                 {("web-lost", "NodeMissing")}))
+
+    p_term = pod("web-term", APP, ip="10.244.1.30", ready=False, deleting=True)
+    add(Scenario("terminating", cluster(SVC, [*healthy(), p_term]), {("web-term", "Terminating")}, exit=0,
+                 severities={"Terminating": "warning"},
+                 check=lambda d: _assert_ep(d, "default/web-term", ready=False, serving=False, terminating=True)))
+
+    named = service("web", APP, ports=[("http", 80, "http", "TCP")])
+    p_wrong = pod("web-x", APP, ip="10.244.1.40",
+                  containers=[container(ports=[("web", 8080, "TCP")])])
+    good = healthy()
+    add(Scenario("port-not-found", [named, *good, p_wrong,
+                                    endpoint_slice(named, [endpoint(p) for p in good], ports=[("http", 8080, "TCP")]),
+                                    endpoint_slice(named, [endpoint(p_wrong)], name="web-zzzzz", ports=[]), node()],
+                 {("web-x", "PortNotFound")},
+                 check=lambda d: _assert_in(d, "PortNotFound", "'http'")))
+
+    dns = service("dns", {"app": "dns"}, ports=[("dns", 53, "dns", "UDP")])
+    p_tcp = pod("dns-0", {"app": "dns"}, ip="10.244.1.45", containers=[container(ports=[("dns", 53, "TCP")])])
+    add(Scenario("port-protocol-mismatch", [dns, p_tcp, endpoint_slice(dns, [endpoint(p_tcp)], ports=[]), node()],
+                 {("dns-0", "PortNotFound")}, service="dns",
+                 check=lambda d: _assert_in(d, "PortNotFound", "protocol must be UDP")))
+
+    v6 = service("web", APP, cluster_ip="fd00::50")
+    add(Scenario("ip-family-mismatch", [v6, *healthy(), endpoint_slice(v6, [], family="IPv6"), node()],
+                 {("web-0", "IPFamilyMismatch"), ("web-1", "IPFamilyMismatch"), (None, "NoReadyEndpoints")}))
+
+    p_gate = _gate_pod("web-gate", "10.244.1.50")
+    add(Scenario("readiness-gate", cluster(SVC, [*healthy(), p_gate]), {("web-gate", "ReadinessGatePending")},
+                 check=lambda d: _assert_in(d, "ReadinessGatePending", "condition missing")))
+
+    sick = node("node-b", ip="172.18.0.4", ready="Unknown", reason="NodeStatusUnknown",
+                message="Kubelet stopped posting node status.")
+    p_sick = pod("web-b", APP, ip="10.244.2.5", node="node-b", ready=False,
+                 containers=[container(ports=[("http", 8080, "TCP")], ready=True)],
+                 conditions=[{"type": "Ready", "status": "False", "reason": "NodeNotReady"}])
+    add(Scenario("node-not-ready", cluster(SVC, [*healthy(), p_sick], nodes=[node(), sick]),
+                 {("web-b", "NodeNotReady")}, check=lambda d: _assert_in(d, "NodeNotReady", "Kubelet stopped posting")))
+
+    add(Scenario("unschedulable", cluster(SVC, [*healthy(), _unschedulable("web-pending")]),
+                 {("web-pending", "Unschedulable")}, check=lambda d: _assert_in(d, "Unschedulable", "Insufficient cpu")))
+
+    p_crash = pod("web-crash", APP, ip="10.244.1.60", ready=False, containers=[_crash()])
+    add(Scenario("crashloop", cluster(SVC, [*healthy(), p_crash]), {("web-crash", "ContainerNotRunning")},
+                 check=lambda d: _assert_in(d, "ContainerNotRunning", "container app is not running: CrashLoopBackOff")))
+
+    p_pull = pod("web-pull", APP, ip="10.244.1.61", ready=False,
+                 containers=[container(ports=[("http", 8080, "TCP")], ready=False,
+                                       state={"waiting": {"reason": "ImagePullBackOff",
+                                                          "message": "Back-off pulling image"}})])
+    add(Scenario("image-pull", cluster(SVC, [*healthy(), p_pull]), {("web-pull", "ContainerNotRunning")},
+                 check=lambda d: _assert_in(d, "ContainerNotRunning", "ImagePullBackOff")))
+
+    p_probe, ev = _probe_pod("web-probe", "10.244.1.9")
+    add(Scenario("probe-failing", cluster(SVC, [*healthy(), p_probe], ev), {("web-probe", "ReadinessProbeFailing")},
+                 check=lambda d: _assert_in(d, "ReadinessProbeFailing", "connection refused")))
+
+    p_nr = pod("web-nr", APP, ip="10.244.1.70", ready=False)
+    add(Scenario("not-ready", cluster(SVC, [*healthy(), p_nr]), {("web-nr", "NotReady")}))
+
+    typo = [pod(f"hostnames-{i}", {"app": "hostname"}, ip=f"10.244.1.{80 + i}") for i in range(2)]
+    other = pod("db-0", {"app": "db"}, ip="10.244.1.90")  # shares the key, not the value: not a near miss
+    hsvc = service("hostnames", {"app": "hostnames"})
+    add(Scenario("selector-typo", [hsvc, *typo, other, endpoint_slice(hsvc, []), node()],
+                 {(None, "NoMatchingPods"), ("hostnames-0", "SelectorMismatch"), ("hostnames-1", "SelectorMismatch")},
+                 service="hostnames", check=lambda d: _assert_in(d, "SelectorMismatch", "looks like a typo")))
+
+    two = service("web", {"app": "web", "tier": "front"})
+    p_half = pod("web-half", {"app": "web"}, ip="10.244.1.91")
+    p_full = pod("web-full", {"app": "web", "tier": "front"}, ip="10.244.1.92")
+    add(Scenario("selector-missing-key", [two, p_half, p_full, controller_slice(two, [p_full]), node()],
+                 {("web-half", "SelectorMismatch")}, check=lambda d: _assert_in(d, "SelectorMismatch", "tier missing")))
+
+    canary = service("web-canary", {"app": "web", "track": "canary"})
+    stable = service("web", {"app": "web", "track": "stable"})
+    p_stable = pod("web-s", {"app": "web", "track": "stable"}, ip="10.244.1.93")
+    p_canary = pod("web-c", {"app": "web", "track": "canary"}, ip="10.244.1.94")
+    add(Scenario("near-miss-owned-by-other-service",
+                 [stable, canary, p_stable, p_canary, controller_slice(stable, [p_stable]), node()],
+                 {("web-c", "SelectorMismatch")}, exit=0, severities={"SelectorMismatch": "info"}))
+
+    p_away = pod("web-0", APP, ns="staging", ip="10.244.1.95")
+    add(Scenario("other-namespace", [SVC, p_away, endpoint_slice(SVC, []), node()],
+                 {(None, "NoMatchingPods"), ("web-0", "OtherNamespace")},
+                 check=lambda d: _assert_pod(d, "OtherNamespace", "staging/web-0")))
+
+    p_twin = pod("web-9", APP, ns="staging", ip="10.244.1.96")
+    add(Scenario("other-namespace-while-served", cluster(SVC, [*healthy(), p_twin], slice_pods=healthy()),
+                 {("web-9", "OtherNamespace")}, exit=0, severities={"OtherNamespace": "info"}))
+
+    ext = service("ext", None, ports=[("https", 443, 443, "TCP")])
+    hand = endpoint_slice(ext, [{"addresses": ["192.0.2.10"], "conditions": {"ready": True}}], name="ext-1",
+                          managed_by="staff", ports=[("https", 443, "TCP")])
+    add(Scenario("no-selector-hand-made", [ext, hand, v1_endpoints(ext, ["192.0.2.10"])], {(None, "NoSelector")},
+                 exit=0, service="ext", severities={"NoSelector": "info"},
+                 check=lambda d: _assert_in(d, "NoSelector", "192.0.2.10")))
+    add(Scenario("no-selector-empty", [service("bare", None)], {(None, "NoSelector")}, service="bare",
+                 severities={"NoSelector": "error"}))
+
+    add(Scenario("external-name", [service("extname", None, type_="ExternalName", external_name="db.example.com")],
+                 {(None, "ExternalName")}, exit=0, service="extname"))
+
+    proxied = service("web", APP, labels={"service.kubernetes.io/service-proxy-name": "cilium"})
+    add(Scenario("proxy-ignored", cluster(proxied, healthy()), {(None, "ProxyIgnored")}, exit=0,
+                 severities={"ProxyIgnored": "info"}))
+
+    off = service("web", APP, ports=[("http", 80, 9090, "TCP")])
+    add(Scenario("target-port-undeclared", cluster(off, healthy()), {(None, "TargetPortUndeclared")}, exit=0,
+                 severities={"TargetPortUndeclared": "warning"}))
+
+    trunc = v1_endpoints(SVC, ["10.244.1.10"], annotations={"endpoints.kubernetes.io/over-capacity": "truncated"})
+    add(Scenario("endpoints-truncated", cluster(SVC, healthy(), trunc), {(None, "EndpointsTruncated")}, exit=0))
+
+    hp = healthy(3)
+    add(Scenario("missing-from-slices", cluster(SVC, hp, slice_pods=hp[:2]), {("web-2", "MissingFromSlices")}))
+
+    ghost = pod("web-ghost", APP, ip="10.244.1.99")
+    add(Scenario("stale-slice-endpoint", cluster(SVC, healthy(), slice_pods=[*healthy(), ghost]),
+                 {("web-ghost", "StaleSliceEndpoint")}, exit=0, severities={"StaleSliceEndpoint": "warning"}))
+
+    extra = endpoint_slice(SVC, [{"addresses": ["10.244.7.7"], "conditions": {"ready": True}}], name="web-manual",
+                           managed_by="someone")
+    add(Scenario("unmanaged-slice", cluster(SVC, healthy(), extra), {(None, "UnmanagedSlice")}, exit=0))
+
+    hp2 = healthy()
+    lag = endpoint_slice(SVC, [endpoint(hp2[0]), endpoint(hp2[1], ready=False, serving=False)])
+    add(Scenario("slice-out-of-date", [SVC, *hp2, lag, node()], {("web-1", "SliceOutOfDate")},
+                 severities={"SliceOutOfDate": "error"}))
+
+    # five Pods, five reasons, one Service
+    p_probe5, ev5 = _probe_pod("web-e", "10.244.1.105")
+    mixed = [*healthy(1), _unschedulable("web-a"),
+             pod("web-b", APP, ip="10.244.1.102", ready=False, containers=[_crash()]),
+             pod("web-c", APP, ip="10.244.1.103", ready=False, deleting=True),
+             _gate_pod("web-d", "10.244.1.104"), p_probe5]
+    add(Scenario("mixed", cluster(SVC, mixed, ev5),
+                 {("web-a", "Unschedulable"), ("web-b", "ContainerNotRunning"), ("web-c", "Terminating"),
+                  ("web-d", "ReadinessGatePending"), ("web-e", "ReadinessProbeFailing")}))
+
+    pub = service("web", APP, pnra=True)
+    p_unready = pod("web-u", APP, ip="10.244.1.110", ready=False)
+    add(Scenario("publish-not-ready", cluster(pub, [*healthy(), p_unready]), set(), exit=0,
+                 check=lambda d: _assert_ep(d, "default/web-u", ready=True, serving=False, terminating=False)))
+
+    side = service("web", APP, ports=[("metrics", 9100, "metrics", "TCP")])
+    p_side = pod("web-side", APP, ip="10.244.1.120",
+                 containers=[container(ports=[("http", 8080, "TCP")])],
+                 init=[container("exporter", ports=[("metrics", 9100, "TCP")], restart="Always", probe=False)])
+    add(Scenario("sidecar-named-port", [side, p_side, endpoint_slice(side, [endpoint(p_side)],
+                                                                     ports=[("metrics", 9100, "TCP")]), node()],
+                 set(), exit=0))
+
+    p_host = pod("web-host", APP, ip="172.18.0.3", host_network=True)
+    add(Scenario("host-network", cluster(SVC, [p_host]), set(), exit=0,
+                 check=lambda d: _assert_ep(d, "default/web-host", ready=True, ip="172.18.0.3")))
+    return out
+
+
+SCENARIOS = _scenarios()
+
+
+def _ep(d: JSON, pod_key: str) -> JSON:
+    eps = [e for e in d["endpoints"] if e["pod"] == pod_key]
+    assert eps, f"{pod_key} not among the endpoints: {[e['pod'] for e in d['endpoints']]}"
+    return eps[0]
+
+
+def _assert_ep(d: JSON, pod_key: str, **want: Any) -> None:
+    e = _ep(d, pod_key)
+    for k, v in want.items():
+        assert e[k] == v, (k, e)
+
+
+def _assert_in(d: JSON, code: str, text: str) -> None:
+    fs = [f for f in d["findings"] if f["code"] == code]
+    assert fs and any(text in (f["message"] + " " + f["evidence"]) for f in fs), fs
+
+
+def _assert_pod(d: JSON, code: str, pod_key: str) -> None:
+    assert any(f["code"] == code and f["pod"] == pod_key for f in d["findings"]), d["findings"]
+
+
+# ------------------------------------------------------------------------------------------------ running
+
+
+def _write(tmp: Path, sc: Scenario) -> Path:
+    path = tmp / f"{sc.name}.yaml"
+    path.write_text(yaml.safe_dump(as_list(sc.objects), sort_keys=False))
+    return path
+
+
+def _cli(run_cli: Callable[..., tuple[int, str, str]], sc: Scenario, where: list[str]) -> tuple[int, JSON]:
+    code, out, err = run_cli(["endpoints", f"{sc.namespace}/{sc.service}", "--why-not", "-o", "json", *where])
+    assert code in (0, 1), err
+    return code, json.loads(out)
+
+
+SOURCES = ["snapshot", "live"]
+
+
+@pytest.mark.parametrize("sc", SCENARIOS, ids=[s.name for s in SCENARIOS])
+@pytest.mark.parametrize("kind", SOURCES)
+def test_scenario(sc: Scenario, kind: str, tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]],
+                  request: pytest.FixtureRequest) -> None:
+    snap = _write(tmp_path, sc)
+    code, doc = _cli(run_cli, sc, ["--snapshot", str(snap)])
+    if kind == "live":
+        srv = request.getfixturevalue("apiserver")(sc.objects)
+        live_code, live_doc = _cli(run_cli, sc, ["--kubeconfig", str(srv.kubeconfig)])
+        assert live_doc == doc
+        assert live_code == code
+        assert not srv.writes  # read-only
+    got = {(f["pod"].split("/", 1)[1] if f["pod"] else None, f["code"]) for f in doc["findings"]}
+    assert got == sc.expect, json.dumps(doc["findings"], indent=1)
+    assert code == sc.exit
+    for f in doc["findings"]:
+        if f["code"] in sc.severities:
+            assert f["severity"] == sc.severities[f["code"]], f
+        assert f["message"] and f["where"] and f["evidence"] and f["hint"] and "\n" not in f["message"]
+    # every Pod with no finding is a ready endpoint in the slices
+    flagged = {f["pod"] for f in doc["findings"]}
+    for v in doc["pods"]:
+        if v["pod"] not in flagged:
+            assert v["state"] == "ready" or doc["service"]["publishNotReadyAddresses"], v
+    if sc.check:
+        sc.check(doc)
+
+
+def test_demo_names_readiness_probe(run_cli: Callable[..., tuple[int, str, str]]) -> None:
+    code, out, _ = run_cli(["endpoints", "hostnames", "--why-not", "-o", "json", "--snapshot", "demo"])
+    doc = json.loads(out)
+    assert code == 1
+    assert [(f["code"], f["pod"]) for f in doc["findings"]] == [
+        ("ReadinessProbeFailing", "default/hostnames-632524106-tlaok")]
+    f = doc["findings"][0]
+    assert "Readiness probe failed: HTTP probe failed with statuscode: 503" in f["message"]
+    assert "x87" in f["evidence"] and f["severity"] == "error"
+    assert doc["counts"] == {"ready": 2, "notReady": 1, "expected": 3}
+
+
+def test_demo_live_identical(run_cli: Callable[..., tuple[int, str, str]], apiserver: Any) -> None:
+    srv = apiserver("demo")
+    a = run_cli(["endpoints", "hostnames", "--why-not", "-o", "json", "--snapshot", "demo"])
+    b = run_cli(["endpoints", "hostnames", "--why-not", "-o", "json", "--kubeconfig", str(srv.kubeconfig)])
+    assert a[0] == b[0] == 1 and json.loads(a[1]) == json.loads(b[1])
+
+
+# ------------------------------------------------------------------------------------------------ request budget
+
+
+class CountingSource(SnapshotSource):
+    """A snapshot that records every read, to prove the cost does not grow with the namespace."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.calls: list[tuple[str, Any]] = []
+
+    def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[Pod]:
+        self.calls.append(("list_pods", (namespace, label_selector)))
+        return super().list_pods(namespace, label_selector)
+
+
+@pytest.mark.parametrize("n_other", [0, 200])
+def test_pod_reads_constant_and_never_whole_namespace(tmp_path: Path, n_other: int) -> None:
+    two = service("web", {"app": "web", "tier": "front"})
+    objs = [two, *[pod(f"noise-{i}", {"app": f"x{i}"}, ip=f"10.244.3.{i % 250}") for i in range(n_other)],
+            pod("web-half", {"app": "web"}, ip="10.244.1.91"), node()]
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(as_list(objs)))
+    src = CountingSource(str(p))
+    rep = analyze_service(src, "default", "web", why_not=True)
+    assert {("web-half", "SelectorMismatch")} <= {(f.pod and f.pod.split("/")[1], f.code) for f in rep.findings}
+    selectors = [sel for _, (ns, sel) in src.calls]
+    assert len(src.calls) == 4  # by selector, one per selector key (2), other namespaces
+    assert all(sel for sel in selectors), "never list a whole namespace"
+    assert ("default", "app") in [c for _, c in src.calls] and ("default", "tier") in [c for _, c in src.calls]
+
+
+# ------------------------------------------------------------------------------------------------ RBAC
+
+
+def test_skipped_reads_become_findings(tmp_path: Path) -> None:
+    from svcctl.sources.base import Skipped
+
+    objs = [SVC, *healthy(), controller_slice(SVC, healthy()), node()]
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(as_list(objs)))
+
+    class NoNodes(SnapshotSource):
+        def get_nodes(self, names: list[str]) -> dict[str, Any]:
+            self.skipped.append(Skipped("nodes", 'nodes is forbidden: User "x" cannot get resource "nodes"'))
+            return {}
+
+    rep = analyze_service(NoNodes(str(p)), "default", "web", why_not=True)
+    codes = [(f.code, f.severity) for f in rep.findings]
+    assert codes == [("CheckSkipped", "warning")]
+    assert "Nodes of the Pods" in rep.findings[0].message and "forbidden" in rep.findings[0].evidence
+    assert rep.exit_status() == 0
+
+
+def test_rbac_live_without_nodes(apiserver: Any, run_cli: Callable[..., tuple[int, str, str]]) -> None:
+    from apiserver import Grant
+
+    objs = [SVC, *healthy(), controller_slice(SVC, healthy()), node()]
+    srv = apiserver(objs)
+    srv.set_rbac([Grant(frozenset({"", "discovery.k8s.io"}),
+                        frozenset({"services", "pods", "endpoints", "endpointslices", "events"}),
+                        frozenset({"get", "list", "watch"}), frozenset(), None)])
+    code, out, err = run_cli(["endpoints", "web", "--why-not", "-o", "json", "--kubeconfig", str(srv.kubeconfig)])
+    doc = json.loads(out)
+    assert code == 0, err
+    assert [f["code"] for f in doc["findings"]] == ["CheckSkipped"]
+    assert "nodes" in doc["findings"][0]["message"]
+
+
+# ------------------------------------------------------------------------------------------------ pure helpers
+
+
+def test_find_port_rules() -> None:
+    p = Pod.from_dict(pod("p", APP, containers=[container(ports=[("http", 8080, "TCP"), ("dns", 53, "UDP")])],
+                          init=[container("side", ports=[("metrics", 9100, "TCP")], restart="Always"),
+                                container("plain-init", ports=[("admin", 9200, "TCP")])]))
+    assert find_port(p, ServicePort(80, "TCP", "a", "http")) == 8080
+    assert find_port(p, ServicePort(53, "TCP", "a", "dns")) is None  # protocol must match too
+    assert find_port(p, ServicePort(53, "UDP", "a", "dns")) == 53
+    assert find_port(p, ServicePort(91, "TCP", "a", "metrics")) == 9100  # restartable init container
+    assert find_port(p, ServicePort(92, "TCP", "a", "admin")) is None  # ordinary init container: not searched
+    assert find_port(p, ServicePort(80, "TCP", "a", 1234)) == 1234  # numbers are never checked
+
+
+def test_typo_detection() -> None:
+    assert edit_distance("hostnames", "hostname") == 1
+    assert looks_like_typo("hostnames", "hostname") and looks_like_typo("Web", "web")
+    assert not looks_like_typo("web", "db") and not looks_like_typo("frontend", "backend")
+
+
+def test_report_api_shape() -> None:
+    rep: EndpointsReport = analyze_service(SnapshotSource("demo"), "default", "hostnames", why_not=False)
+    d = rep.to_json()
+    assert d["apiVersion"] == "svcctl/v1" and d["kind"] == "EndpointsReport"
+    assert set(d["service"]) >= {"namespace", "name", "type", "clusterIPs", "selector", "ports"}
+    assert set(d["endpoints"][0]) >= {"pod", "ip", "ports", "node", "ready", "serving", "terminating"}
+    assert set(d["findings"][0]) >= {"code", "severity", "pod", "message", "evidence", "hint"}
+    row = rep.endpoints[0]
+    assert row.ports == [("default", 9376, "TCP")] and row.slice == "hostnames-x7k2p"
+    assert [v.state for v in rep.pods] == ["ready", "ready", "not-ready"]
+    assert (rep.ready, rep.not_ready, rep.expected) == (2, 1, 3)
