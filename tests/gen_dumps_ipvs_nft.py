@@ -137,10 +137,11 @@ def nft_script(services: list[GenService], *, layout: str = "A", family: str = "
     ):
         a(f'add map {t} {m} {{ type {typ} : verdict ; comment "{cmt}" ; }}')
     for c, spec in (
-        ("filter-prerouting", "type filter hook prerouting priority -110 ;"),
-        ("filter-input", "type filter hook input priority -110 ;"),
-        ("filter-forward", "type filter hook forward priority -110 ;"),
-        ("filter-output", "type filter hook output priority -110 ;"),
+        ("filter-prerouting-pre-dnat", "type filter hook prerouting priority -110 ;"),
+        ("filter-output-pre-dnat", "type filter hook output priority -110 ;"),
+        ("filter-input", "type filter hook input priority 0 ;"),
+        ("filter-forward", "type filter hook forward priority 0 ;"),
+        ("filter-output", "type filter hook output priority 0 ;"),
         ("nat-prerouting", "type nat hook prerouting priority -100 ;"),
         ("nat-output", "type nat hook output priority -100 ;"),
         ("nat-postrouting", "type nat hook postrouting priority 100 ;"),
@@ -153,13 +154,13 @@ def nft_script(services: list[GenService], *, layout: str = "A", family: str = "
     a(f"add rule {t} reject-chain reject")
     a(f'add rule {t} cluster-ips-check {ipx} daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"')
     a(f'add rule {t} cluster-ips-check {ipx} daddr {{ {service_cidr} }} drop comment "Drop traffic to unallocated ClusterIPs"')
-    a(f"add rule {t} filter-prerouting ct state new jump firewall-check")
+    a(f"add rule {t} filter-prerouting-pre-dnat ct state new jump firewall-check")
+    a(f"add rule {t} filter-output-pre-dnat ct state new jump firewall-check")
     a(f"add rule {t} filter-forward ct state new jump service-endpoints-check")
     a(f"add rule {t} filter-forward ct state new jump cluster-ips-check")
     a(f"add rule {t} filter-input ct state new jump nodeport-endpoints-check")
     a(f"add rule {t} filter-input ct state new jump service-endpoints-check")
     a(f"add rule {t} filter-output ct state new jump service-endpoints-check")
-    a(f"add rule {t} filter-output ct state new jump firewall-check")
     a(f"add rule {t} filter-output ct state new jump cluster-ips-check")
     a(f"add rule {t} firewall-check {ipx} daddr . meta l4proto . th dport vmap @firewall-ips")
     a(f"add rule {t} mark-for-masquerade mark set mark or 0x4000")

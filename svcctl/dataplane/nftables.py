@@ -246,6 +246,9 @@ def _read_text(text: str, source: str) -> list[_Table]:
                 i += 1
                 depth += s.count("{") - s.count("}")
             continue
+        if not any(x.strip() for x in lines[i:]):
+            raise InputError(f"truncated nft listing: it ends in the middle of table {table.name} ({line[:60]!r})",
+                             source=source, line=i)
         raise InputError(f"not nft output: unexpected {line[:80]!r} in table {table.name}", source=source, line=i)
     if table is not None:
         raise InputError(f"truncated nft listing: table {table.family} {table.name} is not closed",
