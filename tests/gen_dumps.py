@@ -266,7 +266,7 @@ def iptables_save_lines(cluster: GenCluster, counters: bool = False) -> Iterator
                         nat.add(fw_chain, f"-s {r} {cm(spn + ' loadbalancer IP')}-j {ext_chain}")
                     nat.add(fw_chain, cm(f"other traffic to {spn} will be dropped by KUBE-PROXY-FIREWALL").strip())
             # endpoint chains: only for endpoints some chain above jumps to
-            used = set()
+            used: set[str] = set()
             if not svc.itp_local or has_ext_chain:
                 used.update(e.ip for e in eps)
             if (svc.itp_local or svc.etp_local) and local_eps:

@@ -27,6 +27,7 @@ prefix whose pid is gone. `ip_forward` is set only inside the node namespace (`i
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -141,10 +142,8 @@ def _kill_netns_pids(name: str) -> None:
     r = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
     for pid_s in r.stdout.split():
         if pid_s.isdigit():
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(int(pid_s), 9)
-            except OSError:
-                pass
 
 
 @dataclass
@@ -215,10 +214,8 @@ class Lab:
             if p.poll() is None:
                 p.kill()
         for p in self._procs:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
         for ns in reversed(self._namespaces):
             _kill_netns_pids(ns)
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
@@ -272,7 +269,7 @@ class Lab:
         self.pods.append(pod)
 
     def _wait_servers(self) -> None:
-        for proc, pod in zip(self._procs, self.pods):
+        for proc, pod in zip(self._procs, self.pods, strict=False):
             assert proc.stdout is not None
             line = proc.stdout.readline()
             if line.strip() != "ready":

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,16 +65,16 @@ def svcctl(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
-def rules_json(*args: str) -> dict[str, object]:
+def rules_json(*args: str) -> dict[str, Any]:
     r = svcctl("rules", *args, "-o", "json")
     assert r.returncode == 0, r.stderr
-    doc: dict[str, object] = json.loads(r.stdout)
+    doc: dict[str, Any] = json.loads(r.stdout)
     return doc
 
 
 def chi_square_p(counts: list[int], expected: list[float]) -> float:
     """Upper-tail p-value of Pearson's chi-square; exact closed form for even degrees of freedom."""
-    x = sum((c - e) ** 2 / e for c, e in zip(counts, expected))
+    x = sum((c - e) ** 2 / e for c, e in zip(counts, expected, strict=False))
     k = len(counts) - 1
     if k % 2 == 0:
         half = x / 2
@@ -92,7 +93,7 @@ def test_predicted_backends_answer_in_predicted_shares(lab: Lab, tmp_path: Path)
     lab.conntrack_flush()
     doc = rules_json(f"{WEB_VIP}:80", "--netns", lab.node)
     services = doc["services"]
-    assert isinstance(services, list) and len(services) == 1
+    assert len(services) == 1
     entry = services[0]
     predicted = {(b["ip"], b["port"]): Fraction(b["share"]) for b in entry["backends"]}
     assert predicted == {(p.ip, lab.port): Fraction(1, 3) for p in lab.pods}
@@ -121,7 +122,7 @@ def test_netns_read_equals_saved_file(lab: Lab, tmp_path: Path) -> None:
     for d in (via_netns, via_file):
         d.pop("source")
     assert via_netns == via_file
-    names = {s["name"] for s in via_file["services"]}  # type: ignore[union-attr,index]
+    names = {s["name"] for s in via_file["services"]}
     assert names == {"demo/web:http", "demo/empty:http", "demo/sticky:http"}
 
 
@@ -138,14 +139,14 @@ def test_counters_dump_parses_the_same(lab: Lab, tmp_path: Path) -> None:
 
 def test_no_endpoints_rejects(lab: Lab) -> None:
     doc = rules_json(f"{EMPTY_VIP}:80", "--netns", lab.node)
-    entry = doc["services"][0]  # type: ignore[index]
+    entry = doc["services"][0]
     assert entry["noEndpoints"] is True and entry["backends"] == []
     assert lab.http_get_many(EMPTY_VIP, 80, 5) == ["refused"] * 5
 
 
 def test_session_affinity_pins_one_backend(lab: Lab) -> None:
     doc = rules_json(f"{STICKY_VIP}:80", "--netns", lab.node)
-    entry = doc["services"][0]  # type: ignore[index]
+    entry = doc["services"][0]
     assert entry["affinitySeconds"] == 600
     answers = lab.http_get_many(STICKY_VIP, 80, 40)
     assert len(set(answers)) == 1 and answers[0].startswith("pod"), Counter(answers)

@@ -25,10 +25,10 @@ def detect_mode(dumps: NodeDumps) -> str:
     nft = dumps.get("nftables") or ""
     if nft and ("kube-proxy" in nft or "service-ips" in nft):
         return "nftables"
-    if ipvs.strip() and ("->" in ipvs or "-A -" in ipvs or "Prot LocalAddress" in ipvs):
-        # IPVS mode still writes iptables glue, but its Services are virtual servers
-        if "KUBE-SVC-" not in ipt or "KUBE-CLUSTER-IP" in ipt:
-            return "ipvs"
+    # IPVS mode still writes iptables glue (KUBE-CLUSTER-IP ipset), but its Services are virtual servers
+    if ipvs.strip() and ("->" in ipvs or "-A -" in ipvs or "Prot LocalAddress" in ipvs) and (
+            "KUBE-SVC-" not in ipt or "KUBE-CLUSTER-IP" in ipt):
+        return "ipvs"
     if "KUBE-SVC-" in ipt or "KUBE-SERVICES" in ipt or "KUBE-SVC-" in ip6t or "KUBE-SERVICES" in ip6t:
         return "iptables"
     if ipvs.strip():

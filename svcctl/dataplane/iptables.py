@@ -17,7 +17,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from svcctl.dataplane.hashes import IPTABLES_ENDPOINT_PREFIX, IPTABLES_SERVICE_PREFIXES, endpoint_chain, spn_variants
+from svcctl.dataplane.hashes import (
+    IPTABLES_ENDPOINT_PREFIX,
+    IPTABLES_SERVICE_PREFIXES,
+    endpoint_chain,
+    spn_variants,
+)
 from svcctl.dataplane.model import Backend, NodeRules, RuleStats, ServiceEntry
 from svcctl.errors import InputError
 
@@ -424,7 +429,7 @@ def parse_only(text: str, source: str, only: set[str]) -> Dump:
     """Load just the chains one Service's entry rules lead to, plus whole-dump counts."""
     _check_first_line(_first_lines(text), source)
     dump = Dump(source=source)
-    for no, line in _first_lines(text, 3):
+    for _no, line in _first_lines(text, 3):
         _banner(line.strip(), dump)
     spans = _table_spans(text)
     if not spans:
@@ -850,9 +855,9 @@ def _filter_verdicts(rules: NodeRules, filt: Table, counts: dict[str, int]) -> N
                        (e.address == addr if not nodeport else e.kind == "NodePort")]
             if not matches:
                 kind = "NodePort" if nodeport else ("ClusterIP" if chain == "KUBE-SERVICES" else "ExternalIP")
-                if not nodeport and chain != "KUBE-SERVICES" and name is not None:
-                    if any(s.name == name and s.kind == "LoadBalancer" for s in rules.services):
-                        kind = "LoadBalancer"
+                if not nodeport and chain != "KUBE-SERVICES" and name is not None and any(
+                        s.name == name and s.kind == "LoadBalancer" for s in rules.services):
+                    kind = "LoadBalancer"
                 e = ServiceEntry(name=name, protocol=proto, address=addr, port=port, kind=kind)
                 rules.services.append(e)
                 matches = [e]

@@ -109,7 +109,7 @@ def render_rules(app: App, rules: NodeRules) -> None:
         table = Table(show_header=not app.no_headers, header_style="bold", box=None, pad_edge=False)
         for h in headers:
             table.add_column(h.upper(), overflow="fold")
-        for e, row in zip(rules.services, data):
+        for e, row in zip(rules.services, data, strict=False):
             style = "red" if (e.no_endpoints or e.no_local_endpoints) else None
             row = [row[0], row[1], row[2], "\n".join(backend_text(b) for b in e.backends) or "-", *row[4:]]
             table.add_row(*row, style=style)

@@ -172,7 +172,8 @@ def gather_node_dumps(app: App, node: str | None) -> NodeDumps | None:
             return src.node_dumps(node)
         all_dumps = getattr(src, "dumps", None)
         if isinstance(all_dumps, dict) and len(all_dumps) == 1:
-            return next(iter(all_dumps.values()))
+            only_one = next(iter(all_dumps.values()))
+            return only_one if isinstance(only_one, NodeDumps) else None
         if isinstance(all_dumps, dict) and len(all_dumps) > 1:
             raise InputError("the snapshot has rules for several nodes: " + ", ".join(sorted(all_dumps)),
                              hint="pick one with --node NAME")
