@@ -54,6 +54,7 @@ class LiveSource:
         self._api_client = api_client
         self._core: Any = None
         self._discovery: Any = None
+        self.sleep: Callable[[float], Any] = time.sleep  # between retries; tests record instead of waiting
 
     @classmethod
     def from_app(cls, app: App) -> LiveSource:
@@ -117,7 +118,7 @@ class LiveSource:
                 if status in RETRY_STATUSES and attempt < self.max_retries:
                     delay = self._retry_delay(e, attempt)
                     self.debug(f"retrying {what} in {delay:.1f}s ({status}, attempt {attempt + 1})")
-                    time.sleep(delay)
+                    self.sleep(delay)
                     attempt += 1
                     continue
                 raise self._api_error(e, what, resource) from None
@@ -189,9 +190,6 @@ class LiveSource:
         if isinstance(reason, u3.SSLError | ssl.SSLError):
             return ClusterError(f"TLS handshake with {server} failed",
                                 hint="check the server address, the CA, and the client certificate")
-        if isinstance(reason, u3.TimeoutError | TimeoutError):
-            return ClusterError(f"request to {server} timed out after {self.request_timeout or 0:g}s ({what})",
-                                hint="raise --request-timeout, or check that the cluster is reachable")
         if isinstance(reason, u3.NameResolutionError):
             host = server.split("://", 1)[-1].rsplit(":", 1)[0]
             return ClusterError(f"cannot resolve the API server host {host}",
@@ -201,6 +199,10 @@ class LiveSource:
             return ClusterError(f"cannot connect to the API server {server}: {text}",
                                 hint=f"is the cluster running and is context {self.config.context!r} right? "
                                      "(or use --snapshot)")
+        # after the connection errors: urllib3's NewConnectionError is a ConnectTimeoutError subclass
+        if isinstance(reason, u3.TimeoutError | TimeoutError):
+            return ClusterError(f"request to {server} timed out after {self.request_timeout or 0:g}s ({what})",
+                                hint="raise --request-timeout, or check that the cluster is reachable")
         return ClusterError(f"lost the connection to the API server {server} ({type(reason).__name__})",
                             hint="check that the cluster is reachable")
 
@@ -256,13 +258,22 @@ class LiveSource:
         return Service.from_dict(_kinded(body, "Service"))
 
     def _suggest(self, namespace: str, name: str) -> str | None:
-        """`did you mean`: one extra list, only on the error path; quiet if that is refused too."""
+        """`did you mean`, only on the error path: the same name in another namespace (one list filtered by the
+        server on metadata.name), else close names in this namespace (one more list); quiet when refused."""
         from svcctl.sources.snapshot import suggest
 
+        services: list[Service] = []
         try:
-            services = self.list_services(namespace)
+            items = self._list(f"services named {name} (all namespaces)", "services",
+                               self.core.list_service_for_all_namespaces, field_selector=f"metadata.name={name}")
+            services = [Service.from_dict(_kinded(i, "Service")) for i in items]
         except ClusterError:
-            return None
+            pass
+        if not services:
+            try:
+                services = self.list_services(namespace)
+            except ClusterError:
+                return None
         return suggest(name, namespace, services)
 
     def list_services(self, namespace: str | None, label_selector: str | None = None) -> list[Service]:
