@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver import PKI, FakeAPIServer, load_roles
+from apiserver import FakeAPIServer, load_roles
 from gen_cluster import gen_cluster
 
 from svcctl.errors import ClusterError, ForbiddenError, NotFoundError
