@@ -416,19 +416,32 @@ def test_skipped_reads_become_findings(tmp_path: Path) -> None:
     assert rep.exit_status() == 0
 
 
-def test_rbac_live_without_nodes(apiserver: Any, run_cli: Callable[..., tuple[int, str, str]]) -> None:
+RBAC_CASES = {
+    # refused resource -> (findings as (code, severity), exit)
+    "nodes": ([("CheckSkipped", "warning")], 0),
+    "endpointslices": ([("CheckSkipped", "warning")], 0),
+    "events": ([("CheckSkipped", "info"), ("NotReady", "error")], 1),
+}
+
+
+@pytest.mark.parametrize("refused", sorted(RBAC_CASES))
+def test_rbac_refusal_is_a_skipped_check(refused: str, apiserver: Any,
+                                         run_cli: Callable[..., tuple[int, str, str]]) -> None:
     from apiserver import Grant
 
-    objs = [SVC, *healthy(), controller_slice(SVC, healthy()), node()]
-    srv = apiserver(objs)
-    srv.set_rbac([Grant(frozenset({"", "discovery.k8s.io"}),
-                        frozenset({"services", "pods", "endpoints", "endpointslices", "events"}),
-                        frozenset({"get", "list", "watch"}), frozenset(), None)])
+    p_probe, ev = _probe_pod("web-probe", "10.244.1.9")
+    pods = [*healthy(), p_probe] if refused == "events" else healthy()
+    srv = apiserver([SVC, *pods, controller_slice(SVC, pods), node(), ev])
+    allowed = {"services", "pods", "endpoints", "endpointslices", "events", "nodes"} - {refused}
+    srv.set_rbac([Grant(frozenset({"", "discovery.k8s.io"}), frozenset(allowed), frozenset({"get", "list", "watch"}),
+                        frozenset(), None)])
     code, out, err = run_cli(["endpoints", "web", "--why-not", "-o", "json", "--kubeconfig", str(srv.kubeconfig)])
     doc = json.loads(out)
-    assert code == 0, err
-    assert [f["code"] for f in doc["findings"]] == ["CheckSkipped"]
-    assert "nodes" in doc["findings"][0]["message"]
+    want, want_code = RBAC_CASES[refused]
+    assert sorted((f["code"], f["severity"]) for f in doc["findings"]) == sorted(want), doc["findings"]
+    assert code == want_code, err
+    skipped = next(f for f in doc["findings"] if f["code"] == "CheckSkipped")
+    assert refused in skipped["message"] and "forbidden" in skipped["evidence"].lower()
 
 
 # ------------------------------------------------------------------------------------------------ pure helpers

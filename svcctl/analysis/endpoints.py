@@ -44,6 +44,17 @@ CONTROLLER_NAME = "endpointslice-controller.k8s.io"
 PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
 OVER_CAPACITY = "endpoints.kubernetes.io/over-capacity"
 
+# checks a refused read skips; the first four leave the answer incomplete (warning), the rest only less precise
+CHK_SLICES = "slices vs Pods"
+CHK_PODS = "Pods behind the selector"
+CHK_NODES = "Nodes of the Pods (NodeMissing, NodeNotReady, zone)"
+CHK_V1 = "v1 Endpoints (truncation, hand-made endpoints)"
+CHK_NEAR = "near misses (selector typos)"
+CHK_ELSEWHERE = "Pods in other namespaces"
+CHK_EVENTS = "probe-failure Events"
+CHK_INTENT = "near-miss intent (other Services)"
+CORE_CHECKS = (CHK_SLICES, CHK_PODS, CHK_NODES)
+
 # `where` citations: the file/function of Kubernetes that decides each code.
 W_SYNC = "pkg/controller/endpointslice/endpointslice_controller.go syncService"
 W_SHOULD = "endpointslice/util/controller_utils.go ShouldPodBeInEndpoints"
@@ -229,14 +240,14 @@ def gather(source: ClusterSource, namespace: str, name: str, *, why_not: bool = 
     ns = service.meta.namespace or namespace
     if service.type == "ExternalName":
         return g
-    g.slices = _read(source, g, "slices vs Pods", "endpointslices",
+    g.slices = _read(source, g, CHK_SLICES, "endpointslices",
                      lambda: source.list_endpoint_slices(ns, service.meta.name), [])
-    g.endpoints = _read(source, g, "v1 Endpoints (truncation, hand-made endpoints)", "endpoints",
+    g.endpoints = _read(source, g, CHK_V1, "endpoints",
                         lambda: source.get_endpoints(ns, service.meta.name), None)
     sel = service.selector
     if sel is None:
         return g
-    g.pods = _read(source, g, "Pods behind the selector", "pods",
+    g.pods = _read(source, g, CHK_PODS, "pods",
                    lambda: source.list_pods(ns, selector_string(sel)), [])
     selected = {p.key for p in g.pods}
     if why_not:
@@ -244,25 +255,25 @@ def gather(source: ClusterSource, namespace: str, name: str, *, why_not: bool = 
         no_pods: list[Pod] = []
         for key in sorted(sel):
             # existence selector `key`: one request per selector key, whatever the namespace's size
-            found = _read(source, g, "near misses (selector typos)", "pods", partial(source.list_pods, ns, key), no_pods)
+            found = _read(source, g, CHK_NEAR, "pods", partial(source.list_pods, ns, key), no_pods)
             for p in found:
                 if p.key not in selected:
                     near.setdefault(p.key, p)
         g.near = sorted(near.values(), key=lambda x: x.key)
-        others = _read(source, g, "Pods in other namespaces", "pods (all namespaces)",
+        others = _read(source, g, CHK_ELSEWHERE, "pods (all namespaces)",
                        partial(source.list_pods, None, selector_string(sel)), no_pods)
         g.elsewhere = sorted((p for p in others if p.meta.namespace != ns), key=lambda x: x.key)
         if g.near:
-            g.services = _read(source, g, "near-miss intent (other Services)", "services",
+            g.services = _read(source, g, CHK_INTENT, "services",
                                lambda: source.list_services(ns), [])
     node_names = sorted({p.node_name for p in g.pods if p.node_name})
     if node_names:
-        g.nodes = _read(source, g, "Nodes of the Pods (NodeMissing, NodeNotReady, zone)", "nodes",
+        g.nodes = _read(source, g, CHK_NODES, "nodes",
                         lambda: source.get_nodes(node_names), {})
     if True:  # Events of not-ready Pods: cheap (one field-selected list per such Pod), and needed for a stable code
         unready = sorted(p.meta.name for p in g.pods if not p.ready and p.phase not in ("Succeeded", "Failed"))
         if unready:
-            g.events = _read(source, g, "probe-failure Events", "events",
+            g.events = _read(source, g, CHK_EVENTS, "events",
                              lambda: source.list_events(ns, "Pod", unready), [])
     return g
 
@@ -575,10 +586,10 @@ def analyze(g: Gathered) -> EndpointsReport:
     rep.endpoints = slice_rows(g.slices)
     rep.ready, rep.not_ready = count_rows(rep.endpoints)
     F = rep.findings
-    skipped_res = {r for _, r, _ in g.skipped}
+    skipped_checks = {c for c, _, _ in g.skipped}
 
     for check, resource, reason in _dedupe(g.skipped):
-        sev = "info" if resource in ("events", "services") else "warning"
+        sev = "warning" if check in CORE_CHECKS else "info"
         F.append(Finding("CheckSkipped", sev, f"check skipped: {check} (cannot read {resource})", None, reason,
                          "grant read access (deploy/rbac.yaml, ClusterRole svcctl-reader) for the full answer",
                          "RBAC"))
@@ -611,13 +622,13 @@ def analyze(g: Gathered) -> EndpointsReport:
     for r in rep.endpoints:
         if r.pod:
             by_pod.setdefault(r.pod, []).append(r)
-    nodes_known = "nodes" not in skipped_res
+    nodes_known = CHK_NODES not in skipped_checks
     pods = sorted((p for p in g.pods if p.meta.namespace == ns and labels_match(p.meta.labels, parse_selector(sel_text))),
                   key=lambda p: p.meta.name)
     rep.expected = sum(1 for p in pods if p.phase not in ("Succeeded", "Failed"))
 
     # ---- Service-level: nothing selected
-    if not pods and "pods" not in skipped_res:
+    if not pods and CHK_PODS not in skipped_checks:
         near_txt = ", ".join(sorted(p.meta.name for p in g.near)[:5])
         F.append(Finding("NoMatchingPods", "error", f"selector {sel_text} matches no Pod in namespace {ns}", None,
                          f"spec.selector {sel_text}; 0 Pods in {ns} carry all of these labels"
@@ -658,8 +669,9 @@ def analyze(g: Gathered) -> EndpointsReport:
         _near_misses(g, rep, pods)
         _elsewhere(g, rep, pods)
 
-    # ---- slices vs Pods
-    _compare_slices(g, rep, pods)
+    # ---- slices vs Pods (not when the slices could not be read: every Pod would look missing)
+    if CHK_SLICES not in skipped_checks:
+        _compare_slices(g, rep, pods)
 
     if pods and rep.ready == 0 and not any(v.expected_ready and v.expected_in_slices
                                                   for v in rep.pods if v.relation == SELECTED):
