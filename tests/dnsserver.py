@@ -122,7 +122,7 @@ def zone_from_source(source: Any, domain: str = "cluster.local") -> Zone:
         for ip, host, _ in published:
             z.add(f"{host}.{base}", _fam(ip), ip)
         if headless:
-            for ip, host, sl in published:
+            for _ip, host, sl in published:
                 for p in sl.ports:
                     if p.name and p.port:
                         z.add(f"_{p.name}._{p.protocol.lower()}.{base}", "SRV", f"{p.port} {host}.{base}.")

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dnsserver import DnsmasqServer, StubResponder, dead_port, require_dnsmasq, zone_from_source
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dnsserver import DnsmasqServer, StubResponder, dead_port, require_dnsmasq, zone_from_source
 from svcctl.analysis.dns import (
     DNSReport,
     ResolverConfig,

@@ -225,7 +225,8 @@ def parse_server(text: str, default_port: int = 53) -> tuple[str, int]:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        raise InputError(f"bad DNS server {text!r}: not an IP address", hint="use IP[:PORT], e.g. 10.96.0.10:53")
+        raise InputError(f"bad DNS server {text!r}: not an IP address",
+                         hint="use IP[:PORT], e.g. 10.96.0.10:53") from None
     if not 0 < port < 65536:
         raise InputError(f"bad DNS server {text!r}: port {port} out of range", hint="use IP[:PORT]")
     return host, port
@@ -246,8 +247,7 @@ def candidate_names(typed: str, search: list[str], ndots: int) -> list[str]:
     searched = [f"{base}.{s.strip('.')}." for s in search if s.strip(".")]
     as_is = base + "."
     out = searched + [as_is] if base.count(".") < ndots else [as_is, *searched]
-    seen: set[str] = set()
-    return [n for n in out if not (n in seen or seen.add(n))]  # type: ignore[func-returns-value]
+    return list(dict.fromkeys(out))  # a search suffix equal to the name's own tail is asked once
 
 
 # ------------------------------------------------------------------------------------------------ expectations
@@ -532,8 +532,8 @@ def compare(expected: list[ExpectedRecord], got: list[Answer], types: list[str],
             want.setdefault((e.type, _norm(e.type, e.data)), e)
     out: list[RecordDiff] = []
     for k, e in want.items():
-        a = have.get(k)
-        out.append(RecordDiff(k[0], e.data, "ok" if a else "missing", a.ttl if a else None, e.why))
+        hit = have.get(k)
+        out.append(RecordDiff(k[0], e.data, "ok" if hit else "missing", hit.ttl if hit else None, e.why))
     for k, a in have.items():
         if k not in want:
             out.append(RecordDiff(k[0], a.data, "extra", a.ttl, "in DNS, not in the API"))
