@@ -139,6 +139,8 @@ def _split_comment(text: str) -> tuple[str, str | None]:
 
 def _split_top(s: str, sep: str = ",") -> list[str]:
     """Split on `sep` outside quotes and braces."""
+    if '"' not in s and "{" not in s and "[" not in s and "(" not in s:
+        return [x.strip() for x in s.split(sep) if x.strip()]
     out: list[str] = []
     cur: list[str] = []
     depth, quote = 0, False
@@ -898,15 +900,16 @@ def parse_nft(text: str, source: str) -> NodeRules:
         raise InputError("binary data, not nft output", source=source)
     tables = _read_json(text, source) if stripped.startswith("{") else _read_text(text, source)
     kp = [t for t in tables if t.name == "kube-proxy"]
+    iptables_nft = any(c.startswith("KUBE-") for t in tables for c in t.chains) or is_iptables_nft(text[:65536])
     if not kp:
-        if is_iptables_nft(text):
+        if iptables_nft:
             raise InputError("no kube-proxy nftables table: " + _IPTABLES_NFT_HINT, source=source,
                              hint="kube-proxy's KUBE-* chains in `table ip nat` mean --proxy-mode=iptables")
         names = ", ".join(f"{t.family} {t.name}" for t in tables) or "none"
         raise InputError(f"no `kube-proxy` table in this nft dump (tables: {names})", source=source,
                          hint="run `nft list table ip kube-proxy` (and ip6) on the node")
     rules = NodeRules(mode="nftables", source=source)
-    if is_iptables_nft(text):
+    if iptables_nft:
         rules.notes.append("the ruleset also holds iptables-nft KUBE-* chains (stale iptables-mode rules?)")
     for t in kp:
         before = len(rules.services)
