@@ -102,7 +102,7 @@ def test_protocols_ipv6_fwmark_and_empty_service(full: NodeRules) -> None:
     v6 = entry(full, "fd00:10:96::a", 80)
     # the long address overflows the 28-character column and is still read
     assert shares(v6) == {"[fd00:10:244::6]:8080": Fraction(1, 2), "[fd00:10:244:1:2:3:aa:bbbb]:8080": Fraction(1, 2)}
-    fwm = [s for s in full.services if s.address == "fwmark:7"]
+    fwm = [s for s in full.services if s.address == "fwmark 7" and s.protocol == "FWM"]
     assert len(fwm) == 1 and fwm[0].backends[0].ip == "192.168.1.10"
     assert any("Route" in n for n in fwm[0].notes)
     empty = entry(full, "10.0.9.9", 80)

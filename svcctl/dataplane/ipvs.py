@@ -552,8 +552,9 @@ def _entry(v: _VS, sets: dict[str, IPSet] | None, bound: set[str] | None) -> Ser
         notes.append(f"firewall-mark service {v.fwmark}: matches packets marked {v.fwmark} by iptables, not an "
                      "address; kube-proxy does not create these")
     kind = _classify(v, sets)
-    entry = ServiceEntry(name=None, protocol="TCP" if v.protocol == "FWM" else v.protocol,
-                         address=v.address if v.protocol != "FWM" else f"fwmark:{v.fwmark}", port=v.port, kind=kind,
+    # a firewall-mark service has no address or protocol of its own: address "fwmark N", protocol "FWM"
+    entry = ServiceEntry(name=None, protocol=v.protocol,
+                         address=v.address if v.protocol != "FWM" else f"fwmark {v.fwmark}", port=v.port, kind=kind,
                          backends=v.reals, affinity_seconds=v.persistent, scheduler=v.scheduler,
                          path=[f"IPVS {v.protocol} {'[' + v.address + ']' if v.ipv6 else v.address}:{v.port}"
                                if v.protocol != "FWM" else f"IPVS FWM {v.fwmark}"])
