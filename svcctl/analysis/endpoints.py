@@ -500,7 +500,8 @@ def explain_not_ready(pod: Pod, node: Node | None, events: list[Event]) -> Findi
     name = pod.meta.name
     sched = pod.condition("PodScheduled")
     if pod.phase == "Pending" and sched is not None and sched.status == "False":
-        return Finding("Unschedulable", "error", f"not scheduled: {sched.reason or 'no node fits'}", key,
+        return Finding("Unschedulable", "error", "not scheduled, so no Pod IP and no endpoint: "
+                       + (sched.message or sched.reason or "no node fits").replace("\n", " "), key,
                        _cond(pod, "PodScheduled"),
                        "free capacity or relax the Pod's requests, nodeSelector, affinity, taints/tolerations",
                        "kube-scheduler PodScheduled=False → no Pod IP → " + W_SHOULD)
@@ -579,7 +580,17 @@ def label_diff(selector: dict[str, str], labels: dict[str, str]) -> tuple[list[s
 # ------------------------------------------------------------------------------------------------ analysis
 
 
+_RANK = {"error": 0, "warning": 1, "info": 2}
+
+
 def analyze(g: Gathered) -> EndpointsReport:
+    """Pure: the report for the gathered objects; findings worst first, Service-level before per-Pod."""
+    rep = _analyze(g)
+    rep.findings.sort(key=lambda f: (_RANK.get(f.severity, 3), f.pod is not None))
+    return rep
+
+
+def _analyze(g: Gathered) -> EndpointsReport:
     svc = g.service
     rep = EndpointsReport(svc, why_not=g.why_not)
     rep.skipped = list(dict.fromkeys(c for c, _, _ in g.skipped))
@@ -627,17 +638,6 @@ def analyze(g: Gathered) -> EndpointsReport:
                   key=lambda p: p.meta.name)
     rep.expected = sum(1 for p in pods if p.phase not in ("Succeeded", "Failed"))
 
-    # ---- Service-level: nothing selected
-    if not pods and CHK_PODS not in skipped_checks:
-        near_txt = ", ".join(sorted(p.meta.name for p in g.near)[:5])
-        F.append(Finding("NoMatchingPods", "error", f"selector {sel_text} matches no Pod in namespace {ns}", None,
-                         f"spec.selector {sel_text}; 0 Pods in {ns} carry all of these labels"
-                         + (f"; near misses: {near_txt}" if near_txt else "")
-                         + (f"; {len(g.elsewhere)} matching Pod(s) in other namespaces" if g.elsewhere else ""),
-                         "fix the Service's selector or the Pods' labels (see SelectorMismatch/OtherNamespace)"
-                         if (g.near or g.elsewhere) else "create the workload, or fix the selector",
-                         W_SYNC + " → podLister.Pods(ns).List(selector)"))
-
     # ---- per selected Pod
     for p in pods:
         node = g.nodes.get(p.node_name) if nodes_known else None
@@ -668,6 +668,18 @@ def analyze(g: Gathered) -> EndpointsReport:
     if g.why_not:
         _near_misses(g, rep, pods)
         _elsewhere(g, rep, pods)
+
+    # ---- Service-level: nothing selected
+    if not pods and CHK_PODS not in skipped_checks:
+        near_names = [v.pod for v in rep.pods if v.relation == NEAR_MISS]
+        near_txt = ", ".join(near_names[:5]) + (f" and {len(near_names) - 5} more" if len(near_names) > 5 else "")
+        F.append(Finding("NoMatchingPods", "error", f"selector {sel_text} matches no Pod in namespace {ns}", None,
+                         f"spec.selector {sel_text}; 0 Pods in {ns} carry all of these labels"
+                         + (f"; near misses: {near_txt}" if near_txt else "")
+                         + (f"; {len(g.elsewhere)} matching Pod(s) in other namespaces" if g.elsewhere else ""),
+                         "fix the Service's selector or the Pods' labels (see SelectorMismatch/OtherNamespace)"
+                         if (near_names or g.elsewhere) else "create the workload, or fix the selector",
+                         W_SYNC + " → podLister.Pods(ns).List(selector)"))
 
     # ---- slices vs Pods (not when the slices could not be read: every Pod would look missing)
     if CHK_SLICES not in skipped_checks:

@@ -50,6 +50,8 @@ def command(service: str | None, why_not: bool) -> int:
 
         summaries = summarize_services(app.source, app.ns_or_all)
         render_summary(app, summaries)
+        for sk in app.source.skipped:  # refused reads make the counts partial: say so, on stderr
+            app.terminal.warn(f"could not read {sk.resource}: {sk.reason}; counts may be incomplete")
         if not summaries and app.output not in ("json", "yaml"):
             where = "any namespace" if app.all_namespaces else f"namespace {app.ns}"
             app.terminal.status(f"no Services found in {where}")

@@ -99,7 +99,7 @@ def render_rich(rep: EndpointsReport, *, wide: bool, no_headers: bool) -> Group:
     table = Table(title=None if no_headers else _title(rep), show_header=not no_headers, title_justify="left",
                   header_style="bold", box=None, pad_edge=False)
     for h in headers:
-        table.add_column(h.upper(), overflow="fold")
+        table.add_column(h.upper(), overflow="fold", no_wrap=h not in ("evidence", "hint"))
     for r in rows:
         cells = [Text(c) for c in r]
         cells[4].stylize(STATE_STYLE.get(r[4], ""))
