@@ -560,6 +560,13 @@ def _netns_run(script_cmds: list[tuple[list[str], str | None]]) -> list[str]:
     return outs
 
 
+def write_nft_handles_fixture(dest: Path = ROOT / "tests" / "fixtures" / "nft") -> None:
+    """`nft -a list table ip kube-proxy` (rule handles as `# handle N` comments)."""
+    script = fixture_scripts()["layout-a"][0]
+    (dest / "layout-a-handles.txt").write_text(
+        _netns_run([(["nft", "-f", "-"], script), (["nft", "-a", "list", "table", "ip", "kube-proxy"], None)])[1])
+
+
 def write_nft_fixtures(dest: Path = ROOT / "tests" / "fixtures" / "nft") -> None:
     """Load each generated ruleset with the real nft in a throwaway netns; keep what `nft list` prints."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -569,6 +576,7 @@ def write_nft_fixtures(dest: Path = ROOT / "tests" / "fixtures" / "nft") -> None
                                (["nft", "-j", "list", "table", fam, "kube-proxy"], None)])[1:]
         (dest / f"{name}.txt").write_text(text)
         (dest / f"{name}.json").write_text(js)
+    write_nft_handles_fixture(dest)
     both = fixture_scripts()["layout-a"][0] + fixture_scripts()["ip6-a"][0]
     other = "add table inet filter\nadd chain inet filter input { type filter hook input priority 0 ; }\n" \
             "add rule inet filter input tcp dport 22 accept\n"

@@ -240,3 +240,25 @@ def test_generated_big_ruleset_parses_with_exact_shares() -> None:
                for s in r.services)
     rb = parse_nft(gen.gen_nft_ruleset(200, 10, "B"), "big-b")
     assert [shares(s) for s in rb.services] == [shares(s) for s in r.services]
+
+
+def test_listing_with_handles_reads_the_same() -> None:
+    with_handles = load("layout-a-handles.txt").to_json()
+    plain = load("layout-a.txt").to_json()
+    assert with_handles["services"] == plain["services"] and with_handles["summary"] == plain["summary"]
+
+
+def test_early_nodeports_helper_chain() -> None:
+    """Early nftables kube-proxy jumped from `services` to a `nodeports` chain holding the vmap."""
+    text = ("table ip kube-proxy {\n\tmap service-nodeports {\n\t\ttype inet_proto . inet_service : verdict\n"
+            "\t\telements = { tcp . 30080 : goto external-AAAAAAAA-ns/s/tcp/p }\n\t}\n\n"
+            "\tchain nat-prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n"
+            "\t\tjump services\n\t}\n\n\tchain services {\n"
+            "\t\tfib daddr type local ip daddr != 127.0.0.0/8 jump nodeports\n\t}\n\n"
+            "\tchain nodeports {\n\t\tmeta l4proto . th dport vmap @service-nodeports\n\t}\n\n"
+            "\tchain external-AAAAAAAA-ns/s/tcp/p {\n\t\tjump mark-for-masquerade\n"
+            "\t\tmeta l4proto tcp dnat to 10.1.0.1:80\n\t}\n}\n")
+    r = parse_nft(text, "early")
+    e = entry(r, "", 30080)
+    assert e.kind == "NodePort" and shares(e) == {"10.1.0.1:80": 1} and e.name == "ns/s:p"
+    assert r.unreferenced_chains == []

@@ -194,6 +194,8 @@ def _duration(s: str) -> int | None:
 def _read_text(text: str, source: str) -> list[_Table]:
     tables: list[_Table] = []
     lines = text.splitlines()
+    if "# handle " in text:  # `nft -a list …`
+        lines = [_HANDLE.sub("", ln) for ln in lines]
     i = 0
     n = len(lines)
     table: _Table | None = None
@@ -754,11 +756,23 @@ def _reachable(t: _Table) -> set[str]:
     return seen
 
 
+def _services_rules(t: _Table) -> list[str]:
+    """The `services` chain's rules, with helper chains it jumps to (early kube-proxy's `nodeports`) inlined."""
+    out: list[str] = []
+    for r in t.chains.get("services", _Chain("services")).rules:
+        m = _GOTO.match(r.text)
+        if m and not m["target"].startswith(_BASE_PREFIXES) and m["target"] in t.chains:
+            out += [f"{m['cond'].strip()} {x.text}".strip() for x in t.chains[m["target"]].rules]
+        else:
+            out.append(r.text)
+    return out
+
+
 def _rules_to_entries(t: _Table, rules: NodeRules) -> None:
     it = _Interp(t)
     ipx = it.ipx
     cluster_ips = {e.key[0] for e in t.sets["cluster-ips"].elements} if "cluster-ips" in t.sets else set()
-    services_rules = [r.text for r in t.chains.get("services", _Chain("services")).rules]
+    services_rules = _services_rules(t)
     global_masq: list[str] = []
     for r in services_rules:
         m = _MASQ_MARK.match(r)
