@@ -268,6 +268,14 @@ def _scenarios() -> list[Scenario]:
                                                                      ports=[("metrics", 9100, "TCP")]), node()],
                  set(), exit=0))
 
+    ds = service("web", APP, families=["IPv4", "IPv6"])
+    p_ds = [pod(f"web-{i}", APP, ip=[f"10.244.1.{130 + i}", f"fd00:10:244::{130 + i:x}"]) for i in range(2)]
+    p_v4 = pod("web-v4", APP, ip="10.244.1.140")  # single-stack Pod in a dual-stack Service: IPv4 slice only
+    add(Scenario("dual-stack", [ds, *p_ds, p_v4, controller_slice(ds, [*p_ds, p_v4], name="web-v4s"),
+                                controller_slice(ds, p_ds, name="web-v6s", family="IPv6"), node()], set(), exit=0,
+                 check=lambda d: (_assert_counts(d, ready=3, notReady=0, expected=3),
+                                  _assert_ep(d, "default/web-0", ready=True, addressType="IPv4"))))
+
     p_host = pod("web-host", APP, ip="172.18.0.3", host_network=True)
     add(Scenario("host-network", cluster(SVC, [p_host]), set(), exit=0,
                  check=lambda d: _assert_ep(d, "default/web-host", ready=True, ip="172.18.0.3")))
@@ -287,6 +295,10 @@ def _assert_ep(d: JSON, pod_key: str, **want: Any) -> None:
     e = _ep(d, pod_key)
     for k, v in want.items():
         assert e[k] == v, (k, e)
+
+
+def _assert_counts(d: JSON, **want: int) -> None:
+    assert d["counts"] == want, d["counts"]
 
 
 def _assert_in(d: JSON, code: str, text: str) -> None:

@@ -634,7 +634,8 @@ def _analyze(g: Gathered) -> EndpointsReport:
         if r.pod:
             by_pod.setdefault(r.pod, []).append(r)
     nodes_known = CHK_NODES not in skipped_checks
-    pods = sorted((p for p in g.pods if p.meta.namespace == ns and labels_match(p.meta.labels, parse_selector(sel_text))),
+    parsed = parse_selector(sel_text)
+    pods = sorted((p for p in g.pods if p.meta.namespace == ns and labels_match(p.meta.labels, parsed)),
                   key=lambda p: p.meta.name)
     rep.expected = sum(1 for p in pods if p.phase not in ("Succeeded", "Failed"))
 
@@ -853,8 +854,12 @@ def _compare_slices(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
                                  f"endpoint {', '.join(ep.addresses)} ready={ep.is_ready} targetRef Pod {key}",
                                  "the controller should remove it on its next sync; if it stays, check "
                                  "kube-controller-manager's logs", W_RECONCILE))
+    by_pod: dict[str, list[EndpointRow]] = {}
+    for r in rep.endpoints:
+        if r.pod:
+            by_pod.setdefault(r.pod, []).append(r)
     for v in verdicts.values():
-        rows = [r for r in rep.endpoints if r.pod == v.pod]
+        rows = by_pod.get(v.pod, [])
         if v.expected_in_slices and v.expected_ready and not rows:
             v.codes.append("MissingFromSlices")
             F.append(Finding("MissingFromSlices", "error", "Pod should be a ready endpoint but is in no slice", v.pod,

@@ -8,7 +8,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from svcctl.analysis.endpoints import EndpointsReport, PortTuple, ServiceSummary
+from svcctl.analysis.endpoints import EndpointRow, EndpointsReport, PortTuple, ServiceSummary
 from svcctl.model import Finding
 from svcctl.render.console import emit_document, plain_table
 
@@ -31,26 +31,35 @@ def report_rows(rep: EndpointsReport, wide: bool = False) -> tuple[list[str], li
         headers += ["slice", "evidence", "hint"]
     rows: list[list[str]] = []
     seen: set[str] = set()
+    eps: dict[str, list[EndpointRow]] = {}
+    for e in rep.endpoints:
+        if e.pod:
+            eps.setdefault(e.pod, []).append(e)
+    found: dict[str, list[Finding]] = {}
+    for f in rep.findings:
+        if f.pod:
+            found.setdefault(f.pod, []).append(f)
     for v in rep.pods:
         seen.add(v.pod)
-        actual = [e for e in rep.endpoints if e.pod == v.pod]
+        actual = eps.get(v.pod, [])
         ports = actual[0].ports if actual else v.expected_ports
         state = v.state
         row = [v.pod, v.ip or "-", _ports(ports) if v.relation == "selected" else "-", v.node or "-", state,
                v.reason or "-"]
         if wide:
-            f = _first(rep.findings_for(v.pod))
-            row += [",".join(v.slices) or "-", f.evidence if f else "", f.hint if f else ""]
+            first = _first(found.get(v.pod, []))
+            row += [",".join(v.slices) or "-", first.evidence if first else "", first.hint if first else ""]
         rows.append(row)
     for e in rep.endpoints:
         if e.pod is not None and e.pod in seen:
             continue
-        codes = [f.code for f in rep.findings if e.pod and f.pod == e.pod]
+        mine = found.get(e.pod, []) if e.pod else []
+        codes = [f.code for f in mine]
         row = [e.pod or "(no Pod)", e.ip or "-", _ports(e.ports), e.node or "-",
                "ready" if e.ready else ("terminating" if e.terminating else "not-ready"), ",".join(codes) or "-"]
         if wide:
-            f = _first([f for f in rep.findings if e.pod and f.pod == e.pod])
-            row += [e.slice, f.evidence if f else "", f.hint if f else ""]
+            first = _first(mine)
+            row += [e.slice, first.evidence if first else "", first.hint if first else ""]
         rows.append(row)
     return headers, rows
 
