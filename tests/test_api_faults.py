@@ -6,6 +6,7 @@ HTTPS test API server, and RBAC enforced from deploy/rbac.yaml.
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -300,3 +301,85 @@ def test_gives_up_after_three_retries(apiserver: Factory, tmp_path: Path, run_cl
     code, _, err = collect(run_cli, srv.kubeconfig, tmp_path, "hostnames")
     assert code == 3 and "kept failing" in one_line_error(err)
 
+
+
+# --------------------------------------------------------------------------- the same faults through `svcctl endpoints`
+
+needs_endpoints = pytest.mark.skipif(importlib.util.find_spec("svcctl.cli.endpoints") is None,
+                                     reason="the endpoints command has not landed")
+
+
+def endpoints(run_cli: RunCli, kc: Path | str, *args: str) -> tuple[int, str, str]:
+    return run_cli(["endpoints", "hostnames", "--why-not", "--kubeconfig", str(kc), *args])
+
+
+@needs_endpoints
+def test_endpoints_unreachable_and_tls(apiserver: Factory, tmp_path: Path, run_cli: RunCli) -> None:
+    from apiserver import make_ca
+
+    srv = apiserver()
+    dead = srv.write_kubeconfig(tmp_path / "dead", server=f"https://127.0.0.1:{closed_port()}")
+    code, out, err = endpoints(run_cli, dead)
+    assert (code, out) == (3, "") and "connection refused" in one_line_error(err)
+    other_ca, _ = make_ca(tmp_path / "other", name="other-ca")
+    wrong = srv.write_kubeconfig(tmp_path / "wrong", ca="file")
+    wrong.write_text(wrong.read_text().replace(str(srv.pki.ca_cert), str(other_ca)))
+    code, out, err = endpoints(run_cli, wrong)
+    assert (code, out) == (3, "") and "TLS verification" in one_line_error(err)
+
+
+@needs_endpoints
+def test_endpoints_401_and_timeout(apiserver: Factory, tmp_path: Path, run_cli: RunCli) -> None:
+    srv = apiserver()
+    bad = srv.write_kubeconfig(tmp_path / "bad", user={"token": "nope"})
+    code, out, err = endpoints(run_cli, bad)
+    assert (code, out) == (3, "") and "credentials rejected" in one_line_error(err)
+    srv.set_fault("pods", status=None, delay=3)
+    code, out, err = endpoints(run_cli, srv.kubeconfig, "--request-timeout", "0.5")
+    assert (code, out) == (3, "") and "timed out after 0.5s" in one_line_error(err)
+
+
+@needs_endpoints
+def test_endpoints_403_events_degrades(apiserver: Factory, run_cli: RunCli) -> None:
+    srv = apiserver()
+    roles = load_roles(RBAC)
+    roles["ClusterRole/svcctl-reader"]["rules"] = [
+        r for r in roles["ClusterRole/svcctl-reader"]["rules"] if "events" not in r["resources"]]
+    from apiserver import grants_from_role
+
+    srv.set_rbac(grants_from_role(roles["ClusterRole/svcctl-reader"]))
+    code, out, err = endpoints(run_cli, srv.kubeconfig)
+    assert code == 1, err  # still answers: one Pod is not ready
+    assert "hostnames-632524106-tlaok" in out and "10.244.0.5" in out
+    assert "CheckSkipped" in out and "events" in out
+    code, out, err = endpoints(run_cli, srv.kubeconfig, "-o", "json")
+    import json
+
+    doc = json.loads(out)
+    assert doc["apiVersion"] == "svcctl/v1" and doc["skippedChecks"]
+
+
+@needs_endpoints
+def test_endpoints_404_410_429(apiserver: Factory, run_cli: RunCli) -> None:
+    srv = apiserver()
+    code, out, err = run_cli(["endpoints", "hostname", "--kubeconfig", str(srv.kubeconfig)])
+    assert (code, out) == (2, "") and "did you mean hostnames?" in one_line_error(err)
+    srv.reset_counters()
+    srv.set_fault("services", status=429, times=1, retry_after=0)
+    srv.set_fault("endpointslices", status=503, times=2)
+    code, out, err = endpoints(run_cli, srv.kubeconfig)
+    assert code == 1, err
+    assert "hostnames-632524106-tlaok" in out
+    assert [r.status for r in srv.requests if r.resource == "services"][:2] == [429, 200]
+    assert [r.status for r in srv.requests if r.resource == "endpointslices"][:3] == [503, 503, 200]
+
+
+@needs_endpoints
+def test_endpoints_410_while_paging_recovers(apiserver: Factory, run_cli: RunCli) -> None:
+    srv = apiserver(gen_cluster(3, pods_per_service=600, nodes=3))  # 600 Pods: two pages of 500
+    srv.set_fault("pods", status=410, only_continue=True, times=1)
+    code, out, err = endpoints(run_cli, srv.kubeconfig)
+    assert code == 1, err
+    assert "599 ready, 1 not ready, 600 expected" in out
+    first = [(r.status, bool(r.query.get("continue"))) for r in srv.requests if r.resource == "pods"][:4]
+    assert first == [(200, False), (410, True), (200, False), (200, True)]

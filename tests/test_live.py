@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 from collections.abc import Callable
 from typing import Any
 
@@ -214,23 +215,34 @@ def test_kube_proxy_pod_and_exec(apiserver: Factory) -> None:
     assert srv.writes == []
 
 
-def test_request_count_does_not_grow_with_the_cluster(apiserver: Factory, capsys: pytest.CaptureFixture[str]) -> None:
-    """Answering about one Service costs the same requests in a 3-Service and a 10,000-Service cluster."""
+def test_request_count_does_not_grow_with_the_cluster(apiserver: Factory, run_cli: Callable[..., tuple[int, str, str]],
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`svcctl endpoints hostnames --why-not` costs the same requests with 3 Services and with 10,000 Services
+    / 100,000 Pods (the other Services live in other namespaces; see gen_cluster)."""
+    use_cli = importlib.util.find_spec("svcctl.cli.endpoints") is not None
     figures = {}
     for n_services in (3, 10_000):
         objs = gen_cluster(n_services, pods_per_service=10, nodes=100)
-        srv = apiserver(objs, copy=False)
-        src = live(srv)
-        why_not_reads(src, "default", "hostnames")
         pods = sum(1 for o in objs if o["kind"] == "Pod")
-        figures[n_services] = (src.requests, src.bytes_read, pods, [(r.verb, r.path) for r in srv.requests])
-        assert src.requests == srv.request_count and src.bytes_read == srv.bytes_sent
+        srv = apiserver(objs, copy=False)
+        if use_cli:
+            code, out, err = run_cli(["endpoints", "hostnames", "--why-not", "--kubeconfig", str(srv.kubeconfig)])
+            assert code == 1, err  # one Pod is not ready: a problem found
+            assert "hostnames-632524106-00009" in out
+        else:
+            src = live(srv)
+            why_not_reads(src, "default", "hostnames")
+            assert src.requests == srv.request_count and src.bytes_read == srv.bytes_sent
+        figures[n_services] = (srv.request_count, srv.bytes_sent, pods,
+                               [(r.verb, r.path, sorted(r.query.items())) for r in srv.requests])
+        assert srv.writes == []
         srv.stop()
     small, big = figures[3], figures[10_000]
     assert big[2] == 100_000
     assert small[0] == big[0]
     assert small[3] == big[3]  # the very same requests
     assert abs(small[1] - big[1]) < 0.05 * small[1]  # bytes differ only by resourceVersion digits
+    how = "svcctl endpoints hostnames --why-not" if use_cli else "LiveSource why-not reads"
     with capsys.disabled():
-        print(f"\n  why-not reads for one Service: {small[0]} requests / {small[1]} bytes with 3 Services, "
+        print(f"\n  {how}: {small[0]} requests / {small[1]} bytes with 3 Services, "
               f"{big[0]} requests / {big[1]} bytes with 10,000 Services and {big[2]:,} Pods")
