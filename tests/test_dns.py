@@ -203,6 +203,26 @@ def test_snapshot_mode_sends_nothing() -> None:
     assert doc["kind"] == "DNSReport" and doc["apiVersion"] == "svcctl/v1" and doc["queries"] == []
 
 
+def test_snapshot_mode_predicts_the_search_list(cluster: SnapshotSource) -> None:
+    r = dns_hop(cluster, None, "hostnames.default", "other", "cluster.local", None, None, False, 2.0)
+    assert r.queries == [] and not r.broken
+    assert [(p.name, [e.data for e in p.records or []]) for p in r.predicted] == [
+        ("hostnames.default.other.svc.cluster.local.", ["10.244.6.6"])]
+    f = next(f for f in r.findings if f.code == "DNSSearchPathSurprise")
+    assert f.severity == "warning" and "predicted from the API" in f.message
+    # from its own namespace the same name walks past other suffixes to the right Service
+    r = dns_hop(cluster, None, "hostnames.default", "default", "cluster.local", None, None, False, 2.0)
+    assert [p.to_json()["rcode"] for p in r.predicted] == ["NXDOMAIN", "NOERROR"] and r.findings == []
+
+
+def test_snapshot_mode_predicts_nxdomain(cluster: SnapshotSource) -> None:
+    r = dns_hop(cluster, None, "db-2.db.shop", "shop", "cluster.local", None, None, False, 2.0)
+    f = next(f for f in r.findings if f.code == "DNSNameNotFound")
+    assert "not ready" in f.message and r.broken
+    # the walk stops at the first name outside the cluster zone: upstream is unknown offline
+    assert r.predicted[-1].name == "db-2.db.shop." and r.predicted[-1].records is None
+
+
 # --------------------------------------------------------------------------- a correct server
 
 
@@ -294,6 +314,18 @@ def test_search_path_through_non_cluster_suffix(cluster: SnapshotSource, tmp_pat
     assert r.resolved_name == "web.corp.example."
     f = next(f for f in r.findings if f.code == "DNSSearchPathSurprise")
     assert f.severity == "warning" and "outside the cluster zone" in f.message
+
+
+def test_short_name_resolving_in_another_namespace(cluster: SnapshotSource, tmp_path: Path) -> None:
+    # a resolv.conf whose search list starts with another namespace: `hostnames` meant in shop lands in default
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local cluster.local\n")
+    with DnsmasqServer(zone_from_source(cluster)) as srv:
+        r = hop(cluster, "hostnames", srv.address, namespace="shop", resolv_conf=str(conf))
+    assert r.resolved_name == "hostnames.default.svc.cluster.local."
+    f = next(f for f in r.findings if f.code == "DNSSearchPathSurprise")
+    assert f.severity == "warning" and "Service default/hostnames" in f.message
+    assert "hostnames.shop.svc.cluster.local." in f.message  # what was meant
 
 
 def test_stale_ip_is_a_mismatch(cluster: SnapshotSource) -> None:

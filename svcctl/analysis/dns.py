@@ -540,6 +540,22 @@ def compare(expected: list[ExpectedRecord], got: list[Answer], types: list[str],
     return out
 
 
+@dataclass
+class Prediction:
+    """One name a Pod's resolver would try, answered from the API instead of a server (snapshot mode).
+
+    `records` None: the name is outside the cluster zone, so what upstream DNS says cannot be known offline."""
+
+    name: str
+    records: list[ExpectedRecord] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name,
+                "rcode": "UNKNOWN" if self.records is None else ("NOERROR" if self.records else "NXDOMAIN"),
+                "answers": None if self.records is None else [{"data": e.data, "type": e.type}
+                                                               for e in self.records]}
+
+
 # ------------------------------------------------------------------------------------------------ the report
 
 
@@ -560,6 +576,7 @@ class DNSReport:
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     service: str | None = None  # ns/name of the Service the name was matched to
+    predicted: list[Prediction] = field(default_factory=list)  # snapshot mode: the search list walked offline
 
     @property
     def broken(self) -> bool:
@@ -588,6 +605,7 @@ class DNSReport:
             "types": self.types,
             "queries": [q.to_json() for q in self.queries],
             "resolvedName": self.resolved_name,
+            "predicted": [p.to_json() for p in self.predicted],
             "expected": [e.to_json() for e in self.expected],
             "comparison": [d.to_json() for d in self.diffs],
             "findings": [f.to_json() for f in self.findings],
@@ -771,6 +789,36 @@ def judge(report: DNSReport, *, service_hint: str = "") -> None:
                     f"the ExternalName target {q.name} does not resolve ({q.rcode}): clients get the CNAME and then "
                     "nothing", evidence=f"{q.name} {q.type} {q.rcode} from {q.server}",
                     hint="check spec.externalName and the upstream resolvers CoreDNS forwards to", where=WHERE))
+
+
+def judge_prediction(report: DNSReport, predictions: list[Prediction], *, service_found: bool,
+                     service_hint: str = "") -> None:
+    """Snapshot mode: findings the API alone proves — the name cannot resolve, or the search list would stop at
+    another object first. Nothing was sent, so no timeout, mismatch or server finding is possible."""
+    r = report
+    n = r.name
+    r.predicted = predictions
+    if n.kind == "external":
+        return
+    hit = next((p for p in predictions if p.records), None)
+    walked = ", ".join(p.name + (" ?" if p.records is None else " → " + ",".join(e.data for e in p.records)
+                                 if p.records else " NXDOMAIN") for p in predictions)
+    if hit is not None and hit.name.lower() != n.fqdn.lower():
+        r.findings.append(Finding(
+            "DNSSearchPathSurprise", "warning",
+            f"{n.typed!r} (meant: {n.fqdn}) would resolve as {hit.name}: "
+            f"{describe_cluster_name(hit.name, r.cluster_domain)} (predicted from the API; no query was sent)",
+            evidence=f"ndots:{r.resolver.ndots}, search {' '.join(r.resolver.search)}; a Pod would try {walked}",
+            hint=f"use the full name {n.fqdn} (with the trailing dot) to get what you meant",
+            where="resolv.conf search + ndots"))
+        return
+    if r.expected:
+        return
+    why = "no Service " + f"{n.namespace}/{n.service} in the API" if not service_found else "; ".join(r.notes[1:3])
+    r.findings.append(Finding(
+        "DNSNameNotFound", "error", f"{n.fqdn}: CoreDNS would answer NXDOMAIN ({why})",
+        evidence=f"a Pod would try {walked}" if walked else "", hint=service_hint or "; ".join(r.notes[1:3]),
+        where="coredns plugin/kubernetes"))
 
 
 def summary(report: DNSReport) -> str:

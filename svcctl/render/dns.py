@@ -43,6 +43,12 @@ def sections(r: DNSReport, wide: bool = False) -> list[tuple[str, list[str], lis
                 row[0] += f"  [{q.purpose}]"
             rows.append(row)
         out.append(("queries", hdr, rows))
+    if r.predicted:
+        rows = [[p.name, p.to_json()["rcode"],
+                 "cannot be known offline (outside the cluster zone)" if p.records is None else
+                 ", ".join(f"{e.data} ({e.type})" for e in p.records) or "-"] for p in r.predicted]
+        out.append(("what a Pod would ask (predicted from the API; nothing sent)", ["name", "rcode", "answers"],
+                    rows))
     if r.diffs:
         rows = [[d.type, d.data, d.status, "-" if d.ttl is None else str(d.ttl)] + ([d.why] if wide else [])
                 for d in r.diffs]

@@ -24,6 +24,7 @@ from svcctl.analysis.dns import (
     DNSName,
     DNSQuery,
     DNSReport,
+    Prediction,
     ResolverConfig,
     candidate_names,
     expected_records,
@@ -31,6 +32,7 @@ from svcctl.analysis.dns import (
     format_server,
     interpret_name,
     judge,
+    judge_prediction,
     parse_resolv_conf,
     parse_server,
     pod_search_list,
@@ -255,11 +257,9 @@ def dns_hop(source: ClusterSource | None, service: Service | None, name: str, na
         report.notes.insert(0, NO_QUERY_NOTE)
         if not cfg.nameservers and source is not None:
             cfg.nameservers = cluster_dns_servers(source)[0]
-        if svc is None and dn.kind != "external" and source is not None:
-            report.findings.append(Finding(
-                "DNSNameNotFound", "error",
-                f"{dn.fqdn}: no Service {dn.namespace}/{dn.service} in the API, so CoreDNS would answer NXDOMAIN",
-                evidence=f"{source.name}: no such Service", hint=hint, where="coredns plugin/kubernetes"))
+        if source is not None:
+            judge_prediction(report, predict(source, dn, cfg, domain, types), service_found=svc is not None,
+                             service_hint=hint)
         return report
 
     servers: list[tuple[str, int]]
@@ -302,6 +302,34 @@ def dns_hop(source: ClusterSource | None, service: Service | None, name: str, na
                                      edns=cfg.edns0, purpose="control"))
     judge(report, service_hint=hint)
     return report
+
+
+def predict(source: ClusterSource, dn: DNSName, cfg: ResolverConfig, domain: str,
+            types: list[str]) -> list[Prediction]:
+    """Walk the search list answering each name from the API as CoreDNS would; stop at the first name with records,
+    or at the first name outside the cluster zone (what upstream says is unknown offline)."""
+    out: list[Prediction] = []
+    for cand in candidate_names(dn.typed, cfg.search, cfg.ndots):
+        bare = cand.rstrip(".")
+        if bare != domain and not bare.endswith("." + domain):
+            out.append(Prediction(cand, None))
+            break
+        try:
+            cn = interpret_name(cand, dn.namespace or "default", domain)
+        except InputError:
+            out.append(Prediction(cand, []))
+            continue
+        if cn.kind == "external":
+            out.append(Prediction(cand, []))  # in the zone but no Service shape: CoreDNS answers NXDOMAIN
+            continue
+        svc, _ = _service_for(source, None, cn)
+        slices = source.list_endpoint_slices(svc.meta.namespace, svc.meta.name) if svc is not None else []
+        exp = expected_records(svc, slices, [], cn, domain)
+        recs = [e for e in exp.records if e.type in types or e.type == "CNAME"]
+        out.append(Prediction(cand, recs))
+        if recs:
+            break
+    return out
 
 
 def _types(rtype: str | None, dn: DNSName, svc: Service | None, default: list[str]) -> list[str]:
