@@ -12,6 +12,8 @@ Severity policy (one place, so `check` and `trace` agree):
   Service has no ready endpoint at all;
 - warning: things that work today but are fragile or inconsistent (Terminating during a rollout, stale or
   unmanaged slices, an undeclared numeric targetPort, truncated v1 Endpoints, a skipped check);
+  PodCompleted is a warning too: a finished Pod never serves again and its controller replaces it; when
+  nothing else is ready, NoReadyEndpoints carries the error;
 - info: deliberate configurations svcctl cannot judge (ExternalName, selectorless Services with hand-made
   endpoints, `service-proxy-name` handing the Service to another proxy, Pods of the same labels elsewhere
   while the Service has Pods of its own).
@@ -23,12 +25,13 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from svcctl.errors import ExitStatus, ForbiddenError
 from svcctl.model import (
     JSON,
     Container,
+    ContainerStatus,
     Endpoints,
     EndpointSlice,
     Event,
@@ -442,7 +445,8 @@ def _probe_events(pod: Pod, events: list[Event]) -> list[Event]:
     mine = [e for e in events if e.involved_name == pod.meta.name and e.involved_kind == "Pod"
             and (not e.involved_namespace or e.involved_namespace == pod.meta.namespace)
             and e.reason == "Unhealthy" and e.message.startswith("Readiness probe failed")]
-    return sorted(mine, key=lambda e: (e.last_timestamp is None, e.last_timestamp), reverse=False)
+    # oldest first, undated first: the last one is the latest
+    return sorted(mine, key=lambda e: e.last_timestamp.timestamp() if e.last_timestamp else float("-inf"))
 
 
 def _container_problem(pod: Pod) -> tuple[str, str, str] | None:
@@ -466,7 +470,7 @@ def _container_problem(pod: Pod) -> tuple[str, str, str] | None:
     return None
 
 
-def _cs_evidence(cs: Any, kind: str) -> str:
+def _cs_evidence(cs: ContainerStatus, kind: str) -> str:
     text = f"{kind} {cs.name}: {cs.state}"
     if cs.reason:
         text += f" reason={cs.reason}"
