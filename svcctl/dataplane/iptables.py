@@ -12,8 +12,10 @@ second.
 
 from __future__ import annotations
 
+import io
 import re
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -97,6 +99,15 @@ def _unquote(tok: str) -> str:
 def _tokens(text: str) -> list[str]:
     if '"' not in text:
         return text.split()
+    if "\\" not in text:
+        # even pieces are plain words, odd pieces are quoted strings (iptables-save quotes only comments)
+        out: list[str] = []
+        for i, piece in enumerate(text.split('"')):
+            if i % 2:
+                out.append(piece)
+            else:
+                out.extend(piece.split())
+        return out
     return [_unquote(t) for t in _TOKEN_RE.findall(text)]
 
 
@@ -123,7 +134,7 @@ def parse_rule_text(text: str, table: str, line: int, source: str) -> Rule:
         if tok == "!":
             negate = True
             continue
-        key = _SHORT.get(tok, tok)
+        key = _SHORT.get(tok) or sys.intern(tok)
         if key in ("-j", "-g"):
             if i >= n:
                 raise InputError(f"`{tok}` without a target", source=source, line=line)
@@ -212,7 +223,7 @@ def parse_save_text(text: str, source: str) -> Dump:
     """Parse a whole iptables-save (with or without `-c` counters) into tables and chains."""
     dump = Dump(source=source)
     table: Table | None = None
-    for no, raw in enumerate(text.splitlines(), 1):
+    for no, raw in enumerate(io.StringIO(text), 1):  # no list of every line: half the memory on big dumps
         line = raw.strip()
         if not line:
             continue
@@ -359,38 +370,73 @@ def parse_listing(text: str, source: str) -> Dump:
 
 
 def _table_spans(text: str) -> dict[str, tuple[int, int]]:
+    """Where each `*table` … `COMMIT` block is, found with str.find (no per-line work)."""
     spans: dict[str, tuple[int, int]] = {}
-    for m in re.finditer(r"^\*(\w+)[ \t]*$", text, re.M):
-        end = text.find("\nCOMMIT", m.end())
-        spans.setdefault(m.group(1), (m.end(), len(text) if end < 0 else end + 1))
+    pos = 0 if text.startswith("*") else text.find("\n*")
+    while pos >= 0:
+        start = pos if text.startswith("*", pos) else pos + 1
+        eol = text.find("\n", start)
+        if eol < 0:
+            break
+        name = text[start + 1:eol].strip()
+        end = text.find("\nCOMMIT", eol)
+        stop = len(text) if end < 0 else end + 1
+        if name:
+            spans.setdefault(name, (eol + 1, stop))
+        pos = text.find("\n*", stop)
     return spans
 
 
-def _line_no(text: str, pos: int, cache: list[int]) -> int:
-    """Line number of `pos`, counting forward from the last position asked (cache = [pos, line])."""
-    last_pos, last_line = cache
-    if pos < last_pos:
-        last_pos, last_line = 0, 1
-    line = last_line + text.count("\n", last_pos, pos)
-    cache[0], cache[1] = pos, line
-    return line
+def _chain_lines(text: str, span: tuple[int, int], chain: str) -> Iterator[tuple[int, str]]:
+    """(line start, line) of every `-A chain` rule within span; rules of a chain are contiguous in
+    iptables-save, so each block costs one search plus its own lines (a stray rule elsewhere is still found)."""
+    start, end = span
+    needle = f"-A {chain} "
+    pos = text.find(needle, start, end)
+    while pos >= 0:
+        ls = max(text.rfind("\n", start, pos) + 1, start)
+        if not (ls == pos or (text.startswith("[", ls) and text[ls:pos].endswith("] "))):
+            pos = text.find(needle, pos + 1, end)
+            continue
+        while True:
+            le = text.find("\n", pos, end)
+            le = end if le < 0 else le
+            yield ls, text[ls:le]
+            nxt = le + 1
+            if nxt >= end:
+                return
+            if text.startswith(needle, nxt):
+                ls = pos = nxt
+                continue
+            if text.startswith("[", nxt):
+                close = text.find("] ", nxt, nxt + 48)
+                if close >= 0 and text.startswith(needle, close + 2):
+                    ls, pos = nxt, close + 2
+                    continue
+            pos = text.find(needle, nxt, end)
+            break
 
 
-def _extract(text: str, span: tuple[int, int], table: str, chains: set[str], source: str) -> dict[str, list[Rule]]:
-    """The rules of `chains` within one table's text, found by one regex scan."""
+def _extract(text: str, span: tuple[int, int], table: str, chains: set[str], source: str,
+             keep: Callable[[str], bool] | None = None) -> dict[str, list[Rule]]:
+    """The rules of `chains` within one table's text (optionally only lines `keep` accepts)."""
+    found: list[tuple[int, str]] = []
+    for chain in sorted(chains):
+        found.extend(x for x in _chain_lines(text, span, chain) if keep is None or keep(x[1]))
+    found.sort()
     out: dict[str, list[Rule]] = {c: [] for c in chains}
-    if not chains:
-        return out
-    alt = "|".join(re.escape(c) for c in sorted(chains))
-    rx = re.compile(r"^(?:\[(\d+):(\d+)\] )?-A (?:" + alt + r") [^\n]*", re.M)
-    cache = [0, 1]
-    for m in rx.finditer(text, span[0], span[1]):
-        s = m.group(0)
-        if m.group(1) is not None:
-            s = s[s.index("-A "):]
-        rule = parse_rule_text(s[3:], table, _line_no(text, m.start(), cache), source)
-        if m.group(1) is not None:
-            rule.counters = (int(m.group(1)), int(m.group(2)))
+    last_pos, last_line = 0, 1
+    for pos, line in found:
+        last_line += text.count("\n", last_pos, pos)
+        last_pos = pos
+        counters = None
+        if line.startswith("["):
+            m = _COUNTER_RE.match(line)
+            if m:
+                counters = (int(m.group(1)), int(m.group(2)))
+                line = line[m.end():]
+        rule = parse_rule_text(line[3:], table, last_line, source)
+        rule.counters = counters
         out.setdefault(rule.chain, []).append(rule)
     return out
 
@@ -437,12 +483,18 @@ def parse_only(text: str, source: str, only: set[str]) -> Dump:
     dump.n_rules = text.count("\n-A ") + text.count("] -A ") + (1 if text.startswith("-A ") else 0)
     dump.n_chains = text.count("\n:")
     hashes = dump.hash_names = _only_hashes(only)
+    needles = [o.split(":")[0] if o.count(":") == 1 and "/" not in o else o.strip("[]").rsplit("]:", 1)[0]
+               for o in only] + list(hashes) + ["KUBE-NODEPORTS"]
+
+    def prefilter(line: str) -> bool:  # cheap substring filter before parsing; the exact match comes after
+        return any(n in line for n in needles)
+
     for tname, entry_chains in (("nat", {"KUBE-SERVICES", "KUBE-NODEPORTS"}),
                                 ("filter", {"KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-PROXY-FIREWALL"})):
         if tname not in spans:
             continue
         table = dump.tables[tname] = Table(tname)
-        found = _extract(text, spans[tname], tname, entry_chains, source)
+        found = _extract(text, spans[tname], tname, entry_chains, source, prefilter)
         for ch, rules in found.items():
             keep = [r for r in rules if _rule_matches_only(r, only, hashes)
                     or (ch == "KUBE-SERVICES" and r.target == "KUBE-NODEPORTS")]
