@@ -591,6 +591,20 @@ def write_nft_fixtures(dest: Path = ROOT / "tests" / "fixtures" / "nft") -> None
     (dest / "iptables-nft.json").write_text(outs[2])
 
 
+def damage(text: str, how: int, where: float, what: str) -> str:
+    """A near-miss of a good dump for robustness tests: cut (0), line dropped (1), char replaced (2), span doubled (3)."""
+    i = int(where * len(text))
+    lines = text.splitlines(True)
+    if how == 0:
+        return text[:i]
+    if how == 1:
+        j = int(where * len(lines))
+        return "".join(lines[:j] + lines[j + 1:])
+    if how == 2:
+        return text[:i] + what + text[i + 1:]
+    return text[:i] + text[i: i + 30] + text[i:]
+
+
 # --------------------------------------------------------------------------- demo files
 
 

@@ -7,12 +7,15 @@ them in step with that printer.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -326,3 +329,24 @@ def test_demo_modes_agree() -> None:
         assert _backends(ipt) == expected
         names = {(s.address, s.port, s.protocol): s.name for s in ipt.services if s.kind == "ClusterIP"}
         assert {(s.address, s.port, s.protocol): s.name for s in nft.services} == names
+
+
+# --------------------------------------------------------------------------- damaged input never escapes as a traceback
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(["full.txt", "stats.txt", "rate.txt", "save.txt", "conns.txt", "ipset.txt",
+                             "ip-addr-kube-ipvs0.txt"]),
+       how=st.integers(0, 3), where=st.floats(0, 1, exclude_max=True),
+       what=st.sampled_from(list(" ->:.,[]0aK\n\t")))
+def test_damaged_ipvs_dumps_give_rules_or_input_error(name: str, how: int, where: float, what: str) -> None:
+    text = gen.damage(read(name), how, where, what)
+    with contextlib.suppress(InputError):
+        if name == "conns.txt":
+            parse_ipvsadm_connections(text, name)
+        elif name == "ipset.txt":
+            parse_ipset(text, name)
+        elif name.startswith("ip-addr"):
+            parse_ip_addr(text, name)
+        else:
+            parse_ipvsadm(text, name).to_json()

@@ -5,11 +5,14 @@ inputs that must be refused.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -262,3 +265,17 @@ def test_early_nodeports_helper_chain() -> None:
     e = entry(r, "", 30080)
     assert e.kind == "NodePort" and shares(e) == {"10.1.0.1:80": 1} and e.name == "ns/s:p"
     assert r.unreferenced_chains == []
+
+
+# --------------------------------------------------------------------------- damaged input never escapes as a traceback
+
+_DAMAGE_FILES = ["layout-a.txt", "layout-b.txt", "layout-a.json", "ip6-b.txt", "layout-b.nft"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(_DAMAGE_FILES), how=st.integers(0, 3), where=st.floats(0, 1, exclude_max=True),
+       what=st.sampled_from(list(" {}:.,\"[]0a-x\n\t@;")))
+def test_damaged_nft_dumps_give_rules_or_input_error(name: str, how: int, where: float, what: str) -> None:
+    text = gen.damage(read(name), how, where, what)
+    with contextlib.suppress(InputError):
+        parse_nft(text, name).to_json()

@@ -633,6 +633,9 @@ class _Interp:
                 self._affinity(m["set"], w)
                 continue
             m = _NUMGEN_VMAP.match(text)
+            if m and int(m["n"]) == 0:
+                w.notes.append(f"{chain}: numgen mod 0 never matches")
+                continue
             if m:
                 n = int(m["n"])
                 off = int(m["off"] or 0)
@@ -658,6 +661,9 @@ class _Interp:
                     return
                 continue
             m = _NUMGEN_DNAT.match(text)
+            if m and int(m["n"]) == 0:
+                w.notes.append(f"{chain}: numgen mod 0 never matches")
+                continue
             if m:
                 n = int(m["n"])
                 off = int(m["off"] or 0)
@@ -732,6 +738,25 @@ def _verdict_target(value: str | None) -> tuple[str, str | None]:
     return value.split()[0], None
 
 
+def _port(s: str) -> int | None:
+    return int(s) if s.isdigit() and int(s) <= 65535 else None
+
+
+def _key3(e: _Elem) -> tuple[str, str, int] | None:
+    """`addr . proto . port` element key, None when it is not one."""
+    if len(e.key) != 3:
+        return None
+    port = _port(e.key[2])
+    return None if port is None else (e.key[0], _proto(e.key[1]), port)
+
+
+def _key2(e: _Elem) -> tuple[str, int] | None:
+    if len(e.key) != 2:
+        return None
+    port = _port(e.key[1])
+    return None if port is None else (_proto(e.key[0]), port)
+
+
 def _proto(p: str) -> str:
     return {"6": "TCP", "17": "UDP", "132": "SCTP"}.get(p, p.upper())
 
@@ -794,7 +819,8 @@ def _rules_to_entries(t: _Table, rules: NodeRules) -> None:
     firewall: dict[tuple[str, str, int], list[str]] = {}
     fw_path: dict[tuple[str, str, int], str] = {}
     for e in t.sets.get("firewall-ips", _Set("")).elements:
-        if len(e.key) != 3:
+        k3 = _key3(e)
+        if k3 is None:
             continue
         _, tgt = _verdict_target(e.value)
         ranges: list[str] = []
@@ -802,7 +828,7 @@ def _rules_to_entries(t: _Table, rules: NodeRules) -> None:
             m = re.match(rf"^{ipx} saddr != (?:\{{ (.*) \}}|(\S+)) drop$", fr.text)
             if m:
                 ranges = _split_top(m.group(1)) if m.group(1) else [m.group(2)]
-        key = (e.key[0], _proto(e.key[1]), int(e.key[2]))
+        key = k3
         firewall[key] = ranges
         fw_path[key] = tgt or ""
 
@@ -840,16 +866,20 @@ def _rules_to_entries(t: _Table, rules: NodeRules) -> None:
         rules.services.append(entry)
 
     for e in t.sets.get("service-ips", _Set("")).elements:
-        if len(e.key) != 3:
+        k3 = _key3(e)
+        if k3 is None:
+            rules.notes.append(f"unreadable @service-ips element {' . '.join(e.key)!r}")
             continue
-        addr, proto, port = e.key[0], _proto(e.key[1]), int(e.key[2])
+        addr, proto, port = k3
         _, target = _verdict_target(e.value)
         kind = "ClusterIP" if (target or "").startswith("service-") or addr in cluster_ips else "ExternalIP"
         add_entry(addr, proto, port, kind, target, ["services", "@service-ips"])
     for e in t.sets.get("service-nodeports", _Set("")).elements:
-        if len(e.key) != 2:
+        k2 = _key2(e)
+        if k2 is None:
+            rules.notes.append(f"unreadable @service-nodeports element {' . '.join(e.key)!r}")
             continue
-        proto, port = _proto(e.key[0]), int(e.key[1])
+        proto, port = k2
         _, target = _verdict_target(e.value)
         for addr in nodeport_addrs or [""]:
             add_entry(addr, proto, port, "NodePort", target, ["services", "@service-nodeports"])
@@ -859,13 +889,16 @@ def _rules_to_entries(t: _Table, rules: NodeRules) -> None:
     # no-endpoint maps are consulted in the filter hooks (priority dstnat-10), before any DNAT
     for mapname, kind_np in (("no-endpoint-services", False), ("no-endpoint-nodeports", True)):
         for e in t.sets.get(mapname, _Set("")).elements:
-            if kind_np and len(e.key) == 2:
+            k2 = _key2(e) if kind_np else None
+            k3 = None if kind_np else _key3(e)
+            if k2 is not None:
                 addrs = nodeport_addrs or [""]
-                proto, port = _proto(e.key[0]), int(e.key[1])
-            elif not kind_np and len(e.key) == 3:
-                addrs = [e.key[0]]
-                proto, port = _proto(e.key[1]), int(e.key[2])
+                proto, port = k2
+            elif k3 is not None:
+                addrs = [k3[0]]
+                proto, port = k3[1], k3[2]
             else:
+                rules.notes.append(f"unreadable @{mapname} element {' . '.join(e.key)!r}")
                 continue
             verdict, target = _verdict_target(e.value)
             action = "rejected" if target == "reject-chain" or verdict == "reject" else (
