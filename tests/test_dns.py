@@ -357,6 +357,23 @@ def test_service_missing_from_dns(cluster: SnapshotSource) -> None:
     assert {d.status for d in r.diffs} == {"missing"}
 
 
+def test_dual_stack_missing_aaaa(cluster: SnapshotSource) -> None:
+    zone = zone_from_source(cluster)
+    assert zone.remove("web.shop.svc.cluster.local", "AAAA") == 1
+    with DnsmasqServer(zone) as srv:
+        r = hop(cluster, "web.shop.svc.cluster.local.", srv.address)
+    assert [(q.type, q.rcode, len(q.answers)) for q in r.queries] == [("A", "NOERROR", 1), ("AAAA", "NOERROR", 0)]
+    assert [(d.type, d.status) for d in r.diffs] == [("A", "ok"), ("AAAA", "missing")]
+    assert codes(r) == {"DNSMismatch": "error"}
+
+
+def test_headless_without_ready_endpoints(cluster: SnapshotSource, good_dns: DnsmasqServer) -> None:
+    r = hop(cluster, "empty.shop.svc.cluster.local.", good_dns.address)
+    assert r.queries[0].rcode == "NXDOMAIN" and r.expected == []
+    f = next(f for f in r.findings if f.code == "DNSNameNotFound")
+    assert "as the API predicts" in f.message and "no ready endpoint" in f.message
+
+
 def test_timeout_and_control_timeout_means_outage(cluster: SnapshotSource) -> None:
     with StubResponder("silent") as stub:
         r = hop(cluster, "hostnames", stub.address, timeout=0.3, attempts=2)

@@ -617,6 +617,11 @@ class DNSReport:
 # ------------------------------------------------------------------------------------------------ judgement
 
 
+def _in_domain(qname: str, domain: str) -> bool:
+    n = qname.lower().rstrip(".")
+    return n == domain or n.endswith("." + domain)
+
+
 def _zone_parts(qname: str, domain: str) -> list[str] | None:
     """Labels before `.svc.<domain>.`, or None when the name is outside the cluster's service zone."""
     n = qname.lower().rstrip(".")
@@ -662,9 +667,9 @@ def judge(report: DNSReport, *, service_hint: str = "") -> None:
         return
     # 1. transport failures first: timeouts / unreachable servers
     failed = [q for q in search if q.failed]
-    stopped = search[-1].failed and r.resolved_name is None
+    stopped = bool(failed) and r.resolved_name is None  # the resolver gives up the search at a timeout
     if stopped:
-        last = search[-1]
+        last = failed[0]
         code = "DNSTimeout" if last.rcode == TIMEOUT else "DNSServerUnreachable"
         what = ("no answer within the timeout" if last.rcode == TIMEOUT
                 else "the server refused or could not be reached (ICMP unreachable / no route)")
@@ -681,7 +686,8 @@ def judge(report: DNSReport, *, service_hint: str = "") -> None:
                                   hint="check CoreDNS: its Pods, logs, and the kube-dns Service's endpoints",
                                   where="control query"))
     # 2. server errors and garbage
-    in_zone = [q for q in search if q.name.lower().rstrip(".").endswith(dom) or q.name.lower() == n.fqdn.lower()]
+    in_zone = [q for q in search if _in_domain(q.name, dom) or q.name.lower() == n.fqdn.lower()]
+    server_trouble = [q for q in in_zone if q.rcode in ("SERVFAIL", "REFUSED", "FORMERR", "NOTIMP", MALFORMED)]
     for q in in_zone:
         if q.rcode in ("SERVFAIL", "REFUSED", "FORMERR", "NOTIMP"):
             r.findings.append(Finding("DNSServerFailure", "error" if r.resolved_name is None else "warning",
@@ -698,8 +704,8 @@ def judge(report: DNSReport, *, service_hint: str = "") -> None:
                                       hint="something other than a DNS server answers on that address, or a "
                                            "middlebox mangles the packets", where="resolver"))
             break
-    if stopped or (failed and r.resolved_name is None):
-        return
+    if stopped or (server_trouble and r.resolved_name is None):
+        return  # already explained: no point calling the name missing
 
     # 3. where the search stopped
     resolved = r.resolved_name
@@ -740,10 +746,13 @@ def judge(report: DNSReport, *, service_hint: str = "") -> None:
     # 4. not found
     if resolved is None and n.kind != "external":
         rc = {q.rcode for q in search if q.name.lower() == intended}
-        why = "NXDOMAIN" if "NXDOMAIN" in rc else "no record of the asked type (NODATA)" if rc else "not asked"
+        why = ("NXDOMAIN" if "NXDOMAIN" in rc else "no record of the asked type (NODATA)" if rc == {"NOERROR"}
+               else "/".join(sorted(rc)) if rc else "never asked (not on the search list)")
         msg = f"{n.fqdn} ({describe_cluster_name(n.fqdn, dom)}): {why}"
         if r.expected:
             msg += f", but the API says it should answer {', '.join(e.data for e in r.expected)}"
+        elif r.service and r.notes:
+            msg += f", as the API predicts ({r.notes[-1]})"
         if control_ok:
             msg += outage_tail()
         r.findings.append(Finding("DNSNameNotFound", "error", msg,
