@@ -126,6 +126,13 @@ def test_session_affinity_pins_one_backend(lab: tuple[Lab, str]) -> None:
     assert sticky.affinity_seconds == 600
     answers = lab_.http_get_many(STICKY_VIP, 80, 30)
     assert len(set(answers)) == 1 and answers[0].startswith("pod"), Counter(answers)
+    # the kernel filled the affinity set; both listings show the pinned client at the pod that answered
+    after, after_js = read_back(lab_), read_back(lab_, json_out=True)
+    assert after.to_json() == after_js.to_json()
+    [sticky] = after.lookup(STICKY_VIP, 80, "TCP")
+    pod_ip = lab_.pod_by_name(answers[0]).ip
+    pinned = [n for n in sticky.notes if "currently pinned" in n]
+    assert len(pinned) == 1 and f"to {pod_ip}:{lab_.port}" in pinned[0] and f"{lab_.subnet}.1" in pinned[0]
 
 
 def test_forwarded_client_goes_through_prerouting(lab: tuple[Lab, str]) -> None:

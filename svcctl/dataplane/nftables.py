@@ -718,6 +718,15 @@ class _Interp:
         elif w.affinity is None:
             w.affinity = 0
             w.notes.append(f"affinity set {set_name} has no timeout in this listing")
+        if st is not None and st.elements:
+            ep = set_name.rsplit("__", 1)[-1] if "__" in set_name else set_name
+            ip, _, port = ep.rpartition("/")
+            ip = ip.replace(".", ":") if ip.count(".") != 3 else ip
+            where = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+            note = (f"{len(st.elements)} client(s) currently pinned to {where} by @{set_name}: "
+                    + ", ".join(e.key[0] for e in st.elements[:5]) + (" …" if len(st.elements) > 5 else ""))
+            if note not in w.notes:
+                w.notes.append(note)
 
     @staticmethod
     def _add_backend(w: _Walk, ip: str, port: int, prob: Fraction, chain: str, local: bool) -> None:
