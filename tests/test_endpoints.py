@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 sys.path.insert(0, os.path.dirname(__file__))
 
@@ -33,13 +35,16 @@ from scenarios.builder import (  # noqa: E402
 )
 
 from svcctl.analysis.endpoints import (  # noqa: E402
+    CODES,
     EndpointsReport,
+    Gathered,
+    analyze,
     analyze_service,
     edit_distance,
     find_port,
     looks_like_typo,
 )
-from svcctl.model import Pod, ServicePort  # noqa: E402
+from svcctl.model import EndpointSlice, Node, Pod, Service, ServicePort  # noqa: E402
 from svcctl.sources.snapshot import SnapshotSource  # noqa: E402
 
 JSON = dict[str, Any]
@@ -347,6 +352,7 @@ def test_scenario(sc: Scenario, kind: str, tmp_path: Path, run_cli: Callable[...
         if f["code"] in sc.severities:
             assert f["severity"] == sc.severities[f["code"]], f
         assert f["message"] and f["where"] and f["evidence"] and f["hint"] and "\n" not in f["message"]
+        assert f["code"] in CODES
     # every Pod with no finding is a ready endpoint in the slices
     flagged = {f["pod"] for f in doc["findings"]}
     for v in doc["pods"]:
@@ -488,3 +494,47 @@ def test_report_api_shape() -> None:
     assert row.ports == [("default", 9376, "TCP")] and row.slice == "hostnames-x7k2p"
     assert [v.state for v in rep.pods] == ["ready", "ready", "not-ready"]
     assert (rep.ready, rep.not_ready, rep.expected) == (2, 1, 3)
+
+
+# ------------------------------------------------------------------------------------------------ properties
+
+POD_STATE = st.fixed_dictionaries({
+    "phase": st.sampled_from(["Running", "Running", "Pending", "Succeeded", "Failed"]),
+    "has_ip": st.booleans(),
+    "ready": st.booleans(),
+    "deleting": st.booleans(),
+    "node": st.sampled_from(["node-a", "node-gone"]),
+    "port_named_right": st.booleans(),
+})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(states=st.lists(POD_STATE, min_size=1, max_size=6), pnra=st.booleans(), in_slice=st.booleans())
+def test_every_pod_is_ready_or_explained(states: list[dict[str, Any]], pnra: bool, in_slice: bool) -> None:
+    """podToEndpoint's formula holds for every Pod, every Pod that is not a ready endpoint is named by an error or
+    warning, and a Pod that is a ready endpoint and in its slice is named by nothing."""
+    svc_d = service("web", APP, ports=[("http", 80, "http", "TCP")], pnra=pnra)
+    pods_d = []
+    for i, s in enumerate(states):
+        port = "http" if s["port_named_right"] else "web"
+        pods_d.append(pod(f"web-{i}", APP, ip=f"10.244.1.{i + 1}" if s["has_ip"] else None, node=s["node"],
+                          ready=s["ready"], phase=s["phase"], deleting=s["deleting"],
+                          containers=[container(ports=[(port, 8080, "TCP")], ready=s["ready"])]))
+    sl = controller_slice(svc_d, pods_d if in_slice else [], ports=[("http", 8080, "TCP")])
+    g = Gathered(Service.from_dict(svc_d), slices=[EndpointSlice.from_dict(sl)], pods=[Pod.from_dict(p) for p in pods_d],
+                 nodes={"node-a": Node.from_dict(node()), "node-gone": None})
+    rep = analyze(g)
+    named = {f.pod for f in rep.findings if f.severity in ("error", "warning")}
+    for s, v in zip(states, rep.pods, strict=True):
+        terminal = s["phase"] in ("Succeeded", "Failed")
+        included = not terminal and s["has_ip"] and (s["node"] == "node-a" or pnra)
+        assert v.expected_in_slices == included, (s, v)
+        if included:
+            assert v.expected_ready == (pnra or (s["ready"] and not s["deleting"])), (s, v)
+            assert v.expected_terminating == s["deleting"]
+        ok = included and v.expected_ready and s["port_named_right"]
+        if not ok:
+            assert v.pod in named, (s, rep.findings)
+        elif in_slice:
+            assert not [f for f in rep.findings if f.pod == v.pod], (s, rep.findings)
+    assert {f.code for f in rep.findings} <= set(CODES)

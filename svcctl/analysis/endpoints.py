@@ -67,6 +67,36 @@ W_PORTS = "endpointslice/utils.go getEndpointPorts → FindPort"
 W_ADDRS = "endpointslice/utils.go getEndpointAddresses / getAddressTypesForService"
 W_KUBELET_READY = "pkg/kubelet/status/generate.go GeneratePodReadyCondition; " + W_TO_ENDPOINT
 
+# Every code this module emits, with its usual severity and what it means (docs, `check --explain`, tests).
+CODES: dict[str, tuple[str, str]] = {
+    "ExternalName": ("info", "type ExternalName: a DNS alias, never any endpoints"),
+    "NoSelector": ("info/error", "no selector: endpoints are hand-made (error when there are none)"),
+    "ProxyIgnored": ("info", "label service.kubernetes.io/service-proxy-name: kube-proxy leaves it to another proxy"),
+    "NoMatchingPods": ("error", "the selector matches no Pod of the Service's namespace"),
+    "NoReadyEndpoints": ("error", "Pods are selected but none is a ready endpoint"),
+    "TargetPortUndeclared": ("warning", "a numeric targetPort that no container of the selected Pods declares"),
+    "EndpointsTruncated": ("warning", "v1 Endpoints over capacity (1000): consumers of v1 Endpoints see a part"),
+    "SelectorMismatch": ("error/info", "a Pod nearly matches the selector (missing key, differing or typo'd value)"),
+    "OtherNamespace": ("error/info", "a Pod elsewhere matches the selector (error when the Service has none)"),
+    "PodCompleted": ("warning", "phase Succeeded/Failed: never an endpoint"),
+    "NoPodIP": ("error", "no Pod IP yet: in no slice"),
+    "NodeMissing": ("error", "the Pod's Node is not in the API: the controller skips the Pod"),
+    "IPFamilyMismatch": ("error", "the Pod has no IP of the Service's IP families"),
+    "PortNotFound": ("error", "a named targetPort matches no container port (name and protocol): that port is left out"),
+    "Terminating": ("warning", "deletionTimestamp set: serving/terminating, never ready"),
+    "Unschedulable": ("error", "PodScheduled=False: no node, no IP"),
+    "ContainerNotRunning": ("error", "a container is waiting (CrashLoopBackOff, ImagePullBackOff, …) or terminated"),
+    "ReadinessProbeFailing": ("error", "containers run but fail their readiness probe (kubelet Events)"),
+    "NodeNotReady": ("error", "the Pod is not ready and its Node's Ready condition is not True"),
+    "ReadinessGatePending": ("error", "a readinessGates condition is missing or False"),
+    "NotReady": ("error", "Ready is not True and nothing more specific can be proven"),
+    "MissingFromSlices": ("error", "a Pod that should be a ready endpoint is in no slice (controller lag or failure)"),
+    "SliceOutOfDate": ("error/warning", "a slice's readiness or addresses disagree with the Pod"),
+    "StaleSliceEndpoint": ("warning", "a slice lists a Pod that no longer matches (deleted or relabelled)"),
+    "UnmanagedSlice": ("warning", "a slice of a selector Service not managed by the EndpointSlice controller"),
+    "CheckSkipped": ("warning/info", "RBAC refused a read: the check that needed it was skipped"),
+}
+
 PortTuple = tuple[str, int, str]  # (name, port, protocol)
 T = TypeVar("T")
 
@@ -905,5 +935,5 @@ def _selectorless(g: Gathered, rep: EndpointsReport) -> None:
                                 W_SYNC + " (Selector == nil → no slices)"))
 
 
-__all__ = ["EndpointRow", "EndpointsReport", "Gathered", "PodVerdict", "ServiceSummary", "analyze",
+__all__ = ["CODES", "EndpointRow", "EndpointsReport", "Gathered", "PodVerdict", "ServiceSummary", "analyze",
            "analyze_service", "expected_endpoint", "find_port", "gather", "summarize_services"]
