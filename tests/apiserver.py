@@ -22,7 +22,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -325,7 +325,6 @@ class Request:
     user: str | None
     status: int = 0
     bytes: int = 0
-    authorization: str = field(default="", repr=False)
 
 
 ExecHandler = Callable[[str, str, str, list[str]], tuple[str, str, int]]
@@ -680,8 +679,7 @@ class _Handler(BaseHTTPRequestHandler):
         verb = "get" if name else ("watch" if query.get("watch") in ("true", "1") else "list")
         if sub == "exec":
             verb = "create"  # pods/exec is authorised as create, also for the websocket GET
-        req = Request("GET", path, query, verb, subresource, ns, name, user,
-                      authorization=self.headers.get("Authorization") or "")
+        req = Request("GET", path, query, verb, subresource, ns, name, user)
 
         fault = api.take_fault(subresource, path, bool(query.get("continue")))
         if fault is not None and fault.delay:
@@ -696,14 +694,15 @@ class _Handler(BaseHTTPRequestHandler):
                               {"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
         if not resource or resource not in RESOURCES or (sub and subresource != "pods/exec"):
             return self._send(req, 404, status_body(404, "the server could not find the requested resource"))
-        kind, _, rgroup, namespaced = RESOURCES[resource]
+        _, _, rgroup, namespaced = RESOURCES[resource]
         if (group or "") != rgroup:
             return self._send(req, 404, status_body(404, "the server could not find the requested resource"))
         if not api.authorize(verb, rgroup, subresource, ns, name):
             scope = f' in the namespace "{ns}"' if ns else " at the cluster scope"
-            msg = (f'{subresource} {"" if not name else chr(34) + name + chr(34) + " "}is forbidden: User '
-                   f'"{user}" cannot {verb} resource "{resource}"'
-                   f'{" subresource " + chr(34) + sub + chr(34) if sub else ""} in API group "{rgroup}"{scope}')
+            what = f'{subresource} "{name}"' if name else subresource
+            sub_text = f' subresource "{sub}"' if sub else ""
+            msg = (f'{what} is forbidden: User "{user}" cannot {verb} resource "{resource}"{sub_text} '
+                   f'in API group "{rgroup}"{scope}')
             return self._send(req, 403, status_body(403, msg, name=name, kind=resource, group=rgroup or None))
         if fault is not None and fault.status:
             body = status_body(fault.status, _fault_message(fault.status))
@@ -743,7 +742,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _exec(self, req: Request, ns: str, pod: str, query: dict[str, str]) -> None:
         api = self.api
-        if (ns and ("pods", ns, pod) not in api.by_name):
+        if ("pods", ns, pod) not in api.by_name:
             return self._send(req, 404, status_body(404, f'pods "{pod}" not found', name=pod, kind="pods"))
         key = self.headers.get("Sec-WebSocket-Key")
         if not key or "websocket" not in (self.headers.get("Upgrade") or "").lower():

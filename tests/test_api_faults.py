@@ -383,3 +383,15 @@ def test_endpoints_410_while_paging_recovers(apiserver: Factory, run_cli: RunCli
     assert "599 ready, 1 not ready, 600 expected" in out
     first = [(r.status, bool(r.query.get("continue"))) for r in srv.requests if r.resource == "pods"][:4]
     assert first == [(200, False), (410, True), (200, False), (200, True)]
+
+
+@needs_endpoints
+def test_endpoints_under_the_namespaced_role(apiserver: Factory, run_cli: RunCli) -> None:
+    """With only the Role variant, svcctl still answers and says which checks it could not make."""
+    srv = apiserver()
+    srv.rbac_from_yaml(RBAC, {"Role/svcctl-namespace-reader": None})
+    code, out, err = endpoints(run_cli, srv.kubeconfig)
+    assert code == 1, err
+    assert "2 ready, 1 not ready, 3 expected" in out
+    assert "cannot read nodes" in out
+    assert srv.writes == []

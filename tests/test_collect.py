@@ -178,3 +178,14 @@ def test_sanitize_does_not_touch_the_input() -> None:
     assert clean["metadata"] == {"name": "p"}
     assert clean["spec"]["containers"][0]["env"] == [{"name": "A", "value": "REDACTED"}]
     assert clean["spec"]["ephemeralContainers"][0]["env"] == [{"name": "B", "value": "REDACTED"}]
+
+
+def test_collect_from_a_snapshot_never_imports_the_client(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from svcctl.cli.main import run; "
+            f"rc = run('svcctl', ['collect', '--snapshot', 'demo', '-o', {str(tmp_path / 'd.tar.gz')!r}]); "
+            "print(rc, 'kubernetes' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.stdout.split() == ["0", "False"], done.stderr
