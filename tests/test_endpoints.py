@@ -412,6 +412,26 @@ def test_pod_reads_constant_and_never_whole_namespace(tmp_path: Path, n_other: i
     assert ("default", "app") in [c for _, c in src.calls] and ("default", "tier") in [c for _, c in src.calls]
 
 
+def test_live_request_count_does_not_grow_with_namespace(apiserver: Any,
+                                                         run_cli: Callable[..., tuple[int, str, str]]) -> None:
+    """Through the real client: the same requests for a namespace of 3 Pods and one of 403 unrelated Pods (Pods
+    that carry none of the selector's keys are never transferred; Pods that carry one are, by the near-miss list)."""
+    counts = []
+    for n_noise in (0, 400):
+        pods = [*healthy(), pod("web-nr", APP, ip="10.244.1.70", ready=False)]
+        noise = [pod(f"noise-{i}", {"component": f"x{i}"}, ip=f"10.244.4.{i % 250}") for i in range(n_noise)]
+        srv = apiserver([SVC, *pods, *noise, controller_slice(SVC, pods), node()])
+        code, out, err = run_cli(["endpoints", "web", "--why-not", "-o", "json", "--kubeconfig", str(srv.kubeconfig)])
+        assert code == 1, err
+        listed = [r for r in srv.requests if r.resource == "pods" and r.name is None]
+        assert all(r.query.get("labelSelector") for r in listed), "never list a whole namespace"
+        counts.append((srv.request_count, sum(r.bytes for r in listed)))
+    assert counts[0][0] == counts[1][0]
+    print(f"requests per Service: {counts[0][0]}; Pod-list bytes with 0/400 unrelated Pods: "
+          f"{counts[0][1]}/{counts[1][1]}")
+    assert counts[1][1] < counts[0][1] * 1.5  # the unrelated Pods are never transferred
+
+
 # ------------------------------------------------------------------------------------------------ RBAC
 
 
