@@ -23,6 +23,7 @@ import gen_dumps_ipvs_nft as gen  # noqa: E402
 
 from svcctl.dataplane.ipvs import (  # noqa: E402
     ipvs_glue_findings,
+    is_ipvs_connection_list,
     looks_like_ipvsadm,
     parse_ip_addr,
     parse_ipset,
@@ -279,6 +280,7 @@ def test_detection_helpers() -> None:
     for name in ("full.txt", "stats.txt", "save.txt", "conns.txt"):
         assert looks_like_ipvsadm(read(name)) and not looks_like_nft(read(name))
     assert not looks_like_ipvsadm("*nat\n:PREROUTING ACCEPT [0:0]\n")
+    assert is_ipvs_connection_list(read("conns.txt")) and not is_ipvs_connection_list(read("full.txt"))
     assert not looks_like_ipvsadm((DEMO / "nft.txt").read_text())
 
 

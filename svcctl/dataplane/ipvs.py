@@ -26,7 +26,7 @@ from svcctl.model import Finding
 
 __all__ = [
     "parse_ipvsadm", "parse_ipvsadm_connections", "parse_ipset", "parse_ip_addr", "ipvs_glue_findings",
-    "looks_like_ipvsadm", "IPSet", "NOTE_NOT_BOUND", "NOTE_NOT_IN_IPSET",
+    "looks_like_ipvsadm", "is_ipvs_connection_list", "IPSet", "NOTE_NOT_BOUND", "NOTE_NOT_IN_IPSET",
 ]
 
 BANNER = re.compile(r"^IP Virtual Server version \d+\.\d+\.\d+ \(size=\d+\)$")
@@ -43,6 +43,11 @@ NOTE_NOT_IN_IPSET = "is missing from the KUBE-CLUSTER-IP ipset"
 
 _NUM_HINT = "run `ipvsadm -Ln` (with -n): names cannot be matched to Services"
 _FORMAT_HINT = "give the output of `ipvsadm -Ln` (or `ipvsadm -Ln --stats`, `ipvsadm -S -n`)"
+
+
+def is_ipvs_connection_list(text: str) -> bool:
+    """`ipvsadm -Lnc` output (read it with parse_ipvsadm_connections, not parse_ipvsadm)."""
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), "") == "IPVS connection entries"
 
 
 def looks_like_ipvsadm(text: str) -> bool:
@@ -137,7 +142,7 @@ def parse_ipvsadm(text: str, source: str, *, ipset_text: str | None = None, ip_a
     head = lines[first].strip()
     if head == "IPVS connection entries":
         raise InputError("this is a connection list (`ipvsadm -Lnc`), not the virtual server table",
-                         hint="give `ipvsadm -Ln`; connection lists are read with --conntrack-style inputs",
+                         hint="give `ipvsadm -Ln` output for the virtual server table",
                          source=source, line=first + 1)
     if head.startswith("-A ") or head.startswith("-a "):
         vss = _parse_save(lines, source)
