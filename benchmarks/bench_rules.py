@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from gen_dumps import write_big  # noqa: E402
+from gen_dumps import write_big  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
 
 SIZES = {"small": 1_000, "full": 10_000}
 

@@ -103,7 +103,13 @@ def can_run() -> tuple[bool, str]:
     r = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
     if r.returncode != 0:
         return False, f"`ip netns add` failed: {r.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    try:
+        # conntrack needs nf_conntrack; `conntrack -L` working inside a namespace is the real check
+        ct = subprocess.run(["ip", "netns", "exec", name, "conntrack", "-L"], capture_output=True, text=True)
+        if ct.returncode != 0:
+            return False, f"`conntrack -L` fails in a namespace: {ct.stderr.strip()}"
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
     return True, ""
 
 

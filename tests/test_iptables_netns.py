@@ -183,3 +183,48 @@ def test_unreferenced_chain_after_partial_sync(tmp_path: Path) -> None:
         assert doc["unreferencedChains"] == ["KUBE-SVC-STALESTALESTALE1"]
         answers = lab_.http_get_many(WEB_VIP, 80, 20)
         assert set(answers) <= {"pod0", "pod1"}
+
+
+class NetnsKubeProxy:
+    """A cluster source whose "kube-proxy Pod" is the lab's node namespace: exec runs the command there for real.
+
+    It refuses any argv that is not on svcctl's allow-list, so the test also proves svcctl only asks for those."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.calls: list[list[str]] = []
+        self.name = "netns-exec"
+        self.skipped: list[object] = []
+
+    def kube_proxy_pod_for_node(self, node: str) -> tuple[str, str] | None:
+        return ("kube-system", f"kube-proxy-{node}") if node == "node1" else None
+
+    def exec_in_pod(self, namespace: str, pod: str, container: str | None, argv: list[str]) -> str:
+        from svcctl.errors import ClusterError
+        from svcctl.sources.node import ALLOWED_COMMANDS
+
+        assert tuple(argv) in ALLOWED_COMMANDS.values(), argv
+        self.calls.append(argv)
+        r = self.lab.node_exec(argv, check=False)
+        if r.returncode != 0:
+            raise ClusterError(f"{' '.join(argv)}: {r.stderr.strip()}")
+        return r.stdout
+
+
+def test_kube_proxy_exec_path_reads_the_same_rules(lab: Lab) -> None:
+    from svcctl.cli.app import App
+    from svcctl.dataplane import load_node_rules
+    from svcctl.sources.node import gather_node_dumps
+
+    src = NetnsKubeProxy(lab)
+    app = App(kubeconfig="unused", _source=src)  # type: ignore[arg-type]
+    dumps = gather_node_dumps(app, "node1")
+    assert dumps is not None
+    assert src.calls[0] == ["iptables-save"]  # mode decided from iptables-save before anything else runs
+    assert not any(c[0] in ("ipvsadm", "nft") for c in src.calls)  # not in those modes: never asked
+    via_exec = load_node_rules(dumps).to_json()
+    via_netns = rules_json("--netns", lab.node)
+    via_exec.pop("source")
+    via_netns.pop("source")
+    assert via_exec == via_netns
+    assert gather_node_dumps(app, "node2") is None  # no kube-proxy Pod there: a warning, no rules

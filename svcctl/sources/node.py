@@ -73,11 +73,24 @@ def _netns_exists(name: str) -> bool:
     return os.path.exists(os.path.join("/run/netns", name)) or os.path.exists(os.path.join("/var/run/netns", name))
 
 
-def read_commands(keys: tuple[str, ...], netns: str | None, where: str) -> NodeDumps:
-    """Run the commands for `keys`; the first is required, the others are best effort."""
+def read_commands(keys: tuple[str, ...] | None, netns: str | None, where: str) -> NodeDumps:
+    """Run the commands for `keys` (None: iptables-save first, then what its mode needs); the first is
+    required, the others are best effort."""
     dumps = NodeDumps(node=where)
     errors: list[str] = []
+    if keys is None:
+        try:
+            ipt = run_allowed("iptables", netns)
+        except CommandFailed as e:
+            raise ClusterError(f"cannot read {where}'s rules: {e.message}",
+                               hint="run as root (CAP_NET_ADMIN) on the node, or give the dump as a file "
+                                    "(--iptables-save FILE)") from None
+        dumps.texts["iptables"] = ipt
+        dumps.origins["iptables"] = f"iptables-save ({where})"
+        keys = MODE_KEYS[mode_from_iptables(ipt)]
     for i, key in enumerate(keys):
+        if key in dumps.texts:
+            continue
         if key == "ipvs" and not os.path.exists("/proc/net/ip_vs"):
             # ipvsadm would load the ip_vs module: never change the machine we read
             if i == 0:
@@ -98,22 +111,16 @@ def read_commands(keys: tuple[str, ...], netns: str | None, where: str) -> NodeD
     return dumps
 
 
-def _detect_keys(netns: str | None, where: str) -> tuple[str, ...]:
-    """Pick the mode by what exists: an nft kube-proxy table, IPVS virtual servers, else iptables."""
-    try:
-        out = run_allowed("nftables", netns)
-        if out.strip():
-            return MODE_KEYS["nftables"]
-    except CommandFailed:
-        pass
-    if os.path.exists("/proc/net/ip_vs"):  # else ipvsadm would load the module: never change the node
-        try:
-            out = run_allowed("ipvs", netns)
-            if "->" in out:
-                return MODE_KEYS["ipvs"]
-        except CommandFailed:
-            pass
-    return MODE_KEYS["iptables"]
+def mode_from_iptables(ipt: str) -> str:
+    """kube-proxy's mode judged from iptables-save alone (IPVS mode leaves its KUBE-CLUSTER-IP glue there).
+
+    Deciding this first means ipvsadm / nft are only run on a node in that mode: on another node they could
+    load kernel modules, and svcctl never changes the node it reads."""
+    if "KUBE-CLUSTER-IP" in ipt:
+        return "ipvs"
+    if "KUBE-SVC-" in ipt or "KUBE-SERVICES" in ipt:
+        return "iptables"
+    return "nftables"
 
 
 def read_files(files: dict[str, str], node: str) -> NodeDumps:
@@ -158,12 +165,10 @@ def gather_node_dumps(app: App, node: str | None) -> NodeDumps | None:
             raise ClusterError(f"network namespace {ni.netns!r} does not exist",
                                hint="list them with `ip netns list`")
         where = f"netns {ni.netns}"
-        keys = MODE_KEYS[mode] if mode else _detect_keys(ni.netns, where)
-        return read_commands(keys, ni.netns, where)
+        return read_commands(MODE_KEYS[mode] if mode else None, ni.netns, where)
     if ni.local:
         where = "this machine"
-        keys = MODE_KEYS[mode] if mode else _detect_keys(None, where)
-        return read_commands(keys, None, where)
+        return read_commands(MODE_KEYS[mode] if mode else None, None, where)
     if not app.has_cluster:
         return None
     src = app.source
@@ -194,20 +199,34 @@ def gather_node_dumps(app: App, node: str | None) -> NodeDumps | None:
         app.terminal.warn(f"no kube-proxy Pod found on node {node} (give --iptables-save FILE)")
         return None
     ns, name, container = _pod_ref(pod)
+    where = f"pod {ns}/{name}"
+
+    def run_in_pod(key: str) -> str:
+        out = execer(ns, name, container, list(ALLOWED_COMMANDS[key]))
+        return out if isinstance(out, str) else ""
+
     dumps = NodeDumps(node=node)
-    keys = MODE_KEYS[mode] if mode else ("iptables", "ipvs", "nftables", "conntrack")
+    if mode:
+        keys = MODE_KEYS[mode]
+    else:
+        # decide from iptables-save alone: running ipvsadm / nft on a node not in that mode could load modules
+        ipt = run_in_pod("iptables")
+        dumps.texts["iptables"] = ipt
+        dumps.origins["iptables"] = f"iptables-save ({where})"
+        keys = MODE_KEYS[mode_from_iptables(ipt)]
     for i, key in enumerate(keys):
-        try:
-            text = execer(ns, name, container, list(ALLOWED_COMMANDS[key]))
-        except ClusterError:
-            if i == 0 and mode:
-                raise
+        if key in dumps.texts:
             continue
-        if isinstance(text, str) and text.strip():
-            dumps.texts[key] = text
-            dumps.origins[key] = f"{' '.join(ALLOWED_COMMANDS[key])} (pod {ns}/{name})"
-    if not dumps:
-        raise ClusterError(f"could not read any rules from kube-proxy Pod {ns}/{name} on node {node}")
+        try:
+            text = run_in_pod(key)
+        except ClusterError as e:
+            if i == 0:
+                raise ClusterError(f"cannot read node {node}'s rules through {where}: {e.message}",
+                                   hint=e.hint) from None
+            app.terminal.debug(f"{where}: {e.message}")
+            continue
+        dumps.texts[key] = text
+        dumps.origins[key] = f"{' '.join(ALLOWED_COMMANDS[key])} ({where})"
     return dumps
 
 
