@@ -398,6 +398,15 @@ def test_unreachable_server(cluster: SnapshotSource) -> None:
     assert "refused" in f.evidence and "DNS itself is broken" in f.message
 
 
+def test_next_server_after_a_dead_one(cluster: SnapshotSource, good_dns: DnsmasqServer) -> None:
+    dead = f"127.0.0.1:{dead_port()}"
+    r = hop(cluster, "hostnames.default.svc.cluster.local.", f"{dead},{good_dns.address}", timeout=2.0)
+    q = r.queries[0]
+    assert (q.rcode, q.server, q.tries) == ("NOERROR", good_dns.address, 2)
+    assert any(dead in e for e in q.errors) and r.findings == []
+    assert r.resolver.nameservers == [dead, good_dns.address]
+
+
 def test_servfail(cluster: SnapshotSource) -> None:
     with StubResponder("servfail") as stub:
         r = hop(cluster, "hostnames.default.svc.cluster.local.", stub.address)

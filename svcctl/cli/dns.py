@@ -11,10 +11,12 @@ from svcctl.errors import ExitStatus
 @click.command("dns")
 @click.argument("name")
 @click.option("--dns-server", metavar="IP[:PORT]",
-              help="Ask this server (default: the resolv.conf's nameservers, else the kube-dns Service's ClusterIP).")
+              help="Ask this server; several comma-separated are tried in order (default: the resolv.conf's "
+                   "nameservers, else the kube-dns Service's ClusterIP).")
 @click.option("--resolv-conf", metavar="FILE", type=click.Path(dir_okay=False),
               help="A Pod's /etc/resolv.conf: its nameserver, search list and ndots/timeout/attempts.")
-@click.option("--cluster-domain", default="cluster.local", show_default=True, metavar="DOMAIN")
+@click.option("--cluster-domain", default="cluster.local", show_default=True, metavar="DOMAIN",
+              help="The cluster's DNS domain (the kubelet's --cluster-domain).")
 @click.option("--type", "rtype", type=click.Choice(["A", "AAAA", "SRV", "ANY"], case_sensitive=False),
               help="Record type (default: by the Service's ipFamilies; SRV for _port._proto names; ANY = A+AAAA).")
 @click.option("--dns-timeout", type=click.FloatRange(0.05, 60), metavar="SECONDS",

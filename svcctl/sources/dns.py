@@ -234,12 +234,13 @@ def dns_hop(source: ClusterSource | None, service: Service | None, name: str, na
             rtype: str | None = None, control: bool = True) -> DNSReport:
     """The DNS hop of `svcctl trace` and all of `svcctl dns`.
 
-    `namespace` is the querying Pod's (search list); `server` is `IP[:PORT]` (else resolv.conf's nameservers, else
+    `namespace` is the querying Pod's (search list); `server` is `IP[:PORT][,IP[:PORT]…]` (else resolv.conf's nameservers, else
     the kube-dns ClusterIP); `query=False` (snapshot) only predicts the records. `rtype` is A|AAAA|SRV|ANY (default:
     by the Service's ipFamilies, SRV for SRV names). Transport failures become findings, not exceptions."""
     domain = cluster_domain.strip(".").lower() or "cluster.local"
     dn = interpret_name(name, namespace, domain)
-    server_addr = parse_server(server) if server else None  # InputError (exit 2) before anything is sent
+    # InputError (exit 2) before anything is sent; several servers are tried in order, as resolv.conf's are
+    given = [parse_server(x) for x in server.split(",") if x.strip()] if server else []
     cfg = load_resolv_conf(resolv_conf) if resolv_conf else ResolverConfig(search=pod_search_list(namespace, domain))
     svc, hint = _service_for(source, service, dn)
     slices: list[EndpointSlice] = []
@@ -263,9 +264,9 @@ def dns_hop(source: ClusterSource | None, service: Service | None, name: str, na
         return report
 
     servers: list[tuple[str, int]]
-    if server_addr is not None:
-        servers = [server_addr]
-        cfg.nameservers = [format_server(*server_addr)]
+    if given:
+        servers = given
+        cfg.nameservers = [format_server(*a) for a in given]
     elif cfg.nameservers:
         servers = [parse_server(s) for s in cfg.nameservers]
     else:
