@@ -284,6 +284,12 @@ def _scenarios() -> list[Scenario]:
     p_host = pod("web-host", APP, ip="172.18.0.3", host_network=True)
     add(Scenario("host-network", cluster(SVC, [p_host]), set(), exit=0,
                  check=lambda d: _assert_ep(d, "default/web-host", ready=True, ip="172.18.0.3")))
+
+    p_sub = pod("web-0", APP, ip="10.244.1.150", hostname="web-0", subdomain="web")
+    p_nosub = pod("web-1", APP, ip="10.244.1.151", hostname="web-1", subdomain="other")
+    add(Scenario("hostname-and-zone", cluster(SVC, [p_sub, p_nosub]), set(), exit=0,
+                 check=lambda d: _assert_expected(d, {"default/web-0": ("web-0", "zone-a"),
+                                                      "default/web-1": (None, "zone-a")})))
     return out
 
 
@@ -300,6 +306,11 @@ def _assert_ep(d: JSON, pod_key: str, **want: Any) -> None:
     e = _ep(d, pod_key)
     for k, v in want.items():
         assert e[k] == v, (k, e)
+
+
+def _assert_expected(d: JSON, want: dict[str, tuple[str | None, str | None]]) -> None:
+    got = {v["pod"]: (v["expected"]["hostname"], v["expected"]["zone"]) for v in d["pods"]}
+    assert got == want
 
 
 def _assert_counts(d: JSON, **want: int) -> None:
@@ -353,6 +364,9 @@ def test_scenario(sc: Scenario, kind: str, tmp_path: Path, run_cli: Callable[...
             assert f["severity"] == sc.severities[f["code"]], f
         assert f["message"] and f["where"] and f["evidence"] and f["hint"] and "\n" not in f["message"]
         assert f["code"] in CODES
+    in_slices = {e["pod"] for e in doc["endpoints"]}
+    for v in doc["pods"]:
+        assert v["actual"]["inSlices"] is (v["pod"] in in_slices), v
     # every Pod with no finding is a ready endpoint in the slices
     flagged = {f["pod"] for f in doc["findings"]}
     for v in doc["pods"]:

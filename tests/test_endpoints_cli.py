@@ -39,6 +39,13 @@ def test_json_document_only_on_stdout(run_cli: RunCli) -> None:
     assert doc["endpoints"][0]["ports"] == [{"name": "default", "port": 9376, "protocol": "TCP"}]
     assert {f["code"] for f in doc["findings"]} == {"ReadinessProbeFailing"}
     assert err == ""
+    tlaok = doc["pods"][2]
+    assert tlaok["pod"] == "default/hostnames-632524106-tlaok" and tlaok["state"] == "not-ready"
+    assert tlaok["actual"] == {"inSlices": True, "ready": False, "slices": ["hostnames-x7k2p"]}
+    assert tlaok["expected"] == {"inSlices": True, "ready": False, "serving": False, "terminating": False,
+                                 "addresses": ["10.244.0.7"], "ports": [{"name": "default", "port": 9376,
+                                                                         "protocol": "TCP"}],
+                                 "hostname": None, "zone": "zone-a"}
 
 
 def test_yaml_equals_json(run_cli: RunCli) -> None:
@@ -99,6 +106,8 @@ def test_exit_codes(run_cli: RunCli, tmp_path: Path) -> None:
     assert code == 2 and "kube-system/kube-dns" in err  # same name in another namespace
     code, _, err = run_cli(["endpoints", "a/b/c", *DEMO])
     assert code == 2 and "NAMESPACE/NAME" in err
+    code, out, err = run_cli(["endpoints", "--why-not", *DEMO])
+    assert code == 2 and out == "" and "give SERVICE" in err
 
 
 def test_summary_listing(run_cli: RunCli) -> None:

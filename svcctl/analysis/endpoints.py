@@ -152,6 +152,8 @@ class PodVerdict:
     expected_terminating: bool = False
     expected_addresses: list[str] = field(default_factory=list)
     expected_ports: list[PortTuple] = field(default_factory=list)
+    expected_hostname: str = ""
+    expected_zone: str = ""
     in_slices: bool = False
     slice_ready: bool | None = None
     slices: list[str] = field(default_factory=list)
@@ -167,7 +169,8 @@ class PodVerdict:
                 "expected": {"inSlices": self.expected_in_slices, "ready": self.expected_ready,
                              "serving": self.expected_serving, "terminating": self.expected_terminating,
                              "addresses": self.expected_addresses,
-                             "ports": [{"name": n, "port": p, "protocol": pr} for n, p, pr in self.expected_ports]},
+                             "ports": [{"name": n, "port": p, "protocol": pr} for n, p, pr in self.expected_ports],
+                             "hostname": self.expected_hostname or None, "zone": self.expected_zone or None},
                 "actual": {"inSlices": self.in_slices, "ready": self.slice_ready, "slices": self.slices},
                 "codes": list(dict.fromkeys(self.codes))}
 
@@ -388,6 +391,8 @@ class Expected:
     ready: bool = False
     serving: bool = False
     terminating: bool = False
+    hostname: str = ""  # ShouldSetHostname: spec.hostname when spec.subdomain names this Service
+    zone: str = ""  # the Node's topology.kubernetes.io/zone
 
 
 def expected_endpoint(service: Service, pod: Pod, nodes: dict[str, Node | None]) -> Expected:
@@ -409,6 +414,11 @@ def expected_endpoint(service: Service, pod: Pod, nodes: dict[str, Node | None])
     terminating = pod.terminating
     ready = service.publish_not_ready_addresses or (serving and not terminating)
     base = Expected(True, None, [], ports, missing, ready, serving, terminating)
+    if pod.hostname and pod.subdomain == service.meta.name and pod.meta.namespace == service.meta.namespace:
+        base.hostname = pod.hostname
+    node = nodes.get(pod.node_name)
+    if node is not None:
+        base.zone = node.zone
     # nodeLister.Get(pod.Spec.NodeName): a Pod whose Node the API does not know is skipped (known absence only)
     if pod.node_name in nodes and nodes[pod.node_name] is None and not service.publish_not_ready_addresses:
         base.in_slices, base.exclusion = False, "NodeMissing"
@@ -678,9 +688,12 @@ def _analyze(g: Gathered) -> EndpointsReport:
         node = g.nodes.get(p.node_name) if nodes_known else None
         exp = expected_endpoint(svc, p, g.nodes if nodes_known else {})
         rows = by_pod.get(p.key, [])
-        v = PodVerdict(p.key, SELECTED, READY, p.pod_ip, list(p.pod_ips), p.node_name, exp.in_slices, exp.ready,
-                       exp.serving, exp.terminating, exp.addresses, exp.ports, bool(rows),
-                       any(r.ready for r in rows) if rows else None, sorted({r.slice for r in rows}))
+        v = PodVerdict(p.key, SELECTED, READY, ip=p.pod_ip, ips=list(p.pod_ips), node=p.node_name,
+                       expected_in_slices=exp.in_slices, expected_ready=exp.ready, expected_serving=exp.serving,
+                       expected_terminating=exp.terminating, expected_addresses=exp.addresses,
+                       expected_ports=exp.ports, expected_hostname=exp.hostname, expected_zone=exp.zone,
+                       in_slices=bool(rows), slice_ready=any(r.ready for r in rows) if rows else None,
+                       slices=sorted({r.slice for r in rows}))
         rep.pods.append(v)
         _judge_pod(g, rep, v, p, exp, node, rows)
 

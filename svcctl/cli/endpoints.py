@@ -44,6 +44,9 @@ def command(service: str | None, why_not: bool) -> int:
       svcctl endpoints prod/api -o json
     """
     app = get_app()
+    if service is None and why_not:
+        raise InputError("--why-not explains one Service: give SERVICE",
+                         hint="list the Services first: `svcctl endpoints` (or -A)")
     if service is None:
         from svcctl.analysis.endpoints import summarize_services
         from svcctl.render.endpoints import render_summary
