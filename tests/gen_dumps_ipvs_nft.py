@@ -341,7 +341,7 @@ def _svc_name(v: VS, rule: bool) -> str:
     if rule:
         sw = {"TCP": "-t", "UDP": "-u", "SCTP": "--sctp-service"}[v.protocol]
         return f"{sw} {_ap(v.address, v.port)}"
-    name = f"{v.protocol}  {_ap(v.address, v.port)}"
+    name = f"{v.protocol:<4} {_ap(v.address, v.port)}"  # "%-4s %s" in ipvsadm 1.31: "TCP  …", "SCTP …"
     return name if ":" in v.address else name[:33]
 
 
@@ -369,6 +369,8 @@ def print_ipvsadm(vss: list[VS], fmt: str = "list") -> str:
             line = f"-A {name} -s {v.scheduler}"
             if v.persistent is not None:
                 line += f" -p {v.persistent}"
+            if v.flags:
+                line += f" -b {v.flags.strip('()')}"
         elif fmt in ("stats", "rate"):
             line = f"{name:<33}" + "".join(_largenum(x) for x in v.stats)
         else:

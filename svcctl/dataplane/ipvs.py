@@ -31,7 +31,7 @@ __all__ = [
 
 BANNER = re.compile(r"^IP Virtual Server version \d+\.\d+\.\d+ \(size=\d+\)$")
 HEADER_LIST = "Prot LocalAddress:Port Scheduler Flags"
-HEADER_RS = re.compile(r"^\s*-> RemoteAddress:Port(\s+Forward Weight ActiveConn InActConn)?\s*$")
+HEADER_RS = re.compile(r"^\s*-> RemoteAddress:Port(\s+Forward (TunnelInfo\s+)?Weight ActiveConn InActConn)?\s*$")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 FORWARDS = {"Masq": "Masq", "Local": "Local", "Tunnel": "Tunnel", "Route": "Route"}
 SHARE_SCHEDULERS = ("rr", "wrr")
@@ -118,11 +118,11 @@ class _VS:
     line: int = 0
 
 
-_SVC_LIST = re.compile(r"^(?P<proto>TCP|UDP|SCTP)  (?P<addr>\S+) (?P<sched>[a-z]+)(?P<rest>.*)$")
+_SVC_LIST = re.compile(r"^(?P<proto>TCP|UDP|SCTP) +(?P<addr>\S+) (?P<sched>[a-z]+)(?P<rest>.*)$")
 _FWM_LIST = re.compile(r"^FWM  (?P<mark>\d+)(?P<v6> IPv6)? (?P<sched>[a-z]+)(?P<rest>.*)$")
 _REST = re.compile(r"^(?: \((?P<flags>[^)]*)\))?(?: persistent (?P<pers>\d+)(?: mask (?P<mask>\S+))?"
                    r"(?: pe (?P<pe>\S+))?(?P<ops> ops)?)?\s*$")
-_RS_LIST = re.compile(r"^\s*-> (?P<addr>\S+)\s+(?P<fwd>Masq|Local|Tunnel|Route)\s+(?P<w>-?\d+)\s+"
+_RS_LIST = re.compile(r"^\s*-> (?P<addr>\S+)\s+(?P<fwd>Masq|Local|Tunnel|Route)(?:\s+(?P<tun>[a-z]+(?::\d+)?(?:,\S+)?))?\s+(?P<w>-?\d+)\s+"
                       r"(?P<act>\d+)\s+(?P<inact>\d+)\s*$")
 
 
