@@ -153,8 +153,11 @@ def iptables_save_lines(cluster: GenCluster, counters: bool = False) -> Iterator
     filt.add("OUTPUT", '-m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" '
              "-j KUBE-SERVICES")
     filt.add("OUTPUT", "-j KUBE-FIREWALL")
-    filt.add("KUBE-FIREWALL", '! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming localnet '
-             'connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP')
+    v6 = ":" in cidr
+    reject = "icmp6-port-unreachable" if v6 else "icmp-port-unreachable"
+    if not v6:
+        filt.add("KUBE-FIREWALL", '! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming localnet '
+                 'connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP')
     filt.add("KUBE-FORWARD", "-m conntrack --ctstate INVALID -j DROP")
     filt.add("KUBE-FORWARD", '-m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 '
              "-j ACCEPT")
@@ -191,14 +194,14 @@ def iptables_save_lines(cluster: GenCluster, counters: bool = False) -> Iterator
             if not eps:
                 # no endpoints at all: filter REJECTs, nothing in nat
                 filt.add("KUBE-SERVICES", f"-d {_host(svc.cluster_ip)} {mt}{cm(spn + ' has no endpoints')}"
-                         f"-m {proto} --dport {p.port} -j REJECT --reject-with icmp-port-unreachable")
+                         f"-m {proto} --dport {p.port} -j REJECT --reject-with {reject}")
                 for ip in svc.external_ips + svc.lb_ips:
                     filt.add("KUBE-EXTERNAL-SERVICES", f"-d {_host(ip)} {mt}{cm(spn + ' has no endpoints')}"
-                             f"-m {proto} --dport {p.port} -j REJECT --reject-with icmp-port-unreachable")
+                             f"-m {proto} --dport {p.port} -j REJECT --reject-with {reject}")
                 if p.node_port:
                     filt.add("KUBE-EXTERNAL-SERVICES", f"{mt}{cm(spn + ' has no endpoints')}-m addrtype "
                              f"--dst-type LOCAL -m {proto} --dport {p.node_port} -j REJECT --reject-with "
-                             "icmp-port-unreachable")
+                             f"{reject}")
                 continue
             # cluster IP
             if cluster_eps:

@@ -228,3 +228,26 @@ def test_kube_proxy_exec_path_reads_the_same_rules(lab: Lab) -> None:
     via_netns.pop("source")
     assert via_exec == via_netns
     assert gather_node_dumps(app, "node2") is None  # no kube-proxy Pod there: a warning, no rules
+
+
+def test_ipv6_rules_with_ip6tables(tmp_path: Path) -> None:
+    """Dual-stack node: ip6tables-restore'd rules, requests to an IPv6 VIP, read back with --netns."""
+    _require_lab()
+    with Lab(prefix="svt-ipt", n_pods=3, ipv6=True) as lab6:
+        vip6 = "2001:db8:ff::10"
+        c = GenCluster(services=[GenService("demo", "web6", vip6, [GenPort("http", 80, lab6.port)],
+                                            [GenEndpoint(str(p.ip6)) for p in lab6.pods])],
+                       cluster_cidr=f"{lab6.subnet6}/64", banner="ip6tables-save v1.8.9 (nf_tables)")
+        lab6.iptables_restore(iptables_save(c), ipv6=True)
+        lab6.iptables_restore(iptables_save(cluster_for(lab6)))
+        doc = rules_json(f"[{vip6}]:80", "--netns", lab6.node)
+        (entry,) = doc["services"]
+        predicted = {(b["ip"], b["port"]): Fraction(b["share"]) for b in entry["backends"]}
+        assert predicted == {(str(p.ip6), lab6.port): Fraction(1, 3) for p in lab6.pods}
+        answers = lab6.http_get_many(vip6, 80, 90)
+        by_ip = Counter(str(lab6.pod_by_name(a).ip6) for a in answers)
+        assert {(ip, lab6.port) for ip in by_ip} == set(predicted)
+        flows = flows_to(parse_conntrack(lab6.conntrack(), "ns"), vip6, 80)
+        assert backend_counts(flows) == {(ip, lab6.port): n for ip, n in by_ip.items()}
+        # the IPv4 rules of the same node are read too
+        assert {s["address"] for s in rules_json("--netns", lab6.node)["services"]} >= {vip6, WEB_VIP}
