@@ -16,11 +16,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from svcctl.analysis.dns import (
+    DNSQuery,
     DNSReport,
     ResolverConfig,
     candidate_names,
     expected_records,
     interpret_name,
+    judge,
     parse_resolv_conf,
     parse_server,
 )
@@ -221,6 +223,21 @@ def test_snapshot_mode_predicts_nxdomain(cluster: SnapshotSource) -> None:
     assert "not ready" in f.message and r.broken
     # the walk stops at the first name outside the cluster zone: upstream is unknown offline
     assert r.predicted[-1].name == "db-2.db.shop." and r.predicted[-1].records is None
+
+
+@pytest.mark.parametrize("outside", [True, False])
+def test_judge_timeouts_from_outside_the_cluster(outside: bool) -> None:
+    """Pure judgement: silence from the kube-dns ClusterIP seen from outside the cluster is only a warning."""
+    n = interpret_name("hostnames", "default")
+    r = DNSReport(n, "default", "cluster.local", ResolverConfig(nameservers=["10.0.0.10"]), queried=True,
+                  types=["A"], from_outside=outside)
+    r.queries = [DNSQuery("hostnames.default.svc.cluster.local.", "A", "10.0.0.10", "TIMEOUT", tries=2,
+                          errors=["10.0.0.10: no answer in 2s"] * 2),
+                 DNSQuery("kubernetes.default.svc.cluster.local.", "A", "10.0.0.10", "TIMEOUT", purpose="control")]
+    judge(r)
+    assert [(f.code, f.severity) for f in r.findings] == [("DNSTimeout", "warning" if outside else "error")]
+    assert r.broken is not outside
+    assert ("outside the cluster" in r.findings[0].message) is outside
 
 
 # --------------------------------------------------------------------------- a correct server

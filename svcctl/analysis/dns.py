@@ -577,6 +577,9 @@ class DNSReport:
     notes: list[str] = field(default_factory=list)
     service: str | None = None  # ns/name of the Service the name was matched to
     predicted: list[Prediction] = field(default_factory=list)  # snapshot mode: the search list walked offline
+    # the server is the kube-dns ClusterIP and svcctl runs outside the cluster: silence may mean "not routable
+    # from here" rather than "DNS is down", so transport failures are warnings
+    from_outside: bool = False
 
     @property
     def broken(self) -> bool:
@@ -601,6 +604,7 @@ class DNSReport:
             "clusterDomain": self.cluster_domain,
             "resolver": self.resolver.to_json(),
             "queried": self.queried,
+            "fromOutsideCluster": self.from_outside,
             "service": self.service,
             "types": self.types,
             "queries": [q.to_json() for q in self.queries],
@@ -676,6 +680,14 @@ def judge(report: DNSReport, *, service_hint: str = "") -> None:
         hint = ("check the CoreDNS Pods (kubectl -n kube-system get pods -l k8s-app=kube-dns) and their logs"
                 if control_ok is False else "the kube-dns ClusterIP only answers inside the cluster: run svcctl in a "
                 "Pod or on a node, or pass --dns-server with an address that reaches CoreDNS")
+        if r.from_outside:
+            r.findings.append(Finding(
+                code, "warning", f"{last.name} {last.type}: {what} from the kube-dns ClusterIP {servers}; svcctl "
+                "runs outside the cluster, where ClusterIPs are usually not routable, so this says little about DNS",
+                evidence="; ".join(last.errors[-3:]) or last.rcode,
+                hint="run svcctl in a Pod or on a node, or pass --dns-server with an address that reaches CoreDNS "
+                     "(e.g. a CoreDNS Pod IP from a node, or a port-forward)", where="resolver"))
+            return
         r.findings.append(Finding(code, "error", f"{last.name} {last.type}: {what} from {servers}{outage_tail()}",
                                   evidence="; ".join(last.errors[-3:]) or last.rcode, hint=hint, where="resolver"))
     if control_ok is False and not stopped and r.resolved_name is None:

@@ -9,6 +9,7 @@ connected so an ICMP port-unreachable surfaces as "refused" instead of a silent 
 from __future__ import annotations
 
 import errno
+import os
 import secrets
 import socket
 import time
@@ -234,9 +235,10 @@ def dns_hop(source: ClusterSource | None, service: Service | None, name: str, na
             rtype: str | None = None, control: bool = True) -> DNSReport:
     """The DNS hop of `svcctl trace` and all of `svcctl dns`.
 
-    `namespace` is the querying Pod's (search list); `server` is `IP[:PORT][,IP[:PORT]…]` (else resolv.conf's nameservers, else
-    the kube-dns ClusterIP); `query=False` (snapshot) only predicts the records. `rtype` is A|AAAA|SRV|ANY (default:
-    by the Service's ipFamilies, SRV for SRV names). Transport failures become findings, not exceptions."""
+    `namespace` is the querying Pod's (search list); `server` is `IP[:PORT][,IP[:PORT]…]` (else resolv.conf's
+    nameservers, else the kube-dns ClusterIP); `query=False` (snapshot) only predicts the records. `rtype` is
+    A|AAAA|SRV|ANY (default: by the Service's ipFamilies, SRV for SRV names). Transport failures become findings,
+    not exceptions."""
     domain = cluster_domain.strip(".").lower() or "cluster.local"
     dn = interpret_name(name, namespace, domain)
     # InputError (exit 2) before anything is sent; several servers are tried in order, as resolv.conf's are
@@ -279,6 +281,7 @@ def dns_hop(source: ClusterSource | None, service: Service | None, name: str, na
         servers = [(ip, 53) for ip in ips]
         cfg.nameservers = ips
         cfg.source = "kube-system/kube-dns ClusterIP + pod default search list"
+        report.from_outside = not os.environ.get("KUBERNETES_SERVICE_HOST")
     tmo = timeout if timeout is not None else (cfg.timeout or DEFAULT_TIMEOUT)
     att = attempts if attempts is not None else (cfg.attempts or DEFAULT_ATTEMPTS)
     cfg.timeout, cfg.attempts = tmo, att
