@@ -569,6 +569,27 @@ def write_nft_handles_fixture(dest: Path = ROOT / "tests" / "fixtures" / "nft") 
         _netns_run([(["nft", "-f", "-"], script), (["nft", "-a", "list", "table", "ip", "kube-proxy"], None)])[1])
 
 
+KUBELET_IPTABLES = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:KUBE-FIREWALL - [0:0]
+:KUBE-KUBELET-CANARY - [0:0]
+-A INPUT -j KUBE-FIREWALL
+-A OUTPUT -j KUBE-FIREWALL
+-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming localnet connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP
+COMMIT
+"""
+
+
+def write_nft_kubelet_fixture(dest: Path = ROOT / "tests" / "fixtures" / "nft") -> None:
+    """`nft list ruleset` of an nftables-mode node: kube-proxy's table beside kubelet's iptables-nft chains."""
+    script = fixture_scripts()["layout-b"][0]
+    (dest / "ruleset-kubelet.txt").write_text(_netns_run([
+        (["iptables-nft-restore"], KUBELET_IPTABLES), (["nft", "-f", "-"], script),
+        (["nft", "list", "ruleset"], None)])[2])
+
+
 def write_nft_fixtures(dest: Path = ROOT / "tests" / "fixtures" / "nft") -> None:
     """Load each generated ruleset with the real nft in a throwaway netns; keep what `nft list` prints."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -584,6 +605,7 @@ def write_nft_fixtures(dest: Path = ROOT / "tests" / "fixtures" / "nft") -> None
             "add rule inet filter input tcp dport 22 accept\n"
     (dest / "ruleset.txt").write_text(_netns_run([(["nft", "-f", "-"], other + both),
                                                   (["nft", "list", "ruleset"], None)])[1])
+    write_nft_kubelet_fixture(dest)
     stale = fixture_scripts()["layout-a"][0] + STALE_EXTRA
     (dest / "stale.txt").write_text(_netns_run([(["nft", "-f", "-"], stale),
                                                 (["nft", "list", "table", "ip", "kube-proxy"], None)])[1])

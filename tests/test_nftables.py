@@ -279,3 +279,10 @@ def test_damaged_nft_dumps_give_rules_or_input_error(name: str, how: int, where:
     text = gen.damage(read(name), how, where, what)
     with contextlib.suppress(InputError):
         parse_nft(text, name).to_json()
+
+
+def test_kubelet_iptables_chains_do_not_make_it_iptables_mode() -> None:
+    r = load("ruleset-kubelet.txt")
+    assert r.notes == []
+    assert [s.to_json() for s in r.services] == [s.to_json() for s in load("layout-b.txt").services]
+    assert not is_iptables_nft(read("ruleset-kubelet.txt"))

@@ -29,6 +29,9 @@ __all__ = ["parse_nft", "looks_like_nft", "is_iptables_nft", "spn_from_chain"]
 
 _IPTABLES_NFT_HINT = ("this is iptables mode on the nf_tables backend; use --iptables-save with `iptables-save` "
                       "output (iptables-nft-save on older systems)")
+# kube-proxy's own iptables chains (kubelet's KUBE-FIREWALL / KUBE-KUBELET-CANARY exist in every mode)
+_KUBE_PROXY_IPT = ("KUBE-SERVICES", "KUBE-SVC-", "KUBE-SVL-", "KUBE-SEP-", "KUBE-EXT-", "KUBE-FW-", "KUBE-NODEPORTS",
+                   "KUBE-POSTROUTING", "KUBE-MARK-MASQ", "KUBE-PROXY-CANARY")
 _BASE_PREFIXES = ("service-", "external-", "local-", "endpoint-", "firewall-")
 _MAX_DEPTH = 16
 
@@ -956,7 +959,8 @@ def parse_nft(text: str, source: str) -> NodeRules:
         raise InputError("binary data, not nft output", source=source)
     tables = _read_json(text, source) if stripped.startswith("{") else _read_text(text, source)
     kp = [t for t in tables if t.name == "kube-proxy"]
-    iptables_nft = any(c.startswith("KUBE-") for t in tables for c in t.chains) or is_iptables_nft(text[:65536])
+    iptables_nft = any(c.startswith(_KUBE_PROXY_IPT) for t in tables for c in t.chains) or is_iptables_nft(
+        text[:65536])
     if not kp:
         if iptables_nft:
             raise InputError("no kube-proxy nftables table: " + _IPTABLES_NFT_HINT, source=source,
