@@ -301,3 +301,20 @@ def test_exec_output_never_printed_with_verbose(apiserver: Factory, run_cli: Cal
     assert "exec-SENSITIVE-99" not in out + err
     assert json.dumps(srv.requests[0].query)  # the requests were made, authenticated as the plugin's user
     assert srv.requests[0].user == "exec-user"
+
+
+def test_context_flag_and_kubeconfig_env_on_the_cli(apiserver: Factory, run_cli: Callable[..., tuple[int, str, str]],
+                                                    tmp_path: Path) -> None:
+    srv = apiserver()
+    kc = write(tmp_path / "kc", two_context_config(srv))
+    out = tmp_path / "b.tar.gz"
+    code, _, err = run_cli(["collect", "-o", str(out), "hostnames"], env={"KUBECONFIG": str(kc)})
+    assert code == 3 and "credentials rejected" in err and "'alpha'" in err  # current-context alpha: bad token
+    code, _, err = run_cli(["collect", "--context", "beta", "-o", str(out), "kube-dns"], env={"KUBECONFIG": str(kc)})
+    assert code == 0, err  # beta's namespace is kube-system
+    from svcctl.sources.snapshot import SnapshotSource
+
+    assert [s.meta.key for s in SnapshotSource(str(out)).services] == ["kube-system/kube-dns"]
+    code, _, err = run_cli(["collect", "--context", "gamma", "-o", str(out), "x"], env={"KUBECONFIG": str(kc)})
+    assert code == 2 and "context 'gamma' not found" in err and "alpha, beta" in err
+

@@ -13,6 +13,7 @@ Failures map onto exit statuses: unreachable / TLS / timeout / 401 / 403 on the 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -406,30 +407,57 @@ class LiveSource:
         return (pods[0].meta.namespace or "kube-system", pods[0].meta.name) if pods else None
 
     def exec_in_pod(self, namespace: str, pod: str, container: str | None, argv: list[str]) -> str:
-        """Run a read-only command in a Pod through the pods/exec websocket; its stdout, or ClusterError."""
+        """Run a read-only command in a Pod through the pods/exec websocket; its stdout, or ClusterError.
+
+        The websocket library has no connect timeout of its own, so the whole exchange runs in a worker thread
+        bounded by --request-timeout, on its own ApiClient (kubernetes.stream patches the client it is given)."""
+        what = f"exec {namespace}/{pod}: {' '.join(argv)}"
+        limit = self.request_timeout or 60.0
+        self.requests += 1
+        started = time.monotonic()
+        result: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                result["value"] = self._exec_ws(namespace, pod, container, argv, what, limit)
+            except BaseException as e:  # noqa: BLE001 - handed to the calling thread
+                result["error"] = e
+
+        worker = threading.Thread(target=work, name="svcctl-exec", daemon=True)
+        worker.start()
+        worker.join(limit)
+        if worker.is_alive():
+            self.debug(f"{what}: no answer within {limit:g}s")
+            raise ClusterError(f"{what} did not finish within {limit:g}s", hint="raise --request-timeout")
+        if "error" in result:
+            raise result["error"]
+        out, err, rc = result["value"]
+        self.bytes_read += len(out) + len(err)
+        self.debug(f"{what}: exit {rc}, {len(out)} bytes in {_ms(started)}")
+        if rc:
+            last = next((ln for ln in reversed(err.splitlines()) if ln.strip()), "")
+            raise ClusterError(f"{what} exited with {rc}" + (f": {last[:200]}" if last else ""))
+        return str(out)
+
+    def _exec_ws(self, namespace: str, pod: str, container: str | None, argv: list[str], what: str,
+                 limit: float) -> tuple[str, str, int]:
+        import websocket
+        from kubernetes import client
         from kubernetes.client.exceptions import ApiException
         from kubernetes.stream import stream
 
-        what = f"exec {namespace}/{pod}: {' '.join(argv)}"
         kw: dict[str, Any] = {"command": argv, "stderr": True, "stdin": False, "stdout": True, "tty": False,
                               "_preload_content": False}
         if container:
             kw["container"] = container
-        self.requests += 1
-        started = time.monotonic()
         try:
-            from kubernetes import client
-
-            api = client.CoreV1Api(self.api_client)
+            api = client.CoreV1Api(client.ApiClient(configuration=self.api_client.configuration))
             ws = stream(api.connect_get_namespaced_pod_exec, pod, namespace, **kw)
-            ws.run_forever(timeout=self.request_timeout or 60)
+            ws.run_forever(timeout=limit)
             if ws.is_open():
                 ws.close()
-                raise ClusterError(f"{what} did not finish within {self.request_timeout or 60:g}s",
-                                   hint="raise --request-timeout")
-            out = ws.read_stdout() or ""
-            err = ws.read_stderr() or ""
-            rc = ws.returncode
+                raise ClusterError(f"{what} did not finish within {limit:g}s", hint="raise --request-timeout")
+            return str(ws.read_stdout() or ""), str(ws.read_stderr() or ""), int(ws.returncode or 0)
         except ApiException as e:
             text = str(e.reason or "")
             self.debug(f"{what}: failed ({text[:80]})")
@@ -444,13 +472,9 @@ class LiveSource:
             raise ClusterError(f"{what} failed: {text[:200]}") from None
         except (KeyError, TypeError, ValueError) as e:
             raise ClusterError(f"{what}: unreadable exec status ({type(e).__name__})") from None
-        self.bytes_read += len(out) + len(err)
-        self.debug(f"{what}: exit {rc}, {len(out)} bytes in {_ms(started)}")
-        if rc:
-            last = next((ln for ln in reversed(err.splitlines()) if ln.strip()), "")
-            raise ClusterError(f"{what} exited with {rc}" + (f": {last[:200]}" if last else ""))
-        return str(out)
-
+        except (websocket.WebSocketException, OSError) as e:
+            raise ClusterError(f"{what}: the exec stream failed ({type(e).__name__})",
+                               hint="check that the cluster is reachable") from None
 
 def _kinded(obj: JSON, kind: str) -> JSON:
     """List items come without `kind`; `raw` keeps it so collect writes objects kubectl can read back."""
