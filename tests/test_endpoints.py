@@ -250,6 +250,22 @@ def _scenarios() -> list[Scenario]:
     add(Scenario("slice-out-of-date", [SVC, *hp2, lag, node()], {("web-1", "SliceOutOfDate")},
                  severities={"SliceOutOfDate": "error"}))
 
+    p_gone = pod("web-old", APP, ip="10.244.1.21", ready=False, phase="Failed", reason="Evicted")
+    hp3 = healthy()
+    add(Scenario("slice-lists-completed-pod",
+                 [SVC, *hp3, p_gone, endpoint_slice(SVC, [*(endpoint(p) for p in hp3), endpoint(p_gone)]), node()],
+                 {("web-old", "PodCompleted"), ("web-old", "SliceOutOfDate")}, exit=0,
+                 severities={"SliceOutOfDate": "warning"}))
+
+    moved = service("web", APP, ports=[("http", 80, 9090, "TCP")])
+    hp4 = [pod(f"web-{i}", APP, ip=f"10.244.1.{10 + i}", containers=[container(ports=[("http", 9090, "TCP")])])
+           for i in range(2)]
+    add(Scenario("slice-ports-out-of-date",
+                 [moved, *hp4, endpoint_slice(moved, [endpoint(p) for p in hp4], ports=[("http", 8080, "TCP")]),
+                  node()],
+                 {("web-0", "SliceOutOfDate"), ("web-1", "SliceOutOfDate")}, severities={"SliceOutOfDate": "error"},
+                 check=lambda d: _assert_in(d, "SliceOutOfDate", "slice ports http=8080/TCP, expected http=9090/TCP")))
+
     # five Pods, five reasons, one Service
     p_probe5, ev5 = _probe_pod("web-e", "10.244.1.105")
     mixed = [*healthy(1), _unschedulable("web-a"),

@@ -914,6 +914,15 @@ def _compare_slices(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
                              + (", ".join(sorted({s.meta.name for s in g.slices})) or "none"),
                              "the controller has not caught up (lag) or is failing: check kube-controller-manager's "
                              "logs and Events on the Service", W_RECONCILE))
+        elif rows and not v.expected_in_slices:
+            why = ", ".join(c for c in v.codes if c in ("PodCompleted", "NoPodIP", "NodeMissing", "IPFamilyMismatch"))
+            v.codes.append("SliceOutOfDate")
+            F.append(Finding("SliceOutOfDate", "warning", f"a slice still lists a Pod the controller excludes ({why})",
+                             v.pod, f"slice {', '.join(sorted({r.slice for r in rows}))} lists "
+                             f"{', '.join(sorted({a for r in rows for a in r.ips}))} ready="
+                             f"{str(any(r.ready for r in rows)).lower()}",
+                             "the controller should drop it on its next sync; if it stays, check "
+                             "kube-controller-manager's logs", W_RECONCILE))
         elif rows and v.expected_in_slices:
             got_ready = any(r.ready for r in rows)
             got_addrs = sorted({a for r in rows for a in r.ips})
@@ -922,13 +931,22 @@ def _compare_slices(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
                 problems.append(f"slice ready={str(got_ready).lower()}, Pod says ready={str(v.expected_ready).lower()}")
             if v.expected_addresses and got_addrs != sorted(v.expected_addresses):
                 problems.append(f"slice addresses {', '.join(got_addrs)}, Pod IPs {', '.join(v.expected_addresses)}")
+            got_ports = sorted({pt for r in rows for pt in r.ports})
+            ports_differ = got_ports != sorted(set(v.expected_ports))
+            if ports_differ:
+                problems.append(f"slice ports {_fmt_ports(got_ports)}, expected {_fmt_ports(v.expected_ports)}")
             if problems:
-                sev = "error" if v.expected_ready and not got_ready else "warning"
+                # traffic misses a Pod that should get it (or goes to the wrong port): error; the reverse: warning
+                sev = "error" if v.expected_ready and (not got_ready or ports_differ) else "warning"
                 v.codes.append("SliceOutOfDate")
                 F.append(Finding("SliceOutOfDate", sev, "the slice disagrees with the Pod: " + "; ".join(problems),
                                  v.pod, "; ".join(problems) + f" (slice {', '.join(sorted({r.slice for r in rows}))})",
                                  "the controller has not caught up (lag) or is failing: check kube-controller-manager",
                                  W_RECONCILE))
+
+
+def _fmt_ports(ports: list[PortTuple]) -> str:
+    return ",".join(f"{n + '=' if n else ''}{p}/{pr}" for n, p, pr in ports) or "none"
 
 
 def _selectorless(g: Gathered, rep: EndpointsReport) -> None:
