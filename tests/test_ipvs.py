@@ -352,3 +352,52 @@ def test_damaged_ipvs_dumps_give_rules_or_input_error(name: str, how: int, where
             parse_ip_addr(text, name)
         else:
             parse_ipvsadm(text, name).to_json()
+
+
+# --------------------------------------------------------------------------- printed tables round-trip
+
+
+@st.composite
+def virtual_servers(draw: st.DrawFn) -> list[gen.VS]:
+    out = []
+    for i in range(draw(st.integers(1, 5))):
+        v6 = draw(st.booleans())
+        reals: list[dict[str, object]] = []
+        for j in range(draw(st.integers(0, 6))):
+            reals.append({"ip": f"fd00:10:244:{i:x}::{j + 1:x}" if v6 else f"10.244.{i}.{j + 1}",
+                          "port": draw(st.integers(1, 65535)), "weight": draw(st.integers(0, 20)),
+                          "active": draw(st.integers(0, 10**6)), "inactive": draw(st.integers(0, 10**6)),
+                          "fwd": draw(st.sampled_from(["Masq", "Route", "Tunnel"]))})
+        out.append(gen.VS(draw(st.sampled_from(["TCP", "UDP", "SCTP"])), f"fd00:10:96::{i + 1:x}" if v6 else
+                          f"10.0.{i}.1", draw(st.integers(1, 65535)),
+                          scheduler=draw(st.sampled_from(["rr", "wrr", "lc", "wlc", "sh", "mh"])),
+                          persistent=draw(st.one_of(st.none(), st.integers(1, 86400))), reals=reals, ipv6=v6))
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(vss=virtual_servers())
+def test_printed_tables_read_back_exactly(vss: list[gen.VS]) -> None:
+    listing = parse_ipvsadm(gen.print_ipvsadm(vss, "list"), "list")
+    saved = parse_ipvsadm(gen.print_ipvsadm(vss, "save"), "save")
+    for v in vss:
+        for r in (listing, saved):
+            e = entry(r, v.address, v.port, v.protocol)
+            assert e.scheduler == v.scheduler and e.affinity_seconds == v.persistent
+            live = [x for x in v.reals if int(x["weight"]) > 0]  # type: ignore[call-overload]
+            total = sum(int(x["weight"]) for x in live)  # type: ignore[call-overload]
+            for b in e.backends:
+                src = next(x for x in v.reals if x["ip"] == b.ip and x["port"] == b.port)
+                w = int(src["weight"])  # type: ignore[call-overload]
+                assert b.weight == w and b.draining == (w == 0)
+                if w == 0:
+                    assert b.probability == 0
+                elif v.scheduler == "rr":
+                    assert b.probability == Fraction(1, len(live))
+                elif v.scheduler == "wrr":
+                    assert b.probability == Fraction(w, total)
+                else:
+                    assert b.probability is None
+            assert len(e.backends) == len(v.reals)
+        assert [(b.active_conns, b.inactive_conns) for b in entry(listing, v.address, v.port, v.protocol).backends] == \
+            [(x["active"], x["inactive"]) for x in sorted(v.reals, key=lambda x: (x["ip"], x["port"]))]  # type: ignore[arg-type, return-value]

@@ -286,3 +286,38 @@ def test_kubelet_iptables_chains_do_not_make_it_iptables_mode() -> None:
     assert r.notes == []
     assert [s.to_json() for s in r.services] == [s.to_json() for s in load("layout-b.txt").services]
     assert not is_iptables_nft(read("ruleset-kubelet.txt"))
+
+
+# --------------------------------------------------------------------------- generated rulesets round-trip
+
+_names = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=12).map(lambda s: "n" + s)
+
+
+@st.composite
+def services(draw: st.DrawFn) -> list[gen.GenService]:
+    out = []
+    for i in range(draw(st.integers(1, 6))):
+        n_eps = draw(st.integers(0, 7))
+        eps = [(f"10.{100 + i}.{j // 250}.{j % 250 + 1}", draw(st.integers(1, 65535))) for j in range(n_eps)]
+        out.append(gen.GenService(
+            draw(_names), draw(_names), draw(st.one_of(st.just(""), _names)), f"10.0.{i}.{draw(st.integers(1, 254))}",
+            draw(st.integers(1, 65535)), eps, protocol=draw(st.sampled_from(["TCP", "UDP", "SCTP"])),
+            affinity=draw(st.one_of(st.none(), st.integers(1, 86400)))))
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(svcs=services(), layout=st.sampled_from(["A", "B"]), bare=st.booleans())
+def test_generated_rulesets_read_back_exactly(svcs: list[gen.GenService], layout: str, bare: bool) -> None:
+    with_eps = [s for s in svcs if s.endpoints]
+    empty = [s for s in svcs if not s.endpoints]
+    r = parse_nft(gen.nft_script(with_eps, layout=layout, no_endpoints=empty, bare_single=bare), "generated")
+    for s in svcs:
+        e = entry(r, s.cluster_ip, s.port, s.protocol)
+        assert e.name == s.spn
+        if not s.endpoints:
+            assert e.no_endpoints and e.backends == []
+            continue
+        n = len(s.endpoints)
+        assert shares(e) == {f"{ip}:{port}": Fraction(1, n) for ip, port in s.endpoints}
+        assert e.affinity_seconds == s.affinity
