@@ -185,6 +185,13 @@ def test_glue_findings_and_kinds() -> None:
     assert ipvs_glue_findings(parse_ipvsadm(read("full.txt"), "x")) == []
 
 
+def test_nodeport_guessed_without_ipsets() -> None:
+    r = parse_ipvsadm(read("full.txt"), "full.txt", ip_addr_text=read("ip-addr-kube-ipvs0.txt"))
+    np = entry(r, "172.18.0.3", 30080)
+    assert np.kind == "NodePort" and any("NodePort range" in n for n in np.notes)
+    assert [f.message.split()[3] for f in ipvs_glue_findings(r)] == ["10.0.5.5:8080/TCP"]
+
+
 def test_iptables_glue_missing() -> None:
     r = parse_ipvsadm(read("full.txt"), "x", iptables_text="*nat\n:KUBE-SERVICES - [0:0]\nCOMMIT\n")
     assert any("KUBE-CLUSTER-IP" in n for n in r.notes)

@@ -557,6 +557,11 @@ def _entry(v: _VS, sets: dict[str, IPSet] | None, bound: set[str] | None) -> Ser
         notes.append(f"firewall-mark service {v.fwmark}: matches packets marked {v.fwmark} by iptables, not an "
                      "address; kube-proxy does not create these")
     kind = _classify(v, sets)
+    if (sets is None and bound is not None and v.protocol != "FWM" and v.address not in bound
+            and 30000 <= v.port <= 32767):
+        kind = "NodePort"
+        notes.append("taken for a NodePort: its address is not on kube-ipvs0 and the port is in the default "
+                     "NodePort range 30000-32767 (give `ipset list` to be sure)")
     # a firewall-mark service has no address or protocol of its own: address "fwmark N", protocol "FWM"
     entry = ServiceEntry(name=None, protocol=v.protocol,
                          address=v.address if v.protocol != "FWM" else f"fwmark {v.fwmark}", port=v.port, kind=kind,
