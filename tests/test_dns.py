@@ -384,6 +384,16 @@ def test_dual_stack_missing_aaaa(cluster: SnapshotSource) -> None:
     assert codes(r) == {"DNSMismatch": "error"}
 
 
+def test_asking_a_family_the_service_lacks_is_nodata(cluster: SnapshotSource, good_dns: DnsmasqServer) -> None:
+    r = hop(cluster, "hostnames.default.svc.cluster.local.", good_dns.address, rtype="AAAA")
+    assert [(q.type, q.rcode, q.answers) for q in r.queries if q.purpose == "search"] == [("AAAA", "NOERROR", [])]
+    assert [(f.code, f.severity) for f in r.findings] == [("DNSNameNotFound", "info")] and not r.broken
+    offline = dns_hop(cluster, None, "hostnames", "default", "cluster.local", None, None, False, 1.0, rtype="AAAA")
+    assert [(f.code, f.severity) for f in offline.findings] == [("DNSNameNotFound", "info")]
+    with pytest.raises(InputError):
+        dns_hop(cluster, None, "hostnames", "default", "cluster.local", None, None, False, 1.0, rtype="SRV")
+
+
 def test_headless_without_ready_endpoints(cluster: SnapshotSource, good_dns: DnsmasqServer) -> None:
     r = hop(cluster, "empty.shop.svc.cluster.local.", good_dns.address)
     assert r.queries[0].rcode == "NXDOMAIN" and r.expected == []

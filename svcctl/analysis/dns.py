@@ -767,7 +767,8 @@ def judge(report: DNSReport, *, service_hint: str = "") -> None:
             msg += f", as the API predicts ({r.notes[-1]})"
         if control_ok:
             msg += outage_tail()
-        r.findings.append(Finding("DNSNameNotFound", "error", msg,
+        nodata_as_predicted = not r.expected and r.service is not None and rc == {"NOERROR"}
+        r.findings.append(Finding("DNSNameNotFound", "info" if nodata_as_predicted else "error", msg,
                                   evidence="; ".join(f"{q.name} {q.type} {q.rcode}" for q in search),
                                   hint=service_hint or "; ".join(r.notes[:2]), where=WHERE))
         if r.expected:
@@ -813,7 +814,7 @@ def judge(report: DNSReport, *, service_hint: str = "") -> None:
 
 
 def judge_prediction(report: DNSReport, predictions: list[Prediction], *, service_found: bool,
-                     service_hint: str = "") -> None:
+                     service_hint: str = "", nodata: bool = False) -> None:
     """Snapshot mode: findings the API alone proves — the name cannot resolve, or the search list would stop at
     another object first. Nothing was sent, so no timeout, mismatch or server finding is possible."""
     r = report
@@ -834,6 +835,11 @@ def judge_prediction(report: DNSReport, predictions: list[Prediction], *, servic
             where="resolv.conf search + ndots"))
         return
     if r.expected:
+        return
+    if nodata:
+        r.findings.append(Finding(
+            "DNSNameNotFound", "info", f"{n.fqdn} exists but has no {'/'.join(r.types)} record: CoreDNS would "
+            f"answer NODATA ({r.notes[-1]})", where="coredns plugin/kubernetes"))
         return
     why = "no Service " + f"{n.namespace}/{n.service} in the API" if not service_found else "; ".join(r.notes[1:3])
     r.findings.append(Finding(

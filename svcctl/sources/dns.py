@@ -253,6 +253,15 @@ def dns_hop(source: ClusterSource | None, service: Service | None, name: str, na
             pods = source.list_pods(svc.meta.namespace)
     exp = expected_records(svc, slices, pods, dn, domain)
     types = _types(rtype, dn, svc, exp.types)
+    dropped = [e for e in exp.records if e.type not in types and e.type != "CNAME"]
+    if dropped:
+        exp.records = [e for e in exp.records if e not in dropped]
+        exp.notes.append(f"not asked: {', '.join(sorted({e.type for e in dropped}))} records "
+                         f"({', '.join(e.data for e in dropped)})")
+    elif svc is not None and dn.kind in ("service", "pod") and svc.type != "ExternalName" and not exp.records \
+            and any(t not in exp.types for t in types):
+        exp.notes.append(f"{svc.meta.key} has no {'/'.join(t for t in types if t not in exp.types)} family "
+                         f"(ipFamilies {', '.join(svc.ip_families) or '-'}): CoreDNS answers NODATA")
 
     report = DNSReport(dn, namespace, domain, cfg, queried=False, types=types, expected=exp.records,
                        notes=list(exp.notes), service=svc.meta.key if svc else None)
@@ -262,7 +271,7 @@ def dns_hop(source: ClusterSource | None, service: Service | None, name: str, na
             cfg.nameservers = cluster_dns_servers(source)[0]
         if source is not None:
             judge_prediction(report, predict(source, dn, cfg, domain, types), service_found=svc is not None,
-                             service_hint=hint)
+                             service_hint=hint, nodata=bool(dropped))
         return report
 
     servers: list[tuple[str, int]]
@@ -340,9 +349,14 @@ def _types(rtype: str | None, dn: DNSName, svc: Service | None, default: list[st
     if rtype:
         t = rtype.upper()
         if t == "ANY":
-            return (["SRV"] if dn.kind == "srv" else []) + ["A", "AAAA"]
+            return ["SRV"] if dn.kind == "srv" else ["A", "AAAA"]
         if t not in ("A", "AAAA", "SRV"):
             raise InputError(f"unsupported --type {rtype!r}", hint="A, AAAA, SRV or ANY")
+        if t == "SRV" and dn.kind != "srv":
+            raise InputError(f"{dn.typed!r} is not an SRV name",
+                             hint="SRV records live at _<port-name>._<proto>.<service>.<ns>.svc.<domain>")
+        if t != "SRV" and dn.kind == "srv":
+            raise InputError(f"{dn.typed!r} is an SRV name: only SRV records live there", hint="use --type SRV")
         return [t]
     if dn.kind == "srv":
         return ["SRV"]
