@@ -860,9 +860,7 @@ def _rules_to_entries(t: _Table, rules: NodeRules) -> None:
         if hairpin:
             entry.masquerade.append("hairpin traffic (an endpoint reaching itself through the service) is "
                                     "masqueraded via @hairpin-connections")
-        if w.backends and w.dropped is None:
-            pass
-        elif not w.backends:
+        if not w.backends:
             entry.no_endpoints = not w.no_local
             if w.dropped and w.dropped != "missing chain":
                 done = {"drop": "dropped", "reject": "rejected"}.get(w.dropped, w.dropped)
