@@ -30,6 +30,7 @@ from scenarios.builder import (  # noqa: E402
     event,
     node,
     pod,
+    render_scenario,
     service,
     v1_endpoints,
 )
@@ -345,9 +346,27 @@ def _assert_pod(d: JSON, code: str, pod_key: str) -> None:
 # ------------------------------------------------------------------------------------------------ running
 
 
+SCENARIO_DIR = Path(__file__).parent / "scenarios"
+
+
+def scenario_text(sc: Scenario) -> str:
+    expect = sorted(f"{code}" + (f" ({p})" if p else "") for p, code in sc.expect)
+    return render_scenario(sc.name, f"{sc.namespace}/{sc.service}", expect, sc.objects)
+
+
+@pytest.mark.parametrize("sc", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_scenario_file_is_current(sc: Scenario) -> None:
+    """tests/scenarios/<name>.yaml is what the builder makes (regenerate: python tests/scenarios/builder.py)."""
+    path = SCENARIO_DIR / f"{sc.name}.yaml"
+    assert path.exists() and path.read_text() == scenario_text(sc), f"stale {path}: run tests/scenarios/builder.py"
+
+
 def _write(tmp: Path, sc: Scenario) -> Path:
+    path = SCENARIO_DIR / f"{sc.name}.yaml"
+    if path.exists():
+        return path
     path = tmp / f"{sc.name}.yaml"
-    path.write_text(yaml.safe_dump(as_list(sc.objects), sort_keys=False))
+    path.write_text(scenario_text(sc))
     return path
 
 
