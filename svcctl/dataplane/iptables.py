@@ -12,7 +12,6 @@ second.
 
 from __future__ import annotations
 
-import io
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -67,6 +66,37 @@ class Table:
     name: str
     chains: dict[str, list[Rule]] = field(default_factory=dict)  # declared chains in order, with their rules
     policies: dict[str, str] = field(default_factory=dict)
+    # per-service chains of a whole dump, kept as (line number, text) and parsed when the packet walk reaches
+    # them (each once): a 10,000-Service node then costs its text, not 300k parsed rules
+    lazy: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    source: str = ""
+
+    def rules(self, chain: str) -> list[Rule] | None:
+        parsed = self.chains.get(chain)
+        raw = self.lazy.get(chain)
+        if raw is None:
+            return parsed
+        return (parsed or []) + [_parse_line(text, self.name, no, self.source) for no, text in raw]
+
+    def n_rules(self, chain: str) -> int:
+        return len(self.chains.get(chain) or ()) + len(self.lazy.get(chain) or ())
+
+    def total_rules(self) -> int:
+        return sum(len(v) for v in self.chains.values()) + sum(len(v) for v in self.lazy.values())
+
+
+def _parse_line(line: str, table: str, no: int, source: str) -> Rule:
+    """One saved rule line, `[pkts:bytes] ` counters allowed."""
+    counters = None
+    if line.startswith("["):
+        m = _COUNTER_RE.match(line)
+        if not m:
+            raise InputError(f"malformed counters line {line[:60]!r}", source=source, line=no)
+        counters = (int(m.group(1)), int(m.group(2)))
+        line = line[m.end():]
+    rule = parse_rule_text(line[3:], table, no, source)
+    rule.counters = counters
+    return rule
 
 
 @dataclass
@@ -84,7 +114,7 @@ class Dump:
 
     def chain(self, table: str, chain: str) -> list[Rule] | None:
         t = self.tables.get(table)
-        return None if t is None else t.chains.get(chain)
+        return None if t is None else t.rules(chain)
 
 
 # ------------------------------------------------------------------ tokenizing one rule
@@ -219,35 +249,57 @@ def _banner(line: str, dump: Dump) -> None:
                           "the legacy and nf_tables backends (check `iptables-legacy-save` too)")
 
 
+def _iter_lines(text: str) -> Iterator[str]:
+    """Lines without building a list of all of them (io.StringIO would copy the text at 4 bytes a char)."""
+    pos, n = 0, len(text)
+    while pos < n:
+        nl = text.find("\n", pos)
+        if nl < 0:
+            nl = n
+        yield text[pos:nl]
+        pos = nl + 1
+
+
 def parse_save_text(text: str, source: str) -> Dump:
     """Parse a whole iptables-save (with or without `-c` counters) into tables and chains."""
     dump = Dump(source=source)
     table: Table | None = None
-    for no, raw in enumerate(io.StringIO(text), 1):  # no list of every line: half the memory on big dumps
+    for no, raw in enumerate(_iter_lines(text), 1):
         line = raw.strip()
         if not line:
             continue
         c0 = line[0]
-        if c0 == "-" and line.startswith("-A "):
+        if c0 == "-" or c0 == "[":
+            rest = line
+            if c0 == "[":
+                m = _COUNTER_RE.match(line)
+                if not m or not line.startswith("-A ", m.end()):
+                    raise InputError(f"malformed counters line {line[:60]!r}", source=source, line=no)
+                rest = line[m.end():]
+            elif not line.startswith("-A "):
+                raise InputError(f"not an iptables-save line: {line[:60]!r}", source=source, line=no,
+                                 hint="give the unmodified output of `iptables-save`")
             if table is None:
                 raise InputError("rule outside a table (no `*nat` / `*filter` line before it)", source=source,
                                  line=no)
-            rule = parse_rule_text(line[3:], table.name, no, source)
-            rules = table.chains.get(rule.chain)
-            if rules is None:
-                rules = table.chains[rule.chain] = []
-            rules.append(rule)
+            sp = rest.find(" ", 3)
+            chain = rest[3:] if sp < 0 else rest[3:sp]
+            if table.name == "nat" and chain.startswith(KUBE_PREFIXES):
+                if sp < 0:
+                    raise InputError("rule without options or target", source=source, line=no)
+                lazy = table.lazy.get(chain)
+                if lazy is None:
+                    lazy = table.lazy[chain] = []
+                    table.chains.setdefault(chain, [])
+                lazy.append((no, line))
+            else:
+                rule = _parse_line(line, table.name, no, source)
+                rules = table.chains.get(rule.chain)
+                if rules is None:
+                    rules = table.chains[rule.chain] = []
+                rules.append(rule)
             dump.n_rules += 1
             continue
-        if c0 == "[":
-            m = _COUNTER_RE.match(line)
-            if m and table is not None and line[m.end():].startswith("-A "):
-                rule = parse_rule_text(line[m.end() + 3:], table.name, no, source)
-                rule.counters = (int(m.group(1)), int(m.group(2)))
-                table.chains.setdefault(rule.chain, []).append(rule)
-                dump.n_rules += 1
-                continue
-            raise InputError(f"malformed counters line {line[:60]!r}", source=source, line=no)
         if c0 == ":":
             parts = line[1:].split()
             if not parts or table is None:
@@ -259,7 +311,7 @@ def parse_save_text(text: str, source: str) -> Dump:
             continue
         if c0 == "*":
             name = line[1:].strip()
-            table = dump.tables.get(name) or Table(name)
+            table = dump.tables.get(name) or Table(name, source=source)
             dump.tables[name] = table
             continue
         if c0 == "#":
@@ -625,8 +677,11 @@ class _Follower:
         self.cache: dict[str, _Walk] = {}
 
     def is_masq_chain(self, chain: str) -> bool:
+        """KUBE-MARK-MASQ, or any chain that only sets marks (per-service chains never are)."""
         if chain == "KUBE-MARK-MASQ":
             return True
+        if chain in self.nat.lazy:
+            return False
         rules = self.nat.chains.get(chain)
         return bool(rules) and all(r.target == "MARK" for r in rules or [])
 
@@ -635,7 +690,7 @@ class _Follower:
             return self.cache[chain]
         self.visited.add(chain)
         w = _Walk(path=[chain])
-        rules = self.nat.chains.get(chain)
+        rules = self.nat.rules(chain)
         if rules is None:
             w.notes.append(f"{chain} is jumped to but not in the dump")
             w.fell_through = True
@@ -737,7 +792,8 @@ class _Follower:
                         w.path.append(c)
                 if sub.affinity is not None:
                     w.affinity = sub.affinity
-        self.cache[chain] = w
+        if not chain.startswith(IPTABLES_ENDPOINT_PREFIX):  # endpoint chains are reached once or twice: cheap
+            self.cache[chain] = w
         return w
 
 
@@ -794,7 +850,7 @@ def follow(dump: Dump) -> NodeRules:
     entry_rule_count: dict[str, int] = {}
     fol = _Follower(nat or Table("nat"), dump)
     if nat is not None:
-        svc_rules = nat.chains.get("KUBE-SERVICES")
+        svc_rules = nat.rules("KUBE-SERVICES")
         if svc_rules is None:
             rules.notes.append("no KUBE-SERVICES chain in the nat table: kube-proxy is not in iptables mode here "
                                "(or not running)")
@@ -804,7 +860,7 @@ def follow(dump: Dump) -> NodeRules:
                 continue
             if t == "KUBE-NODEPORTS" or (r.get("--dst-type") == "LOCAL" and not r.get("-d")):
                 fol.visited.add(t)
-                for nr in nat.chains.get(t, []):
+                for nr in nat.rules(t) or []:
                     if not nr.target:
                         continue
                     e = _entry_from_rule(nr, "NodePort")
@@ -822,7 +878,7 @@ def follow(dump: Dump) -> NodeRules:
             e = _entry_from_rule(r, "ClusterIP")
             _apply_walk(e, fol.walk(t), [])
             if t.startswith("KUBE-FW-"):
-                e.source_ranges = [src for x in nat.chains.get(t, [])
+                e.source_ranges = [src for x in nat.rules(t) or []
                                    if x.target and (src := x.get("-s") or "") and not src.startswith("!")]
             _add(rules, e, per_service, entry_rule_count, dump.hash_names)
     if filt is not None:
@@ -832,12 +888,12 @@ def follow(dump: Dump) -> NodeRules:
     rules.stats = RuleStats(rules=dump.n_rules, chains=dump.n_chains)
     partial = any(n.startswith("only the rules") for n in dump.notes)
     if nat is not None and not partial:
-        rules.stats.extra["natRules"] = sum(len(v) for v in nat.chains.values())
+        rules.stats.extra["natRules"] = nat.total_rules()
         rules.stats.extra["sepChains"] = sum(1 for c in nat.chains if c.startswith("KUBE-SEP-"))
         rules.stats.extra["svcChains"] = sum(1 for c in nat.chains if c.startswith(IPTABLES_SERVICE_PREFIXES))
         for spn, chains in per_service.items():
             rules.stats.per_service[spn] = entry_rule_count.get(spn, 0) + sum(
-                len(nat.chains.get(c, [])) for c in chains)
+                nat.n_rules(c) for c in chains)
         rules.unreferenced_chains = sorted(
             c for c in nat.chains if c.startswith(KUBE_PREFIXES) and c not in fol.visited)
         if rules.unreferenced_chains:
@@ -846,7 +902,7 @@ def follow(dump: Dump) -> NodeRules:
     elif nat is not None:
         for spn, chains in per_service.items():
             rules.stats.per_service[spn] = entry_rule_count.get(spn, 0) + sum(
-                len(nat.chains.get(c, [])) for c in chains)
+                nat.n_rules(c) for c in chains)
     for key, n in entry_rule_count.items():
         rules.stats.per_service.setdefault(key, n)
     if filt is not None and not partial:
