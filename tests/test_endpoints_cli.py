@@ -166,3 +166,17 @@ def test_snapshot_run_never_imports_kubernetes() -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                          cwd=Path(__file__).parent.parent)
     assert res.stderr.strip().endswith("1 False"), res.stderr
+
+
+def test_summary_without_pod_access(run_cli: RunCli, apiserver: Callable[..., object]) -> None:
+    from apiserver import Grant
+
+    srv = apiserver("demo")
+    srv.set_rbac([Grant(frozenset({"", "discovery.k8s.io"}), frozenset({"services", "endpointslices"}),  # type: ignore[attr-defined]
+                        frozenset({"get", "list"}), frozenset(), None)])
+    code, out, err = run_cli(["endpoints", "-A", "--kubeconfig", str(srv.kubeconfig)])  # type: ignore[attr-defined]
+    assert code == 0, err
+    rows = {tuple(line.split()[:2]): line.split()[2:] for line in out.splitlines()[1:]}
+    assert rows[("default", "hostnames")] == ["ClusterIP", "2", "1", "?"]
+    assert rows[("default", "kubernetes")] == ["ClusterIP", "1", "0", "1"]  # selectorless: its own endpoints
+    assert "EXPECTED is unknown" in err

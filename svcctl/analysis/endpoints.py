@@ -225,12 +225,12 @@ class ServiceSummary:
     selector: dict[str, str] | None
     ready: int
     not_ready: int
-    expected: int
+    expected: int | None  # None: the Pods could not be read (RBAC)
 
     @property
     def problem(self) -> bool:
         """Pods are expected (or the Service is selectorless) yet nothing is ready: traffic fails."""
-        return self.type != "ExternalName" and self.ready == 0 and (self.expected > 0 or self.selector is None)
+        return self.type != "ExternalName" and self.ready == 0 and (bool(self.expected) or self.selector is None)
 
     def to_json(self) -> JSON:
         return {"namespace": self.namespace, "name": self.name, "type": self.type, "selector": self.selector,
@@ -322,18 +322,22 @@ def analyze_service(source: ClusterSource, namespace: str, name: str, *, why_not
 def summarize_services(source: ClusterSource, namespace: str | None) -> list[ServiceSummary]:
     """Ready / not-ready / expected per Service: one Service list, one Pod list, one slice list per Service."""
     services = source.list_services(namespace)
+    pods: list[Pod] | None
     try:
-        pods = source.list_pods(namespace)
+        pods = source.list_pods(namespace)  # one list for every Service (per-Service lists would be N requests)
     except ForbiddenError:
-        pods = []
+        pods = None
     out: list[ServiceSummary] = []
     for s in sorted(services, key=lambda x: (x.meta.namespace, x.meta.name)):
-        ready = not_ready = expected = 0
+        ready = not_ready = 0
+        expected: int | None = 0
         if s.type != "ExternalName":
             slices = source.list_endpoint_slices(s.meta.namespace, s.meta.name)
             rows = slice_rows(slices)
             ready, not_ready = count_rows(rows)
-            if s.selector is not None:
+            if s.selector is not None and pods is None:
+                expected = None
+            elif s.selector is not None and pods is not None:
                 sel = parse_selector(selector_string(s.selector))
                 expected = sum(1 for p in pods if p.meta.namespace == s.meta.namespace
                                and labels_match(p.meta.labels, sel) and p.phase not in ("Succeeded", "Failed"))

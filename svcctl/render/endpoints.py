@@ -151,7 +151,7 @@ def summary_rows(summaries: list[ServiceSummary], all_namespaces: bool,
     rows = []
     for s in summaries:
         row = ([s.namespace] if all_namespaces else []) + [s.name, s.type, str(s.ready), str(s.not_ready),
-                                                           str(s.expected)]
+                                                           "?" if s.expected is None else str(s.expected)]
         if wide:
             row.append(",".join(f"{k}={v}" for k, v in sorted(s.selector.items())) if s.selector else "<none>")
         rows.append(row)
