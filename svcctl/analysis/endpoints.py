@@ -315,7 +315,10 @@ def gather(source: ClusterSource, namespace: str, name: str, *, why_not: bool = 
 
 
 def analyze_service(source: ClusterSource, namespace: str, name: str, *, why_not: bool = True) -> EndpointsReport:
-    """The public entry point: read one Service's objects through `source` and explain its endpoints."""
+    """The public entry point: read one Service's objects through `source` and explain its endpoints.
+
+    `why_not=False` skips the near-miss and other-namespace reads (SelectorMismatch, OtherNamespace); every
+    other code is the same either way, so `trace` and `check` agree with `endpoints`."""
     return analyze(gather(source, namespace, name, why_not=why_not))
 
 

@@ -23,8 +23,8 @@ def split_service(text: str, default_ns: str) -> tuple[str, str]:
 @click.command("endpoints")
 @click.argument("service", required=False, shell_complete=complete_services)
 @click.option("--why-not", is_flag=True, default=False,
-              help="Explain every Pod that is not a ready endpoint, with evidence: near misses of the selector, "
-                   "Pods in other namespaces, probe-failure Events.")
+              help="Also look for Pods that nearly match the selector and Pods in other namespaces, and show "
+                   "each finding's evidence, fix and deciding controller rule.")
 @global_options
 @output_options()
 @node_options
@@ -33,8 +33,9 @@ def command(service: str | None, why_not: bool) -> int:
 
     \b
     SERVICE is NAME or NAMESPACE/NAME. Without SERVICE: every Service in the namespace (-A: all) with its
-    ready / not-ready / expected counts. --why-not adds near misses (labels that almost match the selector),
-    Pods of other namespaces, probe-failure Events, and each finding's evidence and fix.
+    ready / not-ready / expected counts. Every Pod that is not a ready endpoint gets a reason code;
+    --why-not adds near misses (labels that almost match the selector), Pods of other namespaces, and each
+    finding's evidence, fix and the controller rule that decides it.
     Exit 1 when a Pod the selector names (or nearly names) is not a ready endpoint, or nothing is ready.
 
     \b
