@@ -154,3 +154,20 @@ def test_ipv6_vip_lookup(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
 
 def test_demo_generator_output_is_the_demo(capsys: pytest.CaptureFixture[str]) -> None:
     assert iptables_save(demo_cluster()) == DEMO_DUMP.read_text()
+
+
+def test_demo_holds_every_mode_iptables_preferred(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = svcctl(capsys, "rules", "--snapshot", "demo", "-o", "json")
+    doc = json.loads(out)
+    assert rc == 0 and doc["mode"] == "iptables"
+    assert any("also hold ipvs and nftables rules" in n for n in doc["notes"])
+
+
+@pytest.mark.parametrize("mode", ["iptables", "ipvs", "nftables"])
+def test_service_by_name_in_every_mode(capsys: pytest.CaptureFixture[str], mode: str) -> None:
+    """IPVS virtual servers carry no names: the snapshot's Service gives its VIP, so `hostnames` still works."""
+    rc, out, _ = svcctl(capsys, "rules", "hostnames", "--snapshot", "demo", "--mode", mode, "-o", "json")
+    assert rc == 0
+    (entry,) = json.loads(out)["services"]
+    assert entry["name"] == "default/hostnames:default" and entry["address"] == "10.0.1.175"
+    assert sorted(b["ip"] for b in entry["backends"]) == ["10.244.0.5", "10.244.0.6"]

@@ -45,6 +45,37 @@ def _namespace(app: App) -> str:
     return "default"
 
 
+def _service_addresses(app: App, only: set[str]) -> dict[str, str]:
+    """`address[:port]` -> service port name, for the Services named in `only`, when a cluster or snapshot can
+    say (not needed for iptables dumps with comments; what makes IPVS entries findable by name)."""
+    if not app.has_cluster or not (app.snapshot or app.kubeconfig or app.context):
+        return {}
+    from svcctl.errors import SvcctlError
+
+    out: dict[str, str] = {}
+    for key in only:
+        if "/" not in key:
+            continue
+        ns, rest = key.split("/", 1)
+        name, _, port_name = rest.partition(":")
+        try:
+            svc = app.source.get_service(ns, name)
+        except SvcctlError:
+            continue
+        addrs = [a for a in [svc.cluster_ip, *svc.cluster_ips, *svc.external_ips, *svc.load_balancer_ips]
+                 if a and a != "None"]
+        for p in svc.ports:
+            if port_name and p.name != port_name:
+                continue
+            spn = f"{ns}/{name}:{p.name}" if p.name else f"{ns}/{name}"
+            for a in addrs:
+                out[f"[{a}]:{p.port}" if ":" in a else f"{a}:{p.port}"] = spn
+                out.setdefault(a, spn)
+            if p.node_port:
+                out[f":{p.node_port}"] = spn
+    return out
+
+
 @click.command("rules")
 @click.argument("service", required=False, shell_complete=complete_services)
 @global_options
@@ -73,12 +104,19 @@ def command(service: str | None) -> int:
     app = get_app()
     only = service_keys(service, _namespace(app)) if service else None
     dumps = app.node_dumps(app.node_inputs.node)
+    names = _service_addresses(app, only) if only else {}
+    if names and only is not None:
+        only |= set(names)
     if dumps is None or not dumps:
         raise InputError("no node rules to read",
                          hint="give --iptables-save FILE (or --ipvsadm / --nft), --netns NAME, --local-node, "
                               "or --snapshot with nodes/<node>/ dumps")
     app.terminal.debug(f"node dumps: {', '.join(f'{k} from {v}' for k, v in dumps.origins.items())}")
     rules = load_node_rules(dumps, mode=app.node_inputs.mode, only=only)
+    for e in rules.services:
+        # IPVS virtual servers (and rules without comments) carry no names: take them from the Service
+        if e.name is None and (f"{e.address}:{e.port}" in names or e.address in names):
+            e.name = names.get(f"{e.address}:{e.port}") or names.get(e.address)
     if only is not None:
         from svcctl.dataplane.iptables import _entry_in_only
 

@@ -10,33 +10,37 @@ if TYPE_CHECKING:
     from svcctl.dataplane.model import NodeRules
     from svcctl.sources.base import NodeDumps
 
-__all__ = ["detect_mode", "load_node_rules"]
+__all__ = ["detect_mode", "load_node_rules", "modes_present"]
 
 
-def _has_kube_rules(text: str | None, marker: str) -> bool:
-    return bool(text) and marker in (text or "")
+def modes_present(dumps: NodeDumps) -> list[str]:
+    """Every kube-proxy mode whose service rules are in the dumps, in the order `detect_mode` prefers them."""
+    ipt = (dumps.get("iptables") or "") + (dumps.get("ip6tables") or "")
+    ipvs = dumps.get("ipvs") or ""
+    nft = dumps.get("nftables") or ""
+    out: list[str] = []
+    ipvs_glue = "KUBE-CLUSTER-IP" in ipt  # IPVS mode's iptables rules match this ipset
+    if not ipvs_glue and ("KUBE-SVC-" in ipt or "cluster IP" in ipt or "has no endpoints" in ipt):
+        out.append("iptables")
+    if ipvs_glue or (ipvs.strip() and ("->" in ipvs or "-A -" in ipvs or "-a -" in ipvs)):
+        out.append("ipvs")
+    if "kube-proxy" in nft or "service-ips" in nft:
+        out.append("nftables")
+    return out
 
 
 def detect_mode(dumps: NodeDumps) -> str:
-    """iptables | ipvs | nftables, from what the node's dumps contain (kube-proxy's own chains/tables)."""
-    ipt = dumps.get("iptables") or ""
-    ip6t = dumps.get("ip6tables") or ""
-    ipvs = dumps.get("ipvs") or ""
-    nft = dumps.get("nftables") or ""
-    if nft and ("kube-proxy" in nft or "service-ips" in nft):
-        return "nftables"
-    # IPVS mode still writes iptables glue (KUBE-CLUSTER-IP ipset), but its Services are virtual servers
-    if ipvs.strip() and ("->" in ipvs or "-A -" in ipvs or "Prot LocalAddress" in ipvs) and (
-            "KUBE-SVC-" not in ipt or "KUBE-CLUSTER-IP" in ipt):
-        return "ipvs"
-    if "KUBE-SVC-" in ipt or "KUBE-SERVICES" in ipt or "KUBE-SVC-" in ip6t or "KUBE-SERVICES" in ip6t:
-        return "iptables"
-    if ipvs.strip():
-        return "ipvs"
-    if nft.strip():
-        return "nftables"
-    if ipt.strip() or ip6t.strip():
-        return "iptables"
+    """iptables | ipvs | nftables, from what the node's dumps contain (kube-proxy's own chains/tables).
+
+    A node runs one mode; when dumps of several are given (the demo ships all three) iptables is preferred,
+    then IPVS, and `load_node_rules` says so."""
+    present = modes_present(dumps)
+    if present:
+        return present[0]
+    for key, mode in (("nftables", "nftables"), ("ipvs", "ipvs"), ("iptables", "iptables"),
+                      ("ip6tables", "iptables")):
+        if (dumps.get(key) or "").strip():
+            return mode
     raise InputError("no node rules to read", hint="give --iptables-save, --ipvsadm or --nft FILE, --netns NAME "
                      "or --local-node")
 
@@ -47,7 +51,10 @@ def load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] | 
     `only`: service names / addresses to restrict an iptables parse to (fast path for one Service)."""
     from svcctl.dataplane.model import NodeRules
 
-    mode = mode or detect_mode(dumps)
+    others: list[str] = []
+    if mode is None:
+        mode = detect_mode(dumps)
+        others = [m for m in modes_present(dumps) if m != mode]
     if mode == "iptables":
         from svcctl.dataplane.iptables import parse_iptables_save
 
@@ -88,4 +95,7 @@ def load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] | 
         raise TypeError("parser returned something other than NodeRules")
     if not rules.source and dumps.node:
         rules.source = dumps.node
+    if others:
+        rules.notes.append(f"the dumps also hold {' and '.join(others)} rules; showing {mode} mode "
+                           "(choose with --mode)")
     return rules

@@ -171,6 +171,12 @@ def gather_node_dumps(app: App, node: str | None) -> NodeDumps | None:
         return read_commands(MODE_KEYS[mode] if mode else None, None, where)
     if not app.has_cluster:
         return None
+    if not app.snapshot:
+        if ni.no_exec:
+            return None
+        if node is None:
+            raise InputError("which node? give --node NAME (its kube-proxy Pod is read), or a dump file",
+                             hint="--iptables-save FILE, --netns NAME or --local-node need no cluster")
     src = app.source
     if app.snapshot:
         if node is not None:
@@ -183,11 +189,7 @@ def gather_node_dumps(app: App, node: str | None) -> NodeDumps | None:
             raise InputError("the snapshot has rules for several nodes: " + ", ".join(sorted(all_dumps)),
                              hint="pick one with --node NAME")
         return None
-    if ni.no_exec:
-        return None
-    if node is None:
-        raise InputError("which node? give --node NAME (its kube-proxy Pod is read), or a dump file",
-                         hint="--iptables-save FILE, --netns NAME or --local-node need no cluster")
+    assert node is not None
     finder = getattr(src, "kube_proxy_pod_for_node", None)
     execer = getattr(src, "exec_in_pod", None)
     if finder is None or execer is None:
