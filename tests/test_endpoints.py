@@ -199,9 +199,23 @@ def _scenarios() -> list[Scenario]:
     stable = service("web", {"app": "web", "track": "stable"})
     p_stable = pod("web-s", {"app": "web", "track": "stable"}, ip="10.244.1.93")
     p_canary = pod("web-c", {"app": "web", "track": "canary"}, ip="10.244.1.94")
+    add(Scenario("canary-is-not-a-near-miss",
+                 [stable, canary, p_stable, p_canary, controller_slice(stable, [p_stable]), node()], set(), exit=0))
+
+    v1 = service("web", {"app": "web", "version": "v1"})
+    v2 = [pod(f"web-v2-{i}", {"app": "web", "version": "v2"}, ip=f"10.244.1.{160 + i}") for i in range(2)]
+    add(Scenario("selector-left-behind", [v1, *v2, endpoint_slice(v1, []), node()],
+                 {(None, "NoMatchingPods"), ("web-v2-0", "SelectorMismatch"), ("web-v2-1", "SelectorMismatch")},
+                 severities={"SelectorMismatch": "error"},
+                 check=lambda d: _assert_in(d, "SelectorMismatch", "version=v2 (Service wants version=v1)")))
+
+    half_other = service("web-admin", {"app": "web"})
+    p_half2 = pod("web-half", {"app": "web"}, ip="10.244.1.91")
+    p_full2 = pod("web-full", {"app": "web", "tier": "front"}, ip="10.244.1.92")
     add(Scenario("near-miss-owned-by-other-service",
-                 [stable, canary, p_stable, p_canary, controller_slice(stable, [p_stable]), node()],
-                 {("web-c", "SelectorMismatch")}, exit=0, severities={"SelectorMismatch": "info"}))
+                 [two, half_other, p_half2, p_full2, controller_slice(two, [p_full2]), node()],
+                 {("web-half", "SelectorMismatch")}, exit=0, severities={"SelectorMismatch": "info"},
+                 check=lambda d: _assert_in(d, "SelectorMismatch", "selected by Service web-admin instead")))
 
     p_away = pod("web-0", APP, ns="staging", ip="10.244.1.95")
     add(Scenario("other-namespace", [SVC, p_away, endpoint_slice(SVC, []), node()],
@@ -547,9 +561,13 @@ def test_find_port_rules() -> None:
 
 
 def test_typo_detection() -> None:
-    assert edit_distance("hostnames", "hostname") == 1
+    assert edit_distance("hostnames", "hostname") == 1 and edit_distance("nginx", "ngnix") == 1
+    assert edit_distance("", "abc") == 3 and edit_distance("kitten", "sitting") == 3
     assert looks_like_typo("hostnames", "hostname") and looks_like_typo("Web", "web")
     assert not looks_like_typo("web", "db") and not looks_like_typo("frontend", "backend")
+    assert looks_like_typo("frontend", "fronted") and looks_like_typo("nginx", "ngnix")
+    assert not looks_like_typo("v1", "v2") and not looks_like_typo("web-1", "web-2")
+    assert not looks_like_typo("stable", "canary") and not looks_like_typo("api", "app")
 
 
 def test_report_api_shape() -> None:

@@ -605,20 +605,28 @@ def explain_not_ready(pod: Pod, node: Node | None, events: list[Event]) -> Findi
 
 
 def edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
+    """Optimal-string-alignment distance: insert, delete, substitute, and swap two neighbours (ngnix) cost 1."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[-1][-1]
 
 
 def looks_like_typo(want: str, have: str) -> bool:
-    if want.lower() == have.lower():
+    """hostname/hostnames, Web/web, fronted/frontend; not v1/v2 or web-1/web-2 (versions, instances)."""
+    a, b = want.lower(), have.lower()
+    if a == b:
         return True
-    limit = 1 if max(len(want), len(have)) < 8 else 2
-    return edit_distance(want.lower(), have.lower()) <= limit
+    if "".join(c for c in a if not c.isdigit()) == "".join(c for c in b if not c.isdigit()):
+        return False
+    longest = max(len(a), len(b))
+    if longest < 4:
+        return False
+    return edit_distance(a, b) <= (1 if longest < 8 else 2)
 
 
 def label_diff(selector: dict[str, str], labels: dict[str, str]) -> tuple[list[str], list[tuple[str, str, str]], int]:
@@ -843,6 +851,10 @@ def _near_misses(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
         typos = [(k, w, h) for k, w, h in differing if looks_like_typo(w, h)]
         if matched == 0 and not typos:
             continue  # shares a key but no value: another workload, not a near miss
+        if len(typos) < len(differing) and pods:
+            # a value that is not a typo (track=canary, name=checkout) names another workload on purpose; only
+            # when the Service selects nothing at all are such Pods the likely intended ones (version=v2 vs v1)
+            continue
         intended = [s.meta.name for s in others
                     if labels_match(p.meta.labels, parse_selector(selector_string(s.selector or {})))]
         parts = [f"{k}={h} (Service wants {k}={w}" + (", looks like a typo)" if (k, w, h) in typos else ")")
