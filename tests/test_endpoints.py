@@ -150,8 +150,13 @@ def _scenarios() -> list[Scenario]:
                  {("web-0", "IPFamilyMismatch"), ("web-1", "IPFamilyMismatch"), (None, "NoReadyEndpoints")}))
 
     p_gate = _gate_pod("web-gate", "10.244.1.50")
-    add(Scenario("readiness-gate", cluster(SVC, [*healthy(), p_gate]), {("web-gate", "ReadinessGatePending")},
-                 check=lambda d: _assert_in(d, "ReadinessGatePending", "condition missing")))
+    p_gate_f = _gate_pod("web-gate-f", "10.244.1.51")
+    p_gate_f["status"]["conditions"].append({"type": "target-health.elbv2.k8s.aws/web", "status": "False",
+                                             "reason": "Elb.RegistrationInProgress"})
+    add(Scenario("readiness-gate", cluster(SVC, [*healthy(), p_gate, p_gate_f]),
+                 {("web-gate", "ReadinessGatePending"), ("web-gate-f", "ReadinessGatePending")},
+                 check=lambda d: (_assert_in(d, "ReadinessGatePending", "condition missing"),
+                                  _assert_in(d, "ReadinessGatePending", "web=False (Elb.RegistrationInProgress)"))))
 
     sick = node("node-b", ip="172.18.0.4", ready="Unknown", reason="NodeStatusUnknown",
                 message="Kubelet stopped posting node status.")
