@@ -251,3 +251,10 @@ def test_ipv6_rules_with_ip6tables(tmp_path: Path) -> None:
         assert backend_counts(flows) == {(ip, lab6.port): n for ip, n in by_ip.items()}
         # the IPv4 rules of the same node are read too
         assert {s["address"] for s in rules_json("--netns", lab6.node)["services"]} >= {vip6, WEB_VIP}
+
+
+def test_unreadable_node_rules_are_exit_3(lab: Lab) -> None:
+    """Asking for nftables rules in a namespace without kube-proxy's nft table: the node could not be read."""
+    r = svcctl("rules", "--netns", lab.node, "--mode", "nftables")
+    assert r.returncode == 3, r.stderr
+    assert "cannot read" in r.stderr and "nft list table ip kube-proxy" in r.stderr

@@ -444,3 +444,32 @@ def test_legacy_tables_warning() -> None:
     text = "# Warning: iptables-legacy tables present, use iptables-legacy-save to see them\n" + SAVE_ORDER
     rules = parse_iptables_save(text, "w")
     assert any("iptables-legacy" in n for n in rules.notes)
+
+
+def test_old_xlb_chain_with_mark_drop() -> None:
+    """kube-proxy < 1.25 wrote KUBE-XLB chains; no local endpoint meant KUBE-MARK-DROP, not masquerade."""
+    text = """*nat
+:KUBE-SERVICES - [0:0]
+:KUBE-NODEPORTS - [0:0]
+:KUBE-XLB-AAAAAAAAAAAAAAAA - [0:0]
+:KUBE-SVC-AAAAAAAAAAAAAAAA - [0:0]
+:KUBE-SEP-BBBBBBBBBBBBBBBB - [0:0]
+:KUBE-MARK-DROP - [0:0]
+:KUBE-MARK-MASQ - [0:0]
+-A KUBE-MARK-DROP -j MARK --set-xmark 0x8000/0x8000
+-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000
+-A KUBE-NODEPORTS -p tcp -m comment --comment "ns/old:http" -m tcp --dport 30001 -j KUBE-XLB-AAAAAAAAAAAAAAAA
+-A KUBE-SERVICES -d 10.3.0.1/32 -p tcp -m comment --comment "ns/old:http cluster IP" -m tcp --dport 80 -j KUBE-SVC-AAAAAAAAAAAAAAAA
+-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS
+-A KUBE-SVC-AAAAAAAAAAAAAAAA -m comment --comment "ns/old:http" -j KUBE-SEP-BBBBBBBBBBBBBBBB
+-A KUBE-SEP-BBBBBBBBBBBBBBBB -p tcp -m comment --comment "ns/old:http" -m tcp -j DNAT --to-destination 10.2.9.9:80
+-A KUBE-XLB-AAAAAAAAAAAAAAAA -s 10.2.0.0/16 -m comment --comment "Redirect pods trying to reach external loadbalancer VIP to clusterIP" -j KUBE-SVC-AAAAAAAAAAAAAAAA
+-A KUBE-XLB-AAAAAAAAAAAAAAAA -m comment --comment "ns/old:http has no local endpoints" -j KUBE-MARK-DROP
+COMMIT
+"""
+    rules = parse_iptables_save(text, "old")
+    np = one(rules, "ns/old:http", "NodePort")
+    assert np.backends == [] and np.masquerade == []
+    assert any("KUBE-MARK-DROP" in n for n in np.notes)
+    assert any("source 10.2.0.0/16" in n for n in np.notes)
+    assert shares(one(rules, "ns/old:http")) == {"10.2.9.9:80": 1}

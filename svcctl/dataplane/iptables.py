@@ -711,6 +711,10 @@ class _Follower:
                 if r.comment:
                     w.notes.append(r.comment)
                 continue
+            if t == "KUBE-MARK-DROP":  # kube-proxy < 1.25: ETP Local without a local endpoint
+                w.notes.append("marked for drop (KUBE-MARK-DROP): no local endpoint on this node")
+                remaining = Fraction(0)
+                break
             if self.is_masq_chain(t):
                 self.visited.add(t)
                 w.masquerade.append(masquerade_words(r, where))
@@ -779,7 +783,8 @@ class _Follower:
                 desc = ", ".join(sub.path[:2])
                 w.notes.append(f"traffic with {cond} goes to {desc} ({len(sub.backends)} backend"
                                f"{'s' if len(sub.backends) != 1 else ''})")
-            gate = chain.startswith("KUBE-FW-") or (rules[-1].target in (None, "KUBE-MARK-DROP"))
+            # KUBE-FW chains (old ones end in KUBE-MARK-DROP, new ones in a bare "will be dropped" rule)
+            gate = chain.startswith("KUBE-FW-") or rules[-1].target is None
             if not default and gate:
                 # a firewall chain (only allowed sources get through, the rest is dropped): report the allowed
                 # sources' backends
