@@ -258,3 +258,21 @@ def test_unreadable_node_rules_are_exit_3(lab: Lab) -> None:
     r = svcctl("rules", "--netns", lab.node, "--mode", "nftables")
     assert r.returncode == 3, r.stderr
     assert "cannot read" in r.stderr and "nft list table ip kube-proxy" in r.stderr
+
+
+@pytest.mark.parametrize("verbose", [True, False])
+def test_iptables_list_output_reads_like_the_save(lab: Lab, verbose: bool) -> None:
+    """`iptables -t nat -L -n [-v]` from the real tool (numeric protocols, `recent: CHECK …`) gives the same
+    backends, shares and affinity as iptables-save for the nat entries."""
+    from svcctl.dataplane.iptables import parse_iptables_save
+
+    listing = lab.node_exec(["iptables", "-t", "nat", "-L", "-n"] + (["-v"] if verbose else [])).stdout
+    from_list = {s.name: s for s in parse_iptables_save(listing, "list").services}
+    from_save = {s.name: s for s in parse_iptables_save(lab.iptables_save(), "save").services
+                 if not s.no_endpoints}
+    assert set(from_list) == set(from_save) == {"demo/web:http", "demo/sticky:http"}
+    for name, e in from_save.items():
+        got = from_list[name]
+        assert (got.address, got.port, got.protocol) == (e.address, e.port, e.protocol)
+        assert [(b.address, b.probability) for b in got.backends] == [(b.address, b.probability) for b in e.backends]
+        assert got.affinity_seconds == e.affinity_seconds
