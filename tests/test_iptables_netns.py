@@ -98,6 +98,7 @@ def test_predicted_backends_answer_in_predicted_shares(lab: Lab, tmp_path: Path)
     predicted = {(b["ip"], b["port"]): Fraction(b["share"]) for b in entry["backends"]}
     assert predicted == {(p.ip, lab.port): Fraction(1, 3) for p in lab.pods}
 
+    before = _connections(lab, WEB_VIP)
     answers = lab.http_get_many(WEB_VIP, 80, N_REQUESTS)
     by_ip = Counter(lab.pod_by_name(a).ip for a in answers if a.startswith("pod"))
     assert sum(by_ip.values()) == N_REQUESTS, Counter(answers)
@@ -112,6 +113,18 @@ def test_predicted_backends_answer_in_predicted_shares(lab: Lab, tmp_path: Path)
     assert len(flows) == N_REQUESTS
     assert all(f.dnat and not f.snat for f in flows)
     assert backend_counts(flows) == {(ip, lab.port): n for ip, n in by_ip.items()}
+    # (e) iptables-save -c: each endpoint's DNAT counter grew by the connections it answered
+    after = _connections(lab, WEB_VIP)
+    assert {ip: after[ip] - before.get(ip, 0) for ip in after} == dict(by_ip)
+
+
+def _connections(lab: Lab, vip: str) -> dict[str, int]:
+    """Per-backend `connections` (DNAT rule packet counters) as svcctl reads them from `iptables-save -c`."""
+    from svcctl.dataplane.iptables import parse_iptables_save
+
+    rules = parse_iptables_save(lab.iptables_save(counters=True), "counted", only={vip})
+    (entry,) = rules.services
+    return {b.ip: int(b.connections or 0) for b in entry.backends}
 
 
 def test_netns_read_equals_saved_file(lab: Lab, tmp_path: Path) -> None:
@@ -134,6 +147,10 @@ def test_counters_dump_parses_the_same(lab: Lab, tmp_path: Path) -> None:
     a, b = rules_json("--iptables-save", str(saved)), rules_json("--iptables-save", str(counted))
     a.pop("source")
     b.pop("source")
+    assert all("connections" in be for s in b["services"] for be in s["backends"])
+    for s in b["services"]:
+        for be in s["backends"]:
+            be.pop("connections")
     assert a == b
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from svcctl.dataplane.hashes import (
@@ -731,7 +731,9 @@ class _Follower:
                 to = r.target_opts.get("--to-destination", "")
                 ip, port = _split_hostport(to)
                 p = probability_fraction(r.opts["--probability"]) if "--probability" in r.opts else Fraction(1)
-                w.backends.append(Backend(ip=ip, port=port, probability=remaining * p, chain=""))
+                # nat sees only each connection's first packet: a DNAT counter counts connections
+                w.backends.append(Backend(ip=ip, port=port, probability=remaining * p, chain="",
+                                          connections=r.counters[0] if r.counters else None))
                 if "--set" in r.opts:
                     w.notes.append("remembers the client for session affinity (recent --set)")
                 remaining -= remaining * p
@@ -752,8 +754,7 @@ class _Follower:
             sub = self.walk(t, depth + 1)
             share = remaining * p
             for b in sub.backends:
-                nb = Backend(ip=b.ip, port=b.port,
-                             probability=None if b.probability is None else share * b.probability,
+                nb = replace(b, probability=None if b.probability is None else share * b.probability,
                              chain=b.chain or (t if t.startswith("KUBE-SEP-") else ""),
                              local=True if (w.local or sub.local) else b.local)
                 w.backends.append(nb)
@@ -789,9 +790,7 @@ class _Follower:
                 # a firewall chain (only allowed sources get through, the rest is dropped): report the allowed
                 # sources' backends
                 cond, sub = conditional[0]
-                for b in sub.backends:
-                    w.backends.append(Backend(ip=b.ip, port=b.port, probability=b.probability, chain=b.chain,
-                                              local=b.local))
+                w.backends.extend(replace(b) for b in sub.backends)
                 for c in sub.path:
                     if c not in w.path:
                         w.path.append(c)
@@ -830,8 +829,7 @@ def _entry_from_rule(r: Rule, kind_default: str) -> ServiceEntry:
 
 
 def _apply_walk(entry: ServiceEntry, walk: _Walk, prefix_path: list[str]) -> None:
-    entry.backends = [Backend(ip=b.ip, port=b.port, probability=b.probability, chain=b.chain, local=b.local)
-                      for b in walk.backends]
+    entry.backends = [replace(b) for b in walk.backends]
     entry.path = prefix_path + [c for c in walk.path if c not in prefix_path]
     entry.masquerade = list(walk.masquerade)
     entry.notes.extend(n for n in walk.notes if n not in entry.notes)

@@ -26,6 +26,7 @@ class Backend:
     inactive_conns: int | None = None  # IPVS
     local: bool | None = None  # reached through a KUBE-SVL / local- chain
     draining: bool = False  # IPVS weight 0: graceful termination
+    connections: int | None = None  # iptables-save -c: new connections DNATed here (the counter's packets)
 
     @property
     def address(self) -> str:
@@ -49,6 +50,8 @@ class Backend:
             out["local"] = self.local
         if self.draining:
             out["draining"] = True
+        if self.connections is not None:
+            out["connections"] = self.connections
         return out
 
 

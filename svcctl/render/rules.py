@@ -31,6 +31,8 @@ def backend_text(b: Backend) -> str:
     extra = " local" if b.local else ""
     if b.draining:
         extra += " draining"
+    if b.connections is not None:
+        extra += f" [{b.connections} conn]"
     if b.weight is not None and b.probability is None:
         return f"{b.address} w={b.weight}{extra}"
     return f"{b.address} {share_text(b.probability)}{extra}"
