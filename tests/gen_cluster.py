@@ -113,25 +113,28 @@ def _event(ns: str, pod: str, i: int) -> JSON:
     }
 
 
-def gen_cluster(services: int, pods_per_service: int = 10, nodes: int = 100, namespaces: int = 10) -> list[JSON]:
-    """Objects of a cluster with `services` Services (the first is default/hostnames) × `pods_per_service` Pods."""
+def gen_cluster(services: int, pods_per_service: int = 10, nodes: int = 100, namespaces: int = 10,
+                crowd: str | None = None) -> list[JSON]:
+    """Objects of a cluster with `services` Services (the first is default/hostnames) × `pods_per_service` Pods.
+
+    `crowd`: put every other Service in this namespace instead of `team-*` (all their Pods carry `app`)."""
     gc_was_on = gc.isenabled()
     gc.disable()  # millions of small dicts: the cyclic collector would rescan them over and over
     try:
-        return _gen(services, pods_per_service, nodes, namespaces)
+        return _gen(services, pods_per_service, nodes, namespaces, crowd)
     finally:
         if gc_was_on:
             gc.enable()
 
 
-def _gen(services: int, pods_per_service: int, nodes: int, namespaces: int) -> list[JSON]:
+def _gen(services: int, pods_per_service: int, nodes: int, namespaces: int, crowd: str | None) -> list[JSON]:
     out: list[JSON] = [_node(i) for i in range(nodes)]
     pod_n = 0
     for s in range(services):
         if s == 0:
             ns, name = "default", "hostnames"
         else:
-            ns, name = f"team-{s % namespaces:03d}", f"svc-{s:05d}"
+            ns, name = crowd or f"team-{s % namespaces:03d}", f"svc-{s:05d}"
         out.append(_service(ns, name, f"10.{96 + s // 65536}.{(s // 256) % 256}.{s % 256}"))
         pods = []
         for j in range(pods_per_service):

@@ -458,10 +458,13 @@ class CountingSource(SnapshotSource):
     def __init__(self, path: str) -> None:
         super().__init__(path)
         self.calls: list[tuple[str, Any]] = []
+        self.limits: list[int | None] = []
 
-    def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[Pod]:
+    def list_pods(self, namespace: str | None, label_selector: str | None = None,
+                  limit: int | None = None) -> list[Pod]:
         self.calls.append(("list_pods", (namespace, label_selector)))
-        return super().list_pods(namespace, label_selector)
+        self.limits.append(limit)
+        return super().list_pods(namespace, label_selector, limit)
 
 
 @pytest.mark.parametrize("n_other", [0, 200])
@@ -478,6 +481,22 @@ def test_pod_reads_constant_and_never_whole_namespace(tmp_path: Path, n_other: i
     assert len(src.calls) == 4  # by selector, one per selector key (2), other namespaces
     assert all(sel for sel in selectors), "never list a whole namespace"
     assert ("default", "app") in [c for _, c in src.calls] and ("default", "tier") in [c for _, c in src.calls]
+
+
+def test_near_miss_search_is_bounded_when_every_pod_carries_the_key(tmp_path: Path) -> None:
+    """A namespace where 600 other Pods carry `app`: the near-miss read is one bounded page, and says so."""
+    from svcctl.analysis.endpoints import NEAR_MISS_CAP
+
+    objs = [service("web", {"app": "web"}), pod("web-1", {"app": "web"}, ip="10.244.1.91"), node(),
+            *[pod(f"other-{i}", {"app": f"other{i}"}, ip=f"10.244.{2 + i // 250}.{i % 250}") for i in range(600)]]
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(as_list(objs)))
+    src = CountingSource(str(p))
+    rep = analyze_service(src, "default", "web", why_not=True)
+    near_reads = [lim for (_, (ns, sel)), lim in zip(src.calls, src.limits, strict=True) if sel == "app"]
+    assert near_reads == [NEAR_MISS_CAP]
+    assert any("first 500 Pods labelled 'app'" in n for n in rep.notes)
+    assert rep.to_json()["notes"] == rep.notes
 
 
 def test_live_request_count_does_not_grow_with_namespace(apiserver: Any,

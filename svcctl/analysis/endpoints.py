@@ -186,6 +186,7 @@ class EndpointsReport:
     expected: int = 0  # Pods the user expects behind it (selected, not finished); hand-made endpoints if no selector
     why_not: bool = False
     skipped: list[str] = field(default_factory=list)  # checks not made (RBAC)
+    notes: list[str] = field(default_factory=list)  # bounded searches that hit their cap
 
     @property
     def counts(self) -> dict[str, int]:
@@ -214,6 +215,7 @@ class EndpointsReport:
             "pods": [p.to_json() for p in self.pods],
             "findings": [f.to_json() for f in self.findings],
             "skippedChecks": self.skipped,
+            "notes": self.notes,
         }
 
 
@@ -255,6 +257,12 @@ class Gathered:
     services: list[Service] = field(default_factory=list)  # the namespace's Services (near-miss intent)
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (check, resource, reason)
     why_not: bool = True
+    capped: list[str] = field(default_factory=list)  # bounded searches that hit their cap
+
+
+# Near-miss searches read one bounded page each, so a namespace with 100,000 Pods carrying `app` costs the same
+# as one with ten: enough to catch a typo'd label on a Deployment's Pods, never a namespace-sized read.
+NEAR_MISS_CAP = 500
 
 
 def _read(source: ClusterSource, g: Gathered, check: str, resource: str, fn: Callable[[], T], default: T) -> T:
@@ -291,17 +299,23 @@ def gather(source: ClusterSource, namespace: str, name: str, *, why_not: bool = 
         no_pods: list[Pod] = []
         for key in sorted(sel):
             # existence selector `key`: one request per selector key, whatever the namespace's size
-            found = _read(source, g, CHK_NEAR, "pods", partial(source.list_pods, ns, key), no_pods)
+            found = _read(source, g, CHK_NEAR, "pods", partial(source.list_pods, ns, key, NEAR_MISS_CAP), no_pods)
+            if len(found) >= NEAR_MISS_CAP:
+                g.capped.append(f"near-miss search read only the first {NEAR_MISS_CAP} Pods labelled {key!r}")
             for p in found:
                 if p.key not in selected:
                     near.setdefault(p.key, p)
         g.near = sorted(near.values(), key=lambda x: x.key)
         others = _read(source, g, CHK_ELSEWHERE, "pods (all namespaces)",
-                       partial(source.list_pods, None, selector_string(sel)), no_pods)
+                       partial(source.list_pods, None, selector_string(sel), NEAR_MISS_CAP), no_pods)
+        if len(others) >= NEAR_MISS_CAP:
+            g.capped.append(f"other-namespace search read only the first {NEAR_MISS_CAP} matching Pods")
         g.elsewhere = sorted((p for p in others if p.meta.namespace != ns), key=lambda x: x.key)
         if g.near:
             g.services = _read(source, g, CHK_INTENT, "services",
-                               lambda: source.list_services(ns), [])
+                               lambda: source.list_services(ns, None, NEAR_MISS_CAP), [])
+            if len(g.services) >= NEAR_MISS_CAP:
+                g.capped.append(f"near-miss intent read only the first {NEAR_MISS_CAP} Services of {ns}")
     node_names = sorted({p.node_name for p in g.pods if p.node_name})
     if node_names:
         g.nodes = _read(source, g, CHK_NODES, "nodes",
@@ -653,6 +667,7 @@ def _analyze(g: Gathered) -> EndpointsReport:
     svc = g.service
     rep = EndpointsReport(svc, why_not=g.why_not)
     rep.skipped = list(dict.fromkeys(c for c, _, _ in g.skipped))
+    rep.notes = list(g.capped)
     rep.endpoints = slice_rows(g.slices)
     rep.ready, rep.not_ready = count_rows(rep.endpoints)
     F = rep.findings

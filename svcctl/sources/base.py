@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from svcctl.model import EndpointSlice, Endpoints, Event, Node, Pod, Service
+from svcctl.model import Endpoints, EndpointSlice, Event, Node, Pod, Service
 
 NODE_DUMP_FILES = {
     "iptables": "iptables-save.txt",
@@ -57,14 +57,18 @@ class ClusterSource(Protocol):
         """Raises NotFoundError (with close names as the hint) when absent."""
         ...
 
-    def list_services(self, namespace: str | None, label_selector: str | None = None) -> list[Service]: ...
+    def list_services(self, namespace: str | None, label_selector: str | None = None,
+                      limit: int | None = None) -> list[Service]:
+        """`limit`: one bounded read of at most that many (no paging), for searches that must stay cheap."""
+        ...
 
     def list_endpoint_slices(self, namespace: str, service_name: str) -> list[EndpointSlice]: ...
 
     def get_endpoints(self, namespace: str, name: str) -> Endpoints | None: ...
 
-    def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[Pod]:
-        """namespace None = all namespaces. label_selector in the API's syntax (`a=b,c`)."""
+    def list_pods(self, namespace: str | None, label_selector: str | None = None,
+                  limit: int | None = None) -> list[Pod]:
+        """namespace None = all namespaces. label_selector in the API's syntax (`a=b,c`); `limit` as above."""
         ...
 
     def get_nodes(self, names: list[str]) -> dict[str, Node | None]:

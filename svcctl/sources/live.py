@@ -212,8 +212,14 @@ class LiveSource:
             self.skipped.append(Skipped(resource, err.message))
         self.debug(f"skipping {resource}: {err.message}")
 
-    def _list(self, what: str, resource: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> list[JSON]:
-        """A paged list (limit + continue); a 410 on a continue token restarts the list once."""
+    def _list(self, what: str, resource: str, fn: Callable[..., Any], *args: Any, cap: int | None = None,
+              **kw: Any) -> list[JSON]:
+        """A paged list (limit + continue); a 410 on a continue token restarts the list once.
+
+        `cap` asks for one page of at most `cap` items and never follows `continue`: a bounded read."""
+        if cap is not None:
+            body = self._request(what, resource, fn, *args, limit=cap, **kw)
+            return [i for i in body.get("items") or [] if isinstance(i, dict)][:cap]
         restarted = False
         while True:
             items: list[JSON] = []
@@ -277,8 +283,10 @@ class LiveSource:
                 return None
         return suggest(name, namespace, services)
 
-    def list_services(self, namespace: str | None, label_selector: str | None = None) -> list[Service]:
-        kw = {"label_selector": label_selector} if label_selector else {}
+    def list_services(self, namespace: str | None, label_selector: str | None = None,
+                      limit: int | None = None) -> list[Service]:
+        kw: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+        kw["cap"] = limit
         if namespace is None:
             items = self._list("services (all namespaces)", "services",
                                self.core.list_service_for_all_namespaces, **kw)
@@ -306,8 +314,10 @@ class LiveSource:
             return None
         return Endpoints.from_dict(_kinded(body, "Endpoints")) if body is not None else None
 
-    def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[Pod]:
-        kw = {"label_selector": label_selector} if label_selector else {}
+    def list_pods(self, namespace: str | None, label_selector: str | None = None,
+                  limit: int | None = None) -> list[Pod]:
+        kw: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+        kw["cap"] = limit
         where = f"-n {namespace}" if namespace else "(all namespaces)"
         sel = f" -l {label_selector}" if label_selector else ""
         if namespace is None:

@@ -263,10 +263,12 @@ class SnapshotSource:
         raise NotFoundError(f'service "{name}" not found in namespace "{namespace}"',
                             hint=suggest(name, namespace, self.services))
 
-    def list_services(self, namespace: str | None, label_selector: str | None = None) -> list[Service]:
+    def list_services(self, namespace: str | None, label_selector: str | None = None,
+                      limit: int | None = None) -> list[Service]:
         sel = parse_selector(label_selector)
-        return [s for s in self.services
-                if (namespace is None or s.meta.namespace == namespace) and labels_match(s.meta.labels, sel)]
+        out = [s for s in self.services
+               if (namespace is None or s.meta.namespace == namespace) and labels_match(s.meta.labels, sel)]
+        return out[:limit] if limit is not None else out
 
     def list_endpoint_slices(self, namespace: str, service_name: str) -> list[EndpointSlice]:
         return [s for s in self.slices if s.meta.namespace == namespace and s.service_name == service_name]
@@ -274,10 +276,12 @@ class SnapshotSource:
     def get_endpoints(self, namespace: str, name: str) -> Endpoints | None:
         return self.endpoints.get(f"{namespace}/{name}")
 
-    def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[Pod]:
+    def list_pods(self, namespace: str | None, label_selector: str | None = None,
+                  limit: int | None = None) -> list[Pod]:
         sel = parse_selector(label_selector)
-        return [p for p in self.pods
-                if (namespace is None or p.meta.namespace == namespace) and labels_match(p.meta.labels, sel)]
+        out = [p for p in self.pods
+               if (namespace is None or p.meta.namespace == namespace) and labels_match(p.meta.labels, sel)]
+        return out[:limit] if limit is not None else out
 
     def get_nodes(self, names: list[str]) -> dict[str, Node | None]:
         return {n: self.nodes.get(n) for n in names}
