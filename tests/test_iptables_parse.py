@@ -371,7 +371,7 @@ def test_loadbalancer_source_ranges_and_affinity(kinds: NodeRules) -> None:
     assert lb.source_ranges == ["198.51.100.0/24"]
     assert lb.affinity_seconds == 10800
     assert shares(lb) == {"10.244.1.2:8080": Fraction(1, 2), "10.244.2.2:8080": Fraction(1, 2)}
-    assert any("dropped by KUBE-PROXY-FIREWALL" in n for n in lb.notes)
+    assert "all external traffic is masqueraded" in lb.masquerade
     assert any("outside the allowed source ranges" in n for n in lb.notes)
     assert one(kinds, "ns/lb:http").affinity_seconds == 10800
 
@@ -381,7 +381,7 @@ def test_external_traffic_policy_local(kinds: NodeRules) -> None:
     assert shares(lb) == {"10.244.1.3:8080": Fraction(1, 2), "10.244.1.4:8080": Fraction(1, 2)}
     assert all(b.local for b in lb.backends) and lb.policy_local
     assert "traffic from the node's own addresses is masqueraded" in lb.masquerade
-    assert any("source 10.244.0.0/16" in n for n in lb.notes)  # pod traffic still goes to every endpoint
+    assert any(n.startswith("traffic from 10.244.0.0/16 goes to") for n in lb.notes)  # pods: every endpoint
     cluster = one(kinds, "ns/etp:http")
     assert len(cluster.backends) == 3 and not cluster.policy_local
     none = one(kinds, "ns/etp-none:http", "LoadBalancer")
@@ -474,5 +474,5 @@ COMMIT
     np = one(rules, "ns/old:http", "NodePort")
     assert np.backends == [] and np.masquerade == []
     assert any("KUBE-MARK-DROP" in n for n in np.notes)
-    assert any("source 10.2.0.0/16" in n for n in np.notes)
+    assert any("traffic from 10.2.0.0/16 goes to" in n for n in np.notes)
     assert shares(one(rules, "ns/old:http")) == {"10.2.9.9:80": 1}

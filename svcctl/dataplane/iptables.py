@@ -620,7 +620,7 @@ def masquerade_words(rule: Rule, where: str) -> str:
         if src.startswith("!"):
             conds.append(f"not from {src[1:]}")
         elif where == "endpoint":
-            return "hairpin traffic (an endpoint reaching itself via the Service) is masqueraded"
+            return "hairpin traffic (an endpoint to itself via the Service) is masqueraded"
         else:
             conds.append(f"from {src}")
     iface = rule.get("-i")
@@ -647,15 +647,16 @@ def _condition(rule: Rule) -> str | None:
         neg = v.startswith("!")
         val = v[1:] if neg else v
         if k == "-s":
-            parts.append(("source not " if neg else "source ") + val)
+            parts.append(("not from " if neg else "from ") + val)
         elif k == "--src-type":
-            parts.append(("source not " if neg else "source is ") + ("a node address" if val == "LOCAL" else val))
+            parts.append(("not from " if neg else "from ") + ("a node address" if val == "LOCAL" else val))
         elif k == "--dst-type":
-            parts.append(("destination not " if neg else "destination is ") +
-                         ("a node address" if val == "LOCAL" else val))
+            parts.append(("not to " if neg else "to ") + ("a node address" if val == "LOCAL" else val))
+        elif k == "-i":
+            parts.append(("not arriving on " if neg else "arriving on ") + val)
         else:
             parts.append(f"{k.lstrip('-')} {'not ' if neg else ''}{val}".strip())
-    return ", ".join(parts) if parts else None
+    return " and ".join(parts) if parts else None
 
 
 @dataclass
@@ -734,8 +735,6 @@ class _Follower:
                 # nat sees only each connection's first packet: a DNAT counter counts connections
                 w.backends.append(Backend(ip=ip, port=port, probability=remaining * p, chain="",
                                           connections=r.counters[0] if r.counters else None))
-                if "--set" in r.opts:
-                    w.notes.append("remembers the client for session affinity (recent --set)")
                 remaining -= remaining * p
                 if remaining == 0:
                     break
@@ -782,7 +781,10 @@ class _Follower:
             default = bool(w.backends)
             for cond, sub in conditional:
                 desc = ", ".join(sub.path[:2])
-                w.notes.append(f"traffic with {cond} goes to {desc} ({len(sub.backends)} backend"
+                if not default and cond is conditional[0][0] and (chain.startswith("KUBE-FW-")
+                                                                 or rules[-1].target is None):
+                    continue  # the allowed-sources branch of a firewall chain is the path itself
+                w.notes.append(f"traffic {cond} goes to {desc} ({len(sub.backends)} backend"
                                f"{'s' if len(sub.backends) != 1 else ''})")
             # KUBE-FW chains (old ones end in KUBE-MARK-DROP, new ones in a bare "will be dropped" rule)
             gate = chain.startswith("KUBE-FW-") or rules[-1].target is None
@@ -791,6 +793,7 @@ class _Follower:
                 # sources' backends
                 cond, sub = conditional[0]
                 w.backends.extend(replace(b) for b in sub.backends)
+                w.masquerade.extend(m for m in sub.masquerade if m not in w.masquerade)
                 for c in sub.path:
                     if c not in w.path:
                         w.path.append(c)
@@ -832,6 +835,9 @@ def _apply_walk(entry: ServiceEntry, walk: _Walk, prefix_path: list[str]) -> Non
     entry.backends = [replace(b) for b in walk.backends]
     entry.path = prefix_path + [c for c in walk.path if c not in prefix_path]
     entry.masquerade = list(walk.masquerade)
+    everything = [m for m in entry.masquerade if m.startswith("all ")]
+    if everything:  # "all traffic is masqueraded" says it all
+        entry.masquerade = everything[:1]
     entry.notes.extend(n for n in walk.notes if n not in entry.notes)
     entry.affinity_seconds = walk.affinity
     entry.policy_local = any(c.startswith("KUBE-SVL-") for c in entry.path) and not any(
@@ -977,7 +983,9 @@ def _filter_verdicts(rules: NodeRules, filt: Table, counts: dict[str, int]) -> N
             for e in matches:
                 if e.name is None and name is not None:
                     e.name = name
+                e.notes = [n for n in e.notes if not n.startswith("no rule sends this traffic")]
                 if firewall:
+                    e.notes = [n for n in e.notes if "will be dropped by KUBE-PROXY-FIREWALL" not in n]
                     e.notes.append(f"traffic from outside the allowed source ranges is dropped ({chain})")
                 elif no_local:
                     e.no_local_endpoints = True

@@ -49,7 +49,7 @@ def entry_notes(e: ServiceEntry) -> list[str]:
     notes: list[str] = []
     if e.no_endpoints:
         notes.append("NO ENDPOINTS")
-    if e.no_local_endpoints:
+    if e.no_local_endpoints and not any("no endpoint on this node" in n for n in e.notes):
         notes.append("no local endpoints")
     if e.source_ranges:
         notes.append("allowed sources: " + ", ".join(e.source_ranges))
