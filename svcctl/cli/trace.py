@@ -10,6 +10,7 @@ from svcctl.analysis.trace import (
     BROKEN,
     OK,
     SKIPPED,
+    WARNING,
     Hop,
     Target,
     Trace,
@@ -156,6 +157,8 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, from
         except InputError:
             raise
         tr.mode = rules.mode if rules else None
+        if rules is not None:
+            tr.notes += rules.notes
         if rules is None:
             tr.findings.append(Finding("ProxyModeUnknown", "warning",
                                        "the node's dumps show no kube-proxy rules in any mode",
@@ -212,6 +215,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, from
 
 def _dns_hop(app: App, tr: Trace, service: Service, target: Target, cluster_domain: str, dns_server: str | None,
              resolv_conf: str | None, timeout: float, from_pod: str | None) -> Hop:
+    from svcctl.analysis.dns import summary as dns_summary
     from svcctl.sources.dns import dns_hop
 
     name = target.host if target.kind == "dns" and target.host else service.meta.name
@@ -223,35 +227,12 @@ def _dns_hop(app: App, tr: Trace, service: Service, target: Target, cluster_doma
     tr.dns = report
     errors = [f for f in report.findings if f.severity == "error"]
     tr.findings += report.findings
-    expected = getattr(report, "expected", [])
-    details = [_fmt_record(e) for e in expected]
-    queries = getattr(report, "queries", [])
-    for q in queries:
-        details.append(_fmt_query(q))
-    details += list(getattr(report, "notes", []))
-    summary = (f"{name} → " + ", ".join(sorted({_rdata(e) for e in expected})) if expected else f"{name}")
-    if not queries:
-        summary += " (expected records; no query was sent)"
-    verdict = BROKEN if errors else OK
-    return Hop("dns", verdict, summary, details)
-
-
-def _rdata(rec: object) -> str:
-    for attr in ("data", "value", "address", "target"):
-        v = getattr(rec, attr, None)
-        if v is not None:
-            return str(v)
-    if isinstance(rec, dict):
-        return str(rec.get("data") or rec.get("value") or rec)
-    return str(rec)
-
-
-def _fmt_record(rec: object) -> str:
-    if isinstance(rec, dict):
-        return f"expect {rec.get('name', '')} {rec.get('type', '')} {rec.get('data', '')}".strip()
-    name = getattr(rec, "name", "")
-    rtype = getattr(rec, "type", getattr(rec, "rtype", ""))
-    return f"expect {name} {rtype} {_rdata(rec)}"
+    details = [f"expect {e.name} {e.type} {e.data}" + (f"  ({e.why})" if getattr(e, "why", "") else "")
+               for e in report.expected]
+    details += [_fmt_query(q) for q in report.queries]
+    details += list(report.notes)
+    verdict = BROKEN if errors else (WARNING if any(f.severity == "warning" for f in report.findings) else OK)
+    return Hop("dns", verdict, dns_summary(report), details)
 
 
 def _fmt_query(q: object) -> str:

@@ -246,3 +246,14 @@ def _pod_ref(pod: object) -> tuple[str, str, str | None]:
         cname = next((c.name for c in containers if "kube-proxy" in c.name), None)
         return meta.namespace, meta.name, cname
     raise ClusterError(f"unexpected kube-proxy Pod reference {pod!r}")
+
+
+def read_conntrack(app: App) -> str | None:
+    """`conntrack -L` where a probe just ran (the --netns, or this machine with --local-node); None if unreadable."""
+    ni = app.node_inputs
+    if ni.netns is None and not ni.local:
+        return None
+    try:
+        return run_allowed("conntrack", ni.netns)
+    except CommandFailed:
+        return None
