@@ -54,13 +54,13 @@ def parse_target(raw: str, cluster_domain: str = "cluster.local") -> Target:
         u = urlsplit(text)
         host = u.hostname or ""
         try:
-            port = u.port
+            url_port = u.port
         except ValueError:
-            port = None
-        if port is None:
-            port = {"http": 80, "https": 443}.get(u.scheme)
+            url_port = None
+        if url_port is None:
+            url_port = {"http": 80, "https": 443}.get(u.scheme)
         t = parse_target(host, cluster_domain)
-        t.raw, t.port, t.scheme, t.path = raw, port, u.scheme, u.path or "/"
+        t.raw, t.port, t.scheme, t.path = raw, url_port, u.scheme, u.path or "/"
         return t
     m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\](?::(\d+))?", text)
     if m and _is_ip(m.group(1)):
@@ -75,8 +75,8 @@ def parse_target(raw: str, cluster_domain: str = "cluster.local") -> Target:
     if m:
         text, port = m.group(1), int(m.group(2))
     if "/" in text:
-        ns, _, name = text.partition("/")
-        return Target(raw, "service", namespace=ns, name=name, port=port)
+        ns_part, _, name_part = text.partition("/")
+        return Target(raw, "service", namespace=ns_part, name=name_part, port=port)
     if "." not in text.rstrip("."):
         return Target(raw, "service", name=text, port=port)
     # a DNS name: svc.ns, svc.ns.svc, svc.ns.svc.<domain>, pod.svc.ns.svc.<domain>
@@ -403,25 +403,25 @@ def judge_port(
                     hint="kube-proxy has not synced since the endpoint changed: check its logs and sync metrics",
                 ))
         if not main.no_endpoints:
-            for e in want:
-                if e.key not in have_keys:
-                    drift.append(f"missing: {e.ip}:{e.port} ({e.pod or 'no Pod'}) is ready but not in the rules")
+            for w in want:
+                if w.key not in have_keys:
+                    drift.append(f"missing: {w.ip}:{w.port} ({w.pod or 'no Pod'}) is ready but not in the rules")
                     pt.findings.append(Finding(
                         "EndpointNotProgrammed", "error",
-                        f"{label}: ready endpoint {e.ip}:{e.port} is not in node {node or '?'}'s rules",
-                        pod=e.pod,
+                        f"{label}: ready endpoint {w.ip}:{w.port} is not in node {node or '?'}'s rules",
+                        pod=w.pod,
                         evidence=f"EndpointSlice says ready; {rules.mode} rules list "
                                  f"{', '.join(sorted(f'{i}:{p}' for i, p in have_keys)) or 'no backend'}",
                         hint="kube-proxy has not programmed it yet, or is not syncing",
                     ))
         elif want:
             drift.append(f"the node rejects {label} but the API has {len(want)} usable endpoint(s)")
-            for e in want:
+            for w in want:
                 pt.findings.append(Finding(
                     "EndpointNotProgrammed", "error",
-                    f"{label}: ready endpoint {e.ip}:{e.port} is not in node {node or '?'}'s rules "
+                    f"{label}: ready endpoint {w.ip}:{w.port} is not in node {node or '?'}'s rules "
                     "(the node still says \"has no endpoints\")",
-                    pod=e.pod, evidence="REJECT \"has no endpoints\" while the EndpointSlice is ready",
+                    pod=w.pod, evidence="REJECT \"has no endpoints\" while the EndpointSlice is ready",
                     hint="kube-proxy has not synced since the endpoint became ready",
                 ))
         if local and not want and not main.no_local_endpoints and main.backends:
@@ -444,9 +444,9 @@ def judge_port(
         for (ip, p), n in counts.most_common():
             ex = by_key.get((ip, p))
             details.append(f"{n} flow(s) → {ip}:{p} {ex.pod if ex else ''}".rstrip())
-            for b in pt.backends:
-                if (b.ip, b.port) == (ip, p):
-                    b.observed = (b.observed or 0) + n
+            for tb in pt.backends:
+                if (tb.ip, tb.port) == (ip, p):
+                    tb.observed = (tb.observed or 0) + n
         pt.hops.append(Hop("selected", OK if mine else WARNING,
                            f"conntrack: {len(mine)} live flow(s) to this port" if mine else
                            "conntrack shows no flow to this port", details,
@@ -455,13 +455,13 @@ def judge_port(
         total = sum(probe.values())
         details = []
         for (ip, p), n in probe.most_common():
-            b = next((b for b in pt.backends if (b.ip, b.port) == (ip, p)), None)
-            exp = f" (predicted {_share(b.probability)})" if b else " (not a predicted backend!)"
+            hit = next((tb for tb in pt.backends if (tb.ip, tb.port) == (ip, p)), None)
+            exp = f" (predicted {_share(hit.probability)})" if hit else " (not a predicted backend!)"
             details.append(f"{ip}:{p} answered {n}/{total}{exp}")
-            if b:
-                b.observed = n
+            if hit:
+                hit.observed = n
         verdict = OK if total and not probe_errors else (BROKEN if not total else WARNING)
-        unexpected = [k for k in probe if not any((b.ip, b.port) == k for b in pt.backends)]
+        unexpected = [k for k in probe if not any((tb.ip, tb.port) == k for tb in pt.backends)]
         if unexpected and pt.backends:
             verdict = WARNING
         pt.hops.append(Hop("selected", verdict,
