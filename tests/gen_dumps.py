@@ -245,7 +245,8 @@ def iptables_save_lines(cluster: GenCluster, counters: bool = False) -> Iterator
                 nat.add(svc_chain, f"{masq_match}-d {_host(svc.cluster_ip)} {mt}{cm(spn + ' cluster IP')}"
                         f"-m {proto} --dport {p.port} -j KUBE-MARK-MASQ")
                 _cascade(nat, svc_chain, spn, proto, p.target_port, eps, svc.affinity_seconds, cm)
-            if (svc.itp_local or svc.etp_local) and local_eps:
+            uses_local = svc.itp_local or (svc.etp_local and has_external)
+            if uses_local and local_eps:
                 nat.chain(svl_chain)
                 _cascade(nat, svl_chain, spn, proto, p.target_port, local_eps, svc.affinity_seconds, cm)
             if has_ext_chain:
@@ -272,7 +273,7 @@ def iptables_save_lines(cluster: GenCluster, counters: bool = False) -> Iterator
             used: set[str] = set()
             if not svc.itp_local or has_ext_chain:
                 used.update(e.ip for e in eps)
-            if (svc.itp_local or svc.etp_local) and local_eps:
+            if uses_local and local_eps:
                 used.update(e.ip for e in local_eps)
             for e in eps:
                 if e.ip not in used:

@@ -293,3 +293,11 @@ def test_iptables_list_output_reads_like_the_save(lab: Lab, verbose: bool) -> No
         assert (got.address, got.port, got.protocol) == (e.address, e.port, e.protocol)
         assert [(b.address, b.probability) for b in got.backends] == [(b.address, b.probability) for b in e.backends]
         assert got.affinity_seconds == e.affinity_seconds
+
+
+def test_namespace_without_kube_proxy_rules_is_exit_3() -> None:
+    _require_lab()
+    with Lab(prefix="svt-ipt", n_pods=1) as bare:
+        r = svcctl("rules", "--netns", bare.node)
+        assert r.returncode == 3
+        assert "no kube-proxy rules found on netns" in r.stderr

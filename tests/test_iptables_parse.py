@@ -476,3 +476,77 @@ COMMIT
     assert any("KUBE-MARK-DROP" in n for n in np.notes)
     assert any("traffic from 10.2.0.0/16 goes to" in n for n in np.notes)
     assert shares(one(rules, "ns/old:http")) == {"10.2.9.9:80": 1}
+
+
+# ------------------------------------------------------------------ generated clusters read back exactly
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def clusters(draw: st.DrawFn) -> GenCluster:
+    services = []
+    n = draw(st.integers(1, 6))
+    for i in range(n):
+        n_eps = draw(st.integers(0, 12))
+        eps = [GenEndpoint(f"10.244.{i}.{j + 1}", local=draw(st.booleans())) for j in range(n_eps)]
+        n_ports = draw(st.integers(1, 2))
+        ports = [GenPort(draw(st.sampled_from(["", "http"] if n_ports == 1 else ["http", "dns"])) if k == 0
+                         else f"p{k}", 80 + k, 8080 + k, draw(st.sampled_from(["TCP", "UDP", "SCTP"])),
+                         node_port=draw(st.one_of(st.none(), st.just(30000 + 10 * i + k))))
+                 for k in range(n_ports)]
+        services.append(GenService(
+            f"ns{i % 2}", f"svc{i}", f"10.96.0.{i + 1}", ports, eps,
+            external_ips=[f"192.0.2.{i + 1}"] if draw(st.booleans()) else [],
+            lb_ips=[f"203.0.113.{i + 1}"] if draw(st.booleans()) else [],
+            source_ranges=draw(st.lists(st.sampled_from(["198.51.100.0/24", "192.0.2.128/25"]), max_size=2,
+                                        unique=True)),
+            affinity_seconds=draw(st.one_of(st.none(), st.integers(1, 86400))),
+            etp_local=draw(st.booleans()), itp_local=draw(st.booleans())))
+    return GenCluster(services=services, comments=draw(st.booleans()))
+
+
+@settings(max_examples=60, deadline=None)
+@given(clusters())
+def test_generated_clusters_read_back(c: GenCluster) -> None:
+    """Every ClusterIP entry reaches exactly the endpoints kube-proxy would use, in equal exact shares."""
+    text = iptables_save(c)
+    rules = parse_iptables_save(text, "gen")
+    assert rules.unreferenced_chains == []
+    for svc in c.services:
+        for p in svc.ports:
+            entries = rules.lookup(svc.cluster_ip, p.port, p.protocol)
+            want = [e for e in svc.endpoints if e.local or not svc.itp_local]
+            assert len(entries) == 1
+            e = entries[0]
+            assert sorted(b.ip for b in e.backends) == sorted(x.ip for x in want)
+            assert all(b.port == p.target_port for b in e.backends)
+            if want:
+                assert all(b.probability == Fraction(1, len(want)) for b in e.backends)
+                assert sum(b.probability or 0 for b in e.backends) == 1
+                assert e.affinity_seconds == svc.affinity_seconds
+            else:
+                assert e.no_endpoints or e.no_local_endpoints
+            # external entries: NodePort, external IPs, LB IPs (with or without source ranges)
+            ext_want = [x for x in svc.endpoints if x.local or not svc.etp_local]
+            externals = [x for x in rules.services if x.kind != "ClusterIP" and x.protocol == p.protocol and (
+                (x.kind == "NodePort" and x.port == p.node_port) or
+                (x.address in svc.external_ips + svc.lb_ips and x.port == p.port))]
+            assert len(externals) == (1 if p.node_port else 0) + len(svc.external_ips) + len(svc.lb_ips)
+            for x in externals:
+                assert sorted(b.ip for b in x.backends) == sorted(y.ip for y in ext_want)
+                if ext_want:
+                    assert all(b.probability == Fraction(1, len(ext_want)) for b in x.backends)
+                elif svc.endpoints:
+                    assert x.no_local_endpoints
+                else:
+                    assert x.no_endpoints
+                if x.kind == "LoadBalancer" and svc.source_ranges and ext_want:
+                    assert x.source_ranges == svc.source_ranges
+            if c.comments:
+                spn = f"{svc.namespace}/{svc.name}:{p.name}" if p.name else f"{svc.namespace}/{svc.name}"
+                assert e.name == spn
+                one_only = parse_iptables_save(text, "gen", only={spn})
+                assert [x.to_json() for x in one_only.services
+                        if x.kind == "ClusterIP" and x.port == p.port] == [e.to_json()]

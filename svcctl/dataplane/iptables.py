@@ -285,8 +285,6 @@ def parse_save_text(text: str, source: str) -> Dump:
             sp = rest.find(" ", 3)
             chain = rest[3:] if sp < 0 else rest[3:sp]
             if table.name == "nat" and chain.startswith(KUBE_PREFIXES):
-                if sp < 0:
-                    raise InputError("rule without options or target", source=source, line=no)
                 lazy = table.lazy.get(chain)
                 if lazy is None:
                     lazy = table.lazy[chain] = []
@@ -376,6 +374,8 @@ def parse_listing(text: str, source: str) -> Dump:
             if not cols[0] or cols[0] in ("all", "tcp", "udp", "sctp", "icmp", "6", "17", "132", "0"):
                 # no target column: the rule only counts
                 cols = ["", *cols]
+            if len(cols) < 7:
+                raise InputError(f"short listing line {line.strip()[:60]!r}", source=source, line=no)
             target, prot, _opt, _in, _out, src, dst = cols[:7]
             rest_at = 7
         else:
@@ -958,10 +958,9 @@ def _filter_verdicts(rules: NodeRules, filt: Table, counts: dict[str, int]) -> N
             no_local = comment.endswith(" has no local endpoints")
             firewall = " traffic not accepted by " in comment or chain == "KUBE-PROXY-FIREWALL"
             if not (no_eps or no_local or firewall):
-                if chain == "KUBE-SERVICES" and r.target == "REJECT":
-                    no_eps = True  # comments dropped on big clusters: REJECT here still means no endpoints
-                else:
-                    continue
+                # without comments the verdict still says it: REJECT = no endpoints, DROP = none local
+                no_eps = r.target == "REJECT"
+                no_local = r.target == "DROP"
             name, _ = _entry_name(comment)
             proto = (r.get("-p") or "tcp").upper()
             addr = _strip_host(r.get("-d") or "")

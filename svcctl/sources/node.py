@@ -63,8 +63,8 @@ def run_allowed(key: str, netns: str | None = None, timeout: float = COMMAND_TIM
     except subprocess.TimeoutExpired:
         raise CommandFailed(argv, f"`{' '.join(argv)}` timed out after {timeout:.0f}s") from None
     if proc.returncode != 0:
-        err = (proc.stderr or "").strip().splitlines()
-        msg = err[-1] if err else f"exit status {proc.returncode}"
+        err = [ln.strip() for ln in (proc.stderr or "").splitlines() if ln.strip().strip("^~ ")]
+        msg = next((ln for ln in err if "rror" in ln), err[-1] if err else f"exit status {proc.returncode}")
         raise CommandFailed(argv, f"`{' '.join(argv)}`: {msg}", missing=proc.returncode == 127)
     return proc.stdout
 
@@ -78,6 +78,7 @@ def read_commands(keys: tuple[str, ...] | None, netns: str | None, where: str) -
     required, the others are best effort."""
     dumps = NodeDumps(node=where)
     errors: list[str] = []
+    detected = keys is None
     if keys is None:
         try:
             ipt = run_allowed("iptables", netns)
@@ -100,6 +101,10 @@ def read_commands(keys: tuple[str, ...] | None, netns: str | None, where: str) -
         try:
             text = run_allowed(key, netns)
         except CommandFailed as e:
+            if i == 0 and detected and key == "nftables":
+                raise ClusterError(f"no kube-proxy rules found on {where}: iptables-save has no KUBE-SERVICES "
+                                   f"chain and nftables has no `ip kube-proxy` table ({e.message})",
+                                   hint="is kube-proxy running here? give a dump file or --mode") from None
             if i == 0:
                 raise ClusterError(f"cannot read {where}'s rules: {e.message}",
                                    hint="run as root (CAP_NET_ADMIN) on the node, or give the dump as a file "
