@@ -858,6 +858,7 @@ def follow(dump: Dump) -> NodeRules:
     per_service: dict[str, set[str]] = {}
     entry_rule_count: dict[str, int] = {}
     fol = _Follower(nat or Table("nat"), dump)
+    early_masq: dict[tuple[str, str, str], list[str]] = {}
     if nat is not None:
         svc_rules = nat.rules("KUBE-SERVICES")
         if svc_rules is None:
@@ -884,8 +885,17 @@ def follow(dump: Dump) -> NodeRules:
                 continue
             if t in _TERMINAL or t in _NON_TERMINAL:
                 continue
+            if fol.is_masq_chain(t):
+                # kube-proxy before ~1.23 marked cluster IP traffic in KUBE-SERVICES itself, one rule earlier
+                fol.visited.add(t)
+                key = (_strip_host(r.get("-d") or ""), r.get("--dport") or "", (r.get("-p") or "tcp").upper())
+                early_masq.setdefault(key, []).append(masquerade_words(r, "service"))
+                continue
             e = _entry_from_rule(r, "ClusterIP")
             _apply_walk(e, fol.walk(t), [])
+            for m in reversed(early_masq.get((e.address, str(e.port), e.protocol), [])):
+                if m not in e.masquerade:
+                    e.masquerade.insert(0, m)
             if t.startswith("KUBE-FW-"):
                 e.source_ranges = [src for x in nat.rules(t) or []
                                    if x.target and (src := x.get("-s") or "") and not src.startswith("!")]
