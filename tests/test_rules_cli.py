@@ -171,3 +171,8 @@ def test_service_by_name_in_every_mode(capsys: pytest.CaptureFixture[str], mode:
     (entry,) = json.loads(out)["services"]
     assert entry["name"] == "default/hostnames:default" and entry["address"] == "10.0.1.175"
     assert sorted(b["ip"] for b in entry["backends"]) == ["10.244.0.5", "10.244.0.6"]
+
+
+def test_snapshot_unknown_node_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = svcctl(capsys, "rules", "--snapshot", "demo", "--node", "nope")
+    assert rc == 2 and out == "" and "nodes with rules: kind-worker" in err

@@ -184,9 +184,14 @@ def gather_node_dumps(app: App, node: str | None) -> NodeDumps | None:
                              hint="--iptables-save FILE, --netns NAME or --local-node need no cluster")
     src = app.source
     if app.snapshot:
-        if node is not None:
-            return src.node_dumps(node)
         all_dumps = getattr(src, "dumps", None)
+        if node is not None:
+            found = src.node_dumps(node)
+            if found is None and isinstance(all_dumps, dict):
+                have = ", ".join(sorted(all_dumps)) or "none"
+                raise InputError(f"the snapshot has no rules for node {node!r} (nodes with rules: {have})",
+                                 hint="snapshots keep them in nodes/<node>/iptables-save.txt")
+            return found
         if isinstance(all_dumps, dict) and len(all_dumps) == 1:
             only_one = next(iter(all_dumps.values()))
             return only_one if isinstance(only_one, NodeDumps) else None
