@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -61,7 +62,7 @@ def _read_tar(path: Path) -> Iterator[tuple[str, bytes]]:
     try:
         tf = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the `with` below, after the check
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise InputError(f"not a readable tar archive: {e}", source=str(path)) from None
+        raise InputError(f"not a readable tar archive: {_one_line(e)}", source=str(path)) from None
     total = 0
     count = 0
     with tf:
@@ -69,7 +70,7 @@ def _read_tar(path: Path) -> Iterator[tuple[str, bytes]]:
             try:
                 member = tf.next()
             except (tarfile.TarError, OSError, EOFError, ValueError) as e:
-                raise InputError(f"corrupt tar archive: {e}", source=str(path)) from None
+                raise InputError(f"corrupt tar archive: {_one_line(e)}", source=str(path)) from None
             if member is None:
                 break
             count += 1
@@ -97,12 +98,40 @@ def _read_tar(path: Path) -> Iterator[tuple[str, bytes]]:
             try:
                 data = fh.read()
             except (tarfile.TarError, OSError, EOFError, ValueError) as e:
-                raise InputError(f"corrupt tar archive at {name!r}: {e}", source=str(path)) from None
+                raise InputError(f"corrupt tar archive at {name!r}: {_one_line(e)}", source=str(path)) from None
             yield pure.as_posix().removeprefix("./"), data
+
+
+def _one_line(e: BaseException) -> str:
+    """tarfile's errors can span lines (one per compression method tried): the first one is the message."""
+    lines = str(e).strip().splitlines()
+    return lines[0].rstrip(":") if lines else type(e).__name__
+
+
+MAX_NESTING = 5000  # libyaml's C composer recurses per level and overflows the C stack near 30,000 levels
+MAX_VISITS = 5_000_000  # YAML aliases can make a small file expand exponentially ("billion laughs")
+_BLOCK_PREFIX_RE = re.compile(r"^(?=[-?: \t]{%d})[ \t]*(?:[-?:][ \t]+)*" % (MAX_NESTING // 2), re.M)
+_NOT_BRACKET_RE = re.compile(r"[^\[\]{}]+")
+
+
+def _too_deep(text: str) -> bool:
+    """An upper bound on YAML nesting exceeds MAX_NESTING: block levels need indentation or `- ` per level,
+    flow levels an open bracket; Kubernetes objects nest a few dozen levels at most."""
+    brackets = _NOT_BRACKET_RE.sub("", text)
+    if len(brackets) > MAX_NESTING:
+        depth = 0
+        for ch in brackets:
+            depth = depth + 1 if ch in "[{" else max(depth - 1, 0)
+            if depth > MAX_NESTING:
+                return True
+    return any(len(m.group()) > MAX_NESTING // 2 for m in _BLOCK_PREFIX_RE.finditer(text))
 
 
 def _yaml_load_all(text: str, source: str) -> list[Any]:
     import yaml
+
+    if _too_deep(text):
+        raise InputError(f"YAML nested more than {MAX_NESTING} levels deep: not a Kubernetes dump", source=source)
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
@@ -129,18 +158,29 @@ def parse_objects(data: bytes, source: str, kind_hint: str | None = None) -> lis
             docs = [json.loads(text)]
         except json.JSONDecodeError as e:
             raise InputError(f"malformed JSON: {e.msg}", source=source, line=e.lineno) from None
+        except RecursionError:
+            raise InputError("JSON nested too deeply: not a Kubernetes dump", source=source) from None
     else:
         docs = _yaml_load_all(text, source)
     out: list[JSON] = []
-    for doc in docs:
-        _flatten(doc, source, kind_hint, out)
+    budget = [MAX_VISITS]
+    try:
+        for doc in docs:
+            _flatten(doc, source, kind_hint, out, budget)
+    except RecursionError:
+        raise InputError("lists nested too deeply: not a Kubernetes dump", source=source) from None
     return out
 
 
-def _flatten(doc: Any, source: str, kind_hint: str | None, out: list[JSON]) -> None:
+def _flatten(doc: Any, source: str, kind_hint: str | None, out: list[JSON], budget: list[int] | None = None) -> None:
+    if budget is not None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise InputError(f"more than {MAX_VISITS} objects (YAML aliases expanding?): not a Kubernetes dump",
+                             source=source)
     if isinstance(doc, list):
         for d in doc:
-            _flatten(d, source, kind_hint, out)
+            _flatten(d, source, kind_hint, out, budget)
         return
     if not isinstance(doc, dict):
         raise InputError(f"expected Kubernetes objects, found {type(doc).__name__}", source=source)
@@ -158,7 +198,7 @@ def _flatten(doc: Any, source: str, kind_hint: str | None, out: list[JSON]) -> N
                 raise InputError("list item is not an object", source=source)
             if "kind" not in item and item_kind:
                 item = {**item, "kind": item_kind}
-            _flatten(item, source, item_kind, out)
+            _flatten(item, source, item_kind, out, budget)
         return
     if kind is None and kind_hint:
         doc = {**doc, "kind": kind_hint}
