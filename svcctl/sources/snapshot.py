@@ -222,6 +222,7 @@ class SnapshotSource:
         self.endpoints: dict[str, Endpoints] = {}
         self.dumps: dict[str, NodeDumps] = {}
         self._default_ns = default_ns or "default"
+        self._single_file = False  # errors then name the file itself, not `file/file`
         if path == DEMO_NAME:
             root = demo_path()
             self.name = "snapshot demo"
@@ -239,6 +240,7 @@ class SnapshotSource:
             else:
                 try:
                     files = iter([(p.name, p.read_bytes())])
+                    self._single_file = True
                 except OSError as e:
                     raise InputError(f"cannot read: {e.strerror}", source=path) from None
         n_objects = 0
@@ -251,6 +253,8 @@ class SnapshotSource:
     def _add_file(self, rel: str, data: bytes, root: str) -> int:
         parts = rel.split("/")
         source = f"{root}/{rel}" if root != DEMO_NAME else f"demo/{rel}"
+        if self._single_file:
+            source = root
         # nodes/<node>/<dump>.txt
         if len(parts) >= 3 and parts[-3] == "nodes" and parts[-1] in _DUMP_NAMES:
             node = parts[-2]
