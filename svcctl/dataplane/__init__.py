@@ -41,6 +41,10 @@ def detect_mode(dumps: NodeDumps) -> str:
                       ("ip6tables", "iptables")):
         if (dumps.get(key) or "").strip():
             return mode
+    given = [dumps.origins.get(k, k) for k in ("iptables", "ip6tables", "ipvs", "nftables") if k in dumps.texts]
+    if given:
+        raise InputError("empty: no rules in this dump", source=", ".join(given),
+                         hint="give the output of iptables-save, ipvsadm -Ln or nft list table ip kube-proxy")
     raise InputError("no node rules to read", hint="give --iptables-save, --ipvsadm or --nft FILE, --netns NAME "
                      "or --local-node")
 
