@@ -52,7 +52,7 @@ def detect_mode(dumps: NodeDumps) -> str:
 def load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] | None = None) -> NodeRules:
     """Parse whichever dumps `mode` needs (detected when None) into one NodeRules.
 
-    `only`: service names / addresses to restrict an iptables parse to (fast path for one Service)."""
+    `only`: service names / addresses to restrict the parse to (fast path for one Service, in every mode)."""
     from svcctl.dataplane.model import NodeRules
 
     others: list[str] = []
@@ -85,14 +85,14 @@ def load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] | 
         text = dumps.get("ipvs")
         if not text:
             raise InputError("IPVS mode needs `ipvsadm -Ln` output", hint="give --ipvsadm FILE")
-        rules = ipvs.parse_ipvsadm(text, dumps.origins.get("ipvs", "ipvsadm"))
+        rules = ipvs.parse_ipvsadm(text, dumps.origins.get("ipvs", "ipvsadm"), only=only)
     elif mode == "nftables":
         from svcctl.dataplane import nftables  # type: ignore[attr-defined,unused-ignore]
 
         text = dumps.get("nftables")
         if not text:
             raise InputError("nftables mode needs `nft list table ip kube-proxy` output", hint="give --nft FILE")
-        rules = nftables.parse_nft(text, dumps.origins.get("nftables", "nft"))
+        rules = nftables.parse_nft(text, dumps.origins.get("nftables", "nft"), only=only)
     else:
         raise InputError(f"unknown kube-proxy mode {mode!r}", hint="one of iptables, ipvs, nftables")
     if not isinstance(rules, NodeRules):

@@ -127,14 +127,31 @@ _RS_LIST = re.compile(r"^\s*-> (?P<addr>\S+)\s+(?P<fwd>Masq|Local|Tunnel|Route)(
 
 
 def parse_ipvsadm(text: str, source: str, *, ipset_text: str | None = None, ip_addr_text: str | None = None,
-                  iptables_text: str | None = None) -> NodeRules:
+                  iptables_text: str | None = None, only: set[str] | None = None) -> NodeRules:
     """`ipvsadm -Ln` (or --stats / --rate / -S -n) → NodeRules (mode "ipvs"), checked against the glue if given.
 
     ipset_text: `ipset list` (classifies NodePort / external / LB entries, checks KUBE-CLUSTER-IP);
     ip_addr_text: `ip addr show kube-ipvs0` (every service address must be bound there);
-    iptables_text: `iptables-save` (checks that the KUBE-CLUSTER-IP match-set rule exists)."""
+    iptables_text: `iptables-save` (checks that the KUBE-CLUSTER-IP match-set rule exists);
+    only: addresses (`VIP`, `VIP:port`, `[v6]:port`, `:nodePort`) to keep: the virtual servers of other addresses
+    are skipped before parsing (IPVS entries carry no names, so names alone cannot filter)."""
     if "\x00" in text[:8192]:
         raise InputError("binary data, not ipvsadm output", source=source)
+    if only:
+        cut = prefilter(text, only)
+        if cut is not None:
+            try:
+                rules = parse_ipvsadm(cut[0], source, ipset_text=ipset_text, ip_addr_text=ip_addr_text,
+                                      iptables_text=iptables_text)
+            except InputError:
+                pass  # a damaged dump: the whole parse below says where
+            else:
+                rules.stats.extra["virtualServers"], rules.stats.extra["realServers"] = cut[1], cut[2]
+                rules.stats.rules = cut[1] + cut[2]
+                rules.notes = [n for n in rules.notes if not n.startswith("IPVS has no virtual servers")]
+                rules.notes.append("only the virtual servers of the addresses asked about were read; counts are "
+                                   "for the whole table")
+                return rules
     lines = text.splitlines()
     first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
     if first is None:
@@ -165,6 +182,74 @@ def parse_ipvsadm(text: str, source: str, *, ipset_text: str | None = None, ip_a
     if iptables_text is not None:
         _check_iptables(iptables_text, rules)
     return rules
+
+
+_VS_LINE = re.compile(r"(?m)^(?:TCP|UDP|SCTP|FWM) |^-A ")
+
+
+def prefilter(text: str, only: set[str]) -> tuple[str, int, int] | None:
+    """The table cut down to the virtual servers (and their real servers) of the addresses in `only`, with the
+    whole table's virtual- and real-server counts; None when `only` names no address (nothing to cut by)."""
+    wanted: list[str] = []
+    ports: list[str] = []
+    for o in only:
+        if "/" in o:
+            continue
+        if o.startswith(":") and o[1:].isdigit():
+            ports.append(o[1:])
+        elif o.startswith("["):
+            host, _, port = o[1:].partition("]")
+            wanted.append(f"[{host}]{port}" if port else f"[{host}]:")
+        elif o.count(":") == 1:
+            wanted.append(o)
+        elif o:
+            wanted.append(f"[{o}]:" if ":" in o else f"{o}:")
+    if not wanted and not ports:
+        return None
+    save = bool(re.match(r"\s*-[Aa] ", text))
+    vss = len(_VS_LINE.findall(text))
+    reals = text.count("\n  -> ") - (1 if "\n  -> RemoteAddress:Port" in text else 0) if not save else \
+        len(re.findall(r"(?m)^-a ", text))
+    keep_lines: dict[int, str] = {}
+
+    def add_hits(needle: str) -> None:
+        pos = text.find(needle)
+        while pos >= 0:
+            start = text.rfind("\n", 0, pos) + 1
+            end = text.find("\n", pos)
+            end = len(text) if end < 0 else end
+            line = text[start:end]
+            fields = line.split()
+            addr = fields[1] if not save and len(fields) > 1 else (fields[2] if len(fields) > 2 else "")
+            hit = any(addr == w or (w.endswith(":") and addr.startswith(w)) for w in wanted) or any(
+                addr.rpartition(":")[2] == p for p in ports)
+            if hit and (fields[:1] and fields[0] in (*PROTOCOLS, "-A", "-a")):
+                if save:
+                    keep_lines[start] = line
+                else:
+                    # the virtual server line and its `  -> ` real server lines
+                    stop = start
+                    nxt = end
+                    while True:
+                        stop = nxt
+                        if not text.startswith("\n  -> ", nxt):
+                            break
+                        nxt = text.find("\n", nxt + 1)
+                        nxt = len(text) if nxt < 0 else nxt
+                    keep_lines[start] = text[start:stop]
+            pos = text.find(needle, end)
+
+    for w in wanted:
+        add_hits(w if w.startswith("[") else w)
+    for p in ports:
+        add_hits(f":{p} ")
+    if save:
+        head = ""
+    else:
+        first_vs = _VS_LINE.search(text)
+        head = text[:first_vs.start()] if first_vs else text
+    body = "\n".join(keep_lines[k] for k in sorted(keep_lines))
+    return head + body + "\n", vss, max(0, reals)
 
 
 def _parse_listing(lines: list[str], first: int, source: str) -> tuple[list[_VS], str]:

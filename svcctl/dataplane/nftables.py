@@ -133,8 +133,10 @@ def _unquote(s: str) -> str:
 
 
 def _split_comment(text: str) -> tuple[str, str | None]:
-    text = _HANDLE.sub("", text).strip()
-    m = _TRAIL_COMMENT.search(text)
+    if "# handle" in text:
+        text = _HANDLE.sub("", text)
+    text = text.strip()
+    m = _TRAIL_COMMENT.search(text) if "comment" in text else None
     if m:
         return text[: m.start()].strip(), _unquote(m.group(1))
     return text, None
@@ -616,10 +618,12 @@ class _Interp:
             return
         stack = (*stack, chain)
         for rule in c.rules:
-            text = _COUNTER.sub("", rule.text).strip()
+            text = (_COUNTER.sub("", rule.text) if "counter" in rule.text else rule.text).strip()
             if not text:
                 continue
-            m = _MASQ_MARK.match(text)
+            # each pattern needs its keyword: test that first (a big dump has hundreds of thousands of rules)
+            has_at = "@" in text
+            m = _MASQ_MARK.match(text) if "mark" in text else None
             if m:
                 phrase = _cond_words(m["cond"].strip()) + " is masqueraded"
                 if chain.startswith("external-") and not m["cond"].strip():
@@ -627,15 +631,16 @@ class _Interp:
                 if phrase not in w.masq:
                     w.masq.append(phrase)
                 continue
-            m = _AFF_CHECK.match(text)
+            m = _AFF_CHECK.match(text) if has_at else None
             if m:
                 self._affinity(m["set"], w)
                 continue
-            m = _AFF_UPDATE.search(text)
+            m = _AFF_UPDATE.search(text) if has_at else None
             if m:
                 self._affinity(m["set"], w)
                 continue
-            m = _NUMGEN_VMAP.match(text)
+            numgen = "numgen" in text
+            m = _NUMGEN_VMAP.match(text) if numgen else None
             if m and int(m["n"]) == 0:
                 w.notes.append(f"{chain}: numgen mod 0 never matches")
                 continue
@@ -663,7 +668,7 @@ class _Interp:
                 if _L4ONLY.match(m["cond"].strip()) and covered >= n:
                     return
                 continue
-            m = _NUMGEN_DNAT.match(text)
+            m = _NUMGEN_DNAT.match(text) if numgen else None
             if m and int(m["n"]) == 0:
                 w.notes.append(f"{chain}: numgen mod 0 never matches")
                 continue
@@ -681,7 +686,7 @@ class _Interp:
                 if _L4ONLY.match(m["cond"].strip()):
                     return
                 continue
-            m = _DNAT.match(text)
+            m = _DNAT.match(text) if "dnat" in text else None
             if m:
                 ip = m["ip6"] or m["ip"]
                 port = int(m["port"]) if m["port"] else 0
@@ -689,7 +694,7 @@ class _Interp:
                 if _L4ONLY.match(m["cond"].strip()):
                     return
                 continue
-            m = _GOTO.match(text)
+            m = _GOTO.match(text) if ("goto" in text or "jump" in text) else None
             if m:
                 cond = m["cond"].strip()
                 target = m["target"]
@@ -773,6 +778,9 @@ def _proto(p: str) -> str:
     return {"6": "TCP", "17": "UDP", "132": "SCTP"}.get(p, p.upper())
 
 
+_JUMP_TARGET = re.compile(r"\b(?:goto|jump) ([^\s,}]+)")
+
+
 def _reachable(t: _Table) -> set[str]:
     seen: set[str] = set()
     todo = [c for c, ch in t.chains.items() if ch.hook]
@@ -782,8 +790,10 @@ def _reachable(t: _Table) -> set[str]:
             continue
         seen.add(c)
         for r in t.chains.get(c, _Chain(c)).rules:
-            for m in re.finditer(r"\b(?:goto|jump) ([^\s,}]+)", r.text):
-                todo.append(m.group(1))
+            if "goto" in r.text or "jump" in r.text:
+                todo += _JUMP_TARGET.findall(r.text)
+            if "vmap @" not in r.text:
+                continue
             for m in re.finditer(r"vmap @(\S+)", r.text):
                 st = t.sets.get(m.group(1))
                 for e in st.elements if st else []:
@@ -948,13 +958,28 @@ def _stats(t: _Table, stats: RuleStats, services: list[ServiceEntry]) -> None:
             len(t.chains[c].rules) for c in chains if c in t.chains)
 
 
-def parse_nft(text: str, source: str) -> NodeRules:
-    """kube-proxy's nftables tables (text, JSON or `nft -f` style) → NodeRules (mode "nftables")."""
+def parse_nft(text: str, source: str, only: set[str] | None = None) -> NodeRules:
+    """kube-proxy's nftables tables (text, JSON or `nft -f` style) → NodeRules (mode "nftables").
+
+    `only`: names (`ns/svc`, `ns/svc:port`) and/or addresses (`VIP`, `VIP:port`, `:nodePort`), as for
+    `parse_iptables_save`: the text is cut down to the chains and map elements those name before it is parsed,
+    so one Service costs a few scans of the text instead of reading every chain of a big node."""
     stripped = text.lstrip()
     if not stripped:
         raise InputError("empty nft dump", source=source)
     if "\x00" in text[:8192]:
         raise InputError("binary data, not nft output", source=source)
+    partial = bool(only) and not stripped.startswith("{")
+    if partial and only:
+        try:
+            return _parse_nft(prefilter(text, only), source, len(_ANY_CHAIN.findall(text)))
+        except InputError:
+            pass  # a damaged dump: the whole parse below says where
+    return _parse_nft(text, source, None)
+
+
+def _parse_nft(text: str, source: str, total_chains: int | None) -> NodeRules:
+    stripped = text.lstrip()
     tables = _read_json(text, source) if stripped.startswith("{") else _read_text(text, source)
     kp = [t for t in tables if t.name == "kube-proxy"]
     iptables_nft = any(c.startswith(_KUBE_PROXY_IPT) for t in tables for c in t.chains) or is_iptables_nft(
@@ -978,6 +1003,10 @@ def parse_nft(text: str, source: str) -> NodeRules:
         rules.unreferenced_chains += sorted(c for c in t.chains if c not in reach and c.startswith(_BASE_PREFIXES))
         if "services" not in t.chains:
             rules.notes.append(f"table {t.family} kube-proxy has no `services` chain: kube-proxy has not synced")
+    if total_chains is not None:
+        rules.stats.chains = total_chains
+        rules.notes.append("only the chains of the Service asked about were read; the chain count is for the "
+                           "whole dump, the rule count for those chains")
     kinds = {k: i for i, k in enumerate(("ClusterIP", "ExternalIP", "LoadBalancer", "NodePort"))}
     rules.services.sort(key=lambda e: (kinds.get(e.kind, 9), _addr_key(e.address), e.port, e.protocol))
     return rules
@@ -991,3 +1020,124 @@ def _addr_key(a: str) -> tuple[int, bytes]:
     except ValueError:
         return (9, a.encode())
     return (ip.version, ip.packed)
+
+
+# --------------------------------------------------------------------------- one Service only
+
+_PER_SERVICE = r"(?:service|external|local|endpoint|firewall|affinity)-[A-Z2-7]{8}"
+_ANY_CHAIN = re.compile(r"(?m)^[ \t]*chain \S+ \{$|^add chain ")
+_CLOSE_LINE = re.compile(r"(?m)^[ \t]*\}$")
+_FILTERED_SETS = frozenset({"cluster-ips", "service-ips", "service-nodeports", "no-endpoint-services",
+                            "no-endpoint-nodeports", "firewall-ips", "hairpin-connections"})
+
+
+def _only_terms(only: set[str]) -> tuple[set[str], set[str], set[str]]:
+    """`only` split into addresses, `ns/svc` names and NodePorts."""
+    addrs: set[str] = set()
+    names: set[str] = set()
+    ports: set[str] = set()
+    for o in only:
+        if "/" in o:
+            names.add(o.split(":", 1)[0])
+        elif o.startswith(":") and o[1:].isdigit():
+            ports.add(o[1:])
+        elif o.startswith("["):
+            addrs.add(o[1:].partition("]")[0])
+        elif o.count(":") == 1:
+            addrs.add(o.partition(":")[0])
+        elif o:
+            addrs.add(o)
+    return addrs, names, ports
+
+
+class _ElemFilter:
+    """Whether one set/map element belongs to the Services asked about (by address, chain, comment, NodePort)."""
+
+    def __init__(self, addrs: set[str], names: set[str], ports: set[str]) -> None:
+        alts = [rf"(?<![\w.:]){re.escape(a)}(?![\w.:])" for a in sorted(addrs)]
+        alts += [re.escape(f"-{n}/") for n in sorted(names)]
+        alts += [re.escape(f'"{n}"') for n in sorted(names)] + [re.escape(f'"{n}:') for n in sorted(names)]
+        alts += [rf"^(?:tcp|udp|sctp|6|17|132) \. {p}(?!\d)" for p in sorted(ports)]
+        self.pattern = re.compile("|".join(alts)) if alts else None
+
+    def __call__(self, elem: str) -> bool:
+        return self.pattern is not None and self.pattern.search(elem.strip()) is not None
+
+
+def prefilter(text: str, only: set[str]) -> str:
+    """The dump cut down to what the Services in `only` need: the shared chains and sets, their own chains,
+    and only their elements of the big maps (service-ips, cluster-ips, no-endpoint-…).
+
+    Every scan is a C-speed `str.find` or `re.sub` over the text; Python only sees the few hits."""
+    addrs, names, ports = _only_terms(only)
+    ports |= {o.rpartition(":")[2] for o in only if "/" not in o and o.rpartition(":")[2].isdigit()}
+    node_ips = re.search(r"(?m)^[ \t]*set nodeport-ips \{$|^add element \S+ \S+ nodeport-ips ", text)
+    node_ips_text = text[node_ips.start():text.find("}", node_ips.start())] if node_ips else ""
+    if any(re.search(rf"(?<![\w.:]){re.escape(a)}(?![\w.:])", node_ips_text) for a in addrs):
+        return text  # a node address: it takes every NodePort, so every Service may be asked about
+    # an address or a NodePort names its Service through the chain its map element jumps to
+    heads = [f"{a} . " for a in addrs] + [f"{p} . {n} " for p in ("tcp", "udp", "sctp") for n in ports]
+    for head in heads:
+        pos = text.find(head)
+        while pos >= 0:
+            before = text[max(0, pos - 2):pos]
+            if not before or before[-1] in " \t{," and before != ". ":
+                m = _ELEM_TARGET.match(text, pos + len(head))
+                named = spn_from_chain(m.group(1)) if m else None
+                if named:
+                    names.add(named[0].split(":", 1)[0])
+            pos = text.find(head, pos + 1)
+    keep = "|".join(re.escape(f"-{n}/") for n in sorted(names))
+    lookahead = f"(?!{keep})" if keep else ""
+    if re.search(r"(?m)^add ", text[:65536]):
+        text = re.sub(rf"(?m)^(?:add|flush|delete|destroy) (?:chain|rule|set|map) \S+ \S+ {_PER_SERVICE}{lookahead}"
+                      r"[^\n]*\n?", "", text)
+    else:
+        text = re.sub(rf"(?ms)^([ \t]*)(?:chain|set|map) {_PER_SERVICE}{lookahead}[^\n]*\{{$.*?^\1\}}\n?", "",
+                      text)
+    return _filter_elements(text, addrs, names, ports)
+
+
+_ELEM_TARGET = re.compile(r"(?:\S+ \. \d+ )?(?:comment \"[^\"]*\" )?: (?:goto|jump) ([^\s,}]+)")
+
+
+def _filter_elements(text: str, addrs: set[str], names: set[str], ports: set[str]) -> str:
+    # listing: `set|map NAME {` … `elements = { a, b, … }`; transaction: `add element FAMILY TABLE NAME { … }`
+    spans: list[tuple[int, int, list[str], bool]] = []  # (start, end, elements, listing)
+    for m in re.finditer(r"(?m)^[ \t]*(?:(?:set|map) (\S+) \{$|add element \S+ \S+ (\S+) \{)", text):
+        name = m.group(1) or m.group(2)
+        if name not in _FILTERED_SETS:
+            continue
+        if m.group(2):
+            end = text.find("\n", m.end())
+            end = len(text) if end < 0 else end + 1
+            close = text.rfind("}", m.end(), end)
+            if close >= 0:
+                spans.append((m.start(), end, _split_top(text[m.end():close]), False))
+            continue
+        head = text.find("elements = {", m.end())
+        nxt = _CLOSE_LINE.search(text, m.end())
+        if head < 0 or nxt is None or head > nxt.start():
+            continue
+        close = text.find("}", head)
+        if close >= 0:
+            spans.append((head, close + 1, _split_top(text[head + len("elements = {"):close]), True))
+    # elements kept by name or NodePort give the addresses that select the Service's cluster-ips element
+    by_name = _ElemFilter(set(), names, ports)
+    for _, _, elems, _ in spans:
+        for e in elems:
+            if ":" in e.replace("::", "") and by_name(e):
+                addrs.add(e.split(" ", 1)[0])
+    wanted = _ElemFilter(addrs, names, ports)
+    out: list[str] = []
+    pos = 0
+    for start, end, elems, listing in spans:
+        kept = [e for e in elems if wanted(e)]
+        out.append(text[pos:start])
+        if listing and kept:
+            out.append("elements = { " + ",\n\t\t\t     ".join(kept) + " }")
+        elif kept:
+            out.append(text[start:end])
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
