@@ -231,7 +231,18 @@ MALICIOUS: dict[str, Callable[[Path], Path]] = {
     "huge-size-claim": lambda d: _raw_tar_with_size_claim(d / "t.tar.gz", "cluster.yaml", 1 << 40),
     "truncated-gzip": lambda d: _truncate(_tarball(d / "t.tar.gz", [_member("more.yaml", b"kind: List\n" * 500)])),
     "not-gzip": lambda d: _write(d / "t.tar.gz", zlib.compress(b"kind: List\n" * 100)),
+    "bad-deflate-mid-member": lambda d: _write(d / "t.tar.gz", _bad_deflate()),
 }
+
+
+def _bad_deflate() -> bytes:
+    """A gzip stream whose first 100 kB are valid (so the archive opens) followed by a deflate block of the
+    reserved type: zlib.error (not an OSError) while a member is read. It used to escape as exit 4."""
+    info = tarfile.TarInfo("a.yaml")
+    info.size = 200_000
+    co = zlib.compressobj(1, zlib.DEFLATED, -15)
+    body = co.compress(info.tobuf(format=tarfile.GNU_FORMAT) + b"#" * 100_000) + co.flush(zlib.Z_FULL_FLUSH)
+    return bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 0xFF]) + body + b"\x07" * 64
 
 
 def _truncate(p: Path) -> Path:
