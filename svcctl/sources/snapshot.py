@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import difflib
 import json
+import lzma
 import os
 import re
 import tarfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -61,7 +63,7 @@ def _read_tree(path: Path) -> Iterator[tuple[str, bytes]]:
 def _read_tar(path: Path) -> Iterator[tuple[str, bytes]]:
     try:
         tf = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the `with` below, after the check
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as e:
         raise InputError(f"not a readable tar archive: {_one_line(e)}", source=str(path)) from None
     total = 0
     count = 0
@@ -69,7 +71,7 @@ def _read_tar(path: Path) -> Iterator[tuple[str, bytes]]:
         while True:
             try:
                 member = tf.next()
-            except (tarfile.TarError, OSError, EOFError, ValueError) as e:
+            except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as e:
                 raise InputError(f"corrupt tar archive: {_one_line(e)}", source=str(path)) from None
             if member is None:
                 break
@@ -97,7 +99,7 @@ def _read_tar(path: Path) -> Iterator[tuple[str, bytes]]:
                 continue
             try:
                 data = fh.read()
-            except (tarfile.TarError, OSError, EOFError, ValueError) as e:
+            except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as e:
                 raise InputError(f"corrupt tar archive at {name!r}: {_one_line(e)}", source=str(path)) from None
             yield pure.as_posix().removeprefix("./"), data
 
@@ -110,7 +112,7 @@ def _one_line(e: BaseException) -> str:
 
 MAX_NESTING = 5000  # libyaml's C composer recurses per level and overflows the C stack near 30,000 levels
 MAX_VISITS = 5_000_000  # YAML aliases can make a small file expand exponentially ("billion laughs")
-_BLOCK_PREFIX_RE = re.compile(r"^(?=[-?: \t]{%d})[ \t]*(?:[-?:][ \t]+)*" % (MAX_NESTING // 2), re.M)
+_BLOCK_PREFIX_RE = re.compile(r"^(?=[-?: \t]{" + str(MAX_NESTING // 2) + r"})[ \t]*(?:[-?:][ \t]+)*", re.M)
 _NOT_BRACKET_RE = re.compile(r"[^\[\]{}]+")
 
 
