@@ -152,10 +152,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, from
     if dumps:
         from svcctl.dataplane import load_node_rules
 
-        try:
-            rules = load_node_rules(dumps, mode=app.node_inputs.mode)
-        except InputError:
-            raise
+        rules = load_node_rules(dumps, mode=app.node_inputs.mode, only=_only_keys(service, target))
         tr.mode = rules.mode if rules else None
         if rules is not None:
             tr.notes += rules.notes
@@ -211,6 +208,16 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, from
             tr.ports.append(judge_port(None, None, t, rules, None, node, pod_codes, flows, probe_counts,
                                        probe_errors))
     return tr
+
+
+def _only_keys(service: Service | None, target: Target) -> set[str]:
+    """What the parsers may keep (the fast path): this Service's name and addresses, or the IP traced."""
+    if service is None:
+        return {target.ip} if target.ip else set()
+    keys = {service.meta.key}
+    keys |= {ip for ip in (*service.cluster_ips, *service.external_ips, *service.load_balancer_ips)
+             if ip and ip != "None"}
+    return keys
 
 
 def _dns_hop(app: App, tr: Trace, service: Service, target: Target, cluster_domain: str, dns_server: str | None,
