@@ -447,9 +447,9 @@ def judge_port(
             for tb in pt.backends:
                 if (tb.ip, tb.port) == (ip, p):
                     tb.observed = (tb.observed or 0) + n
-        pt.hops.append(Hop("selected", OK if mine else WARNING,
+        pt.hops.append(Hop("selected", OK,  # no flow right now is no fault: nothing may be calling
                            f"conntrack: {len(mine)} live flow(s) to this port" if mine else
-                           "conntrack shows no flow to this port", details,
+                           "conntrack: no live flow to this port right now", details,
                            {"flows": {f"{i}:{p}": n for (i, p), n in counts.items()}}))
     if probe is not None:
         total = sum(probe.values())
