@@ -97,6 +97,13 @@ class App:
                 self._source = LiveSource.from_app(self)
         return self._source
 
+    def reset_source(self) -> None:
+        """Forget the source, so the next use re-reads the snapshot or reconnects (`check --wait`)."""
+        src, self._source = self._source, None
+        close = getattr(src, "close", None)
+        if callable(close):
+            close()
+
     @property
     def ns(self) -> str:
         """The namespace a command works in: -n, else the source's default (context, service account)."""
@@ -214,26 +221,30 @@ def node_options(f: F) -> F:
 # ---------------------------------------------------------------- dynamic completion (short timeout, no tracebacks)
 
 
-def _complete(kind: str, incomplete: str) -> list[Any]:
+def _complete(kind: str, incomplete: str, ctx: click.Context | None = None) -> list[Any]:
     from svcctl.cli.complete import complete_names
 
-    return complete_names(kind, incomplete)
+    if ctx is None:
+        return complete_names(kind, incomplete)
+    # click calls completion functions outside any `with ctx`: push it so get_current_context() finds the App
+    with ctx.scope(cleanup=False):
+        return complete_names(kind, incomplete)
 
 
 def _complete_contexts(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
-    return _complete("context", incomplete)
+    return _complete("context", incomplete, ctx)
 
 
 def _complete_namespaces(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
-    return _complete("namespace", incomplete)
+    return _complete("namespace", incomplete, ctx)
 
 
 def _complete_nodes(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
-    return _complete("node", incomplete)
+    return _complete("node", incomplete, ctx)
 
 
 def complete_services(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
-    return _complete("service", incomplete)
+    return _complete("service", incomplete, ctx)
 
 
 def env_no_color() -> bool:

@@ -1,0 +1,223 @@
+"""`svcctl check`: every check's findings for each Service folded into one verdict, pure.
+
+The checks themselves live elsewhere (endpoints, DNS, node-rule drift); this module only aggregates their
+reports, so it works over anything with `.findings` and `.to_json()` (the `Checked` protocol) and tests can
+feed it hand-made reports. A Service is broken when any finding is an error, has warnings when any is a
+warning, and is healthy otherwise (info findings never count against it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from svcctl.model import JSON, Finding
+
+HEALTHY, WARNING, BROKEN = "healthy", "warning", "broken"
+STATUSES = (HEALTHY, WARNING, BROKEN)
+FAIL_ON = ("error", "warning", "never")
+CHECKS = ("endpoints", "dns", "drift")
+_RANK = {"error": 0, "warning": 1, "info": 2}
+
+
+class Checked(Protocol):
+    """What every check's report offers: its findings and its own JSON document."""
+
+    @property
+    def findings(self) -> list[Finding]: ...
+
+    def to_json(self) -> JSON: ...
+
+
+@dataclass
+class CheckFinding:
+    """A finding with the check that produced it (and the node, for drift)."""
+
+    check: str  # endpoints | dns | drift | check
+    finding: Finding
+    node: str | None = None
+
+    @property
+    def severity(self) -> str:
+        return self.finding.severity
+
+    def to_json(self) -> JSON:
+        out: JSON = {"check": self.check, **self.finding.to_json()}
+        if self.node is not None:
+            out["node"] = self.node
+        return out
+
+
+@dataclass
+class DriftResult:
+    """One node's view of a Service compared with the API."""
+
+    node: str | None
+    mode: str
+    findings: list[Finding] = field(default_factory=list)
+
+    def to_json(self) -> JSON:
+        return {"node": self.node, "mode": self.mode, "findings": [f.to_json() for f in self.findings]}
+
+
+@dataclass
+class ServiceCheck:
+    """Everything `check` learnt about one Service."""
+
+    namespace: str
+    name: str
+    endpoints: Checked | None = None  # EndpointsReport
+    dns: Checked | None = None  # DNSReport
+    drift: list[DriftResult] = field(default_factory=list)
+    extra: list[Finding] = field(default_factory=list)  # from check itself (ServiceNotFound)
+    skipped: list[str] = field(default_factory=list)  # checks not run, and why
+    counts: dict[str, int] | None = None  # the endpoints report's ready / notReady / expected
+    seconds: float = 0.0  # how long its checks took (JUnit time)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def findings(self) -> list[CheckFinding]:
+        out = [CheckFinding("check", f) for f in self.extra]
+        if self.endpoints is not None:
+            out += [CheckFinding("endpoints", f) for f in self.endpoints.findings]
+        if self.dns is not None:
+            out += [CheckFinding("dns", f) for f in self.dns.findings]
+        for d in self.drift:
+            out += [CheckFinding("drift", f, d.node) for f in d.findings]
+        return sorted(out, key=lambda c: _RANK.get(c.severity, 3))  # stable: check order kept within a severity
+
+    @property
+    def status(self) -> str:
+        sev = {c.severity for c in self.findings}
+        return BROKEN if "error" in sev else WARNING if "warning" in sev else HEALTHY
+
+    def severity_counts(self) -> dict[str, int]:
+        out = {"error": 0, "warning": 0, "info": 0}
+        for c in self.findings:
+            out[c.severity] = out.get(c.severity, 0) + 1
+        return out
+
+    def failing(self, fail_on: str) -> bool:
+        return failing_status(self.status, fail_on)
+
+    def to_json(self) -> JSON:
+        return {
+            "namespace": self.namespace,
+            "name": self.name,
+            "status": self.status,
+            "counts": self.counts,
+            "severities": self.severity_counts(),
+            "findings": [c.to_json() for c in self.findings],
+            "endpoints": self.endpoints.to_json() if self.endpoints is not None else None,
+            "dns": self.dns.to_json() if self.dns is not None else None,
+            "drift": [d.to_json() for d in self.drift],
+            "skippedChecks": self.skipped,
+        }
+
+
+def failing_status(status: str, fail_on: str) -> bool:
+    """Whether a Service in `status` fails the run under `--fail-on`."""
+    if fail_on == "never":
+        return False
+    if fail_on == "warning":
+        return status in (BROKEN, WARNING)
+    return status == BROKEN
+
+
+def settled_status(status: str, fail_on: str) -> bool:
+    """Whether `--wait` may stop for this Service: nothing at the fail-on level (errors for `never`)."""
+    return not failing_status(status, "error" if fail_on == "never" else fail_on)
+
+
+@dataclass
+class CheckReport:
+    services: list[ServiceCheck] = field(default_factory=list)
+    fail_on: str = "error"
+    source: str = ""  # "snapshot demo", "context kind"
+    checks: dict[str, Any] = field(default_factory=dict)  # which checks ran: {"dns": False, "drift": ["node"]}
+    attempts: int = 1
+    waited_seconds: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.services if s.status == status)
+
+    @property
+    def failed(self) -> bool:
+        return any(s.failing(self.fail_on) for s in self.services)
+
+    @property
+    def settled(self) -> bool:
+        return all(settled_status(s.status, self.fail_on) for s in self.services)
+
+    def summary(self) -> JSON:
+        sev = {"error": 0, "warning": 0, "info": 0}
+        for s in self.services:
+            for k, v in s.severity_counts().items():
+                sev[k] = sev.get(k, 0) + v
+        out: JSON = {
+            "services": len(self.services),
+            "healthy": self.count(HEALTHY),
+            "warning": self.count(WARNING),
+            "broken": self.count(BROKEN),
+            "findings": sev,
+            "failOn": self.fail_on,
+            "passed": not self.failed,
+            "source": self.source,
+            "checks": self.checks,
+            "attempts": self.attempts,
+        }
+        if self.waited_seconds is not None:
+            out["waitedSeconds"] = round(self.waited_seconds, 1)
+        return out
+
+    def summary_line(self) -> str:
+        n = len(self.services)
+        return (f"{n} Service{'' if n == 1 else 's'} checked: {self.count(HEALTHY)} healthy, "
+                f"{self.count(WARNING)} with warnings, {self.count(BROKEN)} broken")
+
+    def to_json(self) -> JSON:
+        return {"apiVersion": "svcctl/v1", "kind": "CheckReport", "summary": self.summary(),
+                "services": [s.to_json() for s in self.services], "notes": self.notes}
+
+
+def sort_checks(checks: Iterable[ServiceCheck]) -> list[ServiceCheck]:
+    return sorted(checks, key=lambda s: (s.namespace, s.name))
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `5m`, `1m30s`, `1h`, `500ms` → seconds. ValueError when unreadable."""
+    t = text.strip().lower()
+    if not t:
+        raise ValueError("empty duration")
+    try:
+        value = float(t)
+    except ValueError:
+        pos = 0
+        value = 0.0
+        for m in _DURATION.finditer(t):
+            if m.start() != pos:
+                raise ValueError(f"cannot read duration {text!r}") from None
+            n = float(m.group(1))
+            value += n * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2)]
+            pos = m.end()
+        if pos != len(t):
+            raise ValueError(f"cannot read duration {text!r}") from None
+    if value < 0:
+        raise ValueError(f"negative duration {text!r}")
+    return value
+
+
+def format_duration(seconds: float) -> str:
+    s = max(0, int(round(seconds)))
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
