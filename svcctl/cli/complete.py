@@ -1,0 +1,180 @@
+"""Dynamic shell completion: Service, namespace, context and node names, and kubectl's plugin protocol.
+
+Completion runs on every <TAB>, so it must be quick and silent: it reads the flags given earlier on the line
+(through the App the partially parsed context built), asks the source with a 2-second request timeout and an
+overall deadline, and on any failure returns nothing rather than printing a word to stdout or stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import threading
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import click
+from click.shell_completion import CompletionItem
+
+if TYPE_CHECKING:
+    from svcctl.cli.app import App
+
+KINDS = ("service", "namespace", "context", "node")
+REQUEST_TIMEOUT = 2.0  # seconds, per API request
+DEADLINE = 4.0  # seconds for the whole lookup; then completion gives up silently
+
+# cobra's ShellCompDirective values (kubectl plugin completion passes them through)
+DIRECTIVE_ERROR = 1
+DIRECTIVE_NO_SPACE = 2
+DIRECTIVE_NO_FILE_COMP = 4
+DIRECTIVE_FILTER_DIRS = 16
+DIRECTIVE_DEFAULT = 0
+
+
+def _app() -> App | None:
+    from svcctl.cli.app import App
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return None
+    app = ctx.find_object(App)
+    return app if app is not None else ctx.ensure_object(App)
+
+
+def _services(app: App, incomplete: str) -> list[CompletionItem]:
+    src = app.source
+    if "/" in incomplete:  # ns/name: complete names within that namespace
+        ns, _, _ = incomplete.partition("/")
+        return [CompletionItem(f"{s.meta.namespace}/{s.meta.name}", help=_svc_help(s))
+                for s in src.list_services(ns)]
+    if app.all_namespaces:
+        return [CompletionItem(f"{s.meta.namespace}/{s.meta.name}", help=_svc_help(s))
+                for s in src.list_services(None)]
+    return [CompletionItem(s.meta.name, help=_svc_help(s)) for s in src.list_services(app.ns)]
+
+
+def _svc_help(s: object) -> str:
+    type_ = getattr(s, "type", "")
+    ip = getattr(s, "cluster_ip", "")
+    if type_ == "ExternalName":
+        return f"ExternalName {getattr(s, 'external_name', '')}"
+    return f"{type_} {ip}".strip()
+
+
+def _namespaces(app: App, incomplete: str) -> list[CompletionItem]:
+    return [CompletionItem(n) for n in app.source.namespaces()]
+
+
+def _nodes(app: App, incomplete: str) -> list[CompletionItem]:
+    names = {n.meta.name for n in app.source.list_nodes()}
+    dumps = getattr(app.source, "dumps", None)
+    if isinstance(dumps, dict):
+        names |= set(dumps)  # snapshot node dumps, even without a Node object
+    return [CompletionItem(n) for n in sorted(names)]
+
+
+def _contexts(app: App, incomplete: str) -> list[CompletionItem]:
+    try:
+        from svcctl.sources.kubeconfig import context_names
+    except ImportError:  # pragma: no cover - the kubeconfig module ships with svcctl
+        return []
+    return [CompletionItem(n) for n in context_names(app.kubeconfig)]
+
+
+_LISTERS: dict[str, Callable[[App, str], list[CompletionItem]]] = {
+    "service": _services, "namespace": _namespaces, "context": _contexts, "node": _nodes,
+}
+
+
+def complete_names(kind: str, incomplete: str) -> list[CompletionItem]:
+    """Names of `kind` that start with `incomplete`, from the source the line names; [] on any failure."""
+    lister = _LISTERS.get(kind)
+    if lister is None:
+        return []
+    app = _app()
+    if app is None:
+        return []
+    app.request_timeout = min(app.request_timeout, REQUEST_TIMEOUT)
+    found: list[CompletionItem] = []
+
+    def work() -> None:
+        with contextlib.suppress(BaseException):
+            found.extend(lister(app, incomplete))
+
+    # nothing may reach the terminal: a warning on stderr would be drawn into the user's command line
+    t = threading.Thread(target=work, name="svcctl-complete", daemon=True)
+    sink = io.StringIO()
+    before = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            warnings.simplefilter("ignore")
+            t.start()
+            t.join(DEADLINE)
+    finally:
+        logging.disable(before)
+    if t.is_alive():
+        return []
+    seen: set[str] = set()
+    out: list[CompletionItem] = []
+    for item in sorted(found, key=lambda i: str(i.value)):
+        v = str(item.value)
+        if v.startswith(incomplete) and v not in seen:
+            seen.add(v)
+            out.append(item)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ kubectl plugin
+
+
+def cobra_complete(cli: click.Command, argv: list[str]) -> int:
+    """Answer `kubectl svcctl <TAB>` the way a cobra program answers `__complete`.
+
+    kubectl runs `kubectl_complete-svcctl ARGS… TOCOMPLETE` (a leading `__complete` / `__completeNoDesc`, as a
+    cobra binary is called, is accepted too) and reads one candidate per line, `value<TAB>description`, then a
+    last line `:<directive>`."""
+    import sys
+
+    from svcctl.cli.app import App
+
+    args = list(argv)
+    describe = True
+    if args and args[0] in ("__complete", "__completeNoDesc"):
+        describe = args[0] == "__complete"
+        args = args[1:]
+    incomplete = args[-1] if args else ""
+    args = args[:-1]
+    lines: list[str] = []
+    directive = DIRECTIVE_NO_FILE_COMP
+    sink = io.StringIO()
+    try:
+        from click.shell_completion import ShellComplete
+
+        comp = ShellComplete(cli, {"obj": App(prog_name="kubectl svcctl")}, "kubectl svcctl", "_SVCCTL_COMPLETE")
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            items = comp.get_completions(args, incomplete)
+        for item in items:
+            if item.type == "file":
+                directive = DIRECTIVE_DEFAULT
+                continue
+            if item.type == "dir":
+                directive = DIRECTIVE_FILTER_DIRS
+                continue
+            value = str(item.value)
+            if describe and item.help:
+                lines.append(f"{value}\t{_one_line(item.help)}")
+            else:
+                lines.append(value)
+    except (Exception, SystemExit):  # noqa: BLE001 - completion must never print a traceback
+        lines, directive = [], DIRECTIVE_ERROR
+    sys.stdout.write("".join(f"{line}\n" for line in lines) + f":{directive}\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _one_line(text: str) -> str:
+    first = " ".join(text.split())
+    return first if len(first) <= 80 else first[:77] + "..."
