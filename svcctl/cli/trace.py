@@ -21,6 +21,7 @@ from svcctl.analysis.trace import (
     service_hop,
 )
 from svcctl.cli.app import App, complete_services, get_app, global_options, node_options, output_options
+from svcctl.cli.fleet import fleet_options, run_fleet
 from svcctl.dataplane.model import Flow, NodeRules
 from svcctl.errors import ExitStatus, InputError, NotFoundError
 from svcctl.model import Finding, Service
@@ -40,12 +41,13 @@ from svcctl.model import Finding, Service
               help="Opt-in: send N connections (HTTP GETs) to VIP:port from here (or inside --netns) and report who "
                    "answered.")
 @click.option("--probe-tcp", is_flag=True, help="Probe with bare TCP connects instead of HTTP GETs.")
+@fleet_options
 @global_options
 @output_options()
 @node_options
 def command(target: str, port_flag: str | None, from_pod: str | None, cluster_domain: str,
             dns_server: str | None, resolv_conf: str | None, no_dns: bool, dns_timeout: float,
-            probe_count: int | None, probe_tcp: bool) -> int:
+            probe_count: int | None, probe_tcp: bool, all_nodes: bool, parallel: int) -> int:
     """Follow one request from the name a client typed to the Pod that answers.
 
     \b
@@ -61,6 +63,8 @@ def command(target: str, port_flag: str | None, from_pod: str | None, cluster_do
       svcctl trace http://hostnames.default/ --netns node1 --probe 200
     """
     app = get_app()
+    if all_nodes:
+        return run_fleet(app, [_fleet_service(app, target, cluster_domain)], parallel)
     tr = build_trace(app, target, port_flag=port_flag, from_pod=from_pod, cluster_domain=cluster_domain,
                      dns_server=dns_server, resolv_conf=resolv_conf, no_dns=no_dns, dns_timeout=dns_timeout,
                      probe_count=probe_count, probe_http=not probe_tcp)
@@ -68,6 +72,19 @@ def command(target: str, port_flag: str | None, from_pod: str | None, cluster_do
 
     render_trace(app, tr)
     return int(ExitStatus.PROBLEMS if tr.broken else ExitStatus.OK)
+
+
+def _fleet_service(app: App, raw_target: str, cluster_domain: str) -> Service:
+    """The one Service --all-nodes judges on every node."""
+    target = parse_target(raw_target, cluster_domain)
+    if target.kind == "ip" and target.ip:
+        svc = _find_service_by_ip(app, target.ip)
+        if svc is None:
+            raise NotFoundError(f"no Service has the IP {target.ip}")
+        return svc
+    if not target.name:
+        raise InputError(f"cannot tell which Service {raw_target!r} names", hint="use ns/name or VIP:port")
+    return app.source.get_service(target.namespace or app.ns, target.name)
 
 
 def _find_service_by_ip(app: App, ip: str) -> Service | None:

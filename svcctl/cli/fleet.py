@@ -1,0 +1,52 @@
+"""`--all-nodes` / `--parallel N` for `trace` and `check`: the shared options and the glue (read → judge → render).
+
+Not a command of its own (it is not in COMMANDS); `trace` and `check` call `run_fleet` with the Services they
+resolved.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from svcctl.errors import ExitStatus, InputError
+
+if TYPE_CHECKING:
+    from svcctl.cli.app import App
+    from svcctl.model import Service
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fleet_options(f: F) -> F:
+    f = click.option("--parallel", type=click.IntRange(1, 256), default=8, show_default=True, metavar="N",
+                     help="With --all-nodes: read this many nodes at a time.")(f)
+    f = click.option("--all-nodes", is_flag=True, default=False,
+                     help="Read every node's rules through its kube-proxy Pod and report which nodes drift from "
+                          "the API (live cluster; exit 1 when any does).")(f)
+    return f
+
+
+def run_fleet(app: App, services: list[Service], parallel: int) -> int:
+    """Judge `services` on every node; render the FleetReport; the exit status (1 = some node drifts)."""
+    from svcctl.analysis.fleet import FleetReport
+    from svcctl.render.fleet import FleetProgress, render_fleet
+    from svcctl.sources.fleet import FleetTarget, check_fleet
+
+    if app.snapshot or app.node_inputs.files or app.node_inputs.netns or app.node_inputs.local:
+        raise InputError("--all-nodes reads every node through its kube-proxy Pod: it needs a live cluster",
+                         hint="drop --snapshot / dump files, or use --node NAME for one node")
+    if app.node_inputs.no_exec:
+        raise InputError("--all-nodes needs to exec into kube-proxy Pods; --no-exec forbids it")
+    src = app.source
+    target = FleetTarget([(s, src.list_endpoint_slices(s.meta.namespace, s.meta.name)) for s in services])
+    started = time.monotonic()
+    with FleetProgress(app) as progress:
+        nodes = check_fleet(src, target, parallel=parallel, mode=app.node_inputs.mode,
+                            on_start=progress.on_start, on_result=progress.on_result)
+    report = FleetReport([s.meta.key for s in services], nodes, parallel, time.monotonic() - started)
+    render_fleet(app, report)
+    return int(report.exit_status() if nodes else ExitStatus.OK)

@@ -1,0 +1,140 @@
+"""Every node's kube-proxy rules, read through its kube-proxy Pod, in parallel with a bounded worker count.
+
+One list of the kube-proxy Pods (label `k8s-app=kube-proxy` in kube-system) maps nodes to Pods: one request for
+the whole fleet instead of one per node. Each node then costs one exec (`iptables-save`, which also decides the
+mode) and, in IPVS or nftables mode, one more (`ipvsadm -Ln` / `nft list table ip kube-proxy`) — the same
+allow-listed, read-only commands `svcctl/sources/node.py` runs. A node whose exec fails or times out becomes an
+unreadable result, never an exception: one bad node must not hide what the others say.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any
+
+from svcctl.analysis.fleet import NodeResult, judge_node, unreadable_node
+from svcctl.errors import InputError, SvcctlError
+from svcctl.model import EndpointSlice, Pod, Service
+from svcctl.sources.base import ClusterSource, NodeDumps
+from svcctl.sources.node import ALLOWED_COMMANDS, mode_from_iptables
+
+DEFAULT_PARALLEL = 8
+KUBE_PROXY_NAMESPACE = "kube-system"
+KUBE_PROXY_SELECTOR = "k8s-app=kube-proxy"
+# the one command that holds each mode's rules (iptables-save is read first anyway: it decides the mode)
+RULES_KEY = {"iptables": "iptables", "ipvs": "ipvs", "nftables": "nftables"}
+
+PodRef = tuple[str, str, str | None]  # namespace, name, container
+
+
+@dataclass
+class FleetTarget:
+    """What every node is judged on: Services with the EndpointSlices the API has for them."""
+
+    services: list[tuple[Service, list[EndpointSlice]]]
+
+    @property
+    def only(self) -> set[str]:
+        """Keys for the parsers' one-Service path: names, addresses and NodePorts of the Services."""
+        keys: set[str] = set()
+        for svc, _ in self.services:
+            keys.add(f"{svc.meta.namespace}/{svc.meta.name}")
+            for ip in [*svc.cluster_ips, *svc.external_ips, *svc.load_balancer_ips]:
+                if ip and ip != "None":
+                    keys.add(ip)
+            keys |= {f":{p.node_port}" for p in svc.ports if p.node_port}
+        return keys
+
+
+def kube_proxy_pods(source: ClusterSource) -> dict[str, PodRef]:
+    """node name -> its kube-proxy Pod, from one list (a Running, ready Pod preferred when there are several)."""
+    pods: list[Pod] = source.list_pods(KUBE_PROXY_NAMESPACE, KUBE_PROXY_SELECTOR)
+    pods.sort(key=lambda p: (p.phase != "Running", not p.ready, p.meta.name))
+    out: dict[str, PodRef] = {}
+    for p in pods:
+        if p.node_name and p.node_name not in out:
+            container = next((c.name for c in p.containers if "kube-proxy" in c.name), None)
+            out[p.node_name] = (p.meta.namespace or KUBE_PROXY_NAMESPACE, p.meta.name, container)
+    return out
+
+
+def read_node_dumps(execer: Callable[..., Any], node: str, pod: PodRef, mode: str | None = None) -> NodeDumps:
+    """The node's rules through its kube-proxy Pod: iptables-save (mode detection), then the mode's own dump."""
+    ns, name, container = pod
+    where = f"pod {ns}/{name}"
+    dumps = NodeDumps(node=node)
+
+    def run(key: str) -> None:
+        out = execer(ns, name, container, list(ALLOWED_COMMANDS[key]))
+        dumps.texts[key] = out if isinstance(out, str) else ""
+        dumps.origins[key] = f"{' '.join(ALLOWED_COMMANDS[key])} ({where})"
+
+    if mode is None or mode == "iptables":
+        run("iptables")
+        mode = mode or mode_from_iptables(dumps.texts["iptables"])
+    if RULES_KEY[mode] not in dumps.texts:
+        run(RULES_KEY[mode])
+    return dumps
+
+
+def check_node(source: ClusterSource, target: FleetTarget, node: str, pod: PodRef | None,
+               mode: str | None) -> NodeResult:
+    """Read one node and judge its rules against the API; every failure becomes an unreadable result."""
+    from svcctl.dataplane import load_node_rules
+
+    started = time.monotonic()
+    if pod is None:
+        return unreadable_node(node, f"no {KUBE_PROXY_SELECTOR} Pod in {KUBE_PROXY_NAMESPACE} runs on this node",
+                               time.monotonic() - started)
+    execer = getattr(source, "exec_in_pod", None)
+    if execer is None:
+        return unreadable_node(node, "this source cannot exec into kube-proxy Pods", 0.0)
+    try:
+        dumps = read_node_dumps(execer, node, pod, mode)
+    except SvcctlError as e:
+        return unreadable_node(node, e.message, time.monotonic() - started)
+    try:
+        rules = load_node_rules(dumps, mode=mode, only=target.only)
+    except InputError as e:
+        return unreadable_node(node, f"its rules could not be read: {e.message}", time.monotonic() - started)
+    return judge_node(node, rules, target.services, time.monotonic() - started)
+
+
+def check_fleet(source: ClusterSource, target: FleetTarget, *, parallel: int = DEFAULT_PARALLEL,
+                mode: str | None = None, nodes: list[str] | None = None,
+                on_start: Callable[[int], None] | None = None,
+                on_result: Callable[[NodeResult], None] | None = None) -> list[NodeResult]:
+    """Every node (the API's Nodes and every node running kube-proxy), `parallel` at a time, sorted by name.
+
+    `on_start(total)` and `on_result(result)` feed a progress display; they run in the calling thread."""
+    pods = kube_proxy_pods(source)
+    if nodes is None:
+        nodes = sorted({n.meta.name for n in source.list_nodes()} | set(pods))
+    if on_start is not None:
+        on_start(len(nodes))
+    _warm(source)
+    results: list[NodeResult] = []
+    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="svcctl-node") as pool:
+        futures = {pool.submit(check_node, source, target, n, pods.get(n), mode): n for n in nodes}
+        for fut in as_completed(futures):
+            try:
+                res = fut.result()
+            except Exception as e:  # noqa: BLE001 - a bug on one node is reported on that node
+                res = unreadable_node(futures[fut], f"{type(e).__name__}: {e}", 0.0)
+            results.append(res)
+            if on_result is not None:
+                on_result(res)
+    results.sort(key=lambda r: r.name)
+    return results
+
+
+def _warm(source: ClusterSource) -> None:
+    """Build the API client once before the workers share it (its lazy properties are not thread-safe)."""
+    for attr in ("api_client", "core"):
+        try:
+            getattr(source, attr, None)
+        except Exception:  # noqa: BLE001 - the first real request reports the problem properly
+            return

@@ -1,0 +1,124 @@
+"""`svcctl trace SVC --all-nodes`: every node's rules read through its kube-proxy Pod (a real websocket exec in
+the test API server), judged against the API, with unreadable nodes reported and not fatal."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from apiserver import FakeAPIServer
+from gen_fleet import NOT_READY, READY, FleetExec, fleet_objects, node_name
+
+Factory = Callable[..., FakeAPIServer]
+RunCLI = Callable[..., tuple[int, str, str]]
+
+BEHAVIOUR = {
+    node_name(0): "ok",
+    node_name(1): "stale",
+    node_name(2): "missing",
+    node_name(3): "fail",
+    node_name(4): "hang",
+    node_name(5): "nft",
+    node_name(6): "nft-stale",
+    node_name(7): "ok",
+}
+
+
+def fleet_server(apiserver: Factory, behaviour: dict[str, str], nodes: int, **kw: Any) -> tuple[FakeAPIServer,
+                                                                                                  FleetExec]:
+    srv = apiserver(fleet_objects(nodes, **kw), copy=False)
+    handler = FleetExec(behaviour, hang_seconds=4.0)
+    srv.exec_handler = handler
+    return srv, handler
+
+
+def run_fleet(run_cli: RunCLI, srv: FakeAPIServer, *args: str) -> tuple[int, str, str]:
+    return run_cli(["trace", "hostnames", "--all-nodes", "--request-timeout", "1.5", *args],
+                   env={"KUBECONFIG": str(srv.kubeconfig)})
+
+
+def test_the_drifted_nodes_are_flagged_and_bad_nodes_do_not_stop_the_rest(apiserver: Factory,
+                                                                           run_cli: RunCLI) -> None:
+    srv, handler = fleet_server(apiserver, BEHAVIOUR, 9, without_proxy=(node_name(8),))
+    code, out, err = run_fleet(run_cli, srv, "-o", "json", "--parallel", "4")
+    assert code == 1, err
+    doc = json.loads(out)
+    assert doc["apiVersion"] == "svcctl/v1" and doc["kind"] == "FleetReport"
+    assert doc["services"] == ["default/hostnames"]
+    nodes = {n["name"]: n for n in doc["nodes"]}
+    assert sorted(nodes) == [node_name(i) for i in range(9)]
+
+    def codes(name: str) -> list[str]:
+        return sorted(f["code"] for f in nodes[name]["findings"])
+
+    assert codes(node_name(0)) == [] and codes(node_name(7)) == []
+    assert codes(node_name(1)) == ["StaleBackend"]
+    assert NOT_READY in nodes[node_name(1)]["findings"][0]["message"]
+    assert codes(node_name(2)) == ["EndpointNotProgrammed"]
+    assert READY[-1] in nodes[node_name(2)]["findings"][0]["message"]
+    assert codes(node_name(5)) == [] and nodes[node_name(5)]["mode"] == "nftables"
+    assert codes(node_name(6)) == ["StaleBackend"] and nodes[node_name(6)]["mode"] == "nftables"
+    assert nodes[node_name(0)]["mode"] == "iptables" and nodes[node_name(0)]["readable"] is True
+    for name, why in ((node_name(3), "exited with 4"), (node_name(4), "did not finish within"),
+                      (node_name(8), "no k8s-app=kube-proxy Pod")):
+        n = nodes[name]
+        assert n["readable"] is False and why in n["error"], n
+        assert [(f["code"], f["severity"]) for f in n["findings"]] == [("NodeUnreadable", "warning")]
+    s = doc["summary"]
+    assert (s["nodes"], s["readable"], s["unreadable"], s["drifted"], s["clean"]) == (9, 6, 3, 3, 3)
+    assert s["findings"] == {"EndpointNotProgrammed": 1, "StaleBackend": 2}
+    # every exec is an allow-listed read; nothing was written
+    assert all(argv[0] in ("iptables-save", "nft") for _, argv in handler.calls)
+    assert srv.writes == []
+
+
+def test_one_list_of_kube_proxy_pods_for_the_whole_fleet(apiserver: Factory, run_cli: RunCLI) -> None:
+    behaviour = {node_name(i): "ok" for i in range(12)}
+    srv, handler = fleet_server(apiserver, behaviour, 12)
+    code, out, err = run_fleet(run_cli, srv, "-o", "json")
+    assert code == 0, err
+    assert all(not n["findings"] for n in json.loads(out)["nodes"])
+    pod_lists = [r for r in srv.requests if r.resource == "pods" and r.verb == "list"]
+    assert len(pod_lists) == 1 and pod_lists[0].query.get("labelSelector") == "k8s-app=kube-proxy"
+    assert len([r for r in srv.requests if r.resource == "pods/exec"]) == 12  # one iptables-save per node
+    assert len(handler.calls) == 12
+
+
+def test_plain_progress_lines_and_table_when_piped(apiserver: Factory, run_cli: RunCLI) -> None:
+    srv, _ = fleet_server(apiserver, {node_name(0): "ok", node_name(1): "stale", node_name(2): "fail"}, 3)
+    code, out, err = run_fleet(run_cli, srv, "--parallel", "2")
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].split() == ["NODE", "MODE", "VERDICT", "FINDINGS", "SECONDS"]
+    rows = {ln.split()[0]: ln.split() for ln in lines[1:]}
+    assert rows[node_name(0)][1:3] == ["iptables", "ok"]
+    assert rows[node_name(1)][1:4] == ["iptables", "drift", "StaleBackend"]
+    assert rows[node_name(2)][1:3] == ["-", "unreadable"]
+    assert "reading the rules of 3 node(s)" in err
+    assert sum(1 for ln in err.splitlines() if ln.startswith("[")) == 3  # one plain line per node
+    assert f"warning: node {node_name(2)} could not be read" in err
+
+
+@pytest.mark.parametrize("parallel", ["1", "8"])
+def test_the_answer_does_not_depend_on_the_worker_count(apiserver: Factory, run_cli: RunCLI, parallel: str) -> None:
+    behaviour = {node_name(i): ("stale" if i % 3 == 0 else "ok") for i in range(6)}
+    srv, _ = fleet_server(apiserver, behaviour, 6)
+    code, out, _ = run_fleet(run_cli, srv, "-o", "json", "--parallel", parallel)
+    assert code == 1
+    drifted = [n["name"] for n in json.loads(out)["nodes"] if n["findings"]]
+    assert drifted == [node_name(0), node_name(3)]
+
+
+def test_all_nodes_needs_a_live_cluster(run_cli: RunCLI) -> None:
+    code, _, err = run_cli(["trace", "hostnames", "--snapshot", "demo", "--all-nodes"])
+    assert code == 2 and "needs a live cluster" in err
+
+
+def test_a_vip_target_finds_its_service(apiserver: Factory, run_cli: RunCLI) -> None:
+    srv, _ = fleet_server(apiserver, {node_name(0): "missing"}, 1)
+    code, out, err = run_cli(["trace", "10.96.0.0:80", "--all-nodes", "-o", "json"],
+                             env={"KUBECONFIG": str(srv.kubeconfig)})
+    assert code == 1, err
+    assert [f["code"] for f in json.loads(out)["nodes"][0]["findings"]] == ["EndpointNotProgrammed"]
