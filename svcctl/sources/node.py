@@ -138,7 +138,7 @@ def read_files(files: dict[str, str], node: str) -> NodeDumps:
                 raise InputError(f"stdin (`-`) given for both {stdin_used} and {key}",
                                  hint="only one dump can be read from stdin")
             stdin_used = key
-            text = sys.stdin.read()
+            text = _read_stdin()
             origin = "<stdin>"
         else:
             try:
@@ -156,6 +156,18 @@ def read_files(files: dict[str, str], node: str) -> NodeDumps:
         dumps.texts[key] = text
         dumps.origins[key] = origin
     return dumps
+
+
+def _read_stdin() -> str:
+    """stdin as text like a file (undecodable bytes replaced); closed or absent (`<&-`) is an input error."""
+    stream = sys.stdin
+    if stream is None or stream.closed:
+        raise InputError("stdin is closed: nothing to read for `-`", source="<stdin>")
+    try:
+        raw = getattr(stream, "buffer", None)
+        return raw.read().decode("utf-8", errors="replace") if raw is not None else stream.read()
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read: {e}", source="<stdin>") from None
 
 
 def gather_node_dumps(app: App, node: str | None) -> NodeDumps | None:
