@@ -57,7 +57,11 @@ def _read_tree(path: Path) -> Iterator[tuple[str, bytes]]:
             full = Path(root) / f
             if full.is_symlink() or not full.is_file():
                 continue
-            yield full.relative_to(path).as_posix(), full.read_bytes()
+            try:
+                data = full.read_bytes()
+            except OSError as e:
+                raise InputError(f"cannot read: {e.strerror}", source=str(full)) from None
+            yield full.relative_to(path).as_posix(), data
 
 
 def _read_tar(path: Path) -> Iterator[tuple[str, bytes]]:
@@ -235,9 +239,13 @@ class SnapshotSource:
             if not p.exists():
                 raise InputError("no such file or directory", hint="give a snapshot file, directory, .tar.gz, "
                                  "or `demo`", source=path)
+            try:
+                is_tar = not p.is_dir() and (p.suffix in (".gz", ".tgz", ".tar") or tarfile.is_tarfile(p))
+            except OSError as e:
+                raise InputError(f"cannot read: {e.strerror}", source=path) from None
             if p.is_dir():
                 files = _read_tree(p)
-            elif p.suffix in (".gz", ".tgz", ".tar") or tarfile.is_tarfile(p):
+            elif is_tar:
                 files = _read_tar(p)
             else:
                 try:
