@@ -1,0 +1,72 @@
+"""Start-up cost: `svcctl --help`, `--version` and snapshot-only commands never import the kubernetes client (it
+alone costs more than the rest of svcctl's start-up). Each case runs in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("kubernetes", "urllib3", "websocket", "dns.resolver")
+
+PROBE = r"""
+import contextlib, io, json, sys
+from svcctl.cli.main import run
+out, err = io.StringIO(), io.StringIO()
+with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    code = run("svcctl", json.loads(sys.argv[1]))
+heavy = json.loads(sys.argv[2])
+print(json.dumps({"code": code, "out": out.getvalue()[:2000], "err": err.getvalue()[-2000:],
+                  "loaded": sorted(m for m in sys.modules if m.split(".")[0] in heavy or m in heavy)}))
+"""
+
+
+def run_fresh(args: list[str], heavy: tuple[str, ...] = HEAVY) -> dict[str, object]:
+    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args), json.dumps([h.split(".")[0] for h in heavy])],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    res: dict[str, object] = json.loads(proc.stdout)
+    return res
+
+
+@pytest.mark.parametrize("args", [
+    ["--help"],
+    ["--version"],
+    ["trace", "--help"],
+    ["trace", "hostnames", "--snapshot", "demo", "--no-dns"],
+    ["endpoints", "hostnames", "--why-not", "--snapshot", "demo"],
+    ["rules", "hostnames", "--snapshot", "demo", "-o", "json"],
+])
+def test_never_imports_the_kubernetes_client(args: list[str]) -> None:
+    res = run_fresh(args)
+    assert res["code"] in (0, 1), res
+    loaded = [str(m) for m in res["loaded"]]  # type: ignore[attr-defined]
+    assert not [m for m in loaded if m.split(".")[0] in ("kubernetes", "urllib3", "websocket")], loaded
+
+
+def test_the_probe_would_see_the_client_if_it_were_imported(tmp_path: Path) -> None:
+    """The same probe on a live command (whose cluster does not answer) does see it: the check above can fail."""
+    kc = tmp_path / "kubeconfig"
+    kc.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "x",
+        "clusters": [{"name": "x", "cluster": {"server": "https://127.0.0.1:9", "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "x", "user": {"token": "t"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x", "namespace": "default"}}]}))
+    res = run_fresh(["endpoints", "hostnames", "--kubeconfig", str(kc), "--request-timeout", "1"])
+    assert res["code"] == 3, res
+    loaded = [str(m) for m in res["loaded"]]  # type: ignore[attr-defined]
+    assert any(m.split(".")[0] == "kubernetes" for m in loaded), (res, loaded)
+
+
+def test_import_time_of_help_has_no_client_modules() -> None:
+    """`python -X importtime -m svcctl --help`: the import log itself names no kubernetes module."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "svcctl", "--help"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120, check=False)
+    assert proc.returncode == 0
+    names = [ln.rsplit("|", 1)[-1].strip() for ln in proc.stderr.splitlines() if ln.startswith("import time:")]
+    assert names and "svcctl.cli.main" in names
+    assert not [n for n in names if n.split(".")[0] == "kubernetes"]
