@@ -167,3 +167,15 @@ def test_trace_uses_the_dns_hop(run_cli: Run, demo_dns: DnsmasqServer) -> None:
     code, out, _ = run_cli(["trace", "hostnames", "--snapshot", "demo", "-o", "json"])
     d = json.loads(out)
     assert d["dns"]["queries"] == [] and d["dns"]["queried"] is False
+
+
+def test_dns_server_without_any_cluster(run_cli: Run, demo_dns: DnsmasqServer) -> None:
+    """No kubeconfig at all: DNS still answers, with nothing from the API to compare against."""
+    code, out, err = run_cli(["dns", "hostnames.default", "--dns-server", demo_dns.address, "-o", "json", *FAST])
+    assert code == 0, err
+    d = doc(out)
+    answered = [a["data"] for q in d["queries"] for a in q["answers"]]
+    assert "10.0.1.175" in answered
+    assert "no cluster configured" in err
+    code, out, err = run_cli(["dns", "hostnames.default"])  # and without a server either: exit 3, one line
+    assert code == 3 and err.startswith("error: ") and len(err.strip().splitlines()) == 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from svcctl.cli.app import get_app, global_options, output_options
-from svcctl.errors import ExitStatus
+from svcctl.errors import ClusterError, ExitStatus
+from svcctl.sources.base import ClusterSource
 
 
 @click.command("dns")
@@ -48,7 +49,17 @@ def command(name: str, dns_server: str | None, resolv_conf: str | None, cluster_
 
     app = get_app()
     query = app.snapshot is None or dns_server is not None
-    report = dns_hop(app.source, None, name, app.ns, cluster_domain, dns_server, resolv_conf, query, dns_timeout,
+    source: ClusterSource | None
+    try:
+        source = app.source
+        namespace = app.ns
+    except ClusterError:
+        if not (dns_server or resolv_conf):
+            raise
+        # DNS alone still answers: no expected records to compare with, but every query and finding stands
+        source, namespace = None, app.namespace or "default"
+        app.terminal.status("no cluster configured: querying DNS without comparing to the API")
+    report = dns_hop(source, None, name, namespace, cluster_domain, dns_server, resolv_conf, query, dns_timeout,
                      attempts=dns_attempts, rtype=rtype.upper() if rtype else None, control=not no_control)
     render_dns(app, report)
     return int(ExitStatus.PROBLEMS if report.broken else ExitStatus.OK)

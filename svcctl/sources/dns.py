@@ -40,6 +40,7 @@ from svcctl.analysis.dns import (
 )
 from svcctl.errors import ForbiddenError, InputError, NotFoundError
 from svcctl.model import EndpointSlice, Finding, Pod, Service
+from svcctl.sources.base import selector_string
 
 if TYPE_CHECKING:
     from svcctl.sources.base import ClusterSource
@@ -249,9 +250,12 @@ def dns_hop(source: ClusterSource | None, service: Service | None, name: str, na
     pods: list[Pod] = []
     if svc is not None and source is not None and svc.type != "ExternalName":
         slices = source.list_endpoint_slices(svc.meta.namespace, svc.meta.name)
-        if dn.kind == "pod":
-            pods = source.list_pods(svc.meta.namespace)
+        if dn.kind == "pod" and svc.selector:
+            # only the Service's own Pods can carry its records: never list the whole namespace
+            pods = source.list_pods(svc.meta.namespace, selector_string(svc.selector))
     exp = expected_records(svc, slices, pods, dn, domain)
+    if source is None:
+        exp.notes = ["no cluster to compare with: the answers are shown as they come"]
     types = _types(rtype, dn, svc, exp.types)
     dropped = [e for e in exp.records if e.type not in types and e.type != "CNAME"]
     if dropped:
@@ -263,8 +267,8 @@ def dns_hop(source: ClusterSource | None, service: Service | None, name: str, na
         exp.notes.append(f"{svc.meta.key} has no {'/'.join(t for t in types if t not in exp.types)} family "
                          f"(ipFamilies {', '.join(svc.ip_families) or '-'}): CoreDNS answers NODATA")
 
-    report = DNSReport(dn, namespace, domain, cfg, queried=False, types=types, expected=exp.records,
-                       notes=list(exp.notes), service=svc.meta.key if svc else None)
+    report = DNSReport(dn, namespace, domain, cfg, queried=False, comparable=source is not None, types=types,
+                       expected=exp.records, notes=list(exp.notes), service=svc.meta.key if svc else None)
     if not query:
         report.notes.insert(0, NO_QUERY_NOTE)
         if not cfg.nameservers and source is not None:
