@@ -387,7 +387,7 @@ class EndpointSlice:
             address_type=_s(d.get("addressType")) or "IPv4",
             endpoints=[SliceEndpoint.from_dict(_d(e)) for e in _l(d.get("endpoints"))],
             ports=[
-                SlicePort(_s(_d(p).get("name")), _d(p).get("port"), _s(_d(p).get("protocol")) or "TCP")
+                SlicePort(_s(_d(p).get("name")), _opt_int(_d(p).get("port")), _s(_d(p).get("protocol")) or "TCP")
                 for p in _l(d.get("ports"))
             ],
             raw=d,
@@ -527,3 +527,8 @@ class Finding:
         if self.where:
             out["where"] = self.where
         return out
+
+
+def _opt_int(v: Any) -> int | None:
+    """An optional integer field; garbage raises ValueError/TypeError, which readers turn into input errors."""
+    return None if v is None else int(v)
