@@ -538,3 +538,20 @@ def test_seeds_parse_cleanly() -> None:
         p = Path(d) / "snap.tar.gz"
         p.write_bytes(TARBALL)
         assert len(SnapshotSource(str(p)).pods) == len(src.pods)
+
+
+_NUMBER_RE = __import__("re").compile(r"(?<![0-9A-Za-z])[0-9]+(?![0-9A-Za-z])")
+
+
+@pytest.mark.parametrize("target", [t for t in PARSERS if t != "load_node_rules (detected)"])
+@pytest.mark.parametrize("digit", ["²", "١", "٣٤", "nan", "1e999"])
+def test_unicode_digit_in_every_number(target: str, digit: str) -> None:
+    """`"²".isdigit()` is True but `int("²")` raises: each number of each seed, in turn, becomes a non-ASCII
+    digit (superscript, Arabic-Indic); the parser must still return a model or InputError."""
+    families, fn = PARSERS[target]
+    for f in families:
+        for seed in SEEDS[f]:
+            text = _text(seed)
+            spots = list(_NUMBER_RE.finditer(text))[:400]
+            for m in spots:
+                _check(target, fn, (text[:m.start()] + digit + text[m.end():]).encode())
