@@ -677,6 +677,14 @@ class _Follower:
         self.visited: set[str] = set()
         self.cache: dict[str, _Walk] = {}
 
+    def probability(self, r: Rule) -> Fraction:
+        """The rule's `--probability` (1 without one); not a number (or nan) is an input error, not a crash."""
+        text = r.opts.get("--probability")
+        try:
+            return probability_fraction(text) if text is not None else Fraction(1)
+        except ValueError:
+            raise InputError(f"bad --probability {text!r}", source=self.dump.source, line=r.line) from None
+
     def is_masq_chain(self, chain: str) -> bool:
         """KUBE-MARK-MASQ, or any chain that only sets marks (per-service chains never are)."""
         if chain == "KUBE-MARK-MASQ":
@@ -722,7 +730,7 @@ class _Follower:
                 continue
             if "--rcheck" in r.opts:
                 secs = r.get("--seconds")
-                if secs and secs.isdigit():
+                if secs and secs.isdecimal():
                     w.affinity = int(secs)
                 self.visited.add(t)
                 continue
@@ -731,7 +739,7 @@ class _Follower:
             if t == "DNAT":
                 to = r.target_opts.get("--to-destination", "")
                 ip, port = _split_hostport(to)
-                p = probability_fraction(r.opts["--probability"]) if "--probability" in r.opts else Fraction(1)
+                p = self.probability(r)
                 # nat sees only each connection's first packet: a DNAT counter counts connections
                 w.backends.append(Backend(ip=ip, port=port, probability=remaining * p, chain="",
                                           connections=r.counters[0] if r.counters else None))
@@ -749,7 +757,7 @@ class _Follower:
                 sub = self.walk(t, depth + 1)
                 conditional.append((cond, sub))
                 continue
-            p = probability_fraction(r.opts["--probability"]) if "--probability" in r.opts else Fraction(1)
+            p = self.probability(r)
             sub = self.walk(t, depth + 1)
             share = remaining * p
             for b in sub.backends:
@@ -823,7 +831,7 @@ def _entry_from_rule(r: Rule, kind_default: str) -> ServiceEntry:
     proto = (r.get("-p") or "tcp").lstrip("!").upper()
     addr = _strip_host(r.get("-d") or "")
     port_s = r.get("--dport") or "0"
-    port = int(port_s) if port_s.isdigit() else 0
+    port = int(port_s) if port_s.isdecimal() else 0
     if kind is None:
         t = r.target or ""
         kind = "LoadBalancer" if t.startswith("KUBE-FW-") else "ExternalIP" if t.startswith("KUBE-EXT-") \
@@ -975,7 +983,7 @@ def _filter_verdicts(rules: NodeRules, filt: Table, counts: dict[str, int]) -> N
             proto = (r.get("-p") or "tcp").upper()
             addr = _strip_host(r.get("-d") or "")
             port_s = r.get("--dport") or "0"
-            port = int(port_s) if port_s.isdigit() else 0
+            port = int(port_s) if port_s.isdecimal() else 0
             nodeport = not addr and r.get("--dst-type") == "LOCAL"
             matches = [e for e in rules.services if e.protocol == proto and e.port == port and
                        (e.address == addr if not nodeport else e.kind == "NodePort")]
