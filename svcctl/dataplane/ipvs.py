@@ -331,7 +331,7 @@ def _service_line(s: str, fmt: str, source: str, lineno: int) -> _VS:
         return v
     toks = s.split()
     if toks and toks[0] == "FWM":
-        if len(toks) < 2 or not toks[1].isdigit():
+        if len(toks) < 2 or not toks[1].isdecimal():
             raise InputError(f"not an ipvsadm service line: {s[:80]!r}", source=source, line=lineno)
         v = _VS("FWM", "", 0, fwmark=int(toks[1]), line=lineno)
         nums = toks[3:] if len(toks) > 2 and toks[2] == "IPv6" else toks[2:]
@@ -418,7 +418,7 @@ def _parse_save(lines: list[str], source: str) -> list[_VS]:
         opts = toks[3:]
         if toks[0] == "-A":
             if proto == "FWM":
-                if not toks[2].isdigit():
+                if not toks[2].isdecimal():
                     raise InputError(f"bad firewall mark {toks[2]!r}", source=source, line=lineno)
                 v = _VS("FWM", "", 0, fwmark=int(toks[2]), line=lineno)
             else:
@@ -432,7 +432,7 @@ def _parse_save(lines: list[str], source: str) -> list[_VS]:
                     v.scheduler = arg
                     next(it, None)
                 elif o in ("-p", "--persistent"):
-                    if arg and arg.isdigit():
+                    if arg and arg.isdecimal():
                         v.persistent = int(arg)
                         next(it, None)
                     else:
@@ -469,7 +469,7 @@ def _parse_save(lines: list[str], source: str) -> list[_VS]:
             if o in ("-r", "--real-server") and j + 1 < len(opts):
                 rip = _need_numeric(opts[j + 1], source, lineno)
                 j += 2
-            elif o in ("-w", "--weight") and j + 1 < len(opts) and opts[j + 1].lstrip("-").isdigit():
+            elif o in ("-w", "--weight") and j + 1 < len(opts) and opts[j + 1].lstrip("-").isdecimal():
                 weight = int(opts[j + 1])
                 j += 2
             elif o in _SAVE_FWD:
