@@ -186,7 +186,7 @@ def _parse_elem(raw: str, is_map: bool) -> _Elem:
 def _duration(s: str) -> int | None:
     """nft durations: `3h`, `10800s`, `1d2h3m4s`, `500ms` → whole seconds."""
     s = s.strip().rstrip(";").strip()
-    if s.isdigit():
+    if s.isdecimal():
         return int(s)
     total = 0.0
     found = False
@@ -435,7 +435,7 @@ def _read_json(text: str, source: str) -> list[_Table]:
                 for el in obj.get("elem", []) or []:
                     st.elements.append(_json_elem(el, kind == "map"))
                 table(obj).sets[st.name] = st
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError) as e:  # OverflowError: int(1e999)
             raise InputError(f"unexpected nft JSON {kind} object ({e})", source=source) from None
     return list(tables.values())
 
@@ -756,7 +756,7 @@ def _verdict_target(value: str | None) -> tuple[str, str | None]:
 
 
 def _port(s: str) -> int | None:
-    return int(s) if s.isdigit() and int(s) <= 65535 else None
+    return int(s) if s.isdecimal() and int(s) <= 65535 else None
 
 
 def _key3(e: _Elem) -> tuple[str, str, int] | None:
