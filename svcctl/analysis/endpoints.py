@@ -337,31 +337,79 @@ def analyze_service(source: ClusterSource, namespace: str, name: str, *, why_not
 
 
 def summarize_services(source: ClusterSource, namespace: str | None) -> list[ServiceSummary]:
-    """Ready / not-ready / expected per Service: one Service list, one Pod list, one slice list per Service."""
+    """Ready / not-ready / expected per Service, from a fixed number of paged lists whatever the cluster's size.
+
+    Services, then every EndpointSlice and every Pod of the namespace (or all), each read once — page by page when
+    the source can (`iter_endpoint_slices` / `iter_pods`, optional): only a few numbers per Service and each Pod's
+    labels are kept, and selectors are matched through a label index instead of against every Pod."""
     services = source.list_services(namespace)
-    pods: list[Pod] | None
+    wanted = {(s.meta.namespace, s.meta.name) for s in services if s.type != "ExternalName"}
+    states: dict[tuple[str, str], dict[str, bool]] | None = None
+    slice_pages = getattr(source, "iter_endpoint_slices", None)
+    if slice_pages is not None:
+        states = {}
+        for sl in slice_pages(namespace):
+            key = (sl.meta.namespace, sl.service_name)
+            if key in wanted:
+                _count_into(states.setdefault(key, {}), slice_rows([sl]))
+    index: _PodIndex | None = _PodIndex()
     try:
-        pods = source.list_pods(namespace)  # one list for every Service (per-Service lists would be N requests)
+        pod_pages = getattr(source, "iter_pods", None)
+        for p in (pod_pages(namespace) if pod_pages is not None else source.list_pods(namespace)):
+            index.add(p)  # type: ignore[union-attr]
     except ForbiddenError:
-        pods = None
+        index = None
     out: list[ServiceSummary] = []
     for s in sorted(services, key=lambda x: (x.meta.namespace, x.meta.name)):
         ready = not_ready = 0
         expected: int | None = 0
         if s.type != "ExternalName":
-            slices = source.list_endpoint_slices(s.meta.namespace, s.meta.name)
-            rows = slice_rows(slices)
-            ready, not_ready = count_rows(rows)
-            if s.selector is not None and pods is None:
+            if states is not None:
+                st = states.get((s.meta.namespace, s.meta.name), {})
+                ready = sum(1 for v in st.values() if v)
+                not_ready = len(st) - ready
+            else:
+                ready, not_ready = count_rows(slice_rows(source.list_endpoint_slices(s.meta.namespace, s.meta.name)))
+            if s.selector is not None and index is None:
                 expected = None
-            elif s.selector is not None and pods is not None:
-                sel = parse_selector(selector_string(s.selector))
-                expected = sum(1 for p in pods if p.meta.namespace == s.meta.namespace
-                               and labels_match(p.meta.labels, sel) and p.phase not in ("Succeeded", "Failed"))
+            elif s.selector is not None and index is not None:
+                expected = index.count(s.meta.namespace, s.selector)
             else:
                 expected = ready + not_ready
         out.append(ServiceSummary(s.meta.namespace, s.meta.name, s.type, s.selector, ready, not_ready, expected))
     return out
+
+
+def _count_into(state: dict[str, bool], rows: list[EndpointRow]) -> None:
+    """count_rows, accumulated slice by slice (a dual-stack Pod in two slices still counts once)."""
+    for r in rows:
+        k = r.pod or r.ip
+        state[k] = state.get(k, False) or r.ready
+
+
+class _PodIndex:
+    """Labels of the Pods that can be endpoints (not Succeeded/Failed), indexed by (namespace, key, value)."""
+
+    def __init__(self) -> None:
+        self.labels: list[dict[str, str]] = []
+        self.by_label: dict[tuple[str, str, str], list[int]] = {}
+
+    def add(self, pod: Pod) -> None:
+        if pod.phase in ("Succeeded", "Failed"):
+            return
+        i = len(self.labels)
+        self.labels.append(pod.meta.labels)
+        ns = pod.meta.namespace
+        for k, v in pod.meta.labels.items():
+            self.by_label.setdefault((ns, k, v), []).append(i)
+
+    def count(self, namespace: str, selector: dict[str, str]) -> int:
+        """Pods of `namespace` whose labels hold every pair of `selector` (a Service's equality selector)."""
+        if not selector:
+            return 0
+        lists = [self.by_label.get((namespace, k, v), []) for k, v in selector.items()]
+        fewest = min(lists, key=len)
+        return sum(1 for i in fewest if all(self.labels[i].get(k) == v for k, v in selector.items()))
 
 
 # ------------------------------------------------------------------------------------------------ controller model

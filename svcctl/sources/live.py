@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from svcctl.errors import ClusterError, ForbiddenError, NotFoundError
@@ -370,6 +370,43 @@ class LiveSource:
             self._degrade("endpointslices", e)
             return []
         return [EndpointSlice.from_dict(_kinded(i, "EndpointSlice")) for i in items]
+
+    def iter_endpoint_slices(self, namespace: str | None) -> Iterator[EndpointSlice]:
+        """Every EndpointSlice of the namespace (None: all), page by page: a summary that keeps a few numbers per
+        Service never holds the whole list. A refusal is recorded in `skipped` and yields nothing."""
+        fn, args = ((self.discovery.list_endpoint_slice_for_all_namespaces, ()) if namespace is None
+                    else (self.discovery.list_namespaced_endpoint_slice, (namespace,)))
+        try:
+            for items in self._pages(f"endpointslices {_where(namespace)}", "endpointslices", fn, *args):
+                for i in items:
+                    yield EndpointSlice.from_dict(_kinded(i, "EndpointSlice"))
+        except ForbiddenError as e:
+            self._degrade("endpointslices", e)
+
+    def iter_pods(self, namespace: str | None, label_selector: str | None = None) -> Iterator[Pod]:
+        """Pods page by page (see iter_endpoint_slices); a refusal raises ForbiddenError like list_pods."""
+        kw: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+        fn, args = ((self.core.list_pod_for_all_namespaces, ()) if namespace is None
+                    else (self.core.list_namespaced_pod, (namespace,)))
+        for items in self._pages(f"pods {_where(namespace)}", "pods", fn, *args, **kw):
+            for i in items:
+                yield Pod.from_dict(_kinded(i, "Pod"))
+
+    def _pages(self, what: str, resource: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Iterator[list[JSON]]:
+        """The pages of one list (limit + continue). Pages already handed out cannot be taken back, so a 410 on
+        a continue token is an error here, not a restart."""
+        token: str | None = None
+        while True:
+            extra = {"_continue": token} if token else {}
+            try:
+                body = self._request(what, resource, fn, *args, limit=self.page_size, **extra, **kw)
+            except _Expired:
+                raise ClusterError(f"the list of {what} expired while paging (410 Gone)",
+                                   hint="the cluster is changing fast; try again") from None
+            yield [i for i in body.get("items") or [] if isinstance(i, dict)]
+            token = (body.get("metadata") or {}).get("continue") or None
+            if not token:
+                return
 
     def list_all_endpoints(self, namespace: str | None) -> list[Endpoints]:
         fn, args = ((self.core.list_endpoints_for_all_namespaces, ()) if namespace is None
