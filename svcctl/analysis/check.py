@@ -217,6 +217,9 @@ def parse_duration(text: str) -> float:
 
 
 def format_duration(seconds: float) -> str:
+    """`0.2s`, `45s`, `4m05s`: short, for progress lines."""
+    if seconds < 10 and round(seconds, 1) != int(round(seconds, 1)):
+        return f"{max(0.0, seconds):.1f}s"
     s = max(0, int(round(seconds)))
     if s >= 60:
         return f"{s // 60}m{s % 60:02d}s"

@@ -72,13 +72,17 @@ class Progress:
             else:
                 self._status.update(text)
 
+    @staticmethod
+    def _line(text: str) -> None:
+        click.echo(text, err=True)  # one unwrapped line per event: CI logs are read line by line
+
     def start(self, attempt: int, n: int, source: str) -> None:
         text = f"checking {n} Service{'' if n == 1 else 's'} from {source}" + (
             f" (attempt {attempt})" if attempt > 1 else "")
         if self.tty:
             self._show(text)
         else:
-            self.terminal.status(text)
+            self._line(text)
 
     def service(self, i: int, n: int, key: str) -> None:
         if self.tty:
@@ -88,7 +92,7 @@ class Progress:
         if self.tty:
             self._show(text)
         else:
-            self.terminal.status(text)
+            self._line(text)
 
     def stop(self) -> None:
         if self._status is not None:
@@ -212,7 +216,7 @@ def command(services: tuple[str, ...], selector: str | None, fail_on: str, wait_
     render_check(app, report)
     if app.output not in ("json", "yaml", "junit", "github", "markdown"):
         for note in report.notes:
-            app.terminal.status(note)
+            click.echo(note, err=True)
     if app.output == "github" and os.environ.get("GITHUB_STEP_SUMMARY"):
         _append_step_summary(app, os.environ["GITHUB_STEP_SUMMARY"], markdown(report))
     if collect_path is not None and not report.settled:
@@ -380,4 +384,4 @@ def _collect(app: App, run: Attempt, plan: Plan, path: str) -> None:
         size = write_bundle(path, bundle)
     except OSError as e:
         raise InputError(f"cannot write the bundle: {e.strerror}", source=path) from None
-    app.terminal.status(f"wrote {path} ({size} bytes): replay with `svcctl check --snapshot {path}`")
+    click.echo(f"wrote {path} ({size} bytes): replay with `svcctl check --snapshot {path}`", err=True)
