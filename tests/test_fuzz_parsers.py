@@ -461,14 +461,15 @@ def run_cli(args: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def assert_clean_exit(code: int, err: str, path: str) -> None:
+def assert_clean_exit(code: int, err: str) -> None:
     assert "Traceback" not in err, err
     assert code in (0, 1, 2), f"exit {code}: {err[-500:]}"
     if code == 2:
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert len(lines) == 1, err[-2000:]
         assert lines[0].startswith("error: "), lines[0]
-        assert path in lines[0] or Path(path).name in lines[0], lines[0]
+        # (naming the file is checked on the fixed corpus, test_bad_input_corpus.py: here a damaged dump can
+        # legitimately turn into a usage error, e.g. "IPVS mode needs `ipvsadm -Ln` output")
 
 
 IPT = str(DEMO / "nodes/kind-worker/iptables-save.txt")
@@ -501,7 +502,7 @@ def test_cli_exit_codes_and_one_line_errors(case: str, data: st.DataObject) -> N
         if code not in (0, 1, 2) or "Traceback" in err:
             CRASH_SITES.setdefault(f"CLI {case}", set()).add(err.strip().splitlines()[-1][:160] if err.strip()
                                                                 else f"exit {code}")
-        assert_clean_exit(code, err, p)
+        assert_clean_exit(code, err)
 
 
 @settings(FUZZ, max_examples=max(15, FUZZ.max_examples // 3))
@@ -518,7 +519,7 @@ def test_cli_on_wrong_typed_snapshot(doc: Any, cmd: list[str]) -> None:
         if code not in (0, 1, 2) or "Traceback" in err:
             CRASH_SITES.setdefault("CLI wrong-typed snapshot", set()).add(
                 err.strip().splitlines()[-1][:160] if err.strip() else f"exit {code}")
-        assert_clean_exit(code, err, p)
+        assert_clean_exit(code, err)
 
 
 def test_seeds_parse_cleanly() -> None:
