@@ -133,7 +133,7 @@ def _duration(text: str, flag: str) -> float:
 @click.option("--dns-server", metavar="IP[:PORT]", help="Query this DNS server (implies --dns).")
 @click.option("--cluster-domain", default="cluster.local", show_default=True)
 @click.option("--dns-timeout", type=float, default=2.0, show_default=True, metavar="SECONDS")
-@click.option("--collect-on-failure", "collect_path", metavar="FILE.tar.gz",
+@click.option("--collect-on-failure", "collect_path", metavar="FILE.tar.gz", type=click.Path(dir_okay=False),
               help="When the check fails, write what was read as a snapshot bundle (replay with --snapshot).")
 @global_options
 @output_options(FORMATS)

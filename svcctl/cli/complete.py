@@ -127,6 +127,49 @@ def complete_names(kind: str, incomplete: str) -> list[CompletionItem]:
     return out
 
 
+# ------------------------------------------------------------------------------------------------ fish
+
+# svcctl's own fish protocol, so the installed script and the running svcctl agree whatever click version is
+# installed (click 8.4.0/8.4.1 emit a fish script that splits on an unquoted newline: pallets/click#3502).
+# One line per candidate, `type,value<TAB>help`; the script splits at the first comma only.
+FISH_SOURCE = """\
+function %(complete_func)s;
+    set -l response (env %(complete_var)s=fish_complete COMP_WORDS=(commandline -cp) \
+COMP_CWORD=(commandline -t) %(prog_name)s);
+
+    for completion in $response;
+        set -l metadata (string split -m 1 "," $completion);
+
+        if test $metadata[1] = "dir";
+            __fish_complete_directories $metadata[2];
+        else if test $metadata[1] = "file";
+            __fish_complete_path $metadata[2];
+        else if test $metadata[1] = "plain";
+            echo $metadata[2];
+        end;
+    end;
+end;
+
+complete --no-files --command %(prog_name)s --arguments "(%(complete_func)s)";
+"""
+
+
+def register_shells() -> None:
+    """Replace click's fish class with svcctl's (call before click dispatches `_SVCCTL_COMPLETE`)."""
+    from click.shell_completion import FishComplete, add_completion_class
+
+    class SvcctlFishComplete(FishComplete):
+        source_template = FISH_SOURCE
+
+        def format_completion(self, item: CompletionItem) -> str:
+            value = " ".join(str(item.value).splitlines())
+            if item.help:
+                return f"{item.type},{value}\t{' '.join(item.help.split())}"
+            return f"{item.type},{value}"
+
+    add_completion_class(SvcctlFishComplete, "fish")
+
+
 # ------------------------------------------------------------------------------------------------ kubectl plugin
 
 

@@ -15,7 +15,10 @@ def completion_script(shell: str) -> str:
     """click's own script for `shell`; the committed completions/ files are exactly this text."""
     from click.shell_completion import get_completion_class
 
+    from svcctl.cli.complete import register_shells
     from svcctl.cli.main import cli
+
+    register_shells()
 
     cls = get_completion_class(shell)
     if cls is None:  # pragma: no cover - SHELLS are all built into click

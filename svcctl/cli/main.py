@@ -94,6 +94,10 @@ def run(prog_name: str, args: list[str] | None = None) -> int:
     verbose = sum(a.count("v") for a in argv if a.startswith("-") and not a.startswith("--") and set(a[1:]) <= {"v"})
     verbose += argv.count("--verbose")
     app = App(prog_name=prog_name)
+    if os.environ.get("_SVCCTL_COMPLETE"):  # a shell asking for completions: svcctl's own fish protocol
+        from svcctl.cli.complete import register_shells
+
+        register_shells()
     if prog_name.startswith("kubectl"):
         cli.epilog = EPILOG.format(prog=prog_name)
     try:
