@@ -1,0 +1,123 @@
+"""Big clusters: what one Service's answer costs (API requests, bytes, time) at 3 and at 10,000 Services, and what
+`svcctl endpoints -A` costs over a whole 100,000-Pod cluster.
+
+The test API server (tests/apiserver.py: real HTTPS, paging with limit/continue) runs in this process with a
+generated cluster (tests/gen_cluster.py: N Services × 10 Pods, 100 Nodes); each svcctl command runs as its own
+subprocess through the real kubernetes client, and is timed with its own peak RSS. Baselines, same run:
+- one Service: the same command against the 3-Service cluster (the answer should cost the same);
+- `-A`: a bare paged read of every Service, Pod and EndpointSlice (urllib, 500 per page, each page parsed and
+  dropped) — the least any all-namespaces summary has to transfer.
+
+    python benchmarks/bench_cluster.py [--size small|full] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from common import SVCCTL, Row, machine, median_run, run, table
+
+SIZES = {"small": [3, 2_000], "full": [3, 10_000]}
+
+# The least an all-namespaces summary must read: every page of three lists, parsed and dropped.
+_BASELINE = r"""
+import json, ssl, sys, urllib.parse, urllib.request
+url, ca, token = sys.argv[1:4]
+ctx = ssl.create_default_context(cafile=ca)
+n = size = 0
+for path in ("/api/v1/services", "/api/v1/pods", "/apis/discovery.k8s.io/v1/endpointslices"):
+    cont = ""
+    while True:
+        q = "?limit=500" + ("&continue=" + urllib.parse.quote(cont) if cont else "")
+        req = urllib.request.Request(url + path + q, headers={"Authorization": "Bearer " + token})
+        body = urllib.request.urlopen(req, context=ctx).read()
+        n += 1
+        size += len(body)
+        doc = json.loads(body)
+        cont = (doc.get("metadata") or {}).get("continue") or ""
+        del doc
+        if not cont:
+            break
+print(json.dumps({"requests": n, "bytes": size}))
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", choices=sorted(SIZES), default="full")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    print(f"machine: {machine()}")
+    print(table(bench(args.size, args.repeat), ["requests", "bytes"]))
+    return 0
+
+
+def bench(size: str, repeat: int) -> list[Row]:
+    from apiserver import FakeAPIServer, make_pki
+    from gen_cluster import gen_cluster
+    from gen_fleet import FleetExec, kube_proxy_pod
+
+    rows: list[Row] = []
+    one: dict[int, dict[str, tuple[float, int, int, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="svcctl-bench-") as tmp:
+        pki = make_pki(Path(tmp) / "pki")
+        for n in SIZES[size]:
+            objs = gen_cluster(n) + [kube_proxy_pod("node-0000")]
+            srv = FakeAPIServer(objs, pki, copy=False).start()
+            try:
+                srv.exec_handler = FleetExec({})
+                kc = srv.write_kubeconfig(Path(tmp) / f"kubeconfig-{n}")
+                env = {"KUBECONFIG": str(kc)}
+                pods = 10 * n
+                cases = {
+                    "endpoints hostnames --why-not": ["endpoints", "hostnames", "--why-not", "-o", "json"],
+                    "trace hostnames --node node-0000 --no-dns": ["trace", "hostnames", "--node", "node-0000",
+                                                                  "--no-dns", "-o", "json"],
+                }
+                one[n] = {}
+                for name, argv in cases.items():
+                    srv.reset_counters()
+                    r = median_run([*SVCCTL, *argv], repeat, env=env)
+                    reqs = srv.request_count // max(1, repeat)
+                    sent = srv.bytes_sent // max(1, repeat)
+                    one[n][name] = (r.seconds, reqs, sent, r.rss_mb)
+                    if r.rc not in (0, 1):
+                        print(f"  {name} at {n}: exit {r.rc}: {r.stderr[-300:]}", file=sys.stderr)
+                if n == max(SIZES[size]):
+                    srv.reset_counters()
+                    r = run([*SVCCTL, "endpoints", "-A", "-o", "json"], env=env)
+                    reqs, sent = srv.request_count, srv.bytes_sent
+                    ok = r.rc in (0, 1)
+                    summaries = len(json.loads(r.stdout).get("items", json.loads(r.stdout).get("services", [])))\
+                        if ok and r.stdout.startswith("{") else 0
+                    srv.reset_counters()
+                    b = run([sys.executable, "-c", _BASELINE, srv.url, str(pki.ca_cert), srv.token])
+                    base = json.loads(b.stdout) if b.rc == 0 else {"requests": 0, "bytes": 0}
+                    rows.append(Row("cluster", f"endpoints -A ({n:,} Services, {pods:,} Pods)", r.seconds, r.rss_mb,
+                                    "paged read of Services+Pods+Slices", b.seconds,
+                                    {"requests": str(reqs), "bytes": _mb(sent)},
+                                    note=(f"{summaries:,} rows; baseline {base['requests']} requests, "
+                                          f"{_mb(base['bytes'])}, {b.rss_mb:.0f} MB") if ok
+                                    else f"exit {r.rc}: {r.stderr[-200:]}"))
+            finally:
+                srv.stop()
+    small, big = min(one), max(one)
+    for name in one[small]:
+        s_t, s_req, s_b, s_rss = one[small][name]
+        b_t, b_req, b_b, b_rss = one[big][name]
+        rows.insert(len(rows) - 1 if rows else 0,
+                    Row("cluster", f"{name} ({big:,} Services)", b_t, b_rss, f"same at {small} Services", s_t,
+                        {"requests": f"{b_req} (vs {s_req})", "bytes": f"{_mb(b_b)} (vs {_mb(s_b)})"}))
+    return rows
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

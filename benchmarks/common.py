@@ -1,0 +1,127 @@
+"""Shared helpers of the benchmarks: timing subprocesses with their own peak RSS, medians, and a plain table.
+
+Every figure is measured in the run that prints it, beside a baseline measured the same way in the same run, so
+a slow machine slows both. No assertions anywhere: the benchmarks print, the tests assert behaviour.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+SVCCTL = [sys.executable, "-m", "svcctl"]
+
+
+@dataclass
+class Run:
+    seconds: float
+    rss_mb: float
+    rc: int
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass
+class Row:
+    area: str
+    case: str
+    seconds: float | None
+    rss_mb: float | None = None
+    baseline: str = ""
+    baseline_seconds: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def ratio(self) -> str:
+        if self.seconds is None or not self.baseline_seconds:
+            return ""
+        return f"{self.seconds / self.baseline_seconds:.1f}x"
+
+
+# Fallback launcher when /usr/bin/time is missing: runs argv and prints its children's peak RSS (KiB) last.
+_LAUNCH = "import resource,subprocess,sys; rc=subprocess.call(sys.argv[2:]); " \
+          "open(sys.argv[1],'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(rc)"
+
+
+def run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 1800) -> Run:
+    """One subprocess: wall time and its own peak RSS.
+
+    Through a small launcher (/usr/bin/time -f %M, else a tiny Python one): Linux keeps the peak RSS of the
+    address space a process had before exec, so a child forked straight from this big benchmark process would
+    report this process's size, not its own."""
+    with tempfile.TemporaryDirectory(prefix="svcctl-run-") as tmp:
+        rss_file = os.path.join(tmp, "rss")
+        if os.path.exists("/usr/bin/time"):
+            launch = ["/usr/bin/time", "-f", "%M", "-o", rss_file, *argv]
+        else:
+            launch = [sys.executable, "-c", _LAUNCH, rss_file, *argv]
+        started = time.perf_counter()
+        try:
+            proc = subprocess.run(launch, capture_output=True, cwd=ROOT, env={**os.environ, **(env or {})},
+                                  timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as e:
+            return Run(time.perf_counter() - started, 0.0, -9, "", f"timed out after {e.timeout}s")
+        seconds = time.perf_counter() - started
+        try:
+            rss_kb = int(Path(rss_file).read_text().split()[-1])
+        except (OSError, ValueError, IndexError):
+            rss_kb = 0
+        return Run(seconds, rss_kb / 1024, proc.returncode, proc.stdout.decode(errors="replace"),
+                   proc.stderr.decode(errors="replace"))
+
+
+def median_run(argv: list[str], n: int, **kw: object) -> Run:
+    runs = [run(argv, **kw) for _ in range(max(1, n))]  # type: ignore[arg-type]
+    runs.sort(key=lambda r: r.seconds)
+    mid = runs[len(runs) // 2]
+    return Run(statistics.median(r.seconds for r in runs), max(r.rss_mb for r in runs), mid.rc, mid.stdout,
+               mid.stderr)
+
+
+def machine() -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return (f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {model or platform.processor()}, "
+            f"{mem} RAM, Python {platform.python_version()}")
+
+
+def fmt_s(x: float | None) -> str:
+    return "" if x is None else (f"{x * 1000:.0f} ms" if x < 1 else f"{x:.2f} s")
+
+
+def table(rows: list[Row], extra_cols: list[str] | None = None) -> str:
+    extra_cols = extra_cols or sorted({k for r in rows for k in r.extra})
+    head = ["case", "time", "peak RSS", *extra_cols, "baseline", "baseline time", "ratio", "note"]
+    body = [[r.case, fmt_s(r.seconds), "" if r.rss_mb is None else f"{r.rss_mb:.0f} MB",
+             *[r.extra.get(c, "") for c in extra_cols], r.baseline, fmt_s(r.baseline_seconds), r.ratio, r.note]
+            for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=False)]
+    lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)) + " |"
+             for row in (head, *body)]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
