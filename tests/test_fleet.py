@@ -122,3 +122,22 @@ def test_a_vip_target_finds_its_service(apiserver: Factory, run_cli: RunCLI) -> 
                              env={"KUBECONFIG": str(srv.kubeconfig)})
     assert code == 1, err
     assert [f["code"] for f in json.loads(out)["nodes"][0]["findings"]] == ["EndpointNotProgrammed"]
+
+
+def test_read_fleet_gives_each_node_its_rules_or_its_error(apiserver: Factory) -> None:
+    """The reader `check --all-nodes` builds on: rules per node, parsed on the one-Service path when asked."""
+    from svcctl.sources.fleet import read_fleet
+    from svcctl.sources.kubeconfig import resolve
+    from svcctl.sources.live import LiveSource
+
+    srv, _ = fleet_server(apiserver, {node_name(0): "ok", node_name(1): "fail", node_name(2): "nft"}, 3)
+    src = LiveSource(resolve(str(srv.kubeconfig)), request_timeout=5)
+    seen: list[str] = []
+    reads = read_fleet(src, parallel=3, only={"default/hostnames"}, on_read=lambda r: seen.append(r.node))
+    assert [r.node for r in reads] == [node_name(i) for i in range(3)] and sorted(seen) == [r.node for r in reads]
+    ok, fail, nft = reads
+    assert ok.rules is not None and ok.rules.mode == "iptables" and ok.error is None
+    assert [(e.address, len(e.backends)) for e in ok.rules.services] == [("10.96.0.0", 9)]
+    assert fail.rules is None and fail.error is not None and "exited with 4" in fail.error
+    assert nft.rules is not None and nft.rules.mode == "nftables" and nft.dumps is not None
+    assert set(nft.dumps.texts) == {"iptables", "nftables"}

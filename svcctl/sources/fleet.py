@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from svcctl.analysis.fleet import NodeResult, judge_node, unreadable_node
+from svcctl.dataplane.model import NodeRules
 from svcctl.errors import InputError, SvcctlError
 from svcctl.model import EndpointSlice, Pod, Service
 from svcctl.sources.base import ClusterSource, NodeDumps
@@ -80,39 +81,91 @@ def read_node_dumps(execer: Callable[..., Any], node: str, pod: PodRef, mode: st
     return dumps
 
 
-def check_node(source: ClusterSource, target: FleetTarget, node: str, pod: PodRef | None,
-               mode: str | None) -> NodeResult:
-    """Read one node and judge its rules against the API; every failure becomes an unreadable result."""
+@dataclass
+class NodeRead:
+    """One node's rules as read through its kube-proxy Pod, or why they could not be read."""
+
+    node: str
+    rules: NodeRules | None = None
+    dumps: NodeDumps | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def read_node(source: ClusterSource, node: str, pod: PodRef | None, mode: str | None,
+              only: set[str] | None = None) -> NodeRead:
+    """Read and parse one node's rules; every failure becomes `error`, never an exception."""
     from svcctl.dataplane import load_node_rules
 
     started = time.monotonic()
     if pod is None:
-        return unreadable_node(node, f"no {KUBE_PROXY_SELECTOR} Pod in {KUBE_PROXY_NAMESPACE} runs on this node",
-                               time.monotonic() - started)
+        return NodeRead(node, error=f"no {KUBE_PROXY_SELECTOR} Pod in {KUBE_PROXY_NAMESPACE} runs on this node")
     execer = getattr(source, "exec_in_pod", None)
     if execer is None:
-        return unreadable_node(node, "this source cannot exec into kube-proxy Pods", 0.0)
+        return NodeRead(node, error="this source cannot exec into kube-proxy Pods")
     try:
         dumps = read_node_dumps(execer, node, pod, mode)
     except SvcctlError as e:
-        return unreadable_node(node, e.message, time.monotonic() - started)
+        return NodeRead(node, error=e.message, seconds=time.monotonic() - started)
     try:
-        rules = load_node_rules(dumps, mode=mode, only=target.only)
+        rules = load_node_rules(dumps, mode=mode, only=only)
     except InputError as e:
-        return unreadable_node(node, f"its rules could not be read: {e.message}", time.monotonic() - started)
-    return judge_node(node, rules, target.services, time.monotonic() - started)
+        return NodeRead(node, dumps=dumps, error=f"its rules could not be read: {e.message}",
+                        seconds=time.monotonic() - started)
+    return NodeRead(node, rules, dumps, None, time.monotonic() - started)
+
+
+def fleet_nodes(source: ClusterSource) -> tuple[list[str], dict[str, PodRef]]:
+    """Every node (the API's Nodes and every node running kube-proxy) and each one's kube-proxy Pod."""
+    pods = kube_proxy_pods(source)
+    return sorted({n.meta.name for n in source.list_nodes()} | set(pods)), pods
+
+
+def read_fleet(source: ClusterSource, *, parallel: int = DEFAULT_PARALLEL, mode: str | None = None,
+               only: set[str] | None = None, nodes: list[str] | None = None,
+               on_start: Callable[[int], None] | None = None,
+               on_read: Callable[[NodeRead], None] | None = None) -> list[NodeRead]:
+    """Every node's rules, `parallel` at a time, sorted by node name (for `check --all-nodes`).
+
+    `only`: the parsers' one-Service keys, when only a few Services will be judged."""
+    all_nodes, pods = fleet_nodes(source)
+    nodes = all_nodes if nodes is None else nodes
+    if on_start is not None:
+        on_start(len(nodes))
+    _warm(source)
+    out: list[NodeRead] = []
+    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="svcctl-node") as pool:
+        futures = {pool.submit(read_node, source, n, pods.get(n), mode, only): n for n in nodes}
+        for fut in as_completed(futures):
+            try:
+                res = fut.result()
+            except Exception as e:  # noqa: BLE001 - a bug on one node is reported on that node
+                res = NodeRead(futures[fut], error=f"{type(e).__name__}: {e}")
+            out.append(res)
+            if on_read is not None:
+                on_read(res)
+    out.sort(key=lambda r: r.node)
+    return out
+
+
+def check_node(source: ClusterSource, target: FleetTarget, node: str, pod: PodRef | None,
+               mode: str | None) -> NodeResult:
+    """Read one node and judge its rules against the API."""
+    read = read_node(source, node, pod, mode, target.only)
+    if read.rules is None:
+        return unreadable_node(node, read.error or "no rules", read.seconds)
+    return judge_node(node, read.rules, target.services, read.seconds)
 
 
 def check_fleet(source: ClusterSource, target: FleetTarget, *, parallel: int = DEFAULT_PARALLEL,
                 mode: str | None = None, nodes: list[str] | None = None,
                 on_start: Callable[[int], None] | None = None,
                 on_result: Callable[[NodeResult], None] | None = None) -> list[NodeResult]:
-    """Every node (the API's Nodes and every node running kube-proxy), `parallel` at a time, sorted by name.
+    """Every node judged on `target`, `parallel` at a time, sorted by name.
 
     `on_start(total)` and `on_result(result)` feed a progress display; they run in the calling thread."""
-    pods = kube_proxy_pods(source)
-    if nodes is None:
-        nodes = sorted({n.meta.name for n in source.list_nodes()} | set(pods))
+    all_nodes, pods = fleet_nodes(source)
+    nodes = all_nodes if nodes is None else nodes
     if on_start is not None:
         on_start(len(nodes))
     _warm(source)
