@@ -351,9 +351,9 @@ def test_stdin_closed_fd_and_strict_decoding() -> None:
     proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, cwd=ROOT,
                           preexec_fn=lambda: os.close(0))
     assert "<stdin>" in one_line(proc.returncode, proc.stdout, proc.stderr, 2)
-    proc = subprocess.run(cmd, input=b"*nat\n\xff\xfe\n", capture_output=True, timeout=60, cwd=ROOT,
-                          env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"})
-    line = one_line(proc.returncode, proc.stdout.decode(), proc.stderr.decode(), 2)
+    raw = subprocess.run(cmd, input=b"*nat\n\xff\xfe\n", capture_output=True, timeout=60, cwd=ROOT,
+                         env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"})
+    line = one_line(raw.returncode, raw.stdout.decode(), raw.stderr.decode(), 2)
     assert line.startswith("error: <stdin>:2: ")
 
 

@@ -71,7 +71,10 @@ def users(srv: FakeAPIServer, tmp: Path) -> dict[str, dict[str, Any]]:
     token_file = tmp / "token"
     token_file.write_text(FILE_TOKEN + "\n")
     token_file.chmod(0o600)
-    b64 = lambda p: base64.b64encode(p.read_bytes()).decode()  # noqa: E731
+
+    def b64(p: Path) -> str:
+        return base64.b64encode(p.read_bytes()).decode()
+
     exec_user = {"apiVersion": "client.authentication.k8s.io/v1", "command": sys.executable,
                  "args": [str(plugin), EXEC_TOKEN], "interactiveMode": "Never",
                  "env": [{"name": "PLUGIN_SECRET", "value": PLUGIN_ENV}]}
