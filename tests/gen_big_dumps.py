@@ -10,9 +10,11 @@ ruleset instead.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 
-from gen_dumps import write_big as write_iptables_save
+from gen_dumps import GenCluster, GenEndpoint, GenPort, iptables_save_lines
+from gen_dumps import GenService as IptService
 from gen_dumps_ipvs_nft import (
     GenService,
     _ep_sort_key,
@@ -115,6 +117,23 @@ def write_nft_listing(path: str, n_services: int, n_endpoints: int = 10) -> int:
         for chunk in nft_listing_lines(big_services(n_services, n_endpoints)):
             fh.write(chunk + "\n")
             n += chunk.count("\n") + 1
+    return n
+
+
+def write_iptables_save(path: str, n_services: int, n_endpoints: int = 10) -> int:
+    """gen_dumps.write_big's dump (same names and VIPs), with Pod IPs from 10.128.0.0/9 so that 50,000 Services
+    × 10 endpoints fit (10.244.0.0/14 holds 262,144)."""
+    services = []
+    vips = ipaddress.ip_network("10.96.0.0/12").hosts()
+    pods = ipaddress.ip_network(POD_CIDR).hosts()
+    for i in range(n_services):
+        eps = [GenEndpoint(str(next(pods))) for _ in range(n_endpoints)]
+        services.append(IptService(f"ns{i % 100}", f"svc{i}", str(next(vips)), [GenPort("http", 80, 8080)], eps))
+    n = 0
+    with open(path, "w") as fh:
+        for line in iptables_save_lines(GenCluster(services=services, cluster_cidr=POD_CIDR)):
+            fh.write(line + "\n")
+            n += 1
     return n
 
 
