@@ -124,8 +124,12 @@ def _as_nobody(args: list[str]) -> tuple[int, str, str]:
     for mod in pkgutil.walk_packages(svcctl.__path__, "svcctl."):
         if not mod.name.endswith(("live", "kubeconfig", "__main__")):
             importlib.import_module(mod.name)
+    import click
+
+    for mod in pkgutil.walk_packages(click.__path__, "click."):
+        importlib.import_module(mod.name)
     for name in ("rich.table", "rich.text", "rich.console", "rich.markup", "rich.panel", "rich.tree", "tabulate",
-                 "yaml", "encodings.idna", "json.encoder"):
+                 "yaml", "encodings.idna", "json.encoder", "difflib", "textwrap", "shutil"):
         importlib.import_module(name)
     warm = io.StringIO()
     with contextlib.redirect_stdout(warm), contextlib.redirect_stderr(warm):
