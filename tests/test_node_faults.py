@@ -127,7 +127,8 @@ def _as_nobody(args: list[str]) -> tuple[int, str, str]:
     import click
 
     for mod in pkgutil.walk_packages(click.__path__, "click."):
-        importlib.import_module(mod.name)
+        if mod.name != "click._winconsole":
+            importlib.import_module(mod.name)
     for name in ("rich.table", "rich.text", "rich.console", "rich.markup", "rich.panel", "rich.tree", "tabulate",
                  "yaml", "encodings.idna", "json.encoder", "difflib", "textwrap", "shutil"):
         importlib.import_module(name)
