@@ -151,7 +151,7 @@ def _setter(attr: str, *, sub: str | None = None) -> Callable[..., Any]:
 def global_options(f: F) -> F:
     """kubectl's global flags, plus --snapshot and -v; valid before and after the subcommand."""
     opts = [
-        click.option("--kubeconfig", metavar="FILE", type=click.Path(), expose_value=False, callback=_setter("kubeconfig"),
+        click.option("--kubeconfig", metavar="FILE", type=click.Path(readable=False), expose_value=False, callback=_setter("kubeconfig"),
                      help="Path to one kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)."),
         click.option("--context", metavar="NAME", expose_value=False, callback=_setter("context"),
                      shell_complete=_complete_contexts, help="The kubeconfig context to use."),
@@ -161,7 +161,7 @@ def global_options(f: F) -> F:
                      callback=_setter("all_namespaces"), help="Look in every namespace."),
         click.option("--request-timeout", type=float, metavar="SECONDS", expose_value=False,
                      callback=_setter("request_timeout"), help="Timeout for each API request (default 30)."),
-        click.option("--snapshot", metavar="PATH", type=click.Path(), expose_value=False, callback=_setter("snapshot"),
+        click.option("--snapshot", metavar="PATH", type=click.Path(readable=False), expose_value=False, callback=_setter("snapshot"),
                      help="Read a snapshot (file, directory, .tar.gz, or `demo`) instead of a live cluster."),
         click.option("--color/--no-color", default=None, expose_value=False, callback=_setter("color"),
                      help="Colour output (default: only on a terminal without NO_COLOR)."),
@@ -187,19 +187,19 @@ def output_options(formats: tuple[str, ...] = OUTPUT_FORMATS) -> Callable[[F], F
 def node_options(f: F) -> F:
     """Node inputs, the same on every command. FILE may be `-` for stdin."""
     opts = [
-        click.option("--iptables-save", metavar="FILE", type=click.Path(), expose_value=False,
+        click.option("--iptables-save", metavar="FILE", type=click.Path(readable=False), expose_value=False,
                      callback=_setter("iptables_save", sub="node"), help="iptables-save output (`-` = stdin)."),
-        click.option("--ip6tables-save", metavar="FILE", type=click.Path(), expose_value=False,
+        click.option("--ip6tables-save", metavar="FILE", type=click.Path(readable=False), expose_value=False,
                      callback=_setter("ip6tables_save", sub="node"), help="ip6tables-save output."),
-        click.option("--ipvsadm", metavar="FILE", type=click.Path(), expose_value=False, callback=_setter("ipvsadm", sub="node"),
+        click.option("--ipvsadm", metavar="FILE", type=click.Path(readable=False), expose_value=False, callback=_setter("ipvsadm", sub="node"),
                      help="`ipvsadm -Ln` (or -S -n, -Lnc) output."),
-        click.option("--nft", metavar="FILE", type=click.Path(), expose_value=False, callback=_setter("nft", sub="node"),
+        click.option("--nft", metavar="FILE", type=click.Path(readable=False), expose_value=False, callback=_setter("nft", sub="node"),
                      help="`nft list table ip kube-proxy` output (text or -j JSON)."),
-        click.option("--conntrack", metavar="FILE", type=click.Path(), expose_value=False, callback=_setter("conntrack", sub="node"),
+        click.option("--conntrack", metavar="FILE", type=click.Path(readable=False), expose_value=False, callback=_setter("conntrack", sub="node"),
                      help="`conntrack -L` output: live flows and the backend each went to."),
-        click.option("--ipset", metavar="FILE", type=click.Path(), expose_value=False, callback=_setter("ipset", sub="node"),
+        click.option("--ipset", metavar="FILE", type=click.Path(readable=False), expose_value=False, callback=_setter("ipset", sub="node"),
                      help="`ipset list` output (IPVS mode)."),
-        click.option("--ip-addr", metavar="FILE", type=click.Path(), expose_value=False, callback=_setter("ip_addr", sub="node"),
+        click.option("--ip-addr", metavar="FILE", type=click.Path(readable=False), expose_value=False, callback=_setter("ip_addr", sub="node"),
                      help="`ip addr show kube-ipvs0` output (IPVS mode)."),
         click.option("--netns", metavar="NAME", expose_value=False, callback=_setter("netns", sub="node"),
                      help="Read rules inside this network namespace (read-only commands)."),
