@@ -80,7 +80,17 @@ def dump_yaml(obj: Any) -> str:
 
 def emit_document(obj: Any, output: str) -> None:
     """JSON or YAML to stdout and nothing else."""
-    sys.stdout.write(dump_json(obj) if output == "json" else dump_yaml(obj))
+    if output != "json":
+        sys.stdout.write(dump_yaml(obj))
+        return
+    # the same text as dump_json, written in batches: a whole 10,000-Service dump's JSON is never one string
+    buf: list[str] = []
+    for chunk in json.JSONEncoder(indent=2, sort_keys=False, default=str).iterencode(obj):
+        buf.append(chunk)
+        if len(buf) >= 16384:
+            sys.stdout.write("".join(buf))
+            buf.clear()
+    sys.stdout.write("".join(buf) + "\n")
 
 
 def plain_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], no_headers: bool = False) -> str:
