@@ -141,3 +141,19 @@ def test_read_fleet_gives_each_node_its_rules_or_its_error(apiserver: Factory) -
     assert fail.rules is None and fail.error is not None and "exited with 4" in fail.error
     assert nft.rules is not None and nft.rules.mode == "nftables" and nft.dumps is not None
     assert set(nft.dumps.texts) == {"iptables", "nftables"}
+
+
+def test_check_all_nodes_judges_every_readable_node(apiserver: Factory, run_cli: RunCLI) -> None:
+    behaviour = {node_name(0): "ok", node_name(1): "stale", node_name(2): "fail", node_name(3): "nft-stale"}
+    srv, _ = fleet_server(apiserver, behaviour, 4)
+    code, out, err = run_cli(["check", "hostnames", "--all-nodes", "--parallel", "2", "-o", "json",
+                              "--request-timeout", "5"], env={"KUBECONFIG": str(srv.kubeconfig)})
+    assert code == 1, err
+    doc = json.loads(out)
+    assert [d["node"] for d in doc["summary"]["checks"]["drift"]] == [node_name(0), node_name(1), node_name(3)]
+    drift = [f for s in doc["services"] for f in s["findings"] if f["check"] == "drift"]
+    assert sorted((f["code"], f["node"]) for f in drift) == [("StaleBackend", node_name(1)),
+                                                              ("StaleBackend", node_name(3))]
+    assert any(node_name(2) in n and "could not be read" in n for n in doc["notes"])
+    code, _, err = run_cli(["check", "hostnames", "--all-nodes", "--snapshot", "demo"])
+    assert code == 2 and "needs a live cluster" in err

@@ -20,6 +20,7 @@ from svcctl.analysis.check import (
     sort_checks,
 )
 from svcctl.cli.app import App, complete_services, get_app, global_options, node_options, output_options
+from svcctl.cli.fleet import fleet_options, fleet_rule_sets
 from svcctl.errors import ClusterError, ExitStatus, InputError, NotFoundError
 from svcctl.model import Finding, Service
 from svcctl.render.check import FORMATS
@@ -45,6 +46,8 @@ class Plan:
     cluster_domain: str
     dns_timeout: float
     fail_on: str
+    all_nodes: bool = False  # --all-nodes: every node's rules through its kube-proxy Pod
+    parallel: int = 8
 
 
 @dataclass
@@ -88,11 +91,20 @@ class Progress:
         if self.tty:
             self._show(f"checking {key} ({i}/{n})")
 
-    def waiting(self, text: str) -> None:
-        if self.tty:
-            self._show(text)
-        else:
-            self._line(text)
+    def pause(self, text: str, seconds: float, deadline: float) -> None:
+        """Sleep `seconds` before the next check, saying so: a live countdown on a terminal, one line in CI."""
+        def line(left: float) -> str:
+            return (f"{text}; checking again in {format_duration(left)} "
+                    f"({format_duration(deadline - time.monotonic())} left of --wait)")
+
+        if not self.tty:
+            self._line(line(seconds))
+            time.sleep(seconds)
+            return
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            self._show(line(left))
+            time.sleep(min(0.1, left))
 
     def stop(self) -> None:
         if self._status is not None:
@@ -135,12 +147,13 @@ def _duration(text: str, flag: str) -> float:
 @click.option("--dns-timeout", type=float, default=2.0, show_default=True, metavar="SECONDS")
 @click.option("--collect-on-failure", "collect_path", metavar="FILE.tar.gz", type=click.Path(dir_okay=False),
               help="When the check fails, write what was read as a snapshot bundle (replay with --snapshot).")
+@fleet_options
 @global_options
 @output_options(FORMATS)
 @node_options
 def command(services: tuple[str, ...], selector: str | None, fail_on: str, wait_text: str | None,
             interval_text: str, dns_flag: bool | None, dns_server: str | None, cluster_domain: str,
-            dns_timeout: float, collect_path: str | None) -> int:
+            dns_timeout: float, collect_path: str | None, all_nodes: bool, parallel: int) -> int:
     """Run every check on Services and print one verdict: the step to run in CI after a deploy.
 
     \b
@@ -170,6 +183,7 @@ def command(services: tuple[str, ...], selector: str | None, fail_on: str, wait_
     if collect_path is not None and not collect_path.endswith((".tar.gz", ".tgz")):
         raise InputError(f"the bundle is a gzipped tarball: name it *.tar.gz, not {collect_path!r}")
     plan = _plan(app, services, selector, fail_on, dns_flag, dns_server, cluster_domain, dns_timeout)
+    plan.all_nodes, plan.parallel = all_nodes, parallel
 
     progress = Progress(app)
     started = time.monotonic()
@@ -195,12 +209,9 @@ def command(services: tuple[str, ...], selector: str | None, fail_on: str, wait_
                 if last is None and error is not None:
                     raise error
                 break
-            pause = min(interval, remaining)
             what = f"cannot read the cluster: {error.message}" if error is not None else (
                 last.report.summary_line() if last is not None else "")
-            progress.waiting(f"check {attempt_no}: {what}; checking again in {format_duration(pause)} "
-                             f"({format_duration(remaining)} left of --wait)")
-            time.sleep(pause)
+            progress.pause(f"check {attempt_no}: {what}", min(interval, remaining), deadline)
     finally:
         progress.stop()
     assert last is not None
@@ -295,7 +306,10 @@ def _run(app: App, plan: Plan, progress: Progress, attempt: int) -> Attempt:
 
     src = app.source
     targets = _select(app, plan)
-    rule_sets, drift_reason = _node_rule_sets(app)
+    if plan.all_nodes:
+        rule_sets, drift_reason = fleet_rule_sets(app, [s for _, _, s in targets if s is not None], plan.parallel)
+    else:
+        rule_sets, drift_reason = _node_rule_sets(app)
     progress.start(attempt, len(targets), src.name)
     run = Attempt(CheckReport(fail_on=plan.fail_on, source=src.name))
     run.report.checks = {"endpoints": True, "dns": ("query" if plan.dns_query else "predict") if plan.dns else False,

@@ -15,12 +15,10 @@ import click
 from svcctl.errors import ExitStatus, InputError
 
 if TYPE_CHECKING:
-    from svcctl.analysis.fleet import NodeResult
     from svcctl.cli.app import App
     from svcctl.dataplane.model import NodeRules
     from svcctl.model import Service
     from svcctl.sources.base import NodeDumps
-    from svcctl.sources.fleet import NodeRead
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,7 +70,7 @@ def fleet_rule_sets(app: App, services: list[Service], parallel: int
     with FleetProgress(app) as progress:
         reads = read_fleet(app.source, parallel=parallel, mode=app.node_inputs.mode, only=only,
                            on_start=progress.on_start,
-                           on_read=lambda r: progress.on_result(_as_result(r)))
+                           on_read=lambda r: progress.on_read(r.node, r.rules.mode if r.rules else None, r.error))
     out: list[tuple[str | None, NodeRules, NodeDumps]] = [
         (r.node, r.rules, r.dumps) for r in reads if r.rules is not None and r.dumps is not None]
     bad = [r for r in reads if r.rules is None]
@@ -83,11 +81,3 @@ def fleet_rule_sets(app: App, services: list[Service], parallel: int
     elif not reads:
         note = "drift: no nodes found"
     return out, note
-
-
-def _as_result(read: NodeRead) -> NodeResult:
-    from svcctl.analysis.fleet import NodeResult, unreadable_node
-
-    if read.rules is None:
-        return unreadable_node(read.node, read.error or "no rules", read.seconds)
-    return NodeResult(read.node, read.rules.mode, True, None, [], read.seconds, len(read.rules.services))

@@ -53,12 +53,19 @@ class FleetProgress:
             self.app.terminal.status(f"reading the rules of {total} node(s)")
 
     def on_result(self, res: NodeResult) -> None:
+        """A node read and judged (`trace --all-nodes`)."""
+        self._advance(f"{res.name}: {_verdict_text(res)}")
+
+    def on_read(self, node: str, mode: str | None, error: str | None) -> None:
+        """A node read, to be judged later (`check --all-nodes`)."""
+        self._advance(f"{node}: unreadable ({error})" if error else f"{node}: {mode or '?'} rules read")
+
+    def _advance(self, line: str) -> None:
         self.done += 1
-        line = f"{res.name}: {_verdict_text(res)}"
         if self._progress is not None:
-            self._progress.update(self._task, advance=1, last=line)
+            self._progress.update(self._task, advance=1, last=line[:60])
         elif self.app.output not in ("json", "yaml"):
-            self.app.terminal.status(f"[{self.done}/{self.total}] {line}")
+            sys.stderr.write(f"[{self.done}/{self.total}] {line}\n")  # one unwrapped line per node: CI logs
 
 
 def _verdict_text(res: NodeResult) -> str:
