@@ -549,3 +549,41 @@ def test_dns_against_real_dnsmasq_is_healthy(run_cli: RunCli) -> None:
 def test_junit_is_valid_for_an_empty_report() -> None:
     root = ET.fromstring(junit_xml(CheckReport([])))
     assert root.tag == "testsuites" and root.get("tests") == "0" and root.findall("testsuite") == []
+
+
+# ------------------------------------------------------------------------------------------------ terminal
+
+
+def test_on_a_terminal_rich_table_and_spinner() -> None:
+    """Under a pseudo-terminal: a coloured table on stdout and the live status on stderr, then cleared."""
+    import pty
+    import subprocess
+
+    master, slave = pty.openpty()
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "CI")}
+    env.update(COLUMNS="200", TERM="xterm")
+    proc = subprocess.run([sys.executable, "-m", "svcctl", "check", *SHOP, "--snapshot", str(MIXED),
+                           "--wait", "0.5s", "--interval", "0.2s"], stdin=slave, stdout=slave, stderr=slave,
+                          env=env, timeout=120, cwd=Path(__file__).parent.parent)
+    os.close(slave)
+    reader.join(10)
+    os.close(master)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 1
+    assert "\x1b[" in text  # colour and cursor control: rich, not plain columns
+    assert "check 1: 3 Services checked: 1 healthy, 1 with warnings, 1 broken; checking again in" in text
+    assert "broken" in text and "3 Services checked: 1 healthy, 1 with warnings, 1 broken; --fail-on error: FAILED" in text
