@@ -157,3 +157,28 @@ def test_check_all_nodes_judges_every_readable_node(apiserver: Factory, run_cli:
     assert any(node_name(2) in n and "could not be read" in n for n in doc["notes"])
     code, _, err = run_cli(["check", "hostnames", "--all-nodes", "--snapshot", "demo"])
     assert code == 2 and "needs a live cluster" in err
+
+
+def test_progress_is_a_rich_bar_on_a_terminal() -> None:
+    import io
+
+    from rich.console import Console
+
+    from svcctl.analysis.fleet import NodeResult
+    from svcctl.cli.app import App
+    from svcctl.render.fleet import FleetProgress
+
+    app = App()
+    buf = io.StringIO()
+    app.terminal._err = Console(file=buf, force_terminal=True, width=100)
+    with FleetProgress(app) as progress:
+        progress.tty = True
+        progress.on_start(3)
+        for i in range(3):
+            progress.on_result(NodeResult(node_name(i), "iptables"))
+        assert progress._progress is not None
+        progress._progress.refresh()
+    text = buf.getvalue()
+    assert "reading nodes" in text and "3/3" in text
+    assert "\x1b[" in text  # drawn with terminal control codes, not plain lines
+    assert "[1/3]" not in text
