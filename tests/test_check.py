@@ -124,7 +124,7 @@ def test_json_document_schema(run_cli: RunCli) -> None:
     assert doc["apiVersion"] == "svcctl/v1" and doc["kind"] == "CheckReport"
     assert set(doc["summary"]) >= {"services", "healthy", "warning", "broken", "findings", "failOn", "passed",
                                    "source", "checks", "attempts"}
-    assert doc["summary"]["checks"]["dns"] is False
+    assert doc["summary"]["checks"]["dns"] == "off"
     assert doc["summary"]["checks"]["drift"][0]["node"] == "kind-worker"
     for s in doc["services"]:
         assert set(s) == {"namespace", "name", "status", "counts", "severities", "findings", "endpoints", "dns",
@@ -587,3 +587,25 @@ def test_on_a_terminal_rich_table_and_spinner() -> None:
     assert "\x1b[" in text  # colour and cursor control: rich, not plain columns
     assert "check 1: 3 Services checked: 1 healthy, 1 with warnings, 1 broken; checking again in" in text
     assert "broken" in text and "3 Services checked: 1 healthy, 1 with warnings, 1 broken; --fail-on error: FAILED" in text
+
+
+def test_snapshot_check_never_imports_the_kubernetes_client() -> None:
+    import subprocess
+
+    code = ("import sys; from svcctl.cli.main import run; rc = run('svcctl', ['check', '-A', '--snapshot', 'demo', "
+            "'-o', 'junit']); print('kubernetes' in sys.modules, rc, file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       cwd=Path(__file__).parent.parent)
+    assert r.stderr.splitlines()[-1] == "False 1"
+
+
+def test_unreachable_cluster_is_exit_3_and_wait_retries_it(run_cli: RunCli, apiserver: Any) -> None:
+    srv = apiserver(shop_objects(True))
+    srv.set_fault("services", status=401, times=1)
+    code, _, err = run_cli(["check", *SHOP, "--kubeconfig", srv.kubeconfig])
+    assert code == 3 and "401" in err
+    srv.set_fault("services", status=401, times=1)
+    code, out, err = run_cli(["check", *SHOP, "--kubeconfig", srv.kubeconfig, "--wait", "1m", "--interval", "0.1",
+                              "-o", "json"])
+    assert code == 0 and json.loads(out)["summary"]["attempts"] == 2
+    assert "check 1: cannot read the cluster: " in err

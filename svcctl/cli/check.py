@@ -312,7 +312,7 @@ def _run(app: App, plan: Plan, progress: Progress, attempt: int) -> Attempt:
         rule_sets, drift_reason = _node_rule_sets(app)
     progress.start(attempt, len(targets), src.name)
     run = Attempt(CheckReport(fail_on=plan.fail_on, source=src.name))
-    run.report.checks = {"endpoints": True, "dns": ("query" if plan.dns_query else "predict") if plan.dns else False,
+    run.report.checks = {"endpoints": True, "dns": ("query" if plan.dns_query else "predict") if plan.dns else "off",
                          "drift": [{"node": n, "mode": r.mode, "source": r.source} for n, r, _ in rule_sets]}
     run.dumps = [d for _, _, d in rule_sets]
     for label in (plan.dns_reason, drift_reason):
