@@ -730,7 +730,7 @@ class _Follower:
                 continue
             if "--rcheck" in r.opts:
                 secs = r.get("--seconds")
-                if secs and secs.isdecimal():
+                if secs and secs.isdecimal() and len(secs) <= 10:
                     w.affinity = int(secs)
                 self.visited.add(t)
                 continue
@@ -831,7 +831,7 @@ def _entry_from_rule(r: Rule, kind_default: str) -> ServiceEntry:
     proto = (r.get("-p") or "tcp").lstrip("!").upper()
     addr = _strip_host(r.get("-d") or "")
     port_s = r.get("--dport") or "0"
-    port = int(port_s) if port_s.isdecimal() else 0
+    port = int(port_s) if port_s.isdecimal() and len(port_s) <= 10 else 0
     if kind is None:
         t = r.target or ""
         kind = "LoadBalancer" if t.startswith("KUBE-FW-") else "ExternalIP" if t.startswith("KUBE-EXT-") \
@@ -983,7 +983,7 @@ def _filter_verdicts(rules: NodeRules, filt: Table, counts: dict[str, int]) -> N
             proto = (r.get("-p") or "tcp").upper()
             addr = _strip_host(r.get("-d") or "")
             port_s = r.get("--dport") or "0"
-            port = int(port_s) if port_s.isdecimal() else 0
+            port = int(port_s) if port_s.isdecimal() and len(port_s) <= 10 else 0
             nodeport = not addr and r.get("--dst-type") == "LOCAL"
             matches = [e for e in rules.services if e.protocol == proto and e.port == port and
                        (e.address == addr if not nodeport else e.kind == "NodePort")]
