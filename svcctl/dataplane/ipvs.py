@@ -66,7 +66,7 @@ def looks_like_ipvsadm(text: str) -> bool:
 
 def _split_addrport(s: str) -> tuple[str, int] | None:
     """`10.0.1.175:80` / `[fd00::1]:80` → (ip, port); None when not numeric."""
-    m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d+)|([0-9.]+):(\d+)", s)
+    m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d{1,10})|([0-9.]+):(\d{1,10})", s)  # int() refuses 4300+ digits
     if not m:
         return None
     ip = m.group(1) or m.group(3)
@@ -93,7 +93,7 @@ _SUFFIX = {"K": 1000, "M": 1000_000, "G": 1000_000_000, "T": 1000_000_000_000}
 
 def _largenum(tok: str, source: str, line: int) -> int:
     """ipvsadm's print_largenum: plain up to 99,999,999, then K/M/G/T (rounded down)."""
-    m = re.fullmatch(r"(\d+)([KMGT]?)", tok)
+    m = re.fullmatch(r"(\d{1,20})([KMGT]?)", tok)
     if not m:
         raise InputError(f"not a counter: {tok!r}", hint=_FORMAT_HINT, source=source, line=line)
     return int(m.group(1)) * _SUFFIX.get(m.group(2), 1)
@@ -119,11 +119,11 @@ class _VS:
 
 
 _SVC_LIST = re.compile(r"^(?P<proto>TCP|UDP|SCTP) +(?P<addr>\S+) (?P<sched>[a-z]+)(?P<rest>.*)$")
-_FWM_LIST = re.compile(r"^FWM  (?P<mark>\d+)(?P<v6> IPv6)? (?P<sched>[a-z]+)(?P<rest>.*)$")
-_REST = re.compile(r"^(?: \((?P<flags>[^)]*)\))?(?: persistent (?P<pers>\d+)(?: mask (?P<mask>\S+))?"
+_FWM_LIST = re.compile(r"^FWM  (?P<mark>\d{1,10})(?P<v6> IPv6)? (?P<sched>[a-z]+)(?P<rest>.*)$")
+_REST = re.compile(r"^(?: \((?P<flags>[^)]*)\))?(?: persistent (?P<pers>\d{1,10})(?: mask (?P<mask>\S+))?"
                    r"(?: pe (?P<pe>\S+))?(?P<ops> ops)?)?\s*$")
-_RS_LIST = re.compile(r"^\s*-> (?P<addr>\S+)\s+(?P<fwd>Masq|Local|Tunnel|Route)(?:\s+(?P<tun>[a-z]+(?::\d+)?(?:,\S+)?))?\s+(?P<w>-?\d+)\s+"
-                      r"(?P<act>\d+)\s+(?P<inact>\d+)\s*$")
+_RS_LIST = re.compile(r"^\s*-> (?P<addr>\S+)\s+(?P<fwd>Masq|Local|Tunnel|Route)(?:\s+(?P<tun>[a-z]+(?::\d+)?(?:,\S+)?))?\s+(?P<w>-?\d{1,20})\s+"
+                      r"(?P<act>\d{1,20})\s+(?P<inact>\d{1,20})\s*$")
 
 
 def parse_ipvsadm(text: str, source: str, *, ipset_text: str | None = None, ip_addr_text: str | None = None,
@@ -331,7 +331,7 @@ def _service_line(s: str, fmt: str, source: str, lineno: int) -> _VS:
         return v
     toks = s.split()
     if toks and toks[0] == "FWM":
-        if len(toks) < 2 or not toks[1].isdecimal():
+        if len(toks) < 2 or not toks[1].isdecimal() or len(toks[1]) > 10:
             raise InputError(f"not an ipvsadm service line: {s[:80]!r}", source=source, line=lineno)
         v = _VS("FWM", "", 0, fwmark=int(toks[1]), line=lineno)
         nums = toks[3:] if len(toks) > 2 and toks[2] == "IPv6" else toks[2:]
@@ -418,7 +418,7 @@ def _parse_save(lines: list[str], source: str) -> list[_VS]:
         opts = toks[3:]
         if toks[0] == "-A":
             if proto == "FWM":
-                if not toks[2].isdecimal():
+                if not toks[2].isdecimal() or len(toks[2]) > 10:
                     raise InputError(f"bad firewall mark {toks[2]!r}", source=source, line=lineno)
                 v = _VS("FWM", "", 0, fwmark=int(toks[2]), line=lineno)
             else:
@@ -432,7 +432,7 @@ def _parse_save(lines: list[str], source: str) -> list[_VS]:
                     v.scheduler = arg
                     next(it, None)
                 elif o in ("-p", "--persistent"):
-                    if arg and arg.isdecimal():
+                    if arg and arg.isdecimal() and len(arg) <= 10:
                         v.persistent = int(arg)
                         next(it, None)
                     else:
@@ -469,7 +469,8 @@ def _parse_save(lines: list[str], source: str) -> list[_VS]:
             if o in ("-r", "--real-server") and j + 1 < len(opts):
                 rip = _need_numeric(opts[j + 1], source, lineno)
                 j += 2
-            elif o in ("-w", "--weight") and j + 1 < len(opts) and opts[j + 1].lstrip("-").isdecimal():
+            elif o in ("-w", "--weight") and j + 1 < len(opts) and opts[j + 1].lstrip("-").isdecimal() \
+                    and len(opts[j + 1]) <= 10:
                 weight = int(opts[j + 1])
                 j += 2
             elif o in _SAVE_FWD:
