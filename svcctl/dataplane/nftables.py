@@ -186,7 +186,7 @@ def _parse_elem(raw: str, is_map: bool) -> _Elem:
 def _duration(s: str) -> int | None:
     """nft durations: `3h`, `10800s`, `1d2h3m4s`, `500ms` → whole seconds."""
     s = s.strip().rstrip(";").strip()
-    if s.isdecimal():
+    if s.isdecimal() and len(s) <= 18:
         return int(s)
     total = 0.0
     found = False
@@ -570,7 +570,7 @@ _COUNTER = re.compile(r"\s*\bcounter packets \d+ bytes \d+")
 _MASQ_MARK = re.compile(r"^(?P<cond>.*?)\s*(?:jump mark-for-masquerade|(?:meta )?mark set (?:meta )?mark (?:\||or) \S+)$")
 _AFF_CHECK = re.compile(r"^ip6? saddr @(?P<set>\S+) goto (?P<target>\S+)$")
 _AFF_UPDATE = re.compile(r"(?:update|add) @(?P<set>\S+) \{ ip6? saddr \}")
-_NUMGEN_VMAP = re.compile(r"^(?P<cond>.*?)\s*numgen random mod (?P<n>\d+)(?: offset (?P<off>\d+))? vmap \{ (?P<items>.*) \}$")
+_NUMGEN_VMAP = re.compile(r"^(?P<cond>.*?)\s*numgen random mod (?P<n>\d{1,10})(?: offset (?P<off>\d{1,10}))? vmap \{ (?P<items>.*) \}$")
 _NUMGEN_DNAT = re.compile(r"^(?P<cond>.*?)\s*dnat(?: ip6?)? to numgen random mod (?P<n>\d+)(?: offset (?P<off>\d+))? "
                           r"map \{ (?P<items>.*) \}$")
 _DNAT = re.compile(r"^(?P<cond>.*?)\s*dnat(?: ip6?)? to (?:\[(?P<ip6>[0-9a-fA-F:.]+)\]|(?P<ip>[0-9.]+))(?::(?P<port>\d+))?$")
@@ -650,7 +650,7 @@ class _Interp:
                 counts: dict[str, int] = {}
                 order: list[str] = []
                 for item in _split_top(m["items"]):
-                    im = re.match(r"^(\d+)(?:-(\d+))? : (?:goto|jump) (\S+)$", item)
+                    im = re.match(r"^(\d{1,10})(?:-(\d{1,10}))? : (?:goto|jump) (\S+)$", item)
                     if not im:
                         w.notes.append(f"{chain}: unreadable numgen entry {item!r}")
                         continue
@@ -756,7 +756,7 @@ def _verdict_target(value: str | None) -> tuple[str, str | None]:
 
 
 def _port(s: str) -> int | None:
-    return int(s) if s.isdecimal() and int(s) <= 65535 else None
+    return int(s) if s.isdecimal() and len(s) <= 5 and int(s) <= 65535 else None
 
 
 def _key3(e: _Elem) -> tuple[str, str, int] | None:
@@ -973,9 +973,14 @@ def parse_nft(text: str, source: str, only: set[str] | None = None) -> NodeRules
     if partial and only:
         try:
             return _parse_nft(prefilter(text, only), source, len(_ANY_CHAIN.findall(text)))
-        except InputError:
+        except (InputError, ValueError):
             pass  # a damaged dump: the whole parse below says where
-    return _parse_nft(text, source, None)
+    try:
+        return _parse_nft(text, source, None)
+    except ValueError as e:  # int() refuses numbers of more than 4300 digits (sys.get_int_max_str_digits)
+        if "Exceeds the limit" not in str(e):
+            raise
+        raise InputError("a number thousands of digits long: not nft output", source=source) from None
 
 
 def _parse_nft(text: str, source: str, total_chains: int | None) -> NodeRules:
