@@ -142,6 +142,8 @@ def _yaml_load_all(text: str, source: str) -> list[Any]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         return [d for d in yaml.load_all(text, Loader=loader) if d is not None]
+    except ValueError as e:  # int() refuses numbers of more than 4300 digits
+        raise InputError(f"malformed YAML: {str(e)[:80]}", source=source) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -166,6 +168,8 @@ def parse_objects(data: bytes, source: str, kind_hint: str | None = None) -> lis
             raise InputError(f"malformed JSON: {e.msg}", source=source, line=e.lineno) from None
         except RecursionError:
             raise InputError("JSON nested too deeply: not a Kubernetes dump", source=source) from None
+        except ValueError as e:  # int() refuses numbers of more than 4300 digits
+            raise InputError(f"malformed JSON: {str(e)[:80]}", source=source) from None
     else:
         docs = _yaml_load_all(text, source)
     out: list[JSON] = []
