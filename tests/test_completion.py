@@ -322,3 +322,20 @@ def test_kubectl_complete_entry_point_in_a_subprocess() -> None:
                        capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
     assert r.returncode == 0 and r.stderr == ""
     assert r.stdout == "kube-system/kube-dns\tClusterIP 10.0.0.10\n:4\n"
+
+
+def test_context_given_earlier_picks_the_cluster(monkeypatch: pytest.MonkeyPatch, apiserver: Any,
+                                                 tmp_path: Path) -> None:
+    """--context on the line selects which cluster the names come from (the current context is dead)."""
+    srv = apiserver("demo")
+    doc = srv.kubeconfig_dict(context="live")
+    dead = {"name": "dead", "context": {"cluster": "dead-cluster", "user": "live-user"}}
+    doc["clusters"].append({"name": "dead-cluster", "cluster": {"server": "https://127.0.0.1:1"}})
+    doc["contexts"].insert(0, dead)
+    doc["current-context"] = "dead"
+    kc = tmp_path / "two-contexts"
+    kc.write_text(yaml.safe_dump(doc))
+    assert complete(monkeypatch, "bash", f"svcctl --kubeconfig {kc} endpoints ").strip() == ""
+    assert bash_values(complete(monkeypatch, "bash", f"svcctl --kubeconfig {kc} --context live endpoints ")) == [
+        "hostnames", "kubernetes"]
+    assert bash_values(complete(monkeypatch, "bash", f"svcctl --kubeconfig {kc} --context ")) == ["dead", "live"]
