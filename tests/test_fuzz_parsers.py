@@ -87,12 +87,19 @@ def _b(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def _counters_seed() -> bytes:
+    """`iptables-save -c` of the demo: `[packets:bytes]` before every rule."""
+    from gen_dumps import demo_cluster, iptables_save
+
+    return iptables_save(demo_cluster(), counters=True).encode()
+
+
 def _cluster_json() -> bytes:
     return json.dumps(yaml.safe_load((DEMO / "cluster.yaml").read_text()), indent=1).encode()
 
 
 SEEDS: dict[str, list[bytes]] = {
-    "iptables-save": [_b(DEMO / "nodes/kind-worker/iptables-save.txt")],
+    "iptables-save": [_b(DEMO / "nodes/kind-worker/iptables-save.txt"), _counters_seed()],
     "iptables-list": [LISTING.encode()],
     "ipvsadm": [_b(DEMO / "nodes/kind-worker/ipvsadm.txt"), _b(FIX / "ipvs/full.txt")],
     "ipvsadm-stats": [_b(FIX / "ipvs/stats.txt"), _b(FIX / "ipvs/rate.txt")],
