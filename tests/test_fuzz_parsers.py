@@ -277,6 +277,7 @@ def _check(target: str, fn: Callable[[bytes], object], data: bytes) -> None:
     except InputError as e:
         assert e.message.strip(), "InputError without a message"
         assert "\n" not in e.message.strip(), f"multi-line error message: {e.message!r}"
+        assert e.source is not None, f"InputError without the file it is about: {e.message!r}"
         if e.line is not None:
             assert e.line >= 1, e.line
     except RecursionError as e:
