@@ -299,8 +299,9 @@ def services(draw: st.DrawFn) -> list[gen.GenService]:
     for i in range(draw(st.integers(1, 6))):
         n_eps = draw(st.integers(0, 7))
         eps = [(f"10.{100 + i}.{j // 250}.{j % 250 + 1}", draw(st.integers(1, 65535))) for j in range(n_eps)]
+        # a Service's name is unique in its namespace: two generated services must not share ns/name/port
         out.append(gen.GenService(
-            draw(_names), draw(_names), draw(st.one_of(st.just(""), _names)), f"10.0.{i}.{draw(st.integers(1, 254))}",
+            draw(_names), draw(_names) + f"x{i}", draw(st.one_of(st.just(""), _names)), f"10.0.{i}.{draw(st.integers(1, 254))}",
             draw(st.integers(1, 65535)), eps, protocol=draw(st.sampled_from(["TCP", "UDP", "SCTP"])),
             affinity=draw(st.one_of(st.none(), st.integers(1, 86400)))))
     return out
