@@ -930,8 +930,8 @@ def follow(dump: Dump) -> NodeRules:
         for spn, chains in per_service.items():
             rules.stats.per_service[spn] = entry_rule_count.get(spn, 0) + sum(
                 nat.n_rules(c) for c in chains)
-    for key, n in entry_rule_count.items():
-        rules.stats.per_service.setdefault(key, n)
+    for spn_name, n in entry_rule_count.items():
+        rules.stats.per_service.setdefault(spn_name, n)
     if filt is not None and not partial:
         rules.stats.extra["filterRules"] = sum(len(v) for v in filt.chains.values())
     return rules
