@@ -47,8 +47,6 @@ WITH_LINE = {
 }
 # damaged inputs svcctl still accepts (reported; strict xfail so a fix turns them into passes to record)
 ACCEPTED = {
-    "iptables-truncated.txt": "an iptables-save cut inside a rule, without its COMMIT, is read as a whole dump "
-                              "(wrong shares and 'stale chains', exit 0)",
     "nft-mixed.txt": "lines of another format inside an nft chain body are taken as rules (exit 0)",
     "snapshot-service-wrong-types.yaml": "a Service whose ports is a string and selector a list is read as one "
                                          "without ports or selector (exit 1, NoSelector), not refused",

@@ -576,3 +576,18 @@ COMMIT
     e = rules.services[0]
     assert shares(e) == {"10.2.0.7:8080": 1}
     assert e.masquerade[0] == "traffic not from 10.2.0.0/16 is masqueraded"
+
+
+@pytest.mark.parametrize("only", [None, {"10.0.1.175"}], ids=["whole", "one-service"])
+def test_dump_without_final_commit_is_truncated(only: set[str] | None) -> None:
+    from svcctl.dataplane.iptables import parse_iptables_save
+    from svcctl.errors import InputError
+    from svcctl.sources.snapshot import demo_path
+
+    text = (demo_path() / "nodes" / "kind-worker" / "iptables-save.txt").read_text()
+    cut = text[: text.rindex("\nCOMMIT")] + "\n"
+    with pytest.raises(InputError, match="no COMMIT"):
+        parse_iptables_save(cut, "cut.txt", only=only)
+    spliced = text.replace("COMMIT\n", "", 1)  # first table runs into the next
+    with pytest.raises(InputError, match="no COMMIT"):
+        parse_iptables_save(spliced, "spliced.txt", only=only)

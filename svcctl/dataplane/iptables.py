@@ -308,6 +308,10 @@ def parse_save_text(text: str, source: str) -> Dump:
             dump.n_chains += 1
             continue
         if c0 == "*":
+            if table is not None:
+                raise InputError(f"table {table.name} has no COMMIT before *{line[1:].strip()}: the dump is "
+                                 "cut or spliced", source=source, line=no,
+                                 hint="give the whole, unmodified output of `iptables-save`")
             name = line[1:].strip()
             table = dump.tables.get(name) or Table(name, source=source)
             dump.tables[name] = table
@@ -324,6 +328,10 @@ def parse_save_text(text: str, source: str) -> Dump:
                          hint="give the unmodified output of `iptables-save`")
     if not dump.tables:
         raise InputError("no tables found (expected `*nat` / `*filter`)", source=source)
+    if table is not None:
+        # iptables-save ends every table with COMMIT: without it the file was cut, and shares would be wrong
+        raise InputError(f"table {table.name} has no COMMIT: the dump is truncated", source=source,
+                         hint="give the whole output of `iptables-save`")
     return dump
 
 
@@ -421,7 +429,7 @@ def parse_listing(text: str, source: str) -> Dump:
 # ------------------------------------------------------------------ one Service only
 
 
-def _table_spans(text: str) -> dict[str, tuple[int, int]]:
+def _table_spans(text: str, source: str) -> dict[str, tuple[int, int]]:
     """Where each `*table` … `COMMIT` block is, found with str.find (no per-line work)."""
     spans: dict[str, tuple[int, int]] = {}
     pos = 0 if text.startswith("*") else text.find("\n*")
@@ -432,7 +440,11 @@ def _table_spans(text: str) -> dict[str, tuple[int, int]]:
             break
         name = text[start + 1:eol].strip()
         end = text.find("\nCOMMIT", eol)
-        stop = len(text) if end < 0 else end + 1
+        nxt_table = text.find("\n*", eol)
+        if end < 0 or 0 <= nxt_table < end:
+            raise InputError(f"table {name} has no COMMIT: the dump is truncated", source=source,
+                             line=text.count("\n", 0, start) + 1, hint="give the whole output of `iptables-save`")
+        stop = end + 1
         if name:
             spans.setdefault(name, (eol + 1, stop))
         pos = text.find("\n*", stop)
@@ -529,7 +541,7 @@ def parse_only(text: str, source: str, only: set[str]) -> Dump:
     dump = Dump(source=source)
     for _no, line in _first_lines(text, 3):
         _banner(line.strip(), dump)
-    spans = _table_spans(text)
+    spans = _table_spans(text, source)
     if not spans:
         raise InputError("no tables found (expected `*nat` / `*filter`)", source=source)
     dump.n_rules = text.count("\n-A ") + text.count("] -A ") + (1 if text.startswith("-A ") else 0)
