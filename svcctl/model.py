@@ -15,11 +15,20 @@ JSON = dict[str, Any]
 
 
 def _d(obj: Any) -> JSON:
-    return obj if isinstance(obj, dict) else {}
+    """A mapping field: absent/null is empty; any other type is malformed input, never silently ignored."""
+    if obj is None:
+        return {}
+    if not isinstance(obj, dict):
+        raise TypeError(f"expected a mapping, found {type(obj).__name__} {str(obj)[:40]!r}")
+    return obj
 
 
 def _l(obj: Any) -> list[Any]:
-    return obj if isinstance(obj, list) else []
+    if obj is None:
+        return []
+    if not isinstance(obj, list):
+        raise TypeError(f"expected a list, found {type(obj).__name__} {str(obj)[:40]!r}")
+    return obj
 
 
 def _s(obj: Any) -> str:

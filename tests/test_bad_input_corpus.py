@@ -48,8 +48,6 @@ WITH_LINE = {
 # damaged inputs svcctl still accepts (reported; strict xfail so a fix turns them into passes to record)
 ACCEPTED = {
     "nft-mixed.txt": "lines of another format inside an nft chain body are taken as rules (exit 0)",
-    "snapshot-service-wrong-types.yaml": "a Service whose ports is a string and selector a list is read as one "
-                                         "without ports or selector (exit 1, NoSelector), not refused",
 }
 CORPUS = sorted(p.name for p in BAD.iterdir() if p.is_file() and p.suffix in (".txt", ".bin", ".json", ".yaml"))
 
