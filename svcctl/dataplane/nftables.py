@@ -231,6 +231,11 @@ def _read_text(text: str, source: str) -> list[_Table]:
             depth = 1
             while i < n:
                 s = lines[i].strip()
+                if s and not lines[i][:1].isspace():
+                    # nft indents everything inside a table: a line at column 0 here was spliced in
+                    raise InputError(f"not nft output: {s[:60]!r} inside {kind} {name} is not part of an nft "
+                                     "listing", source=source, line=i + 1,
+                                     hint="give the unmodified output of `nft list table ip kube-proxy`")
                 i += 1
                 opens = s.count("{") - s.count("}")
                 if s == "}" and depth == 1:
