@@ -286,3 +286,17 @@ def test_rbac_table(apiserver: Factory, run_cli: RunCli, tmp_path: Path, dns_ok:
             assert not any(c.startswith("**fails**") for c in cells[:5]), (without, cells)
     assert srv.writes == []
     TABLES["RBAC: command × rule removed from deploy/rbac.yaml"] = rows
+
+
+def test_without_pods_access_a_not_ready_endpoint_still_fails(apiserver: Factory, run_cli: RunCli) -> None:
+    """RBAC without `pods`: the slices alone still show the unready endpoint (exit 1), and no endpoint is
+    called stale just because its Pod could not be read."""
+    srv = apiserver(str(DEMO))
+    srv.set_rbac(_grants("pods"))
+    code, out, err = run_cli(["endpoints", "hostnames", "--why-not", "-o", "json", "--kubeconfig", str(srv.kubeconfig)])
+    assert code == 1, err
+    doc = json.loads(out)
+    codes = [(f["code"], f["pod"]) for f in doc["findings"]]
+    assert ("NotReady", "default/hostnames-632524106-tlaok") in codes
+    assert not any(c == "StaleSliceEndpoint" for c, _ in codes)
+    assert any(c == "CheckSkipped" for c, _ in codes)

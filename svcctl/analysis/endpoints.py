@@ -809,7 +809,10 @@ def _analyze(g: Gathered) -> EndpointsReport:
 
     # ---- slices vs Pods (not when the slices could not be read: every Pod would look missing)
     if CHK_SLICES not in skipped_checks:
-        _compare_slices(g, rep, pods)
+        if CHK_PODS in skipped_checks:
+            _slices_alone(g, rep)
+        else:
+            _compare_slices(g, rep, pods)
 
     if pods and rep.ready == 0 and not any(v.expected_ready and v.expected_in_slices
                                                   for v in rep.pods if v.relation == SELECTED):
@@ -953,6 +956,30 @@ def _elsewhere(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
             W_SYNC + " → podLister.Pods(service.Namespace)"))
         rep.pods.append(PodVerdict(p.key, ELSEWHERE, NOT_SELECTED, p.pod_ip, list(p.pod_ips), p.node_name,
                                    codes=["OtherNamespace"]))
+
+
+def _slices_alone(g: Gathered, rep: EndpointsReport) -> None:
+    """Pods could not be read (RBAC): the slices are the only evidence. A not-ready endpoint is still a
+    problem found, never a silent pass, and no endpoint is called stale for want of its Pod."""
+    for sl in g.slices:
+        for ep in sl.endpoints:
+            if ep.is_ready or not ep.addresses:
+                continue
+            pod = (f"{ep.target_namespace or sl.meta.namespace}/{ep.target_name}"
+                   if ep.target_kind == "Pod" and ep.target_name else None)
+            terminating = ep.is_terminating
+            rep.findings.append(Finding(
+                "Terminating" if terminating else "NotReady", "warning" if terminating else "error",
+                f"endpoint {', '.join(ep.addresses)} is {'terminating' if terminating else 'not ready'} in slice "
+                f"{sl.meta.name} (the Pod itself could not be read)", pod,
+                f"slice {sl.meta.name}: ready={str(ep.is_ready).lower()}, serving={str(ep.is_serving).lower()}, "
+                f"terminating={str(terminating).lower()}",
+                "grant get/list on pods (deploy/rbac.yaml) for the reason, or `kubectl describe pod`",
+                W_RECONCILE))
+    if rep.ready == 0 and g.slices:
+        rep.findings.append(Finding("NoReadyEndpoints", "error", "no ready endpoint in the Service's slices", None,
+                                    f"{rep.not_ready} not-ready endpoint(s) in the slices", "see the per-Pod findings",
+                                    W_RECONCILE))
 
 
 def _compare_slices(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
