@@ -300,3 +300,24 @@ def test_without_pods_access_a_not_ready_endpoint_still_fails(apiserver: Factory
     assert ("NotReady", "default/hostnames-632524106-tlaok") in codes
     assert not any(c == "StaleSliceEndpoint" for c, _ in codes)
     assert any(c == "CheckSkipped" for c, _ in codes)
+
+
+def test_trace_degrades_without_exec_and_rules_fails_forbidden(apiserver: Factory, run_cli: RunCli) -> None:
+    """No pods/exec: `trace` still answers every other hop and says the node hop was skipped (RBAC);
+    `rules --node`, whose whole answer is the node, fails with exit 3 and says forbidden. Without list on
+    kube-system Pods the kube-proxy Pod cannot be found: forbidden too (3), not 'not found' (2)."""
+    srv = apiserver([*_objects_of(str(DEMO)), kube_proxy_pod()])
+    srv.exec_handler = exec_answer
+    k = ["--kubeconfig", str(srv.kubeconfig), "--request-timeout", "2"]
+    srv.set_rbac(_grants("pods/exec (kube-system)"))
+    code, out, err = run_cli(["trace", "hostnames", "--node", "kind-worker", "--no-dns", "-o", "json", *k])
+    assert code == 0, err
+    doc = json.loads(out)
+    node_hop = next(h for h in doc["ports"][0]["hops"] if h["hop"] == "node-rules")
+    assert node_hop["verdict"] == "skipped" and "forbidden" in node_hop["summary"].lower()
+    assert any(f["code"] == "CheckSkipped" for f in doc["findings"])
+    code, out, err = run_cli(["rules", "hostnames", "--node", "kind-worker", *k])
+    assert code == 3 and "forbidden" in err.lower(), err
+    srv.set_rbac(_grants("pods"))
+    code, out, err = run_cli(["rules", "hostnames", "--node", "kind-worker", *k])
+    assert code == 3 and "forbidden" in err.lower(), err

@@ -23,7 +23,7 @@ from svcctl.analysis.trace import (
 from svcctl.cli.app import App, complete_services, get_app, global_options, node_options, output_options
 from svcctl.cli.fleet import fleet_options, run_fleet
 from svcctl.dataplane.model import Flow, NodeRules
-from svcctl.errors import ExitStatus, InputError, NotFoundError
+from svcctl.errors import ExitStatus, ForbiddenError, InputError, NotFoundError
 from svcctl.model import Finding, Service
 
 
@@ -165,7 +165,13 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, from
     # ---- node rules
     rules: NodeRules | None = None
     flows: list[Flow] | None = None
-    dumps = app.node_dumps(node)
+    rules_skipped: str | None = None
+    try:
+        dumps = app.node_dumps(node)
+    except ForbiddenError as e:  # RBAC refused kube-proxy exec: the other hops still stand
+        dumps, rules_skipped = None, e.message
+        tr.findings.append(Finding("CheckSkipped", "warning", f"node rules skipped: {e.message}",
+                                   hint=e.hint or ""))
     if dumps:
         from svcctl.dataplane import load_node_rules
 
@@ -224,6 +230,11 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, from
             probe_counts, probe_errors = _probe(app, rules, None, port, t, probe_count, probe_http, None)
             tr.ports.append(judge_port(None, None, t, rules, None, node, pod_codes, flows, probe_counts,
                                        probe_errors))
+    if rules_skipped:
+        for pt in tr.ports:
+            for h in pt.hops:
+                if h.name == "node-rules" and h.verdict == SKIPPED:
+                    h.summary = f"skipped: {rules_skipped}"
     return tr
 
 

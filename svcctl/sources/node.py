@@ -10,7 +10,7 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-from svcctl.errors import ClusterError, InputError
+from svcctl.errors import ClusterError, ForbiddenError, InputError
 from svcctl.sources.base import NodeDumps
 
 if TYPE_CHECKING:
@@ -220,13 +220,24 @@ def gather_node_dumps(app: App, node: str | None) -> NodeDumps | None:
         return None
     pod = finder(node)
     if pod is None:
+        refused = [sk for sk in getattr(src, "skipped", []) if sk.resource == "kube-proxy pods"]
+        if refused:
+            raise ForbiddenError(f"cannot find node {node}'s kube-proxy Pod: {refused[0].reason}",
+                                 hint="grant list on pods in kube-system (deploy/rbac.yaml, svcctl-node-exec), "
+                                      "or give --iptables-save FILE", resource="pods")
         app.terminal.warn(f"no kube-proxy Pod found on node {node} (give --iptables-save FILE)")
         return None
     ns, name, container = _pod_ref(pod)
     where = f"pod {ns}/{name}"
 
     def run_in_pod(key: str) -> str:
-        out = execer(ns, name, container, list(ALLOWED_COMMANDS[key]))
+        try:
+            out = execer(ns, name, container, list(ALLOWED_COMMANDS[key]))
+        except ForbiddenError as e:  # keep the type: callers may degrade on RBAC refusals
+            raise ForbiddenError(f"cannot read node {node}'s rules through {where}: {e.message}",
+                                 hint="grant create on pods/exec in kube-system (deploy/rbac.yaml, "
+                                      "svcctl-node-exec), or give --iptables-save FILE",
+                                 resource=e.resource) from None
         return out if isinstance(out, str) else ""
 
     dumps = NodeDumps(node=node)
@@ -243,6 +254,10 @@ def gather_node_dumps(app: App, node: str | None) -> NodeDumps | None:
             continue
         try:
             text = run_in_pod(key)
+        except ForbiddenError:
+            if i == 0:
+                raise
+            continue
         except ClusterError as e:
             if i == 0:
                 raise ClusterError(f"cannot read node {node}'s rules through {where}: {e.message}",
