@@ -178,3 +178,31 @@ def test_selectors_filter_like_the_apiserver() -> None:
     assert src.list_pods("kube-system", "app=hostnames") == []
     assert [e.involved_name for e in src.list_events("default", "Pod", ["hostnames-632524106-tlaok"])] == [
         "hostnames-632524106-tlaok"]
+
+
+def test_snapshot_from_a_pipe(tmp_path: Path) -> None:
+    """`--snapshot <(kubectl get … -o yaml)` and a piped tarball: no seeking, any file name."""
+    import os
+    import threading
+
+    data = DEMO_YAML.read_bytes()
+    tgz = _tar(tmp_path / "b.tgz", [_file("cluster.yaml", data)]).read_bytes()
+    for payload in (data, tgz):
+        fifo = tmp_path / f"fifo{len(payload)}"
+        os.mkfifo(fifo)
+
+        def feed(f: Path = fifo, b: bytes = payload) -> None:
+            with open(f, "wb") as w:
+                w.write(b)
+
+        t = threading.Thread(target=feed)
+        t.start()
+        src = SnapshotSource(str(fifo))
+        t.join()
+        assert _summary(src) == _summary(SnapshotSource(str(DEMO_YAML)))
+
+
+def test_single_file_any_name(tmp_path: Path) -> None:
+    p = tmp_path / "dump.txt"
+    p.write_bytes(DEMO_YAML.read_bytes())
+    assert _summary(SnapshotSource(str(p))) == _summary(SnapshotSource(str(DEMO_YAML)))

@@ -6,6 +6,7 @@ Only commands from a fixed allow-list are ever run, as argv lists (never a shell
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from typing import TYPE_CHECKING
@@ -36,6 +37,7 @@ MODE_KEYS: dict[str, tuple[str, ...]] = {
     "nftables": ("nftables", "conntrack"),
 }
 COMMAND_TIMEOUT = 60.0
+_NETNS_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
 
 
 class CommandFailed(Exception):
@@ -178,6 +180,9 @@ def gather_node_dumps(app: App, node: str | None) -> NodeDumps | None:
         return read_files(ni.files, node or "node")
     mode = ni.mode
     if ni.netns is not None:
+        if not _NETNS_NAME.fullmatch(ni.netns):
+            raise InputError(f"{ni.netns!r} is not a network namespace name",
+                             hint="a name from `ip netns list` (letters, digits, . _ -; no slashes)")
         if not _netns_exists(ni.netns):
             raise ClusterError(f"network namespace {ni.netns!r} does not exist",
                                hint="list them with `ip netns list`")

@@ -13,6 +13,7 @@ Accepted inputs (documented in the README):
 from __future__ import annotations
 
 import difflib
+import io
 import json
 import lzma
 import os
@@ -28,8 +29,8 @@ from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Servi
 from svcctl.sources.base import NODE_DUMP_FILES, NodeDumps, Skipped, labels_match, parse_selector
 
 DEMO_NAME = "demo"
-MAX_MEMBER_BYTES = 512 * 1024 * 1024  # one file inside a tarball
-MAX_TOTAL_BYTES = 2 * 1024 * 1024 * 1024  # the whole tarball, uncompressed
+MAX_MEMBER_BYTES = 256 * 1024 * 1024  # one file inside a tarball (a 50,000-Service iptables dump is ~240 MB)
+MAX_TOTAL_BYTES = 1024 * 1024 * 1024  # the whole tarball, uncompressed: bounds what a gzip bomb can cost
 MAX_MEMBERS = 200_000
 
 _LIST_KINDS = {
@@ -64,9 +65,12 @@ def _read_tree(path: Path) -> Iterator[tuple[str, bytes]]:
             yield full.relative_to(path).as_posix(), data
 
 
-def _read_tar(path: Path) -> Iterator[tuple[str, bytes]]:
+def _read_tar(path: Path, data: bytes | None = None) -> Iterator[tuple[str, bytes]]:
+    """Members of a tar archive at `path`, or in `data` when the path could not be seeked (a pipe)."""
     try:
-        tf = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the `with` below, after the check
+        # closed by the `with` below, after the check
+        tf = (tarfile.open(fileobj=io.BytesIO(data), mode="r:*") if data is not None  # noqa: SIM115
+              else tarfile.open(path, "r:*"))  # noqa: SIM115
     except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as e:
         raise InputError(f"not a readable tar archive: {_one_line(e)}", source=str(path)) from None
     total = 0
@@ -243,14 +247,23 @@ class SnapshotSource:
             if not p.exists():
                 raise InputError("no such file or directory", hint="give a snapshot file, directory, .tar.gz, "
                                  "or `demo`", source=path)
+            piped: bytes | None = None
             try:
-                is_tar = not p.is_dir() and (p.suffix in (".gz", ".tgz", ".tar") or tarfile.is_tarfile(p))
+                if not p.is_dir() and not p.is_file():  # a pipe (`--snapshot <(kubectl get … -o yaml)`): read once
+                    piped = p.read_bytes()
+                    is_tar = piped[:2] == b"\x1f\x8b" or piped[257:262] == b"ustar" or piped[:3] == b"BZh" \
+                        or piped[:6] == b"\xfd7zXZ\x00"
+                else:
+                    is_tar = not p.is_dir() and (p.suffix in (".gz", ".tgz", ".tar") or tarfile.is_tarfile(p))
             except OSError as e:
                 raise InputError(f"cannot read: {e.strerror}", source=path) from None
             if p.is_dir():
                 files = _read_tree(p)
+            elif piped is not None and not is_tar:
+                files = iter([(p.name, piped)])
+                self._single_file = True
             elif is_tar:
-                files = _read_tar(p)
+                files = _read_tar(p, piped)
             else:
                 try:
                     files = iter([(p.name, p.read_bytes())])
@@ -277,8 +290,8 @@ class SnapshotSource:
             d.origins[_DUMP_NAMES[parts[-1]]] = source
             return 0
         base = parts[-1]
-        if not base.endswith(_OBJECT_SUFFIXES):
-            return 0  # logs and other files of a cluster-info dump
+        if not base.endswith(_OBJECT_SUFFIXES) and not self._single_file:
+            return 0  # logs and other files of a cluster-info dump (a file named on its own is always read)
         objs = parse_objects(data, source, _FILE_KINDS.get(base))
         for o in objs:
             self._add(o, source)
