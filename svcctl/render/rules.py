@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from svcctl.cli.app import App
     from svcctl.dataplane.model import Backend, NodeRules, ServiceEntry
 
-HEADERS = ["service port", "kind", "address", "backends", "affinity", "masquerade", "notes"]
+HEADERS = ["service port", "kind", "address", "backends", "affinity", "notes"]
+WIDE_HEADERS = ["masquerade", "chains"]  # long: only with -o wide
 MODE_SENTENCES = {
     "iptables": "iptables mode picks each new connection's backend at random (statistic match), not round-robin: "
                 "the shares are probabilities, and a short run can be uneven.",
@@ -63,8 +64,9 @@ def rows(rules: NodeRules, wide: bool) -> list[list[str]]:
         backends = ", ".join(backend_text(b) for b in e.backends) or "-"
         row = [e.name or "?", e.kind, address_text(e), backends,
                f"ClientIP {e.affinity_seconds}s" if e.affinity_seconds is not None else "-",
-               "; ".join(e.masquerade) or "-", "; ".join(entry_notes(e)) or "-"]
+               "; ".join(entry_notes(e)) or "-"]
         if wide:
+            row.append("; ".join(e.masquerade) or "-")
             seps = [b.chain for b in e.backends if b.chain]
             row.append(" → ".join(e.path + (["{" + ", ".join(seps) + "}"] if seps else [])) or "-")
         out.append(row)
@@ -102,7 +104,7 @@ def render_rules(app: App, rules: NodeRules) -> None:
         emit_document(rules_document(rules), out)
         return
     wide = out == "wide"
-    headers = HEADERS + (["chains"] if wide else [])
+    headers = HEADERS + (WIDE_HEADERS if wide else [])
     data = rows(rules, wide)
     term = app.terminal
     if term.is_tty or term.color:
