@@ -39,7 +39,7 @@ class Target:
     path: str | None = None
 
 
-def _is_ip(text: str) -> bool:
+def is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
         return True
@@ -63,12 +63,12 @@ def parse_target(raw: str, cluster_domain: str = "cluster.local") -> Target:
         t.raw, t.port, t.scheme, t.path = raw, url_port, u.scheme, u.path or "/"
         return t
     m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\](?::(\d+))?", text)
-    if m and _is_ip(m.group(1)):
+    if m and is_ip(m.group(1)):
         return Target(raw, "ip", host=m.group(1), ip=m.group(1), port=int(m.group(2)) if m.group(2) else None)
-    if _is_ip(text):
+    if is_ip(text):
         return Target(raw, "ip", host=text, ip=text)
     m = re.fullmatch(r"([0-9.]+):(\d+)", text)
-    if m and _is_ip(m.group(1)):
+    if m and is_ip(m.group(1)):
         return Target(raw, "ip", host=m.group(1), ip=m.group(1), port=int(m.group(2)))
     port: int | None = None
     m = re.fullmatch(r"(.+?):(\d+)", text)

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 import click
 
+from svcctl.analysis.trace import is_ip
 from svcctl.cli.app import App, complete_services, get_app, global_options, node_options, output_options
 from svcctl.errors import ExitStatus, InputError
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        return False
 
 
 def service_keys(service: str, namespace: str) -> set[str]:
@@ -24,13 +15,13 @@ def service_keys(service: str, namespace: str) -> set[str]:
     if s.startswith("["):
         host, _, port = s[1:].partition("]")
         port = port.lstrip(":")
-        if not _is_ip(host) or (port and not port.isdigit()):
+        if not is_ip(host) or (port and not port.isdigit()):
             raise InputError(f"not an address: {service!r}", hint="use [IPv6]:port")
         return {f"[{host}]:{port}"} if port else {host}
-    if _is_ip(s):
+    if is_ip(s):
         return {s}
     host, _, port = s.rpartition(":")
-    if host and _is_ip(host) and port.isdigit():
+    if host and is_ip(host) and port.isdigit():
         return {f"{host}:{port}"}
     if "/" in s:
         return {s}
