@@ -322,3 +322,34 @@ def test_generated_rulesets_read_back_exactly(svcs: list[gen.GenService], layout
         n = len(s.endpoints)
         assert shares(e) == {f"{ip}:{port}": Fraction(1, n) for ip, port in s.endpoints}
         assert e.affinity_seconds == s.affinity
+
+
+def test_numgen_range_keys_are_counted_not_enumerated() -> None:
+    """`0-3999999999 : goto …` is one range: its share is computed, never walked value by value (that hung)."""
+    text = """table ip kube-proxy {
+\tchain nat-prerouting {
+\t\ttype nat hook prerouting priority dstnat; policy accept;
+\t\tjump services
+\t}
+\tchain services {
+\t\tip daddr . meta l4proto . th dport vmap @service-ips
+\t}
+\tmap service-ips {
+\t\ttype ipv4_addr . inet_proto . inet_service : verdict
+\t\telements = { 10.0.0.5 . tcp . 80 : goto service-AAAAAAAA-ns/svc/tcp/http }
+\t}
+\tchain service-AAAAAAAA-ns/svc/tcp/http {
+\t\tnumgen random mod 4000000000 vmap { 0-2999999999 : goto endpoint-BBBBBBBB-ns/svc/tcp/http__10.1.0.1/80, 3000000000-3999999999 : goto endpoint-CCCCCCCC-ns/svc/tcp/http__10.1.0.2/80 }
+\t}
+\tchain endpoint-BBBBBBBB-ns/svc/tcp/http__10.1.0.1/80 {
+\t\tmeta l4proto tcp dnat to 10.1.0.1:80
+\t}
+\tchain endpoint-CCCCCCCC-ns/svc/tcp/http__10.1.0.2/80 {
+\t\tmeta l4proto tcp dnat to 10.1.0.2:80
+\t}
+}
+"""
+    rules = parse_nft(text, "ranges.nft")
+    (entry,) = rules.services
+    assert [(b.ip, b.probability) for b in entry.backends] == [("10.1.0.1", Fraction(3, 4)), ("10.1.0.2", Fraction(1, 4))]
+    assert rules.unreferenced_chains == []

@@ -661,7 +661,7 @@ class _Interp:
                         continue
                     lo = int(im.group(1))
                     hi = int(im.group(2) or lo)
-                    k = sum(1 for v in range(lo, hi + 1) if off <= v < off + n)
+                    k = max(0, min(hi, off + n - 1) - max(lo, off) + 1)  # |[lo, hi] ∩ [off, off+n)|, no loop
                     if im.group(3) not in counts:
                         order.append(im.group(3))
                     counts[im.group(3)] = counts.get(im.group(3), 0) + k
