@@ -176,3 +176,14 @@ def test_service_by_name_in_every_mode(capsys: pytest.CaptureFixture[str], mode:
 def test_snapshot_unknown_node_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, err = svcctl(capsys, "rules", "--snapshot", "demo", "--node", "nope")
     assert rc == 2 and out == "" and "nodes with rules: kind-worker" in err
+
+
+def test_ipvs_entries_are_named_from_the_snapshot(run_cli: Any) -> None:
+    """ipvsadm knows no Service names: the snapshot's Services name them by address, port and protocol."""
+    code, out, err = run_cli(["rules", "--snapshot", "demo", "--mode", "ipvs", "-o", "json"])
+    assert code == 0, err
+    names = {(s["address"], s["port"], s["protocol"]): s["name"] for s in json.loads(out)["services"]}
+    assert names == {("10.0.0.1", 443, "TCP"): "default/kubernetes:https",
+                     ("10.0.0.10", 53, "TCP"): "kube-system/kube-dns:dns-tcp",
+                     ("10.0.0.10", 53, "UDP"): "kube-system/kube-dns:dns",
+                     ("10.0.1.175", 80, "TCP"): "default/hostnames:default"}

@@ -6,6 +6,7 @@ import click
 
 from svcctl.analysis.trace import is_ip
 from svcctl.cli.app import App, complete_services, get_app, global_options, node_options, output_options
+from svcctl.dataplane.model import NodeRules
 from svcctl.errors import ExitStatus, InputError
 
 
@@ -67,6 +68,40 @@ def _service_addresses(app: App, only: set[str]) -> dict[str, str]:
     return out
 
 
+def _name_entries(app: App, rules: NodeRules, only: set[str] | None) -> None:
+    """IPVS virtual servers (and iptables rules without comments) carry no names: take them from the Services
+    the cluster or snapshot has, matched by address, port and protocol (kube-dns serves 53 twice)."""
+    if all(e.name is not None for e in rules.services) or not (app.snapshot or app.kubeconfig or app.context):
+        return
+    from svcctl.errors import SvcctlError
+
+    try:
+        if only is not None:
+            services = []
+            for key in only:
+                if "/" in key:
+                    ns, rest = key.split("/", 1)
+                    services.append(app.source.get_service(ns, rest.partition(":")[0]))
+        else:
+            services = app.source.list_services(None)
+    except SvcctlError as err:
+        app.terminal.debug(f"entries left unnamed: {err.message}")
+        return
+    by_addr: dict[tuple[str, int, str], str] = {}
+    for svc in services:
+        addrs = [a for a in (*svc.cluster_ips, *svc.external_ips, *svc.load_balancer_ips) if a and a != "None"]
+        for p in svc.ports:
+            spn = f"{svc.meta.key}:{p.name}" if p.name else svc.meta.key
+            for a in addrs:
+                by_addr[(a, p.port, p.protocol.upper())] = spn
+            if p.node_port:
+                by_addr.setdefault(("", p.node_port, p.protocol.upper()), spn)
+    for e in rules.services:
+        if e.name is None:
+            e.name = by_addr.get((e.address, e.port, e.protocol)) or (
+                by_addr.get(("", e.port, e.protocol)) if e.kind == "NodePort" else None)
+
+
 @click.command("rules")
 @click.argument("service", required=False, shell_complete=complete_services)
 @global_options
@@ -104,10 +139,7 @@ def command(service: str | None) -> int:
                               "or --snapshot with nodes/<node>/ dumps")
     app.terminal.debug(f"node dumps: {', '.join(f'{k} from {v}' for k, v in dumps.origins.items())}")
     rules = load_node_rules(dumps, mode=app.node_inputs.mode, only=only)
-    for e in rules.services:
-        # IPVS virtual servers (and rules without comments) carry no names: take them from the Service
-        if e.name is None and (f"{e.address}:{e.port}" in names or e.address in names):
-            e.name = names.get(f"{e.address}:{e.port}") or names.get(e.address)
+    _name_entries(app, rules, only)
     if only is not None:
         from svcctl.dataplane.iptables import _entry_in_only
 
