@@ -163,3 +163,40 @@ def test_json_is_the_only_stdout(run_cli: RunCli) -> None:
     json.loads(out)
     code, out, err = run_cli(["trace", "hostnames", "--snapshot", "demo", "-o", "yaml"])
     assert yaml.safe_load(out)["kind"] == "Trace"
+
+
+def test_from_pod_picks_its_node_and_namespace(run_cli: RunCli) -> None:
+    code, doc = _trace_json(run_cli, "hostnames", "--snapshot", "demo", "--mode", "iptables",
+                            "--from-pod", "default/hostnames-632524106-bbpiw")
+    assert doc["node"]["name"] == "kind-worker"
+    assert any("node of Pod default/hostnames-632524106-bbpiw" in n for n in doc["notes"])
+    assert doc["dns"]["namespace"] == "default"
+    # from a Pod in kube-system the short name cannot reach default/hostnames: the DNS hop says so (offline)
+    code, doc = _trace_json(run_cli, "hostnames", "--snapshot", "demo", "--mode", "iptables",
+                            "--from-pod", "kube-system/coredns-5d78c9869d-q2x7m")
+    assert code == 1 and doc["dns"]["namespace"] == "kube-system"
+    assert doc["hops"][0]["hop"] == "dns" and doc["hops"][0]["verdict"] == "broken"
+    code, doc = _trace_json(run_cli, "hostnames.default", "--snapshot", "demo", "--mode", "iptables",
+                            "--from-pod", "kube-system/coredns-5d78c9869d-q2x7m")
+    assert code == 0 and doc["hops"][0]["verdict"] == "ok"
+    code, out, err = run_cli(["trace", "hostnames", "--snapshot", "demo", "--from-pod", "default/nope"])
+    assert code == 2 and 'pod "nope" not found' in err
+
+
+def test_conntrack_file_shows_where_live_flows_went(run_cli: RunCli, tmp_path: Path) -> None:
+    """`--conntrack FILE`: flows to the VIP are attributed to the backends (reply source = DNAT target);
+    flows to other addresses are not counted."""
+    def flow(i: int, backend: str, vip: str = "10.0.1.175", dport: int = 80, bport: int = 9376) -> str:
+        return (f"tcp      6 86398 ESTABLISHED src=10.244.0.9 dst={vip} sport={40000 + i} dport={dport} "
+                f"src={backend} dst=10.244.0.9 sport={bport} dport={40000 + i} [ASSURED] mark=0 use=1")
+
+    lines = [flow(i, "10.244.0.5") for i in range(5)] + [flow(10 + i, "10.244.0.6") for i in range(3)]
+    lines.append(flow(50, "10.244.0.2", vip="10.0.0.10", dport=53, bport=53))
+    ct = tmp_path / "conntrack.txt"
+    ct.write_text("\n".join(lines) + "\n")
+    code, doc = _trace_json(run_cli, "10.0.1.175:80", "--iptables-save", str(DEMO_NODE / "iptables-save.txt"),
+                            "--conntrack", str(ct))
+    (port,) = doc["ports"]
+    assert {b["ip"]: b.get("observed") for b in port["backends"]} == {"10.244.0.5": 5, "10.244.0.6": 3}
+    selected = next(h for h in port["hops"] if h["hop"] == "selected")
+    assert selected["summary"] == "conntrack: 8 live flow(s) to this port"
