@@ -148,38 +148,25 @@ def read_fleet(source: ClusterSource, *, parallel: int = DEFAULT_PARALLEL, mode:
     return out
 
 
-def check_node(source: ClusterSource, target: FleetTarget, node: str, pod: PodRef | None,
-               mode: str | None) -> NodeResult:
-    """Read one node and judge its rules against the API."""
-    read = read_node(source, node, pod, mode, target.only)
-    if read.rules is None:
-        return unreadable_node(node, read.error or "no rules", read.seconds)
-    return judge_node(node, read.rules, target.services, read.seconds)
-
-
 def check_fleet(source: ClusterSource, target: FleetTarget, *, parallel: int = DEFAULT_PARALLEL,
                 mode: str | None = None, nodes: list[str] | None = None,
                 on_start: Callable[[int], None] | None = None,
                 on_result: Callable[[NodeResult], None] | None = None) -> list[NodeResult]:
-    """Every node judged on `target`, `parallel` at a time, sorted by name.
+    """Every node judged on `target`, `parallel` at a time, sorted by name: `read_fleet`, then each node's
+    rules judged as it arrives (pure and cheap beside the exec).
 
     `on_start(total)` and `on_result(result)` feed a progress display; they run in the calling thread."""
-    all_nodes, pods = fleet_nodes(source)
-    nodes = all_nodes if nodes is None else nodes
-    if on_start is not None:
-        on_start(len(nodes))
-    _warm(source)
     results: list[NodeResult] = []
-    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="svcctl-node") as pool:
-        futures = {pool.submit(check_node, source, target, n, pods.get(n), mode): n for n in nodes}
-        for fut in as_completed(futures):
-            try:
-                res = fut.result()
-            except Exception as e:  # noqa: BLE001 - a bug on one node is reported on that node
-                res = unreadable_node(futures[fut], f"{type(e).__name__}: {e}", 0.0)
-            results.append(res)
-            if on_result is not None:
-                on_result(res)
+
+    def judged(read: NodeRead) -> None:
+        res = (unreadable_node(read.node, read.error or "no rules", read.seconds) if read.rules is None
+               else judge_node(read.node, read.rules, target.services, read.seconds))
+        results.append(res)
+        if on_result is not None:
+            on_result(res)
+
+    read_fleet(source, parallel=parallel, mode=mode, only=target.only, nodes=nodes, on_start=on_start,
+               on_read=judged)
     results.sort(key=lambda r: r.name)
     return results
 
