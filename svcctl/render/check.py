@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from svcctl.analysis.check import BROKEN, HEALTHY, WARNING, CheckFinding, CheckReport, ServiceCheck
-from svcctl.render.console import dump_json, dump_yaml, plain_table
+from svcctl.render.console import dump_json, dump_yaml, finding_detail_lines, plain_table
 
 if TYPE_CHECKING:
     from svcctl.cli.app import App
@@ -70,10 +70,7 @@ def finding_lines(report: CheckReport, detail: bool) -> list[str]:
             f = c.finding
             out.append(f"{f.severity.upper():7} {f.code} {s.key}{_who(c)}: {f.message}")
             if detail:
-                if f.evidence:
-                    out.append(f"        evidence: {f.evidence}")
-                if f.hint:
-                    out.append(f"        hint: {f.hint}")
+                out += finding_detail_lines(f, " " * 8)
     return out
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from rich.console import Console, RenderableType
 
+from svcctl.model import Finding
+
 
 def color_wanted(flag: bool | None, stream: Any) -> bool:
     if flag is not None:
@@ -65,6 +67,16 @@ class Terminal:
     def debug(self, text: str) -> None:
         if self.verbose:
             self.err.print("debug: " + text, style="dim" if self.err_color else None)
+
+
+def finding_detail_lines(f: Finding, indent: str, *, where: bool = False) -> list[str]:
+    """The evidence and hint (and, when asked, where it is decided) under a finding in every plain listing."""
+    out = [f"{indent}evidence: {f.evidence}"] if f.evidence else []
+    if f.hint:
+        out.append(f"{indent}hint: {f.hint}")
+    if where and f.where:
+        out.append(f"{indent}decided by: {f.where}")
+    return out
 
 
 def dump_json(obj: Any) -> str:

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from svcctl.analysis.endpoints import EndpointRow, EndpointsReport, PortTuple, ServiceSummary
 from svcctl.model import Finding
-from svcctl.render.console import emit_document, plain_table
+from svcctl.render.console import emit_document, finding_detail_lines, plain_table
 
 if TYPE_CHECKING:
     from svcctl.cli.app import App
@@ -81,12 +81,7 @@ def finding_lines(findings: list[Finding], detail: bool) -> list[str]:
         who = f" {f.pod}" if f.pod else ""
         out.append(f"{f.severity.upper():7} {f.code}{who}: {f.message}")
         if detail:
-            if f.evidence:
-                out.append(f"        evidence: {f.evidence}")
-            if f.hint:
-                out.append(f"        hint: {f.hint}")
-            if f.where:
-                out.append(f"        decided by: {f.where}")
+            out += finding_detail_lines(f, " " * 8, where=True)
     return out
 
 

@@ -10,7 +10,7 @@ from rich.tree import Tree
 
 from svcctl.analysis.trace import BROKEN, OK, SKIPPED, WARNING, Hop, PortTrace, Trace
 from svcctl.dataplane.model import format_share
-from svcctl.render.console import emit_document
+from svcctl.render.console import emit_document, finding_detail_lines
 
 if TYPE_CHECKING:
     from svcctl.cli.app import App
@@ -63,10 +63,7 @@ def render_plain(tr: Trace) -> str:
         for f in findings:
             who = f" {f.pod}" if f.pod else ""
             out.append(f"  {f.severity.upper():7} {f.code}{who}: {f.message}")
-            if f.evidence:
-                out.append(f"          evidence: {f.evidence}")
-            if f.hint:
-                out.append(f"          hint: {f.hint}")
+            out += finding_detail_lines(f, " " * 10)
     for n in tr.notes:
         out.append(f"note: {n}")
     out.append(f"verdict: {tr.verdict}")
