@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from svcctl.errors import ClusterError, ForbiddenError, InputError
@@ -75,47 +76,54 @@ def _netns_exists(name: str) -> bool:
     return os.path.exists(os.path.join("/run/netns", name)) or os.path.exists(os.path.join("/var/run/netns", name))
 
 
-def read_commands(keys: tuple[str, ...] | None, netns: str | None, where: str) -> NodeDumps:
-    """Run the commands for `keys` (None: iptables-save first, then what its mode needs); the first is
-    required, the others are best effort."""
-    dumps = NodeDumps(node=where)
-    errors: list[str] = []
+_ROOT_HINT = "run as root (CAP_NET_ADMIN) on the node, or give the dump as a file (--iptables-save FILE)"
+
+
+def _collect(run: Callable[[str], str], keys: tuple[str, ...] | None, where: str, node: str,
+             debug: Callable[[str], None] | None = None) -> NodeDumps:
+    """Run `keys` through `run` (None: iptables-save first, then what its mode needs). The first key is
+    required and its ClusterError is raised; the others are best effort. `run` shapes its own errors."""
+    dumps = NodeDumps(node=node)
     detected = keys is None
     if keys is None:
-        try:
-            ipt = run_allowed("iptables", netns)
-        except CommandFailed as e:
-            raise ClusterError(f"cannot read {where}'s rules: {e.message}",
-                               hint="run as root (CAP_NET_ADMIN) on the node, or give the dump as a file "
-                                    "(--iptables-save FILE)") from None
+        ipt = run("iptables")
         dumps.texts["iptables"] = ipt
         dumps.origins["iptables"] = f"iptables-save ({where})"
         keys = MODE_KEYS[mode_from_iptables(ipt)]
     for i, key in enumerate(keys):
         if key in dumps.texts:
             continue
-        if key == "ipvs" and not os.path.exists("/proc/net/ip_vs"):
-            # ipvsadm would load the ip_vs module: never change the machine we read
-            if i == 0:
-                raise ClusterError(f"cannot read IPVS rules on {where}: the ip_vs module is not loaded",
-                                   hint="is kube-proxy really in IPVS mode here? try --mode iptables")
-            continue
         try:
-            text = run_allowed(key, netns)
-        except CommandFailed as e:
-            if i == 0 and detected and key == "nftables":
+            text = run(key)
+        except ClusterError as e:
+            if i == 0 and detected and key == "nftables" and not isinstance(e, ForbiddenError):
                 raise ClusterError(f"no kube-proxy rules found on {where}: iptables-save has no KUBE-SERVICES "
                                    f"chain and nftables has no `ip kube-proxy` table ({e.message})",
                                    hint="is kube-proxy running here? give a dump file or --mode") from None
             if i == 0:
-                raise ClusterError(f"cannot read {where}'s rules: {e.message}",
-                                   hint="run as root (CAP_NET_ADMIN) on the node, or give the dump as a file "
-                                        "(--iptables-save FILE)") from None
-            errors.append(e.message)
+                raise
+            if debug is not None:
+                debug(f"{where}: {e.message}")
             continue
         dumps.texts[key] = text
         dumps.origins[key] = f"{' '.join(ALLOWED_COMMANDS[key])} ({where})"
     return dumps
+
+
+def read_commands(keys: tuple[str, ...] | None, netns: str | None, where: str) -> NodeDumps:
+    """This machine's (or a network namespace's) rules through the allow-listed commands."""
+
+    def run(key: str) -> str:
+        if key == "ipvs" and not os.path.exists("/proc/net/ip_vs"):
+            # ipvsadm would load the ip_vs module: never change the machine we read
+            raise ClusterError(f"cannot read IPVS rules on {where}: the ip_vs module is not loaded",
+                               hint="is kube-proxy really in IPVS mode here? try --mode iptables")
+        try:
+            return run_allowed(key, netns)
+        except CommandFailed as e:
+            raise ClusterError(f"cannot read {where}'s rules: {e.message}", hint=_ROOT_HINT) from None
+
+    return _collect(run, keys, where, where)
 
 
 def mode_from_iptables(ipt: str) -> str:
@@ -243,35 +251,12 @@ def gather_node_dumps(app: App, node: str | None) -> NodeDumps | None:
                                  hint="grant create on pods/exec in kube-system (deploy/rbac.yaml, "
                                       "svcctl-node-exec), or give --iptables-save FILE",
                                  resource=e.resource) from None
+        except ClusterError as e:
+            raise ClusterError(f"cannot read node {node}'s rules through {where}: {e.message}",
+                               hint=e.hint) from None
         return out if isinstance(out, str) else ""
 
-    dumps = NodeDumps(node=node)
-    if mode:
-        keys = MODE_KEYS[mode]
-    else:
-        # decide from iptables-save alone: running ipvsadm / nft on a node not in that mode could load modules
-        ipt = run_in_pod("iptables")
-        dumps.texts["iptables"] = ipt
-        dumps.origins["iptables"] = f"iptables-save ({where})"
-        keys = MODE_KEYS[mode_from_iptables(ipt)]
-    for i, key in enumerate(keys):
-        if key in dumps.texts:
-            continue
-        try:
-            text = run_in_pod(key)
-        except ForbiddenError:
-            if i == 0:
-                raise
-            continue
-        except ClusterError as e:
-            if i == 0:
-                raise ClusterError(f"cannot read node {node}'s rules through {where}: {e.message}",
-                                   hint=e.hint) from None
-            app.terminal.debug(f"{where}: {e.message}")
-            continue
-        dumps.texts[key] = text
-        dumps.origins[key] = f"{' '.join(ALLOWED_COMMANDS[key])} ({where})"
-    return dumps
+    return _collect(run_in_pod, MODE_KEYS[mode] if mode else None, where, node, app.terminal.debug)
 
 
 def _pod_ref(pod: object) -> tuple[str, str, str | None]:
