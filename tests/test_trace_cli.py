@@ -200,3 +200,43 @@ def test_conntrack_file_shows_where_live_flows_went(run_cli: RunCli, tmp_path: P
     assert {b["ip"]: b.get("observed") for b in port["backends"]} == {"10.244.0.5": 5, "10.244.0.6": 3}
     selected = next(h for h in port["hops"] if h["hop"] == "selected")
     assert selected["summary"] == "conntrack: 8 live flow(s) to this port"
+
+
+def _nodeport_local_snapshot(tmp_path: Path, move_to_other_node: str | None = None) -> Path:
+    """The demo's hostnames as a NodePort with externalTrafficPolicy Local; rules from the same generator
+    kube-proxy's layout is checked against (both endpoints local to kind-worker in the rules)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from gen_dumps import GenPort, demo_cluster, iptables_save
+
+    snap = _broken_snapshot(tmp_path)
+    c = demo_cluster()
+    for s in c.services:
+        if s.name == "hostnames":
+            s.ports = [GenPort("default", 80, 9376, node_port=30080)]
+            s.etp_local = True
+    (snap / "nodes" / "kind-worker" / "iptables-save.txt").write_text(iptables_save(c))
+    doc = yaml.safe_load((snap / "cluster.yaml").read_text())
+    for it in doc["items"]:
+        if it["kind"] == "Service" and it["metadata"]["name"] == "hostnames":
+            it["spec"].update(type="NodePort", externalTrafficPolicy="Local")
+            it["spec"]["ports"][0]["nodePort"] = 30080
+    if move_to_other_node:
+        for ep in _hostnames_slice(doc)["endpoints"]:
+            if ep["addresses"] == [move_to_other_node]:
+                ep["nodeName"] = "kind-worker2"
+    (snap / "cluster.yaml").write_text(yaml.safe_dump(doc))
+    return snap
+
+
+def test_nodeport_local_path_is_checked_for_drift(run_cli: RunCli, tmp_path: Path) -> None:
+    code, doc = _trace_json(run_cli, "hostnames", "--snapshot", str(_nodeport_local_snapshot(tmp_path / "a")))
+    assert code == 0 and not [f for f in doc["findings"] if f["code"] == "StaleBackend"]
+    # the API moved 10.244.0.6 to another node: the ClusterIP path may still use it, the NodePort (Local) may not
+    code, doc = _trace_json(run_cli, "hostnames", "--snapshot",
+                            str(_nodeport_local_snapshot(tmp_path / "b", move_to_other_node="10.244.0.6")))
+    assert code == 1
+    stale = [f for f in doc["findings"] if f["code"] == "StaleBackend"]
+    assert [(f["pod"], "NodePort" in f["message"], "another node" in f["message"]) for f in stale] == [
+        ("default/hostnames-632524106-ly40y", True, True)]

@@ -263,6 +263,57 @@ def _entries_for_port(service: Service | None, port: ServicePort | None, target:
     return out
 
 
+def _entry_drift(e: ServiceEntry, want: list[ExpectedBackend], local: bool,
+                 by_key: dict[tuple[str, int], ExpectedBackend], label: str, node: str | None, rules: NodeRules,
+                 reported: set[tuple[str, str]]) -> tuple[list[str], list[Finding]]:
+    """One entry's backends against the endpoints kube-proxy should program for it. A backend already
+    reported through another entry (the same KUBE-SEP chain) is not reported twice."""
+    want_keys = {w.key for w in want}
+    have_keys = {(b.ip, b.port) for b in e.backends}
+    lines: list[str] = []
+    found: list[Finding] = []
+
+    def add(code: str, key: str, f: Finding) -> None:
+        if (code, key) not in reported:
+            reported.add((code, key))
+            found.append(f)
+
+    for b in e.backends:
+        if (b.ip, b.port) not in want_keys:
+            ex = by_key.get((b.ip, b.port))
+            why = ("its endpoint is not ready" if ex and not ex.ready else
+                   "it is on another node (traffic policy Local)" if ex and local else
+                   "no such endpoint exists in the API")
+            lines.append(f"stale: {b.address} is in the rules but {why}")
+            add("StaleBackend", b.address, Finding(
+                "StaleBackend", "error", f"{label}: node {node or '?'} still sends traffic to {b.address}, but {why}",
+                pod=ex.pod if ex else None,
+                evidence=f"{b.chain or 'backend'} → {b.address} in {rules.source or rules.mode}",
+                hint="kube-proxy has not synced since the endpoint changed: check its logs and sync metrics"))
+    if not e.no_endpoints:
+        for w in want:
+            if w.key not in have_keys:
+                lines.append(f"missing: {w.ip}:{w.port} ({w.pod or 'no Pod'}) is ready but not in the rules")
+                add("EndpointNotProgrammed", f"{w.ip}:{w.port}", Finding(
+                    "EndpointNotProgrammed", "error",
+                    f"{label}: ready endpoint {w.ip}:{w.port} is not in node {node or '?'}'s rules", pod=w.pod,
+                    evidence=f"EndpointSlice says ready; {rules.mode} rules list "
+                             f"{', '.join(sorted(f'{i}:{p}' for i, p in have_keys)) or 'no backend'}",
+                    hint="kube-proxy has not programmed it yet, or is not syncing"))
+    elif want:
+        lines.append(f"the node rejects {label} but the API has {len(want)} usable endpoint(s)")
+        for w in want:
+            add("EndpointNotProgrammed", f"{w.ip}:{w.port}", Finding(
+                "EndpointNotProgrammed", "error",
+                f"{label}: ready endpoint {w.ip}:{w.port} is not in node {node or '?'}'s rules "
+                "(the node still says \"has no endpoints\")",
+                pod=w.pod, evidence="REJECT \"has no endpoints\" while the EndpointSlice is ready",
+                hint="kube-proxy has not synced since the endpoint became ready"))
+    if local and not want and not e.no_local_endpoints and e.backends:
+        lines.append(f"{e.kind}: traffic policy Local but no local endpoint in the API")
+    return lines, found
+
+
 def judge_port(
     service: Service | None,
     port: ServicePort | None,
@@ -379,53 +430,23 @@ def judge_port(
                            f"{len(ready)} ready, {len(notready)} not ready endpoint(s) for port "
                            f"{pt.name or pt.port}", details))
 
-    # ---- drift
+    # ---- drift: every entry a request can come in by, against the endpoints kube-proxy should use for it
     if rules is not None and view is not None and entries:
         main = ([e for e in entries if e.kind == "ClusterIP"] or entries)[0]
-        local = main.policy_local or (service is not None and service.internal_traffic_policy == "Local"
-                                      and main.kind == "ClusterIP")
-        want = view.local if local else view.cluster
-        want_keys = {e.key for e in want}
-        have_keys = {(b.ip, b.port) for b in main.backends}
         drift: list[str] = []
-        for b in main.backends:
-            if (b.ip, b.port) not in want_keys:
-                ex = by_key.get((b.ip, b.port))
-                why = ("its endpoint is not ready" if ex and not ex.ready else
-                       "it is on another node (traffic policy Local)" if ex and local else
-                       "no such endpoint exists in the API")
-                drift.append(f"stale: {b.address} is in the rules but {why}")
-                pt.findings.append(Finding(
-                    "StaleBackend", "error",
-                    f"{label}: node {node or '?'} still sends traffic to {b.address}, but {why}",
-                    pod=ex.pod if ex else None,
-                    evidence=f"{b.chain or 'backend'} → {b.address} in {rules.source or rules.mode}",
-                    hint="kube-proxy has not synced since the endpoint changed: check its logs and sync metrics",
-                ))
-        if not main.no_endpoints:
-            for w in want:
-                if w.key not in have_keys:
-                    drift.append(f"missing: {w.ip}:{w.port} ({w.pod or 'no Pod'}) is ready but not in the rules")
-                    pt.findings.append(Finding(
-                        "EndpointNotProgrammed", "error",
-                        f"{label}: ready endpoint {w.ip}:{w.port} is not in node {node or '?'}'s rules",
-                        pod=w.pod,
-                        evidence=f"EndpointSlice says ready; {rules.mode} rules list "
-                                 f"{', '.join(sorted(f'{i}:{p}' for i, p in have_keys)) or 'no backend'}",
-                        hint="kube-proxy has not programmed it yet, or is not syncing",
-                    ))
-        elif want:
-            drift.append(f"the node rejects {label} but the API has {len(want)} usable endpoint(s)")
-            for w in want:
-                pt.findings.append(Finding(
-                    "EndpointNotProgrammed", "error",
-                    f"{label}: ready endpoint {w.ip}:{w.port} is not in node {node or '?'}'s rules "
-                    "(the node still says \"has no endpoints\")",
-                    pod=w.pod, evidence="REJECT \"has no endpoints\" while the EndpointSlice is ready",
-                    hint="kube-proxy has not synced since the endpoint became ready",
-                ))
-        if local and not want and not main.no_local_endpoints and main.backends:
-            drift.append("traffic policy Local but no local endpoint in the API")
+        reported: set[tuple[str, str]] = set()
+        for e in [main, *(x for x in entries if x is not main and x.kind != "ClusterIP")]:
+            if e is main:
+                local = e.policy_local or (service is not None and service.internal_traffic_policy == "Local"
+                                           and e.kind == "ClusterIP")
+            else:  # external paths (NodePort, external and LB IPs) follow externalTrafficPolicy
+                local = e.policy_local or any(b.local for b in e.backends) or (
+                    service is not None and service.external_traffic_policy == "Local")
+            where = label if e is main else f"{label} ({e.kind} {e.address or '*'}:{e.port})"
+            lines, found = _entry_drift(e, view.local if local else view.cluster, local, by_key, where, node,
+                                        rules, reported)
+            drift += lines
+            pt.findings += found
         pt.hops.append(Hop("drift", BROKEN if drift else OK,
                            "node rules match the API" if not drift else f"{len(drift)} difference(s) "
                            "between the node and the API", drift))
