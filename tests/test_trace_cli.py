@@ -242,19 +242,42 @@ def test_nodeport_local_path_is_checked_for_drift(run_cli: RunCli, tmp_path: Pat
         ("default/hostnames-632524106-ly40y", True, True)]
 
 
-def test_live_trace_equals_snapshot_trace(run_cli: RunCli, apiserver: Any) -> None:
-    """The demo through the test API server (rules read by exec into the node's kube-proxy Pod) gives the same
-    trace as the demo snapshot: same hops, backends, Pods, shares and findings."""
+def _demo_objects_with_kube_proxy() -> list[dict[str, Any]]:
     from svcctl.sources.snapshot import SnapshotSource
 
+    src = SnapshotSource("demo")
     kube_proxy = {"apiVersion": "v1", "kind": "Pod",
                   "metadata": {"name": "kube-proxy-kw", "namespace": "kube-system", "labels": {"k8s-app": "kube-proxy"}},
                   "spec": {"nodeName": "kind-worker", "containers": [{"name": "kube-proxy", "image": "kube-proxy"}]},
                   "status": {"phase": "Running"}}
-    src = SnapshotSource("demo")
-    objs = [*(x.raw for x in src.services), *(x.raw for x in src.pods), *(x.raw for x in src.slices),
+    return [*(x.raw for x in src.services), *(x.raw for x in src.pods), *(x.raw for x in src.slices),
             *(x.raw for x in src.nodes.values()), *(x.raw for x in src.events),
             *(x.raw for x in src.endpoints.values()), kube_proxy]
+
+
+def test_live_trace_without_a_node_still_answers(run_cli: RunCli, apiserver: Any) -> None:
+    """Live with no --node: every other hop is traced and the node hop asks which node; --from-pod answers it
+    with one GET of the Pod (never a namespace list)."""
+    srv = apiserver(_demo_objects_with_kube_proxy())
+    ipt = (DEMO_NODE / "iptables-save.txt").read_text()
+    srv.exec_handler = lambda ns, pod, container, argv: (ipt, "", 0) if argv == ["iptables-save"] else ("", "", 0)
+    k = ["--kubeconfig", str(srv.kubeconfig), "--no-dns"]
+    code, doc = _trace_json(run_cli, "hostnames", *k)
+    assert code == 0
+    hop = next(h for h in doc["ports"][0]["hops"] if h["hop"] == "node-rules")
+    assert hop["verdict"] == "skipped" and "which node?" in hop["summary"]
+    assert {h["hop"]: h["verdict"] for h in doc["ports"][0]["hops"]}["endpoints"] == "warning"
+    code, doc = _trace_json(run_cli, "hostnames", "--from-pod", "default/hostnames-632524106-bbpiw", *k)
+    assert doc["node"] == {"name": "kind-worker", "mode": "iptables"}
+    assert len(doc["ports"][0]["backends"]) == 2
+    pod_reads = [r for r in srv.requests if r.resource == "pods" and r.name is None and not r.query.get("labelSelector")]
+    assert pod_reads == []
+
+
+def test_live_trace_equals_snapshot_trace(run_cli: RunCli, apiserver: Any) -> None:
+    """The demo through the test API server (rules read by exec into the node's kube-proxy Pod) gives the same
+    trace as the demo snapshot: same hops, backends, Pods, shares and findings."""
+    objs = _demo_objects_with_kube_proxy()
     srv = apiserver(objs)
     ipt = (DEMO_NODE / "iptables-save.txt").read_text()
     srv.exec_handler = lambda ns, pod, container, argv: (ipt, "", 0) if argv == ["iptables-save"] else ("", "", 0)

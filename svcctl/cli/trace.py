@@ -25,6 +25,7 @@ from svcctl.cli.fleet import fleet_options, run_fleet
 from svcctl.dataplane.model import Flow, NodeRules
 from svcctl.errors import ExitStatus, ForbiddenError, InputError, NotFoundError
 from svcctl.model import Finding, Service
+from svcctl.sources.base import NodeDumps
 
 
 @click.command("trace")
@@ -101,10 +102,10 @@ def _choose_node(app: App, service: Service | None, from_pod: str | None) -> tup
         return ni.node, "--node"
     if from_pod and app.has_cluster:
         ns, _, name = from_pod.rpartition("/")
-        pods = [p for p in app.source.list_pods(ns or app.ns) if p.meta.name == name]
-        if not pods:
+        pod = app.source.get_pod(ns or app.ns, name)
+        if pod is None:
             raise NotFoundError(f'pod "{name}" not found in namespace "{ns or app.ns}"')
-        return pods[0].node_name or None, f"node of Pod {pods[0].key}"
+        return pod.node_name or None, f"node of Pod {pod.key}"
     if ni.files or ni.netns or ni.local:
         return None, "node input given on the command line"
     if app.has_cluster:
@@ -112,10 +113,15 @@ def _choose_node(app: App, service: Service | None, from_pod: str | None) -> tup
         if isinstance(snap_nodes, dict) and len(snap_nodes) == 1:
             return next(iter(snap_nodes)), "the only node with dumps in the snapshot"
         import os
+        import socket
 
         own = os.environ.get("NODE_NAME") or os.environ.get("KUBE_NODE_NAME")
         if own:
             return own, "$NODE_NAME (where svcctl runs)"
+        if not app.snapshot:  # svcctl runs on a node: its host name is the Node's name
+            host = socket.gethostname()
+            if host and app.source.get_nodes([host]).get(host) is not None:
+                return host, "this host is a node of the cluster"
     return None, ""
 
 
@@ -166,12 +172,18 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, from
     rules: NodeRules | None = None
     flows: list[Flow] | None = None
     rules_skipped: str | None = None
-    try:
-        dumps = app.node_dumps(node)
-    except ForbiddenError as e:  # RBAC refused kube-proxy exec: the other hops still stand
-        dumps, rules_skipped = None, e.message
-        tr.findings.append(Finding("CheckSkipped", "warning", f"node rules skipped: {e.message}",
-                                   hint=e.hint or ""))
+    dumps: NodeDumps | None = None
+    ni = app.node_inputs
+    if node is None and app.has_cluster and not app.snapshot and not (ni.files or ni.netns or ni.local):
+        # live, and nothing says which node: the other hops still stand, the node hop asks
+        rules_skipped = "which node? give --node NAME or --from-pod POD (or a dump file)"
+    else:
+        try:
+            dumps = app.node_dumps(node)
+        except ForbiddenError as e:  # RBAC refused kube-proxy exec: the other hops still stand
+            rules_skipped = e.message
+            tr.findings.append(Finding("CheckSkipped", "warning", f"node rules skipped: {e.message}",
+                                       hint=e.hint or ""))
     if dumps:
         from svcctl.dataplane import load_node_rules
 

@@ -66,6 +66,10 @@ class ClusterSource(Protocol):
 
     def get_endpoints(self, namespace: str, name: str) -> Endpoints | None: ...
 
+    def get_pod(self, namespace: str, name: str) -> Pod | None:
+        """One Pod by name; None when it does not exist."""
+        ...
+
     def list_pods(self, namespace: str | None, label_selector: str | None = None,
                   limit: int | None = None) -> list[Pod]:
         """namespace None = all namespaces. label_selector in the API's syntax (`a=b,c`); `limit` as above."""

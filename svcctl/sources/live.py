@@ -314,6 +314,10 @@ class LiveSource:
             return None
         return Endpoints.from_dict(_kinded(body, "Endpoints")) if body is not None else None
 
+    def get_pod(self, namespace: str, name: str) -> Pod | None:
+        body = self._get(f"pod {namespace}/{name}", "pods", self.core.read_namespaced_pod, name, namespace)
+        return Pod.from_dict(_kinded(body, "Pod")) if body is not None else None
+
     def list_pods(self, namespace: str | None, label_selector: str | None = None,
                   limit: int | None = None) -> list[Pod]:
         kw: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}

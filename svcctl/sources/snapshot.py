@@ -347,6 +347,9 @@ class SnapshotSource:
     def get_endpoints(self, namespace: str, name: str) -> Endpoints | None:
         return self.endpoints.get(f"{namespace}/{name}")
 
+    def get_pod(self, namespace: str, name: str) -> Pod | None:
+        return next((p for p in self.pods if p.meta.namespace == namespace and p.meta.name == name), None)
+
     def list_pods(self, namespace: str | None, label_selector: str | None = None,
                   limit: int | None = None) -> list[Pod]:
         sel = parse_selector(label_selector)
