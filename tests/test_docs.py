@@ -74,3 +74,22 @@ def test_readme_demo_command_runs_as_installed(argv: list[str]) -> None:
     assert r.returncode == 0, r.stderr
     if argv[0] == "trace":
         assert "10.244.0.5:9376  1/2 (50%)" in r.stdout and "ReadinessProbeFailing" in r.stdout
+
+
+def test_readme_shows_the_real_demo_output() -> None:
+    """The output printed in the README is what the command prints today (piped: the plain rendering)."""
+    m = re.search(r"```\n\$ svcctl trace hostnames --snapshot demo\n(.*?)\n```", README, re.S)
+    assert m, "README shows the demo's output"
+    r = subprocess.run([sys.executable, "-m", "svcctl", "trace", "hostnames", "--snapshot", "demo"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert r.stdout.rstrip() == m.group(1)
+
+
+@pytest.mark.parametrize("command", ["svcctl endpoints hostnames --why-not --snapshot demo",
+                                     "svcctl rules --snapshot demo --mode iptables"])
+def test_readme_command_outputs_are_real(command: str) -> None:
+    m = re.search(re.escape(f"`{command}`") + r".*?```\n(.*?)\n```", README, re.S)
+    assert m, command
+    r = subprocess.run([sys.executable, "-m", *command.split()], capture_output=True, text=True, cwd=ROOT,
+                       timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert r.stdout.rstrip() == m.group(1)
