@@ -300,3 +300,23 @@ def test_live_trace_equals_snapshot_trace(run_cli: RunCli, apiserver: Any) -> No
     assert a == b, "\n".join(difflib.unified_diff(a, b, lineterm=""))
     assert srv.writes == []
     assert [r.path for r in srv.requests if "exec" in r.path], "the live trace read the node through exec"
+
+
+@pytest.mark.parametrize("edit", ["headless", "proxy-ignored"])
+def test_services_kube_proxy_does_not_program_are_not_drift(run_cli: RunCli, tmp_path: Path, edit: str) -> None:
+    """A headless Service, or one labelled for another proxy, has no rules on the node by design: the trace
+    says so instead of reporting ServiceNotProgrammed."""
+    def change(doc: dict[str, Any]) -> None:
+        svc = next(i for i in doc["items"] if i["kind"] == "Service" and i["metadata"]["name"] == "hostnames")
+        if edit == "headless":
+            svc["spec"]["clusterIP"] = "None"
+            svc["spec"]["clusterIPs"] = ["None"]
+        else:
+            svc["metadata"]["labels"]["service.kubernetes.io/service-proxy-name"] = "cilium"
+
+    code, doc = _trace_json(run_cli, "hostnames", "--snapshot", str(_broken_snapshot(tmp_path, change)))
+    assert "ServiceNotProgrammed" not in [f["code"] for f in doc["findings"]]
+    hops = {h["hop"]: h for h in doc["ports"][0]["hops"]}
+    assert hops["node-rules"]["verdict"] == hops["drift"]["verdict"] == "skipped"
+    assert ("headless" if edit == "headless" else "cilium") in hops["node-rules"]["summary"]
+    assert code == 0

@@ -20,6 +20,7 @@ from svcctl.dataplane.model import Backend, Flow, NodeRules, ServiceEntry, forma
 from svcctl.model import EndpointSlice, Finding, Service, ServicePort
 
 OK, WARNING, BROKEN, SKIPPED = "ok", "warning", "broken", "skipped"
+PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
 
 # ------------------------------------------------------------------------------------------------ target
 
@@ -337,7 +338,16 @@ def judge_port(
 
     # ---- node rules
     entries: list[ServiceEntry] = []
-    if rules is None:
+    unproxied = service is not None and service.headless  # kube-proxy writes nothing for it
+    proxy_name = service.meta.labels.get(PROXY_NAME_LABEL) if service is not None else None
+    if unproxied:
+        pt.hops.append(Hop("node-rules", SKIPPED, "headless Service: no VIP, so kube-proxy writes no rules; "
+                                                  "clients connect to the Pod IPs DNS returns"))
+    elif proxy_name is not None:
+        unproxied = True
+        pt.hops.append(Hop("node-rules", SKIPPED, f"kube-proxy ignores this Service ({PROXY_NAME_LABEL}="
+                                                  f"{proxy_name}): the proxy named there programs it"))
+    elif rules is None:
         pt.hops.append(Hop("node-rules", SKIPPED, "no node rules given (use --iptables-save/--ipvsadm/--nft, "
                                                   "--netns, --local-node, a snapshot with node dumps, or --node)"))
     else:
@@ -345,18 +355,15 @@ def judge_port(
         pt.entries = entries
         clusterip = [e for e in entries if e.kind == "ClusterIP"] or entries
         if not entries:
-            if service is not None and service.headless:
-                pt.hops.append(Hop("node-rules", SKIPPED, "headless Service: no VIP, kube-proxy writes no rules"))
-            else:
-                pt.hops.append(Hop("node-rules", BROKEN, f"{label} is not in this node's {rules.mode} rules"))
-                pt.findings.append(Finding(
-                    "ServiceNotProgrammed", "error",
-                    f"{label}: no {rules.mode} rule on node {node or '?'} sends "
-                    f"{target.ip or (service.cluster_ip if service else '?')}:{pt.port} anywhere",
-                    evidence=f"{len(rules.services)} service entries read from {rules.source or 'the node'}",
-                    hint="check kube-proxy is running and syncing on this node (its logs, "
-                         "sync_proxy_rules_last_timestamp_seconds)",
-                ))
+            pt.hops.append(Hop("node-rules", BROKEN, f"{label} is not in this node's {rules.mode} rules"))
+            pt.findings.append(Finding(
+                "ServiceNotProgrammed", "error",
+                f"{label}: no {rules.mode} rule on node {node or '?'} sends "
+                f"{target.ip or (service.cluster_ip if service else '?')}:{pt.port} anywhere",
+                evidence=f"{len(rules.services)} service entries read from {rules.source or 'the node'}",
+                hint="check kube-proxy is running and syncing on this node (its logs, "
+                     "sync_proxy_rules_last_timestamp_seconds)",
+            ))
         else:
             main = clusterip[0]
             details = [f"entry: {e.kind} {e.address or '*'}:{e.port}/{e.protocol}"
@@ -450,6 +457,8 @@ def judge_port(
         pt.hops.append(Hop("drift", BROKEN if drift else OK,
                            "node rules match the API" if not drift else f"{len(drift)} difference(s) "
                            "between the node and the API", drift))
+    elif unproxied:
+        pt.hops.append(Hop("drift", SKIPPED, "kube-proxy writes no rules for this Service: nothing to compare"))
     elif rules is None or view is None:
         pt.hops.append(Hop("drift", SKIPPED, "needs both node rules and cluster data"))
 
@@ -577,7 +586,7 @@ def service_hop(service: Service) -> Hop:
         details.append("externalTrafficPolicy Local: external traffic only to this node's endpoints")
     if s.internal_traffic_policy == "Local":
         details.append("internalTrafficPolicy Local: in-cluster traffic only to this node's endpoints")
-    if "service.kubernetes.io/service-proxy-name" in s.meta.labels:
+    if PROXY_NAME_LABEL in s.meta.labels:
         details.append("labelled service.kubernetes.io/service-proxy-name: kube-proxy ignores this Service")
     vip = "headless" if s.headless else ",".join(s.cluster_ips)
     verdict = OK
@@ -609,7 +618,7 @@ def drift_findings(service: Service, slices: list[EndpointSlice], rules: NodeRul
     """Findings where the node's rules and the API disagree about `service` (used by `svcctl check`)."""
     if service.type == "ExternalName" or service.headless or not service.selector and not slices:
         return []
-    if "service.kubernetes.io/service-proxy-name" in service.meta.labels:
+    if PROXY_NAME_LABEL in service.meta.labels:
         return []
     target = Target(service.meta.key, "service", service.meta.namespace, service.meta.name)
     out: list[Finding] = []
