@@ -320,3 +320,33 @@ def test_services_kube_proxy_does_not_program_are_not_drift(run_cli: RunCli, tmp
     assert hops["node-rules"]["verdict"] == hops["drift"]["verdict"] == "skipped"
     assert ("headless" if edit == "headless" else "cilium") in hops["node-rules"]["summary"]
     assert code == 0
+
+
+def _ipvs_snapshot(tmp_path: Path) -> Path:
+    snap = tmp_path / "snap"
+    shutil.copytree(demo_path(), snap)
+    node = snap / "nodes" / "kind-worker"
+    (node / "nft.txt").unlink()
+    return snap
+
+
+def test_ipvs_vip_not_bound_breaks_the_node_hop(run_cli: RunCli, tmp_path: Path) -> None:
+    snap = _ipvs_snapshot(tmp_path)
+    code, doc = _trace_json(run_cli, "hostnames", "--snapshot", str(snap), "--mode", "ipvs")
+    assert code == 0 and not [f for f in doc["findings"] if f["code"].startswith("VIP")]
+    addr = snap / "nodes" / "kind-worker" / "ip-addr-kube-ipvs0.txt"
+    addr.write_text(addr.read_text().replace("    inet 10.0.1.175/32 scope global kube-ipvs0\n", ""))
+    code, doc = _trace_json(run_cli, "hostnames", "--snapshot", str(snap), "--mode", "ipvs")
+    assert code == 1
+    assert [f["code"] for f in doc["findings"] if f["code"].startswith("VIP")] == ["VIPNotBound"]
+    assert next(h for h in doc["ports"][0]["hops"] if h["hop"] == "node-rules")["verdict"] == "broken"
+
+
+def test_ipvs_connection_table_shows_where_connections_went(run_cli: RunCli, tmp_path: Path) -> None:
+    snap = _ipvs_snapshot(tmp_path)
+    rows = ["IPVS connection entries", "pro expire state       source             virtual            destination"]
+    rows += [f"TCP 14:58  ESTABLISHED 10.244.0.1:{51000 + i:<5}   10.0.1.175:80      10.244.0.{5 + i % 2}:9376"
+             for i in range(7)]
+    (snap / "nodes" / "kind-worker" / "ipvsadm-conns.txt").write_text("\n".join(rows) + "\n")
+    code, doc = _trace_json(run_cli, "hostnames", "--snapshot", str(snap), "--mode", "ipvs")
+    assert {b["ip"]: b.get("observed") for b in doc["ports"][0]["backends"]} == {"10.244.0.5": 4, "10.244.0.6": 3}

@@ -384,6 +384,13 @@ def judge_port(
             elif rules.mode == "ipvs" and main.scheduler:
                 details.append(f"IPVS scheduler {main.scheduler}")
             verdict = OK
+            if rules.mode == "ipvs":  # a virtual server is only reached when its VIP is bound and in the ipset
+                from svcctl.dataplane.ipvs import ipvs_glue_findings
+
+                glue = ipvs_glue_findings(NodeRules("ipvs", entries, source=rules.source))
+                if glue:
+                    verdict = BROKEN
+                    pt.findings += glue
             summary = (f"{main.kind} {main.address}:{main.port}/{main.protocol} → "
                        f"{len(main.backends)} backend(s) [{rules.mode}]")
             if main.no_endpoints:

@@ -201,6 +201,13 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, from
             from svcctl.dataplane.conntrack import parse_conntrack
 
             flows = parse_conntrack(ct, dumps.origins.get("conntrack", "conntrack"))
+        conns = dumps.get("ipvs-conns")
+        if conns is not None and conns.strip():
+            # IPVS keeps its own connection table (`ipvsadm -Lnc`); conntrack may list the same connections
+            # again, so IPVS's table is used alone
+            from svcctl.dataplane.ipvs import parse_ipvsadm_connections
+
+            flows = parse_ipvsadm_connections(conns, dumps.origins.get("ipvs-conns", "ipvsadm -Lnc"))
     elif service is not None and not (service.headless or service.type == "ExternalName"):
         tr.notes.append("no node rules: pass --iptables-save/--ipvsadm/--nft FILE, --netns, --local-node, or "
                         "--node with a snapshot that has node dumps")

@@ -85,7 +85,10 @@ def load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] | 
         text = dumps.get("ipvs")
         if not text:
             raise InputError("IPVS mode needs `ipvsadm -Ln` output", hint="give --ipvsadm FILE")
-        rules = ipvs.parse_ipvsadm(text, dumps.origins.get("ipvs", "ipvsadm"), only=only)
+        # the glue (kube-ipvs0 addresses, KUBE-CLUSTER-IP ipset, iptables rules) when the node gave it
+        rules = ipvs.parse_ipvsadm(text, dumps.origins.get("ipvs", "ipvsadm"), only=only,
+                                   ipset_text=dumps.get("ipset"), ip_addr_text=dumps.get("kube-ipvs0"),
+                                   iptables_text=dumps.get("iptables"))
     elif mode == "nftables":
         from svcctl.dataplane import nftables  # type: ignore[attr-defined,unused-ignore]
 

@@ -15,6 +15,7 @@ NODE_DUMP_FILES = {
     "iptables": "iptables-save.txt",
     "ip6tables": "ip6tables-save.txt",
     "ipvs": "ipvsadm.txt",
+    "ipvs-conns": "ipvsadm-conns.txt",
     "nftables": "nft.txt",
     "conntrack": "conntrack.txt",
     "ipset": "ipset.txt",

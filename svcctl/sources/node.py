@@ -34,7 +34,7 @@ ALLOWED_COMMANDS: dict[str, tuple[str, ...]] = {
 # what to read for each mode (first key is required: the rules themselves)
 MODE_KEYS: dict[str, tuple[str, ...]] = {
     "iptables": ("iptables", "ip6tables", "conntrack"),
-    "ipvs": ("ipvs", "iptables", "kube-ipvs0", "ipset", "conntrack"),
+    "ipvs": ("ipvs", "iptables", "kube-ipvs0", "ipset", "ipvs-conns", "conntrack"),
     "nftables": ("nftables", "conntrack"),
 }
 COMMAND_TIMEOUT = 60.0
