@@ -188,3 +188,26 @@ def test_ipvs_entries_are_named_from_the_snapshot(run_cli: Any) -> None:
                      ("10.0.0.10", 53, "TCP"): "kube-system/kube-dns:dns-tcp",
                      ("10.0.0.10", 53, "UDP"): "kube-system/kube-dns:dns",
                      ("10.0.1.175", 80, "TCP"): "default/hostnames:default"}
+
+
+def test_chains_with_no_current_owner_are_flagged(run_cli: Any, tmp_path: Path) -> None:
+    """Chain names are recomputed from the cluster (portProtoHash / servicePortEndpointChainName): a SEP chain
+    whose endpoint left the slice belongs to no current endpoint, even without comments to go by."""
+    import shutil
+
+    import yaml
+
+    from svcctl.dataplane.hashes import endpoint_chain
+    from svcctl.sources.snapshot import demo_path
+
+    snap = tmp_path / "snap"
+    shutil.copytree(demo_path(), snap)
+    code, out, err = run_cli(["rules", "--snapshot", str(snap), "--mode", "iptables", "-o", "json"])
+    assert code == 0 and "orphanChains" not in json.loads(out)
+    doc = yaml.safe_load((snap / "cluster.yaml").read_text())
+    sl = next(i for i in doc["items"] if i["kind"] == "EndpointSlice" and i["metadata"]["name"] == "hostnames-x7k2p")
+    sl["endpoints"] = [e for e in sl["endpoints"] if e["addresses"] != ["10.244.0.6"]]
+    (snap / "cluster.yaml").write_text(yaml.safe_dump(doc))
+    code, out, err = run_cli(["rules", "--snapshot", str(snap), "--mode", "iptables", "-o", "json"])
+    assert code == 0, err
+    assert json.loads(out)["orphanChains"] == [endpoint_chain("default/hostnames:default", "tcp", "10.244.0.6", 9376)]

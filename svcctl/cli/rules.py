@@ -102,6 +102,33 @@ def _name_entries(app: App, rules: NodeRules, only: set[str] | None) -> None:
                 by_addr.get(("", e.port, e.protocol)) if e.kind == "NodePort" else None)
 
 
+def _flag_orphans(app: App, rules: NodeRules) -> None:
+    """Chains whose names kube-proxy would compute for no current Service port or endpoint (recomputed from
+    the cluster's Services and EndpointSlices: `portProtoHash`, `servicePortEndpointChainName`)."""
+    if not (app.snapshot or app.kubeconfig or app.context):
+        return
+    from svcctl.dataplane.iptables import orphan_chains
+    from svcctl.errors import SvcctlError
+
+    try:
+        services = app.source.list_services(None)
+        bulk = getattr(app.source, "list_all_endpoint_slices", None)
+        slices = bulk(None) if bulk is not None else getattr(app.source, "slices", [])
+    except SvcctlError as err:
+        app.terminal.debug(f"chain owners not checked: {err.message}")
+        return
+    chains = set(rules.unreferenced_chains)
+    for e in rules.services:
+        chains.update(e.path)
+        chains.update(b.chain for b in e.backends if b.chain)
+    rules.orphan_chains = orphan_chains(chains, services, slices)
+    if rules.orphan_chains:
+        shown = ", ".join(rules.orphan_chains[:5]) + (f" (+{len(rules.orphan_chains) - 5} more)"
+                                                      if len(rules.orphan_chains) > 5 else "")
+        rules.notes.append(f"{len(rules.orphan_chains)} chain(s) belong to no current Service port or endpoint "
+                           f"(their names match none kube-proxy would write today): {shown}")
+
+
 @click.command("rules")
 @click.argument("service", required=False, shell_complete=complete_services)
 @global_options
@@ -140,6 +167,8 @@ def command(service: str | None) -> int:
     app.terminal.debug(f"node dumps: {', '.join(f'{k} from {v}' for k, v in dumps.origins.items())}")
     rules = load_node_rules(dumps, mode=app.node_inputs.mode, only=only)
     _name_entries(app, rules, only)
+    if only is None and rules.mode == "iptables":
+        _flag_orphans(app, rules)
     if only is not None:
         from svcctl.dataplane.iptables import _entry_in_only
 

@@ -131,6 +131,8 @@ class NodeRules:
     notes: list[str] = field(default_factory=list)
     # chains that exist but nothing jumps to from the entry points (stale after partial syncs)
     unreferenced_chains: list[str] = field(default_factory=list)
+    # chains whose kube-proxy name matches no current Service port or endpoint (needs cluster data)
+    orphan_chains: list[str] = field(default_factory=list)
 
     def lookup(self, address: str, port: int, protocol: str = "TCP") -> list[ServiceEntry]:
         proto = protocol.upper()
@@ -156,6 +158,8 @@ class NodeRules:
             out["backend"] = self.backend
         if self.unreferenced_chains:
             out["unreferencedChains"] = self.unreferenced_chains
+        if self.orphan_chains:
+            out["orphanChains"] = self.orphan_chains
         if self.notes:
             out["notes"] = self.notes
         return out
