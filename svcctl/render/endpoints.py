@@ -100,11 +100,16 @@ def render_plain(rep: EndpointsReport, *, wide: bool, no_headers: bool) -> str:
 
 def render_rich(rep: EndpointsReport, *, wide: bool, no_headers: bool) -> Group:
     headers, rows = report_rows(rep, wide)
+    # on a terminal the findings below carry evidence and hint in full: squeezed into columns beside the
+    # table they wrap a few characters to a line
+    keep = [i for i, h in enumerate(headers) if not (h in ("evidence", "hint") and rep.findings and not no_headers)]
     table = Table(title=None if no_headers else _title(rep), show_header=not no_headers, title_justify="left",
                   header_style="bold", box=None, pad_edge=False)
-    for h in headers:
+    for i in keep:
+        h = headers[i]
         table.add_column(h.upper(), overflow="fold", no_wrap=h not in ("evidence", "hint"))
-    for r in rows:
+    for full in rows:
+        r = [full[i] for i in keep]
         cells = [Text(c) for c in r]
         cells[4].stylize(STATE_STYLE.get(r[4], ""))
         table.add_row(*cells)
