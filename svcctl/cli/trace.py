@@ -189,8 +189,8 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, from
 
         rules = load_node_rules(dumps, mode=app.node_inputs.mode, only=_only_keys(service, target))
         tr.mode = rules.mode if rules else None
-        if rules is not None:  # the mode choice matters here; the parsers' notes on rule counts do not
-            tr.notes += [n for n in rules.notes if not n.startswith("only the ")]
+        if rules is not None:
+            tr.notes += rules.notes
         if rules is None:
             tr.findings.append(Finding("ProxyModeUnknown", "warning",
                                        "the node's dumps show no kube-proxy rules in any mode",
