@@ -8,6 +8,7 @@ from svcctl.analysis.trace import is_ip
 from svcctl.cli.app import App, complete_services, get_app, global_options, node_options, output_options
 from svcctl.dataplane.model import NodeRules
 from svcctl.errors import ExitStatus, InputError
+from svcctl.model import Service, ServicePort
 
 
 def service_keys(service: str, namespace: str) -> set[str]:
@@ -37,65 +38,57 @@ def _namespace(app: App) -> str:
     return "default"
 
 
-def _service_addresses(app: App, only: set[str]) -> dict[str, str]:
-    """`address[:port]` -> service port name, for the Services named in `only`, when a cluster or snapshot can
-    say (not needed for iptables dumps with comments; what makes IPVS entries findable by name)."""
+def _service_ports(app: App, only: set[str] | None) -> list[tuple[str, ServicePort, list[str]]]:
+    """(service port name, port, addresses) of the Services named in `only` (`ns/name[:port]` keys), or of every
+    Service when `only` is None; empty when no cluster or snapshot was given or it cannot say."""
     if not app.has_cluster or not (app.snapshot or app.kubeconfig or app.context):
-        return {}
+        return []
     from svcctl.errors import SvcctlError
 
-    out: dict[str, str] = {}
-    for key in only:
-        if "/" not in key:
-            continue
-        ns, rest = key.split("/", 1)
-        name, _, port_name = rest.partition(":")
+    wanted: list[tuple[Service, str]] = []
+    if only is None:
         try:
-            svc = app.source.get_service(ns, name)
-        except SvcctlError:
-            continue
-        addrs = [a for a in [svc.cluster_ip, *svc.cluster_ips, *svc.external_ips, *svc.load_balancer_ips]
-                 if a and a != "None"]
-        for p in svc.ports:
-            if port_name and p.name != port_name:
+            wanted = [(svc, "") for svc in app.source.list_services(None)]
+        except SvcctlError as err:
+            app.terminal.debug(f"Services not read: {err.message}")
+    else:
+        for key in sorted(k for k in only if "/" in k):
+            ns, rest = key.split("/", 1)
+            name, _, port_name = rest.partition(":")
+            try:
+                wanted.append((app.source.get_service(ns, name), port_name))
+            except SvcctlError:
                 continue
-            spn = f"{ns}/{name}:{p.name}" if p.name else f"{ns}/{name}"
-            for a in addrs:
-                out[f"[{a}]:{p.port}" if ":" in a else f"{a}:{p.port}"] = spn
-                out.setdefault(a, spn)
-            if p.node_port:
-                out[f":{p.node_port}"] = spn
+    out: list[tuple[str, ServicePort, list[str]]] = []
+    for svc, port_name in wanted:
+        addrs = [a for a in (*svc.cluster_ips, *svc.external_ips, *svc.load_balancer_ips) if a and a != "None"]
+        for p in svc.ports:
+            if not port_name or p.name == port_name:
+                out.append((f"{svc.meta.key}:{p.name}" if p.name else svc.meta.key, p, addrs))
     return out
 
 
-def _name_entries(app: App, rules: NodeRules, only: set[str] | None) -> None:
-    """IPVS virtual servers (and iptables rules without comments) carry no names: take them from the Services
-    the cluster or snapshot has, matched by address, port and protocol (kube-dns serves 53 twice)."""
-    if all(e.name is not None for e in rules.services) or not (app.snapshot or app.kubeconfig or app.context):
-        return
-    from svcctl.errors import SvcctlError
+def _address_keys(ports: list[tuple[str, ServicePort, list[str]]]) -> dict[str, str]:
+    """`address[:port]` (and `:nodePort`) -> service port name: what makes IPVS entries findable by name."""
+    out: dict[str, str] = {}
+    for spn, p, addrs in ports:
+        for a in addrs:
+            out[f"[{a}]:{p.port}" if ":" in a else f"{a}:{p.port}"] = spn
+            out.setdefault(a, spn)
+        if p.node_port:
+            out[f":{p.node_port}"] = spn
+    return out
 
-    try:
-        if only is not None:
-            services = []
-            for key in only:
-                if "/" in key:
-                    ns, rest = key.split("/", 1)
-                    services.append(app.source.get_service(ns, rest.partition(":")[0]))
-        else:
-            services = app.source.list_services(None)
-    except SvcctlError as err:
-        app.terminal.debug(f"entries left unnamed: {err.message}")
-        return
+
+def _name_entries(rules: NodeRules, ports: list[tuple[str, ServicePort, list[str]]]) -> None:
+    """IPVS virtual servers (and iptables rules without comments) carry no names: take them from the Services,
+    matched by address, port and protocol (kube-dns serves 53 twice)."""
     by_addr: dict[tuple[str, int, str], str] = {}
-    for svc in services:
-        addrs = [a for a in (*svc.cluster_ips, *svc.external_ips, *svc.load_balancer_ips) if a and a != "None"]
-        for p in svc.ports:
-            spn = f"{svc.meta.key}:{p.name}" if p.name else svc.meta.key
-            for a in addrs:
-                by_addr[(a, p.port, p.protocol.upper())] = spn
-            if p.node_port:
-                by_addr.setdefault(("", p.node_port, p.protocol.upper()), spn)
+    for spn, p, addrs in ports:
+        for a in addrs:
+            by_addr[(a, p.port, p.protocol.upper())] = spn
+        if p.node_port:
+            by_addr.setdefault(("", p.node_port, p.protocol.upper()), spn)
     for e in rules.services:
         if e.name is None:
             e.name = by_addr.get((e.address, e.port, e.protocol)) or (
@@ -157,16 +150,17 @@ def command(service: str | None) -> int:
     app = get_app()
     only = service_keys(service, _namespace(app)) if service else None
     dumps = app.node_dumps(app.node_inputs.node)
-    names = _service_addresses(app, only) if only else {}
-    if names and only is not None:
-        only |= set(names)
+    named = _service_ports(app, only) if only else []
+    if named and only is not None:
+        only |= set(_address_keys(named))
     if dumps is None or not dumps:
         raise InputError("no node rules to read",
                          hint="give --iptables-save FILE (or --ipvsadm / --nft), --netns NAME, --local-node, "
                               "or --snapshot with nodes/<node>/ dumps")
     app.terminal.debug(f"node dumps: {', '.join(f'{k} from {v}' for k, v in dumps.origins.items())}")
     rules = load_node_rules(dumps, mode=app.node_inputs.mode, only=only)
-    _name_entries(app, rules, only)
+    if any(e.name is None for e in rules.services):
+        _name_entries(rules, named if only is not None else _service_ports(app, None))
     if only is None and rules.mode == "iptables":
         _flag_orphans(app, rules)
     if only is not None:
