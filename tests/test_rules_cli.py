@@ -211,3 +211,11 @@ def test_chains_with_no_current_owner_are_flagged(run_cli: Any, tmp_path: Path) 
     code, out, err = run_cli(["rules", "--snapshot", str(snap), "--mode", "iptables", "-o", "json"])
     assert code == 0, err
     assert json.loads(out)["orphanChains"] == [endpoint_chain("default/hostnames:default", "tcp", "10.244.0.6", 9376)]
+
+
+def test_status_lines_are_never_hard_wrapped(run_cli: Any) -> None:
+    """stderr goes to CI logs: a long status line stays one line (rich would wrap it at 80 columns)."""
+    code, out, err = run_cli(["-v", "rules", "--snapshot", "demo"])
+    assert code == 0
+    line = next(ln for ln in err.splitlines() if "node dumps:" in ln)
+    assert len(line) > 120 and "iptables-save.txt" in line and "nft.txt" in line

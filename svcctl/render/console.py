@@ -47,8 +47,9 @@ class Terminal:
     @property
     def err(self) -> Console:
         if self._err is None:
+            # one message, one line: CI logs and `grep` must not see status lines hard-wrapped at 80 columns
             self._err = Console(file=sys.stderr, markup=False, highlight=False, emoji=False,
-                                no_color=not self.err_color, force_terminal=self.err_color or None)
+                                no_color=not self.err_color, force_terminal=self.err_color or None, soft_wrap=True)
         return self._err
 
     def print(self, obj: RenderableType = "") -> None:
