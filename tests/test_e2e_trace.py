@@ -215,3 +215,14 @@ def test_dns_stopped_breaks_the_dns_hop(lab: Lab, world: dict[str, Any], run_cli
     assert codes & {"DNSTimeout", "DNSServerUnreachable"}
     # the rest of the path is still traced and healthy
     assert {h["hop"]: h["verdict"] for h in doc["ports"][0]["hops"]}["drift"] == "ok"
+
+
+def test_tcp_probe_is_attributed_through_conntrack(lab: Lab, world: dict[str, Any], run_cli: RunCli) -> None:
+    """`--probe-tcp`: bare connects carry no Pod name, so each one is matched to its backend by its source
+    port in the namespace's conntrack table."""
+    lab.iptables_restore(iptables_rules(lab))
+    lab.conntrack_flush()
+    code, doc = trace(run_cli, world, lab, "--probe", "60", "--probe-tcp")
+    assert code == 0
+    observed = {b["ip"]: b.get("observed", 0) for b in doc["ports"][0]["backends"]}
+    assert sum(observed.values()) == 60 and set(observed) == {p.ip for p in lab.pods}
