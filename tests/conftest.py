@@ -101,3 +101,23 @@ def run_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, st
         return code, out.getvalue(), err.getvalue()
 
     return run
+
+
+# --------------------------------------------------------------------------- leak guard
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No network namespace this run made may outlive it: remove any that did, and fail the run."""
+    import re
+    import subprocess
+
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        return
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30).stdout
+    mine = [ln.split()[0] for ln in listed.splitlines()
+            if ln.startswith("svt") and re.search(rf"-{os.getpid()}(-|$)", ln.split()[0])]
+    for name in mine:
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30)
+    if mine:
+        print(f"\nleak guard: {len(mine)} network namespace(s) left behind by tests: {', '.join(mine)}")
+        session.exitstatus = 1

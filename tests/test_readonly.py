@@ -168,9 +168,12 @@ class Recorder:
         raise AssertionError(f"Popen used for {argv!r}")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def netns_name() -> Iterator[str]:
-    """A real (empty) namespace so `--netns` gets past its existence check; nothing runs inside it."""
+    """A real (empty) namespace so `--netns` gets past its existence check; nothing runs inside it.
+
+    Module scope: it is torn down after the test's monkeypatch of subprocess is undone (a function-scoped
+    teardown ran while subprocess was still the recorder, and the namespace was left behind)."""
     name = f"svt-{os.getpid()}-ro"
     if os.geteuid() != 0 or shutil.which("ip") is None:
         if os.environ.get("CI") == "true":
@@ -180,7 +183,9 @@ def netns_name() -> Iterator[str]:
     try:
         yield name
     finally:
-        subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "delete", name], check=True, capture_output=True, timeout=30)
+        assert name not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                                          timeout=30).stdout
 
 
 def test_node_commands_are_allow_listed_argv(run_cli: RunCli, monkeypatch: pytest.MonkeyPatch,
