@@ -118,6 +118,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             if ln.startswith("svt") and re.search(rf"-{os.getpid()}(-|$)", ln.split()[0])]
     for name in mine:
         subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30)
-    if mine:
-        print(f"\nleak guard: {len(mine)} network namespace(s) left behind by tests: {', '.join(mine)}")
+    # dnsmasq servers the tests started (their files live under /tmp/svt-<pid>-dnsmasq-…)
+    servers = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "dnsmasq" in cmd and f"/svt-{os.getpid()}-dnsmasq-" in cmd:
+            servers.append(int(proc.name))
+            with contextlib.suppress(OSError):
+                os.kill(int(proc.name), 9)
+    if mine or servers:
+        print(f"\nleak guard: left behind by tests: namespaces {mine}, dnsmasq pids {servers}")
         session.exitstatus = 1
