@@ -30,6 +30,7 @@ from typing import TypeVar
 from svcctl.errors import ExitStatus, ForbiddenError
 from svcctl.model import (
     JSON,
+    Condition,
     Container,
     ContainerStatus,
     Endpoints,
@@ -526,28 +527,20 @@ def count_rows(rows: list[EndpointRow]) -> tuple[int, int]:
 # ------------------------------------------------------------------------------------------------ explanations
 
 
+def _describe(c: Condition, label: str) -> str:
+    """`label=Status (Reason): message`, as evidence."""
+    return f"{label}={c.status}" + (f" ({c.reason})" if c.reason else "") + (f": {c.message}" if c.message else "")
+
+
 def _cond(pod: Pod, type_: str) -> str:
     c = pod.condition(type_)
-    if c is None:
-        return f"{type_} condition missing"
-    text = f"{type_}={c.status}"
-    if c.reason:
-        text += f" ({c.reason})"
-    if c.message:
-        text += f": {c.message}"
-    return text
+    return _describe(c, type_) if c is not None else f"{type_} condition missing"
 
 
 def _node_cond(node: Node) -> str:
-    for c in node.conditions:
-        if c.type == "Ready":
-            text = f"node {node.meta.name} Ready={c.status}"
-            if c.reason:
-                text += f" ({c.reason})"
-            if c.message:
-                text += f": {c.message}"
-            return text
-    return f"node {node.meta.name} has no Ready condition"
+    c = next((c for c in node.conditions if c.type == "Ready"), None)
+    return _describe(c, f"node {node.meta.name} Ready") if c is not None else \
+        f"node {node.meta.name} has no Ready condition"
 
 
 def _probe_events(pod: Pod, events: list[Event]) -> list[Event]:
