@@ -133,6 +133,9 @@ class Service:
     load_balancer_source_ranges: list[str] = field(default_factory=list)
     external_name: str = ""
     traffic_distribution: str | None = None
+    health_check_node_port: int | None = None
+    # status.loadBalancer.ingress[] with an ip: (ip, ipMode); ipMode "" when unset (kube-proxy treats it as VIP)
+    load_balancer_ingress: list[tuple[str, str]] = field(default_factory=list)
     raw: JSON = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -144,7 +147,10 @@ class Service:
         cip = _s(spec.get("clusterIP"))
         cips = [_s(x) for x in _l(spec.get("clusterIPs"))] or ([cip] if cip else [])
         aff = _d(_d(spec.get("sessionAffinityConfig")).get("clientIP")).get("timeoutSeconds")
-        lb_ips = [_s(_d(i).get("ip")) for i in _l(_d(status.get("loadBalancer")).get("ingress")) if _d(i).get("ip")]
+        ingress = [(_s(_d(i).get("ip")), _s(_d(i).get("ipMode")))
+                   for i in _l(_d(status.get("loadBalancer")).get("ingress")) if _d(i).get("ip")]
+        lb_ips = [ip for ip, _ in ingress]
+        hc = spec.get("healthCheckNodePort")
         return cls(
             meta=ObjectMeta.from_dict(_d(d.get("metadata"))),
             type=_s(spec.get("type")) or "ClusterIP",
@@ -163,6 +169,8 @@ class Service:
             load_balancer_source_ranges=[_s(x) for x in _l(spec.get("loadBalancerSourceRanges"))],
             external_name=_s(spec.get("externalName")),
             traffic_distribution=spec.get("trafficDistribution"),
+            health_check_node_port=hc if isinstance(hc, int) and hc else None,
+            load_balancer_ingress=ingress,
             raw=d,
         )
 
@@ -342,11 +350,14 @@ class SliceEndpoint:
     target_kind: str = ""
     target_name: str = ""
     target_namespace: str = ""
+    zone_hints: list[str] = field(default_factory=list)  # hints.forZones[].name
+    node_hints: list[str] = field(default_factory=list)  # hints.forNodes[].name
 
     @classmethod
     def from_dict(cls, d: JSON) -> SliceEndpoint:
         cond = _d(d.get("conditions"))
         tr = _d(d.get("targetRef"))
+        hints = _d(d.get("hints"))
         return cls(
             addresses=[_s(a) for a in _l(d.get("addresses"))],
             ready=cond.get("ready"),
@@ -358,6 +369,8 @@ class SliceEndpoint:
             target_kind=_s(tr.get("kind")),
             target_name=_s(tr.get("name")),
             target_namespace=_s(tr.get("namespace")),
+            zone_hints=[_s(_d(z).get("name")) for z in _l(hints.get("forZones")) if _d(z).get("name")],
+            node_hints=[_s(_d(n).get("name")) for n in _l(hints.get("forNodes")) if _d(n).get("name")],
         )
 
     # kube-proxy treats a missing condition as true (endpointslicecache.go).

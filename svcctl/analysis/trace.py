@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Any
 from urllib.parse import urlsplit
 
+from svcctl.analysis.ways import Way, localhost_nodeport
 from svcctl.dataplane.model import Backend, Flow, NodeRules, ServiceEntry, format_share
 from svcctl.model import EndpointSlice, Finding, Service, ServicePort
 
@@ -38,6 +39,11 @@ class Target:
     port: int | None = None
     scheme: str | None = None
     path: str | None = None
+    protocol: str | None = None  # TCP | UDP | SCTP when the target says (`:53/udp`, `udp://`), else None
+
+
+_PROTO_SUFFIX = re.compile(r"(.+)/(tcp|udp|sctp)", re.IGNORECASE)
+_SCHEME_PROTOCOL = {"udp": "UDP", "tcp": "TCP", "sctp": "SCTP", "http": "TCP", "https": "TCP"}
 
 
 def is_ip(text: str) -> bool:
@@ -49,8 +55,15 @@ def is_ip(text: str) -> bool:
 
 
 def parse_target(raw: str, cluster_domain: str = "cluster.local") -> Target:
-    """`name`, `ns/name`, a DNS name, `VIP[:port]`, `[v6]:port`, or a URL."""
+    """`name`, `ns/name`, a DNS name, `VIP[:port]`, `[v6]:port`, or a URL; `…:port/udp` (or /tcp, /sctp)
+    and `udp://…` name the protocol."""
     text = raw.strip()
+    m = _PROTO_SUFFIX.fullmatch(text)
+    # `IP/udp`, `IP:53/udp`, `name:53/udp`: a protocol suffix (but `ns/udp`, a Service named udp, is not)
+    if m and "://" not in text and (re.search(r":\d+$", m.group(1)) or is_ip(m.group(1).strip("[]"))):
+        t = parse_target(m.group(1), cluster_domain)
+        t.raw, t.protocol = raw, m.group(2).upper()
+        return t
     if "://" in text:
         u = urlsplit(text)
         host = u.hostname or ""
@@ -62,6 +75,7 @@ def parse_target(raw: str, cluster_domain: str = "cluster.local") -> Target:
             url_port = {"http": 80, "https": 443}.get(u.scheme)
         t = parse_target(host, cluster_domain)
         t.raw, t.port, t.scheme, t.path = raw, url_port, u.scheme, u.path or "/"
+        t.protocol = _SCHEME_PROTOCOL.get(u.scheme.lower())
         return t
     m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\](?::(\d+))?", text)
     if m and is_ip(m.group(1)):
@@ -221,6 +235,7 @@ class PortTrace:
     hops: list[Hop] = field(default_factory=list)
     backends: list[TraceBackend] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    way: Way | None = None  # the way in the target named (NodePort on a node address, externalIP, …)
 
     @property
     def verdict(self) -> str:
@@ -228,9 +243,12 @@ class PortTrace:
         return BROKEN if BROKEN in vs else WARNING if WARNING in vs else OK
 
     def to_json(self) -> dict[str, Any]:
-        return {"port": self.port, "protocol": self.protocol, "name": self.name, "targetPort": self.target_port,
-                "verdict": self.verdict, "hops": [h.to_json() for h in self.hops],
-                "backends": [b.to_json() for b in self.backends]}
+        out = {"port": self.port, "protocol": self.protocol, "name": self.name, "targetPort": self.target_port,
+               "verdict": self.verdict, "hops": [h.to_json() for h in self.hops],
+               "backends": [b.to_json() for b in self.backends]}
+        if self.way is not None:
+            out["wayIn"] = self.way.to_json()
+        return out
 
 
 def _share(p: Fraction | None) -> str:
@@ -238,15 +256,15 @@ def _share(p: Fraction | None) -> str:
 
 
 def _entries_for_port(service: Service | None, port: ServicePort | None, target: Target,
-                      rules: NodeRules) -> list[ServiceEntry]:
-    """The rules' entries a request to this port can enter by: ClusterIP first, then NodePort/external/LB."""
+                      rules: NodeRules, way: Way | None = None) -> list[ServiceEntry]:
+    """The rules' entries a request to this port can enter by: ClusterIP first, then NodePort/external/LB.
+    With a way in named (`10.0.0.11:31443`), only that way's entries: the rules of the way the packet takes."""
+    proto = (port.protocol if port else target.protocol or "").upper()
     if service is None or port is None:
         if target.ip is None:
             return []
-        found = [e for e in rules.services if e.address == target.ip
-                 and (target.port is None or e.port == target.port)]
-        return found
-    proto = port.protocol.upper()
+        return [e for e in rules.services if e.address == target.ip
+                and (target.port is None or e.port == target.port) and (not proto or e.protocol == proto)]
     out: list[ServiceEntry] = []
     addrs = set(service.cluster_ips) - {"None", ""}
     spn = f"{service.meta.namespace}/{service.meta.name}"
@@ -261,6 +279,15 @@ def _entries_for_port(service: Service | None, port: ServicePort | None, target:
         elif e.kind in ("ExternalIP", "LoadBalancer") and e.port == port.port and (
                 e.address in service.external_ips or e.address in service.load_balancer_ips):
             out.append(e)
+    if way is not None:
+        if way.kind == "NodePort":
+            # "" is "any local address"; a per-address entry (nodePortAddresses, IPVS) must be this address
+            out = [e for e in out if e.kind == "NodePort" and e.address in ("", way.address)
+                   or e.kind == "NodePort" and way.loopback and e.address.startswith("127.")]
+        elif way.kind == "ClusterIP":
+            out = [e for e in out if e.kind == "ClusterIP" and e.address == way.address]
+        else:
+            out = [e for e in out if e.kind != "ClusterIP" and e.kind != "NodePort" and e.address == way.address]
     return out
 
 
@@ -326,10 +353,13 @@ def judge_port(
     flows: list[Flow] | None = None,
     probe: Counter[tuple[str, int]] | None = None,
     probe_errors: int = 0,
+    way: Way | None = None,
 ) -> PortTrace:
-    """The node-rules, endpoints, drift and selected-endpoint hops for one service port."""
-    pt = PortTrace(port.port if port else (target.port or 0), port.protocol if port else "TCP",
-                   port.name if port else "", port.target_port if port else 0)
+    """The node-rules, endpoints, drift and selected-endpoint hops for one service port (entered by `way`
+    when the target named one: then the rules judged are that way's)."""
+    pt = PortTrace(port.port if port else (target.port or 0),
+                   port.protocol if port else (target.protocol or "TCP"),
+                   port.name if port else "", port.target_port if port else 0, way=way)
     pod_codes = pod_codes or {}
     spn = (f"{service.meta.namespace}/{service.meta.name}" + (f":{port.name}" if port and port.name else "")
            if service else None)
@@ -347,11 +377,24 @@ def judge_port(
         unproxied = True
         pt.hops.append(Hop("node-rules", SKIPPED, f"kube-proxy ignores this Service ({PROXY_NAME_LABEL}="
                                                   f"{proxy_name}): the proxy named there programs it"))
+    elif way is not None and way.lb_proxy:
+        pt.hops.append(Hop("node-rules", SKIPPED, f"{way.label}: kube-proxy writes no rule for it; the load "
+                                                  "balancer takes the packet and forwards it to a node",
+                           list(way.notes)))
     elif rules is None:
         pt.hops.append(Hop("node-rules", SKIPPED, "no node rules given (use --iptables-save/--ipvsadm/--nft, "
                                                   "--netns, --local-node, a snapshot with node dumps, or --node)"))
+    elif way is not None and way.kind == "NodePort" and way.loopback and not localhost_nodeport(
+            rules.mode, way.address, rules.localhost_nodeports)[0]:
+        why = localhost_nodeport(rules.mode, way.address, rules.localhost_nodeports)[1]
+        pt.hops.append(Hop("node-rules", BROKEN, f"{way.label}: not accepted in {rules.mode} mode", [why]))
+        pt.findings.append(Finding(
+            "NodePortNotOnLocalhost", "error",
+            f"{label}: {way.address}:{way.number} is refused or unanswered on node {node or '?'}: {why}",
+            evidence=f"kube-proxy {rules.mode} mode ({rules.source or 'the node'})",
+            hint=f"connect to a node address instead (NodePort {way.number} on its InternalIP)"))
     else:
-        entries = _entries_for_port(service, port, target, rules)
+        entries = _entries_for_port(service, port, target, rules, way)
         pt.entries = entries
         clusterip = [e for e in entries if e.kind == "ClusterIP"] or entries
         if not entries:
@@ -366,7 +409,10 @@ def judge_port(
             ))
         else:
             main = clusterip[0]
-            details = [f"entry: {e.kind} {e.address or '*'}:{e.port}/{e.protocol}"
+            details = [f"way in: {way.label}"] if way is not None else []
+            if way is not None and way.kind == "NodePort" and way.loopback:
+                details.append(localhost_nodeport(rules.mode, way.address, rules.localhost_nodeports)[1])
+            details += [f"entry: {e.kind} {e.address or '*'}:{e.port}/{e.protocol}"
                        + (f" via {' → '.join(e.path)}" if e.path else "") for e in entries]
             for e in entries:
                 details += [f"{e.kind}: {m}" for m in e.masquerade]
@@ -391,14 +437,15 @@ def judge_port(
                 if glue:
                     verdict = BROKEN
                     pt.findings += glue
-            summary = (f"{main.kind} {main.address}:{main.port}/{main.protocol} → "
-                       f"{len(main.backends)} backend(s) [{rules.mode}]")
+            main_at = f"{main.address or (way.address if way else '*')}:{main.port}"
+            summary = (f"{way.label if way is not None else f'{main.kind} {main_at}/{main.protocol}'}"
+                       f" → {len(main.backends)} backend(s) [{rules.mode}]")
             if main.no_endpoints:
                 verdict = BROKEN
-                summary = f"{main.address}:{main.port} has no endpoints: the node rejects the connection"
+                summary = f"{main_at} has no endpoints: the node rejects the connection"
                 pt.findings.append(Finding(
                     "NoEndpointsReject", "error",
-                    f"{label}: node {node or '?'} rejects connections to {main.address}:{main.port} "
+                    f"{label}: node {node or '?'} rejects connections to {main_at} "
                     "(\"has no endpoints\")",
                     evidence="; ".join(main.path) or "REJECT rule in filter KUBE-SERVICES",
                     hint="the Service has no ready endpoints on this node's view; see the endpoints hop",
@@ -450,9 +497,8 @@ def judge_port(
         drift: list[str] = []
         reported: set[tuple[str, str]] = set()
         for e in [main, *(x for x in entries if x is not main and x.kind != "ClusterIP")]:
-            if e is main:
-                local = e.policy_local or (service is not None and service.internal_traffic_policy == "Local"
-                                           and e.kind == "ClusterIP")
+            if e.kind == "ClusterIP":
+                local = e.policy_local or (service is not None and service.internal_traffic_policy == "Local")
             else:  # external paths (NodePort, external and LB IPs) follow externalTrafficPolicy
                 local = e.policy_local or any(b.local for b in e.backends) or (
                     service is not None and service.external_traffic_policy == "Local")
@@ -470,7 +516,7 @@ def judge_port(
         pt.hops.append(Hop("drift", SKIPPED, "needs both node rules and cluster data"))
 
     # ---- selected endpoint: conntrack and probe
-    vips = {e.address for e in entries} | ({target.ip} if target.ip else set())
+    vips = {e.address for e in entries if e.address} | ({target.ip} if target.ip else set())
     if service is not None:
         vips |= set(service.cluster_ips) - {"None", ""}
     ports = {e.port for e in entries} | {pt.port}
@@ -604,12 +650,46 @@ def service_hop(service: Service) -> Hop:
 
 
 def pick_ports(service: Service, target: Target, port_flag: str | None) -> list[ServicePort]:
-    """--port by number or name; else the port in the target; else every port."""
+    """--port by number or name; else the port in the target; else every port. A protocol in the target
+    (`:53/udp`, `udp://`, --protocol) keeps only that protocol's ports; without one, each protocol of the port
+    number is its own entry."""
     want = port_flag if port_flag is not None else (str(target.port) if target.port else None)
+    ports = [p for p in service.ports if target.protocol is None or p.protocol.upper() == target.protocol]
     if want is None:
-        return list(service.ports)
-    return [p for p in service.ports
+        return ports
+    return [p for p in ports
             if str(p.port) == want or p.name == want or (p.node_port and str(p.node_port) == want)]
+
+
+def judge_health_check(service: Service, way: Way, slices: list[EndpointSlice], node: str | None) -> PortTrace:
+    """`healthCheckNodePort`: kube-proxy's own HTTP server answers it (no rule proxies it). It answers 200
+    while the node has a local ready endpoint of the Service and 503 otherwise (terminating endpoints are not
+    counted, pkg/proxy/healthcheck), so a load balancer takes the node out."""
+    pt = PortTrace(way.number, "TCP", "healthCheckNodePort", way.number, way=way)
+    local: set[str] = set()
+    for p in service.ports:
+        local |= {e.ip for e in proxy_view(service, p, slices, node).all_endpoints
+                  if node and e.node == node and e.ready}
+    details = [f"way in: {way.label}",
+               "served by kube-proxy's health check server on the node (externalTrafficPolicy Local), not "
+               "by a rule: it counts the node's local ready endpoints"]
+    if node is None:
+        pt.hops.append(Hop("node-rules", SKIPPED, "which node? the answer depends on its local endpoints",
+                           details))
+        return pt
+    if local:
+        pt.hops.append(Hop("node-rules", OK, f"{way.label}: answers 200 ({len(local)} local ready endpoint(s) "
+                                             f"on {node}): the load balancer sends traffic here", details))
+    else:
+        pt.hops.append(Hop("node-rules", OK, f"{way.label}: answers 503 (no local ready endpoint on {node}): "
+                                             "the load balancer takes this node out, by design", details))
+        pt.findings.append(Finding(
+            "HealthCheckTakesNodeOut", "info",
+            f"{service.meta.key}: node {node} has no local ready endpoint, so its health check "
+            f"(:{way.number}) answers 503 and the load balancer sends it nothing",
+            evidence=f"externalTrafficPolicy Local; no ready endpoint with nodeName {node}",
+            hint="expected with externalTrafficPolicy Local; run a Pod on this node if it should take traffic"))
+    return pt
 
 
 def flows_summary(flows: list[Flow]) -> dict[str, int]:

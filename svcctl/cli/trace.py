@@ -14,12 +14,14 @@ from svcctl.analysis.trace import (
     Hop,
     Target,
     Trace,
+    judge_health_check,
     judge_port,
     parse_target,
     pick_ports,
     proxy_view,
     service_hop,
 )
+from svcctl.analysis.ways import Way, find_ways, is_loopback
 from svcctl.cli.app import App, complete_services, get_app, global_options, node_options, output_options
 from svcctl.cli.fleet import fleet_options, run_fleet
 from svcctl.dataplane.model import Flow, NodeRules
@@ -31,6 +33,9 @@ from svcctl.sources.base import NodeDumps
 @click.command("trace")
 @click.argument("target", shell_complete=complete_services)
 @click.option("--port", "port_flag", metavar="PORT", help="Service port by number or name (default: every port).")
+@click.option("--protocol", "protocol_flag", type=click.Choice(["tcp", "udp", "sctp"], case_sensitive=False),
+              help="Only this protocol (also `IP:port/udp`, `udp://name:53`); default: each protocol of the port "
+                   "as its own entry.")
 @click.option("--from-pod", metavar="POD", help="Trace from this Pod: its node's rules, its namespace's DNS search.")
 @click.option("--cluster-domain", default="cluster.local", show_default=True)
 @click.option("--dns-server", metavar="IP[:PORT]", help="Query this DNS server (default: the kube-dns Service, "
@@ -46,14 +51,17 @@ from svcctl.sources.base import NodeDumps
 @global_options
 @output_options()
 @node_options
-def command(target: str, port_flag: str | None, from_pod: str | None, cluster_domain: str,
+def command(target: str, port_flag: str | None, protocol_flag: str | None, from_pod: str | None,
+            cluster_domain: str,
             dns_server: str | None, resolv_conf: str | None, no_dns: bool, dns_timeout: float,
             probe_count: int | None, probe_tcp: bool, all_nodes: bool, parallel: int) -> int:
     """Follow one request from the name a client typed to the Pod that answers.
 
     \b
     TARGET is a Service (`name`, `ns/name`), a DNS name (`hostnames.default.svc.cluster.local`),
-    `VIP:port`, or a URL (`http://hostnames.default:80/`). Hops: DNS → Service → node rules
+    `VIP:port`, any way in (`NODE_IP:NODE_PORT`, `127.0.0.1:NODE_PORT`, an externalIP or load-balancer
+    IP with its port), optionally with a protocol (`10.96.0.10:53/udp`, `udp://kube-dns.kube-system:53`),
+    or a URL (`http://hostnames.default:80/`). Hops: DNS → Service → node rules
     (iptables, IPVS or nftables) → endpoints → drift → selected endpoint (conntrack, --probe).
     Exit 1 when any hop is broken.
 
@@ -66,7 +74,8 @@ def command(target: str, port_flag: str | None, from_pod: str | None, cluster_do
     app = get_app()
     if all_nodes:
         return run_fleet(app, [_fleet_service(app, target, cluster_domain)], parallel)
-    tr = build_trace(app, target, port_flag=port_flag, from_pod=from_pod, cluster_domain=cluster_domain,
+    tr = build_trace(app, target, port_flag=port_flag, protocol=protocol_flag, from_pod=from_pod,
+                     cluster_domain=cluster_domain,
                      dns_server=dns_server, resolv_conf=resolv_conf, no_dns=no_dns, dns_timeout=dns_timeout,
                      probe_count=probe_count, probe_http=not probe_tcp)
     from svcctl.render.trace import render_trace
@@ -79,27 +88,51 @@ def _fleet_service(app: App, raw_target: str, cluster_domain: str) -> Service:
     """The one Service --all-nodes judges on every node."""
     target = parse_target(raw_target, cluster_domain)
     if target.kind == "ip" and target.ip:
-        svc = _find_service_by_ip(app, target.ip)
-        if svc is None:
-            raise NotFoundError(f"no Service has the IP {target.ip}")
-        return svc
+        ways = _ways_for_ip(app, target)
+        if not ways:
+            raise NotFoundError(_no_way_message(target))
+        return ways[0].service
     if not target.name:
         raise InputError(f"cannot tell which Service {raw_target!r} names", hint="use ns/name or VIP:port")
     return app.source.get_service(target.namespace or app.ns, target.name)
 
 
-def _find_service_by_ip(app: App, ip: str) -> Service | None:
-    for s in app.source.list_services(None):
-        if ip in s.cluster_ips or ip in s.external_ips or ip in s.load_balancer_ips:
-            return s
-    return None
+def _ways_for_ip(app: App, target: Target) -> list[Way]:
+    """The Service ports `target` (an IP, maybe with port and protocol) enters by. The Nodes are read only
+    when no Service has the IP itself (a node address takes every nodePort)."""
+    assert target.ip is not None
+    services = app.source.list_services(None)
+    ways = find_ways(services, target.ip, target.port, target.protocol)
+    if not ways and not is_loopback(target.ip):
+        ways = find_ways(services, target.ip, target.port, target.protocol, nodes=app.source.list_nodes())
+    elif not ways:
+        ways = find_ways(services, target.ip, target.port, target.protocol, nodes=[],
+                         own_node=app.node_inputs.node)
+    owners = sorted({w.service.meta.key for w in ways})
+    if len(owners) > 1:
+        raise InputError(f"{target.raw} enters {len(owners)} Services: {', '.join(owners[:6])}"
+                         + (" …" if len(owners) > 6 else ""),
+                         hint="give the port (NODE_IP:NODE_PORT) or the protocol (:PORT/udp, --protocol)")
+    return ways
 
 
-def _choose_node(app: App, service: Service | None, from_pod: str | None) -> tuple[str | None, str]:
+def _no_way_message(target: Target) -> str:
+    at = f"{target.ip}:{target.port}" if target.port else target.ip
+    proto = f"/{target.protocol}" if target.protocol else ""
+    return (f"no Service has {at}{proto} as a ClusterIP, externalIP or load-balancer IP, nor is it a node "
+            "address with such a nodePort")
+
+
+def _choose_node(app: App, service: Service | None, from_pod: str | None,
+                 ways: list[Way] | None = None) -> tuple[str | None, str]:
     """The node whose rules to read, and why that one."""
     ni = app.node_inputs
     if ni.node:
         return ni.node, "--node"
+    way_node = next((w.node for w in ways or [] if w.node), None)
+    if way_node and app.has_cluster and not (ni.files or ni.netns or ni.local):
+        # a packet to a node's address is handled by that node's kube-proxy rules
+        return way_node, f"the traced address is {way_node}'s"
     if from_pod and app.has_cluster:
         ns, _, name = from_pod.rpartition("/")
         pod = app.source.get_pod(ns or app.ns, name)
@@ -125,16 +158,23 @@ def _choose_node(app: App, service: Service | None, from_pod: str | None) -> tup
     return None, ""
 
 
-def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, from_pod: str | None = None,
+def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, protocol: str | None = None,
+                from_pod: str | None = None,
                 cluster_domain: str = "cluster.local", dns_server: str | None = None,
                 resolv_conf: str | None = None, no_dns: bool = False, dns_timeout: float = 2.0,
                 probe_count: int | None = None, probe_http: bool = True) -> Trace:
     target = parse_target(raw_target, cluster_domain)
+    if protocol:
+        if target.protocol and target.protocol != protocol.upper():
+            raise InputError(f"{raw_target!r} says {target.protocol} but --protocol says {protocol.upper()}")
+        target.protocol = protocol.upper()
     service: Service | None = None
+    ways: list[Way] = []
     cluster = app.has_cluster
     if cluster:
         if target.kind == "ip" and target.ip:
-            service = _find_service_by_ip(app, target.ip)
+            ways = _ways_for_ip(app, target)
+            service = ways[0].service if ways else None
         elif target.name:
             service = app.source.get_service(target.namespace or app.ns, target.name)
         elif target.kind == "dns":
@@ -144,7 +184,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, from
         raise InputError(f"{raw_target!r} names a Service but no cluster was given",
                          hint="with node input only, trace VIP:port (e.g. 10.0.1.175:80), or add --snapshot/--kubeconfig")
 
-    node, node_why = _choose_node(app, service, from_pod)
+    node, node_why = _choose_node(app, service, from_pod, ways)
     tr = Trace(target, service, node, None)
     if node_why:
         tr.notes.append(f"node {node or '(given input)'}: {node_why}")
@@ -163,10 +203,10 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, from
     elif target.kind == "ip":
         tr.pre_hops.append(Hop("service", SKIPPED if not cluster else BROKEN,
                                "no cluster data: the Service behind this IP is unknown" if not cluster
-                               else f"no Service has the IP {target.ip}"))
+                               else _no_way_message(target)))
         if cluster:
-            tr.findings.append(Finding("ServiceNotFound", "error", f"no Service has the IP {target.ip}",
-                                       hint="list Services with `svcctl endpoints -A`"))
+            tr.findings.append(Finding("ServiceNotFound", "error", _no_way_message(target),
+                                       hint="list Services with `svcctl endpoints -A` (NodePorts: -o wide)"))
 
     # ---- node rules
     rules: NodeRules | None = None
@@ -227,25 +267,45 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, from
         slices = app.source.list_endpoint_slices(service.meta.namespace, service.meta.name)
 
     # ---- ports
-    if service is not None:
+    if service is not None and ways:
+        if port_flag is not None:
+            ways = [w for w in ways if w.port is not None and port_flag in (str(w.port.port), w.port.name)
+                    or w.port is None and port_flag == str(w.number)] or ways
+        for w in ways:
+            if w.port is None:  # the health check: kube-proxy itself answers, no proxied port
+                tr.ports.append(judge_health_check(service, w, slices, node))
+                continue
+            view = proxy_view(service, w.port, slices, node)
+            probe_counts, probe_errors = _probe(app, rules, service, w.number, target, probe_count, probe_http,
+                                                view)
+            tr.ports.append(judge_port(service, w.port, target, rules, view, node, pod_codes, flows,
+                                       probe_counts, probe_errors, way=w))
+    elif service is not None:
         ports = pick_ports(service, target, port_flag)
         if not ports and service.ports:
-            raise InputError(f"{service.meta.key} has no port {port_flag or target.port}",
-                             hint="ports: " + ", ".join(f"{p.name or '-'}={p.port}" for p in service.ports))
+            raise InputError(f"{service.meta.key} has no port {port_flag or target.port}"
+                             + (f"/{target.protocol}" if target.protocol else ""),
+                             hint="ports: " + ", ".join(f"{p.name or '-'}={p.port}/{p.protocol}"
+                                                        for p in service.ports))
         for p in ports:
             view = proxy_view(service, p, slices, node)
             probe_counts, probe_errors = _probe(app, rules, service, p.port, target, probe_count, probe_http, view)
             tr.ports.append(judge_port(service, p, target, rules, view, node, pod_codes, flows,
                                        probe_counts, probe_errors))
     else:
-        if target.port is None and rules is not None:
-            ports_seen = sorted({e.port for e in rules.services if e.address == target.ip})
+        # no Service known: each (port, protocol) the rules have for this address is its own entry, never merged
+        seen: list[tuple[int, str | None]]
+        if rules is not None:
+            seen = sorted({(e.port, e.protocol) for e in rules.services if e.address == target.ip
+                           and (target.port is None or e.port == target.port)
+                           and (target.protocol is None or e.protocol == target.protocol)},
+                          key=lambda k: (k[0], k[1] != "TCP", k[1] or ""))
         else:
-            ports_seen = [target.port] if target.port else []
-        if not ports_seen:
-            ports_seen = [0]
-        for port in ports_seen:
-            t = Target(target.raw, target.kind, host=target.host, ip=target.ip, port=port or None)
+            seen = []
+        if not seen:
+            seen = [(target.port or 0, target.protocol)]
+        for port, proto in seen:
+            t = Target(target.raw, target.kind, host=target.host, ip=target.ip, port=port or None, protocol=proto)
             probe_counts, probe_errors = _probe(app, rules, None, port, t, probe_count, probe_http, None)
             tr.ports.append(judge_port(None, None, t, rules, None, node, pod_codes, flows, probe_counts,
                                        probe_errors))

@@ -889,6 +889,17 @@ def follow(dump: Dump) -> NodeRules:
             if t is None:
                 continue
             if t == "KUBE-NODEPORTS" or (r.get("--dst-type") == "LOCAL" and not r.get("-d")):
+                jd = r.get("-d") or ""
+                if jd.startswith("!127."):
+                    rules.localhost_nodeports = False  # --iptables-localhost-nodeports=false
+                elif jd and not jd.startswith("!"):
+                    rules.nodeport_addresses.append(_strip_host(jd))  # nodePortAddresses: one jump per IP
+                    if jd.startswith("127."):
+                        rules.localhost_nodeports = True
+                elif r.get("--dst-type") == "LOCAL" and not jd and rules.localhost_nodeports is None:
+                    rules.localhost_nodeports = True
+                if t in fol.visited:
+                    continue
                 fol.visited.add(t)
                 for nr in nat.rules(t) or []:
                     if not nr.target:

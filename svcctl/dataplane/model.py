@@ -133,6 +133,12 @@ class NodeRules:
     unreferenced_chains: list[str] = field(default_factory=list)
     # chains whose kube-proxy name matches no current Service port or endpoint (needs cluster data)
     orphan_chains: list[str] = field(default_factory=list)
+    # iptables mode: whether the KUBE-NODEPORTS jump takes 127.0.0.0/8 (False: `! -d 127.0.0.0/8`, kube-proxy
+    # runs with --iptables-localhost-nodeports=false); None when the dump does not say
+    localhost_nodeports: bool | None = None
+    # the addresses NodePorts are accepted on when kube-proxy's nodePortAddresses restricts them (per-address
+    # KUBE-NODEPORTS jumps, nft @nodeport-ips); empty: every local address
+    nodeport_addresses: list[str] = field(default_factory=list)
 
     def lookup(self, address: str, port: int, protocol: str = "TCP") -> list[ServiceEntry]:
         proto = protocol.upper()

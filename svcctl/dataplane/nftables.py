@@ -843,6 +843,7 @@ def _rules_to_entries(t: _Table, rules: NodeRules) -> None:
                 if m and m.group(1) in t.sets:
                     nodeport_addrs = [e.key[0] for e in t.sets[m.group(1)].elements]
                     nodeport_via = f"the addresses in @{m.group(1)}"
+                    rules.nodeport_addresses = list(nodeport_addrs)
     firewall: dict[tuple[str, str, int], list[str]] = {}
     fw_path: dict[tuple[str, str, int], str] = {}
     for e in t.sets.get("firewall-ips", _Set("")).elements:
