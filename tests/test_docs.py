@@ -86,7 +86,8 @@ def test_readme_shows_the_real_demo_output() -> None:
 
 
 @pytest.mark.parametrize("command", ["svcctl endpoints hostnames --why-not --snapshot demo",
-                                     "svcctl rules --snapshot demo --mode iptables"])
+                                     "svcctl rules --snapshot demo --mode iptables",
+                                     "svcctl rules --cilium tests/fixtures/cilium/service-list-1.14.txt 10.96.0.50:80"])
 def test_readme_command_outputs_are_real(command: str) -> None:
     m = re.search(re.escape(f"`{command}`") + r".*?```\n(.*?)\n```", README, re.S)
     assert m, command

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from svcctl.analysis.ways import Way, localhost_nodeport
-from svcctl.dataplane.model import Backend, Flow, NodeRules, ServiceEntry, format_share
+from svcctl.dataplane.model import REPLACEMENT_MODES, Backend, Flow, NodeRules, ServiceEntry, format_share
 from svcctl.model import EndpointSlice, Finding, Service, ServicePort
 
 OK, WARNING, BROKEN, SKIPPED = "ok", "warning", "broken", "skipped"
@@ -206,6 +206,7 @@ class TraceBackend:
     weight: int | None = None
     observed: int | None = None  # connections seen (conntrack / probe)
     state: str = ""  # "ready" | "not ready" | "terminating" | "unknown (no such endpoint)"
+    dataplane_state: str = ""  # the replacement's own word (Cilium: active, terminating, quarantined, ...)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -222,6 +223,10 @@ class TraceBackend:
             out["weight"] = self.weight
         if self.observed is not None:
             out["observed"] = self.observed
+        if self.state:
+            out["state"] = self.state
+        if self.dataplane_state:
+            out["dataplaneState"] = self.dataplane_state
         return out
 
 
@@ -264,14 +269,20 @@ def _entries_for_port(service: Service | None, port: ServicePort | None, target:
         if target.ip is None:
             return []
         return [e for e in rules.services if e.address == target.ip
-                and (target.port is None or e.port == target.port) and (not proto or e.protocol == proto)]
+                and (target.port is None or e.port == target.port)
+                and (not proto or e.protocol in (proto, "ANY"))]
     out: list[ServiceEntry] = []
     addrs = set(service.cluster_ips) - {"None", ""}
     spn = f"{service.meta.namespace}/{service.meta.name}"
+    external = set(service.external_ips) | set(service.load_balancer_ips)
     for e in rules.services:
-        if e.protocol != proto:
+        if e.protocol != proto and e.protocol != "ANY":  # ANY: a Cilium frontend without protocol
             continue
-        if e.kind == "ClusterIP" and e.address in addrs and e.port == port.port:
+        if e.kind == "ClusterIP" and e.address in external and e.port == port.port:
+            # Calico's NAT dump does not say which addresses are external: the Service does
+            e.kind = "LoadBalancer" if e.address in service.load_balancer_ips else "ExternalIP"
+            out.append(e)
+        elif e.kind == "ClusterIP" and e.address in addrs and e.port == port.port:
             out.append(e)
         elif e.kind == "NodePort" and port.node_port and e.port == port.node_port:
             if e.name is None or e.name.startswith(spn):
@@ -289,6 +300,14 @@ def _entries_for_port(service: Service | None, port: ServicePort | None, target:
         else:
             out = [e for e in out if e.kind != "ClusterIP" and e.kind != "NodePort" and e.address == way.address]
     return out
+
+
+def _not_programmed_hint(mode: str) -> str:
+    if mode in REPLACEMENT_MODES:
+        from svcctl.analysis.replacement import SYNC_HINT
+
+        return SYNC_HINT[mode]
+    return "check kube-proxy is running and syncing on this node (its logs, sync_proxy_rules_last_timestamp_seconds)"
 
 
 def _entry_drift(e: ServiceEntry, want: list[ExpectedBackend], local: bool,
@@ -404,8 +423,7 @@ def judge_port(
                 f"{label}: no {rules.mode} rule on node {node or '?'} sends "
                 f"{target.ip or (service.cluster_ip if service else '?')}:{pt.port} anywhere",
                 evidence=f"{len(rules.services)} service entries read from {rules.source or 'the node'}",
-                hint="check kube-proxy is running and syncing on this node (its logs, "
-                     "sync_proxy_rules_last_timestamp_seconds)",
+                hint=_not_programmed_hint(rules.mode),
             ))
         else:
             main = clusterip[0]
@@ -429,6 +447,10 @@ def judge_port(
                 details.append("nftables mode picks a backend with numgen random (not round-robin)")
             elif rules.mode == "ipvs" and main.scheduler:
                 details.append(f"IPVS scheduler {main.scheduler}")
+            elif rules.mode in REPLACEMENT_MODES:
+                from svcctl.analysis.replacement import mode_details
+
+                details += mode_details(rules.mode, main)
             verdict = OK
             if rules.mode == "ipvs":  # a virtual server is only reached when its VIP is bound and in the ipset
                 from svcctl.dataplane.ipvs import ipvs_glue_findings
@@ -468,6 +490,7 @@ def judge_port(
                     ex.ready if ex else None, ex.node if ex else "", b.chain, b.weight,
                     state=("terminating" if ex and ex.terminating else "ready" if ex and ex.ready
                            else "not ready" if ex else "unknown (no such endpoint in the API)"),
+                    dataplane_state=b.effective_state if rules.mode in REPLACEMENT_MODES else "",
                 ))
 
     # ---- endpoints
@@ -484,6 +507,10 @@ def judge_port(
             if not any(e.pod == pod for e in view.all_endpoints) and codes:
                 details.append(f"{pod}: expected but absent — {', '.join(codes)}")
         details += view.notes
+        if rules is not None and service is not None and rules.mode in REPLACEMENT_MODES:
+            from svcctl.analysis.replacement import view_notes
+
+            details += view_notes(rules.mode, service, view, rules)
         verdict = OK if ready else BROKEN
         if ready and (notready or any(pod_codes.values())):
             verdict = WARNING
@@ -497,6 +524,16 @@ def judge_port(
         drift: list[str] = []
         reported: set[tuple[str, str]] = set()
         for e in [main, *(x for x in entries if x is not main and x.kind != "ClusterIP")]:
+            if rules.mode in REPLACEMENT_MODES:  # each dataplane's own policy rules and backend states
+                from svcctl.analysis.replacement import entry_drift, entry_is_local
+
+                local = entry_is_local(rules.mode, e, e is main, service)
+                where = label if e is main else f"{label} ({e.kind} {e.address or '*'}:{e.port})"
+                lines, found = entry_drift(rules.mode, e, view.local if local else view.cluster, local, by_key,
+                                           where, node, rules, reported)
+                drift += lines
+                pt.findings += found
+                continue
             if e.kind == "ClusterIP":
                 local = e.policy_local or (service is not None and service.internal_traffic_policy == "Local")
             else:  # external paths (NodePort, external and LB IPs) follow externalTrafficPolicy

@@ -34,6 +34,8 @@ class NodeInputs:
     conntrack: str | None = None
     ipset: str | None = None
     ip_addr: str | None = None
+    cilium: str | None = None  # Cilium agent listings
+    calico_nat: str | None = None  # calico-node -bpf nat dump
     netns: str | None = None
     node: str | None = None
     mode: str | None = None
@@ -45,6 +47,7 @@ class NodeInputs:
         return {k: v for k, v in {
             "iptables": self.iptables_save, "ip6tables": self.ip6tables_save, "ipvs": self.ipvsadm,
             "nftables": self.nft, "conntrack": self.conntrack, "ipset": self.ipset, "kube-ipvs0": self.ip_addr,
+            "cilium": self.cilium, "calico-nat": self.calico_nat,
         }.items() if v}
 
     @property
@@ -201,14 +204,23 @@ def node_options(f: F) -> F:
                      help="`ipset list` output (IPVS mode)."),
         click.option("--ip-addr", metavar="FILE", type=click.Path(readable=False), expose_value=False, callback=_setter("ip_addr", sub="node"),
                      help="`ip addr show kube-ipvs0` output (IPVS mode)."),
+        click.option("--cilium", metavar="FILE", type=click.Path(readable=False), expose_value=False,
+                     callback=_setter("cilium", sub="node"),
+                     help="Cilium agent output: `cilium-dbg service list` (or `cilium service list`, -o json) "
+                          "and/or `cilium-dbg bpf lb list [--revnat]`, several concatenated."),
+        click.option("--calico-nat", metavar="FILE", type=click.Path(readable=False), expose_value=False,
+                     callback=_setter("calico_nat", sub="node"),
+                     help="`calico-node -bpf nat dump` output (Calico eBPF dataplane)."),
         click.option("--netns", metavar="NAME", expose_value=False, callback=_setter("netns", sub="node"),
                      help="Read rules inside this network namespace (read-only commands)."),
         click.option("--local-node", is_flag=True, default=False, expose_value=False,
                      callback=_setter("local", sub="node"), help="Read this machine's own rules (read-only)."),
         click.option("--node", metavar="NAME", expose_value=False, callback=_setter("node", sub="node"),
                      shell_complete=_complete_nodes, help="The node whose rules to read."),
-        click.option("--mode", type=click.Choice(["iptables", "ipvs", "nftables"]), expose_value=False,
-                     callback=_setter("mode", sub="node"), help="kube-proxy mode (default: detected)."),
+        click.option("--mode", type=click.Choice(["iptables", "ipvs", "nftables", "cilium", "calico-ebpf",
+                                                  "kube-router"]), expose_value=False,
+                     callback=_setter("mode", sub="node"),
+                     help="kube-proxy mode, or the dataplane replacing it (default: detected)."),
         click.option("--no-exec", is_flag=True, default=False, expose_value=False,
                      callback=_setter("no_exec", sub="node"),
                      help="Never exec into kube-proxy Pods to read a node's rules."),

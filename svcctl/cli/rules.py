@@ -91,8 +91,9 @@ def _name_entries(rules: NodeRules, ports: list[tuple[str, ServicePort, list[str
             by_addr.setdefault(("", p.node_port, p.protocol.upper()), spn)
     for e in rules.services:
         if e.name is None:
-            e.name = by_addr.get((e.address, e.port, e.protocol)) or (
-                by_addr.get(("", e.port, e.protocol)) if e.kind == "NodePort" else None)
+            protos = ("TCP", "UDP", "SCTP") if e.protocol == "ANY" else (e.protocol,)  # Cilium without protocols
+            e.name = next((n for p in protos if (n := by_addr.get((e.address, e.port, p)) or (
+                by_addr.get(("", e.port, p)) if e.kind == "NodePort" else None))), None)
 
 
 def _flag_orphans(app: App, rules: NodeRules) -> None:

@@ -1,4 +1,7 @@
-"""Node dataplane: parsers of iptables-save, ipvsadm, nft and conntrack output into one model."""
+"""Node dataplane: parsers of iptables-save, ipvsadm, nft and conntrack output into one model.
+
+The kube-proxy replacements (Cilium, Calico eBPF, kube-router) are modes too: `replacement.py` maps each to
+its agent output and parser; a node with their output is read through them first (kube-proxy is absent there)."""
 
 from __future__ import annotations
 
@@ -18,11 +21,14 @@ def modes_present(dumps: NodeDumps) -> list[str]:
     ipt = (dumps.get("iptables") or "") + (dumps.get("ip6tables") or "")
     ipvs = dumps.get("ipvs") or ""
     nft = dumps.get("nftables") or ""
-    out: list[str] = []
+    from svcctl.dataplane.replacement import replacement_modes_present
+
+    out: list[str] = replacement_modes_present(dumps.texts)
     ipvs_glue = "KUBE-CLUSTER-IP" in ipt  # IPVS mode's iptables rules match this ipset
     if not ipvs_glue and ("KUBE-SVC-" in ipt or "cluster IP" in ipt or "has no endpoints" in ipt):
         out.append("iptables")
-    if ipvs_glue or (ipvs.strip() and ("->" in ipvs or "-A -" in ipvs or "-a -" in ipvs)):
+    if "kube-router" not in out and (
+            ipvs_glue or (ipvs.strip() and ("->" in ipvs or "-A -" in ipvs or "-a -" in ipvs))):
         out.append("ipvs")
     if "kube-proxy" in nft or "service-ips" in nft:
         out.append("nftables")
@@ -30,7 +36,8 @@ def modes_present(dumps: NodeDumps) -> list[str]:
 
 
 def detect_mode(dumps: NodeDumps) -> str:
-    """iptables | ipvs | nftables, from what the node's dumps contain (kube-proxy's own chains/tables).
+    """iptables | ipvs | nftables | cilium | calico-ebpf | kube-router, from what the node's dumps contain
+    (kube-proxy's own chains/tables, the replacement agents' listings).
 
     A node runs one mode; when dumps of several are given (the demo ships all three) iptables is preferred,
     then IPVS, and `load_node_rules` says so."""
@@ -41,7 +48,8 @@ def detect_mode(dumps: NodeDumps) -> str:
                       ("ip6tables", "iptables")):
         if (dumps.get(key) or "").strip():
             return mode
-    given = [dumps.origins.get(k, k) for k in ("iptables", "ip6tables", "ipvs", "nftables") if k in dumps.texts]
+    given = [dumps.origins.get(k, k) for k in ("iptables", "ip6tables", "ipvs", "nftables", "cilium", "calico-nat")
+             if k in dumps.texts]
     if given:
         raise InputError("empty: no rules in this dump", source=", ".join(given),
                          hint="give the output of iptables-save, ipvsadm -Ln or nft list table ip kube-proxy")
@@ -59,7 +67,13 @@ def load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] | 
     if mode is None:
         mode = detect_mode(dumps)
         others = [m for m in modes_present(dumps) if m != mode]
-    if mode == "iptables":
+    from svcctl.dataplane.model import REPLACEMENT_MODES
+
+    if mode in REPLACEMENT_MODES:
+        from svcctl.dataplane.replacement import load_replacement
+
+        rules = load_replacement(dumps.texts, dumps.origins, mode, only)
+    elif mode == "iptables":
         from svcctl.dataplane.iptables import parse_iptables_save
 
         parts = []
@@ -97,7 +111,8 @@ def load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] | 
             raise InputError("nftables mode needs `nft list table ip kube-proxy` output", hint="give --nft FILE")
         rules = nftables.parse_nft(text, dumps.origins.get("nftables", "nft"), only=only)
     else:
-        raise InputError(f"unknown kube-proxy mode {mode!r}", hint="one of iptables, ipvs, nftables")
+        raise InputError(f"unknown kube-proxy mode {mode!r}",
+                         hint="one of iptables, ipvs, nftables, cilium, calico-ebpf, kube-router")
     if not isinstance(rules, NodeRules):
         raise TypeError("parser returned something other than NodeRules")
     if not rules.source and dumps.node:
@@ -105,4 +120,8 @@ def load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] | 
     if others:
         rules.notes.append(f"the dumps also hold {' and '.join(others)} rules; showing {mode} mode "
                            "(choose with --mode)")
+    if mode == "cilium":
+        from svcctl.dataplane.cilium import SOCKET_LB_NOTE
+
+        rules.notes.append(SOCKET_LB_NOTE)
     return rules

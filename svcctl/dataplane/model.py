@@ -12,6 +12,7 @@ from fractions import Fraction
 from typing import Any
 
 MODES = ("iptables", "ipvs", "nftables")
+REPLACEMENT_MODES = ("cilium", "calico-ebpf", "kube-router")  # dataplanes that replace kube-proxy
 ENTRY_KINDS = ("ClusterIP", "NodePort", "ExternalIP", "LoadBalancer")
 
 
@@ -27,10 +28,17 @@ class Backend:
     local: bool | None = None  # reached through a KUBE-SVL / local- chain
     draining: bool = False  # IPVS weight 0: graceful termination
     connections: int | None = None  # iptables-save -c: new connections DNATed here (the counter's packets)
+    state: str = ""  # the dataplane's own word (Cilium: active | terminating | quarantined | maintenance)
+    node: str = ""  # the node the backend runs on, when the dataplane says (Cilium's nodeName)
 
     @property
     def address(self) -> str:
         return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+
+    @property
+    def effective_state(self) -> str:
+        """The dataplane's state word; kube-proxy modes have only active and draining (IPVS weight 0)."""
+        return self.state or ("terminating" if self.draining else "active")
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -38,7 +46,10 @@ class Backend:
             "port": self.port,
             "probability": float(self.probability) if self.probability is not None else None,
             "share": format_share(self.probability),
+            "state": self.effective_state,
         }
+        if self.node:
+            out["node"] = self.node
         if self.chain:
             out["chain"] = self.chain
         if self.weight is not None:
@@ -81,6 +92,9 @@ class ServiceEntry:
     source_ranges: list[str] = field(default_factory=list)  # loadBalancerSourceRanges (KUBE-FW / firewall)
     notes: list[str] = field(default_factory=list)  # anything else a user should be told
     policy_local: bool = False  # reached via KUBE-SVL / local- (traffic policy Local)
+    scope: str = ""  # Cilium two-scope services: "internal" (in-cluster traffic) or "external"
+    flags: list[str] = field(default_factory=list)  # the dataplane's own flags (Cilium bpf lb list, Calico)
+    revnat: int | None = None  # Cilium reverse-NAT id (bpf lb list)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -105,6 +119,12 @@ class ServiceEntry:
             out["sourceRanges"] = self.source_ranges
         if self.notes:
             out["notes"] = self.notes
+        if self.scope:
+            out["scope"] = self.scope
+        if self.flags:
+            out["flags"] = self.flags
+        if self.revnat is not None:
+            out["revNAT"] = self.revnat
         return out
 
 
@@ -142,7 +162,8 @@ class NodeRules:
 
     def lookup(self, address: str, port: int, protocol: str = "TCP") -> list[ServiceEntry]:
         proto = protocol.upper()
-        return [s for s in self.services if s.address == address and s.port == port and s.protocol == proto]
+        return [s for s in self.services if s.address == address and s.port == port
+                and s.protocol in (proto, "ANY")]
 
     def by_name(self, spn_prefix: str) -> list[ServiceEntry]:
         """Entries whose service port name is `ns/svc` or starts with `ns/svc:`."""

@@ -18,6 +18,12 @@ MODE_SENTENCES = {
                 "the shares are probabilities, and a short run can be uneven.",
     "ipvs": "IPVS mode picks backends with the virtual server's scheduler (rr = round-robin by default).",
     "nftables": "nftables mode picks each new connection's backend at random (numgen random), not round-robin.",
+    "cilium": "Cilium picks each new connection's backend among the active ones (random, or Maglev when "
+              "configured); terminating, quarantined and maintenance backends get no new connections.",
+    "calico-ebpf": "Calico's eBPF NAT picks each new connection's backend at random among the frontend's count "
+                   "(only the local ones when a traffic policy Local applies).",
+    "kube-router": "kube-router's IPVS virtual servers pick backends with their scheduler (annotation "
+                   "kube-router.io/service.scheduler, rr by default).",
 }
 
 
@@ -32,6 +38,8 @@ def backend_text(b: Backend) -> str:
     extra = " local" if b.local else ""
     if b.draining:
         extra += " draining"
+    elif b.state and b.state != "active":
+        extra += f" {b.state}"
     if b.connections is not None:
         extra += f" [{b.connections} conn]"
     if b.weight is not None and b.probability is None:
@@ -54,6 +62,8 @@ def entry_notes(e: ServiceEntry) -> list[str]:
         notes.append("no local endpoints")
     if e.source_ranges:
         notes.append("allowed sources: " + ", ".join(e.source_ranges))
+    if e.policy_local and e.flags:
+        notes.append("traffic policy Local: only this node's backends")
     notes.extend(n for n in e.notes if not n.startswith("Service has no endpoints"))
     return notes
 
@@ -75,6 +85,19 @@ def rows(rules: NodeRules, wide: bool) -> list[list[str]]:
 
 def summary_lines(rules: NodeRules, top: int = 5) -> list[str]:
     st = rules.stats
+    from svcctl.dataplane.model import REPLACEMENT_MODES
+
+    if rules.mode in REPLACEMENT_MODES:
+        lines = [f"{rules.mode} dataplane (no kube-proxy){f' ({rules.backend})' if rules.backend else ''}, from "
+                 f"{rules.source}: {st.extra.get('frontends', len(rules.services))} frontends, "
+                 f"{st.extra.get('backends', 0)} backend entries"]
+        if rules.mode == "kube-router":
+            lines[0] = (f"kube-router dataplane (no kube-proxy), from {rules.source}: "
+                        f"{st.extra.get('virtualServers', 0)} virtual servers, {st.extra.get('realServers', 0)} "
+                        "real servers")
+        lines.extend(rules.notes)
+        lines.append(MODE_SENTENCES[rules.mode])
+        return lines
     lines = [f"{rules.mode} mode{f' ({rules.backend})' if rules.backend else ''}, from {rules.source}: "
              f"{st.rules} rules in {st.chains} chains"]
     if st.per_service:

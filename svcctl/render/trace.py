@@ -33,7 +33,8 @@ def _backend_line(pt: PortTrace) -> list[str]:
         who = b.pod or "(no Pod in the API)"
         extra = f", observed {b.observed}" if b.observed is not None else ""
         w = f", weight {b.weight}" if b.weight is not None else ""
-        lines.append(f"{b.ip}:{b.port}  {_share(b.probability)}{w}  → {who}  [{b.state}]{extra}")
+        dp = f", map: {b.dataplane_state}" if b.dataplane_state else ""
+        lines.append(f"{b.ip}:{b.port}  {_share(b.probability)}{w}  → {who}  [{b.state}{dp}]{extra}")
     return lines
 
 

@@ -20,6 +20,8 @@ NODE_DUMP_FILES = {
     "conntrack": "conntrack.txt",
     "ipset": "ipset.txt",
     "kube-ipvs0": "ip-addr-kube-ipvs0.txt",
+    "cilium": "cilium-service-list.txt",  # any Cilium listings, concatenated (service list, -o json, bpf lb list)
+    "calico-nat": "calico-nat-dump.txt",  # calico-node -bpf nat dump
 }
 
 

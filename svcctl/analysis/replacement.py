@@ -1,0 +1,187 @@
+"""Drift and traffic-policy semantics on nodes where a kube-proxy replacement programs Services.
+
+Each dataplane decides differently which endpoints a frontend may use, so the set the API implies is
+computed per dataplane before it is compared with the agent's map:
+- Cilium: traffic policies as kube-proxy (InternalLocal / Local flags, two scopes for mixed policies); keeps
+  terminating backends in the map (state `terminating`, no new connections unless none is active);
+  quarantined / maintenance backends get no new connections; topology hints only with
+  `--enable-service-topology`.
+- Calico eBPF: `internal-local` / `external-local` flags; a map without flags comes from a Calico that ignores
+  internalTrafficPolicy Local; hints were applied per endpoint when felix built the map.
+- kube-router: `kube-router.io/service.local: "true"` = externalTrafficPolicy Local with internal Cluster;
+  no topology-aware routing; weight 0 = terminating (draining).
+Findings: StaleBackend / EndpointNotProgrammed as for kube-proxy, BackendStateDrift when the map's state
+disagrees with the endpoint's conditions, BackendQuarantined when a ready endpoint gets no new connections.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from svcctl.dataplane.model import ServiceEntry
+from svcctl.model import Finding
+
+if TYPE_CHECKING:
+    from svcctl.analysis.trace import ExpectedBackend, ProxyView
+    from svcctl.dataplane.model import NodeRules
+    from svcctl.model import Service
+
+AGENT = {"cilium": "the Cilium agent", "calico-ebpf": "Calico's felix", "kube-router": "kube-router"}
+SYNC_HINT = {
+    "cilium": "check the Cilium agent on this node (`cilium-dbg status`, its logs); its service map lags the API",
+    "calico-ebpf": "check calico-node on this node (felix logs, `calico-node -bpf nat dump` again)",
+    "kube-router": "check the kube-router Pod on this node (its logs, --ipvs-sync-period)",
+}
+
+
+def entry_is_local(mode: str, e: ServiceEntry, main: bool, service: Service | None) -> bool:
+    """Whether traffic entering by `e` may only use this node's endpoints, by the dataplane's own rules."""
+    itp = service is not None and service.internal_traffic_policy == "Local"
+    etp = service is not None and service.external_traffic_policy == "Local"
+    if mode == "cilium":
+        if e.flags or e.scope:  # bpf lb list flags or the JSON's policies were read
+            return e.policy_local
+        return itp if main else etp
+    if mode == "calico-ebpf":
+        if main:  # without flags (older Calico) internalTrafficPolicy Local is ignored
+            return "internal-local" in e.flags
+        # older Calico prints no flags: trust the Service's externalTrafficPolicy for external frontends
+        return "external-local" in e.flags or (not e.flags and etp)
+    if mode == "kube-router":
+        from svcctl.dataplane.kube_router import ANNOTATION_LOCAL
+
+        annotated = service is not None and service.meta.annotations.get(ANNOTATION_LOCAL) == "true"
+        return itp if main else (etp or annotated)
+    return e.policy_local
+
+
+def view_notes(mode: str, service: Service, view: ProxyView, rules: NodeRules) -> list[str]:
+    """What this dataplane does with the Service's topology hints and traffic policies."""
+    out: list[str] = []
+    hinted = bool(service.meta.annotations.get("service.kubernetes.io/topology-mode")
+                  or service.traffic_distribution)
+    if mode == "cilium" and hinted:
+        out.append("topology hints: Cilium only follows them with --enable-service-topology; otherwise every "
+                   "endpoint is used")
+    if mode == "calico-ebpf":
+        if hinted:
+            out.append("topology hints: Calico's felix applies them per endpoint when it builds the NAT map")
+        if service.internal_traffic_policy == "Local" and not any(e.flags for e in rules.services):
+            out.append("internalTrafficPolicy Local: this Calico (no NAT flags) ignores it; in-cluster "
+                       "traffic uses every endpoint")
+    if mode == "kube-router":
+        from svcctl.dataplane.kube_router import ANNOTATION_DSR, ANNOTATION_LOCAL, ANNOTATION_SCHEDULER
+
+        ann = service.meta.annotations
+        if hinted:
+            out.append("topology hints: kube-router has no topology-aware routing; every endpoint is used")
+        if ann.get(ANNOTATION_LOCAL) == "true":
+            out.append(f"{ANNOTATION_LOCAL}: external traffic only to this node's endpoints, in-cluster "
+                       "traffic to all (externalTrafficPolicy Local, internal Cluster)")
+        if ann.get(ANNOTATION_SCHEDULER):
+            out.append(f"{ANNOTATION_SCHEDULER}: {ann[ANNOTATION_SCHEDULER]}")
+        if ann.get(ANNOTATION_DSR):
+            out.append(f"{ANNOTATION_DSR}: {ann[ANNOTATION_DSR]} (external IPs through firewall-mark virtual "
+                       "servers, replies straight from the backend)")
+    return out
+
+
+def mode_details(mode: str, main: ServiceEntry) -> list[str]:
+    if mode == "cilium":
+        return ["Cilium picks each new connection's backend among the active ones (random, or Maglev when "
+                "configured); terminating backends only keep their connections",
+                "socket-level load balancing picks the backend at connect(): no NAT from the ClusterIP shows in "
+                "conntrack for Pods on this node"]
+    if mode == "calico-ebpf":
+        return ["Calico's eBPF NAT picks a backend at random for each new connection (connect-time load "
+                "balancing for Pods on this node)"]
+    if mode == "kube-router":
+        return [f"kube-router IPVS scheduler {main.scheduler or 'rr'}"]
+    return []
+
+
+def _api_state(ex: ExpectedBackend) -> str:
+    return "active" if ex.ready else "terminating" if ex.terminating else "not ready"
+
+
+def entry_drift(mode: str, e: ServiceEntry, want: list[ExpectedBackend], local: bool,
+                by_key: dict[tuple[str, int], ExpectedBackend], label: str, node: str | None, rules: NodeRules,
+                reported: set[tuple[str, str]]) -> tuple[list[str], list[Finding]]:
+    """One frontend's backends (with their states) against the endpoints the dataplane should use."""
+    agent = AGENT.get(mode, mode)
+    hint = SYNC_HINT.get(mode, "check the dataplane agent on this node")
+    want_keys = {w.key for w in want}
+    have_keys = {(b.ip, b.port) for b in e.backends}
+    lines: list[str] = []
+    found: list[Finding] = []
+    where = f"node {node or '?'}"
+
+    def add(code: str, key: str, f: Finding) -> None:
+        if (code, key) not in reported:
+            reported.add((code, key))
+            found.append(f)
+
+    for b in e.backends:
+        ex = by_key.get((b.ip, b.port))
+        state = b.effective_state
+        takes_new = b.probability is None or b.probability > 0
+        evidence = f"{b.address} ({state}) in {rules.source or mode}"
+        if ex is None:
+            lines.append(f"stale: {b.address} ({state}) is in {agent}'s map but no such endpoint exists in the API")
+            add("StaleBackend", b.address, Finding(
+                "StaleBackend", "error" if takes_new else "warning",
+                f"{label}: {where} still has {b.address} in its service map, but no such endpoint exists in the "
+                "API", evidence=evidence, hint=hint))
+            continue
+        if takes_new and (b.ip, b.port) not in want_keys:
+            why = ("its endpoint is not ready" if not ex.ready and not (ex.serving and ex.terminating) else
+                   "it is on another node (traffic policy Local)" if local else
+                   "its endpoint is terminating while others are ready" if ex.terminating else
+                   "the API does not list it for this port")
+            lines.append(f"stale: {b.address} takes new connections but {why}")
+            add("StaleBackend", b.address, Finding(
+                "StaleBackend", "error", f"{label}: {where} sends new connections to {b.address}, but {why}",
+                pod=ex.pod, evidence=evidence, hint=hint))
+        if b.state:  # only dataplanes that print states (Cilium, kube-router's weight 0)
+            api = _api_state(ex)
+            if state == "active" and api == "terminating":
+                lines.append(f"state: {b.address} is active in the map but its endpoint is terminating")
+                add("BackendStateDrift", b.address, Finding(
+                    "BackendStateDrift", "error",
+                    f"{label}: {where} still gives new connections to {b.address}, whose endpoint is terminating",
+                    pod=ex.pod, evidence=f"{evidence}; EndpointSlice: terminating", hint=hint))
+            elif state.startswith("terminating") and api == "active":
+                lines.append(f"state: {b.address} is terminating in the map but its endpoint is ready")
+                add("BackendStateDrift", b.address, Finding(
+                    "BackendStateDrift", "warning",
+                    f"{label}: {where} gives no new connections to {b.address} (terminating), but its endpoint "
+                    "is ready", pod=ex.pod, evidence=f"{evidence}; EndpointSlice: ready", hint=hint))
+            elif state in ("quarantined", "maintenance") and api == "active":
+                why = ("Cilium's health checker found it unreachable" if state == "quarantined"
+                       else "it was put in maintenance through the agent's API")
+                lines.append(f"{state}: {b.address} is ready in the API but gets no new connections ({why})")
+                add("BackendQuarantined", b.address, Finding(
+                    "BackendQuarantined", "warning",
+                    f"{label}: {b.address} is ready but {where} sends it no new connections: {why}",
+                    pod=ex.pod, evidence=evidence,
+                    hint="check the backend's health from this node; `cilium-dbg service list` shows the state"))
+    if not e.no_endpoints:
+        for w in want:
+            if w.key not in have_keys:
+                lines.append(f"missing: {w.ip}:{w.port} ({w.pod or 'no Pod'}) is {_api_state(w)} but not in "
+                             f"{agent}'s map")
+                add("EndpointNotProgrammed", f"{w.ip}:{w.port}", Finding(
+                    "EndpointNotProgrammed", "error",
+                    f"{label}: ready endpoint {w.ip}:{w.port} is not in {where}'s {mode} service map", pod=w.pod,
+                    evidence=f"EndpointSlice says {_api_state(w)}; the map lists "
+                             f"{', '.join(sorted(f'{i}:{p}' for i, p in have_keys)) or 'no backend'}", hint=hint))
+    elif want:
+        lines.append(f"{agent} has no backend for {label} but the API has {len(want)} usable endpoint(s)")
+        for w in want:
+            add("EndpointNotProgrammed", f"{w.ip}:{w.port}", Finding(
+                "EndpointNotProgrammed", "error",
+                f"{label}: ready endpoint {w.ip}:{w.port} is not in {where}'s {mode} service map "
+                "(the frontend has no backends)", pod=w.pod,
+                evidence=f"a frontend with no backends in {rules.source or mode} while the EndpointSlice is ready",
+                hint=hint))
+    return lines, found
