@@ -237,7 +237,12 @@ def _scenarios() -> list[Scenario]:
     add(Scenario("no-selector-hand-made", [ext, hand, v1_endpoints(ext, ["192.0.2.10"])], {(None, "NoSelector")},
                  exit=0, service="ext", severities={"NoSelector": "info"},
                  check=lambda d: _assert_in(d, "NoSelector", "192.0.2.10")))
-    add(Scenario("no-selector-empty", [service("bare", None)], {(None, "NoSelector")}, service="bare",
+    # a real dump holds the `kubernetes` Service's slice and Endpoints: the input shows it has both kinds
+    api = service("kubernetes", None, ports=[("https", 443, 6443, "TCP")], cluster_ip="10.96.0.1")
+    api_eps = [{"addresses": ["192.0.2.1"], "conditions": {"ready": True}}]
+    add(Scenario("no-selector-empty", [service("bare", None), api,
+                                       endpoint_slice(api, api_eps, managed_by="endpointslicemirroring-controller.k8s.io"),
+                                       v1_endpoints(api, ["192.0.2.1"])], {(None, "NoSelector")}, service="bare",
                  severities={"NoSelector": "error"}))
 
     add(Scenario("external-name", [service("extname", None, type_="ExternalName", external_name="db.example.com")],

@@ -73,7 +73,7 @@ class ServiceCheck:
     drift: list[DriftResult] = field(default_factory=list)
     extra: list[Finding] = field(default_factory=list)  # from check itself (ServiceNotFound)
     skipped: list[str] = field(default_factory=list)  # checks not run, and why
-    counts: dict[str, int] | None = None  # the endpoints report's ready / notReady / expected
+    counts: dict[str, int | None] | None = None  # the endpoints report's ready / notReady / expected (None: unseen)
     seconds: float = 0.0  # how long its checks took (JUnit time)
 
     @property

@@ -95,7 +95,8 @@ CODES: dict[str, tuple[str, str]] = {
     "SliceOutOfDate": ("error/warning", "a slice's readiness or addresses disagree with the Pod"),
     "StaleSliceEndpoint": ("warning", "a slice lists a Pod that no longer matches (deleted or relabelled)"),
     "UnmanagedSlice": ("warning", "a slice of a selector Service not managed by the EndpointSlice controller"),
-    "CheckSkipped": ("warning/info", "RBAC refused a read: the check that needed it was skipped"),
+    "CheckSkipped": ("warning/info", "RBAC refused a read, or the input does not hold the kind: the check that "
+                     "needed it was skipped"),
 }
 
 PortTuple = tuple[str, int, str]  # (name, port, protocol)
@@ -186,12 +187,21 @@ class EndpointsReport:
     not_ready: int = 0  # distinct endpoints in the slices that are not ready
     expected: int = 0  # Pods the user expects behind it (selected, not finished); hand-made endpoints if no selector
     why_not: bool = False
-    skipped: list[str] = field(default_factory=list)  # checks not made (RBAC)
+    skipped: list[str] = field(default_factory=list)  # checks not made (RBAC, or not in the input)
     notes: list[str] = field(default_factory=list)  # bounded searches that hit their cap
+    basis: str = "EndpointSlices"  # what the endpoints were read from; "" = neither slices nor v1 Endpoints
+    slices: list[EndpointSlice] = field(default_factory=list)  # what was compared (v1 Endpoints as slices)
+    basis_absent: str = ""  # why there are no slices to show (the input lacks them), when basis is ""
+
+    pods_known: bool = True  # False: Pods refused (RBAC) or not in the input, so `expected` is unknown
 
     @property
-    def counts(self) -> dict[str, int]:
-        return {"ready": self.ready, "notReady": self.not_ready, "expected": self.expected}
+    def counts(self) -> dict[str, int | None]:
+        """ready / notReady are None when the input holds neither EndpointSlices nor v1 Endpoints; expected is
+        None when the Pods could not be seen."""
+        known = bool(self.basis) or self.service.type == "ExternalName"
+        return {"ready": self.ready if known else None, "notReady": self.not_ready if known else None,
+                "expected": self.expected if self.pods_known or self.service.selector is None else None}
 
     def exit_status(self) -> ExitStatus:
         return ExitStatus.PROBLEMS if any(f.severity == "error" for f in self.findings) else ExitStatus.OK
@@ -217,6 +227,7 @@ class EndpointsReport:
             "findings": [f.to_json() for f in self.findings],
             "skippedChecks": self.skipped,
             "notes": self.notes,
+            "basis": self.basis or None,
         }
 
 
@@ -226,9 +237,9 @@ class ServiceSummary:
     name: str
     type: str
     selector: dict[str, str] | None
-    ready: int
-    not_ready: int
-    expected: int | None  # None: the Pods could not be read (RBAC)
+    ready: int | None  # None: the input holds no EndpointSlices (nor v1 Endpoints), or they were refused
+    not_ready: int | None
+    expected: int | None  # None: the Pods could not be read (RBAC) or are not in the input
 
     @property
     def problem(self) -> bool:
@@ -257,6 +268,8 @@ class Gathered:
     events: list[Event] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)  # the namespace's Services (near-miss intent)
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (check, resource, reason)
+    absent: list[tuple[str, str, str]] = field(default_factory=list)  # (check, resource, why) not in the input
+    basis: str = "EndpointSlices"  # what the slices are: EndpointSlices | v1 Endpoints | "" (neither in the input)
     why_not: bool = True
     capped: list[str] = field(default_factory=list)  # bounded searches that hit their cap
 
@@ -267,8 +280,14 @@ NEAR_MISS_CAP = 500
 
 
 def _read(source: ClusterSource, g: Gathered, check: str, resource: str, fn: Callable[[], T], default: T) -> T:
-    """One read; a refusal (raised, or recorded by the source in `skipped`) becomes a skipped check."""
+    """One read; a refusal (raised, or recorded by the source in `skipped`) becomes a skipped check, and so
+    does a kind the input does not hold (a snapshot without EndpointSlices): not read as "there are none"."""
+    why = absent_from(source, resource)
+    if why is not None:
+        g.absent.append((check, resource.split(" ")[0], why))
+        return default
     before = len(source.skipped)
+    refusals = getattr(source, "refusals", None)
     try:
         out = fn()
     except ForbiddenError as e:
@@ -276,7 +295,19 @@ def _read(source: ClusterSource, g: Gathered, check: str, resource: str, fn: Cal
         return default
     for s in source.skipped[before:]:
         g.skipped.append((check, s.resource, s.reason))
+    last = getattr(source, "last_refusal", None)
+    if isinstance(refusals, int) and getattr(source, "refusals", refusals) != refusals and last is not None:
+        g.skipped.append((check, last.resource, last.reason))  # refused again (recorded once in `skipped`)
     return out
+
+
+def absent_from(source: ClusterSource, resource: str) -> str | None:
+    """Why the input cannot show `resource` at all (a kind a snapshot does not hold), else None."""
+    from svcctl.sources.coverage import RESOURCES, Coverage
+
+    cov = getattr(source, "coverage", None)
+    kind = RESOURCES.get(resource.split(" ")[0])
+    return cov.absent_reason(kind) if isinstance(cov, Coverage) and kind is not None else None
 
 
 def gather(source: ClusterSource, namespace: str, name: str, *, why_not: bool = True) -> Gathered:
@@ -289,6 +320,16 @@ def gather(source: ClusterSource, namespace: str, name: str, *, why_not: bool = 
                      lambda: source.list_endpoint_slices(ns, service.meta.name), [])
     g.endpoints = _read(source, g, CHK_V1, "endpoints",
                         lambda: source.get_endpoints(ns, service.meta.name), None)
+    if any(c == CHK_SLICES for c, _, _ in g.absent):
+        v1_absent = any(c == CHK_V1 for c, _, _ in g.absent)
+        if not v1_absent:
+            # the endpoints controller writes an Endpoints object for every selector Service (empty or not)
+            from svcctl.analysis.partial import V1, slices_from_endpoints
+
+            g.slices = slices_from_endpoints(g.endpoints, service) if g.endpoints is not None else []
+            g.basis = V1
+        else:
+            g.basis = ""
     sel = service.selector
     if sel is None:
         return g
@@ -347,7 +388,20 @@ def summarize_services(source: ClusterSource, namespace: str | None) -> list[Ser
     wanted = {(s.meta.namespace, s.meta.name) for s in services if s.type != "ExternalName"}
     states: dict[tuple[str, str], dict[str, bool]] | None = None
     slice_pages = getattr(source, "iter_endpoint_slices", None)
-    if slice_pages is not None:
+    refusals = getattr(source, "refusals", 0)
+    no_slices = absent_from(source, "endpointslices")
+    v1_stand_in = no_slices is not None and absent_from(source, "endpoints") is None
+    if no_slices is not None:
+        states = {}
+        if v1_stand_in:  # v1 Endpoints stand in (see analysis/partial.py for how they differ)
+            from svcctl.analysis.partial import slices_from_endpoints
+
+            for s in services:
+                ep = source.get_endpoints(s.meta.namespace, s.meta.name) if s.type != "ExternalName" else None
+                if ep is not None:
+                    _count_into(states.setdefault((s.meta.namespace, s.meta.name), {}),
+                                slice_rows(slices_from_endpoints(ep, s)))
+    elif slice_pages is not None:
         states = {}
         for sl in slice_pages(namespace):
             key = (sl.meta.namespace, sl.service_name)
@@ -360,11 +414,19 @@ def summarize_services(source: ClusterSource, namespace: str | None) -> list[Ser
             index.add(p)  # type: ignore[union-attr]
     except ForbiddenError:
         index = None
+    if absent_from(source, "pods") is not None:
+        index = None
+    # slices refused (RBAC) or absent with no v1 Endpoints to stand in: the counts are unknown, not zero
+    unknown = (no_slices is not None and not v1_stand_in) or getattr(source, "refusals", 0) != refusals
     out: list[ServiceSummary] = []
     for s in sorted(services, key=lambda x: (x.meta.namespace, x.meta.name)):
-        ready = not_ready = 0
+        ready: int | None = 0
+        not_ready: int | None = 0
         expected: int | None = 0
-        if s.type != "ExternalName":
+        if s.type != "ExternalName" and unknown:
+            ready = not_ready = None
+            expected = index.count(s.meta.namespace, s.selector) if s.selector and index is not None else None
+        elif s.type != "ExternalName":
             if states is not None:
                 st = states.get((s.meta.namespace, s.meta.name), {})
                 ready = sum(1 for v in st.values() if v)
@@ -376,7 +438,7 @@ def summarize_services(source: ClusterSource, namespace: str | None) -> list[Ser
             elif s.selector is not None and index is not None:
                 expected = index.count(s.meta.namespace, s.selector)
             else:
-                expected = ready + not_ready
+                expected = (ready or 0) + (not_ready or 0)
         out.append(ServiceSummary(s.meta.namespace, s.meta.name, s.type, s.selector, ready, not_ready, expected))
     return out
 
@@ -600,8 +662,9 @@ _CONTAINER_HINTS = {
 }
 
 
-def explain_not_ready(pod: Pod, node: Node | None, events: list[Event]) -> Finding:
-    """Why the Pod's Ready condition is not True, most specific proof first."""
+def explain_not_ready(pod: Pod, node: Node | None, events: list[Event], events_known: bool = True) -> Finding:
+    """Why the Pod's Ready condition is not True, most specific proof first. `events_known`: False when the
+    input holds no Events (a probe failure is then not provable, and its absence proves nothing)."""
     key = pod.key
     name = pod.meta.name
     sched = pod.condition("PodScheduled")
@@ -654,7 +717,8 @@ def explain_not_ready(pod: Pod, node: Node | None, events: list[Event]) -> Findi
     if unready:
         evidence += "; " + "; ".join(_cs_evidence(cs, "container") + ", ready=false" for cs in unready)
         if any(c.has_readiness_probe for c in pod.containers):
-            evidence += "; no readiness-probe Event found (Events expire after about an hour)"
+            evidence += ("; no readiness-probe Event found (Events expire after about an hour)" if events_known
+                         else "; no readiness-probe Event could be read")
     return Finding("NotReady", "error", "Pod is not Ready", key, evidence,
                    f"`kubectl describe pod {name}` for the kubelet's view", W_TO_ENDPOINT)
 
@@ -707,12 +771,25 @@ def analyze(g: Gathered) -> EndpointsReport:
 def _analyze(g: Gathered) -> EndpointsReport:
     svc = g.service
     rep = EndpointsReport(svc, why_not=g.why_not)
-    rep.skipped = list(dict.fromkeys(c for c, _, _ in g.skipped))
+    rep.basis = g.basis
+    rep.slices = list(g.slices)
+    if g.basis == "":
+        rep.basis_absent = next((w for c, _, w in g.absent if c == CHK_SLICES), "")
+    absent = _relevant_absences(g)
+    rep.skipped = list(dict.fromkeys([c for c, _, _ in g.skipped] + [c for c, _, _ in absent]))
     rep.notes = list(g.capped)
     rep.endpoints = slice_rows(g.slices)
     rep.ready, rep.not_ready = count_rows(rep.endpoints)
     F = rep.findings
-    skipped_checks = {c for c, _, _ in g.skipped}
+    skipped_checks = {c for c, _, _ in g.skipped} | {c for c, _, _ in g.absent}
+    if g.basis == "":
+        skipped_checks.add(CHK_SLICES)
+    elif g.basis != "EndpointSlices":
+        skipped_checks.discard(CHK_SLICES)  # v1 Endpoints stand in: the comparison is made with them
+    for check, why, sev in absent:
+        F.append(Finding("CheckSkipped", sev, f"skipped: {check}: {why}", None, why,
+                         "give an input that holds them (`kubectl get svc,endpointslices,endpoints,pods,nodes,"
+                         "events -A -o yaml`) for the full answer", "input"))
 
     for check, resource, reason in _dedupe(g.skipped):
         sev = "warning" if check in CORE_CHECKS else "info"
@@ -749,6 +826,7 @@ def _analyze(g: Gathered) -> EndpointsReport:
         if r.pod:
             by_pod.setdefault(r.pod, []).append(r)
     nodes_known = CHK_NODES not in skipped_checks
+    rep.pods_known = CHK_PODS not in skipped_checks
     parsed = parse_selector(sel_text)
     pods = sorted((p for p in g.pods if p.meta.namespace == ns and labels_match(p.meta.labels, parsed)),
                   key=lambda p: p.meta.name)
@@ -810,13 +888,47 @@ def _analyze(g: Gathered) -> EndpointsReport:
     if pods and rep.ready == 0 and not any(v.expected_ready and v.expected_in_slices
                                                   for v in rep.pods if v.relation == SELECTED):
         F.append(Finding("NoReadyEndpoints", "error", f"no ready endpoint: all {len(pods)} selected Pod(s) are "
-                         "excluded or not ready", None, f"{rep.not_ready} not-ready endpoint(s) in the slices",
+                         "excluded or not ready", None,
+                         f"{rep.not_ready} not-ready endpoint(s) in the {_basis_word(g)}" if g.basis else
+                         "no selected Pod is ready (the input has no EndpointSlices or Endpoints to confirm it)",
                          "see the per-Pod findings", W_RECONCILE))
     return rep
 
 
+def _events_known(g: Gathered) -> bool:
+    """Events refused by RBAC: the evidence says they could not be read (absent Events read as none found)."""
+    return not any(c == CHK_EVENTS for c, _, _ in g.skipped)
+
+
 def _dedupe(items: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
     return list(dict.fromkeys(items))
+
+
+def _relevant_absences(g: Gathered) -> list[tuple[str, str, str]]:
+    """(check, why, severity) for the kinds the input lacks that this Service's answer needed, each once.
+
+    The comparison with the slices is the core of the answer (warning when it cannot be made at all, info
+    when v1 Endpoints stood in); Pods are too; Nodes and Events only sharpen a reason (info)."""
+    from svcctl.analysis.partial import V1
+
+    why = {c: w for c, _, w in g.absent}
+    out: list[tuple[str, str, str]] = []
+    if CHK_SLICES in why:
+        if g.basis == V1:
+            out.append((CHK_SLICES, why[CHK_SLICES] + "; the v1 Endpoints were compared instead (the endpoints "
+                        "controller leaves out terminating Pods and lists one IP family)", "info"))
+        elif g.service.selector is not None:
+            out.append((CHK_SLICES, why[CHK_SLICES] + (" and no v1 Endpoints" if CHK_V1 in why else "")
+                        + ": which Pods are endpoints cannot be seen", "warning"))
+    if CHK_V1 in why and g.service.selector is None and not g.slices:
+        out.append((CHK_V1, why[CHK_V1] + ": hand-made endpoints cannot be seen", "warning"))
+    if CHK_PODS in why:
+        out.append((CHK_PODS, why[CHK_PODS] + ": no Pod-level reasons, no missing or stale endpoints", "warning"))
+    if CHK_NODES in why:
+        out.append((CHK_NODES, why[CHK_NODES], "info"))
+    # Events: no entry. An input without Events is common (they expire after an hour) and no finding rests on
+    # their absence: without one, a not-ready Pod is NotReady, never ReadinessProbeFailing.
+    return out
 
 
 def _judge_pod(g: Gathered, rep: EndpointsReport, v: PodVerdict, p: Pod, exp: Expected, node: Node | None,
@@ -840,7 +952,7 @@ def _judge_pod(g: Gathered, rep: EndpointsReport, v: PodVerdict, p: Pod, exp: Ex
         elif exp.exclusion == "NoPodIP":
             sched = p.condition("PodScheduled")
             if p.phase == "Pending" and sched is not None and sched.status == "False":
-                add(explain_not_ready(p, node, g.events))
+                add(explain_not_ready(p, node, g.events, _events_known(g)))
             else:
                 add(Finding("NoPodIP", "error", "Pod has no IP yet, so it is in no slice", key,
                             f"status.podIP empty, phase={p.phase or 'unknown'}; " + _cond(p, "PodScheduled")
@@ -876,7 +988,7 @@ def _judge_pod(g: Gathered, rep: EndpointsReport, v: PodVerdict, p: Pod, exp: Ex
                         "!terminating))"))
     elif not exp.ready:
         v.state = NOT_READY
-        add(explain_not_ready(p, node, g.events))
+        add(explain_not_ready(p, node, g.events, _events_known(g)))
     else:
         v.state = READY
     _ports_findings(svc, rep, v, p, exp, add)
@@ -954,6 +1066,8 @@ def _elsewhere(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
 def _slices_alone(g: Gathered, rep: EndpointsReport) -> None:
     """Pods could not be read (RBAC): the slices are the only evidence. A not-ready endpoint is still a
     problem found, never a silent pass, and no endpoint is called stale for want of its Pod."""
+    pods_why = ("the input has no Pods" if any(c == CHK_PODS for c, _, _ in g.absent)
+                else "the Pod itself could not be read")
     for sl in g.slices:
         for ep in sl.endpoints:
             if ep.is_ready or not ep.addresses:
@@ -964,7 +1078,7 @@ def _slices_alone(g: Gathered, rep: EndpointsReport) -> None:
             rep.findings.append(Finding(
                 "Terminating" if terminating else "NotReady", "warning" if terminating else "error",
                 f"endpoint {', '.join(ep.addresses)} is {'terminating' if terminating else 'not ready'} in slice "
-                f"{sl.meta.name} (the Pod itself could not be read)", pod,
+                f"{sl.meta.name} ({pods_why})", pod,
                 f"slice {sl.meta.name}: ready={str(ep.is_ready).lower()}, serving={str(ep.is_serving).lower()}, "
                 f"terminating={str(terminating).lower()}",
                 "grant get/list on pods (deploy/rbac.yaml) for the reason, or `kubectl describe pod`",
@@ -1007,17 +1121,39 @@ def _compare_slices(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
     for r in rep.endpoints:
         if r.pod:
             by_pod.setdefault(r.pod, []).append(r)
+    from svcctl.analysis.partial import V1, v1_primary_family
+
+    v1 = g.basis == V1
+    truncated = v1 and g.endpoints is not None and g.endpoints.truncated
     for v in verdicts.values():
         rows = by_pod.get(v.pod, [])
-        if v.expected_in_slices and v.expected_ready and not rows:
+        expected_in = v.expected_in_slices
+        if v1:  # the endpoints controller: no Node lookup, terminating Pods left out, one family
+            expected_in = (expected_in or "NodeMissing" in v.codes) and (
+                not v.expected_terminating or svc.publish_not_ready_addresses)
+            fam = v1_primary_family(svc)
+            v.expected_addresses = [a for a in v.expected_addresses if ip_family(a) == fam][:1]
+            if not v.expected_addresses and expected_in:
+                expected_in = False
+        if expected_in and v.expected_ready and not rows:
+            if truncated:
+                continue  # over 1000 addresses: the v1 Endpoints hold only a part
+            # without the Nodes, NodeMissing (the controller skipping the Pod on purpose) cannot be ruled out
+            nodes_unseen = bool(v.node) and not v1 and any(c == CHK_NODES for c, _, _ in (*g.absent, *g.skipped))
             v.codes.append("MissingFromSlices")
-            F.append(Finding("MissingFromSlices", "error", "Pod should be a ready endpoint but is in no slice", v.pod,
-                             f"Pod {v.ip} ready; slices of {svc.meta.name}: "
+            F.append(Finding("MissingFromSlices", "warning" if nodes_unseen else "error",
+                             ("Pod should be a ready endpoint but is in no slice" if not v1 else
+                              "Pod should be a ready endpoint but is not in the v1 Endpoints")
+                             + (f" (or its Node {v.node} is gone: the input has no Nodes to tell)"
+                                if nodes_unseen else ""), v.pod,
+                             f"Pod {v.ip} ready; {_basis_word(g)} of {svc.meta.name}: "
                              + (", ".join(sorted({s.meta.name for s in g.slices})) or "none"),
                              "the controller has not caught up (lag) or is failing: check kube-controller-manager's "
-                             "logs and Events on the Service", W_RECONCILE))
-        elif rows and not v.expected_in_slices:
-            why = ", ".join(c for c in v.codes if c in ("PodCompleted", "NoPodIP", "NodeMissing", "IPFamilyMismatch"))
+                             "logs and Events on the Service",
+                             W_RECONCILE if not v1 else "pkg/controller/endpoint/endpoints_controller.go syncService"))
+        elif rows and not expected_in:
+            why = ", ".join(c for c in v.codes if c in ("PodCompleted", "NoPodIP", "NodeMissing", "IPFamilyMismatch",
+                                                         *(("Terminating",) if v1 else ())))
             v.codes.append("SliceOutOfDate")
             F.append(Finding("SliceOutOfDate", "warning", f"a slice still lists a Pod the controller excludes ({why})",
                              v.pod, f"slice {', '.join(sorted({r.slice for r in rows}))} lists "
@@ -1025,7 +1161,7 @@ def _compare_slices(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
                              f"{str(any(r.ready for r in rows)).lower()}",
                              "the controller should drop it on its next sync; if it stays, check "
                              "kube-controller-manager's logs", W_RECONCILE))
-        elif rows and v.expected_in_slices:
+        elif rows and expected_in:
             got_ready = any(r.ready for r in rows)
             got_addrs = sorted({a for r in rows for a in r.ips})
             problems = []
@@ -1047,6 +1183,10 @@ def _compare_slices(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
                                  W_RECONCILE))
 
 
+def _basis_word(g: Gathered) -> str:
+    return "slices" if g.basis == "EndpointSlices" else "v1 Endpoints"
+
+
 def _fmt_ports(ports: list[PortTuple]) -> str:
     return ",".join(f"{n + '=' if n else ''}{p}/{pr}" for n, p, pr in ports) or "none"
 
@@ -1058,6 +1198,11 @@ def _selectorless(g: Gathered, rep: EndpointsReport) -> None:
     if not hand and g.endpoints is not None:
         hand = [f"{a} (v1 Endpoints, ready)" for a in g.endpoints.ready_addresses]
         hand += [f"{a} (v1 Endpoints, not ready)" for a in g.endpoints.not_ready_addresses]
+    if not hand and g.basis == "":
+        rep.findings.append(Finding("NoSelector", "info", "no selector: endpoints are managed by hand, and the "
+                                    "input holds neither EndpointSlices nor v1 Endpoints to show them", None,
+                                    "spec.selector unset", "", W_SYNC + " (Selector == nil → no slices)"))
+        return
     sev = "info" if rep.ready else "error"
     msg = ("no selector: endpoints are managed by hand" if hand else
            "no selector and no hand-made endpoints: the Service has nowhere to send traffic")

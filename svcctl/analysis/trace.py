@@ -361,6 +361,27 @@ def _entry_drift(e: ServiceEntry, want: list[ExpectedBackend], local: bool,
     return lines, found
 
 
+def _not_in_dump(service: Service | None, target: Target, rules: NodeRules, view: ProxyView | None) -> str | None:
+    """Why a Service absent from the rules may still be programmed in what the dump left out, else None.
+
+    One family's dump cannot show the other family's rules; a nat-only `iptables-save -t nat` cannot show the
+    filter table's REJECT for a Service with no endpoints."""
+    ips = [target.ip] if target.ip else [ip for ip in (service.cluster_ips if service else []) if ip not in ("", "None")]
+    fams = sorted({"ipv6" if ":" in ip else "ipv4" for ip in ips})
+    if not fams or not rules.tables:
+        return None
+    held = [f for f in fams if rules.holds(f, "nat")]
+    if not held:
+        names = " or ".join("IPv6" if f == "ipv6" else "IPv4" for f in fams)
+        give = "ip6tables-save" if fams == ["ipv6"] else "iptables-save"
+        return f"the {rules.mode} dump holds no {names} rules (give `{give}` too)"
+    no_endpoints = view is None or not view.cluster
+    if no_endpoints and not any(rules.holds(f, "filter") for f in held):
+        return ("the dump holds only the nat table: a Service without endpoints is REJECTed in the filter "
+                "table (give the whole `iptables-save`)")
+    return None
+
+
 def judge_port(
     service: Service | None,
     port: ServicePort | None,
@@ -387,6 +408,7 @@ def judge_port(
 
     # ---- node rules
     entries: list[ServiceEntry] = []
+    unseen: str | None = None
     unproxied = service is not None and service.headless  # kube-proxy writes nothing for it
     proxy_name = service.meta.labels.get(PROXY_NAME_LABEL) if service is not None else None
     if unproxied:
@@ -416,7 +438,10 @@ def judge_port(
         entries = _entries_for_port(service, port, target, rules, way)
         pt.entries = entries
         clusterip = [e for e in entries if e.kind == "ClusterIP"] or entries
-        if not entries:
+        unseen = _not_in_dump(service, target, rules, view) if not entries else None
+        if unseen:
+            pt.hops.append(Hop("node-rules", SKIPPED, f"skipped: {unseen}"))
+        elif not entries:
             pt.hops.append(Hop("node-rules", BROKEN, f"{label} is not in this node's {rules.mode} rules"))
             pt.findings.append(Finding(
                 "ServiceNotProgrammed", "error",
@@ -549,6 +574,8 @@ def judge_port(
                            "between the node and the API", drift))
     elif unproxied:
         pt.hops.append(Hop("drift", SKIPPED, "kube-proxy writes no rules for this Service: nothing to compare"))
+    elif unseen:
+        pt.hops.append(Hop("drift", SKIPPED, f"skipped: {unseen}"))
     elif rules is None or view is None:
         pt.hops.append(Hop("drift", SKIPPED, "needs both node rules and cluster data"))
 

@@ -340,7 +340,10 @@ def _run(app: App, plan: Plan, progress: Progress, attempt: int) -> Attempt:
                              plan.dns_query, plan.dns_timeout)
         else:
             sc.skipped.append(plan.dns_reason)
-        for node, rules, _ in rule_sets:
+        if g.basis == "" and rule_sets:
+            sc.skipped.append(f"drift: {rep.basis_absent or 'no EndpointSlices in the input'}: nothing to compare "
+                              "the node rules with")
+        for node, rules, _ in rule_sets if g.basis != "" else []:
             sc.drift.append(DriftResult(node, rules.mode, drift_findings(svc, g.slices, rules, node)))
         if not rule_sets:
             sc.skipped.append(drift_reason)

@@ -56,7 +56,12 @@ def command(service: str | None, why_not: bool) -> int:
         render_summary(app, summaries)
         for sk in app.source.skipped:  # refused reads make the counts partial: say so, on stderr
             app.terminal.warn(f"could not read {sk.resource}: {sk.reason}; counts may be incomplete")
-        if any(s.expected is None for s in summaries):
+        from svcctl.sources.coverage import coverage_of, summary_line
+
+        partial = summary_line(coverage_of(app.source))
+        if partial and getattr(app.source, "coverage", None) is not None:
+            app.terminal.warn(partial + " (? = cannot be seen)")
+        elif any(s.expected is None for s in summaries):
             app.terminal.warn("could not read Pods: EXPECTED is unknown (?)")
         if not summaries and app.output not in ("json", "yaml"):
             where = "any namespace" if app.all_namespaces else f"namespace {app.ns}"

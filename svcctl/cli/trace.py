@@ -255,6 +255,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
     # ---- endpoints analysis (why-not codes per Pod)
     pod_codes: dict[str, list[str]] = {}
     slices = []
+    no_endpoints_input = ""  # the input holds neither EndpointSlices nor v1 Endpoints: why
     if service is not None and service.type != "ExternalName":
         from svcctl.analysis.endpoints import analyze_service
 
@@ -264,7 +265,11 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
                 pod_codes.setdefault(f.pod, []).append(f.code)
             if f.severity == "error" or f.pod is None:
                 tr.findings.append(f)
-        slices = app.source.list_endpoint_slices(service.meta.namespace, service.meta.name)
+        slices = report.slices  # the slices analysed (v1 Endpoints standing in when the input has no slices)
+        if report.basis == "":
+            no_endpoints_input = report.basis_absent or "the input has no EndpointSlices"
+        elif report.basis != "EndpointSlices":
+            tr.notes.append(f"endpoints read from the {report.basis}: the input has no EndpointSlices")
 
     # ---- ports
     if service is not None and ways:
@@ -288,7 +293,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
                              hint="ports: " + ", ".join(f"{p.name or '-'}={p.port}/{p.protocol}"
                                                         for p in service.ports))
         for p in ports:
-            view = proxy_view(service, p, slices, node)
+            view = proxy_view(service, p, slices, node) if not no_endpoints_input else None
             probe_counts, probe_errors = _probe(app, rules, service, p.port, target, probe_count, probe_http, view)
             tr.ports.append(judge_port(service, p, target, rules, view, node, pod_codes, flows,
                                        probe_counts, probe_errors))
@@ -309,6 +314,11 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
             probe_counts, probe_errors = _probe(app, rules, None, port, t, probe_count, probe_http, None)
             tr.ports.append(judge_port(None, None, t, rules, None, node, pod_codes, flows, probe_counts,
                                        probe_errors))
+    if no_endpoints_input:
+        for pt in tr.ports:
+            for h in pt.hops:
+                if h.name in ("endpoints", "drift") and h.verdict == SKIPPED:
+                    h.summary = f"skipped: {no_endpoints_input}"
     if rules_skipped:
         for pt in tr.ports:
             for h in pt.hops:

@@ -80,7 +80,10 @@ def load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] | 
         for key in ("iptables", "ip6tables"):
             text = dumps.get(key)
             if text is not None and text.strip():
-                parts.append(parse_iptables_save(text, dumps.origins.get(key, key), only=only))
+                part = parse_iptables_save(text, dumps.origins.get(key, key), only=only)
+                if key == "ip6tables":
+                    part.tables = {"ipv6:" + t.split(":", 1)[1] for t in part.tables}
+                parts.append(part)
         if not parts:
             raise InputError("iptables mode needs `iptables-save` output", hint="give --iptables-save FILE")
         rules = parts[0]
@@ -91,6 +94,7 @@ def load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] | 
             for k, v in extra.stats.per_service.items():
                 rules.stats.per_service[k] = rules.stats.per_service.get(k, 0) + v
             rules.unreferenced_chains.extend(extra.unreferenced_chains)
+            rules.tables |= extra.tables
             rules.notes.extend(n for n in extra.notes if n not in rules.notes)
             rules.source = f"{rules.source}, {extra.source}"
     elif mode == "ipvs":
@@ -103,6 +107,11 @@ def load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] | 
         rules = ipvs.parse_ipvsadm(text, dumps.origins.get("ipvs", "ipvsadm"), only=only,
                                    ipset_text=dumps.get("ipset"), ip_addr_text=dumps.get("kube-ipvs0"),
                                    iptables_text=dumps.get("iptables"))
+        missing = [what for key, what in (("kube-ipvs0", "VIP binding (no `ip addr show kube-ipvs0`)"),
+                                          ("ipset", "KUBE-CLUSTER-IP ipset membership (no `ipset list`)"))
+                   if dumps.get(key) is None]
+        if missing:
+            rules.notes.append("skipped: " + " and ".join(missing) + " checks: the node input lacks them")
     elif mode == "nftables":
         from svcctl.dataplane import nftables  # type: ignore[attr-defined,unused-ignore]
 
@@ -110,6 +119,9 @@ def load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] | 
         if not text:
             raise InputError("nftables mode needs `nft list table ip kube-proxy` output", hint="give --nft FILE")
         rules = nftables.parse_nft(text, dumps.origins.get("nftables", "nft"), only=only)
+        # kube-proxy's nftables mode writes one table per family, holding both NAT and filtering
+        fams = [f for f, head in (("ipv4", "table ip kube-proxy"), ("ipv6", "table ip6 kube-proxy")) if head in text]
+        rules.tables = {f"{f}:{t}" for f in fams for t in ("nat", "filter")}
     else:
         raise InputError(f"unknown kube-proxy mode {mode!r}",
                          hint="one of iptables, ipvs, nftables, cilium, calico-ebpf, kube-router")

@@ -1055,6 +1055,10 @@ def parse_iptables_save(text_or_lines: str | Iterable[str], source: str, only: s
     else:
         dump = parse_save_text(text, source)
     rules = follow(dump)
+    family = dump.family
+    if family == "ipv4" and rules.services and all(":" in s.address for s in rules.services if s.address):
+        family = "ipv6"  # no banner, but every address is IPv6: an ip6tables-save
+    rules.tables = {f"{family}:{t}" for t in dump.tables}
     if only:
         rules.services = [s for s in rules.services if _entry_in_only(s, only)]
     return rules

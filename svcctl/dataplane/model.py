@@ -159,6 +159,12 @@ class NodeRules:
     # the addresses NodePorts are accepted on when kube-proxy's nodePortAddresses restricts them (per-address
     # KUBE-NODEPORTS jumps, nft @nodeport-ips); empty: every local address
     nodeport_addresses: list[str] = field(default_factory=list)
+    # what the input held, as "ipv4:nat", "ipv6:filter", … (empty: not tracked): a Service missing from a
+    # family or table the dump does not hold is not missing from the node
+    tables: set[str] = field(default_factory=set)
+
+    def holds(self, family: str, table: str) -> bool:
+        return not self.tables or f"{family}:{table}" in self.tables
 
     def lookup(self, address: str, port: int, protocol: str = "TCP") -> list[ServiceEntry]:
         proto = protocol.upper()

@@ -29,7 +29,8 @@ def _ready(s: ServiceCheck) -> str:
     c = s.counts
     if not c:
         return "-"
-    return f"{c.get('ready', 0)}/{c.get('expected', 0)}"
+    ready, expected = c.get("ready", 0), c.get("expected", 0)
+    return f"{'?' if ready is None else ready}/{'?' if expected is None else expected}"
 
 
 def _who(c: CheckFinding) -> str:

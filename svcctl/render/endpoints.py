@@ -150,7 +150,7 @@ def summary_rows(summaries: list[ServiceSummary], all_namespaces: bool,
         headers.append("selector")
     rows = []
     for s in summaries:
-        row = ([s.namespace] if all_namespaces else []) + [s.name, s.type, str(s.ready), str(s.not_ready),
+        row = ([s.namespace] if all_namespaces else []) + [s.name, s.type, _num(s.ready), _num(s.not_ready),
                                                            "?" if s.expected is None else str(s.expected)]
         if wide:
             row.append(",".join(f"{k}={v}" for k, v in sorted(s.selector.items())) if s.selector else "<none>")
@@ -173,3 +173,8 @@ def render_summary(app: App, summaries: list[ServiceSummary]) -> None:
         app.terminal.print(table)
     elif rows:
         app.terminal.echo(plain_table(headers, rows, no_headers=app.no_headers))
+
+
+def _num(n: int | None) -> str:
+    """A count, or `?` when the input could not show it."""
+    return "?" if n is None else str(n)

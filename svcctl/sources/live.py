@@ -48,6 +48,8 @@ class LiveSource:
         self.config = config
         self.name = f"context {config.context}"
         self.skipped: list[Skipped] = []
+        self.refusals = 0  # refused reads so far (RBAC), each one, for the checks that needed them
+        self.last_refusal: Skipped | None = None
         self.requests = 0
         self.bytes_read = 0
         self.request_timeout = request_timeout if request_timeout and request_timeout > 0 else None
@@ -208,6 +210,9 @@ class LiveSource:
                             hint="check that the cluster is reachable")
 
     def _degrade(self, resource: str, err: ForbiddenError) -> None:
+        # every refusal counts, so each Service whose read was refused says so (not only the first one)
+        self.refusals += 1
+        self.last_refusal = Skipped(resource, err.message)
         if not any(s.resource == resource for s in self.skipped):
             self.skipped.append(Skipped(resource, err.message))
         self.debug(f"skipping {resource}: {err.message}")

@@ -27,6 +27,7 @@ from typing import Any
 from svcctl.errors import InputError, NotFoundError
 from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Service
 from svcctl.sources.base import NODE_DUMP_FILES, NodeDumps, Skipped, labels_match, parse_selector
+from svcctl.sources.coverage import Coverage
 
 DEMO_NAME = "demo"
 MAX_MEMBER_BYTES = 256 * 1024 * 1024  # one file inside a tarball (a 50,000-Service iptables dump is ~240 MB)
@@ -155,8 +156,12 @@ def _yaml_load_all(text: str, source: str) -> list[Any]:
         raise InputError(f"malformed YAML: {problem}", source=source, line=line) from None
 
 
-def parse_objects(data: bytes, source: str, kind_hint: str | None = None) -> list[JSON]:
-    """Flatten a file's documents, Lists and typed lists into objects that each carry `kind`."""
+def parse_objects(data: bytes, source: str, kind_hint: str | None = None,
+                  kinds: set[str] | None = None) -> list[JSON]:
+    """Flatten a file's documents, Lists and typed lists into objects that each carry `kind`.
+
+    `kinds` collects every kind the file holds, including typed lists that are empty (an empty `EventList`
+    says there are no Events; a List without Events says nothing)."""
     if b"\x00" in data[:8192]:
         raise InputError("binary data, not a YAML or JSON dump", source=source)
     try:
@@ -180,13 +185,14 @@ def parse_objects(data: bytes, source: str, kind_hint: str | None = None) -> lis
     budget = [MAX_VISITS]
     try:
         for doc in docs:
-            _flatten(doc, source, kind_hint, out, budget)
+            _flatten(doc, source, kind_hint, out, budget, kinds)
     except RecursionError:
         raise InputError("lists nested too deeply: not a Kubernetes dump", source=source) from None
     return out
 
 
-def _flatten(doc: Any, source: str, kind_hint: str | None, out: list[JSON], budget: list[int] | None = None) -> None:
+def _flatten(doc: Any, source: str, kind_hint: str | None, out: list[JSON], budget: list[int] | None = None,
+             kinds: set[str] | None = None) -> None:
     if budget is not None:
         budget[0] -= 1
         if budget[0] < 0:
@@ -194,7 +200,7 @@ def _flatten(doc: Any, source: str, kind_hint: str | None, out: list[JSON], budg
                              source=source)
     if isinstance(doc, list):
         for d in doc:
-            _flatten(d, source, kind_hint, out, budget)
+            _flatten(d, source, kind_hint, out, budget, kinds)
         return
     if not isinstance(doc, dict):
         raise InputError(f"expected Kubernetes objects, found {type(doc).__name__}", source=source)
@@ -207,18 +213,22 @@ def _flatten(doc: Any, source: str, kind_hint: str | None, out: list[JSON], budg
         items = doc.get("items") or []
         if not isinstance(items, list):
             raise InputError("`items` is not a list", source=source)
+        if kinds is not None and item_kind and kind != "List":
+            kinds.add(item_kind)
         for item in items:
             if not isinstance(item, dict):
                 raise InputError("list item is not an object", source=source)
             if "kind" not in item and item_kind:
                 item = {**item, "kind": item_kind}
-            _flatten(item, source, item_kind, out, budget)
+            _flatten(item, source, item_kind, out, budget, kinds)
         return
     if kind is None and kind_hint:
         doc = {**doc, "kind": kind_hint}
         kind = kind_hint
     if not isinstance(kind, str):
         raise InputError("object without `kind`", source=source)
+    if kinds is not None:
+        kinds.add(kind)
     out.append(doc)
 
 
@@ -235,6 +245,7 @@ class SnapshotSource:
         self.slices: list[EndpointSlice] = []
         self.endpoints: dict[str, Endpoints] = {}
         self.dumps: dict[str, NodeDumps] = {}
+        self.coverage = Coverage(f"snapshot {path}")
         self._default_ns = default_ns or "default"
         self._single_file = False  # errors then name the file itself, not `file/file`
         if path == DEMO_NAME:
@@ -292,7 +303,10 @@ class SnapshotSource:
         base = parts[-1]
         if not base.endswith(_OBJECT_SUFFIXES) and not self._single_file:
             return 0  # logs and other files of a cluster-info dump (a file named on its own is always read)
-        objs = parse_objects(data, source, _FILE_KINDS.get(base))
+        hint = _FILE_KINDS.get(base)
+        if hint is not None and not self._single_file and base != "endpointslices.json":
+            self.coverage.layout = "cluster-info dump"
+        objs = parse_objects(data, source, hint, self.coverage.held)
         for o in objs:
             self._add(o, source)
         return len(objs)
