@@ -12,6 +12,7 @@ from svcctl.analysis.trace import (
     SKIPPED,
     WARNING,
     Hop,
+    ProxyView,
     Target,
     Trace,
     judge_health_check,
@@ -272,6 +273,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
             tr.notes.append(f"endpoints read from the {report.basis}: the input has no EndpointSlices")
 
     # ---- ports
+    view: ProxyView | None = None
     if service is not None and ways:
         if port_flag is not None:
             ways = [w for w in ways if w.port is not None and port_flag in (str(w.port.port), w.port.name)
@@ -280,7 +282,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
             if w.port is None:  # the health check: kube-proxy itself answers, no proxied port
                 tr.ports.append(judge_health_check(service, w, slices, node))
                 continue
-            view = proxy_view(service, w.port, slices, node)
+            view = proxy_view(service, w.port, slices, node) if not no_endpoints_input else None
             probe_counts, probe_errors = _probe(app, rules, service, w.number, target, probe_count, probe_http,
                                                 view)
             tr.ports.append(judge_port(service, w.port, target, rules, view, node, pod_codes, flows,
