@@ -6,8 +6,10 @@ a slow machine slows both. No assertions anywhere: the benchmarks print, the tes
 
 from __future__ import annotations
 
+import atexit
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -21,6 +23,17 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 SVCCTL = [sys.executable, "-m", "svcctl"]
+
+# Subprocesses keep compiled bytecode (in a private cache, not in the checkout), as a pip-installed svcctl does:
+# with PYTHONDONTWRITEBYTECODE set, every run would recompile svcctl's sources and time the compiler.
+_PYCACHE = tempfile.mkdtemp(prefix="svcctl-bench-pycache-")
+atexit.register(shutil.rmtree, _PYCACHE, True)
+
+
+def _env(extra: dict[str, str] | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = _PYCACHE
+    return {**env, **(extra or {})}
 
 
 @dataclass
@@ -55,7 +68,7 @@ _LAUNCH = "import resource,subprocess,sys; rc=subprocess.call(sys.argv[2:]); " \
           "open(sys.argv[1],'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(rc)"
 
 
-def run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 1800) -> Run:
+def run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 1800, cwd: str | Path = ROOT) -> Run:
     """One subprocess: wall time and its own peak RSS.
 
     Through a small launcher (/usr/bin/time -f %M, else a tiny Python one): Linux keeps the peak RSS of the
@@ -69,7 +82,7 @@ def run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 180
             launch = [sys.executable, "-c", _LAUNCH, rss_file, *argv]
         started = time.perf_counter()
         try:
-            proc = subprocess.run(launch, capture_output=True, cwd=ROOT, env={**os.environ, **(env or {})},
+            proc = subprocess.run(launch, capture_output=True, cwd=cwd, env=_env(env),
                                   timeout=timeout, check=False, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired as e:
             return Run(time.perf_counter() - started, 0.0, -9, "", f"timed out after {e.timeout}s")
@@ -82,7 +95,10 @@ def run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 180
                    proc.stderr.decode(errors="replace"))
 
 
-def median_run(argv: list[str], n: int, **kw: object) -> Run:
+def median_run(argv: list[str], n: int, warm: bool = False, **kw: object) -> Run:
+    """The median of `n` runs; `warm`: after one untimed run (bytecode compiled, files in the page cache)."""
+    if warm:
+        run(argv, **kw)  # type: ignore[arg-type]
     runs = [run(argv, **kw) for _ in range(max(1, n))]  # type: ignore[arg-type]
     runs.sort(key=lambda r: r.seconds)
     mid = runs[len(runs) // 2]

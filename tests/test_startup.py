@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,3 +71,31 @@ def test_import_time_of_help_has_no_client_modules() -> None:
     names = [ln.rsplit("|", 1)[-1].strip() for ln in proc.stderr.splitlines() if ln.startswith("import time:")]
     assert names and "svcctl.cli.main" in names
     assert not [n for n in names if n.split(".")[0] == "kubernetes"]
+
+
+GENERATED = ("kubernetes.client.api.", "kubernetes.client.models", "kubernetes.client.api_client", "kubernetes.config",
+             "kubernetes.stream", "kubernetes.dynamic", "pydantic")
+
+
+@pytest.mark.parametrize("args", [
+    ["endpoints", "hostnames", "--why-not", "-o", "json"],
+    ["trace", "hostnames", "--node", "kind-worker", "--no-dns", "-o", "json"],
+])
+def test_live_commands_use_only_the_clients_rest_layer(apiserver: Any, args: list[str]) -> None:
+    """A live answer (and a node read through kube-proxy exec) loads the client's configuration and rest layer,
+    never the generated API classes, models or kubeconfig loader: those were most of a live command's time."""
+    from gen_fleet import kube_proxy_pod
+
+    srv = apiserver("demo")
+    srv.load([kube_proxy_pod("kind-worker")])
+    dump = (ROOT / "svcctl/data/demo/nodes/kind-worker/iptables-save.txt").read_text()
+    srv.exec_handler = lambda ns, pod, container, argv: ((dump, "", 0) if argv[0] == "iptables-save"
+                                                         else ("", "no such command\n", 127))
+    res = run_fresh([*args, "--kubeconfig", str(srv.kubeconfig)], heavy=("kubernetes", "pydantic"))
+    assert res["code"] in (0, 1), res
+    loaded = [str(m) for m in res["loaded"]]  # type: ignore[attr-defined]
+    assert "kubernetes.client.rest" in loaded and "kubernetes.client.configuration" in loaded, loaded
+    assert [m for m in loaded if m.startswith(GENERATED) or m == "kubernetes.client.api"] == []
+    assert [r.path for r in srv.requests if r.path.startswith("/api/v1/namespaces/default/services/hostnames")]
+    if args[0] == "trace":
+        assert srv.execs and srv.execs[0][1] == "kube-proxy-kind-worker", srv.execs

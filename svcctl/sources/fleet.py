@@ -173,7 +173,7 @@ def check_fleet(source: ClusterSource, target: FleetTarget, *, parallel: int = D
 
 def _warm(source: ClusterSource) -> None:
     """Build the API client once before the workers share it (its lazy properties are not thread-safe)."""
-    for attr in ("api_client", "core"):
+    for attr in ("configuration", "rest"):
         try:
             getattr(source, attr, None)
         except Exception:  # noqa: BLE001 - the first real request reports the problem properly

@@ -370,12 +370,60 @@ def read_token_file(path: str) -> str:
         raise ClusterError(f"cannot read token file {path}: {e.strerror}") from None
 
 
-def build_api_client(cfg: ResolvedConfig, env: dict[str, str] | os._Environ[str] | None = None) -> Any:
-    """A `kubernetes.client.ApiClient` over an explicit Configuration (no module globals are read or set)."""
-    from kubernetes import client
+def client_module(name: str) -> Any:
+    """`kubernetes.client.<name>` (configuration, rest, exceptions) without the package's eager imports.
 
+    `kubernetes/__init__.py` imports config, dynamic, watch, stream, utils and more (about 0.3 s, most of a
+    one-Service answer), and `kubernetes/utils/__init__.py` pulls in create_from_yaml; svcctl uses neither. The
+    two packages are registered as bare packages (their submodules still import normally, and a missing
+    attribute is imported as a submodule on first use), so only the modules asked for are loaded. When the
+    package is already imported (a test, or a program embedding svcctl), it is used as it is."""
+    import importlib
+    import sys
+
+    for pkg in ("kubernetes", "kubernetes.utils"):
+        if pkg not in sys.modules:
+            _bare_package(pkg)
+    return importlib.import_module(f"kubernetes.client.{name}")
+
+
+def _bare_package(name: str) -> None:
+    import importlib
+    import importlib.util
+    import sys
+
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.submodule_search_locations is None:
+        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+    mod = importlib.util.module_from_spec(spec)
+
+    def lazy(attr: str) -> Any:
+        if attr.startswith("__"):
+            if name == "kubernetes" and attr == "__version__":
+                from importlib.metadata import version
+
+                return version("kubernetes")
+            raise AttributeError(attr)
+        try:
+            return importlib.import_module(f"{name}.{attr}")
+        except ModuleNotFoundError:
+            raise AttributeError(f"module {name!r} has no attribute {attr!r}") from None
+
+    mod.__getattr__ = lazy  # type: ignore[method-assign]
+    sys.modules[name] = mod
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, mod)
+
+
+def build_configuration(cfg: ResolvedConfig, env: dict[str, str] | os._Environ[str] | None = None) -> Any:
+    """A `kubernetes.client.Configuration` for `cfg`: server, TLS (CA, client certificate, server name,
+    verification), proxy and the bearer token (from the kubeconfig, a token file or an exec plugin).
+
+    No module globals are read or set."""
+    configuration = client_module("configuration")
     env = os.environ if env is None else env
-    c = client.Configuration()
+    c = configuration.Configuration()
     c.host = cfg.server
     c.verify_ssl = not cfg.insecure
     c.retries = 0  # svcctl retries 429/5xx itself; connection failures must fail fast with our message
@@ -419,7 +467,15 @@ def build_api_client(cfg: ResolvedConfig, env: dict[str, str] | os._Environ[str]
             raise InputError(f"{what} file not found: {f}", source=cfg.origin)
     if token:
         c.api_key = {"authorization": "Bearer " + token}
-    api = client.ApiClient(configuration=c)
+    return c
+
+
+def build_api_client(cfg: ResolvedConfig, env: dict[str, str] | os._Environ[str] | None = None) -> Any:
+    """A full `kubernetes.client.ApiClient` (typed models) over `build_configuration`: for tests and embedders
+    that want the generated API classes. svcctl itself talks through the rest layer (sources/live.py)."""
+    from kubernetes import client
+
+    api = client.ApiClient(configuration=build_configuration(cfg, env))
     api.user_agent = f"svcctl/{__version__}"
     return api
 

@@ -2,8 +2,10 @@
 
 Every method asks for exactly what one question needs (the Service by name, its slices by label, Pods by
 selector, Nodes by name, Events by field selector), so answering about one Service costs the same number of
-requests in a 3-Service cluster and in a 10,000-Service one. Responses are read raw (`_preload_content=False`)
-and fed to svcctl's own `from_dict`: the client's typed models are never built in the hot path.
+requests in a 3-Service cluster and in a 10,000-Service one. The `kubernetes` package supplies the Configuration
+(TLS, token, exec-plugin credentials) and its rest layer; requests are raw GETs whose JSON goes straight to
+svcctl's own `from_dict`. The generated API classes and models are never imported: building them was most of a
+one-Service answer's time (see README, Performance).
 
 Failures map onto exit statuses: unreachable / TLS / timeout / 401 / 403 on the Service → ClusterError (3);
 403 on a secondary resource (events, nodes, endpoints, endpointslices) → the check that needed it is recorded in
@@ -12,16 +14,19 @@ Failures map onto exit statuses: unreachable / TLS / timeout / 401 / 403 on the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode, urlsplit
 
+from svcctl import __version__
 from svcctl.errors import ClusterError, ForbiddenError, NotFoundError
 from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Service
 from svcctl.sources.base import NodeDumps, Skipped
-from svcctl.sources.kubeconfig import ResolvedConfig, build_api_client, resolve
+from svcctl.sources.kubeconfig import ResolvedConfig, build_configuration, client_module, resolve
 
 if TYPE_CHECKING:
     from svcctl.cli.app import App
@@ -44,7 +49,7 @@ class LiveSource:
     backoff = 0.2  # first retry delay when the server gives no Retry-After; doubles each time
 
     def __init__(self, config: ResolvedConfig, *, request_timeout: float = 30.0,
-                 debug: Callable[[str], None] | None = None, api_client: Any = None) -> None:
+                 debug: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.name = f"context {config.context}"
         self.skipped: list[Skipped] = []
@@ -54,9 +59,8 @@ class LiveSource:
         self.bytes_read = 0
         self.request_timeout = request_timeout if request_timeout and request_timeout > 0 else None
         self._debug = debug
-        self._api_client = api_client
-        self._core: Any = None
-        self._discovery: Any = None
+        self._configuration: Any = None
+        self._rest: Any = None
         self.sleep: Callable[[float], Any] = time.sleep  # between retries; tests record instead of waiting
 
     @classmethod
@@ -71,67 +75,70 @@ class LiveSource:
     # ------------------------------------------------------------------ plumbing
 
     @property
-    def api_client(self) -> Any:
-        if self._api_client is None:
-            self._api_client = build_api_client(self.config)
-        return self._api_client
+    def configuration(self) -> Any:
+        """The client's Configuration (server, TLS, token): built once, on the first request."""
+        if self._configuration is None:
+            self._configuration = build_configuration(self.config)
+        return self._configuration
 
     @property
-    def core(self) -> Any:
-        if self._core is None:
-            from kubernetes import client
+    def rest(self) -> Any:
+        """The client's rest layer (a urllib3 pool over the Configuration's TLS settings).
 
-            self._core = client.CoreV1Api(self.api_client)
-        return self._core
-
-    @property
-    def discovery(self) -> Any:
-        if self._discovery is None:
-            from kubernetes import client
-
-            self._discovery = client.DiscoveryV1Api(self.api_client)
-        return self._discovery
+        svcctl sends raw GETs through it and reads the JSON itself: the generated API classes and models
+        (CoreV1Api alone costs about a second to import) are never loaded."""
+        if self._rest is None:
+            self._rest = client_module("rest").RESTClientObject(self.configuration)
+        return self._rest
 
     def close(self) -> None:
-        if self._api_client is not None:
-            self._api_client.close()
+        if self._rest is not None:
+            self._rest.close()
 
     def debug(self, text: str) -> None:
         if self._debug is not None:
             self._debug(text)
 
-    def _timeout_kw(self) -> dict[str, Any]:
-        return {"_request_timeout": self.request_timeout} if self.request_timeout else {}
+    def _headers(self) -> dict[str, str]:
+        h = {"Accept": "application/json", "User-Agent": f"svcctl/{__version__}"}
+        auth = (self.configuration.api_key or {}).get("authorization")
+        if auth:
+            h["Authorization"] = auth
+        return h
 
-    def _request(self, what: str, resource: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> JSON:
-        """One GET with retries on 429/5xx; returns the decoded JSON body or raises a mapped error."""
-        from kubernetes.client.exceptions import ApiException
+    def _request(self, what: str, resource: str, path: str, **query: Any) -> JSON:
+        """One GET with retries on 429/5xx; returns the decoded JSON body or raises a mapped error.
 
+        `query` uses the API's own parameter names (limit, continue, labelSelector, fieldSelector)."""
+        from urllib.parse import urlencode
+
+        params = {k: str(v) for k, v in query.items() if v is not None and v != ""}
+        url = self.configuration.host + path + (("?" + urlencode(params)) if params else "")
         attempt = 0
         while True:
             self.requests += 1
             started = time.monotonic()
             try:
-                resp = fn(*args, _preload_content=False, **self._timeout_kw(), **kw)
-                data = resp.data
-            except ApiException as e:
-                self.bytes_read += len(e.body or b"")
-                status = int(e.status or 0)
-                self.debug(f"GET {what}: {status} in {_ms(started)}")
-                if status in RETRY_STATUSES and attempt < self.max_retries:
-                    delay = self._retry_delay(e, attempt)
-                    self.debug(f"retrying {what} in {delay:.1f}s ({status}, attempt {attempt + 1})")
-                    self.sleep(delay)
-                    attempt += 1
-                    continue
-                raise self._api_error(e, what, resource) from None
+                resp = self.rest.request("GET", url, headers=self._headers(), _request_timeout=self.request_timeout)
+                data = resp.read()
+                resp.response.release_conn()
             except Exception as e:  # urllib3 and ssl errors: the cluster could not be reached
                 err = self._transport_error(e, what)
                 if err is None:
                     raise
                 raise err from None
             self.bytes_read += len(data)
-            self.debug(f"GET {what}: 200, {len(data)} bytes in {_ms(started)}")
+            if not 200 <= resp.status < 300:
+                reply = _Reply(int(resp.status or 0), str(resp.reason or ""), resp.headers, data)
+                self.debug(f"GET {what}: {reply.status} in {_ms(started)}")
+                if reply.status in RETRY_STATUSES and attempt < self.max_retries:
+                    delay = self._retry_delay(reply, attempt)
+                    self.debug(f"retrying {what} in {delay:.1f}s ({reply.status}, attempt {attempt + 1})")
+                    self.sleep(delay)
+                    attempt += 1
+                    continue
+                raise self._api_error(reply, what, resource)
+            self.debug(f"GET {what}: {resp.status}, {len(data)} bytes in {_ms(started)}")
             try:
                 body = json.loads(data)
             except ValueError:
@@ -141,12 +148,8 @@ class LiveSource:
                 raise ClusterError(f"unexpected response for {what}")
             return body
 
-    def _retry_delay(self, e: Any, attempt: int) -> float:
-        header = None
-        try:
-            header = (e.headers or {}).get("Retry-After")
-        except AttributeError:
-            header = None
+    def _retry_delay(self, e: _Reply, attempt: int) -> float:
+        header = (e.headers or {}).get("Retry-After")
         if header is not None:
             try:
                 return max(0.0, min(float(header), self.max_retry_after))
@@ -154,8 +157,8 @@ class LiveSource:
                 pass
         return float(min(self.backoff * (2 ** attempt), self.max_retry_after))
 
-    def _api_error(self, e: Any, what: str, resource: str) -> Exception:
-        status = int(e.status or 0)
+    def _api_error(self, e: _Reply, what: str, resource: str) -> Exception:
+        status = e.status
         message = _status_message(e.body)
         server = self.config.server
         if status == 401:
@@ -179,10 +182,15 @@ class LiveSource:
 
         import urllib3.exceptions as u3
 
+        server = self.config.server
+        if type(e).__name__ == "ApiException" and not getattr(e, "status", None):
+            # the rest layer wraps a bare urllib3 SSLError this way
+            self.debug(f"GET {what}: {getattr(e, 'reason', '')}")
+            return ClusterError(f"TLS handshake with {server} failed",
+                                hint="check the server address, the CA, and the client certificate")
         if not isinstance(e, u3.HTTPError | ssl.SSLError | OSError):
             return None
         reason: Any = getattr(e, "reason", None) if isinstance(e, u3.MaxRetryError) else e
-        server = self.config.server
         self.debug(f"GET {what}: {type(reason).__name__}")
         chain = [reason, getattr(reason, "__cause__", None), getattr(reason, "__context__", None)]
         if any(isinstance(r, ssl.SSLCertVerificationError) for r in chain) or (
@@ -217,26 +225,20 @@ class LiveSource:
             self.skipped.append(Skipped(resource, err.message))
         self.debug(f"skipping {resource}: {err.message}")
 
-    def _list(self, what: str, resource: str, fn: Callable[..., Any], *args: Any, cap: int | None = None,
-              **kw: Any) -> list[JSON]:
+    def _list(self, what: str, resource: str, path: str, *, cap: int | None = None, **query: Any) -> list[JSON]:
         """A paged list (limit + continue); a 410 on a continue token restarts the list once.
 
         `cap` asks for one page of at most `cap` items and never follows `continue`: a bounded read."""
         if cap is not None:
-            body = self._request(what, resource, fn, *args, limit=cap, **kw)
+            body = self._request(what, resource, path, limit=cap, **query)
             return [i for i in body.get("items") or [] if isinstance(i, dict)][:cap]
         restarted = False
         while True:
             items: list[JSON] = []
-            token: str | None = None
             try:
-                while True:
-                    extra = {"_continue": token} if token else {}
-                    body = self._request(what, resource, fn, *args, limit=self.page_size, **extra, **kw)
-                    items += [i for i in body.get("items") or [] if isinstance(i, dict)]
-                    token = (body.get("metadata") or {}).get("continue") or None
-                    if not token:
-                        return items
+                for page in self._pages(what, resource, path, restart=True, **query):
+                    items += page
+                return items
             except _Expired:
                 if restarted:
                     raise ClusterError(f"the list of {what} kept expiring while paging (410 Gone)",
@@ -244,14 +246,33 @@ class LiveSource:
                 restarted = True
                 self.debug(f"continue token for {what} expired (410); restarting the list")
 
-    def _get(self, what: str, resource: str, fn: Callable[..., Any], *args: Any) -> JSON | None:
+    def _get(self, what: str, resource: str, path: str) -> JSON | None:
         """A GET of one object; None when it does not exist."""
         try:
-            return self._request(what, resource, fn, *args)
+            return self._request(what, resource, path)
         except NotFoundError:
             return None
         except _Expired:
             raise ClusterError(f"unexpected 410 Gone for {what}") from None
+
+    def _pages(self, what: str, resource: str, path: str, *, restart: bool = False,
+               **query: Any) -> Iterator[list[JSON]]:
+        """The pages of one list (limit + continue). Pages already handed out cannot be taken back, so a 410 on
+        a continue token is an error here, not a restart (unless `restart`: then _Expired is raised for the
+        caller to start over)."""
+        token: str | None = None
+        while True:
+            try:
+                body = self._request(what, resource, path, limit=self.page_size, **{"continue": token}, **query)
+            except _Expired:
+                if restart:
+                    raise
+                raise ClusterError(f"the list of {what} expired while paging (410 Gone)",
+                                   hint="the cluster is changing fast; try again") from None
+            yield [i for i in body.get("items") or [] if isinstance(i, dict)]
+            token = (body.get("metadata") or {}).get("continue") or None
+            if not token:
+                return
 
     # ------------------------------------------------------------------ ClusterSource
 
@@ -260,8 +281,7 @@ class LiveSource:
 
     def get_service(self, namespace: str, name: str) -> Service:
         try:
-            body = self._request(f"service {namespace}/{name}", "services", self.core.read_namespaced_service,
-                                 name, namespace)
+            body = self._request(f"service {namespace}/{name}", "services", _path("services", namespace, name))
         except NotFoundError:
             raise NotFoundError(f'service "{name}" not found in namespace "{namespace}"',
                                 hint=self._suggest(namespace, name)) from None
@@ -276,8 +296,8 @@ class LiveSource:
 
         services: list[Service] = []
         try:
-            items = self._list(f"services named {name} (all namespaces)", "services",
-                               self.core.list_service_for_all_namespaces, field_selector=f"metadata.name={name}")
+            items = self._list(f"services named {name} (all namespaces)", "services", _path("services"),
+                               fieldSelector=f"metadata.name={name}")
             services = [Service.from_dict(_kinded(i, "Service")) for i in items]
         except ClusterError:
             pass
@@ -290,21 +310,15 @@ class LiveSource:
 
     def list_services(self, namespace: str | None, label_selector: str | None = None,
                       limit: int | None = None) -> list[Service]:
-        kw: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
-        kw["cap"] = limit
-        if namespace is None:
-            items = self._list("services (all namespaces)", "services",
-                               self.core.list_service_for_all_namespaces, **kw)
-        else:
-            items = self._list(f"services -n {namespace}", "services", self.core.list_namespaced_service,
-                               namespace, **kw)
+        items = self._list(f"services {_where(namespace)}", "services", _path("services", namespace), cap=limit,
+                           labelSelector=label_selector)
         return [Service.from_dict(_kinded(i, "Service")) for i in items]
 
     def list_endpoint_slices(self, namespace: str, service_name: str) -> list[EndpointSlice]:
         try:
             items = self._list(f"endpointslices of {namespace}/{service_name}", "endpointslices",
-                               self.discovery.list_namespaced_endpoint_slice, namespace,
-                               label_selector=f"kubernetes.io/service-name={service_name}")
+                               _path("endpointslices", namespace),
+                               labelSelector=f"kubernetes.io/service-name={service_name}")
         except ForbiddenError as e:
             self._degrade("endpointslices", e)
             return []
@@ -312,27 +326,21 @@ class LiveSource:
 
     def get_endpoints(self, namespace: str, name: str) -> Endpoints | None:
         try:
-            body = self._get(f"endpoints {namespace}/{name}", "endpoints", self.core.read_namespaced_endpoints,
-                             name, namespace)
+            body = self._get(f"endpoints {namespace}/{name}", "endpoints", _path("endpoints", namespace, name))
         except ForbiddenError as e:
             self._degrade("endpoints", e)
             return None
         return Endpoints.from_dict(_kinded(body, "Endpoints")) if body is not None else None
 
     def get_pod(self, namespace: str, name: str) -> Pod | None:
-        body = self._get(f"pod {namespace}/{name}", "pods", self.core.read_namespaced_pod, name, namespace)
+        body = self._get(f"pod {namespace}/{name}", "pods", _path("pods", namespace, name))
         return Pod.from_dict(_kinded(body, "Pod")) if body is not None else None
 
     def list_pods(self, namespace: str | None, label_selector: str | None = None,
                   limit: int | None = None) -> list[Pod]:
-        kw: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
-        kw["cap"] = limit
-        where = f"-n {namespace}" if namespace else "(all namespaces)"
         sel = f" -l {label_selector}" if label_selector else ""
-        if namespace is None:
-            items = self._list(f"pods {where}{sel}", "pods", self.core.list_pod_for_all_namespaces, **kw)
-        else:
-            items = self._list(f"pods {where}{sel}", "pods", self.core.list_namespaced_pod, namespace, **kw)
+        items = self._list(f"pods {_where(namespace)}{sel}", "pods", _path("pods", namespace), cap=limit,
+                           labelSelector=label_selector)
         return [Pod.from_dict(_kinded(i, "Pod")) for i in items]
 
     def get_nodes(self, names: list[str]) -> dict[str, Node | None]:
@@ -340,7 +348,7 @@ class LiveSource:
         out: dict[str, Node | None] = {}
         for n in dict.fromkeys(x for x in names if x):
             try:
-                body = self._get(f"node {n}", "nodes", self.core.read_node, n)
+                body = self._get(f"node {n}", "nodes", _path("nodes", None, n))
             except ForbiddenError as e:
                 self._degrade("nodes", e)
                 return {}
@@ -349,7 +357,7 @@ class LiveSource:
 
     def list_nodes(self) -> list[Node]:
         try:
-            items = self._list("nodes", "nodes", self.core.list_node)
+            items = self._list("nodes", "nodes", _path("nodes"))
         except ForbiddenError as e:
             self._degrade("nodes", e)
             return []
@@ -360,8 +368,8 @@ class LiveSource:
         out: list[Event] = []
         for n in dict.fromkeys(x for x in names if x):
             try:
-                items = self._list(f"events of {kind} {namespace}/{n}", "events", self.core.list_namespaced_event,
-                                   namespace, field_selector=f"involvedObject.kind={kind},involvedObject.name={n}")
+                items = self._list(f"events of {kind} {namespace}/{n}", "events", _path("events", namespace),
+                                   fieldSelector=f"involvedObject.kind={kind},involvedObject.name={n}")
             except ForbiddenError as e:
                 self._degrade("events", e)
                 return []
@@ -371,10 +379,9 @@ class LiveSource:
     # ------------------------------------------------------------------ whole-namespace reads (collect -n / -A)
 
     def list_all_endpoint_slices(self, namespace: str | None) -> list[EndpointSlice]:
-        fn, args = ((self.discovery.list_endpoint_slice_for_all_namespaces, ()) if namespace is None
-                    else (self.discovery.list_namespaced_endpoint_slice, (namespace,)))
         try:
-            items = self._list(f"endpointslices {_where(namespace)}", "endpointslices", fn, *args)
+            items = self._list(f"endpointslices {_where(namespace)}", "endpointslices",
+                               _path("endpointslices", namespace))
         except ForbiddenError as e:
             self._degrade("endpointslices", e)
             return []
@@ -383,10 +390,9 @@ class LiveSource:
     def iter_endpoint_slices(self, namespace: str | None) -> Iterator[EndpointSlice]:
         """Every EndpointSlice of the namespace (None: all), page by page: a summary that keeps a few numbers per
         Service never holds the whole list. A refusal is recorded in `skipped` and yields nothing."""
-        fn, args = ((self.discovery.list_endpoint_slice_for_all_namespaces, ()) if namespace is None
-                    else (self.discovery.list_namespaced_endpoint_slice, (namespace,)))
         try:
-            for items in self._pages(f"endpointslices {_where(namespace)}", "endpointslices", fn, *args):
+            for items in self._pages(f"endpointslices {_where(namespace)}", "endpointslices",
+                                     _path("endpointslices", namespace)):
                 for i in items:
                     yield EndpointSlice.from_dict(_kinded(i, "EndpointSlice"))
         except ForbiddenError as e:
@@ -394,44 +400,22 @@ class LiveSource:
 
     def iter_pods(self, namespace: str | None, label_selector: str | None = None) -> Iterator[Pod]:
         """Pods page by page (see iter_endpoint_slices); a refusal raises ForbiddenError like list_pods."""
-        kw: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
-        fn, args = ((self.core.list_pod_for_all_namespaces, ()) if namespace is None
-                    else (self.core.list_namespaced_pod, (namespace,)))
-        for items in self._pages(f"pods {_where(namespace)}", "pods", fn, *args, **kw):
+        for items in self._pages(f"pods {_where(namespace)}", "pods", _path("pods", namespace),
+                                 labelSelector=label_selector):
             for i in items:
                 yield Pod.from_dict(_kinded(i, "Pod"))
 
-    def _pages(self, what: str, resource: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Iterator[list[JSON]]:
-        """The pages of one list (limit + continue). Pages already handed out cannot be taken back, so a 410 on
-        a continue token is an error here, not a restart."""
-        token: str | None = None
-        while True:
-            extra = {"_continue": token} if token else {}
-            try:
-                body = self._request(what, resource, fn, *args, limit=self.page_size, **extra, **kw)
-            except _Expired:
-                raise ClusterError(f"the list of {what} expired while paging (410 Gone)",
-                                   hint="the cluster is changing fast; try again") from None
-            yield [i for i in body.get("items") or [] if isinstance(i, dict)]
-            token = (body.get("metadata") or {}).get("continue") or None
-            if not token:
-                return
-
     def list_all_endpoints(self, namespace: str | None) -> list[Endpoints]:
-        fn, args = ((self.core.list_endpoints_for_all_namespaces, ()) if namespace is None
-                    else (self.core.list_namespaced_endpoints, (namespace,)))
         try:
-            items = self._list(f"endpoints {_where(namespace)}", "endpoints", fn, *args)
+            items = self._list(f"endpoints {_where(namespace)}", "endpoints", _path("endpoints", namespace))
         except ForbiddenError as e:
             self._degrade("endpoints", e)
             return []
         return [Endpoints.from_dict(_kinded(i, "Endpoints")) for i in items]
 
     def list_all_events(self, namespace: str | None) -> list[Event]:
-        fn, args = ((self.core.list_event_for_all_namespaces, ()) if namespace is None
-                    else (self.core.list_namespaced_event, (namespace,)))
         try:
-            items = self._list(f"events {_where(namespace)}", "events", fn, *args)
+            items = self._list(f"events {_where(namespace)}", "events", _path("events", namespace))
         except ForbiddenError as e:
             self._degrade("events", e)
             return []
@@ -442,7 +426,7 @@ class LiveSource:
 
     def namespaces(self) -> list[str]:
         try:
-            items = self._list("namespaces", "namespaces", self.core.list_namespace)
+            items = self._list("namespaces", "namespaces", _path("namespaces"))
         except ForbiddenError as e:
             self._degrade("namespaces", e)
             return [self.default_namespace()]
@@ -453,8 +437,8 @@ class LiveSource:
     def kube_proxy_pod_for_node(self, node: str) -> tuple[str, str] | None:
         """The kube-proxy Pod running on `node` (label k8s-app=kube-proxy in kube-system), Running first."""
         try:
-            items = self._list(f"kube-proxy pods on {node}", "pods", self.core.list_namespaced_pod, "kube-system",
-                               label_selector="k8s-app=kube-proxy", field_selector=f"spec.nodeName={node}")
+            items = self._list(f"kube-proxy pods on {node}", "pods", _path("pods", "kube-system"),
+                               labelSelector="k8s-app=kube-proxy", fieldSelector=f"spec.nodeName={node}")
         except ForbiddenError as e:
             self._degrade("kube-proxy pods", e)
             return None
@@ -465,8 +449,8 @@ class LiveSource:
     def exec_in_pod(self, namespace: str, pod: str, container: str | None, argv: list[str]) -> str:
         """Run a read-only command in a Pod through the pods/exec websocket; its stdout, or ClusterError.
 
-        The websocket library has no connect timeout of its own, so the whole exchange runs in a worker thread
-        bounded by --request-timeout, on its own ApiClient (kubernetes.stream patches the client it is given)."""
+        The whole exchange runs in a worker thread bounded by --request-timeout (a stalled stream must not hang
+        the CLI)."""
         what = f"exec {namespace}/{pod}: {' '.join(argv)}"
         limit = self.request_timeout or 60.0
         self.requests += 1
@@ -497,40 +481,126 @@ class LiveSource:
 
     def _exec_ws(self, namespace: str, pod: str, container: str | None, argv: list[str], what: str,
                  limit: float) -> tuple[str, str, int]:
+        """pods/exec over a websocket, subprotocol v4.channel.k8s.io: each binary message starts with its channel
+        (1 stdout, 2 stderr, 3 the final Status as JSON). Only the GET upgrade is sent; stdin stays closed."""
         import websocket
-        from kubernetes import client
-        from kubernetes.client.exceptions import ApiException
-        from kubernetes.stream import stream
 
-        kw: dict[str, Any] = {"command": argv, "stderr": True, "stdin": False, "stdout": True, "tty": False,
-                              "_preload_content": False}
+        conf = self.configuration
+        query = [("command", a) for a in argv] + [("stdout", "true"), ("stderr", "true"), ("stdin", "false"),
+                                                   ("tty", "false")]
         if container:
-            kw["container"] = container
+            query.append(("container", container))
+        url = conf.host.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + \
+            _path("pods", namespace, pod) + "/exec?" + urlencode(query)
+        header = ["Sec-WebSocket-Protocol: v4.channel.k8s.io", f"User-Agent: svcctl/{__version__}"]
+        auth = (conf.api_key or {}).get("authorization")
+        if auth:
+            header.append(f"Authorization: {auth}")
+        ws = websocket.WebSocket(sslopt=_ws_ssl(conf), skip_utf8_validation=True)
+        deadline = time.monotonic() + limit
         try:
-            api = client.CoreV1Api(client.ApiClient(configuration=self.api_client.configuration))
-            ws = stream(api.connect_get_namespaced_pod_exec, pod, namespace, **kw)
-            ws.run_forever(timeout=limit)
-            if ws.is_open():
-                ws.close()
-                raise ClusterError(f"{what} did not finish within {limit:g}s", hint="raise --request-timeout")
-            return str(ws.read_stdout() or ""), str(ws.read_stderr() or ""), int(ws.returncode or 0)
-        except ApiException as e:
-            text = str(e.reason or "")
-            self.debug(f"{what}: failed ({text[:80]})")
-            if "403" in text:
+            ws.connect(url, header=header, timeout=limit, **_ws_proxy(conf))  # type: ignore[no-untyped-call]
+            chans: dict[int, bytearray] = {1: bytearray(), 2: bytearray(), 3: bytearray()}
+            while True:
+                ws.settimeout(max(0.01, deadline - time.monotonic()))
+                try:
+                    opcode, data = ws.recv_data()
+                except websocket.WebSocketConnectionClosedException:
+                    break
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    break
+                if opcode in (websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_TEXT) and data:
+                    raw = data if isinstance(data, bytes) else str(data).encode()
+                    if raw[0] in chans:
+                        chans[raw[0]] += raw[1:]
+        except websocket.WebSocketBadStatusException as e:
+            code = int(getattr(e, "status_code", 0) or 0)
+            self.debug(f"{what}: upgrade refused ({code})")
+            if code == 403:
                 raise ForbiddenError(f"forbidden: cannot exec into {namespace}/{pod}", resource="pods/exec",
                                      hint="reading node rules through kube-proxy needs ClusterRole "
                                           "svcctl-node-exec (deploy/rbac.yaml)") from None
-            if "401" in text:
+            if code == 401:
                 raise ClusterError(f"credentials rejected by {self.config.server} (401 Unauthorized)") from None
-            if "404" in text:
+            if code == 404:
                 raise ClusterError(f"{namespace}/{pod} not found for exec") from None
-            raise ClusterError(f"{what} failed: {text[:200]}") from None
-        except (KeyError, TypeError, ValueError) as e:
-            raise ClusterError(f"{what}: unreadable exec status ({type(e).__name__})") from None
+            raise ClusterError(f"{what} failed: {code} {str(e)[:160]}") from None
+        except websocket.WebSocketTimeoutException:
+            raise ClusterError(f"{what} did not finish within {limit:g}s", hint="raise --request-timeout") from None
         except (websocket.WebSocketException, OSError) as e:
             raise ClusterError(f"{what}: the exec stream failed ({type(e).__name__})",
                                hint="check that the cluster is reachable") from None
+        finally:
+            with contextlib.suppress(Exception):
+                ws.close()
+        out, err = chans[1].decode(errors="replace"), chans[2].decode(errors="replace")
+        return out, err, _exit_code(bytes(chans[3]), what)
+
+
+class _Reply:
+    """A non-2xx answer of the API server."""
+
+    def __init__(self, status: int, reason: str, headers: Any, body: bytes) -> None:
+        self.status, self.reason, self.headers, self.body = status, reason, headers, body
+
+
+_GROUP_PREFIX = {"endpointslices": "/apis/discovery.k8s.io/v1"}
+
+
+def _path(resource: str, namespace: str | None = None, name: str | None = None) -> str:
+    """The REST path of a resource (collection, or one object), namespaced when `namespace` is given."""
+    p = _GROUP_PREFIX.get(resource, "/api/v1")
+    if namespace:
+        p += f"/namespaces/{quote(namespace, safe='')}"
+    p += f"/{resource}"
+    return p + (f"/{quote(name, safe='')}" if name else "")
+
+
+def _ws_ssl(conf: Any) -> JSON:
+    """websocket-client TLS options from the client's Configuration (the same settings the rest layer uses)."""
+    import ssl
+
+    if conf.host.startswith("https://") and conf.verify_ssl:
+        opts: JSON = {"cert_reqs": ssl.CERT_REQUIRED}
+        if conf.ssl_ca_cert:
+            opts["ca_certs"] = conf.ssl_ca_cert
+        if conf.assert_hostname is not None:
+            opts["check_hostname"] = bool(conf.assert_hostname)
+    else:
+        opts = {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}
+    if conf.cert_file:
+        opts["certfile"] = conf.cert_file
+    if conf.key_file:
+        opts["keyfile"] = conf.key_file
+    if conf.tls_server_name:
+        opts["server_hostname"] = conf.tls_server_name
+    return opts
+
+
+def _ws_proxy(conf: Any) -> JSON:
+    if not conf.proxy:
+        return {}
+    u = urlsplit(conf.proxy)
+    kind = u.scheme if u.scheme in ("socks4", "socks4a", "socks5", "socks5h") else "http"
+    return {"http_proxy_host": u.hostname, "http_proxy_port": u.port, "proxy_type": kind}
+
+
+def _exit_code(status: bytes, what: str) -> int:
+    """The command's exit status from channel 3's Status: 0 on Success, else its ExitCode cause."""
+    if not status:
+        raise ClusterError(f"{what}: the exec stream ended without a status")
+    try:
+        doc = json.loads(status)
+        if doc.get("status") == "Success":
+            return 0
+        causes = (doc.get("details") or {}).get("causes") or []
+        code = next((c.get("message") for c in causes if c.get("reason") == "ExitCode"), None)
+        if code is None:
+            raise ClusterError(f"{what} failed: {str(doc.get('message') or doc.get('reason') or '')[:200]}")
+        return int(code)
+    except (ValueError, TypeError, AttributeError):
+        raise ClusterError(f"{what}: unreadable exec status") from None
+
 
 def _kinded(obj: JSON, kind: str) -> JSON:
     """List items come without `kind`; `raw` keeps it so collect writes objects kubectl can read back."""
