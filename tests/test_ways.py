@@ -312,3 +312,56 @@ def test_health_check_way_traced(run_cli: RunCli, tmp_path: Path) -> None:
     (port,) = out["ports"]
     assert port["wayIn"]["kind"] == "HealthCheckNodePort"
     assert "answers 200 (2 local ready endpoint(s)" in port["hops"][0]["summary"]
+
+
+# ------------------------------------------------------------------ topology: the endpoints THIS node uses
+
+
+def _hinted_snapshot(tmp_path: Path, programmed: list[str]) -> Path:
+    """shop/web with 4 endpoints hinted for zones a and b (trafficDistribution PreferSameZone); worker-1 is in
+    zone a; the node's rules program `programmed`."""
+    root = snapshot(tmp_path)
+    doc = json.loads((root / "cluster.json").read_text())
+    ips = {"10.244.1.5": "a", "10.244.1.6": "a", "10.244.2.7": "b", "10.244.2.8": "b"}
+    items = [o for o in doc["items"] if not (o["kind"] == "EndpointSlice" and o["metadata"]["name"] == "web-1")]
+    items[0]["spec"]["trafficDistribution"] = "PreferSameZone"
+    sl = _slice("web-1", "shop", "web", list(ips), [("https", 8443, "TCP")], ["web-a", "web-b", "web-c", "web-d"])
+    for e in sl["endpoints"]:
+        z = ips[e["addresses"][0]]
+        e["zone"], e["hints"] = z, {"forZones": [{"name": z}]}
+        e["nodeName"] = NODE if z == "a" else "worker-2"
+    items.append(sl)
+    for n, ip in (("web-c", "10.244.2.7"), ("web-d", "10.244.2.8")):
+        p = _pod(n, "shop", ip, "web", [(8443, "TCP")])
+        p["spec"]["nodeName"] = "worker-2"
+        items.append(p)
+    items.append({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "worker-2", "labels": {
+        "topology.kubernetes.io/zone": "b"}}, "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.12"}],
+                                                        "conditions": [{"type": "Ready", "status": "True"}]}})
+    doc["items"] = items
+    (root / "cluster.json").write_text(json.dumps(doc))
+    eps = [GenEndpoint(ip) for ip in programmed]
+    (root / "nodes" / NODE / "iptables-save.txt").write_text(iptables_save(GenCluster(services=[
+        GenService("shop", "web", WEB_VIP, [GenPort("https", 443, 8443, node_port=NODE_PORT)], eps,
+                   external_ips=[EXT_IP], lb_ips=[LB_IP])], cluster_cidr="10.244.0.0/16")))
+    return root
+
+
+def test_hints_narrow_the_node_endpoints(run_cli: RunCli, tmp_path: Path) -> None:
+    root = _hinted_snapshot(tmp_path, ["10.244.1.5", "10.244.1.6"])  # what kube-proxy in zone a writes
+    code, doc = trace(run_cli, "shop/web", "--snapshot", str(root))
+    assert code == 0, _codes(doc)
+    (port,) = doc["ports"]
+    hops = {h["hop"]: h for h in port["hops"]}
+    assert hops["drift"]["verdict"] == "ok"
+    assert f"{NODE} uses 2 of 4 endpoint(s): hints for zone a" in hops["endpoints"]["summary"]
+    assert hops["endpoints"]["data"]["selection"]["topologyMode"] == "PreferSameZone"
+
+
+def test_node_sending_outside_its_zone_is_drift(run_cli: RunCli, tmp_path: Path) -> None:
+    root = _hinted_snapshot(tmp_path, ["10.244.1.5", "10.244.1.6", "10.244.2.7", "10.244.2.8"])
+    code, doc = trace(run_cli, "shop/web", "--snapshot", str(root))
+    assert code == 1
+    stale = [f for f in doc["findings"] if f["code"] == "StaleBackend"]
+    assert sorted(f["pod"] for f in stale) == ["shop/web-c", "shop/web-d"]
+    assert all("topology hints leave it out" in f["message"] for f in stale)

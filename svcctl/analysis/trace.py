@@ -16,6 +16,8 @@ from fractions import Fraction
 from typing import Any
 from urllib.parse import urlsplit
 
+from svcctl.analysis.topology import NodeEndpoint, Selection
+from svcctl.analysis.topology import select as topology_select
 from svcctl.analysis.ways import Way, localhost_nodeport
 from svcctl.dataplane.model import REPLACEMENT_MODES, Backend, Flow, NodeRules, ServiceEntry, format_share
 from svcctl.model import EndpointSlice, Finding, Service, ServicePort
@@ -109,73 +111,72 @@ def parse_target(raw: str, cluster_domain: str = "cluster.local") -> Target:
 # ------------------------------------------------------------------------------------------------ kube-proxy's view
 
 
-@dataclass
-class ExpectedBackend:
-    """An endpoint as kube-proxy would program it for one service port."""
-
-    ip: str
-    port: int
-    pod: str | None  # ns/name
-    node: str
-    ready: bool
-    serving: bool
-    terminating: bool
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return (self.ip, self.port)
+ExpectedBackend = NodeEndpoint  # an endpoint as kube-proxy holds it (svcctl.analysis.topology)
 
 
 @dataclass
 class ProxyView:
-    """What kube-proxy on `node` should program for one service port, with the reason behind it."""
+    """What kube-proxy on `node` should program for one service port, with the reason behind it: one
+    `Selection` (topology.CategorizeEndpoints) per IP family the Service has."""
 
-    all_endpoints: list[ExpectedBackend]  # every endpoint of the port, any state
-    cluster: list[ExpectedBackend]  # used for Cluster traffic policy
-    local: list[ExpectedBackend]  # used for Local traffic policy on `node`
+    all_endpoints: list[NodeEndpoint]  # every endpoint of the port, any state, every family
+    cluster: list[NodeEndpoint]  # used for Cluster traffic policy (topology applied)
+    local: list[NodeEndpoint]  # used for Local traffic policy on `node`
     fallback_terminating: bool = False  # no ready endpoint: serving+terminating used instead
     notes: list[str] = field(default_factory=list)
+    selections: dict[str, Selection] = field(default_factory=dict)  # IP family -> selection
+
+    def selection_for(self, address: str) -> Selection | None:
+        """The selection of `address`'s family (the first one for "" / unknown)."""
+        fam = "IPv6" if ":" in address else "IPv4"
+        if address and fam in self.selections:
+            return self.selections[fam]
+        return next(iter(self.selections.values()), None)
+
+    def want(self, address: str, external: bool, local_source: bool = False) -> tuple[list[NodeEndpoint], bool]:
+        """The endpoints a packet to `address` (this way in) uses on the node, and whether that is the local set."""
+        sel = self.selection_for(address)
+        if sel is None:
+            return [], False
+        return sel.used_for(external, local_source)
 
 
 def _family(ip: str) -> int:
     return 6 if ":" in ip else 4
 
 
-def proxy_view(service: Service, port: ServicePort, slices: list[EndpointSlice], node: str | None) -> ProxyView:
-    """kube-proxy's endpointslicecache + topology.CategorizeEndpoints, for one port.
-
-    A slice port is matched to the Service port by name and protocol; only the first address of an endpoint
-    is used; missing ready/serving conditions count as true; ready endpoints are preferred, and only when none
-    is ready are serving+terminating ones used."""
-    seen: dict[tuple[str, int], ExpectedBackend] = {}
-    for sl in slices:
-        if sl.address_type not in ("IPv4", "IPv6"):
-            continue
-        sp = next((p for p in sl.ports if p.name == port.name and p.protocol == port.protocol), None)
-        if sp is None or sp.port is None:
-            continue
-        for ep in sl.endpoints:
-            if not ep.addresses:
-                continue
-            ip = ep.addresses[0]
-            pod = f"{ep.target_namespace or sl.meta.namespace}/{ep.target_name}" if ep.target_name else None
-            eb = ExpectedBackend(ip, int(sp.port), pod, ep.node_name, ep.is_ready, ep.is_serving, ep.is_terminating)
-            seen.setdefault(eb.key, eb)
-    eps = sorted(seen.values(), key=lambda e: f"{e.ip}:{e.port}")
-    ready = [e for e in eps if e.ready]
+def proxy_view(service: Service, port: ServicePort, slices: list[EndpointSlice], node: str | None,
+               zone: str = "") -> ProxyView:
+    """kube-proxy's endpointslicecache + topology.CategorizeEndpoints for one port, per IP family, on `node`
+    (in zone `zone`, from its Node's label): see svcctl.analysis.topology for the rules."""
+    families = [f for f in (service.ip_families or []) if f in ("IPv4", "IPv6")]
+    if not families:
+        families = sorted({_fam_name(ip) for ip in service.cluster_ips if ip and ip != "None"}) or ["IPv4"]
+    for sl in slices:  # a family the slices have but ipFamilies does not list still shows its endpoints
+        if sl.address_type in ("IPv4", "IPv6") and sl.address_type not in families:
+            families.append(sl.address_type)
+    sels = {f: topology_select(service, port, slices, node, zone, f) for f in families}
+    eps = [e for sel in sels.values() for e in sel.endpoints]
+    cluster = [e for sel in sels.values() for e in (sel.cluster or [])]
+    local = [e for sel in sels.values() for e in (sel.local or [])]
     notes: list[str] = []
-    fallback = False
-    cluster = ready
-    if not ready:
-        cluster = [e for e in eps if e.serving and e.terminating]
-        fallback = bool(cluster)
-        if fallback:
-            notes.append("no ready endpoint: kube-proxy falls back to serving, terminating endpoints")
-    local_ready = [e for e in ready if node and e.node == node]
-    local = local_ready or [e for e in eps if node and e.node == node and e.serving and e.terminating]
-    if service.meta.annotations.get("service.kubernetes.io/topology-mode") or service.traffic_distribution:
-        notes.append("topology-aware routing is on: kube-proxy may narrow endpoints to this zone using hints")
-    return ProxyView(eps, cluster, local, fallback, notes)
+    fallback = any(sel.cluster_terminating_fallback for sel in sels.values())
+    if fallback:
+        notes.append("no ready endpoint: kube-proxy falls back to serving, terminating endpoints")
+    for sel in sels.values():
+        if sel.topology_why and sel.topology_why not in notes:
+            notes.append(f"topology: {sel.topology_why}")
+    if not any(sel.topology_why for sel in sels.values()) and (
+            service.meta.annotations.get("service.kubernetes.io/topology-mode")
+            or service.meta.annotations.get("service.kubernetes.io/topology-aware-hints")
+            or service.traffic_distribution):
+        notes.append("topology-aware routing is asked for, but no endpoint has hints: every node uses every "
+                     "endpoint")
+    return ProxyView(eps, cluster, local, fallback, notes, sels)
+
+
+def _fam_name(ip: str) -> str:
+    return "IPv6" if ":" in ip else "IPv4"
 
 
 # ------------------------------------------------------------------------------------------------ hops
@@ -312,9 +313,10 @@ def _not_programmed_hint(mode: str) -> str:
 
 def _entry_drift(e: ServiceEntry, want: list[ExpectedBackend], local: bool,
                  by_key: dict[tuple[str, int], ExpectedBackend], label: str, node: str | None, rules: NodeRules,
-                 reported: set[tuple[str, str]]) -> tuple[list[str], list[Finding]]:
+                 reported: set[tuple[str, str]], topology: str = "") -> tuple[list[str], list[Finding]]:
     """One entry's backends against the endpoints kube-proxy should program for it. A backend already
-    reported through another entry (the same KUBE-SEP chain) is not reported twice."""
+    reported through another entry (the same KUBE-SEP chain) is not reported twice. `topology`: the
+    selection's topology mode in words, when hints narrowed the cluster set."""
     want_keys = {w.key for w in want}
     have_keys = {(b.ip, b.port) for b in e.backends}
     lines: list[str] = []
@@ -330,6 +332,7 @@ def _entry_drift(e: ServiceEntry, want: list[ExpectedBackend], local: bool,
             ex = by_key.get((b.ip, b.port))
             why = ("its endpoint is not ready" if ex and not ex.ready else
                    "it is on another node (traffic policy Local)" if ex and local else
+                   f"topology hints leave it out on this node ({topology})" if ex and topology else
                    "no such endpoint exists in the API")
             lines.append(f"stale: {b.address} is in the rules but {why}")
             add("StaleBackend", b.address, Finding(
@@ -380,6 +383,18 @@ def _not_in_dump(service: Service | None, target: Target, rules: NodeRules, view
         return ("the dump holds only the nat table: a Service without endpoints is REJECTed in the filter "
                 "table (give the whole `iptables-save`)")
     return None
+
+
+def _health_checked(service: Service | None, e: ServiceEntry, way: Way | None) -> bool:
+    """An external entry a load balancer health-checks: LoadBalancer, ETP Local, a healthCheckNodePort, and
+    the packet comes from the load balancer (its IP or NodePort; not an externalIP, not a NodePort traced
+    directly)."""
+    if service is None or e.kind == "ClusterIP" or e.kind == "ExternalIP":
+        return False
+    if way is not None and way.kind == "NodePort":
+        return False
+    return (service.type == "LoadBalancer" and service.external_traffic_policy == "Local"
+            and bool(service.health_check_node_port))
 
 
 def judge_port(
@@ -499,6 +514,18 @@ def judge_port(
                 ))
             for e in entries:
                 if e.no_local_endpoints:
+                    checked = _health_checked(service, e, way)
+                    if checked:  # the load balancer's health check takes the node out: by design
+                        pt.findings.append(Finding(
+                            "HealthCheckTakesNodeOut", "info",
+                            f"{label}: {e.kind} {e.address or '*'}:{e.port} has no local endpoint on node "
+                            f"{node or '?'}, so its healthCheckNodePort {service.health_check_node_port if service else ''}"
+                            " answers 503 and the load balancer sends this node nothing (externalTrafficPolicy "
+                            "Local, by design)",
+                            evidence="DROP \"has no local endpoints\" for traffic from outside the node",
+                            hint="nothing to fix when the load balancer health-checks this node; traffic sent to "
+                                 "the NodePort directly is dropped here"))
+                        continue
                     verdict = BROKEN if e is main else (WARNING if verdict == OK else verdict)
                     pt.findings.append(Finding(
                         "NoLocalEndpoints", "error" if e is main else "warning",
@@ -539,9 +566,14 @@ def judge_port(
         verdict = OK if ready else BROKEN
         if ready and (notready or any(pod_codes.values())):
             verdict = WARNING
-        pt.hops.append(Hop("endpoints", verdict,
-                           f"{len(ready)} ready, {len(notready)} not ready endpoint(s) for port "
-                           f"{pt.name or pt.port}", details))
+        summary = f"{len(ready)} ready, {len(notready)} not ready endpoint(s) for port {pt.name or pt.port}"
+        sel = view.selection_for(way.address if way else (service.cluster_ip if service else ""))
+        data: dict[str, Any] = {}
+        if sel is not None and node:
+            uses = sel.describe(external=way.external if way else False)
+            summary += f"; {uses}"
+            data["selection"] = sel.to_json()
+        pt.hops.append(Hop("endpoints", verdict, summary, details, data))
 
     # ---- drift: every entry a request can come in by, against the endpoints kube-proxy should use for it
     if rules is not None and view is not None and entries:
@@ -559,14 +591,15 @@ def judge_port(
                 drift += lines
                 pt.findings += found
                 continue
-            if e.kind == "ClusterIP":
-                local = e.policy_local or (service is not None and service.internal_traffic_policy == "Local")
-            else:  # external paths (NodePort, external and LB IPs) follow externalTrafficPolicy
-                local = e.policy_local or any(b.local for b in e.backends) or (
-                    service is not None and service.external_traffic_policy == "Local")
+            # ClusterIP follows internalTrafficPolicy; NodePort, external and LB IPs externalTrafficPolicy (the
+            # rules' backends of an ETP Local entry are those for a source outside the node)
+            fam_addr = e.address or (e.backends[0].ip if e.backends else (way.address if way else ""))
+            want, local = view.want(fam_addr, external=e.kind != "ClusterIP")
+            sel = view.selection_for(fam_addr)
+            topo = (f"{sel.topology_mode}, zone {sel.zone}" if sel and sel.topology_mode == "PreferSameZone"
+                    else f"{sel.topology_mode}, node {sel.node}" if sel and sel.topology_mode else "")
             where = label if e is main else f"{label} ({e.kind} {e.address or '*'}:{e.port})"
-            lines, found = _entry_drift(e, view.local if local else view.cluster, local, by_key, where, node,
-                                        rules, reported)
+            lines, found = _entry_drift(e, want, local, by_key, where, node, rules, reported, topo)
             drift += lines
             pt.findings += found
         pt.hops.append(Hop("drift", BROKEN if drift else OK,
@@ -765,7 +798,7 @@ def backend_from(entry: ServiceEntry, ip: str, port: int) -> Backend | None:
 
 
 def drift_findings(service: Service, slices: list[EndpointSlice], rules: NodeRules,
-                   node: str | None) -> list[Finding]:
+                   node: str | None, zone: str = "") -> list[Finding]:
     """Findings where the node's rules and the API disagree about `service` (used by `svcctl check`)."""
     if service.type == "ExternalName" or service.headless or not service.selector and not slices:
         return []
@@ -774,6 +807,6 @@ def drift_findings(service: Service, slices: list[EndpointSlice], rules: NodeRul
     target = Target(service.meta.key, "service", service.meta.namespace, service.meta.name)
     out: list[Finding] = []
     for port in service.ports:
-        view = proxy_view(service, port, slices, node)
+        view = proxy_view(service, port, slices, node, zone)
         out += judge_port(service, port, target, rules, view, node).findings
     return out

@@ -27,7 +27,7 @@ from svcctl.cli.app import App, complete_services, get_app, global_options, node
 from svcctl.cli.fleet import fleet_options, run_fleet
 from svcctl.dataplane.model import Flow, NodeRules
 from svcctl.errors import ExitStatus, ForbiddenError, InputError, NotFoundError
-from svcctl.model import Finding, Service
+from svcctl.model import EndpointSlice, Finding, Service
 from svcctl.sources.base import NodeDumps
 
 
@@ -255,7 +255,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
 
     # ---- endpoints analysis (why-not codes per Pod)
     pod_codes: dict[str, list[str]] = {}
-    slices = []
+    slices: list[EndpointSlice] = []
     no_endpoints_input = ""  # the input holds neither EndpointSlices nor v1 Endpoints: why
     if service is not None and service.type != "ExternalName":
         from svcctl.analysis.endpoints import analyze_service
@@ -271,6 +271,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
             no_endpoints_input = report.basis_absent or "the input has no EndpointSlices"
         elif report.basis != "EndpointSlices":
             tr.notes.append(f"endpoints read from the {report.basis}: the input has no EndpointSlices")
+    zone = _node_zone(app, node, slices)
 
     # ---- ports
     view: ProxyView | None = None
@@ -282,7 +283,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
             if w.port is None:  # the health check: kube-proxy itself answers, no proxied port
                 tr.ports.append(judge_health_check(service, w, slices, node))
                 continue
-            view = proxy_view(service, w.port, slices, node) if not no_endpoints_input else None
+            view = proxy_view(service, w.port, slices, node, zone) if not no_endpoints_input else None
             probe_counts, probe_errors = _probe(app, rules, service, w.number, target, probe_count, probe_http,
                                                 view)
             tr.ports.append(judge_port(service, w.port, target, rules, view, node, pod_codes, flows,
@@ -295,7 +296,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
                              hint="ports: " + ", ".join(f"{p.name or '-'}={p.port}/{p.protocol}"
                                                         for p in service.ports))
         for p in ports:
-            view = proxy_view(service, p, slices, node) if not no_endpoints_input else None
+            view = proxy_view(service, p, slices, node, zone) if not no_endpoints_input else None
             probe_counts, probe_errors = _probe(app, rules, service, p.port, target, probe_count, probe_http, view)
             tr.ports.append(judge_port(service, p, target, rules, view, node, pod_codes, flows,
                                        probe_counts, probe_errors))
@@ -327,6 +328,16 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
                 if h.name == "node-rules" and h.verdict == SKIPPED:
                     h.summary = f"skipped: {rules_skipped}"
     return tr
+
+
+def _node_zone(app: App, node: str | None, slices: list[EndpointSlice]) -> str:
+    """The zone label of the traced node's Node, read only when an endpoint has hints (it decides which
+    endpoints that node's kube-proxy uses)."""
+    from svcctl.analysis.topology import has_hints, node_zone
+
+    if not node or not app.has_cluster or not has_hints(slices):
+        return ""
+    return node_zone(app.source.get_nodes([node]), node)
 
 
 def _only_keys(service: Service | None, target: Target) -> set[str]:
