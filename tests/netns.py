@@ -41,8 +41,18 @@ from types import TracebackType
 _counter = itertools.count()
 
 SERVER_CODE = r"""
-import http.server, socket, sys
+import http.server, socket, sys, threading
 name, port, v6 = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+if len(sys.argv) > 4 and sys.argv[4] == "udp":  # a UDP responder on the same port: answers its name
+    def udp_serve():
+        u = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+        if v6:
+            u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        u.bind(("::" if v6 else "0.0.0.0", port))
+        while True:
+            _, peer = u.recvfrom(512)
+            u.sendto(name.encode(), peer)
+    threading.Thread(target=udp_serve, daemon=True).start()
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
     def do_GET(self):
@@ -84,6 +94,27 @@ for _ in range(n):
         out.append("error:" + type(e).__name__ + ":" + str(e.errno))
     finally:
         c.close()
+print(json.dumps(out))
+"""
+
+UDP_CLIENT_CODE = r"""
+import json, socket, sys
+host, port, n, timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+out = []
+for _ in range(n):
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    try:
+        s.sendto(b"?", (host, port))
+        out.append(s.recvfrom(512)[0].decode())
+    except (socket.timeout, TimeoutError):
+        out.append("timeout")
+    except ConnectionRefusedError:
+        out.append("refused")
+    except OSError as e:
+        out.append("error:" + str(e.errno))
+    finally:
+        s.close()
 print(json.dumps(out))
 """
 
@@ -173,6 +204,7 @@ class Lab:
     vip_routes: tuple[str, ...] = ("198.19.0.0/16",)
     vip_routes6: tuple[str, ...] = ("2001:db8:ff::/64",)
     node: str = ""
+    udp: bool = False  # pods also answer UDP on `port` (with their name)
     pods: list[Pod] = field(default_factory=list)
     clients: dict[str, str] = field(default_factory=dict)  # client name -> its IPv4 address
     _namespaces: list[str] = field(default_factory=list)
@@ -269,7 +301,7 @@ class Lab:
             _run(["ip", "-n", ns, "-6", "route", "add", "default", "via", f"{self.subnet6}1"])
         pod = Pod(name=f"pod{i}", netns=ns, ip=ip, ip6=ip6)
         proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", SERVER_CODE, pod.name,
-                                 str(self.port), "1" if self.ipv6 else "0"],
+                                 str(self.port), "1" if self.ipv6 else "0", "udp" if self.udp else "tcp"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self._procs.append(proc)
         self.pods.append(pod)
@@ -298,6 +330,11 @@ class Lab:
         self.node_exec(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
         self.clients[name] = client_ip
         return ns
+
+    def add_node_address(self, ip: str) -> None:
+        """A second address of the node (on its loopback link: the dummy module may be missing). NodePorts
+        answer on every node address; tests list it in the Node object as an ExternalIP."""
+        self.ip_node("addr", "add", f"{ip}/32", "dev", "lo")
 
     # ------------------------------------------------------------------ rules and state
 
@@ -329,6 +366,16 @@ class Lab:
         Returns the pod names that answered, or "refused" / "timeout" / "error:…" per request."""
         ns = self.node if client is None else f"{self._base}-{client}"
         r = self.exec(ns, [sys.executable, "-c", CLIENT_CODE, host, str(port), str(n), str(timeout)],
+                      timeout=n * timeout + 60)
+        answers: list[str] = json.loads(r.stdout)
+        return answers
+
+    def udp_ask_many(self, host: str, port: int, n: int, client: str | None = None,
+                     timeout: float = 2.0) -> list[str]:
+        """n UDP requests, each from a new socket (a new conntrack flow); the pod names that answered, or
+        "timeout" / "refused" / "error:…"."""
+        ns = self.node if client is None else f"{self._base}-{client}"
+        r = self.exec(ns, [sys.executable, "-c", UDP_CLIENT_CODE, host, str(port), str(n), str(timeout)],
                       timeout=n * timeout + 60)
         answers: list[str] = json.loads(r.stdout)
         return answers

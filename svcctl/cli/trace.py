@@ -131,8 +131,8 @@ def _choose_node(app: App, service: Service | None, from_pod: str | None,
     if ni.node:
         return ni.node, "--node"
     way_node = next((w.node for w in ways or [] if w.node), None)
-    if way_node and app.has_cluster and not (ni.files or ni.netns or ni.local):
-        # a packet to a node's address is handled by that node's kube-proxy rules
+    if way_node and app.has_cluster:
+        # a packet to a node's address is handled by that node's kube-proxy rules (given ones are taken as its)
         return way_node, f"the traced address is {way_node}'s"
     if from_pod and app.has_cluster:
         ns, _, name = from_pod.rpartition("/")
