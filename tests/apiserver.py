@@ -43,6 +43,11 @@ RESOURCES: dict[str, tuple[str, str, str, bool]] = {
     "namespaces": ("Namespace", "v1", "", False),
     "secrets": ("Secret", "v1", "", True),
     "configmaps": ("ConfigMap", "v1", "", True),
+    "networkpolicies": ("NetworkPolicy", "networking.k8s.io/v1", "networking.k8s.io", True),
+    "adminnetworkpolicies": ("AdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1", "policy.networking.k8s.io",
+                             False),
+    "baselineadminnetworkpolicies": ("BaselineAdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1",
+                                     "policy.networking.k8s.io", False),
 }
 KIND_TO_RESOURCE = {v[0]: k for k, v in RESOURCES.items()}
 
@@ -384,7 +389,9 @@ class FakeAPIServer:
             self.by_name[(resource, ns, meta["name"])] = o
         have = {k[2] for k in self.by_name if k[0] == "namespaces"}
         for ns in sorted(namespaces - have):
-            o = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "resourceVersion": "1"},
+            # the API server labels every Namespace with its name (kubernetes.io/metadata.name, immutable)
+            o = {"apiVersion": "v1", "kind": "Namespace",
+                 "metadata": {"name": ns, "resourceVersion": "1", "labels": {"kubernetes.io/metadata.name": ns}},
                  "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
             self.store["namespaces"].setdefault(None, []).append(o)
             self.by_name[("namespaces", None, ns)] = o
@@ -625,6 +632,9 @@ def _objects_of(source: Any, copy: bool = True) -> list[JSON]:
         for coll in (source.services, source.pods, list(source.nodes.values()), source.events, source.slices,
                      list(source.endpoints.values())):
             raws += [x.raw for x in coll]
+        for extra in (source.network_policies, list(source.namespace_objects.values()), source.admin_policies,
+                      source.baseline_policies):
+            raws += list(extra)
         return json.loads(json.dumps(raws))
     return [json.loads(json.dumps(o)) for o in source] if copy else list(source)
 

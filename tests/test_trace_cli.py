@@ -48,7 +48,7 @@ def test_demo_same_answer_in_every_mode(run_cli: RunCli, mode: str) -> None:
         ("10.244.0.6", 9376, "1/2", "default/hostnames-632524106-ly40y", True),
     ]
     assert {h["hop"]: h["verdict"] for h in port["hops"]} == {
-        "node-rules": "ok", "endpoints": "warning", "drift": "ok", "selected": "skipped"}
+        "node-rules": "ok", "endpoints": "warning", "drift": "ok", "policy": "ok", "selected": "skipped"}
     assert [(f["code"], f["pod"]) for f in doc["findings"]] == [
         ("ReadinessProbeFailing", "default/hostnames-632524106-tlaok")]
 

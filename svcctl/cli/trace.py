@@ -12,9 +12,11 @@ from svcctl.analysis.trace import (
     SKIPPED,
     WARNING,
     Hop,
+    PortTrace,
     ProxyView,
     Target,
     Trace,
+    is_ip,
     judge_health_check,
     judge_port,
     parse_target,
@@ -37,7 +39,10 @@ from svcctl.sources.base import NodeDumps
 @click.option("--protocol", "protocol_flag", type=click.Choice(["tcp", "udp", "sctp"], case_sensitive=False),
               help="Only this protocol (also `IP:port/udp`, `udp://name:53`); default: each protocol of the port "
                    "as its own entry.")
-@click.option("--from-pod", metavar="POD", help="Trace from this Pod: its node's rules, its namespace's DNS search.")
+@click.option("--from-pod", metavar="POD", help="Trace from this Pod: its node's rules, its namespace's DNS search, "
+              "its NetworkPolicy egress.")
+@click.option("--from", "from_ip", metavar="IP", help="The client's address (not a Pod): what NetworkPolicy ipBlocks "
+              "are matched against.")
 @click.option("--cluster-domain", default="cluster.local", show_default=True)
 @click.option("--dns-server", metavar="IP[:PORT]", help="Query this DNS server (default: the kube-dns Service, "
               "live only).")
@@ -53,7 +58,7 @@ from svcctl.sources.base import NodeDumps
 @output_options()
 @node_options
 def command(target: str, port_flag: str | None, protocol_flag: str | None, from_pod: str | None,
-            cluster_domain: str,
+            from_ip: str | None, cluster_domain: str,
             dns_server: str | None, resolv_conf: str | None, no_dns: bool, dns_timeout: float,
             probe_count: int | None, probe_tcp: bool, all_nodes: bool, parallel: int) -> int:
     """Follow one request from the name a client typed to the Pod that answers.
@@ -63,7 +68,8 @@ def command(target: str, port_flag: str | None, protocol_flag: str | None, from_
     `VIP:port`, any way in (`NODE_IP:NODE_PORT`, `127.0.0.1:NODE_PORT`, an externalIP or load-balancer
     IP with its port), optionally with a protocol (`10.96.0.10:53/udp`, `udp://kube-dns.kube-system:53`),
     or a URL (`http://hostnames.default:80/`). Hops: DNS → Service → node rules
-    (iptables, IPVS or nftables) → endpoints → drift → selected endpoint (conntrack, --probe).
+    (iptables, IPVS or nftables) → endpoints → drift → NetworkPolicy (--from-pod, --from) → selected
+    endpoint (conntrack, --probe).
     Exit 1 when any hop is broken.
 
     \b
@@ -78,7 +84,7 @@ def command(target: str, port_flag: str | None, protocol_flag: str | None, from_
     tr = build_trace(app, target, port_flag=port_flag, protocol=protocol_flag, from_pod=from_pod,
                      cluster_domain=cluster_domain,
                      dns_server=dns_server, resolv_conf=resolv_conf, no_dns=no_dns, dns_timeout=dns_timeout,
-                     probe_count=probe_count, probe_http=not probe_tcp)
+                     probe_count=probe_count, probe_http=not probe_tcp, from_ip=from_ip)
     from svcctl.render.trace import render_trace
 
     render_trace(app, tr)
@@ -163,12 +169,14 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
                 from_pod: str | None = None,
                 cluster_domain: str = "cluster.local", dns_server: str | None = None,
                 resolv_conf: str | None = None, no_dns: bool = False, dns_timeout: float = 2.0,
-                probe_count: int | None = None, probe_http: bool = True) -> Trace:
+                probe_count: int | None = None, probe_http: bool = True, from_ip: str | None = None) -> Trace:
     target = parse_target(raw_target, cluster_domain)
     if protocol:
         if target.protocol and target.protocol != protocol.upper():
             raise InputError(f"{raw_target!r} says {target.protocol} but --protocol says {protocol.upper()}")
         target.protocol = protocol.upper()
+    if from_ip is not None and not is_ip(from_ip):
+        raise InputError(f"--from {from_ip!r} is not an IP address", hint="--from-pod NS/POD names a Pod")
     service: Service | None = None
     ways: list[Way] = []
     cluster = app.has_cluster
@@ -218,6 +226,9 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
     if node is None and app.has_cluster and not app.snapshot and not (ni.files or ni.netns or ni.local):
         # live, and nothing says which node: the other hops still stand, the node hop asks
         rules_skipped = "which node? give --node NAME or --from-pod POD (or a dump file)"
+    elif app.snapshot and node is not None and not ni.any_given and app.source.node_dumps(node) is None:
+        # the other hops need only cluster objects: a snapshot without this node's dumps still traces
+        rules_skipped = f"the snapshot has no node dumps for {node} (nodes/{node}/iptables-save.txt …)"
     else:
         try:
             dumps = app.node_dumps(node)
@@ -275,6 +286,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
 
     # ---- ports
     view: ProxyView | None = None
+    judged: list[tuple[PortTrace, ProxyView]] = []  # (port, its endpoints) for the policy hop
     if service is not None and ways:
         if port_flag is not None:
             ways = [w for w in ways if w.port is not None and port_flag in (str(w.port.port), w.port.name)
@@ -288,6 +300,8 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
                                                 view)
             tr.ports.append(judge_port(service, w.port, target, rules, view, node, pod_codes, flows,
                                        probe_counts, probe_errors, way=w))
+            if view is not None:
+                judged.append((tr.ports[-1], view))
     elif service is not None:
         ports = pick_ports(service, target, port_flag)
         if not ports and service.ports:
@@ -300,6 +314,8 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
             probe_counts, probe_errors = _probe(app, rules, service, p.port, target, probe_count, probe_http, view)
             tr.ports.append(judge_port(service, p, target, rules, view, node, pod_codes, flows,
                                        probe_counts, probe_errors))
+            if view is not None:
+                judged.append((tr.ports[-1], view))
     else:
         # no Service known: each (port, protocol) the rules have for this address is its own entry, never merged
         seen: list[tuple[int, str | None]]
@@ -322,6 +338,11 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
             for h in pt.hops:
                 if h.name in ("endpoints", "drift") and h.verdict == SKIPPED:
                     h.summary = f"skipped: {no_endpoints_input}"
+    if service is not None and judged:
+        from svcctl.cli.policy_hop import add_policy_hops
+
+        add_policy_hops(app.source, tr, service, judged, from_pod=from_pod, from_ip=from_ip, default_ns=app.ns,
+                        rules_text="".join(dumps.texts.values()) if dumps else "")
     if rules_skipped:
         for pt in tr.ports:
             for h in pt.hops:

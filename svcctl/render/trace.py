@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 MARK = {OK: "✓", WARNING: "!", BROKEN: "✗", SKIPPED: "-"}
 STYLE = {OK: "green", WARNING: "yellow", BROKEN: "bold red", SKIPPED: "dim"}
 TITLES = {"dns": "DNS", "service": "Service", "node-rules": "Node rules", "endpoints": "Endpoints",
-          "drift": "Drift", "selected": "Selected endpoint"}
+          "drift": "Drift", "policy": "NetworkPolicy", "selected": "Selected endpoint"}
 
 
 def _share(p: Fraction | None) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from svcctl.model import Endpoints, EndpointSlice, Event, Node, Pod, Service
+from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Service
 
 NODE_DUMP_FILES = {
     "iptables": "iptables-save.txt",
@@ -93,6 +93,19 @@ class ClusterSource(Protocol):
         ...
 
     def namespaces(self) -> list[str]: ...
+
+    def list_network_policies(self, namespace: str) -> list[JSON] | None:
+        """The namespace's NetworkPolicies (API JSON, one list); None when they could not be read."""
+        ...
+
+    def get_namespace(self, name: str) -> JSON | None:
+        """One Namespace object (for its labels); None when absent or not readable."""
+        ...
+
+    def list_admin_network_policies(self) -> tuple[list[JSON], list[JSON]] | None:
+        """AdminNetworkPolicies and BaselineAdminNetworkPolicies (cluster-scoped); None when the cluster
+        does not serve policy.networking.k8s.io or they could not be read."""
+        ...
 
 
 def selector_string(selector: dict[str, str]) -> str:

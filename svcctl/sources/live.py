@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # reads whose refusal only switches off the check that needs them
-SECONDARY = frozenset({"events", "nodes", "endpoints", "endpointslices", "namespaces", "kube-proxy pods"})
+SECONDARY = frozenset({"events", "nodes", "endpoints", "endpointslices", "namespaces", "kube-proxy pods",
+                       "networkpolicies", "adminnetworkpolicies"})
 
 
 class _Expired(Exception):
@@ -432,6 +433,42 @@ class LiveSource:
             return [self.default_namespace()]
         return sorted(str((i.get("metadata") or {}).get("name") or "") for i in items)
 
+    # ------------------------------------------------------------------ policies (the trace's policy hop)
+
+    def list_network_policies(self, namespace: str) -> list[JSON] | None:
+        """One list per namespace; a refusal switches off the policy hop (recorded in `skipped`)."""
+        try:
+            items = self._list(f"networkpolicies -n {namespace}", "networkpolicies",
+                               _path("networkpolicies", namespace))
+        except ForbiddenError as e:
+            self._degrade("networkpolicies", e)
+            return None
+        except NotFoundError:
+            return None
+        return [_kinded(i, "NetworkPolicy") for i in items]
+
+    def get_namespace(self, name: str) -> JSON | None:
+        try:
+            return self._get(f"namespace {name}", "namespaces", _path("namespaces", None, name))
+        except ForbiddenError as e:
+            self._degrade("namespaces", e)
+            return None
+
+    def list_admin_network_policies(self) -> tuple[list[JSON], list[JSON]] | None:
+        """Both tiers of policy.networking.k8s.io/v1alpha1; None when the group is not served (404) or refused."""
+        out: list[list[JSON]] = []
+        for plural, kind in (("adminnetworkpolicies", "AdminNetworkPolicy"),
+                             ("baselineadminnetworkpolicies", "BaselineAdminNetworkPolicy")):
+            try:
+                items = self._list(plural, "adminnetworkpolicies", _path(plural))
+            except ForbiddenError as e:
+                self._degrade("adminnetworkpolicies", e)
+                return None
+            except NotFoundError:
+                return None
+            out.append([_kinded(i, kind) for i in items])
+        return out[0], out[1]
+
     # ------------------------------------------------------------------ kube-proxy exec (node rules)
 
     def kube_proxy_pod_for_node(self, node: str) -> tuple[str, str] | None:
@@ -544,7 +581,9 @@ class _Reply:
         self.status, self.reason, self.headers, self.body = status, reason, headers, body
 
 
-_GROUP_PREFIX = {"endpointslices": "/apis/discovery.k8s.io/v1"}
+_GROUP_PREFIX = {"endpointslices": "/apis/discovery.k8s.io/v1", "networkpolicies": "/apis/networking.k8s.io/v1",
+                 "adminnetworkpolicies": "/apis/policy.networking.k8s.io/v1alpha1",
+                 "baselineadminnetworkpolicies": "/apis/policy.networking.k8s.io/v1alpha1"}
 
 
 def _path(resource: str, namespace: str | None = None, name: str | None = None) -> str:
@@ -606,7 +645,10 @@ def _kinded(obj: JSON, kind: str) -> JSON:
     """List items come without `kind`; `raw` keeps it so collect writes objects kubectl can read back."""
     if "kind" not in obj:
         obj["kind"] = kind
-        obj.setdefault("apiVersion", "discovery.k8s.io/v1" if kind == "EndpointSlice" else "v1")
+        obj.setdefault("apiVersion", {"EndpointSlice": "discovery.k8s.io/v1", "NetworkPolicy": "networking.k8s.io/v1",
+                                      "AdminNetworkPolicy": "policy.networking.k8s.io/v1alpha1",
+                                      "BaselineAdminNetworkPolicy": "policy.networking.k8s.io/v1alpha1",
+                                      }.get(kind, "v1"))
     return obj
 
 

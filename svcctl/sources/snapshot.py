@@ -37,10 +37,13 @@ MAX_MEMBERS = 200_000
 _LIST_KINDS = {
     "ServiceList": "Service", "PodList": "Pod", "NodeList": "Node", "EventList": "Event",
     "EndpointSliceList": "EndpointSlice", "EndpointsList": "Endpoints",
+    "NetworkPolicyList": "NetworkPolicy", "NamespaceList": "Namespace",
+    "AdminNetworkPolicyList": "AdminNetworkPolicy", "BaselineAdminNetworkPolicyList": "BaselineAdminNetworkPolicy",
 }
 _FILE_KINDS = {  # cluster-info dump file names
     "services.json": "Service", "pods.json": "Pod", "nodes.json": "Node", "events.json": "Event",
     "endpoints.json": "Endpoints", "endpointslices.json": "EndpointSlice",
+    "networkpolicies.json": "NetworkPolicy",
 }
 _READ_KINDS = set(_LIST_KINDS.values())
 _OBJECT_SUFFIXES = (".yaml", ".yml", ".json")
@@ -246,6 +249,10 @@ class SnapshotSource:
         self.endpoints: dict[str, Endpoints] = {}
         self.dumps: dict[str, NodeDumps] = {}
         self.coverage = Coverage(f"snapshot {path}")
+        self.network_policies: list[JSON] = []
+        self.namespace_objects: dict[str, JSON] = {}
+        self.admin_policies: list[JSON] = []
+        self.baseline_policies: list[JSON] = []
         self._default_ns = default_ns or "default"
         self._single_file = False  # errors then name the file itself, not `file/file`
         if path == DEMO_NAME:
@@ -333,6 +340,14 @@ class SnapshotSource:
             elif kind == "Endpoints":
                 e = Endpoints.from_dict(o)
                 self.endpoints[e.meta.key] = e
+            elif kind == "NetworkPolicy":
+                self.network_policies.append(o)
+            elif kind == "Namespace":
+                self.namespace_objects[meta["name"]] = o
+            elif kind == "AdminNetworkPolicy":
+                self.admin_policies.append(o)
+            elif kind == "BaselineAdminNetworkPolicy":
+                self.baseline_policies.append(o)
         except (TypeError, ValueError, AttributeError) as e:
             raise InputError(f"malformed {kind} {meta.get('name')!r}: {e}", source=source) from None
 
@@ -387,6 +402,20 @@ class SnapshotSource:
 
     def namespaces(self) -> list[str]:
         return sorted({s.meta.namespace for s in self.services} | {p.meta.namespace for p in self.pods})
+
+    def list_network_policies(self, namespace: str) -> list[JSON] | None:
+        if "NetworkPolicy" not in self.coverage.held:
+            return None  # not "there are none": the snapshot was made without them
+        return [o for o in self.network_policies if (o.get("metadata") or {}).get("namespace", "default") == namespace]
+
+    def get_namespace(self, name: str) -> JSON | None:
+        return self.namespace_objects.get(name)
+
+    def list_admin_network_policies(self) -> tuple[list[JSON], list[JSON]] | None:
+        if not self.admin_policies and not self.baseline_policies:
+            return None
+        return list(self.admin_policies), list(self.baseline_policies)
+
 
 
 def suggest(name: str, namespace: str, services: list[Service]) -> str:

@@ -1,0 +1,54 @@
+"""The trace's policy hop, wired: read what it needs (sources.policy), judge it (analysis.policy), and put the
+hop between the endpoints and the selected endpoint of each port."""
+
+from __future__ import annotations
+
+from svcctl.analysis.policy import PolicyInputError, client_endpoint, dns_finding, make_world, policy_hop
+from svcctl.analysis.trace import BROKEN, ExpectedBackend, PortTrace, ProxyView, Trace
+from svcctl.errors import InputError
+from svcctl.model import Service
+from svcctl.sources.base import ClusterSource
+from svcctl.sources.policy import gather_policy_inputs
+
+CNI_OWN_POLICY = {"cali-": "Calico", "CILIUM_": "Cilium", "KUBE-ROUTER": "kube-router"}
+
+
+def add_policy_hops(source: ClusterSource, tr: Trace, service: Service, judged: list[tuple[PortTrace, ProxyView]], *,
+                    from_pod: str | None, from_ip: str | None, default_ns: str, rules_text: str = "") -> None:
+    """One policy hop per traced port; PolicyDeniesDNS on the DNS hop when the client's Egress blocks it."""
+    if service.type == "ExternalName" or not judged:
+        return
+    keys = sorted({e.pod for _, v in judged for e in _used(v) if e.pod})
+    inp = gather_policy_inputs(source, service, keys, from_pod=from_pod, from_ip=from_ip, node=tr.node,
+                               default_ns=default_ns)
+    try:
+        world = make_world(inp.policies, inp.namespaces, inp.unreadable)
+    except PolicyInputError as e:
+        raise InputError(f"malformed NetworkPolicy: {e}") from None
+    client = client_endpoint(world, inp.client, inp.client_ref, inp.client_ip, inp.node, inp.node_ips)
+    notes: list[str] = []
+    for marker, cni in CNI_OWN_POLICY.items():
+        if marker in rules_text:
+            notes.append(f"the node runs {cni}: its own policy kinds (not NetworkPolicy) are not evaluated")
+    for pt, view in judged:
+        backends = [(e.ip, e.port, e.pod) for e in _used(view)]
+        main = next((e for e in pt.entries if e.kind == "ClusterIP"), pt.entries[0] if pt.entries else None)
+        hop, findings, _ = policy_hop(world, service.meta.key, pt.name or str(pt.port), backends, inp.backends,
+                                      client, pt.protocol, main.masquerade if main is not None else None,
+                                      service.selector)
+        hop.details += notes
+        at = next((i for i, h in enumerate(pt.hops) if h.name == "selected"), len(pt.hops))
+        pt.hops.insert(at, hop)
+        pt.findings += findings
+    dns = dns_finding(world, client, inp.dns_pods, inp.dns_ips)
+    if dns is not None:
+        tr.findings.append(dns)
+        hop_dns = next((h for h in tr.pre_hops if h.name == "dns"), None)
+        if hop_dns is not None:
+            hop_dns.verdict = BROKEN
+            hop_dns.details.append(f"the client's Egress blocks DNS: {dns.message}")
+
+
+def _used(view: ProxyView) -> list[ExpectedBackend]:
+    """The endpoints a connection can land on: kube-proxy's cluster set (ready, or the terminating fallback)."""
+    return view.cluster or [e for e in view.all_endpoints if e.ready]

@@ -1,0 +1,91 @@
+"""The reads the policy hop needs, and nothing more: one NetworkPolicy list per namespace involved (the
+backends' for Ingress, the client's for Egress), those Namespaces' labels, the backend Pods (one list by the
+Service's selector), the client Pod and its Node, the cluster DNS Pods when the client's Egress is judged, and
+the AdminNetworkPolicy tiers when the cluster serves them. No cluster-wide NetworkPolicy read for one Service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from svcctl.errors import ClusterError, NotFoundError
+from svcctl.model import JSON, Service
+from svcctl.sources.base import ClusterSource, selector_string
+
+DNS_NAMESPACE, DNS_SERVICE = "kube-system", "kube-dns"
+
+
+@dataclass
+class PolicyInputs:
+    policies: dict[str, list[JSON] | None] = field(default_factory=dict)  # namespace -> items; None = unreadable
+    namespaces: dict[str, JSON | None] = field(default_factory=dict)
+    backends: dict[str, JSON] = field(default_factory=dict)  # "ns/name" -> Pod JSON
+    client: JSON | None = None  # the --from-pod Pod
+    client_ref: str | None = None
+    client_ip: str | None = None  # --from IP
+    node: str | None = None  # the node the client is on (or the chosen node)
+    node_ips: list[str] = field(default_factory=list)  # that node's InternalIPs
+    dns_pods: list[JSON] = field(default_factory=list)
+    dns_ips: list[str] = field(default_factory=list)
+    admin: tuple[list[JSON], list[JSON]] | None = None
+    unreadable: str = ""  # why the NetworkPolicies could not be had (absent from a snapshot, refused)
+    notes: list[str] = field(default_factory=list)
+
+
+def gather_policy_inputs(source: ClusterSource, service: Service, pod_keys: list[str], *, from_pod: str | None,
+                         from_ip: str | None, node: str | None, default_ns: str) -> PolicyInputs:
+    inp = PolicyInputs(client_ip=from_ip, node=node)
+    ns = service.meta.namespace
+    namespaces = [ns]
+    if from_pod:
+        cns, _, cname = from_pod.rpartition("/")
+        cns = cns or default_ns
+        inp.client_ref = f"{cns}/{cname}"
+        inp.client = _raw(source.get_pod(cns, cname))
+        if inp.client is not None:
+            inp.node = str((inp.client.get("spec") or {}).get("nodeName") or "") or node
+        namespaces.append(cns)
+    for n in dict.fromkeys(namespaces):
+        inp.policies[n] = source.list_network_policies(n)
+        inp.namespaces[n] = source.get_namespace(n)
+    wanted = set(pod_keys)
+    if service.selector and wanted:
+        for p in source.list_pods(ns, selector_string(service.selector)):
+            if p.key in wanted:
+                inp.backends[p.key] = p.raw
+    for key in sorted(wanted - set(inp.backends)):
+        pns, _, pname = key.partition("/")
+        raw = _raw(source.get_pod(pns, pname))
+        if raw is not None:
+            inp.backends[key] = raw
+    if inp.node:
+        got = source.get_nodes([inp.node]).get(inp.node)
+        if got is not None:
+            inp.node_ips = got.internal_ips
+    if inp.client is not None:  # the client's Egress to the cluster DNS
+        try:
+            dns = source.get_service(DNS_NAMESPACE, DNS_SERVICE)
+        except (NotFoundError, ClusterError):  # no kube-dns Service (or unreadable): judged without its Pods
+            dns = None
+        if dns is not None:
+            inp.dns_ips = [ip for ip in dns.cluster_ips if ip and ip != "None"]
+            if dns.selector:
+                inp.dns_pods = [p.raw for p in source.list_pods(DNS_NAMESPACE, selector_string(dns.selector))]
+                inp.namespaces.setdefault(DNS_NAMESPACE, source.get_namespace(DNS_NAMESPACE))
+    inp.admin = source.list_admin_network_policies()
+    if any(v is None for v in inp.policies.values()):
+        refused = next((s.reason for s in source.skipped if s.resource == "networkpolicies"), None)
+        inp.unreadable = (f"cannot read networkpolicies: {refused}" if refused is not None else
+                          "the snapshot has no NetworkPolicies (made without them: `svcctl collect` includes "
+                          "them, `kubectl get` needs `networkpolicies,namespaces`)" if _is_snapshot(source) else
+                          "the cluster serves no NetworkPolicies")
+    return inp
+
+
+def _is_snapshot(source: ClusterSource) -> bool:
+    return source.name.startswith("snapshot")
+
+
+def _raw(obj: object) -> JSON | None:
+    raw = getattr(obj, "raw", None)
+    return raw if isinstance(raw, dict) else None
