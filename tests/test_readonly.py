@@ -271,6 +271,6 @@ def test_allow_list_is_read_only() -> None:
             assert len(argv) == 1, argv
             continue
         verbs = set(argv[1:])
-        assert verbs & {"-Ln", "-Lnc", "list", "-L", "show"}, argv
+        assert verbs & {"-Ln", "-Lnc", "list", "-L", "show", "dump"}, argv
         assert not verbs & {"-A", "-D", "-E", "-C", "-F", "-Z", "add", "delete", "flush", "set", "-f", "--restore",
                             "-R", "-X", "destroy", "create", "del", "replace", "-U"}, argv

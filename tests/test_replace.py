@@ -378,3 +378,109 @@ def test_rules_cli_and_bad_file_exit_code(run_cli: RunCli, tmp_path: Path) -> No
     bad.write_text("this is not cilium\n")
     code, out, err = run_cli(["rules", "--cilium", bad])
     assert code == 2 and "not Cilium output" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------------ live: agent Pods
+
+
+def _agent_pod(app: str, node: str, ns: str = "kube-system") -> dict[str, object]:
+    from scenarios import builder as b
+
+    container = {"cilium": "cilium-agent"}.get(app, app)
+    return b.pod(f"{app}-{node}", {"k8s-app": app}, ns=ns, ip="198.18.1.1" if node == "node-a" else "198.18.1.2",
+                 node=node, containers=[b.container(container, ports=[])])
+
+
+class AgentExec:
+    """The agents' answers to pods/exec: Cilium's listings (cilium-dbg, or only the legacy `cilium` binary),
+    calico-node's NAT dump, kube-router's ipvsadm; anything else is `command not found`."""
+
+    def __init__(self, answers: dict[tuple[str, tuple[str, ...]], str], legacy_only: set[str] | None = None) -> None:
+        self.answers = answers
+        self.legacy_only = legacy_only or set()
+        self.calls: list[tuple[str, str | None, list[str]]] = []
+
+    def __call__(self, ns: str, pod: str, container: str | None, argv: list[str]) -> tuple[str, str, int]:
+        self.calls.append((pod, container, argv))
+        if argv[0] == "cilium-dbg" and pod in self.legacy_only:
+            return "", 'OCI runtime exec failed: exec: "cilium-dbg": executable file not found in $PATH\n', 126
+        key = (pod, tuple(["cilium-dbg", *argv[1:]] if argv[0] == "cilium" else argv))
+        if key in self.answers:
+            return self.answers[key], "", 0
+        return "", f"{argv[0]}: command not found\n", 127
+
+
+def _cilium_server(apiserver, drift_on_b: bool = True):  # type: ignore[no-untyped-def]
+    sc = gen.scenario()
+    objs = gen.cluster_objects(sc) + [_agent_pod("cilium", "node-a"), _agent_pod("cilium", "node-b")]
+    srv = apiserver(objs, copy=False)
+    lb, rev = gen.cilium_bpf_lb_list(sc, "1.14")
+    b_text = (CIL / "service-list-1.14.txt").read_text()
+    if drift_on_b:  # node-b's agent lost web's ready endpoint 10.244.1.12
+        b_text = b_text.replace("10.244.1.12:8080 (active)", "10.244.1.12:9999 (active)")
+    answers = {
+        ("cilium-node-a", ("cilium-dbg", "service", "list", "-o", "json")): gen.cilium_json(sc),
+        ("cilium-node-a", ("cilium-dbg", "bpf", "lb", "list")): lb,
+        ("cilium-node-a", ("cilium-dbg", "bpf", "lb", "list", "--revnat")): rev,
+        # node-b runs an agent from before cilium-dbg, and its JSON listing is refused: the text one is not asked
+        ("cilium-node-b", ("cilium-dbg", "service", "list", "-o", "json")): b_text,
+    }
+    handler = AgentExec(answers, legacy_only={"cilium-node-b"})
+    srv.exec_handler = handler
+    return srv, handler
+
+
+def test_live_trace_reads_the_cilium_agent_pod(apiserver, run_cli: RunCli) -> None:  # type: ignore[no-untyped-def]
+    srv, handler = _cilium_server(apiserver)
+    code, out, err = run_cli(["trace", "demo/web", "--node", "node-a", "-o", "json"],
+                             env={"KUBECONFIG": str(srv.kubeconfig)})
+    doc = json.loads(out)
+    assert doc["node"]["mode"] == "cilium", err
+    hops = {h["hop"]: h for h in doc["ports"][0]["hops"]}
+    assert hops["drift"]["verdict"] == "ok"
+    assert {tuple(c[2]) for c in handler.calls} == {("cilium-dbg", "service", "list", "-o", "json"),
+                                                    ("cilium-dbg", "bpf", "lb", "list"),
+                                                    ("cilium-dbg", "bpf", "lb", "list", "--revnat")}
+    assert {c[1] for c in handler.calls} == {"cilium-agent"}
+    states = {b["ip"]: b.get("dataplaneState") for b in doc["ports"][0]["backends"]}
+    assert states["10.244.2.13"] == "terminating"
+    # every exec carried an allow-listed argv (read-only)
+    from svcctl.sources.node import ALLOWED_COMMANDS
+
+    assert all(tuple(c[2]) in set(ALLOWED_COMMANDS.values()) for c in handler.calls)
+
+
+def test_fleet_through_agent_pods_with_legacy_cilium(apiserver, run_cli: RunCli) -> None:  # type: ignore[no-untyped-def]
+    srv, handler = _cilium_server(apiserver)
+    code, out, err = run_cli(["trace", "demo/web", "--all-nodes", "-o", "json"],
+                             env={"KUBECONFIG": str(srv.kubeconfig)})
+    doc = json.loads(out)
+    nodes = {n["name"]: n for n in doc["nodes"]}
+    assert sorted(nodes) == ["node-a", "node-b"], err
+    assert [f["code"] for f in nodes["node-a"]["findings"]] == []
+    codes = sorted(f["code"] for f in nodes["node-b"]["findings"])
+    assert "EndpointNotProgrammed" in codes and "StaleBackend" in codes
+    assert any(c[0] == "cilium-node-b" and c[2][0] == "cilium" for c in handler.calls)  # the fallback
+    code, out, err = run_cli(["check", "demo/web", "--all-nodes", "-o", "json"],
+                             env={"KUBECONFIG": str(srv.kubeconfig)})
+    drift = [f for s in json.loads(out)["services"] for f in s["findings"] if f["check"] == "drift"]
+    assert {f["node"] for f in drift} == {"node-b"}
+
+
+def test_live_calico_and_kube_router_agents(apiserver, run_cli: RunCli) -> None:  # type: ignore[no-untyped-def]
+    sc = gen.scenario()
+    for app, ns, answers, mode in [
+        ("calico-node", "calico-system", {("calico-node-node-a", ("calico-node", "-bpf", "nat", "dump")):
+                                          gen.calico_nat_dump(sc, "3.28")}, "calico-ebpf"),
+        ("kube-router", "kube-system", {("kube-router-node-a", ("ipvsadm", "-Ln")): gen.kube_router_ipvsadm(sc)},
+         "kube-router"),
+    ]:
+        srv = apiserver(gen.cluster_objects(sc) + [_agent_pod(app, "node-a", ns)], copy=False)
+        handler = AgentExec(answers)
+        srv.exec_handler = handler
+        code, out, err = run_cli(["trace", "demo/shop", "--node", "node-a", "--no-dns", "-o", "json"],
+                                 env={"KUBECONFIG": str(srv.kubeconfig)})
+        doc = json.loads(out)
+        assert doc["node"]["mode"] == mode, err
+        assert code == 0, (mode, doc["findings"])
+        assert handler.calls and all(c[0] == f"{app}-node-a" for c in handler.calls)

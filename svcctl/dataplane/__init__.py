@@ -64,6 +64,8 @@ def load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] | 
     from svcctl.dataplane.model import NodeRules
 
     others: list[str] = []
+    if mode is None and getattr(dumps, "mode", None):
+        mode = dumps.mode  # read through a dataplane agent's Pod: that agent's mode
     if mode is None:
         mode = detect_mode(dumps)
         others = [m for m in modes_present(dumps) if m != mode]

@@ -32,6 +32,7 @@ class NodeDumps:
     node: str
     texts: dict[str, str] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)
+    mode: str | None = None  # the dataplane the source knows it read (an agent Pod's), when the dumps cannot say
 
     def get(self, key: str) -> str | None:
         return self.texts.get(key)

@@ -93,11 +93,31 @@ class NodeRead:
 
 
 def read_node(source: ClusterSource, node: str, pod: PodRef | None, mode: str | None,
-              only: set[str] | None = None) -> NodeRead:
-    """Read and parse one node's rules; every failure becomes `error`, never an exception."""
+              only: set[str] | None = None, agent: tuple[str, PodRef] | None = None) -> NodeRead:
+    """Read and parse one node's rules; every failure becomes `error`, never an exception.
+
+    `agent`: (mode, Pod) of the Cilium / calico-node / kube-router agent, used where kube-proxy is absent."""
     from svcctl.dataplane import load_node_rules
+    from svcctl.dataplane.model import REPLACEMENT_MODES
 
     started = time.monotonic()
+    if agent is not None and (pod is None or mode in REPLACEMENT_MODES) and mode in (None, agent[0]):
+        from svcctl.sources.agents import read_agent_dumps
+
+        execer = getattr(source, "exec_in_pod", None)
+        if execer is None:
+            return NodeRead(node, error="this source cannot exec into agent Pods")
+        try:
+            dumps = read_agent_dumps(execer, node, agent[0], agent[1])
+            rules = load_node_rules(dumps, mode=agent[0], only=only)
+        except InputError as e:
+            return NodeRead(node, error=f"its {agent[0]} services could not be read: {e.message}",
+                            seconds=time.monotonic() - started)
+        except SvcctlError as e:
+            return NodeRead(node, error=e.message, seconds=time.monotonic() - started)
+        return NodeRead(node, rules, dumps, None, time.monotonic() - started)
+    if mode in REPLACEMENT_MODES:
+        return NodeRead(node, error=f"no {mode} agent Pod runs on this node")
     if pod is None:
         return NodeRead(node, error=f"no {KUBE_PROXY_SELECTOR} Pod in {KUBE_PROXY_NAMESPACE} runs on this node")
     execer = getattr(source, "exec_in_pod", None)
@@ -121,6 +141,22 @@ def fleet_nodes(source: ClusterSource) -> tuple[list[str], dict[str, PodRef]]:
     return sorted({n.meta.name for n in source.list_nodes()} | set(pods)), pods
 
 
+def fleet_agents(source: ClusterSource, nodes: list[str], pods: dict[str, PodRef],
+                 mode: str | None) -> dict[str, tuple[str, PodRef]]:
+    """Agent Pods (Cilium, calico-node, kube-router) for nodes without kube-proxy, from one more list; none is
+    asked for when every node runs kube-proxy and no replacement mode is forced."""
+    from svcctl.dataplane.model import REPLACEMENT_MODES
+
+    if mode not in REPLACEMENT_MODES and all(n in pods for n in nodes):
+        return {}
+    from svcctl.sources.agents import agent_pods
+
+    try:
+        return agent_pods(source)
+    except SvcctlError:
+        return {}
+
+
 def read_fleet(source: ClusterSource, *, parallel: int = DEFAULT_PARALLEL, mode: str | None = None,
                only: set[str] | None = None, nodes: list[str] | None = None,
                on_start: Callable[[int], None] | None = None,
@@ -130,12 +166,13 @@ def read_fleet(source: ClusterSource, *, parallel: int = DEFAULT_PARALLEL, mode:
     `only`: the parsers' one-Service keys, when only a few Services will be judged."""
     all_nodes, pods = fleet_nodes(source)
     nodes = all_nodes if nodes is None else nodes
+    agents = fleet_agents(source, nodes, pods, mode)
     if on_start is not None:
         on_start(len(nodes))
     _warm(source)
     out: list[NodeRead] = []
     with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="svcctl-node") as pool:
-        futures = {pool.submit(read_node, source, n, pods.get(n), mode, only): n for n in nodes}
+        futures = {pool.submit(read_node, source, n, pods.get(n), mode, only, agents.get(n)): n for n in nodes}
         for fut in as_completed(futures):
             try:
                 res = fut.result()

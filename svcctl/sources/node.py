@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from svcctl.errors import ClusterError, ForbiddenError, InputError
+from svcctl.sources.agents import AGENT_COMMANDS
 from svcctl.sources.base import NodeDumps
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ ALLOWED_COMMANDS: dict[str, tuple[str, ...]] = {
     "kube-ipvs0": ("ip", "addr", "show", "kube-ipvs0"),
     "ipset": ("ipset", "list"),
 }
+# the kube-proxy replacements' agents (Cilium, calico-node, kube-router) share the one allow-list
+ALLOWED_COMMANDS.update({k: v for k, v in AGENT_COMMANDS.items() if k not in ALLOWED_COMMANDS})
 # what to read for each mode (first key is required: the rules themselves)
 MODE_KEYS: dict[str, tuple[str, ...]] = {
     "iptables": ("iptables", "ip6tables", "conntrack"),
@@ -231,7 +234,19 @@ def gather_node_dumps(app: App, node: str | None) -> NodeDumps | None:
         app.terminal.warn(f"cannot read node {node}'s rules: this source cannot exec into kube-proxy Pods "
                           "(give --iptables-save FILE)")
         return None
-    pod = finder(node)
+    from svcctl.dataplane.model import REPLACEMENT_MODES
+
+    pod = None if mode in REPLACEMENT_MODES else finder(node)
+    if pod is None and not [sk for sk in getattr(src, "skipped", []) if sk.resource == "kube-proxy pods"]:
+        from svcctl.sources.agents import agent_pods, read_agent_dumps
+
+        agent = agent_pods(src, node).get(node)
+        if agent is not None and (mode is None or mode == agent[0]):
+            app.terminal.debug(f"node {node}: no kube-proxy Pod; {agent[0]} agent {agent[1][0]}/{agent[1][1]}")
+            return read_agent_dumps(execer, node, agent[0], agent[1], app.terminal.debug)
+        if mode in REPLACEMENT_MODES:
+            app.terminal.warn(f"no {mode} agent Pod found on node {node} (give the agent's output as a file)")
+            return None
     if pod is None:
         refused = [sk for sk in getattr(src, "skipped", []) if sk.resource == "kube-proxy pods"]
         if refused:
