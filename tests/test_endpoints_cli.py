@@ -45,7 +45,8 @@ def test_json_document_only_on_stdout(run_cli: RunCli) -> None:
     assert tlaok["expected"] == {"inSlices": True, "ready": False, "serving": False, "terminating": False,
                                  "addresses": ["10.244.0.7"], "ports": [{"name": "default", "port": 9376,
                                                                          "protocol": "TCP"}],
-                                 "hostname": None, "zone": "zone-a"}
+                                 "hostname": None, "zone": "zone-a",
+                                 "hints": {"forZones": [], "forNodes": []}}
 
 
 def test_yaml_equals_json(run_cli: RunCli) -> None:

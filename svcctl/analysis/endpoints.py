@@ -156,6 +156,7 @@ class PodVerdict:
     expected_ports: list[PortTuple] = field(default_factory=list)
     expected_hostname: str = ""
     expected_zone: str = ""
+    expected_hints: tuple[list[str], list[str]] | None = field(default_factory=lambda: ([], []))
     in_slices: bool = False
     slice_ready: bool | None = None
     slices: list[str] = field(default_factory=list)
@@ -172,7 +173,9 @@ class PodVerdict:
                              "serving": self.expected_serving, "terminating": self.expected_terminating,
                              "addresses": self.expected_addresses,
                              "ports": [{"name": n, "port": p, "protocol": pr} for n, p, pr in self.expected_ports],
-                             "hostname": self.expected_hostname or None, "zone": self.expected_zone or None},
+                             "hostname": self.expected_hostname or None, "zone": self.expected_zone or None,
+                             "hints": None if self.expected_hints is None else
+                             {"forZones": self.expected_hints[0], "forNodes": self.expected_hints[1]}},
                 "actual": {"inSlices": self.in_slices, "ready": self.slice_ready, "slices": self.slices},
                 "codes": list(dict.fromkeys(self.codes))}
 
@@ -272,6 +275,7 @@ class Gathered:
     basis: str = "EndpointSlices"  # what the slices are: EndpointSlices | v1 Endpoints | "" (neither in the input)
     why_not: bool = True
     capped: list[str] = field(default_factory=list)  # bounded searches that hit their cap
+    all_nodes: list[Node] | None = None  # every Node, read only for topology-mode Auto (its CPU-by-zone gate)
 
 
 # Near-miss searches read one bounded page each, so a namespace with 100,000 Pods carrying `app` costs the same
@@ -362,6 +366,8 @@ def gather(source: ClusterSource, namespace: str, name: str, *, why_not: bool = 
     if node_names:
         g.nodes = _read(source, g, CHK_NODES, "nodes",
                         lambda: source.get_nodes(node_names), {})
+    if topology_auto(service):
+        g.all_nodes = _read(source, g, CHK_NODES, "nodes", source.list_nodes, None)
     if True:  # Events of not-ready Pods: cheap (one field-selected list per such Pod), and needed for a stable code
         unready = sorted(p.meta.name for p in g.pods if not p.ready and p.phase not in ("Succeeded", "Failed"))
         if unready:
@@ -525,6 +531,71 @@ class Expected:
     terminating: bool = False
     hostname: str = ""  # ShouldSetHostname: spec.hostname when spec.subdomain names this Service
     zone: str = ""  # the Node's topology.kubernetes.io/zone
+    node: str = ""  # endpoint.nodeName (pod.spec.nodeName)
+    # hints the controller writes: (forZones, forNodes); None when the model cannot tell (topology-mode Auto
+    # whose proportional allocation depends on every Node's CPU)
+    hints: tuple[list[str], list[str]] | None = field(default_factory=lambda: ([], []))
+
+
+CLOSE_DISTRIBUTIONS = ("PreferClose", "PreferSameZone", "PreferSameNode")
+TOPOLOGY_MODE = "service.kubernetes.io/topology-mode"
+TOPOLOGY_AWARE_HINTS = "service.kubernetes.io/topology-aware-hints"  # the deprecated spelling
+
+
+def topology_auto(service: Service) -> bool:
+    """endpointslice utils.go hintsEnabled: the deprecated annotation wins when both are present."""
+    ann = service.meta.annotations
+    val = ann[TOPOLOGY_AWARE_HINTS] if TOPOLOGY_AWARE_HINTS in ann else ann.get(TOPOLOGY_MODE)
+    return val in ("Auto", "auto")
+
+
+def expected_hints(service: Service, exp: Expected, auto_gate: str | None = None) -> tuple[list[str], list[str]] | None:
+    """The hints the controller writes on one endpoint (endpointslice reconciler.go, trafficdist.ReconcileHints).
+
+    trafficDistribution (ignored when topology-mode Auto is set) hints every *ready* endpoint with its own zone
+    (when it has one) and, for PreferSameNode, its own node; not-ready endpoints get none. topology-mode Auto
+    goes through the topology cache: `auto_gate` is the reason it gives no hints at all (insufficient Node
+    information, one zone, an endpoint without a zone), else its CPU-proportional allocation decides, which
+    this model does not predict (None)."""
+    if topology_auto(service):
+        if auto_gate is not None or not exp.ready:
+            return [], []
+        return None
+    td = service.traffic_distribution
+    if td not in CLOSE_DISTRIBUTIONS or not exp.ready:
+        return [], []
+    return ([exp.zone] if exp.zone else []), ([exp.node] if td == "PreferSameNode" and exp.node else [])
+
+
+def auto_hints_gate(nodes: list[Node] | None, ready: list[Expected]) -> str | None:
+    """Why topology-mode Auto gives no hints (topologycache SetNodes / getAllocations / AddHints), or None when
+    it would allocate. `nodes` are all the API's Nodes (None: not read, so the gate is unknown: None)."""
+    if nodes is None:
+        return None
+    zones: dict[str, float] = {}
+    for n in nodes:
+        if "node-role.kubernetes.io/control-plane" in n.meta.labels or not n.ready:
+            continue
+        cpu = _cpu_millis(n.raw.get("status", {}).get("allocatable", {}).get("cpu"))
+        zone = n.meta.labels.get("topology.kubernetes.io/zone", "")
+        if not zone or not cpu:
+            return f"Insufficient Node information: Node {n.meta.name} has no zone or allocatable CPU"
+        zones[zone] = zones.get(zone, 0) + cpu
+    if len(zones) < 2:
+        return "Nodes only ready in one zone"
+    if len(zones) > len(ready):
+        return f"Insufficient number of endpoints ({len(ready)} endpoints, {len(zones)} zones)"
+    if any(not e.zone for e in ready):
+        return "One or more endpoints do not have a zone specified"
+    return None
+
+
+def _cpu_millis(q: object) -> float:
+    text = str(q or "")
+    try:
+        return float(text[:-1]) if text.endswith("m") else float(text) * 1000
+    except ValueError:
+        return 0.0
 
 
 def expected_endpoint(service: Service, pod: Pod, nodes: dict[str, Node | None]) -> Expected:
@@ -545,20 +616,24 @@ def expected_endpoint(service: Service, pod: Pod, nodes: dict[str, Node | None])
     serving = pod.ready
     terminating = pod.terminating
     ready = service.publish_not_ready_addresses or (serving and not terminating)
-    base = Expected(True, None, [], ports, missing, ready, serving, terminating)
+    base = Expected(True, None, [], ports, missing, ready, serving, terminating, node=pod.node_name)
     if pod.hostname and pod.subdomain == service.meta.name and pod.meta.namespace == service.meta.namespace:
         base.hostname = pod.hostname
     node = nodes.get(pod.node_name)
     if node is not None:
         base.zone = node.zone
     # nodeLister.Get(pod.Spec.NodeName): a Pod whose Node the API does not know is skipped (known absence only)
-    if pod.node_name in nodes and nodes[pod.node_name] is None and not service.publish_not_ready_addresses:
+    # an unscheduled Pod (no spec.nodeName) looks up Node "": never found, so it is skipped the same way
+    unscheduled = not pod.node_name
+    if (unscheduled or (pod.node_name in nodes and nodes[pod.node_name] is None)) \
+            and not service.publish_not_ready_addresses:
         base.in_slices, base.exclusion = False, "NodeMissing"
         return base
     types = address_types(service)
     base.addresses = [ip for ip in (pod.pod_ips or [pod.pod_ip]) if ip_family(ip) in types]
     if not base.addresses:
         base.in_slices, base.exclusion = False, "IPFamilyMismatch"
+    base.hints = expected_hints(service, base, "unknown")
     return base
 
 
@@ -833,14 +908,18 @@ def _analyze(g: Gathered) -> EndpointsReport:
     rep.expected = sum(1 for p in pods if p.phase not in ("Succeeded", "Failed"))
 
     # ---- per selected Pod
+    exps = {p.key: expected_endpoint(svc, p, g.nodes if nodes_known else {}) for p in pods}
+    if topology_auto(svc):
+        _auto_hints(svc, g, list(exps.values()))
     for p in pods:
         node = g.nodes.get(p.node_name) if nodes_known else None
-        exp = expected_endpoint(svc, p, g.nodes if nodes_known else {})
+        exp = exps[p.key]
         rows = by_pod.get(p.key, [])
         v = PodVerdict(p.key, SELECTED, READY, ip=p.pod_ip, ips=list(p.pod_ips), node=p.node_name,
                        expected_in_slices=exp.in_slices, expected_ready=exp.ready, expected_serving=exp.serving,
                        expected_terminating=exp.terminating, expected_addresses=exp.addresses,
                        expected_ports=exp.ports, expected_hostname=exp.hostname, expected_zone=exp.zone,
+                       expected_hints=exp.hints,
                        in_slices=bool(rows), slice_ready=any(r.ready for r in rows) if rows else None,
                        slices=sorted({r.slice for r in rows}))
         rep.pods.append(v)
@@ -900,6 +979,19 @@ def _events_known(g: Gathered) -> bool:
     return not any(c == CHK_EVENTS for c, _, _ in g.skipped)
 
 
+def _auto_hints(svc: Service, g: Gathered, exps: list[Expected]) -> None:
+    """topology-mode Auto works per address type: an endpoint gets no hints when its family's gate is closed;
+    when the gate is open (or unknown) the allocation is not predicted (hints None)."""
+    gates: dict[str, str | None] = {}
+    for fam in address_types(svc):
+        ready = [e for e in exps if e.in_slices and e.ready and any(ip_family(a) == fam for a in e.addresses)]
+        gates[fam] = auto_hints_gate(g.all_nodes, ready) if g.all_nodes is not None else None
+    for e in exps:
+        fams = {ip_family(a) for a in e.addresses}
+        closed = [gates.get(f or "") is not None for f in fams]
+        e.hints = expected_hints(svc, e, "closed") if closed and all(closed) else expected_hints(svc, e, None)
+
+
 def _dedupe(items: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
     return list(dict.fromkeys(items))
 
@@ -931,6 +1023,9 @@ def _relevant_absences(g: Gathered) -> list[tuple[str, str, str]]:
     return out
 
 
+EMPTY_NAME = '""'
+
+
 def _judge_pod(g: Gathered, rep: EndpointsReport, v: PodVerdict, p: Pod, exp: Expected, node: Node | None,
                rows: list[EndpointRow]) -> None:
     svc = g.service
@@ -960,8 +1055,10 @@ def _judge_pod(g: Gathered, rep: EndpointsReport, v: PodVerdict, p: Pod, exp: Ex
                             f"the sandbox/network is not set up: `kubectl describe pod {p.meta.name}` (CNI errors)",
                             W_SHOULD + " (no podIP/podIPs)"))
         elif exp.exclusion == "NodeMissing":
-            add(Finding("NodeMissing", "error", f"Pod's node {p.node_name} does not exist in the API: the controller "
-                        "skips the Pod", key, f"spec.nodeName={p.node_name}; GET node {p.node_name}: not found",
+            add(Finding("NodeMissing", "error", (f"Pod's node {p.node_name} does not exist in the API" if p.node_name
+                        else "Pod has an IP but no spec.nodeName (the controller looks up Node \"\")")
+                        + ": the controller skips the Pod", key,
+                        f"spec.nodeName={p.node_name or '(empty)'}; GET node {p.node_name or EMPTY_NAME}: not found",
                         "the node was deleted; the Pod garbage collector removes such Pods (delete it, its controller "
                         "recreates it), or set publishNotReadyAddresses to publish it anyway",
                         W_RECONCILE + " → nodeLister.Get (\"skipping Pod for Service, Node not found\")"))

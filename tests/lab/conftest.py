@@ -1,0 +1,43 @@
+"""Fixtures for the lab: the real control plane, started once per session.
+
+- `k8s`: a started `ControlPlane` (etcd, kube-apiserver, kube-controller-manager) with the lab's Nodes created;
+  its logs are kept (and their tails printed) when a test fails.
+- every test under tests/lab/ is marked `lab`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .controlplane import ControlPlane, LabUnavailable
+from .states import node_objects
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.lab)
+
+
+@pytest.fixture(scope="session")
+def k8s(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    if os.geteuid() != 0 or shutil.which("openssl") is None:
+        pytest.fail("the lab needs root and openssl (tests/run.sh installs them)")
+    work = tmp_path_factory.mktemp("k8s")
+    cp = ControlPlane(work)
+    try:
+        cp.start()
+    except LabUnavailable as e:
+        pytest.fail(f"the real control plane did not start: {e}")
+    for obj in node_objects():
+        cp.apply(obj)
+    try:
+        yield cp
+    finally:
+        cp.stop()
