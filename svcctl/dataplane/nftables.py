@@ -939,8 +939,12 @@ def _rules_to_entries(t: _Table, rules: NodeRules) -> None:
                     entries[key] = entry
                     rules.services.append(entry)
                 entry.name = entry.name or e.comment
-                if verdict == "drop" and entry.kind != "ClusterIP":
+                if verdict == "drop":
+                    # kube-proxy writes "drop" here only for a Local traffic policy without local endpoints
+                    # (internalTrafficPolicy for the ClusterIP, externalTrafficPolicy for the others); a Service
+                    # with no endpoints at all gets "goto reject-chain" (nftables/proxier.go)
                     entry.no_local_endpoints = True
+                    entry.no_endpoints = False
                     entry.notes.append(f"new connections are {action} by @{mapname}: no local endpoints")
                 else:
                     entry.no_endpoints = True
