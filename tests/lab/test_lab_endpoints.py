@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .controlplane import ControlPlane
+from .figures import FIGURES
 from .states import State, generate
 
 N_STATES = int(os.environ.get("LAB_STATES", "200"))
@@ -154,6 +155,9 @@ def test_endpoint_model_agrees_with_the_real_controller(
     for st in states:
         for t in set(st.traits):
             traits[t] = traits.get(t, 0) + 1
+    FIGURES.append(f"endpoints ({k8s.version_info().get('gitVersion')}, seed {SEED}): {len(states)} states, "
+                   f"{pods} Pods, {compared} endpoints compared, disagreements {len(disagreements)} "
+                   f"({len(undocumented)} undocumented)")
     print(f"\nlab endpoints ({k8s.version_info().get('gitVersion')}, seed {SEED}): {len(states)} states, "
           f"{pods} Pods, {compared} published or predicted endpoints; disagreements: {len(disagreements)} "
           f"({len(undocumented)} undocumented); create {t_create:.1f} s, controller settled in {t_settle:.1f} s, "

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from netns import Lab
 
 from .controlplane import ControlPlane
+from .figures import FIGURES
 from .proxy import KubeProxy
 from .world import FAR_POD_IP, Shape, cluster_objects, service_object, shapes
 
+AGREE: dict[str, int] = {}  # mode -> probes whose packets landed where svcctl said
 RunCli = Callable[..., tuple[int, str, str]]
 N = 40  # connections per probe: P(a backend of two is never picked) = 2 * 0.5**40
 
@@ -57,6 +58,7 @@ def world(request: pytest.FixtureRequest, k8s: ControlPlane, tmp_path_factory: p
     mode: str = request.param
     ns, node = f"kp-{mode}", f"kp-{mode}"
     work = tmp_path_factory.mktemp(f"kube-proxy-{mode}")
+    AGREE.setdefault(mode, 0)
     with Lab(prefix="svt-kp", n_pods=4) as lab:
         lab.add_client("cl0")
         for obj in cluster_objects(ns, node, f"{node}-far", [(p.name, p.ip) for p in lab.pods], lab.port):
@@ -74,6 +76,10 @@ def world(request: pytest.FixtureRequest, k8s: ControlPlane, tmp_path_factory: p
             # not also see these LB and external IPs
             for name in services:
                 k8s.request("DELETE", f"/api/v1/namespaces/{ns}/services/{name}")
+            probes = sum(len(s.probes) for s in shapes())
+            FIGURES.append(f"kube-proxy {mode} ({k8s.version_info().get('gitVersion')}): {len(shapes())} Service "
+                           f"shapes, {AGREE[mode]} of {probes} ways in x sources where real packets landed where "
+                           "svcctl said (UDP entries checked by rules only)")
 
 
 def _entries(doc: dict[str, Any], w: World, shape: str) -> list[dict[str, Any]]:
@@ -125,7 +131,9 @@ def test_rules_and_packets_agree(world: World, shape: Shape, run_cli: RunCli) ->
         if svc.get("sessionAffinity") == "ClientIP":
             # every connection of one client goes to the backend its first one was given
             assert len(answers) == 1 and answers <= said == set(expect), (shape.name, answers, said)
+            AGREE[w.mode] = AGREE.get(w.mode, 0) + 1
             continue
+        AGREE[w.mode] = AGREE.get(w.mode, 0) + 1
         assert answers == said == set(expect), (
             f"{shape.name} {way} {host}:{dport} from {client or 'the node'}: packets reached {sorted(answers)}, "
             f"svcctl said {sorted(said)}, the shape expects {sorted(expect)}; answers {raw}")
