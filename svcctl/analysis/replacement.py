@@ -127,6 +127,15 @@ def entry_drift(mode: str, e: ServiceEntry, want: list[ExpectedBackend], local: 
         takes_new = b.probability is None or b.probability > 0
         evidence = f"{b.address} ({state}) in {rules.source or mode}"
         if ex is None:
+            if not takes_new and state.startswith("terminating"):
+                # draining its last connections: the API may already have dropped it (v1 Endpoints never list
+                # terminating Pods), and it takes no new ones: worth knowing, not a fault
+                add("StaleBackend", b.address, Finding(
+                    "StaleBackend", "info",
+                    f"{label}: {where} keeps terminating backend {b.address} for its open connections; the API "
+                    "lists no such endpoint", evidence=evidence,
+                    hint="it goes once its connections close; if it stays, " + hint))
+                continue
             lines.append(f"stale: {b.address} ({state}) is in {agent}'s map but no such endpoint exists in the API")
             add("StaleBackend", b.address, Finding(
                 "StaleBackend", "error" if takes_new else "warning",

@@ -101,9 +101,12 @@ def _flag_orphans(app: App, rules: NodeRules) -> None:
     the cluster's Services and EndpointSlices: `portProtoHash`, `servicePortEndpointChainName`)."""
     if not (app.snapshot or app.kubeconfig or app.context):
         return
+    from svcctl.analysis.endpoints import absent_from
     from svcctl.dataplane.iptables import orphan_chains
     from svcctl.errors import SvcctlError
 
+    if absent_from(app.source, "services") or absent_from(app.source, "endpointslices"):
+        return  # a snapshot without them (a Retina capture, a sysdump) cannot say which chains are current
     try:
         services = app.source.list_services(None)
         bulk = getattr(app.source, "list_all_endpoint_slices", None)

@@ -25,6 +25,7 @@ PLURAL = {"Service": "Services", "EndpointSlice": "EndpointSlices", "Endpoints":
 LAYOUT_WHY = {
     ("cluster-info dump", "EndpointSlice"): "a `kubectl cluster-info dump` never has them",
     ("cluster-info dump", "Endpoints"): "a `kubectl cluster-info dump` never has them",
+    ("cilium sysdump", "EndpointSlice"): "a `cilium sysdump` holds v1 Endpoints only",
 }
 
 

@@ -19,6 +19,7 @@ import lzma
 import os
 import re
 import tarfile
+import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -254,6 +255,9 @@ class SnapshotSource:
         self.admin_policies: list[JSON] = []
         self.baseline_policies: list[JSON] = []
         self._default_ns = default_ns or "default"
+        from svcctl.sources.capture_bundles import BundleState
+
+        self._bundles = BundleState()  # cilium sysdump / Retina capture files, settled after the whole tree
         self._single_file = False  # errors then name the file itself, not `file/file`
         if path == DEMO_NAME:
             root = demo_path()
@@ -277,6 +281,10 @@ class SnapshotSource:
                 raise InputError(f"cannot read: {e.strerror}", source=path) from None
             if p.is_dir():
                 files = _read_tree(p)
+            elif piped is None and not is_tar and zipfile.is_zipfile(p):  # a `cilium sysdump` archive
+                from svcctl.sources.capture_bundles import read_zip
+
+                files = read_zip(p)
             elif piped is not None and not is_tar:
                 files = iter([(p.name, piped)])
                 self._single_file = True
@@ -291,15 +299,34 @@ class SnapshotSource:
         n_objects = 0
         for rel, data in files:
             n_objects += self._add_file(rel, data, path)
+        self._settle_bundles()
         if n_objects == 0 and not self.dumps:
             raise InputError("no Kubernetes objects or node dumps found", source=path,
                              hint="see `svcctl --help` for the snapshot layout")
+
+    def _settle_bundles(self) -> None:
+        """Bundle outputs onto their nodes (a sysdump's v1 Endpoints stand in for the slices it lacks, as for
+        any snapshot without them: analysis/partial.py)."""
+        from svcctl.sources.capture_bundles import finish
+
+        for node, keys in finish(self._bundles, list(self.pods), set(self.nodes)).items():
+            d = self.dumps.setdefault(node, NodeDumps(node))
+            for key, (src, text) in keys.items():
+                d.texts.setdefault(key, text)
+                d.origins.setdefault(key, src)
+        if self._bundles.sysdump:
+            self.coverage.layout = "cilium sysdump"
 
     def _add_file(self, rel: str, data: bytes, root: str) -> int:
         parts = rel.split("/")
         source = f"{root}/{rel}" if root != DEMO_NAME else f"demo/{rel}"
         if self._single_file:
             source = root
+        from svcctl.sources.capture_bundles import add_bundle_file
+
+        taken = add_bundle_file(self._bundles, rel, data, source, root)
+        if taken is not None:
+            return taken
         # nodes/<node>/<dump>.txt
         if len(parts) >= 3 and parts[-3] == "nodes" and parts[-1] in _DUMP_NAMES:
             node = parts[-2]
