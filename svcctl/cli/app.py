@@ -116,11 +116,12 @@ class App:
     def ns_or_all(self) -> str | None:
         return None if self.all_namespaces else self.ns
 
-    def node_dumps(self, node: str | None = None) -> NodeDumps | None:
-        """Node command output from files, a netns, this machine, a snapshot, or kube-proxy exec."""
+    def node_dumps(self, node: str | None = None, only: set[str] | None = None) -> NodeDumps | None:
+        """Node command output from files, a netns, this machine, a snapshot, or kube-proxy exec (`only`: the
+        one Service asked about, so big dump files are streamed for it instead of read whole)."""
         from svcctl.sources.node import gather_node_dumps
 
-        return gather_node_dumps(self, node)
+        return gather_node_dumps(self, node, only)
 
     def node_rules(self, node: str | None = None) -> NodeRules | None:
         from svcctl.dataplane import load_node_rules

@@ -153,10 +153,10 @@ def command(service: str | None) -> int:
 
     app = get_app()
     only = service_keys(service, _namespace(app)) if service else None
-    dumps = app.node_dumps(app.node_inputs.node)
     named = _service_ports(app, only) if only else []
     if named and only is not None:
         only |= set(_address_keys(named))
+    dumps = app.node_dumps(app.node_inputs.node, only=only)
     if dumps is None or not dumps:
         raise InputError("no node rules to read",
                          hint="give --iptables-save FILE (or --ipvsadm / --nft), --netns NAME, --local-node, "

@@ -231,7 +231,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
         rules_skipped = f"the snapshot has no node dumps for {node} (nodes/{node}/iptables-save.txt …)"
     else:
         try:
-            dumps = app.node_dumps(node)
+            dumps = app.node_dumps(node, only=_only_keys(service, target))
         except ForbiddenError as e:  # RBAC refused kube-proxy exec: the other hops still stand
             rules_skipped = e.message
             tr.findings.append(Finding("CheckSkipped", "warning", f"node rules skipped: {e.message}",

@@ -60,7 +60,29 @@ def detect_mode(dumps: NodeDumps) -> str:
 def load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] | None = None) -> NodeRules:
     """Parse whichever dumps `mode` needs (detected when None) into one NodeRules.
 
-    `only`: service names / addresses to restrict the parse to (fast path for one Service, in every mode)."""
+    `only`: service names / addresses to restrict the parse to (fast path for one Service, in every mode).
+    Dumps already cut to that Service while streaming their file (`dumps.streamed`) are parsed the same way;
+    when a cut one does not parse, the whole dump is read and parsed instead, so an error cites its real line."""
+    if dumps.streamed:
+        try:
+            rules = _load_node_rules(dumps, mode, only)
+        except InputError:
+            if dumps.reread is None:
+                raise
+            return _load_node_rules(dumps.reread(), mode, only)
+        used = [note for key, note in dumps.streamed.items() if key in rules_keys(rules.mode)]
+        if used:
+            rules.notes = [n for n in rules.notes if not n.startswith("only the ")] + used[:1]
+        return rules
+    return _load_node_rules(dumps, mode, only)
+
+
+def rules_keys(mode: str) -> tuple[str, ...]:
+    """The dump keys a mode's rules are read from."""
+    return {"iptables": ("iptables", "ip6tables"), "ipvs": ("ipvs",), "nftables": ("nftables",)}.get(mode, ())
+
+
+def _load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] | None = None) -> NodeRules:
     from svcctl.dataplane.model import NodeRules
 
     others: list[str] = []

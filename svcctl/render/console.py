@@ -6,11 +6,12 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
-
-from rich.console import Console, RenderableType
+from typing import TYPE_CHECKING, Any
 
 from svcctl.model import Finding
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
 
 
 def color_wanted(flag: bool | None, stream: Any) -> bool:
@@ -39,6 +40,8 @@ class Terminal:
     @property
     def out(self) -> Console:
         if self._out is None:
+            from rich.console import Console  # only when something is drawn: -o json never imports rich
+
             self._out = Console(file=sys.stdout, markup=False, highlight=False, emoji=False,
                                 no_color=not self.color, force_terminal=self.color or None,
                                 soft_wrap=False)
@@ -48,6 +51,8 @@ class Terminal:
     def err(self) -> Console:
         if self._err is None:
             # one message, one line: CI logs and `grep` must not see status lines hard-wrapped at 80 columns
+            from rich.console import Console
+
             self._err = Console(file=sys.stderr, markup=False, highlight=False, emoji=False,
                                 no_color=not self.err_color, force_terminal=self.err_color or None, soft_wrap=True)
         return self._err

@@ -6,6 +6,7 @@ selector, the Nodes those Pods name), so the cost of answering about one Service
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -33,6 +34,10 @@ class NodeDumps:
     texts: dict[str, str] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)
     mode: str | None = None  # the dataplane the source knows it read (an agent Pod's), when the dumps cannot say
+    # dumps cut to one Service while streaming their file (sources/scoped.py): key -> the note saying so
+    streamed: dict[str, str] = field(default_factory=dict)
+    # reads the same dumps whole (when a cut one does not parse, the whole one says where it is broken)
+    reread: Callable[[], NodeDumps] | None = field(default=None, repr=False, compare=False)
 
     def get(self, key: str) -> str | None:
         return self.texts.get(key)

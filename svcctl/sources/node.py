@@ -141,11 +141,23 @@ def mode_from_iptables(ipt: str) -> str:
     return "nftables"
 
 
-def read_files(files: dict[str, str], node: str) -> NodeDumps:
-    """Dumps given as files; `-` reads stdin (once: only one dump may come from it)."""
+def read_files(files: dict[str, str], node: str, only: set[str] | None = None) -> NodeDumps:
+    """Dumps given as files; `-` reads stdin (once: only one dump may come from it).
+
+    `only` (one Service's names and addresses): a big dump file is streamed and cut to that Service's rules
+    (sources/scoped.py) instead of being read whole."""
     dumps = NodeDumps(node=node)
     stdin_used = None
     for key, path in files.items():
+        if only and path != "-":
+            from svcctl.sources.scoped import read_scoped
+
+            cut = read_scoped(path, key, only)
+            if cut is not None:
+                dumps.texts[key], dumps.streamed[key] = cut
+                dumps.origins[key] = path
+                dumps.reread = lambda: read_files(files, node)
+                continue
         if path == "-":
             if stdin_used is not None:
                 raise InputError(f"stdin (`-`) given for both {stdin_used} and {key}",
@@ -183,12 +195,14 @@ def _read_stdin() -> str:
         raise InputError(f"cannot read: {e}", source="<stdin>") from None
 
 
-def gather_node_dumps(app: App, node: str | None) -> NodeDumps | None:
-    """Node command output, from the first of: files, --netns, --local-node, snapshot, kube-proxy exec."""
+def gather_node_dumps(app: App, node: str | None, only: set[str] | None = None) -> NodeDumps | None:
+    """Node command output, from the first of: files, --netns, --local-node, snapshot, kube-proxy exec.
+
+    `only`: the one Service the command is about, so a big dump file need not be read whole."""
     ni = app.node_inputs
     node = node or ni.node
     if ni.files:
-        return read_files(ni.files, node or "node")
+        return read_files(ni.files, node or "node", only)
     mode = ni.mode
     if ni.netns is not None:
         if not _NETNS_NAME.fullmatch(ni.netns):

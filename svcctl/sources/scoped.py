@@ -1,0 +1,400 @@
+"""One Service from a big dump file, streamed: a bytes-level pre-filter in front of the parsers.
+
+Reading a 240 MB iptables-save whole to answer about ten rules costs seconds and half a gigabyte. Here the file
+is read in fixed-size chunks (memory stays flat in the dump's size) and searched with `bytes.find` for the
+Service's own needles (its name as kube-proxy writes it in comments, its addresses, its chain-name hashes); only
+the lines found, and the chains they jump to, are kept. The kept text is a small, well-formed dump of the same
+format, and the ordinary parsers (with their own `only=` cut) read it: this module never interprets a rule.
+
+It steps aside (returns None: the file is read whole, as before) whenever it cannot be sure the cut is
+faithful: a small file, no needle to search by, input that does not start like a machine-written dump (pasted
+text, CRLF, a listing format), an iptables dump holding IPVS glue, a table without COMMIT, a block reaching past
+a chunk it could not follow. A parse error in the cut text is re-read whole too, so errors cite real lines.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+
+STREAM_MIN_BYTES = 1 << 20  # smaller files are read whole: it costs less than the passes
+CHUNK = 4 << 20
+MAX_PASSES = 5
+_HEAD = 65536  # bytes checked for the dump's shape before streaming
+
+# chains every Service's rules pass through, whose rules are all Services': keep the matching lines only
+_SHARED_CHAINS = frozenset({b"KUBE-SERVICES", b"KUBE-NODEPORTS", b"KUBE-EXTERNAL-SERVICES", b"KUBE-PROXY-FIREWALL",
+                            b"KUBE-FORWARD", b"KUBE-POSTROUTING", b"KUBE-PROXY-CANARY", b"KUBE-FIREWALL"})
+_BUILTIN_TARGETS = frozenset({b"ACCEPT", b"DROP", b"REJECT", b"RETURN", b"DNAT", b"SNAT", b"MASQUERADE", b"MARK",
+                              b"LOG", b"CONNMARK", b"NOTRACK", b"CT", b"REDIRECT", b"QUEUE", b"NFQUEUE"})
+_JUMP = re.compile(rb" -[jg] (\S+)")
+# chains the parsers recognise by name (their rules only set a mark): not fetched
+_KNOWN_BY_NAME = frozenset({b"KUBE-MARK-MASQ", b"KUBE-MARK-DROP"})
+_COMMENT_NAME = re.compile(rb'--comment "([^"/ ]+/[^": ]+):')
+_JUMP_TO_SERVICE = re.compile(rb" -[jg] KUBE-(?:SVC|SVL|EXT|FW|XLB)-|has no endpoints")
+
+
+class _GiveUp(Exception):
+    """The cut could not be made faithfully: read the file whole."""
+
+
+def read_scoped(path: str, key: str, only: set[str]) -> tuple[str, str] | None:
+    """(cut text, note) for dump `key` at `path` restricted to `only`, or None to read the file whole."""
+    if key not in ("iptables", "ip6tables", "ipvs"):
+        return None
+    try:
+        size = os.path.getsize(path)
+        if size < STREAM_MIN_BYTES or not os.path.isfile(path):
+            return None
+        with open(path, "rb") as fh:
+            head = fh.read(_HEAD)
+        if b"\r" in head or b"\x00" in head:
+            return None
+        text = _iptables(path, head, only) if key != "ipvs" else _ipvs(path, head, only)
+    except (_GiveUp, OSError):
+        return None
+    if text is None:
+        return None
+    return text, (f"only the rules of the Service asked about were read, streamed from the {size / 1e6:.0f} MB "
+                  "file: the counts are those rules', the whole dump was not counted")
+
+
+# --------------------------------------------------------------------------- the scan
+
+
+Block = Callable[[bytearray, int, int, int], tuple[int, int, bool]]
+
+
+Search = tuple[bytes, Block, dict[int, bytes]]
+
+
+def _scan(path: str, searches: list[Search], on_partial: Callable[[bytes], None] | None = None,
+          heads: dict[int, bytes] | None = None, stop: int | None = None,
+          discover: Callable[[list[bytes]], list[Search]] | None = None) -> int:
+    """One pass over the file: every line holding a needle, widened by its `block`, into its dict by file offset.
+
+    `block(buf, line_start, line_end)` → (start, end, whole): the span to keep around one hit. A span cut by a
+    chunk's edge (`whole` False there) goes to `on_partial` with the hit's line, or gives the cut up. A needle
+    starting with a newline matches at a line's start (the line is the one after it). `heads` collects the
+    lines starting with `*` (iptables-save's table headers) with a memchr-speed search for that one byte.
+    `stop`: scan only the file's first `stop` bytes. `discover(new blocks)` may add searches as hits come in;
+    they are searched from the next chunk on, and the offset where the first was added is returned (the part
+    before it is for the caller to scan again for them; the file's size when nothing was added)."""
+    searches = list({s[0]: s for s in searches if s[0]}.values())
+    added_at: int | None = None
+    buf = bytearray(CHUNK)  # one buffer for the whole pass: no allocation (and page faults) per chunk
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        base = 0  # file offset of buf[0]
+        held = 0  # bytes of a partial line carried at buf's start
+        while True:
+            room = len(buf) - held
+            if stop is not None:
+                room = max(0, min(room, stop - base - held))
+            got = fh.readinto(view[held:held + room]) if room else 0
+            filled = held + (got or 0)
+            if filled == 0:
+                break
+            last = not got
+            end = filled if last else buf.rfind(b"\n", 0, filled) + 1
+            if end == 0:  # one line longer than the buffer: grow it and read on
+                view.release()
+                buf.extend(bytes(len(buf)))
+                view = memoryview(buf)
+                held = filled
+                continue
+            if heads is not None:
+                pos = buf.find(b"*", 0, end)
+                while pos >= 0:
+                    if (pos == 0 and base == 0) or (pos > 0 and buf[pos - 1] == 10):
+                        le = buf.find(b"\n", pos, end)
+                        heads[base + pos] = bytes(buf[pos:le if le >= 0 else end]).strip()
+                    pos = buf.find(b"*", pos + 1, end)
+            found: list[bytes] = []
+            for nd, block, keep in searches:
+                skip = 1 if nd.startswith(b"\n") else 0
+                pos = buf.find(nd, 0, end)
+                while pos >= 0:
+                    pos += skip
+                    ls = buf.rfind(b"\n", 0, pos) + 1 if not skip else pos
+                    le = buf.find(b"\n", pos, end)
+                    le = end if le < 0 else le + 1
+                    s, e, whole = block(buf, ls, le, end)
+                    if not whole and ((s == 0 and base > 0) or (e >= end and not last)):
+                        if on_partial is None:
+                            raise _GiveUp
+                        on_partial(bytes(buf[ls:le]))
+                    prev = keep.get(base + s)
+                    if prev is None or len(prev) < e - s:
+                        keep[base + s] = bytes(buf[s:e])
+                        found.append(keep[base + s])
+                    pos = buf.find(nd, max(e - skip, pos + 1), end)
+            held = filled - end
+            buf[:held] = buf[end:filled]
+            base += end
+            if discover is not None and found:
+                more = [x for x in discover(found) if x[0] not in {y[0] for y in searches}]
+                if more:
+                    searches += more
+                    added_at = base if added_at is None else added_at
+            if last:
+                break
+        view.release()
+    return base if added_at is None else added_at
+
+
+def _line_block(buf: bytearray, ls: int, le: int, end: int) -> tuple[int, int, bool]:
+    return ls, le, True
+
+
+# --------------------------------------------------------------------------- iptables-save
+
+
+def _iptables_needles(only: set[str]) -> list[bytes] | None:
+    """What to search for: kube-proxy writes the Service's name into the comment of every entry rule
+    (KUBE-SERVICES, KUBE-NODEPORTS, KUBE-EXTERNAL-SERVICES…), so with a name the addresses add nothing; without
+    one, the addresses (`-d VIP/32`) or the NodePort (`--dport N`). The chains behind are fetched by name."""
+    names = [o for o in only if "/" in o]
+    if names:
+        from svcctl.dataplane.hashes import port_proto_hash, spn_variants
+
+        out_named: list[bytes] = []
+        for o in names:
+            out_named.append(b'--comment "' + o.encode())
+            ns, rest = o.split("/", 1)
+            svc, _, port = rest.partition(":")
+            if port:  # a port named: its chains' hash finds them where comments were left out
+                out_named += [port_proto_hash(spn, proto).encode() for spn in spn_variants(ns, svc, port)
+                              for proto in ("tcp", "udp", "sctp")]
+        return out_named
+    out: list[bytes] = []
+    for o in only:
+        if o.startswith(":"):
+            if not o[1:].isdigit():
+                return None
+            out.append(b"--dport " + o[1:].encode() + b" ")
+            continue
+        host = o
+        if host.startswith("["):
+            host = host[1:].partition("]")[0]
+        elif host.count(":") == 1:
+            host = host.partition(":")[0]
+        if len(host) < 3:
+            return None
+        out.append(host.encode() + b"/")
+    return out or None
+
+
+def _rule_chain(line: bytes) -> bytes | None:
+    if line.startswith(b"["):
+        close = line.find(b"] ")
+        line = line[close + 2:] if close >= 0 else line
+    if not line.startswith(b"-A "):
+        return None
+    end = line.find(b" ", 3)
+    return line[3:end if end >= 0 else len(line)].rstrip(b"\n")
+
+
+def _chain_block(buf: bytearray, ls: int, le: int, end: int) -> tuple[int, int, bool]:
+    """A per-Service chain's rules are contiguous in iptables-save: keep them all around the hit."""
+    chain = _rule_chain(bytes(buf[ls:le]))
+    if chain is None or chain in _SHARED_CHAINS:
+        return ls, le, True
+    needle = b"-A " + chain + b" "
+    s, e = ls, le
+    while s > 0:
+        p = buf.rfind(b"\n", 0, s - 1) + 1
+        if not _starts_rule(buf, p, needle):
+            break
+        s = p
+    while e < end and _starts_rule(buf, e, needle):
+        n = buf.find(b"\n", e, end)
+        e = end if n < 0 else n + 1
+    return s, e, s > 0 and e < end
+
+
+def _starts_rule(buf: bytes | bytearray, pos: int, needle: bytes) -> bool:
+    if buf.startswith(needle, pos):
+        return True
+    if buf.startswith(b"[", pos):
+        close = buf.find(b"] ", pos, pos + 48)
+        return close >= 0 and buf.startswith(needle, close + 2)
+    return False
+
+
+def _iptables(path: str, head: bytes, only: set[str]) -> str | None:
+    first = head.split(b"\n", 1)[0]
+    if not (first.startswith(b"# Generated by ip") or first.startswith(b"*")):
+        return None  # pasted, a listing (`iptables -L`), or something else: the parsers judge it whole
+    needles = _iptables_needles(only)
+    if needles is None:
+        return None
+    heads: dict[int, bytes] = {}
+    keep: dict[int, bytes] = {}
+    partial: set[bytes] = set()
+
+    def cut_chain(line: bytes) -> None:  # a chain's block crossed a chunk edge: fetch it by name
+        chain = _rule_chain(line)
+        if chain is not None:
+            partial.add(chain)
+
+    by_name = any("/" in o for o in only)
+    named: set[bytes] = set()
+
+    def names_in(blocks: list[bytes]) -> list[Search]:
+        """Asked by address only: the entry rules' comments name the Service; its rules are found by that."""
+        out: list[Search] = []
+        for b in blocks:
+            for m in _COMMENT_NAME.finditer(b):
+                if m.group(1) not in named:
+                    named.add(m.group(1))
+                    out.append((b'--comment "' + m.group(1) + b":", _chain_block, keep))
+        return out
+
+    searches: list[Search] = [(n, _chain_block, keep) for n in needles]
+    upto = _scan(path, searches, cut_chain, heads, discover=None if by_name else names_in)
+    late: list[Search] = [(b'--comment "' + n + b":", _chain_block, keep) for n in sorted(named)]
+    if late and upto:
+        _scan(path, late, cut_chain, stop=upto)  # the part read before the names were known
+    if not any(_JUMP_TO_SERVICE.search(v) for v in keep.values()):
+        # no rule of this Service leads anywhere: not programmed, or another mode's (IPVS) glue. A confident
+        # answer about absence needs the whole dump, which the parsers read as before.
+        return None
+    spans = _table_spans(path, heads)
+    nat = next(((a, b) for a, b, name in spans if name == b"*nat"), None)
+    if nat is not None:
+        entries = [off for off, v in keep.items() if nat[0] < off < nat[1] and _rule_chain(v) == b"KUBE-SERVICES"]
+        if entries:
+            # KUBE-SERVICES ends with its jump to KUBE-NODEPORTS: search on from this Service's entry only
+            found = _find_forward(path, min(entries), nat[1], b"-j KUBE-NODEPORTS", b"-A KUBE-SERVICES ")
+            if found is not None:
+                keep[found[0]] = found[1]
+    fetched: set[bytes] = set()
+    for _ in range(MAX_PASSES):
+        have = {c for v in keep.values() for c in (_rule_chain(ln) for ln in v.splitlines()) if c}
+        want = ({t for v in keep.values() for t in _JUMP.findall(v)} - _BUILTIN_TARGETS - _SHARED_CHAINS - fetched
+                - _KNOWN_BY_NAME)
+        # a chain found by a hit was kept whole (its block); chains only jumped to are fetched by name
+        want -= {c for c in have if c not in _SHARED_CHAINS and c not in partial}
+        want |= partial - fetched
+        if not want:
+            break
+        fetched |= want
+        fetch: list[Search] = [(b"-A " + t + b" ", _line_block, keep) for t in sorted(want)]
+        _scan(path, fetch)
+    else:
+        return None
+    return _assemble_tables(head, spans, keep)
+
+
+def _table_spans(path: str, heads: dict[int, bytes]) -> list[tuple[int, int, bytes]]:
+    """(start, end, `*name`) of each table from its header's offset; each table must end in COMMIT (checked by
+    reading the few bytes before the next header, and the file's tail): a truncated dump is read whole."""
+    size = os.path.getsize(path)
+    offs = sorted(heads)
+    spans: list[tuple[int, int, bytes]] = []
+    with open(path, "rb") as fh:
+        for i, off in enumerate(offs):
+            end = offs[i + 1] if i + 1 < len(offs) else size
+            fh.seek(max(off, end - 4096))
+            tail = fh.read(end - max(off, end - 4096))
+            lines = [ln.strip() for ln in tail.split(b"\n")]
+            meaningful = [ln for ln in lines if ln and not ln.startswith(b"#")]
+            if not meaningful or meaningful[-1] != b"COMMIT":
+                raise _GiveUp  # truncated table: the whole parse says where
+            spans.append((off, end, heads[off]))
+    return spans
+
+
+def _find_forward(path: str, start: int, end: int, needle: bytes, prefix: bytes) -> tuple[int, bytes] | None:
+    """The first line in [start, end) holding `needle` and starting with `prefix`, reading on from `start`."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        base, carry = start, b""
+        while base < end:
+            data = fh.read(min(CHUNK, end - base - len(carry)))
+            if not data:
+                return None
+            buf = carry + data
+            cut = buf.rfind(b"\n") + 1
+            if cut == 0:
+                carry = buf
+                continue
+            carry, buf = buf[cut:], buf[:cut]
+            pos = buf.find(needle)
+            while pos >= 0:
+                ls = buf.rfind(b"\n", 0, pos) + 1
+                le = buf.find(b"\n", pos) + 1
+                if _starts_rule(buf, ls, prefix):
+                    return base + ls, buf[ls:le]
+                pos = buf.find(needle, le)
+            base += len(buf)
+    return None
+
+
+def _assemble_tables(head: bytes, spans: list[tuple[int, int, bytes]], keep: dict[int, bytes]) -> str | None:
+    """The kept rules inside their tables' `*name` … `COMMIT` lines, in file order."""
+    out: list[bytes] = []
+    for line in head.split(b"\n")[:3]:
+        if line.startswith(b"#"):
+            out.append(line + b"\n")
+    items = sorted(keep.items())
+    for start, end, name in spans:
+        if name not in (b"*nat", b"*filter"):
+            continue
+        out.append(name + b"\n")
+        seen_end = start
+        for off, block in items:
+            if start < off < end and off >= seen_end:
+                out.append(block)
+                seen_end = off + len(block)
+        out.append(b"COMMIT\n")
+    return b"".join(out).decode("utf-8", errors="replace")
+
+
+# --------------------------------------------------------------------------- ipvsadm -Ln
+
+
+def _ipvs_needles(only: set[str]) -> list[bytes] | None:
+    out: list[bytes] = []
+    for o in only:
+        if "/" in o:
+            continue  # IPVS entries carry no names
+        if o.startswith(":") and o[1:].isdigit():
+            out.append(o.encode() + b" ")
+        elif o.startswith("[") or o.count(":") == 1:
+            out.append(o.encode() + (b"" if o.endswith(":") else b" "))
+        elif o:
+            out.append((f"[{o}]:" if ":" in o else f"{o}:").encode())
+    return out or None
+
+
+def _vs_block(buf: bytearray, ls: int, le: int, end: int) -> tuple[int, int, bool]:
+    """A virtual server line and its `  -> ` real server lines."""
+    e = le
+    while e < end and buf.startswith(b"  -> ", e):
+        n = buf.find(b"\n", e, end)
+        e = end if n < 0 else n + 1
+    return ls, e, e < end
+
+
+def _ipvs(path: str, head: bytes, only: set[str]) -> str | None:
+    if not head.startswith(b"IP Virtual Server version"):
+        return None  # `ipvsadm -Sn`, --stats/--rate, pasted: read whole
+    lines = head.split(b"\n", 3)
+    if len(lines) < 4 or not lines[1].startswith(b"Prot ") or b"RemoteAddress" not in lines[2]:
+        return None
+    if b"Conns" in lines[1] or b"CPS" in lines[1]:
+        return None
+    needles = _ipvs_needles(only)
+    if needles is None:
+        return None
+    keep: dict[int, bytes] = {}
+    vs: list[Search] = [(n, _vs_block, keep) for n in needles]
+    _scan(path, vs)
+    out = [ln + b"\n" for ln in lines[:3]]
+    for _off, block in sorted(keep.items()):
+        if block.startswith((b"TCP ", b"UDP ", b"SCTP ", b"FWM ")):
+            out.append(block)
+    return b"".join(out).decode("utf-8", errors="replace")
