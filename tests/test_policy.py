@@ -468,3 +468,91 @@ spec:
 ])
 def test_masquerade_words(words: list[str], client: str | None, node: bool, want: bool | None) -> None:
     assert masquerades(words, client, node) is want
+
+
+# --- AdminNetworkPolicy / BaselineAdminNetworkPolicy (policy.networking.k8s.io/v1alpha1): the tiers
+
+def _anp(name: str, priority: int, subject: JSON, ingress: list[JSON] | None = None,
+         egress: list[JSON] | None = None) -> JSON:
+    return {"kind": "AdminNetworkPolicy", "metadata": {"name": name},
+            "spec": {"priority": priority, "subject": subject, "ingress": ingress or [], "egress": egress or []}}
+
+
+def _banp(subject: JSON, ingress: list[JSON] | None = None, egress: list[JSON] | None = None) -> JSON:
+    return {"kind": "BaselineAdminNetworkPolicy", "metadata": {"name": "default"},
+            "spec": {"subject": subject, "ingress": ingress or [], "egress": egress or []}}
+
+
+DEFAULT_NS = {"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "default"}}}
+# the API's user story: the admin isolates a sensitive namespace from all others, whatever its NetworkPolicies say
+ISOLATE_DEFAULT = _anp("isolate-default", 10, DEFAULT_NS, ingress=[
+    {"name": "deny-other-namespaces", "action": "Deny",
+     "from": [{"namespaces": {"matchExpressions": [
+         {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["default"]}]}}]}])
+ALLOW_MONITORING = _anp("allow-myproject", 5, DEFAULT_NS, ingress=[
+    {"name": "scrape", "action": "Allow", "from": [{"namespaces": {"matchLabels": {"project": "myproject"}}}],
+     "ports": [{"namedPort": "redis"}]}])
+PASS_ALICE = _anp("pass-alice", 1, DEFAULT_NS, ingress=[
+    {"name": "delegate", "action": "Pass", "from": [{"namespaces": {"matchLabels": {"user": "alice"}}}]}])
+BASELINE_DENY = _banp({"namespaces": {}}, ingress=[
+    {"name": "default-deny", "action": "Deny", "from": [{"namespaces": {}}]}])
+EGRESS_NO_443 = _anp("no-internet-443", 20, {"pods": {"namespaceSelector": {}, "podSelector":
+                                                      {"matchLabels": {"role": "db"}}}}, egress=[
+    {"name": "no-https-out", "action": "Deny", "to": [{"networks": ["0.0.0.0/0"]}],
+     "ports": [{"portNumber": {"protocol": "TCP", "port": 443}}]}])
+
+ADMIN_CASES: list[tuple[str, list[JSON], list[JSON], list[str], Endpoint, Endpoint, int, bool | None, str | None,
+                        list[str]]] = [
+    ("anp-deny-beats-np-allow", [ISOLATE_DEFAULT], [], [ALL_NAMESPACES], OTHER, DB, 6379, False, INGRESS,
+     ["AdminNetworkPolicy/isolate-default", "default/all-namespaces"]),
+    ("anp-does-not-match-same-namespace", [ISOLATE_DEFAULT], [], [], FRONTEND, DB, 6379, True, None,
+     ["AdminNetworkPolicy/isolate-default"]),
+    ("anp-allow-beats-np-deny", [ALLOW_MONITORING], [], [DEFAULT_DENY_INGRESS], MYPROJECT, DB, 6379, True, None,
+     ["AdminNetworkPolicy/allow-myproject", "default/default-deny-ingress"]),
+    ("anp-named-port-other-port-falls-through", [ALLOW_MONITORING], [], [DEFAULT_DENY_INGRESS], MYPROJECT, DB, 6380,
+     False, INGRESS, ["AdminNetworkPolicy/allow-myproject", "default/default-deny-ingress"]),
+    ("priority-lower-number-first", [ALLOW_MONITORING, ISOLATE_DEFAULT], [], [], MYPROJECT, DB, 6379, True, None,
+     ["AdminNetworkPolicy/allow-myproject", "AdminNetworkPolicy/isolate-default"]),
+    ("pass-goes-to-networkpolicy", [PASS_ALICE, ISOLATE_DEFAULT], [], [ONE_ELEMENT_AND], ALICE_CLIENT, DB, 6379,
+     True, None, ["AdminNetworkPolicy/pass-alice", "AdminNetworkPolicy/isolate-default", "default/alice-clients"]),
+    ("pass-then-networkpolicy-denies", [PASS_ALICE, ISOLATE_DEFAULT], [], [ONE_ELEMENT_AND], ALICE_OTHER, DB, 6379,
+     False, INGRESS, ["AdminNetworkPolicy/pass-alice", "AdminNetworkPolicy/isolate-default",
+                      "default/alice-clients"]),
+    ("pass-then-baseline-denies", [PASS_ALICE], [BASELINE_DENY], [], ALICE_CLIENT, DB, 6379, False, INGRESS,
+     ["AdminNetworkPolicy/pass-alice", "BaselineAdminNetworkPolicy/default"]),
+    ("baseline-denies-when-nothing-isolates", [], [BASELINE_DENY], [], FRONTEND, DB, 6379, False, INGRESS,
+     ["BaselineAdminNetworkPolicy/default"]),
+    ("networkpolicy-isolation-overrides-baseline", [], [BASELINE_DENY], [FRONTEND_ONLY], FRONTEND, DB, 6379, True,
+     None, ["default/frontend-only"]),
+    ("anp-egress-networks", [EGRESS_NO_443], [], [], DB, ip("93.184.216.34"), 443, False, EGRESS,
+     ["AdminNetworkPolicy/no-internet-443"]),
+    ("anp-egress-other-port", [EGRESS_NO_443], [], [], DB, ip("93.184.216.34"), 80, True, None,
+     ["AdminNetworkPolicy/no-internet-443"]),
+    ("anp-unknown-client-cannot-tell", [ISOLATE_DEFAULT], [], [], ANY, DB, 6379, None, None,
+     ["AdminNetworkPolicy/isolate-default"]),
+    ("anp-hostnetwork-never-a-subject", [EGRESS_NO_443], [], [], HOSTNET, ip("93.184.216.34"), 443, True, None, []),
+]
+
+
+@pytest.mark.parametrize("case", ADMIN_CASES, ids=[c[0] for c in ADMIN_CASES])
+def test_admin_tiers(case: tuple[Any, ...]) -> None:
+    from svcctl.analysis.policy import parse_admin
+
+    _, anps, banps, docs, client, backend, port, allowed, denied_by, decided_by = case
+    r = connection(P(*docs), client, backend, port, "TCP", admin=parse_admin(anps, banps))
+    assert (r.allowed, r.denied_by) == (allowed, denied_by), "\n".join(r.details)
+    assert r.decided_by == decided_by
+
+
+@pytest.mark.parametrize("bad", [
+    _anp("x", 1, {}, []),
+    _anp("x", 1, DEFAULT_NS, [{"name": "r", "action": "Maybe", "from": [{"namespaces": {}}]}]),
+    {"kind": "AdminNetworkPolicy", "metadata": {"name": "x"}, "spec": {"subject": DEFAULT_NS}},
+    _banp({"namespaces": {}}, [{"name": "r", "action": "Pass", "from": [{"namespaces": {}}]}]),
+])
+def test_malformed_admin_policies(bad: JSON) -> None:
+    from svcctl.analysis.policy import parse_admin
+
+    with pytest.raises(PolicyInputError):
+        parse_admin([bad] if bad["kind"] == "AdminNetworkPolicy" else [],
+                    [bad] if bad["kind"] != "AdminNetworkPolicy" else [])

@@ -166,7 +166,7 @@ def test_malformed_policy_is_one_line_exit_2(run_cli: RunCli, tmp_path: Path) ->
     bad = _np("default", "bad", {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0/33"}}]}]})
     snap = _write(tmp_path, _cluster(bad))
     code, out, err = run_cli(["trace", "default/db", "--snapshot", snap, "--from-pod", "web/web-0"])
-    assert code == 2 and "malformed NetworkPolicy" in err and "Traceback" not in err
+    assert code == 2 and "malformed policy" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) <= 2
 
 
@@ -193,3 +193,52 @@ def test_live_reads_one_policy_list_per_namespace_and_agrees_with_the_snapshot(
     assert {f["code"] for f in got["findings"]} >= {"PolicyDeniesEgress", "PolicyDeniesDNS"}
     lists = sorted((r.namespace or "", r.verb) for r in srv.requests if r.resource == "networkpolicies")
     assert lists == [("default", "list"), ("web", "list")]  # never cluster-wide, never `unrelated`
+
+
+ANP_DENY_WEB = {"apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "AdminNetworkPolicy",
+                "metadata": {"name": "no-web-to-default"},
+                "spec": {"priority": 10,
+                         "subject": {"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "default"}}},
+                         "ingress": [{"name": "deny-web", "action": "Deny",
+                                      "from": [{"namespaces": {"matchLabels": {"team": "web"}}}]}]}}
+
+
+def test_admin_network_policy_tier_comes_first(run_cli: RunCli, tmp_path: Path) -> None:
+    snap = _write(tmp_path, _cluster(DB_INGRESS, WEB_ALLOW, ANP_DENY_WEB))
+    code, doc, _ = _trace(run_cli, snap, "--from-pod", "web/web-0")
+    assert code == 1
+    hop = _policy(doc)
+    assert [(x["allowed"], x["deniedBy"], x["decidedBy"]) for x in hop["data"]["backends"]] == [
+        (False, "ingress", ["web/allow-db-and-dns", "AdminNetworkPolicy/no-web-to-default", "default/db-ingress"])] * 2
+    assert any("AdminNetworkPolicy tier comes before NetworkPolicy" in d for d in hop["details"])
+    bad = copy.deepcopy(ANP_DENY_WEB)
+    bad["spec"]["ingress"][0]["action"] = "Maybe"
+    snap = _write(tmp_path, _cluster(bad))
+    code, out, err = run_cli(["trace", "default/db", "--snapshot", snap])
+    assert code == 2 and "malformed policy" in err and "action 'Maybe'" in err
+
+
+@pytest.mark.usefixtures("pki")
+def test_live_reads_the_admin_tiers(run_cli: RunCli, apiserver: Any, tmp_path: Path) -> None:
+    srv = apiserver(_cluster(DB_INGRESS, WEB_ALLOW, ANP_DENY_WEB))
+    code, out, err = run_cli(["trace", "default/db", "--from-pod", "web/web-0", "--no-exec", "--no-dns", "-o",
+                              "json"], env={"KUBECONFIG": str(srv.kubeconfig)})
+    assert code == 1, err
+    hop = _policy(json.loads(out))
+    assert {x["deniedBy"] for x in hop["data"]["backends"]} == {"ingress"}
+    assert {r.path for r in srv.requests if r.resource.endswith("adminnetworkpolicies")} == {
+        "/apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies",
+        "/apis/policy.networking.k8s.io/v1alpha1/baselineadminnetworkpolicies"}
+
+
+def test_a_calico_node_gets_a_note(run_cli: RunCli, tmp_path: Path) -> None:
+    from svcctl.sources.snapshot import demo_path
+
+    _write(tmp_path, _cluster(DB_INGRESS))
+    dump = (demo_path() / "nodes" / "kind-worker" / "iptables-save.txt").read_text()
+    dump = dump.replace("*filter\n", "*filter\n:cali-FORWARD - [0:0]\n", 1)
+    (tmp_path / "nodes" / "node-a").mkdir(parents=True)
+    (tmp_path / "nodes" / "node-a" / "iptables-save.txt").write_text(dump)
+    code, doc, _ = _trace(run_cli, str(tmp_path), "--from-pod", "web/web-0", "--mode", "iptables")
+    hop = _policy(doc)
+    assert any("the node runs Calico" in d and "GlobalNetworkPolicy" in d for d in hop["details"])

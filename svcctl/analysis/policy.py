@@ -142,6 +142,7 @@ class PolicyPort:
     protocol: str = "TCP"
     port: int | str | None = None  # None = every port of the protocol
     end_port: int | None = None
+    named_any_protocol: bool = False  # AdminNetworkPolicy namedPort: the container port's protocol decides
 
     @classmethod
     def from_dict(cls, d: Any, what: str) -> PolicyPort:
@@ -441,7 +442,7 @@ def peer_matches(peer: Peer, policy_ns: str, other: Endpoint, other_ip: str | No
 
 def port_matches(pp: PolicyPort, port: int, protocol: str, backend: Endpoint) -> Tri:
     """A policy port against the backend's (resolved) target port; names resolve on the backend's containers."""
-    if pp.protocol.upper() != protocol.upper():
+    if pp.protocol.upper() != protocol.upper() and not pp.named_any_protocol:
         return False
     if pp.port is None:
         return True
@@ -606,10 +607,17 @@ class BackendResult:
 
 
 def connection(policies: list[NetworkPolicy], client: Endpoint, backend: Endpoint, port: int, protocol: str,
-               masquerade: bool | None = None, client_node_ip: str | None = None) -> BackendResult:
-    """client → backend:port/protocol, after DNAT: the client's Egress AND the backend's Ingress."""
+               masquerade: bool | None = None, client_node_ip: str | None = None,
+               admin: tuple[list[AdminPolicy], list[AdminPolicy]] | None = None) -> BackendResult:
+    """client → backend:port/protocol, after DNAT: the client's Egress AND the backend's Ingress (each through
+    the AdminNetworkPolicy, NetworkPolicy and BaselineAdminNetworkPolicy tiers when `admin` is given)."""
+    anp, banp = admin or ([], [])
+
+    def judge(direction: str, subject: Endpoint, other: Endpoint, other_ip: str | None) -> Verdict:
+        return tiered(anp, banp, policies, direction, subject, other, other_ip, port, protocol, backend)
+
     src = source_seen_by(client, backend, masquerade, client_node_ip)
-    eg = evaluate(policies, EGRESS, client, backend, backend.ip, port, protocol, backend)
+    eg = judge(EGRESS, client, backend, backend.ip)
     if backend.kind == "pod" and client.kind == "pod" and client.key == backend.key:
         ing = Verdict(INGRESS, backend.key, notes=["a Pod cannot block traffic to itself (documented exception)"])
         ing.applies = [p.key for p in policies if _applies(p, backend, INGRESS)]
@@ -618,8 +626,7 @@ def connection(policies: list[NetworkPolicy], client: Endpoint, backend: Endpoin
             f"traffic from the Pod's own node ({backend.node}) is always allowed (documented exception)"])
         ing.applies = [p.key for p in policies if _applies(p, backend, INGRESS)]
     else:
-        ing = evaluate(policies, INGRESS, backend, src.identity or Endpoint("ip", src.ip), src.ip, port, protocol,
-                       backend)
+        ing = judge(INGRESS, backend, src.identity or Endpoint("ip", src.ip), src.ip)
     allowed = _tri_and(eg.allowed, ing.allowed)
     res = BackendResult(backend.key, backend.ip or "", allowed, eg, ing, src)
     res.details = describe(res)
@@ -711,7 +718,8 @@ class DNSEgress:
 
 
 def dns_egress(policies: list[NetworkPolicy], client: Endpoint, dns_pods: list[Endpoint],
-               dns_ips: list[str], dns_port: int = 53) -> DNSEgress | None:
+               dns_ips: list[str], dns_port: int = 53,
+               admin: tuple[list[AdminPolicy], list[AdminPolicy]] | None = None) -> DNSEgress | None:
     """The client's Egress to the cluster DNS: to each DNS Pod (after DNAT) on 53/UDP and 53/TCP.
 
     Without the DNS Pods in the input, an unknown Pod on the DNS Service's IP stands in: a definite "denied"
@@ -726,7 +734,7 @@ def dns_egress(policies: list[NetworkPolicy], client: Endpoint, dns_pods: list[E
     for proto in ("UDP", "TCP"):
         per: list[Tri] = []
         for t in targets:
-            v = evaluate(policies, EGRESS, client, t, t.ip, dns_port, proto, t)
+            v = tiered(*(admin or ([], [])), policies, EGRESS, client, t, t.ip, dns_port, proto, t)
             verdicts.append(v)
             per.append(v.allowed)
         ans = _tri_or(per)
@@ -782,6 +790,7 @@ class PolicyWorld:
     policies: dict[str, list[NetworkPolicy] | None] = field(default_factory=dict)
     namespaces: dict[str, NamespaceInfo] = field(default_factory=dict)
     unreadable: str = ""  # why the policies could not be had: the hop is skipped, never "none apply"
+    admin: tuple[list[AdminPolicy], list[AdminPolicy]] | None = None  # the admin tiers, when the cluster has them
 
     def all_policies(self) -> list[NetworkPolicy]:
         return sorted((p for ps in self.policies.values() if ps for p in ps), key=lambda p: p.key)
@@ -791,8 +800,8 @@ class PolicyWorld:
 
 
 def make_world(policies: dict[str, list[JSON] | None], namespaces: dict[str, JSON | None],
-               unreadable: str = "") -> PolicyWorld:
-    w = PolicyWorld(unreadable=unreadable)
+               unreadable: str = "", admin: tuple[list[JSON], list[JSON]] | None = None) -> PolicyWorld:
+    w = PolicyWorld(unreadable=unreadable, admin=parse_admin(*admin) if admin is not None else None)
     for ns, items in policies.items():
         w.policies[ns] = None if items is None else parse_policies(items)
     for name, obj in namespaces.items():
@@ -847,7 +856,7 @@ def policy_hop(world: PolicyWorld, service_key: str, port_label: str,
             be.ip = ip
         else:
             be = Endpoint("ip", ip, label=f"endpoint {ip} (no Pod in the input)")
-        r = connection(policies, client, be, tport, protocol, masq, node_ip)
+        r = connection(policies, client, be, tport, protocol, masq, node_ip, world.admin)
         if raw is None:
             r.pod = pod or ip
         results.append(r)
@@ -924,7 +933,7 @@ def dns_finding(world: PolicyWorld, client: Endpoint, dns_pods: list[JSON], dns_
         return None
     pods = [pod_endpoint(p, world.namespace(str((p.get("metadata") or {}).get("namespace") or "kube-system")))
             for p in dns_pods]
-    res = dns_egress(world.all_policies(), client, pods, dns_ips)
+    res = dns_egress(world.all_policies(), client, pods, dns_ips, admin=world.admin)
     if res is None or res.allowed is not False:
         return None
     return Finding("PolicyDeniesDNS", "error",
@@ -932,3 +941,240 @@ def dns_finding(world: PolicyWorld, client: Endpoint, dns_pods: list[JSON], dns_
                    "cluster DNS is allowed by no egress rule, so name lookups time out before any connection",
                    pod=client.key, evidence=f"isolated for Egress by {', '.join(res.applies)}",
                    hint=res.hint, where="networking.k8s.io/v1 NetworkPolicy")
+
+
+# ------------------------------------------------------------------------------------------------ admin tiers
+
+
+@dataclass
+class AdminPeer:
+    """An AdminNetworkPolicy peer: `namespaces` (a selector), `pods` (namespaceSelector AND podSelector),
+    `nodes` (a selector on Node labels) or `networks` (CIDRs, egress only)."""
+
+    namespaces: Selector | None = None
+    pod_namespaces: Selector | None = None
+    pods: Selector | None = None
+    nodes: Selector | None = None
+    networks: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        if self.namespaces is not None:
+            return f"namespaces {self.namespaces.describe()}"
+        if self.pods is not None:
+            ns = self.pod_namespaces.describe() if self.pod_namespaces is not None else "{} (all)"
+            return f"pods {self.pods.describe()} in namespaces {ns}"
+        if self.nodes is not None:
+            return f"nodes {self.nodes.describe()}"
+        return "networks " + ", ".join(self.networks)
+
+
+@dataclass
+class AdminRule:
+    name: str
+    action: str  # Allow | Deny | Pass (Pass: AdminNetworkPolicy only)
+    peers: list[AdminPeer]
+    ports: list[PolicyPort] | None  # None = every port
+
+
+@dataclass
+class AdminPolicy:
+    kind: str  # AdminNetworkPolicy | BaselineAdminNetworkPolicy
+    name: str
+    priority: int
+    subject_namespaces: Selector | None
+    subject_pods: tuple[Selector, Selector] | None  # (namespaceSelector, podSelector)
+    ingress: list[AdminRule] = field(default_factory=list)
+    egress: list[AdminRule] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+    @classmethod
+    def from_dict(cls, d: JSON, kind: str) -> AdminPolicy:
+        meta = _d(d.get("metadata"), "metadata")
+        name = str(meta.get("name") or "")
+        what = f"{kind} {name}"
+        spec = _d(d.get("spec"), what)
+        subj = _d(spec.get("subject"), f"{what} subject")
+        sns = Selector.from_dict(subj["namespaces"], what) if subj.get("namespaces") is not None else None
+        sp = None
+        if subj.get("pods") is not None:
+            p = _d(subj["pods"], what)
+            sp = (Selector.from_dict(p.get("namespaceSelector"), what), Selector.from_dict(p.get("podSelector"), what))
+        if sns is None and sp is None:
+            raise PolicyInputError(f"{what}: subject needs namespaces or pods")
+        prio = spec.get("priority", 0 if kind == "BaselineAdminNetworkPolicy" else None)
+        if not isinstance(prio, int):
+            raise PolicyInputError(f"{what}: priority {prio!r} is not a number")
+        return cls(kind, name, prio, sns, sp,
+                   [_admin_rule(r, "from", f"{what} ingress[{i}]", kind) for i, r in
+                    enumerate(_l(spec.get("ingress"), what))],
+                   [_admin_rule(r, "to", f"{what} egress[{i}]", kind) for i, r in
+                    enumerate(_l(spec.get("egress"), what))])
+
+    def selects(self, pod: Endpoint) -> Tri:
+        if pod.kind == "anypod":
+            return None
+        if pod.kind != "pod" or pod.host_network or pod.namespace is None:
+            return False  # host-networked Pods are never subjects
+        if self.subject_namespaces is not None:
+            return self.subject_namespaces.matches(pod.namespace.labels)
+        assert self.subject_pods is not None
+        return self.subject_pods[0].matches(pod.namespace.labels) and self.subject_pods[1].matches(pod.labels)
+
+
+def _admin_rule(d: Any, peers_key: str, what: str, kind: str) -> AdminRule:
+    d = _d(d, what)
+    action = str(d.get("action") or "")
+    allowed = ("Allow", "Deny", "Pass") if kind == "AdminNetworkPolicy" else ("Allow", "Deny")
+    if action not in allowed:
+        raise PolicyInputError(f"{what}: action {action!r} is not one of {', '.join(allowed)}")
+    peers: list[AdminPeer] = []
+    for i, p in enumerate(_l(d.get(peers_key), what)):
+        p = _d(p, f"{what}.{peers_key}[{i}]")
+        if p.get("namespaces") is not None:
+            peers.append(AdminPeer(namespaces=Selector.from_dict(p["namespaces"], what)))
+        elif p.get("pods") is not None:
+            q = _d(p["pods"], what)
+            peers.append(AdminPeer(pod_namespaces=Selector.from_dict(q.get("namespaceSelector"), what),
+                                   pods=Selector.from_dict(q.get("podSelector"), what)))
+        elif p.get("nodes") is not None:
+            peers.append(AdminPeer(nodes=Selector.from_dict(p["nodes"], what)))
+        elif p.get("networks") is not None:
+            nets = [str(n) for n in _l(p["networks"], what)]
+            for n in nets:
+                try:
+                    ipaddress.ip_network(n, strict=False)
+                except ValueError:
+                    raise PolicyInputError(f"{what}: network {n!r} is not a CIDR") from None
+            peers.append(AdminPeer(networks=nets))
+        else:
+            raise PolicyInputError(f"{what}.{peers_key}[{i}]: an empty peer")
+    ports: list[PolicyPort] | None = None
+    if d.get("ports") is not None:
+        ports = []
+        for p in _l(d.get("ports"), what):
+            p = _d(p, what)
+            if p.get("portNumber") is not None:
+                num = _d(p["portNumber"], what)
+                ports.append(PolicyPort(str(num.get("protocol") or "TCP"), int(num.get("port") or 0)))
+            elif p.get("namedPort") is not None:
+                ports.append(PolicyPort("TCP", str(p["namedPort"]), named_any_protocol=True))
+            elif p.get("portRange") is not None:
+                r = _d(p["portRange"], what)
+                ports.append(PolicyPort(str(r.get("protocol") or "TCP"), int(r.get("start") or 0),
+                                        int(r.get("end") or 0)))
+    return AdminRule(str(d.get("name") or ""), action, peers, ports)
+
+
+def _admin_peer_matches(peer: AdminPeer, other: Endpoint, other_ip: str | None) -> Tri:
+    if peer.networks:
+        if other_ip is None:
+            return None
+        return any(IPBlock(n).contains(other_ip) for n in peer.networks)
+    if peer.nodes is not None:
+        # a node peer matches traffic from or to a node's address; the Nodes' labels are not read
+        return None if other.kind == "ip" else False
+    if other.kind == "anypod":
+        sel = peer.namespaces if peer.namespaces is not None else peer.pod_namespaces
+        if sel is not None and sel.empty and (peer.pods is None or peer.pods.empty):
+            return True
+        return None
+    if not other.selectable or other.namespace is None:
+        return False
+    ns = other.namespace
+    sel = peer.namespaces if peer.namespaces is not None else peer.pod_namespaces
+    assert sel is not None
+    ns_ok: Tri = sel.matches(ns.labels) if ns.known or sel.keys() <= {NAME_LABEL} else None
+    return _tri_and(ns_ok, peer.pods.matches(other.labels) if peer.pods is not None else True)
+
+
+def admin_rule_matches(rule: AdminRule, other: Endpoint, other_ip: str | None, port: int, protocol: str,
+                       backend: Endpoint) -> Tri:
+    peer_ok = _tri_or([_admin_peer_matches(p, other, other_ip) for p in rule.peers]) if rule.peers else False
+    if rule.ports is None:
+        return peer_ok
+    return _tri_and(peer_ok, _tri_or([port_matches(pp, port, protocol, backend) for pp in rule.ports]))
+
+
+@dataclass
+class TierResult:
+    """What the admin tiers said for one direction: a final Allow/Deny, a Pass, or nothing matched."""
+
+    action: str | None  # Allow | Deny | Pass | None (no rule matched) | "?" (cannot tell)
+    policy: str = ""
+    rule: int = -1
+    text: str = ""
+    applies: list[str] = field(default_factory=list)
+
+
+def admin_tier(policies: list[AdminPolicy], direction: str, subject: Endpoint, other: Endpoint,
+               other_ip: str | None, port: int, protocol: str, backend: Endpoint) -> TierResult:
+    """Rules in priority order (lower first; a tie by name, which the API leaves undefined), each policy's
+    rules in order: the first that matches decides."""
+    out = TierResult(None)
+    decided = False
+    for pol in sorted(policies, key=lambda p: (p.priority, p.name)):
+        sel = pol.selects(subject)
+        rules = pol.ingress if direction == INGRESS else pol.egress
+        if sel is False or not rules:
+            continue
+        out.applies.append(pol.key)  # every policy of the tier that selects it, the deciding one or not
+        if decided:
+            continue
+        if sel is None:
+            out.action, decided = "?", True
+            continue
+        for ri, rule in enumerate(rules):
+            m = admin_rule_matches(rule, other, other_ip, port, protocol, backend)
+            if m is None:
+                out.action, out.policy, out.rule, decided = "?", pol.key, ri, True
+                out.text = f"{pol.key} {direction} rule {ri} ({rule.name}) may match: cannot tell"
+                break
+            if m:
+                out.action, out.policy, out.rule, decided = rule.action, pol.key, ri, True
+                peers = " OR ".join(p.describe() for p in rule.peers)
+                out.text = f"{pol.key} {direction} rule {ri} \"{rule.name}\" ({rule.action}: {peers})"
+                break
+    return out
+
+
+def tiered(admin: list[AdminPolicy], baseline: list[AdminPolicy], policies: list[NetworkPolicy], direction: str,
+           subject: Endpoint, other: Endpoint, other_ip: str | None, port: int, protocol: str,
+           backend: Endpoint) -> Verdict:
+    """AdminNetworkPolicy, then NetworkPolicy, then BaselineAdminNetworkPolicy, for one direction."""
+    v = evaluate(policies, direction, subject, other, other_ip, port, protocol, backend)
+    if v.not_applicable or (not admin and not baseline):
+        return v
+    anp = admin_tier(admin, direction, subject, other, other_ip, port, protocol, backend)
+    v.applies = [*anp.applies, *v.applies]
+    if anp.action in ("Allow", "Deny"):
+        v.allowed = anp.action == "Allow"
+        v.matches = [Match(anp.policy, direction, anp.rule, None, anp.text)] if v.allowed else []
+        v.notes.insert(0, f"decided by {anp.text}: the AdminNetworkPolicy tier comes before NetworkPolicy")
+        return v
+    if anp.action == "?":
+        v.allowed = None
+        v.notes.insert(0, anp.text or "an AdminNetworkPolicy may select it: cannot tell")
+        return v
+    if anp.action == "Pass":
+        v.notes.insert(0, f"{anp.text}: passed to the NetworkPolicy tier")
+    isolated = any(_applies(p, subject, direction) for p in policies)
+    if isolated:
+        return v
+    banp = admin_tier(baseline, direction, subject, other, other_ip, port, protocol, backend)
+    v.applies = [*v.applies, *banp.applies]
+    if banp.action in ("Allow", "Deny"):
+        v.allowed = banp.action == "Allow"
+        v.matches = [Match(banp.policy, direction, banp.rule, None, banp.text)] if v.allowed else []
+        v.notes.append(f"decided by {banp.text}: no NetworkPolicy isolates it, so the baseline applies")
+    elif banp.action == "?":
+        v.allowed = None
+        v.notes.append(banp.text or "the BaselineAdminNetworkPolicy may select it: cannot tell")
+    return v
+
+
+def parse_admin(admin: list[JSON], baseline: list[JSON]) -> tuple[list[AdminPolicy], list[AdminPolicy]]:
+    return ([AdminPolicy.from_dict(o, "AdminNetworkPolicy") for o in admin],
+            [AdminPolicy.from_dict(o, "BaselineAdminNetworkPolicy") for o in baseline])

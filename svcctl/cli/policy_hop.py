@@ -10,7 +10,10 @@ from svcctl.model import Service
 from svcctl.sources.base import ClusterSource
 from svcctl.sources.policy import gather_policy_inputs
 
-CNI_OWN_POLICY = {"cali-": "Calico", "CILIUM_": "Cilium", "KUBE-ROUTER": "kube-router"}
+CNI_OWN_POLICY = {"cali-": "Calico", "CILIUM_": "Cilium"}  # chain names in the node's iptables/nft dumps
+MODE_CNI = {"cilium": "Cilium", "calico-ebpf": "Calico"}
+CNI_KINDS = {"Cilium": "CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy",
+             "Calico": "projectcalico.org NetworkPolicy, GlobalNetworkPolicy"}
 
 
 def add_policy_hops(source: ClusterSource, tr: Trace, service: Service, judged: list[tuple[PortTrace, ProxyView]], *,
@@ -22,14 +25,16 @@ def add_policy_hops(source: ClusterSource, tr: Trace, service: Service, judged: 
     inp = gather_policy_inputs(source, service, keys, from_pod=from_pod, from_ip=from_ip, node=tr.node,
                                default_ns=default_ns)
     try:
-        world = make_world(inp.policies, inp.namespaces, inp.unreadable)
+        world = make_world(inp.policies, inp.namespaces, inp.unreadable, inp.admin)
     except PolicyInputError as e:
-        raise InputError(f"malformed NetworkPolicy: {e}") from None
+        raise InputError(f"malformed policy: {e}") from None
     client = client_endpoint(world, inp.client, inp.client_ref, inp.client_ip, inp.node, inp.node_ips)
     notes: list[str] = []
-    for marker, cni in CNI_OWN_POLICY.items():
-        if marker in rules_text:
-            notes.append(f"the node runs {cni}: its own policy kinds (not NetworkPolicy) are not evaluated")
+    seen = {cni for marker, cni in CNI_OWN_POLICY.items() if marker in rules_text}
+    seen |= {MODE_CNI[tr.mode]} if tr.mode in MODE_CNI else set()
+    for cni in sorted(seen):
+        notes.append(f"the node runs {cni}: its own policy kinds ({CNI_KINDS[cni]}) are not evaluated, only "
+                     "NetworkPolicy" + (" and the AdminNetworkPolicy tiers" if world.admin else ""))
     for pt, view in judged:
         backends = [(e.ip, e.port, e.pod) for e in _used(view)]
         main = next((e for e in pt.entries if e.kind == "ClusterIP"), pt.entries[0] if pt.entries else None)
