@@ -128,7 +128,7 @@ def test_json_document_schema(run_cli: RunCli) -> None:
     assert doc["summary"]["checks"]["drift"][0]["node"] == "kind-worker"
     for s in doc["services"]:
         assert set(s) == {"namespace", "name", "status", "counts", "severities", "findings", "endpoints", "dns",
-                          "drift", "skippedChecks"}
+                          "drift", "policy", "skippedChecks"}
         assert s["endpoints"]["kind"] == "EndpointsReport"
         assert s["dns"] is None
         for f in s["findings"]:

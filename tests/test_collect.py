@@ -77,7 +77,7 @@ def test_collect_one_service(apiserver: Factory, run_cli: RunCli, tmp_path: Path
     assert "managedFields" not in text and "last-applied-configuration" not in text
     assert not any(r.resource in ("secrets", "configmaps") for r in srv.requests)
     assert srv.writes == []
-    assert members(out) == ["cluster.yaml", "svcctl-collect.txt"]
+    assert members(out) == ["cluster.yaml", "namespaces.yaml", "networkpolicies.yaml", "svcctl-collect.txt"]
 
     # read back: the same objects the live source sees, scrubbed
     snap = SnapshotSource(str(out))
@@ -128,8 +128,9 @@ def test_collect_all_namespaces_costs_one_list_per_kind(apiserver: Factory, run_
     srv = apiserver(gen_cluster(300, pods_per_service=3, nodes=5), copy=False)
     code, _, err = run_cli(["collect", "--kubeconfig", str(srv.kubeconfig), "-A", "-o", str(tmp_path / "a.tar.gz")])
     assert code == 0, err
-    assert sorted(r.resource for r in srv.requests) == [
-        "endpoints", "endpointslices", "events", "nodes", "pods", "pods", "services"]  # 900 pods: 2 pages
+    assert sorted(r.resource for r in srv.requests) == [  # 900 pods: 2 pages
+        "adminnetworkpolicies", "baselineadminnetworkpolicies", "endpoints", "endpointslices", "events",
+        "namespaces", "networkpolicies", "nodes", "pods", "pods", "services"]
     snap = SnapshotSource(str(tmp_path / "a.tar.gz"))
     assert len(snap.services) == 300 and len(snap.pods) == 900 and len(snap.nodes) == 5
 

@@ -242,3 +242,79 @@ def test_a_calico_node_gets_a_note(run_cli: RunCli, tmp_path: Path) -> None:
     code, doc, _ = _trace(run_cli, str(tmp_path), "--from-pod", "web/web-0", "--mode", "iptables")
     hop = _policy(doc)
     assert any("the node runs Calico" in d and "GlobalNetworkPolicy" in d for d in hop["details"])
+
+
+DB_DENY_ALL = _np("default", "db-deny", {"podSelector": {"matchLabels": {"app": "db"}}, "policyTypes": ["Ingress"]})
+
+
+def _check(run_cli: RunCli, snap: str, *args: str) -> tuple[int, JSON]:
+    code, out, err = run_cli(["check", "-A", "--snapshot", snap, "-o", "json", *args])
+    assert code in (0, 1), err
+    doc = json.loads(out)
+    return code, next(s for s in doc["services"] if s["name"] == "db")
+
+
+def test_check_says_which_namespaces_can_reach_each_service(run_cli: RunCli, tmp_path: Path) -> None:
+    _, db = _check(run_cli, _write(tmp_path, _cluster(DB_INGRESS)))
+    assert db["policy"]["reach"] == {"default": "none", "kube-system": "none", "web": "some"}
+    assert not [f for f in db["findings"] if f["check"] == "policy"]
+    _, db = _check(run_cli, _write(tmp_path, _cluster(WEB_DENY_EGRESS)))  # Egress of web: not judged here
+    assert set(db["policy"]["reach"].values()) == {"all"}
+
+
+def test_check_warns_when_no_namespace_can_reach_a_service_with_endpoints(run_cli: RunCli, tmp_path: Path) -> None:
+    _, db = _check(run_cli, _write(tmp_path, _cluster(DB_DENY_ALL)))
+    assert set(db["policy"]["reach"].values()) == {"none"}
+    (f,) = [f for f in db["findings"] if f["check"] == "policy"]
+    assert (f["code"], f["severity"]) == ("PolicyIsolatesService", "warning")
+    assert "default/db-deny" in f["evidence"]
+
+
+def test_check_from_one_pod(run_cli: RunCli, tmp_path: Path) -> None:
+    snap = _write(tmp_path, _cluster(DB_INGRESS))
+    code, db = _check(run_cli, snap, "--from-pod", "web/api-0")
+    assert code == 1
+    assert [(f["code"], f["severity"]) for f in db["findings"] if f["check"] == "policy"] == [
+        ("PolicyDeniesIngress", "error")]
+    code, db = _check(run_cli, snap, "--from-pod", "web/web-0")
+    assert not [f for f in db["findings"] if f["check"] == "policy"]
+    code, out, err = run_cli(["check", "-A", "--snapshot", snap, "--from-pod", "web/nope"])
+    assert code == 2 and 'pod "nope" not found' in err
+
+
+def test_check_without_policies_in_the_snapshot_skips_the_check(run_cli: RunCli, tmp_path: Path) -> None:
+    objects = [o for o in _cluster() if o["kind"] != "Namespace"]
+    _, db = _check(run_cli, _write(tmp_path, objects))
+    assert db["policy"]["reach"] == {} and any(s.startswith("policy: the input has no NetworkPolicies")
+                                              for s in db["skippedChecks"])
+
+
+@pytest.mark.usefixtures("pki")
+def test_collect_keeps_what_the_policy_hop_reads(run_cli: RunCli, apiserver: Any, tmp_path: Path) -> None:
+    objects = _cluster(DB_INGRESS, WEB_DENY_EGRESS, ANP_DENY_WEB, _np("unrelated", "deny", {"podSelector": {}}))
+    srv = apiserver(objects)
+    kc = {"KUBECONFIG": str(srv.kubeconfig)}
+    for client in (["--from-pod", "web/web-0"], ["--node", "node-a"]):
+        code, out, err = run_cli(["trace", "default/db", *client, "--no-exec", "--no-dns", "-o", "json"], env=kc)
+        live = _policy(json.loads(out))
+        for args in (["default/db"], ["-A"]) if client[0] == "--node" else (["-A"],):
+            bundle = tmp_path / f"b{len(args[0])}.tar.gz"
+            code, _, err = run_cli(["collect", *args, "-o", str(bundle)], env=kc)
+            assert code == 0, err
+            code, out, err = run_cli(["trace", "default/db", *client, "--no-dns", "--snapshot", str(bundle), "-o",
+                                      "json"])
+            assert _policy(json.loads(out))["data"] == live["data"], (client, args)
+    from svcctl.sources.snapshot import SnapshotSource
+
+    one = SnapshotSource(str(tmp_path / "b10.tar.gz"))
+    assert [o["metadata"]["name"] for o in one.network_policies] == ["db-ingress"]  # one namespace's list
+    assert set(one.namespace_objects) == {"default"} and len(one.admin_policies) == 1
+    every = SnapshotSource(str(tmp_path / "b2.tar.gz"))
+    assert len(every.network_policies) == 3 and {"web", "unrelated"} <= set(every.namespace_objects)
+    # a namespace collected with no policy at all is "none", not "not collected"
+    empty = apiserver(_cluster())
+    code, _, err = run_cli(["collect", "default/db", "-o", str(tmp_path / "e.tar.gz")],
+                           env={"KUBECONFIG": str(empty.kubeconfig)})
+    assert code == 0, err
+    _, doc, _ = _trace(run_cli, str(tmp_path / "e.tar.gz"))
+    assert _policy(doc)["verdict"] == "ok"

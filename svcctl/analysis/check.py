@@ -18,7 +18,7 @@ from svcctl.model import JSON, Finding
 HEALTHY, WARNING, BROKEN = "healthy", "warning", "broken"
 STATUSES = (HEALTHY, WARNING, BROKEN)
 FAIL_ON = ("error", "warning", "never")
-CHECKS = ("endpoints", "dns", "drift")
+CHECKS = ("endpoints", "dns", "drift", "policy")
 _RANK = {"error": 0, "warning": 1, "info": 2}
 
 
@@ -35,7 +35,7 @@ class Checked(Protocol):
 class CheckFinding:
     """A finding with the check that produced it (and the node, for drift)."""
 
-    check: str  # endpoints | dns | drift | check
+    check: str  # endpoints | dns | drift | policy | check
     finding: Finding
     node: str | None = None
 
@@ -71,6 +71,7 @@ class ServiceCheck:
     endpoints: Checked | None = None  # EndpointsReport
     dns: Checked | None = None  # DNSReport
     drift: list[DriftResult] = field(default_factory=list)
+    policy: Checked | None = None  # PolicyReport: which namespaces' Pods can reach it
     extra: list[Finding] = field(default_factory=list)  # from check itself (ServiceNotFound)
     skipped: list[str] = field(default_factory=list)  # checks not run, and why
     counts: dict[str, int | None] | None = None  # the endpoints report's ready / notReady / expected (None: unseen)
@@ -89,6 +90,8 @@ class ServiceCheck:
             out += [CheckFinding("dns", f) for f in self.dns.findings]
         for d in self.drift:
             out += [CheckFinding("drift", f, d.node) for f in d.findings]
+        if self.policy is not None:
+            out += [CheckFinding("policy", f) for f in self.policy.findings]
         return sorted(out, key=lambda c: _RANK.get(c.severity, 3))  # stable: check order kept within a severity
 
     @property
@@ -116,6 +119,7 @@ class ServiceCheck:
             "endpoints": self.endpoints.to_json() if self.endpoints is not None else None,
             "dns": self.dns.to_json() if self.dns is not None else None,
             "drift": [d.to_json() for d in self.drift],
+            "policy": self.policy.to_json() if self.policy is not None else None,
             "skippedChecks": self.skipped,
         }
 

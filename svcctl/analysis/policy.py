@@ -327,7 +327,7 @@ class Endpoint:
     @property
     def selectable(self) -> bool:
         """Pod and namespace selectors can match it (a Pod on the Pod network, not the node's)."""
-        return self.kind in ("pod", "anypod") and not self.host_network
+        return self.kind in ("pod", "anypod", "nspod") and not self.host_network
 
 
 def pod_endpoint(raw: JSON, namespace: NamespaceInfo, node_ips: list[str] | None = None) -> Endpoint:
@@ -371,8 +371,8 @@ def source_seen_by(client: Endpoint, backend: Endpoint, masquerade: bool | None,
                           "(pod and namespace selectors cannot match it; an ipBlock can)", same_node)
     if client.kind == "ip":
         return SourceView(client.ip, None, f"the backend sees the client address {client.ip}")
-    if client.kind == "anypod":
-        return SourceView(None, client, "the client is some Pod on the chosen node (its labels are unknown)")
+    if client.kind in ("anypod", "nspod"):
+        return SourceView(None, client, f"the client is {client.label or 'some Pod'} (its labels are unknown)")
     extra = "" if masquerade is False else " (assuming kube-proxy does not masquerade it)"
     return SourceView(client.ip, client, f"the backend sees the client Pod IP {client.ip or '?'}{extra}")
 
@@ -428,7 +428,10 @@ def _pod_peer(peer: Peer, policy_ns: str, other: Endpoint, notes: list[str]) -> 
         ns_ok = None
         notes.append(f"namespace {ns.name}'s labels are not in the input: cannot tell whether "
                      f"namespaceSelector {peer.namespace_selector.describe()} selects it")
-    pod_ok = peer.pod_selector.matches(other.labels) if peer.pod_selector is not None else True
+    if other.kind == "nspod":  # some Pod of the namespace: only an empty podSelector is sure to match it
+        pod_ok: Tri = True if peer.pod_selector is None or peer.pod_selector.empty else None
+    else:
+        pod_ok = peer.pod_selector.matches(other.labels) if peer.pod_selector is not None else True
     return _tri_and(ns_ok, pod_ok)
 
 
@@ -481,6 +484,9 @@ def evaluate(policies: list[NetworkPolicy], direction: str, subject: Endpoint, o
     if subject.kind == "anypod":
         v.not_applicable = ("the client's namespace and labels are unknown (give --from-pod NS/POD): its egress "
                             "policies are not evaluated")
+        return v
+    if subject.kind == "nspod":
+        v.not_applicable = "the client Pods' labels are unknown: their egress policies are not evaluated"
         return v
     applying: list[NetworkPolicy] = []
     for pol in policies:
@@ -1087,7 +1093,11 @@ def _admin_peer_matches(peer: AdminPeer, other: Endpoint, other_ip: str | None) 
     sel = peer.namespaces if peer.namespaces is not None else peer.pod_namespaces
     assert sel is not None
     ns_ok: Tri = sel.matches(ns.labels) if ns.known or sel.keys() <= {NAME_LABEL} else None
-    return _tri_and(ns_ok, peer.pods.matches(other.labels) if peer.pods is not None else True)
+    if peer.pods is None:
+        return ns_ok
+    if other.kind == "nspod":
+        return _tri_and(ns_ok, True if peer.pods.empty else None)
+    return _tri_and(ns_ok, peer.pods.matches(other.labels))
 
 
 def admin_rule_matches(rule: AdminRule, other: Endpoint, other_ip: str | None, port: int, protocol: str,
@@ -1178,3 +1188,85 @@ def tiered(admin: list[AdminPolicy], baseline: list[AdminPolicy], policies: list
 def parse_admin(admin: list[JSON], baseline: list[JSON]) -> tuple[list[AdminPolicy], list[AdminPolicy]]:
     return ([AdminPolicy.from_dict(o, "AdminNetworkPolicy") for o in admin],
             [AdminPolicy.from_dict(o, "BaselineAdminNetworkPolicy") for o in baseline])
+
+
+# ------------------------------------------------------------------------------------------------ the check
+
+
+@dataclass
+class PolicyReport:
+    """`svcctl check`'s policy check of one Service: which namespaces' Pods can reach it at all."""
+
+    service: str
+    reach: dict[str, str] = field(default_factory=dict)  # namespace -> all | some | none
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    skipped: str = ""
+
+    def to_json(self) -> JSON:
+        return {"service": self.service, "reach": self.reach, "findings": [f.to_json() for f in self.findings],
+                "notes": self.notes, "skipped": self.skipped or None}
+
+
+def reachability(world: PolicyWorld, service_key: str, ports: list[tuple[str, str, list[tuple[str, int, str | None]]]],
+                 backend_pods: dict[str, JSON], namespaces: list[str]) -> PolicyReport:
+    """For each namespace, whether its Pods can reach the Service's backends through their Ingress: `all`
+    (any Pod of it, every backend), `some` (some Pods or some backends: labels decide), or `none`.
+
+    `ports` is (label, protocol, [(ip, targetPort, pod)]) per Service port. The namespaces' own Egress is not
+    judged here (a Pod's labels are needed for that: give --from-pod)."""
+    rep = PolicyReport(service_key)
+    if world.unreadable or any(ps is None for ps in world.policies.values()):
+        rep.skipped = f"policy: {world.unreadable or 'the NetworkPolicies could not be read'}"
+        return rep
+    policies = world.all_policies()
+    backends_all = [b for _, _, bs in ports for b in bs]
+    if not backends_all:
+        rep.notes.append("no endpoint: nothing to reach")
+        return rep
+    applying: set[str] = set()
+    ipblocks: set[str] = set()
+    for ns in sorted(set(namespaces)):
+        client = Endpoint("nspod", None, world.namespace(ns), label=f"a Pod of namespace {ns}")
+        results: list[Tri] = []
+        for _, proto, bs in ports:
+            for ip, tport, pod in bs:
+                raw = backend_pods.get(pod or "")
+                if raw is None:
+                    continue
+                be = pod_endpoint(raw, world.namespace(str((raw.get("metadata") or {}).get("namespace")
+                                                           or "default")))
+                be.ip = ip
+                r = connection(policies, client, be, tport, proto, None, None, world.admin)
+                results.append(r.allowed)
+                applying |= set(r.ingress.applies)
+                for pol in policies:
+                    if pol.key in r.ingress.applies:
+                        ipblocks |= {p.ip_block.describe() for rule in pol.ingress for p in rule.peers
+                                     if p.ip_block is not None}
+        if not results:
+            continue
+        rep.reach[ns] = ("all" if all(x is True for x in results) else
+                         "none" if all(x is False for x in results) else "some")
+    if rep.reach and all(v == "none" for v in rep.reach.values()):
+        extra = f"; only {', '.join(sorted(ipblocks))} may (ipBlock)" if ipblocks else ""
+        rep.findings.append(Finding(
+            "PolicyIsolatesService", "warning",
+            f"{service_key}: no Pod of any namespace ({len(rep.reach)} checked) can reach its endpoints{extra}",
+            evidence=f"Ingress of every backend is isolated by {', '.join(sorted(applying))} and no rule admits a "
+                     "Pod", hint="add an ingress rule for the clients (namespaceSelector and podSelector), or check "
+                     "one client with --from-pod NS/POD", where="networking.k8s.io/v1 NetworkPolicy"))
+    rep.notes.append("Egress of the client namespaces is not judged without --from-pod")
+    return rep
+
+
+def needs_namespace_labels(world: PolicyWorld) -> bool:
+    """Whether any selector on Namespaces reads more than the name label (only then are Namespaces fetched)."""
+    sels: list[Selector] = [p.namespace_selector for pol in world.all_policies() for r in [*pol.ingress, *pol.egress]
+                            for p in r.peers if p.namespace_selector is not None]
+    for tier in world.admin or ([], []):
+        for a in tier:
+            sels += [s for s in (a.subject_namespaces, a.subject_pods[0] if a.subject_pods else None) if s]
+            sels += [s for r in [*a.ingress, *a.egress] for p in r.peers
+                     for s in (p.namespaces, p.pod_namespaces) if s is not None]
+    return any(not s.keys() <= {NAME_LABEL} for s in sels)

@@ -48,6 +48,7 @@ class Plan:
     fail_on: str
     all_nodes: bool = False  # --all-nodes: every node's rules through its kube-proxy Pod
     parallel: int = 8
+    from_pod: str | None = None  # the policy check's one client (NS/POD)
 
 
 @dataclass
@@ -145,6 +146,8 @@ def _duration(text: str, flag: str) -> float:
 @click.option("--dns-server", metavar="IP[:PORT]", help="Query this DNS server (implies --dns).")
 @click.option("--cluster-domain", default="cluster.local", show_default=True)
 @click.option("--dns-timeout", type=float, default=2.0, show_default=True, metavar="SECONDS")
+@click.option("--from-pod", metavar="NS/POD", help="Policy check for this one client: its Egress and each "
+              "backend's Ingress (default: which namespaces' Pods can reach each Service).")
 @click.option("--collect-on-failure", "collect_path", metavar="FILE.tar.gz", type=click.Path(dir_okay=False),
               help="When the check fails, write what was read as a snapshot bundle (replay with --snapshot).")
 @fleet_options
@@ -153,13 +156,15 @@ def _duration(text: str, flag: str) -> float:
 @node_options
 def command(services: tuple[str, ...], selector: str | None, fail_on: str, wait_text: str | None,
             interval_text: str, dns_flag: bool | None, dns_server: str | None, cluster_domain: str,
-            dns_timeout: float, collect_path: str | None, all_nodes: bool, parallel: int) -> int:
+            dns_timeout: float, from_pod: str | None, collect_path: str | None, all_nodes: bool,
+            parallel: int) -> int:
     """Run every check on Services and print one verdict: the step to run in CI after a deploy.
 
     \b
     Checks per Service: endpoints (every code of `endpoints --why-not`), DNS (with --dns-server, inside a
     cluster, or --dns), and drift between the API and a node's kube-proxy rules (when node input is given:
-    --node, --iptables-save/--ipvsadm/--nft FILE, --netns, --local-node, or a snapshot with node dumps).
+    --node, --iptables-save/--ipvsadm/--nft FILE, --netns, --local-node, or a snapshot with node dumps),
+    and NetworkPolicy: which namespaces' Pods can reach it (--from-pod: one client's whole path).
     SERVICE is NAME or NAMESPACE/NAME; without SERVICE, every Service of the namespace (-n) or all (-A).
     Status: broken (an error finding), warning, or healthy; a SERVICE that does not exist is broken
     (ServiceNotFound). Exit 1 when a Service fails --fail-on.
@@ -183,7 +188,7 @@ def command(services: tuple[str, ...], selector: str | None, fail_on: str, wait_
     if collect_path is not None and not collect_path.endswith((".tar.gz", ".tgz")):
         raise InputError(f"the bundle is a gzipped tarball: name it *.tar.gz, not {collect_path!r}")
     plan = _plan(app, services, selector, fail_on, dns_flag, dns_server, cluster_domain, dns_timeout)
-    plan.all_nodes, plan.parallel = all_nodes, parallel
+    plan.all_nodes, plan.parallel, plan.from_pod = all_nodes, parallel, from_pod
 
     progress = Progress(app)
     started = time.monotonic()
@@ -318,6 +323,10 @@ def _run(app: App, plan: Plan, progress: Progress, attempt: int) -> Attempt:
     for label in (plan.dns_reason, drift_reason):
         if label:
             run.report.notes.append(label)
+    from svcctl.cli.policy_check import PolicyChecker
+
+    policy = PolicyChecker(src, plan.from_pod, app.ns)
+    run.report.checks["policy"] = f"from {plan.from_pod}" if plan.from_pod else "namespaces"
     checks: list[ServiceCheck] = []
     for i, (ns, name, svc) in enumerate(targets, 1):
         progress.service(i, len(targets), f"{ns}/{name}")
@@ -347,6 +356,9 @@ def _run(app: App, plan: Plan, progress: Progress, attempt: int) -> Attempt:
             sc.drift.append(DriftResult(node, rules.mode, drift_findings(svc, g.slices, rules, node)))
         if not rule_sets:
             sc.skipped.append(drift_reason)
+        sc.policy = policy.check(svc, g)
+        if sc.policy.skipped:
+            sc.skipped.append(sc.policy.skipped)
         sc.seconds = time.monotonic() - t0
         checks.append(sc)
     run.report.services = sort_checks(checks)

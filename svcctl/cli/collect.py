@@ -9,7 +9,7 @@ import click
 
 from svcctl.cli.app import App, complete_services, get_app, global_options, node_options
 from svcctl.errors import ClusterError, ExitStatus, InputError
-from svcctl.model import Pod, Service
+from svcctl.model import JSON, Pod, Service
 from svcctl.sources.base import ClusterSource, selector_string
 from svcctl.sources.bundle import Bundle, write_bundle
 
@@ -27,7 +27,8 @@ def command(services: tuple[str, ...], out: str, node_rules: bool) -> int:
 
     \b
     For each SERVICE (`name` or `ns/name`): the Service, its EndpointSlices, its v1 Endpoints, the Pods its
-    selector matches, their Nodes and their Events. Without SERVICE: every Service of the namespace (-n) or
+    selector matches, their Nodes and their Events; the NetworkPolicies and Namespaces of the namespaces
+    collected, and the AdminNetworkPolicy tiers. Without SERVICE: every Service of the namespace (-n) or
     of all namespaces (-A). Secrets and ConfigMaps are never read; env values in Pod specs are replaced with
     REDACTED; managedFields and last-applied annotations are dropped.
 
@@ -48,6 +49,7 @@ def command(services: tuple[str, ...], out: str, node_rules: bool) -> int:
             _collect_service(src, bundle, src.get_service(ns or app.ns, name))
     else:
         _collect_namespace(src, bundle, app.ns_or_all)
+    _collect_policies(src, bundle, None if services else app.ns_or_all, bool(services))
     if node_rules:
         _collect_node_rules(app, bundle)
     skipped = list(getattr(src, "skipped", []))
@@ -95,6 +97,33 @@ def _collect_namespace(src: ClusterSource, bundle: Bundle, namespace: str | None
     bundle.add_all(n.raw for n in src.list_nodes() if n.meta.name in wanted)
     bundle.add_all(e.raw for e in src.list_all_events(namespace)  # type: ignore[attr-defined]
                    if e.involved_kind in ("Pod", "Service"))
+
+
+def _collect_policies(src: ClusterSource, bundle: Bundle, scope: str | None, per_service: bool) -> None:
+    """What the trace's policy hop reads: the NetworkPolicies and Namespaces of every namespace collected (one
+    list each; -A: one cluster-wide list), and the AdminNetworkPolicy tiers when the cluster has them."""
+    namespaces = sorted({ns for (kind, ns, _) in bundle.objects if ns})
+    bulk = getattr(src, "list_all_network_policies", None)
+    lists: list[list[JSON] | None]
+    if not per_service and scope is None and bulk is not None:
+        lists = [bulk(None)]
+        ns_objs = getattr(src, "list_namespace_objects", lambda: None)()
+        if ns_objs is not None:
+            bundle.add_all(ns_objs)
+            bundle.typed.add("Namespace")
+    else:
+        lists = [src.list_network_policies(ns) for ns in namespaces]
+        got = [src.get_namespace(ns) for ns in namespaces]
+        bundle.add_all(o for o in got if o is not None)
+        if got and all(o is not None for o in got):
+            bundle.typed.add("Namespace")
+    if lists and all(x is not None for x in lists):
+        bundle.typed.add("NetworkPolicy")
+        for items in lists:
+            bundle.add_all(items or [])
+    admin = src.list_admin_network_policies()
+    if admin is not None:
+        bundle.add_all([*admin[0], *admin[1]])
 
 
 def _collect_node_rules(app: App, bundle: Bundle) -> None:

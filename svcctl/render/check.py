@@ -51,6 +51,7 @@ def table_rows(report: CheckReport, wide: bool) -> tuple[list[str], list[list[st
             ran = ["endpoints"] if s.endpoints is not None else []
             ran += ["dns"] if s.dns is not None else []
             ran += ["drift"] if s.drift else []
+            ran += ["policy"] if s.policy is not None else []
             row += [",".join(ran) or "-", ",".join(dict.fromkeys(c.finding.code for c in s.findings)) or "-"]
         rows.append(row)
     return headers, rows

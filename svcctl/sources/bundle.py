@@ -27,7 +27,8 @@ REDACTED = "REDACTED"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 NEVER_KINDS = frozenset({"Secret", "ConfigMap"})
 # the order kubectl prints them in, so bundles diff well
-KIND_ORDER = {"Service": 0, "EndpointSlice": 1, "Endpoints": 2, "Pod": 3, "Node": 4, "Event": 5}
+KIND_ORDER = {"Service": 0, "EndpointSlice": 1, "Endpoints": 2, "Pod": 3, "Node": 4, "Event": 5, "Namespace": 6,
+              "NetworkPolicy": 7}
 
 
 def _scrub_container(c: Any) -> None:
@@ -74,6 +75,9 @@ class Bundle:
     objects: dict[tuple[str, str, str], JSON] = field(default_factory=dict)
     dumps: dict[str, NodeDumps] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # kinds read in full for their scope, written as typed lists of their own so that "read, and there are
+    # none" stays distinguishable from "not collected" (NetworkPolicy, Namespace)
+    typed: set[str] = field(default_factory=set)
 
     def add(self, raw: JSON) -> None:
         kind = str(raw.get("kind") or "")
@@ -107,6 +111,20 @@ def cluster_yaml(items: list[JSON]) -> bytes:
     return header.encode() + yaml.dump(doc, Dumper=dumper, sort_keys=False, default_flow_style=False).encode()
 
 
+TYPED_API = {"NetworkPolicy": "networking.k8s.io/v1", "Namespace": "v1"}
+TYPED_FILES = {"NetworkPolicy": "networkpolicies.yaml", "Namespace": "namespaces.yaml"}
+
+
+def typed_list_yaml(kind: str, items: list[JSON]) -> bytes:
+    """`kind: <Kind>List`, as `kubectl get <kind> -o yaml` writes it: an empty one still says "none"."""
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    doc = {"apiVersion": TYPED_API.get(kind, "v1"), "kind": f"{kind}List", "metadata": {"resourceVersion": ""},
+           "items": items}
+    return yaml.dump(doc, Dumper=dumper, sort_keys=False, default_flow_style=False).encode()
+
+
 def _member(tf: tarfile.TarFile, name: str, data: bytes, mtime: float) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
@@ -129,7 +147,11 @@ def write_bundle(path: str | Path, bundle: Bundle) -> int:
     fd, tmp = tempfile.mkstemp(prefix=".svcctl-collect-", suffix=".tmp", dir=parent)
     try:
         with os.fdopen(fd, "wb") as fh, tarfile.open(fileobj=fh, mode="w:gz") as tf:
-            _member(tf, "cluster.yaml", cluster_yaml(bundle.items()), now)
+            _member(tf, "cluster.yaml", cluster_yaml([o for o in bundle.items()
+                                                      if o.get("kind") not in bundle.typed]), now)
+            for kind in sorted(bundle.typed):
+                items = [o for o in bundle.items() if o.get("kind") == kind]
+                _member(tf, TYPED_FILES.get(kind, f"{kind.lower()}s.yaml"), typed_list_yaml(kind, items), now)
             for node in sorted(bundle.dumps):
                 d = bundle.dumps[node]
                 for key, text in sorted(d.texts.items()):

@@ -447,6 +447,25 @@ class LiveSource:
             return None
         return [_kinded(i, "NetworkPolicy") for i in items]
 
+    def list_all_network_policies(self, namespace: str | None) -> list[JSON] | None:
+        """collect -n / -A: one list (cluster-wide for -A); None when refused."""
+        try:
+            items = self._list(f"networkpolicies {_where(namespace)}", "networkpolicies",
+                               _path("networkpolicies", namespace))
+        except ForbiddenError as e:
+            self._degrade("networkpolicies", e)
+            return None
+        return [_kinded(i, "NetworkPolicy") for i in items]
+
+    def list_namespace_objects(self) -> list[JSON] | None:
+        """collect -A: every Namespace with its labels, one list; None when refused."""
+        try:
+            items = self._list("namespaces", "namespaces", _path("namespaces"))
+        except ForbiddenError as e:
+            self._degrade("namespaces", e)
+            return None
+        return [_kinded(i, "Namespace") for i in items]
+
     def get_namespace(self, name: str) -> JSON | None:
         try:
             return self._get(f"namespace {name}", "namespaces", _path("namespaces", None, name))

@@ -44,7 +44,6 @@ _LIST_KINDS = {
 _FILE_KINDS = {  # cluster-info dump file names
     "services.json": "Service", "pods.json": "Pod", "nodes.json": "Node", "events.json": "Event",
     "endpoints.json": "Endpoints", "endpointslices.json": "EndpointSlice",
-    "networkpolicies.json": "NetworkPolicy",
 }
 _READ_KINDS = set(_LIST_KINDS.values())
 _OBJECT_SUFFIXES = (".yaml", ".yml", ".json")

@@ -1,0 +1,94 @@
+"""`svcctl check`'s policy check, wired: per Service, which namespaces' Pods can reach it (Ingress of its
+backends), and with --from-pod the whole connection from that one client. Reads are cached across Services:
+one NetworkPolicy list and one Namespace GET per namespace, the admin tiers once."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from svcctl.analysis.policy import (
+    PolicyInputError,
+    PolicyReport,
+    client_endpoint,
+    make_world,
+    needs_namespace_labels,
+    policy_hop,
+    reachability,
+)
+from svcctl.analysis.trace import proxy_view
+from svcctl.errors import InputError
+from svcctl.model import JSON, Service
+from svcctl.sources.base import ClusterSource
+
+if TYPE_CHECKING:
+    from svcctl.analysis.endpoints import Gathered
+
+
+class PolicyChecker:
+    def __init__(self, source: ClusterSource, from_pod: str | None, default_ns: str) -> None:
+        self.source = source
+        self.from_pod = from_pod
+        self.default_ns = default_ns
+        self._policies: dict[str, list[JSON] | None] = {}
+        self._namespaces: dict[str, JSON | None] = {}
+        self._admin: tuple[list[JSON], list[JSON]] | None | bool = False  # False: not read yet
+        self._client: JSON | None = None
+        self._client_read = False
+        self._all_ns: list[str] | None = None
+
+    def _ns(self, name: str) -> None:
+        if name not in self._policies:
+            self._policies[name] = self.source.list_network_policies(name)
+        if name not in self._namespaces:
+            self._namespaces[name] = self.source.get_namespace(name)
+
+    def check(self, svc: Service, g: Gathered) -> PolicyReport:
+        ns = svc.meta.namespace
+        self._ns(ns)
+        if self._admin is False:
+            self._admin = self.source.list_admin_network_policies()
+        admin = self._admin if not isinstance(self._admin, bool) else None
+        if self._all_ns is None:
+            self._all_ns = self.source.namespaces()
+        client_ns = None
+        if self.from_pod:
+            cns, _, cname = self.from_pod.rpartition("/")
+            client_ns = cns or self.default_ns
+            if not self._client_read:
+                pod = self.source.get_pod(client_ns, cname)
+                self._client, self._client_read = (pod.raw if pod is not None else None), True
+                if pod is None:
+                    raise InputError(f'pod "{cname}" not found in namespace "{client_ns}"')
+            self._ns(client_ns)
+        wanted = {ns, *( [client_ns] if client_ns else [])}
+        try:
+            world = make_world({k: v for k, v in self._policies.items() if k in wanted}, self._namespaces,
+                               _why(self.source) if any(self._policies[k] is None for k in wanted) else "", admin)
+        except PolicyInputError as e:
+            raise InputError(f"malformed policy: {e}") from None
+        if needs_namespace_labels(world):  # a namespaceSelector on more than the name: each Namespace's labels
+            for n in self._all_ns:
+                if n not in self._namespaces:
+                    self._namespaces[n] = self.source.get_namespace(n)
+            world = make_world({k: v for k, v in self._policies.items() if k in wanted}, self._namespaces,
+                               world.unreadable, admin)
+        pods = {p.key: p.raw for p in g.pods}
+        ports = []
+        for p in svc.ports:
+            view = proxy_view(svc, p, g.slices, None)
+            used = view.cluster or [e for e in view.all_endpoints if e.ready]
+            ports.append((p.name or str(p.port), p.protocol, [(e.ip, e.port, e.pod) for e in used]))
+        rep = reachability(world, svc.meta.key, ports, pods, self._all_ns)
+        if self._client is not None and not rep.skipped:
+            client = client_endpoint(world, self._client, self.from_pod, None, None, [])
+            for label, proto, bs in ports:
+                _, found, _ = policy_hop(world, svc.meta.key, label, bs, pods, client, proto, None, svc.selector)
+                rep.findings += found
+        return rep
+
+
+def _why(source: ClusterSource) -> str:
+    refused = next((s.reason for s in source.skipped if s.resource == "networkpolicies"), None)
+    if refused is not None:
+        return f"cannot read networkpolicies: {refused}"
+    return "the input has no NetworkPolicies" if source.name.startswith("snapshot") else "no NetworkPolicies served"
