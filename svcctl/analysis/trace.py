@@ -368,7 +368,10 @@ def _not_in_dump(service: Service | None, target: Target, rules: NodeRules, view
     """Why a Service absent from the rules may still be programmed in what the dump left out, else None.
 
     One family's dump cannot show the other family's rules; a nat-only `iptables-save -t nat` cannot show the
-    filter table's REJECT for a Service with no endpoints."""
+    filter table's REJECT for a Service with no endpoints. No kube-proxy chains at all cannot show whether
+    kube-proxy would program it (not running, or a replacement proxies Services)."""
+    if rules.proxy_absent:
+        return rules.proxy_absent
     ips = [target.ip] if target.ip else [ip for ip in (service.cluster_ips if service else []) if ip not in ("", "None")]
     fams = sorted({"ipv6" if ":" in ip else "ipv4" for ip in ips})
     if not fams or not rules.tables:

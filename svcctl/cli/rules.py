@@ -118,6 +118,12 @@ def _flag_orphans(app: App, rules: NodeRules) -> None:
     for e in rules.services:
         chains.update(e.path)
         chains.update(b.chain for b in e.backends if b.chain)
+    from svcctl.analysis.endpoints import absent_from
+
+    no_slices = absent_from(app.source, "endpointslices")
+    if no_slices is not None:  # endpoint chains are named from the slices: without them none can be judged
+        chains = {c for c in chains if not c.startswith("KUBE-SEP-")}
+        rules.notes.append(f"skipped: endpoint chains (KUBE-SEP-) not checked against the API: {no_slices}")
     rules.orphan_chains = orphan_chains(chains, services, slices)
     if rules.orphan_chains:
         shown = ", ".join(rules.orphan_chains[:5]) + (f" (+{len(rules.orphan_chains) - 5} more)"

@@ -243,6 +243,11 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
         tr.mode = rules.mode if rules else None
         if rules is not None:
             tr.notes += rules.notes
+            if rules.proxy_absent:
+                tr.findings.append(Finding("ProxyModeUnknown", "warning", "no kube-proxy rules on this node",
+                                           evidence=rules.proxy_absent,
+                                           hint="is kube-proxy running here? if a replacement proxies Services, "
+                                                "give its listing (--cilium, --calico-nat)"))
         if rules is None:
             tr.findings.append(Finding("ProxyModeUnknown", "warning",
                                        "the node's dumps show no kube-proxy rules in any mode",

@@ -24,7 +24,11 @@ def modes_present(dumps: NodeDumps) -> list[str]:
     from svcctl.dataplane.replacement import replacement_modes_present
 
     out: list[str] = replacement_modes_present(dumps.texts)
-    ipvs_glue = "KUBE-CLUSTER-IP" in ipt  # IPVS mode's iptables rules match this ipset
+    from svcctl.dataplane.modes import ipvs_chains
+
+    # IPVS mode's iptables rules match the KUBE-CLUSTER-IP ipset (once it has members) and always have its
+    # own chains (KUBE-IPVS-FILTER, KUBE-NODE-PORT, …), even with no virtual server
+    ipvs_glue = "KUBE-CLUSTER-IP" in ipt or bool(ipvs_chains(ipt))
     if not ipvs_glue and ("KUBE-SVC-" in ipt or "cluster IP" in ipt or "has no endpoints" in ipt):
         out.append("iptables")
     if "kube-router" not in out and (
@@ -110,6 +114,7 @@ def _load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] |
                 parts.append(part)
         if not parts:
             raise InputError("iptables mode needs `iptables-save` output", hint="give --iptables-save FILE")
+        _name_what_was_found(parts, [dumps.get(k) or "" for k in ("iptables", "ip6tables")])
         rules = parts[0]
         for extra in parts[1:]:
             rules.services.extend(extra.services)
@@ -126,6 +131,13 @@ def _load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] |
 
         text = dumps.get("ipvs")
         if not text:
+            from svcctl.dataplane.modes import ipvs_chains
+
+            found = ipvs_chains((dumps.get("iptables") or "") + (dumps.get("ip6tables") or ""))
+            if found:
+                raise InputError(f"the iptables rules are kube-proxy's IPVS mode ({', '.join(found)}): the Services "
+                                 "are in IPVS's table, not in iptables", source=dumps.origins.get("iptables"),
+                                 hint="give `ipvsadm -Ln` output too (--ipvsadm FILE)")
             raise InputError("IPVS mode needs `ipvsadm -Ln` output", hint="give --ipvsadm FILE")
         # the glue (kube-ipvs0 addresses, KUBE-CLUSTER-IP ipset, iptables rules) when the node gave it
         rules = ipvs.parse_ipvsadm(text, dumps.origins.get("ipvs", "ipvsadm"), only=only,
@@ -136,6 +148,15 @@ def _load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] |
                    if dumps.get(key) is None]
         if missing:
             rules.notes.append("skipped: " + " and ".join(missing) + " checks: the node input lacks them")
+        if not rules.services and not only:
+            from svcctl.dataplane.modes import ipvs_chains
+
+            found = ipvs_chains(dumps.get("iptables") or "")
+            if found:
+                rules.notes = [n for n in rules.notes if not n.startswith("IPVS has no virtual servers")]
+                rules.notes.insert(0, f"IPVS mode (kube-proxy's {', '.join(found)} chains are in iptables) with no "
+                                   "virtual servers: kube-proxy has programmed no Service on this node (not synced "
+                                   "yet, or its IPVS state was flushed)")
     elif mode == "nftables":
         from svcctl.dataplane import nftables  # type: ignore[attr-defined,unused-ignore]
 
@@ -156,8 +177,39 @@ def _load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] |
     if others:
         rules.notes.append(f"the dumps also hold {' and '.join(others)} rules; showing {mode} mode "
                            "(choose with --mode)")
+    if mode in ("iptables", "nftables") and dumps.get("iptables") and legacy_and_nft_of(dumps):
+        note = ("iptables-legacy and iptables-nft rules both exist on this node (iptables-nft's warning): "
+                "kube-proxy's rules may be in the other backend; compare `iptables-legacy-save` and "
+                "`iptables-nft-save`")
+        rules.notes = [n for n in rules.notes if not n.startswith("iptables-legacy tables are also present")]
+        rules.notes.append(note)
     if mode == "cilium":
         from svcctl.dataplane.cilium import SOCKET_LB_NOTE
 
         rules.notes.append(SOCKET_LB_NOTE)
     return rules
+
+
+def legacy_and_nft_of(dumps: NodeDumps) -> bool:
+    from svcctl.dataplane.modes import legacy_and_nft
+
+    return any(legacy_and_nft(dumps.get(k) or "") for k in ("iptables", "ip6tables"))
+
+
+def _name_what_was_found(parts: list[NodeRules], texts: list[str]) -> None:
+    """Notes that name what an iptables dump is when it is not a current kube-proxy's iptables mode: no
+    kube-proxy chains at all (not running, or replaced), or an older kube-proxy's layout."""
+    from svcctl.dataplane.modes import kube_proxy_absent, old_layout
+
+    given = [t for t in texts if t.strip()]
+    for part, text in zip(parts, given, strict=False):
+        absent = kube_proxy_absent(text)
+        if absent and not part.services:
+            part.proxy_absent = absent
+            part.notes = [absent, *(n for n in part.notes if not n.startswith("no KUBE-SERVICES chain"))]
+        old = old_layout(text)
+        if old:
+            part.notes.append(old)
+    if len(parts) > 1 and any(p.proxy_absent for p in parts) and not all(p.proxy_absent for p in parts):
+        for p in parts:
+            p.proxy_absent = ""

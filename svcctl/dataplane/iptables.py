@@ -362,6 +362,9 @@ def parse_listing(text: str, source: str) -> Dump:
         line = raw.rstrip()
         if not line.strip():
             continue
+        if line.startswith("#"):  # iptables-nft's warnings (legacy tables too), first or last
+            _banner(line, dump)
+            continue
         m = _LIST_CHAIN_RE.match(line)
         if m:
             chain = m.group(1)

@@ -179,8 +179,8 @@ def parse_ipvsadm(text: str, source: str, *, ipset_text: str | None = None, ip_a
     bound = set(parse_ip_addr(ip_addr_text, "ip addr")) if ip_addr_text is not None else None
     for v in vss:
         rules.services.append(_entry(v, sets, bound))
-    if iptables_text is not None:
-        _check_iptables(iptables_text, rules)
+    if iptables_text is not None and vss:  # with no Service the ipsets are empty and kube-proxy writes no
+        _check_iptables(iptables_text, rules)  # match-set rules (proxier.go: `if !…isEmpty()`)
     return rules
 
 

@@ -162,6 +162,9 @@ class NodeRules:
     # what the input held, as "ipv4:nat", "ipv6:filter", … (empty: not tracked): a Service missing from a
     # family or table the dump does not hold is not missing from the node
     tables: set[str] = field(default_factory=set)
+    # why no kube-proxy rules are in the dump at all (not running, or a replacement): a Service absent from
+    # the rules is then not "not programmed" by kube-proxy
+    proxy_absent: str = ""
 
     def holds(self, family: str, table: str) -> bool:
         return not self.tables or f"{family}:{table}" in self.tables

@@ -98,6 +98,9 @@ def summary_lines(rules: NodeRules, top: int = 5) -> list[str]:
         lines.extend(rules.notes)
         lines.append(MODE_SENTENCES[rules.mode])
         return lines
+    if rules.proxy_absent:  # not "iptables mode, 0 services": kube-proxy's rules are not there at all
+        return [f"not kube-proxy: {rules.source} holds {st.rules} rules in {st.chains} chains, none of them "
+                "kube-proxy's", *rules.notes]
     lines = [f"{rules.mode} mode{f' ({rules.backend})' if rules.backend else ''}, from {rules.source}: "
              f"{st.rules} rules in {st.chains} chains"]
     if st.per_service:
@@ -130,6 +133,10 @@ def render_rules(app: App, rules: NodeRules) -> None:
     headers = HEADERS + (WIDE_HEADERS if wide else [])
     data = rows(rules, wide)
     term = app.terminal
+    if not rules.services:  # no table of nothing: the summary says what the dump is
+        for line in summary_lines(rules):
+            term.echo(line)
+        return
     if term.is_tty or term.color:
         from rich.table import Table
 

@@ -1,0 +1,69 @@
+"""What a node's dumps say about how Services are proxied there, in words: mode detection that names what it found.
+
+Each kube-proxy mode leaves its own chains (pkg/proxy/{iptables,ipvs,nftables}/proxier.go):
+- iptables mode: KUBE-SVC-/KUBE-SEP-/KUBE-EXT-/KUBE-SVL- chains and KUBE-NODEPORTS;
+- IPVS mode: KUBE-IPVS-FILTER, KUBE-IPVS-OUT-FILTER, KUBE-NODE-PORT, KUBE-LOAD-BALANCER (present even when no
+  Service is programmed; its KUBE-CLUSTER-IP match-set rule only appears once the ipset has members);
+- nftables mode: `table ip kube-proxy` / `table ip6 kube-proxy`.
+kubelet writes KUBE-FIREWALL, KUBE-KUBELET-CANARY (and in old versions KUBE-MARK-DROP) whatever the proxy, so those
+alone mean kube-proxy's rules are absent: it is not running, or a replacement handles Services.
+Before 1.24 iptables mode wrote KUBE-XLB- chains (traffic policy Local), now KUBE-SVL-/KUBE-EXT-: such chains
+beside current ones are leftovers of an older kube-proxy.
+"""
+
+from __future__ import annotations
+
+import re
+
+IPVS_CHAINS = ("KUBE-IPVS-FILTER", "KUBE-IPVS-OUT-FILTER", "KUBE-NODE-PORT", "KUBE-LOAD-BALANCER")
+IPTABLES_MODE_PREFIXES = ("KUBE-SVC-", "KUBE-SEP-", "KUBE-EXT-", "KUBE-SVL-", "KUBE-FW-", "KUBE-NODEPORTS",
+                          "KUBE-XLB-")
+KUBELET_CHAINS = ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-MARK-DROP", "KUBE-IPTABLES-HINT")
+OLD_IPTABLES_PREFIXES = ("KUBE-XLB-",)
+LEGACY_WARNING = "# Warning: iptables-legacy tables present"
+
+# `:KUBE-X - [0:0]` (iptables-save), `Chain KUBE-X (…)` (iptables -L), `-A KUBE-X …`
+_CHAIN_NAME = re.compile(r"^(?::|Chain |-A )(KUBE-[A-Z0-9-]+)", re.M)
+
+
+def kube_chains(text: str) -> set[str]:
+    """Every KUBE-* chain an iptables-save or `iptables -L` text declares or appends to."""
+    return set(_CHAIN_NAME.findall(text))
+
+
+def ipvs_chains(text: str) -> list[str]:
+    """The IPVS-mode-only chains present (kube-proxy --proxy-mode=ipvs wrote this iptables ruleset)."""
+    found = kube_chains(text)
+    return [c for c in IPVS_CHAINS if c in found]
+
+
+def kube_proxy_absent(text: str) -> str | None:
+    """A sentence when an iptables text holds tables but none of kube-proxy's chains (of any mode), else None."""
+    if not text.strip():
+        return None
+    chains = kube_chains(text)
+    proxy = {c for c in chains if c not in KUBELET_CHAINS}
+    if proxy:
+        return None
+    seen = f" (only kubelet's {', '.join(sorted(chains))})" if chains else ""
+    return (f"no kube-proxy chains in this dump{seen}: kube-proxy is not running on this node, or a replacement "
+            "(Cilium, Calico eBPF, kube-router, …) handles Services; give that dataplane's own listing")
+
+
+def old_layout(text: str) -> str | None:
+    """A sentence when an iptables dump holds chains of an older kube-proxy's layout."""
+    chains = kube_chains(text)
+    old = sorted(c for c in chains if c.startswith(OLD_IPTABLES_PREFIXES))
+    if not old:
+        return None
+    current = any(c.startswith(("KUBE-SVL-", "KUBE-EXT-")) for c in chains)
+    shown = ", ".join(old[:3]) + (f" (+{len(old) - 3} more)" if len(old) > 3 else "")
+    if current:
+        return (f"{len(old)} KUBE-XLB- chain(s) of kube-proxy before 1.24 beside the current KUBE-SVL-/KUBE-EXT- "
+                f"layout: leftovers of an older kube-proxy ({shown})")
+    return f"the layout of kube-proxy before 1.24 (KUBE-XLB- chains: {shown}): an old kube-proxy, or stale rules"
+
+
+def legacy_and_nft(text: str) -> bool:
+    """iptables-nft prints this warning (save and -L forms) when legacy tables also exist on the node."""
+    return LEGACY_WARNING in text[:65536]
