@@ -71,6 +71,7 @@ class App:
     prog_name: str = "svcctl"
     _source: ClusterSource | None = None
     _terminal: Terminal | None = None
+    _said: set[str] = field(default_factory=set)  # reading notes already printed
 
     @property
     def terminal(self) -> Terminal:
@@ -124,12 +125,22 @@ class App:
         return gather_node_dumps(self, node, only)
 
     def node_rules(self, node: str | None = None) -> NodeRules | None:
-        from svcctl.dataplane import load_node_rules
-
         dumps = self.node_dumps(node)
         if dumps is None or not dumps:
             return None
-        return load_node_rules(dumps, mode=self.node_inputs.mode)
+        return self.load_rules(dumps, mode=self.node_inputs.mode)
+
+    def load_rules(self, dumps: NodeDumps, mode: str | None = None, only: set[str] | None = None) -> NodeRules:
+        """load_node_rules, then what pasted files held and skipped (line ranges, on stderr): said only once
+        the rules were read, so a malformed paste is still one error line."""
+        from svcctl.dataplane import load_node_rules
+
+        rules = load_node_rules(dumps, mode=mode, only=only)
+        for note in dumps.reading_notes:
+            if note not in self._said:
+                self._said.add(note)
+                self.terminal.status(note)
+        return rules
 
 
 def get_app() -> App:

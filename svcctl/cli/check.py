@@ -262,7 +262,6 @@ def _plan(app: App, services: tuple[str, ...], selector: str | None, fail_on: st
 
 def _node_rule_sets(app: App) -> tuple[list[tuple[str | None, NodeRules, NodeDumps]], str]:
     """Node rules to compare each Service with, read once per attempt; and why there are none."""
-    from svcctl.dataplane import load_node_rules
 
     ni = app.node_inputs
     out: list[tuple[str | None, NodeRules, NodeDumps]] = []
@@ -271,7 +270,7 @@ def _node_rule_sets(app: App) -> tuple[list[tuple[str | None, NodeRules, NodeDum
             return [], "drift: --no-exec leaves no way to read node rules"
         dumps = app.node_dumps(ni.node)
         if dumps:
-            out.append((ni.node, load_node_rules(dumps, mode=ni.mode), dumps))
+            out.append((ni.node, app.load_rules(dumps, mode=ni.mode), dumps))
         return out, "" if out else "drift: the node input held no rules"
     if app.snapshot is not None:
         have = getattr(app.source, "dumps", None)
@@ -283,7 +282,7 @@ def _node_rule_sets(app: App) -> tuple[list[tuple[str | None, NodeRules, NodeDum
             if not dumps:
                 continue
             try:
-                out.append((node, load_node_rules(dumps, mode=ni.mode), dumps))
+                out.append((node, app.load_rules(dumps, mode=ni.mode), dumps))
             except InputError as e:
                 app.terminal.warn(f"node {node}: rules not compared: {e.message}")
         return out, "" if out else "drift: the snapshot has no node dumps"

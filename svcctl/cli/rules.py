@@ -154,7 +154,6 @@ def command(service: str | None) -> int:
       svcctl rules 10.0.1.175:80 --iptables-save node.txt -o json
       svcctl rules --netns node1 -o wide
     """
-    from svcctl.dataplane import load_node_rules
     from svcctl.render.rules import render_rules
 
     app = get_app()
@@ -168,7 +167,7 @@ def command(service: str | None) -> int:
                          hint="give --iptables-save FILE (or --ipvsadm / --nft), --netns NAME, --local-node, "
                               "or --snapshot with nodes/<node>/ dumps")
     app.terminal.debug(f"node dumps: {', '.join(f'{k} from {v}' for k, v in dumps.origins.items())}")
-    rules = load_node_rules(dumps, mode=app.node_inputs.mode, only=only)
+    rules = app.load_rules(dumps, mode=app.node_inputs.mode, only=only)
     if any(e.name is None for e in rules.services):
         _name_entries(rules, named if only is not None else _service_ports(app, None))
     if only is None and rules.mode == "iptables":

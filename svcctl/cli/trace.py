@@ -237,9 +237,8 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
             tr.findings.append(Finding("CheckSkipped", "warning", f"node rules skipped: {e.message}",
                                        hint=e.hint or ""))
     if dumps:
-        from svcctl.dataplane import load_node_rules
 
-        rules = load_node_rules(dumps, mode=app.node_inputs.mode, only=_only_keys(service, target))
+        rules = app.load_rules(dumps, mode=app.node_inputs.mode, only=_only_keys(service, target))
         tr.mode = rules.mode if rules else None
         if rules is not None:
             tr.notes += rules.notes

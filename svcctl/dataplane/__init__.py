@@ -174,6 +174,7 @@ def _load_node_rules(dumps: NodeDumps, mode: str | None = None, only: set[str] |
         raise TypeError("parser returned something other than NodeRules")
     if not rules.source and dumps.node:
         rules.source = dumps.node
+    rules.inputs = [r.to_json() for r in dumps.readings]
     if others:
         rules.notes.append(f"the dumps also hold {' and '.join(others)} rules; showing {mode} mode "
                            "(choose with --mode)")

@@ -262,6 +262,9 @@ def _parse_listing(lines: list[str], first: int, source: str) -> tuple[list[_VS]
         return [], "list"
     header = lines[i].rstrip()
     cols = header.split()
+    if _SVC_LIST.match(header.strip()) or _FWM_LIST.match(header.strip()):
+        # a header-less excerpt (`ipvsadm -Ln | grep -A3 VIP`): plain listing lines, read as they are
+        return _parse_rows(lines, i, "list", source), "list"
     if header.strip() == HEADER_LIST:
         fmt = "list"
     elif cols[:2] == ["Prot", "LocalAddress:Port"] and cols[2:] == ["Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"]:
@@ -280,6 +283,11 @@ def _parse_listing(lines: list[str], first: int, source: str) -> tuple[list[_VS]
         raise InputError("not ipvsadm output: the `  -> RemoteAddress:Port` header line is missing",
                          hint=_FORMAT_HINT, source=source, line=i + 1)
     i += 1
+    return _parse_rows(lines, i, fmt, source), fmt
+
+
+def _parse_rows(lines: list[str], i: int, fmt: str, source: str) -> list[_VS]:
+    """Virtual server and real server lines from line index `i` on."""
     vss: list[_VS] = []
     cur: _VS | None = None
     for n in range(i, len(lines)):
@@ -296,11 +304,11 @@ def _parse_listing(lines: list[str], first: int, source: str) -> tuple[list[_VS]
             continue
         cur = _service_line(raw.rstrip(), fmt, source, lineno)
         vss.append(cur)
-    return vss, fmt
+    return vss
 
 
 def _service_line(s: str, fmt: str, source: str, lineno: int) -> _VS:
-    if fmt == "list":
+    if fmt in ("list", "persistent-conn", "thresholds"):  # these print the scheduler on the service line
         m = _SVC_LIST.match(s) or _FWM_LIST.match(s)
         if not m:
             if re.match(r"^(TCP|UDP|SCTP)\s+\S+\s*$", s):

@@ -165,6 +165,7 @@ class NodeRules:
     # why no kube-proxy rules are in the dump at all (not running, or a replacement): a Service absent from
     # the rules is then not "not programmed" by kube-proxy
     proxy_absent: str = ""
+    inputs: list[dict[str, Any]] = field(default_factory=list)  # pasted files: sections read, lines skipped
 
     def holds(self, family: str, table: str) -> bool:
         return not self.tables or f"{family}:{table}" in self.tables
@@ -198,6 +199,8 @@ class NodeRules:
             out["orphanChains"] = self.orphan_chains
         if self.notes:
             out["notes"] = self.notes
+        if self.inputs:
+            out["inputs"] = self.inputs
         return out
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Service
 
@@ -38,6 +38,9 @@ class NodeDumps:
     streamed: dict[str, str] = field(default_factory=dict)
     # reads the same dumps whole (when a cut one does not parse, the whole one says where it is broken)
     reread: Callable[[], NodeDumps] | None = field(default=None, repr=False, compare=False)
+    # files read as pastes (svcctl.paste.Pasted): their sections and skipped lines, and those as sentences
+    readings: list[Any] = field(default_factory=list)
+    reading_notes: list[str] = field(default_factory=list)
 
     def get(self, key: str) -> str | None:
         return self.texts.get(key)

@@ -178,8 +178,9 @@ def read_files(files: dict[str, str], node: str, only: set[str] | None = None) -
             origin = path
         if "\x00" in text[:4096]:
             raise InputError("binary data, not command output", source=origin)
-        dumps.texts[key] = text
-        dumps.origins[key] = origin
+        from svcctl.paste import add_dump
+
+        add_dump(dumps, key, text, origin)  # pasted excerpts: each known section read, the rest said skipped
     return dumps
 
 

@@ -330,8 +330,9 @@ class SnapshotSource:
         if len(parts) >= 3 and parts[-3] == "nodes" and parts[-1] in _DUMP_NAMES:
             node = parts[-2]
             d = self.dumps.setdefault(node, NodeDumps(node))
-            d.texts[_DUMP_NAMES[parts[-1]]] = data.decode("utf-8", errors="replace")
-            d.origins[_DUMP_NAMES[parts[-1]]] = source
+            from svcctl.paste import add_dump
+
+            add_dump(d, _DUMP_NAMES[parts[-1]], data.decode("utf-8", errors="replace"), source)
             return 0
         base = parts[-1]
         if not base.endswith(_OBJECT_SUFFIXES) and not self._single_file:
