@@ -20,6 +20,7 @@ from svcctl.analysis.topology import NodeEndpoint, Selection
 from svcctl.analysis.topology import select as topology_select
 from svcctl.analysis.ways import Way, localhost_nodeport
 from svcctl.dataplane.model import REPLACEMENT_MODES, Backend, Flow, NodeRules, ServiceEntry, format_share
+from svcctl.errors import InputError
 from svcctl.model import EndpointSlice, Finding, Service, ServicePort
 
 OK, WARNING, BROKEN, SKIPPED = "ok", "warning", "broken", "skipped"
@@ -58,12 +59,41 @@ def is_ip(text: str) -> bool:
 
 def parse_target(raw: str, cluster_domain: str = "cluster.local") -> Target:
     """`name`, `ns/name`, a DNS name, `VIP[:port]`, `[v6]:port`, or a URL; `…:port/udp` (or /tcp, /sctp)
-    and `udp://…` name the protocol."""
+    and `udp://…` name the protocol. A port outside 1–65535 or a malformed IP is a usage error (exit 2)."""
+    _check_target(raw.strip())
+    t = _parse_target(raw, cluster_domain)
+    if t.port is not None and not 0 < t.port < 65536:
+        raise InputError(f"port {t.port} in {raw!r} is out of range (1–65535)")
+    return t
+
+
+def _check_target(text: str) -> None:
+    """What parsing would misread: an IP-looking host that is no IP, a URL whose port is no port."""
+    if "://" in text:
+        u = urlsplit(text)
+        try:
+            u.port  # noqa: B018 - urlsplit checks the port only when it is read
+        except ValueError:
+            raise InputError(f"the port in {text!r} is not a port (1–65535)") from None
+        host = u.hostname or ""
+    else:
+        host = re.sub(r"/(?:tcp|udp|sctp)$", "", text, flags=re.I)
+        m = re.fullmatch(r"\[([^\]]*)\](?::(\d+))?", host)
+        if m or host.startswith("["):
+            if not m or not is_ip(m.group(1)) or ":" not in m.group(1):
+                raise InputError(f"{text!r} is not an IPv6 address in brackets", hint="use [IPv6]:port")
+            return
+        host = re.sub(r":\d+$", "", host)
+    if re.fullmatch(r"[0-9.]+", host) and host.count(".") == 3 and not is_ip(host):
+        raise InputError(f"{host!r} is not a valid IP address")
+
+
+def _parse_target(raw: str, cluster_domain: str = "cluster.local") -> Target:
     text = raw.strip()
     m = _PROTO_SUFFIX.fullmatch(text)
     # `IP/udp`, `IP:53/udp`, `name:53/udp`: a protocol suffix (but `ns/udp`, a Service named udp, is not)
     if m and "://" not in text and (re.search(r":\d+$", m.group(1)) or is_ip(m.group(1).strip("[]"))):
-        t = parse_target(m.group(1), cluster_domain)
+        t = _parse_target(m.group(1), cluster_domain)
         t.raw, t.protocol = raw, m.group(2).upper()
         return t
     if "://" in text:
@@ -75,7 +105,7 @@ def parse_target(raw: str, cluster_domain: str = "cluster.local") -> Target:
             url_port = None
         if url_port is None:
             url_port = {"http": 80, "https": 443}.get(u.scheme)
-        t = parse_target(host, cluster_domain)
+        t = _parse_target(host, cluster_domain)
         t.raw, t.port, t.scheme, t.path = raw, url_port, u.scheme, u.path or "/"
         t.protocol = _SCHEME_PROTOCOL.get(u.scheme.lower())
         return t

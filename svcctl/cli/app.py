@@ -163,6 +163,25 @@ def _setter(attr: str, *, sub: str | None = None) -> Callable[..., Any]:
     return cb
 
 
+def parse_request_timeout(text: str) -> float:
+    """kubectl's --request-timeout: `0` (no timeout), a bare number of seconds, or a duration (`2s`, `1m`)."""
+    from svcctl.analysis.check import parse_duration
+
+    return parse_duration(text)
+
+
+def _request_timeout(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return value
+    try:
+        seconds = parse_request_timeout(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a duration (kubectl's forms: 0, 30, 2s, 1m)",
+                                 ctx=ctx, param=param) from None
+    ctx.ensure_object(App).request_timeout = seconds
+    return value
+
+
 def global_options(f: F) -> F:
     """kubectl's global flags, plus --snapshot and -v; valid before and after the subcommand."""
     opts = [
@@ -174,8 +193,9 @@ def global_options(f: F) -> F:
                      shell_complete=_complete_namespaces, help="Namespace (default: the context's, then default)."),
         click.option("-A", "--all-namespaces", is_flag=True, default=False, expose_value=False,
                      callback=_setter("all_namespaces"), help="Look in every namespace."),
-        click.option("--request-timeout", type=float, metavar="SECONDS", expose_value=False,
-                     callback=_setter("request_timeout"), help="Timeout for each API request (default 30)."),
+        click.option("--request-timeout", metavar="DURATION", expose_value=False, callback=_request_timeout,
+                     help="Timeout for each API request, as kubectl takes it: 0 (none), 30 (seconds), 2s, 1m "
+                          "(default 30s)."),
         click.option("--snapshot", metavar="PATH", type=click.Path(readable=False), expose_value=False, callback=_setter("snapshot"),
                      help="Read a snapshot (file, directory, .tar.gz, or `demo`) instead of a live cluster."),
         click.option("--color/--no-color", default=None, expose_value=False, callback=_setter("color"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from svcctl.analysis.trace import is_ip
@@ -14,6 +16,11 @@ from svcctl.model import Service, ServicePort
 def service_keys(service: str, namespace: str) -> set[str]:
     """SERVICE as the parser's `only` keys: `VIP`, `VIP:port`, `[v6]:port`, `ns/name[:port]`, `name`."""
     s = service.strip()
+    m = re.search(r":(\d+)$", s)
+    if m and not 0 < int(m.group(1)) < 65536:
+        raise InputError(f"port {m.group(1)} in {service!r} is out of range (1–65535)")
+    if re.fullmatch(r"[0-9.]+(?::\d+)?", s) and s.split(":")[0].count(".") == 3 and not is_ip(s.split(":")[0]):
+        raise InputError(f"{s.split(':')[0]!r} is not a valid IP address")
     if s.startswith("["):
         host, _, port = s[1:].partition("]")
         port = port.lstrip(":")

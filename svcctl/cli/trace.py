@@ -171,6 +171,8 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
                 resolv_conf: str | None = None, no_dns: bool = False, dns_timeout: float = 2.0,
                 probe_count: int | None = None, probe_http: bool = True, from_ip: str | None = None) -> Trace:
     target = parse_target(raw_target, cluster_domain)
+    if port_flag is not None and port_flag.isdigit() and not 0 < int(port_flag) < 65536:
+        raise InputError(f"--port {port_flag} is out of range (1–65535)")
     if protocol:
         if target.protocol and target.protocol != protocol.upper():
             raise InputError(f"{raw_target!r} says {target.protocol} but --protocol says {protocol.upper()}")

@@ -67,9 +67,17 @@ def _load_yaml(path: Path) -> JSON:
     import yaml
 
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as e:
         raise InputError(f"cannot read kubeconfig: {e.strerror}", source=str(path)) from None
+    if b"\x00" in data[:8192]:
+        raise InputError("not a kubeconfig: binary data, not YAML", source=str(path))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"not a kubeconfig: not UTF-8 text ({e.reason} at byte {e.start})",
+                         source=str(path)) from None
+    text = text.removeprefix("\ufeff")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         doc = yaml.load(text, Loader=loader)
@@ -175,6 +183,10 @@ def resolve(kubeconfig: str | None = None, context: str | None = None, *,
     incluster = _in_cluster(env, sa_dir)
     if incluster is not None:
         return incluster
+    listed = [p for p in env.get("KUBECONFIG", "").split(os.pathsep) if p]
+    if listed:  # kubectl skips KUBECONFIG's missing files; when none exists there is no configuration at all
+        raise InputError("KUBECONFIG names no file that exists: " + ", ".join(listed),
+                         hint="fix KUBECONFIG, or give --kubeconfig FILE or --snapshot PATH")
     raise ClusterError("no cluster configured: no --kubeconfig, KUBECONFIG, ~/.kube/config, or in-cluster "
                        "service account",
                        hint="give --kubeconfig FILE, or --snapshot PATH to read a saved cluster (`--snapshot demo`)")

@@ -143,8 +143,9 @@ class LiveSource:
             try:
                 body = json.loads(data)
             except ValueError:
-                raise ClusterError(f"the API server sent a response that is not JSON for {what}",
-                                   hint=f"is {self.config.server} really a Kubernetes API server?") from None
+                raise ClusterError(f"{self.config.server} is not a Kubernetes API server: it answered {what} with "
+                                   + ("an HTML page" if _looks_html(data) else "something that is not JSON"),
+                                   hint="check the server address in the kubeconfig") from None
             if not isinstance(body, dict):
                 raise ClusterError(f"unexpected response for {what}")
             return body
@@ -170,6 +171,10 @@ class LiveSource:
             return ForbiddenError(f"forbidden: {message or what}", resource=resource,
                                   hint="svcctl needs read access; see deploy/rbac.yaml (ClusterRole svcctl-reader)")
         if status == 404:
+            if not _is_status(e.body):  # the API answers 404 with a Status object; anything else is not the API
+                return ClusterError(f"{server} is not a Kubernetes API server: 404 for {what}"
+                                    + (" (an HTML page)" if _looks_html(e.body) else ""),
+                                    hint="check the server address in the kubeconfig (a proxy or web server answers)")
             return NotFoundError(message or f"{what}: not found")
         if status == 410:
             return _Expired()
@@ -685,3 +690,17 @@ def _ms(started: float) -> str:
 
 def _where(namespace: str | None) -> str:
     return f"-n {namespace}" if namespace else "(all namespaces)"
+
+
+def _is_status(body: bytes | None) -> bool:
+    """A Kubernetes API error body: a JSON `kind: Status` object."""
+    try:
+        doc = json.loads(body or b"")
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and doc.get("kind") == "Status"
+
+
+def _looks_html(body: bytes | None) -> bool:
+    head = (body or b"")[:512].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html")) or b"<body" in head
