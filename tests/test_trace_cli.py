@@ -33,7 +33,10 @@ def test_demo_tells_the_whole_story(run_cli: RunCli) -> None:
     assert "Readiness probe failed: HTTP probe failed with statuscode: 503" in out
     assert "no query was sent" in out
     assert "at random" in out and "not round-robin" in out
-    assert out.rstrip().endswith("verdict: warning")
+    # the first line is the verdict and the story; details are for -o wide
+    assert out.startswith("verdict: warning — 2 of 3 Pods serve; the other one fails its readiness probe: HTTP 503\n")
+    assert "evidence:" not in out and "evidence: Event Unhealthy x87" in run_cli(
+        ["trace", "hostnames", "--snapshot", "demo", "--mode", "iptables", "-o", "wide"])[1]
 
 
 @pytest.mark.parametrize("mode", ["iptables", "ipvs", "nftables"])

@@ -680,8 +680,8 @@ def judge_port(
         pt.hops.append(Hop("selected", verdict,
                            f"probe: {total} answered, {probe_errors} failed", details))
     if flows is None and probe is None:
-        pt.hops.append(Hop("selected", SKIPPED, "give --conntrack (or read it from the node) or --probe N to "
-                                                "see which backends connections actually went to"))
+        pt.hops.append(Hop("selected", SKIPPED, "not observed (--conntrack FILE or --probe N shows where "
+                                                "connections went)"))
     return pt
 
 
@@ -699,6 +699,7 @@ class Trace:
     ports: list[PortTrace] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    endpoint_counts: dict[str, int | None] | None = None  # the endpoints report's ready / expected (the story)
 
     @property
     def all_findings(self) -> list[Finding]:
@@ -745,7 +746,14 @@ class Trace:
             "ports": [p.to_json() for p in self.ports],
             "findings": [f.to_json() for f in self.all_findings],
             "notes": self.notes,
+            "summary": _story(self),
         }
+
+
+def _story(tr: Trace) -> str:
+    from svcctl.analysis.story import sentence
+
+    return sentence(tr)
 
 
 def service_hop(service: Service) -> Hop:

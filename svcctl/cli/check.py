@@ -319,7 +319,10 @@ def _run(app: App, plan: Plan, progress: Progress, attempt: int) -> Attempt:
     run.report.checks = {"endpoints": True, "dns": ("query" if plan.dns_query else "predict") if plan.dns else "off",
                          "drift": [{"node": n, "mode": r.mode, "source": r.source} for n, r, _ in rule_sets]}
     run.dumps = [d for _, _, d in rule_sets]
-    for label in (plan.dns_reason, drift_reason):
+    from svcctl.sources.coverage import coverage_of, summary_line
+
+    partial = summary_line(coverage_of(src))  # what the input holds and lacks: the answer is only that good
+    for label in (partial, plan.dns_reason, drift_reason):
         if label:
             run.report.notes.append(label)
     from svcctl.cli.policy_check import PolicyChecker

@@ -242,8 +242,8 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
 
         rules = app.load_rules(dumps, mode=app.node_inputs.mode, only=_only_keys(service, target))
         tr.mode = rules.mode if rules else None
-        if rules is not None:
-            tr.notes += rules.notes
+        if rules is not None:  # the rule counts are not shown in a trace: their note does not apply
+            tr.notes += [n for n in rules.notes if not n.startswith("only the rules of the Service")]
             if rules.proxy_absent:
                 tr.findings.append(Finding("ProxyModeUnknown", "warning", "no kube-proxy rules on this node",
                                            evidence=rules.proxy_absent,
@@ -283,6 +283,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
                 pod_codes.setdefault(f.pod, []).append(f.code)
             if f.severity == "error" or f.pod is None:
                 tr.findings.append(f)
+        tr.endpoint_counts = dict(report.counts)
         slices = report.slices  # the slices analysed (v1 Endpoints standing in when the input has no slices)
         if report.basis == "":
             no_endpoints_input = report.basis_absent or "the input has no EndpointSlices"

@@ -199,6 +199,8 @@ class NodeRules:
             out["orphanChains"] = self.orphan_chains
         if self.notes:
             out["notes"] = self.notes
+        if self.tables:  # what the dump held ("ipv4:nat", …): a missing family or table is not judged
+            out["tables"] = sorted(self.tables)
         if self.inputs:
             out["inputs"] = self.inputs
         return out
