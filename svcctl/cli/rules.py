@@ -112,8 +112,10 @@ def _flag_orphans(app: App, rules: NodeRules) -> None:
     from svcctl.dataplane.iptables import orphan_chains
     from svcctl.errors import SvcctlError
 
-    if absent_from(app.source, "services") or absent_from(app.source, "endpointslices"):
-        return  # a snapshot without them (a Retina capture, a sysdump) cannot say which chains are current
+    lacking = absent_from(app.source, "services") or absent_from(app.source, "endpointslices")
+    if lacking:  # a snapshot without them (a Retina capture, a sysdump) cannot say which chains are current
+        rules.notes.append(f"skipped: the chain-ownership check (stale KUBE-SVC/SEP chains): {lacking}")
+        return
     try:
         services = app.source.list_services(None)
         bulk = getattr(app.source, "list_all_endpoint_slices", None)
@@ -125,12 +127,6 @@ def _flag_orphans(app: App, rules: NodeRules) -> None:
     for e in rules.services:
         chains.update(e.path)
         chains.update(b.chain for b in e.backends if b.chain)
-    from svcctl.analysis.endpoints import absent_from
-
-    no_slices = absent_from(app.source, "endpointslices")
-    if no_slices is not None:  # endpoint chains are named from the slices: without them none can be judged
-        chains = {c for c in chains if not c.startswith("KUBE-SEP-")}
-        rules.notes.append(f"skipped: endpoint chains (KUBE-SEP-) not checked against the API: {no_slices}")
     rules.orphan_chains = orphan_chains(chains, services, slices)
     if rules.orphan_chains:
         shown = ", ".join(rules.orphan_chains[:5]) + (f" (+{len(rules.orphan_chains) - 5} more)"
