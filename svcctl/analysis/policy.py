@@ -395,7 +395,7 @@ class Match:
 
 
 @dataclass
-class Verdict:
+class DirectionVerdict:
     """One direction at one Pod: which policies apply, whether the traffic is allowed, and by which rule."""
 
     direction: str
@@ -469,11 +469,11 @@ def _applies(pol: NetworkPolicy, pod: Endpoint, direction: str) -> Tri:
 
 
 def evaluate(policies: list[NetworkPolicy], direction: str, subject: Endpoint, other: Endpoint,
-             other_ip: str | None, port: int, protocol: str, backend: Endpoint) -> Verdict:
+             other_ip: str | None, port: int, protocol: str, backend: Endpoint) -> DirectionVerdict:
     """NetworkPolicy's answer for `subject` (the backend for ingress, the client for egress) talking to `other`.
 
     `other_ip` is the peer address `subject` sees; `backend` is whose named ports the policy ports name."""
-    v = Verdict(direction, subject.key)
+    v = DirectionVerdict(direction, subject.key)
     if subject.kind == "ip":
         v.not_applicable = f"{subject.key} is not a Pod: NetworkPolicy does not apply to it"
         return v
@@ -535,7 +535,7 @@ def _ports_text(rule: Rule) -> str:
     return ", ".join(p.describe() for p in rule.ports) if rule.ports else "any port"
 
 
-def _and_trap(v: Verdict, pol: NetworkPolicy, direction: str, ri: int, rule: Rule, other: Endpoint) -> None:
+def _and_trap(v: DirectionVerdict, pol: NetworkPolicy, direction: str, ri: int, rule: Rule, other: Endpoint) -> None:
     """A one-peer AND that the other side meets half of: the classic trap, explained."""
     if other.kind != "pod" or not other.selectable or other.namespace is None:
         return
@@ -557,7 +557,7 @@ def _and_trap(v: Verdict, pol: NetworkPolicy, direction: str, ri: int, rule: Rul
                            "either (OR)")
 
 
-def _or_trap(v: Verdict, pol: NetworkPolicy, direction: str, ri: int, rule: Rule, pi: int, other: Endpoint) -> None:
+def _or_trap(v: DirectionVerdict, pol: NetworkPolicy, direction: str, ri: int, rule: Rule, pi: int, other: Endpoint) -> None:
     """Allowed through a lone namespaceSelector or podSelector peer whose sibling holds the other half: the
     author may have meant one element (AND)."""
     peer = rule.peers[pi]
@@ -591,8 +591,8 @@ class BackendResult:
     pod: str
     ip: str
     allowed: Tri
-    egress: Verdict
-    ingress: Verdict
+    egress: DirectionVerdict
+    ingress: DirectionVerdict
     source: SourceView
     details: list[str] = field(default_factory=list)
 
@@ -619,16 +619,16 @@ def connection(policies: list[NetworkPolicy], client: Endpoint, backend: Endpoin
     the AdminNetworkPolicy, NetworkPolicy and BaselineAdminNetworkPolicy tiers when `admin` is given)."""
     anp, banp = admin or ([], [])
 
-    def judge(direction: str, subject: Endpoint, other: Endpoint, other_ip: str | None) -> Verdict:
+    def judge(direction: str, subject: Endpoint, other: Endpoint, other_ip: str | None) -> DirectionVerdict:
         return tiered(anp, banp, policies, direction, subject, other, other_ip, port, protocol, backend)
 
     src = source_seen_by(client, backend, masquerade, client_node_ip)
     eg = judge(EGRESS, client, backend, backend.ip)
     if backend.kind == "pod" and client.kind == "pod" and client.key == backend.key:
-        ing = Verdict(INGRESS, backend.key, notes=["a Pod cannot block traffic to itself (documented exception)"])
+        ing = DirectionVerdict(INGRESS, backend.key, notes=["a Pod cannot block traffic to itself (documented exception)"])
         ing.applies = [p.key for p in policies if _applies(p, backend, INGRESS)]
     elif src.from_backend_node and src.identity is None:
-        ing = Verdict(INGRESS, backend.key, notes=[
+        ing = DirectionVerdict(INGRESS, backend.key, notes=[
             f"traffic from the Pod's own node ({backend.node}) is always allowed (documented exception)"])
         ing.applies = [p.key for p in policies if _applies(p, backend, INGRESS)]
     else:
@@ -735,7 +735,7 @@ def dns_egress(policies: list[NetworkPolicy], client: Endpoint, dns_pods: list[E
     targets = dns_pods or [Endpoint("anypod", ip, label="the cluster DNS") for ip in dns_ips[:1]] or [
         Endpoint("anypod", None, label="the cluster DNS")]
     denied: list[str] = []
-    verdicts: list[Verdict] = []
+    verdicts: list[DirectionVerdict] = []
     answers: list[Tri] = []
     for proto in ("UDP", "TCP"):
         per: list[Tri] = []
@@ -1152,7 +1152,7 @@ def admin_tier(policies: list[AdminPolicy], direction: str, subject: Endpoint, o
 
 def tiered(admin: list[AdminPolicy], baseline: list[AdminPolicy], policies: list[NetworkPolicy], direction: str,
            subject: Endpoint, other: Endpoint, other_ip: str | None, port: int, protocol: str,
-           backend: Endpoint) -> Verdict:
+           backend: Endpoint) -> DirectionVerdict:
     """AdminNetworkPolicy, then NetworkPolicy, then BaselineAdminNetworkPolicy, for one direction."""
     v = evaluate(policies, direction, subject, other, other_ip, port, protocol, backend)
     if v.not_applicable or (not admin and not baseline):
