@@ -548,3 +548,64 @@ def test_bundle_archives_are_refused_when_unsafe(tmp_path: Path) -> None:
         zf.writestr("../escape.yaml", "kind: List\nitems: []\n")
     with pytest.raises(InputError, match="unsafe path"):
         SnapshotSource(str(bad))
+
+
+def test_topology_hints_per_dataplane(run_cli: RunCli, tmp_path: Path) -> None:
+    """Hints narrow kube-proxy's (and Calico's) endpoints to the node's zone; kube-router ignores them and
+    Cilium only follows them with --enable-service-topology: a full map is right for those two, and a
+    zone-only map is right for Cilium (the flag on) and Calico, wrong for kube-router."""
+    import yaml
+
+    objs = yaml.safe_load(CLUSTER.read_text())
+    zone = {"node-a": "zone-a", "node-b": "zone-b"}
+    for o in objs["items"]:
+        if o["kind"] == "Service" and o["metadata"]["name"] == "web":
+            o["metadata"]["annotations"] = {"service.kubernetes.io/topology-mode": "Auto"}
+        if o["kind"] == "EndpointSlice" and o["metadata"]["name"].startswith("web"):
+            for ep in o["endpoints"]:
+                ep["zone"] = zone[ep["nodeName"]]
+                ep["hints"] = {"forZones": [{"name": zone[ep["nodeName"]]}]}
+    snap = tmp_path / "cluster.yaml"
+    snap.write_text(yaml.safe_dump(objs))
+    full_cil = (CIL / "service-list-1.14.txt").read_text()
+    zoned_cil = full_cil.replace("                                         2 => 10.244.2.11:8080 (active)        \n",
+                                 "", 1)
+    full_kr = (FX / "kube-router" / "ipvsadm.txt").read_text()
+    zoned_kr = full_kr.replace("  -> 10.244.2.11:8080             Masq    1      0          0         \n", "", 1)
+    nat = (FX / "calico" / "nat-dump-3.28.txt").read_text().splitlines()
+    zoned_nat = []  # every web frontend without the other zone's endpoint (its last ordinal: local ones first)
+    for i, ln in enumerate(nat):
+        if ln.endswith(" 10.244.2.11:8080"):
+            continue
+        web = i + 3 < len(nat) and nat[i + 3].endswith(" 10.244.2.11:8080")
+        zoned_nat.append(ln.replace("count 3", "count 2") if web else ln)
+    cases = [("cilium-full", ["--cilium"], full_cil, "ok"), ("cilium-zoned", ["--cilium"], zoned_cil, "ok"),
+             ("kr-full", ["--mode", "kube-router", "--ipvsadm"], full_kr, "ok"),
+             ("kr-zoned", ["--mode", "kube-router", "--ipvsadm"], zoned_kr, "broken"),
+             ("calico-full", ["--calico-nat"], "\n".join(nat) + "\n", "broken"),
+             ("calico-zoned", ["--calico-nat"], "\n".join(zoned_nat) + "\n", "ok")]
+    for name, flag, text, want in cases:
+        f = tmp_path / f"{name}.txt"
+        f.write_text(text)
+        code, out, err = run_cli(["trace", "demo/web", "--snapshot", snap, "--node", "node-a", "--no-dns",
+                                  *flag, f, "-o", "json"])
+        doc = json.loads(out)
+        hops = {h["hop"]: h for h in doc["ports"][0]["hops"]}
+        assert hops["drift"]["verdict"] == want, (name, hops["drift"], err)
+
+
+def test_snapshot_keeps_agent_output_under_nodes(run_cli: RunCli, tmp_path: Path) -> None:
+    """nodes/<node>/cilium-service-list.txt and calico-nat-dump.txt ride along like the other dumps."""
+    shutil.copy(CLUSTER, tmp_path / "cluster.yaml")
+    (tmp_path / "nodes" / "node-a").mkdir(parents=True)
+    (tmp_path / "nodes" / "node-b").mkdir(parents=True)
+    (tmp_path / "nodes" / "node-a" / "cilium-service-list.txt").write_text(
+        (CIL / "service-list-1.14.txt").read_text() + (CIL / "bpf-lb-list-1.14.txt").read_text())
+    (tmp_path / "nodes" / "node-b" / "calico-nat-dump.txt").write_text((FX / "calico" / "nat-dump-3.28.txt").read_text())
+    modes = {}
+    for node in ("node-a", "node-b"):
+        code, out, err = run_cli(["rules", "--snapshot", tmp_path, "--node", node, "-o", "json"])
+        modes[node] = json.loads(out)["mode"]
+    assert modes == {"node-a": "cilium", "node-b": "calico-ebpf"}
+    code, out, err = run_cli(["rules", "--snapshot", tmp_path, "--node", "node-a"])
+    assert "demo/web" in out  # names from the snapshot's Services, matched by address and port

@@ -55,6 +55,23 @@ def entry_is_local(mode: str, e: ServiceEntry, main: bool, service: Service | No
     return e.policy_local
 
 
+def want_for(mode: str, e: ServiceEntry, view: ProxyView, local: bool) -> list[ExpectedBackend]:
+    """The endpoints this dataplane should give new connections through `e`. kube-proxy's view (`view.cluster`)
+    has topology hints applied; kube-router never applies them, Cilium only with --enable-service-topology (a
+    flag the listings do not show: the map is judged against whichever of the two sets it matches)."""
+    if local:
+        return view.local
+    if mode == "calico-ebpf":
+        return view.cluster
+    ready = [x for x in view.all_endpoints if x.ready]
+    plain = ready or [x for x in view.all_endpoints if x.serving and x.terminating]
+    if mode == "cilium":
+        taking = {(b.ip, b.port) for b in e.backends if b.probability is None or b.probability > 0}
+        if taking == {x.key for x in view.cluster}:
+            return view.cluster
+    return plain
+
+
 def view_notes(mode: str, service: Service, view: ProxyView, rules: NodeRules) -> list[str]:
     """What this dataplane does with the Service's topology hints and traffic policies."""
     out: list[str] = []

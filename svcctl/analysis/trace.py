@@ -615,11 +615,11 @@ def judge_port(
         reported: set[tuple[str, str]] = set()
         for e in [main, *(x for x in entries if x is not main and x.kind != "ClusterIP")]:
             if rules.mode in REPLACEMENT_MODES:  # each dataplane's own policy rules and backend states
-                from svcctl.analysis.replacement import entry_drift, entry_is_local
+                from svcctl.analysis.replacement import entry_drift, entry_is_local, want_for
 
                 local = entry_is_local(rules.mode, e, e is main, service)
                 where = label if e is main else f"{label} ({e.kind} {e.address or '*'}:{e.port})"
-                lines, found = entry_drift(rules.mode, e, view.local if local else view.cluster, local, by_key,
+                lines, found = entry_drift(rules.mode, e, want_for(rules.mode, e, view, local), local, by_key,
                                            where, node, rules, reported)
                 drift += lines
                 pt.findings += found

@@ -144,6 +144,10 @@ def load_replacement(texts: dict[str, str], origins: dict[str, str], mode: str,
     key = DUMP_KEYS[mode]
     text = texts.get(key)
     src = origins.get(key, key)
+    if mode == "cilium" and not text:  # read on this machine: one text per allow-listed listing
+        parts = [k for k in ("cilium-json", "cilium-bpf-lb", "cilium-revnat") if texts.get(k)]
+        text = "".join(texts[k] if texts[k].endswith("\n") else texts[k] + "\n" for k in parts) or None
+        src = ", ".join(origins.get(k, k) for k in parts) or src
     if mode == "cilium":
         if not text:
             raise InputError("cilium mode needs the agent's service list",
@@ -162,4 +166,4 @@ def load_replacement(texts: dict[str, str], origins: dict[str, str], mode: str,
         raise InputError("kube-router mode needs `ipvsadm -Ln` output", hint="give --ipvsadm FILE --mode kube-router")
     from svcctl.dataplane.kube_router import parse_kube_router
 
-    return parse_kube_router(text, src, only=only, ip_addr_text=texts.get("kube-ipvs0"))
+    return parse_kube_router(text, src, only=only, ip_addr_text=texts.get("kube-ipvs0") or texts.get("kube-dummy-if"))

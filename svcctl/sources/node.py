@@ -39,6 +39,10 @@ MODE_KEYS: dict[str, tuple[str, ...]] = {
     "iptables": ("iptables", "ip6tables", "conntrack"),
     "ipvs": ("ipvs", "iptables", "kube-ipvs0", "ipset", "ipvs-conns", "conntrack"),
     "nftables": ("nftables", "conntrack"),
+    # the replacements' listings, where their CLIs run on this machine (--local-node / --netns)
+    "cilium": ("cilium-json", "cilium-bpf-lb", "cilium-revnat"),
+    "calico-ebpf": ("calico-nat",),
+    "kube-router": ("ipvs", "kube-dummy-if", "ipvs-conns", "conntrack"),
 }
 COMMAND_TIMEOUT = 60.0
 _NETNS_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
