@@ -12,10 +12,11 @@ second.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from svcctl.dataplane.hashes import (
@@ -613,8 +614,12 @@ def _entry_name(comment: str | None) -> tuple[str | None, str | None]:
     return None, None
 
 
+@functools.lru_cache(maxsize=4096)
 def probability_fraction(text: str) -> Fraction:
-    """A printed `--probability` as the 1/k kube-proxy meant (0.33333333349 → 1/3)."""
+    """A printed `--probability` as the 1/k kube-proxy meant (0.33333333349 → 1/3).
+
+    Cached: a dump repeats the same few printed values (1/2 … 1/n) hundreds of thousands of times, and
+    building a Fraction from text was a tenth of a whole-dump parse (Fractions are immutable)."""
     p = float(text)
     if p <= 0:
         return Fraction(0)
@@ -625,6 +630,13 @@ def probability_fraction(text: str) -> Fraction:
     if k > 0 and abs(1 / k - p) <= 5.1e-6:
         return Fraction(1, k)
     return Fraction(text).limit_denominator(1_000_000)
+
+
+def _copy(b: Backend) -> Backend:
+    """A shallow copy of a Backend (its fields are immutable values)."""
+    nb = Backend.__new__(Backend)
+    nb.__dict__.update(b.__dict__)
+    return nb
 
 
 def masquerade_words(rule: Rule, where: str) -> str:
@@ -776,9 +788,10 @@ class _Follower:
             sub = self.walk(t, depth + 1)
             share = remaining * p
             for b in sub.backends:
-                nb = replace(b, probability=None if b.probability is None else share * b.probability,
-                             chain=b.chain or (t if t.startswith("KUBE-SEP-") else ""),
-                             local=True if (w.local or sub.local) else b.local)
+                nb = _copy(b)  # dataclasses.replace re-runs __init__: a tenth of a whole-dump parse
+                nb.probability = None if b.probability is None else share * b.probability
+                nb.chain = b.chain or (t if t.startswith("KUBE-SEP-") else "")
+                nb.local = True if (w.local or sub.local) else b.local
                 w.backends.append(nb)
             for m in sub.masquerade:
                 if m not in w.masquerade:
@@ -815,7 +828,7 @@ class _Follower:
                 # a firewall chain (only allowed sources get through, the rest is dropped): report the allowed
                 # sources' backends
                 cond, sub = conditional[0]
-                w.backends.extend(replace(b) for b in sub.backends)
+                w.backends.extend(_copy(b) for b in sub.backends)
                 w.masquerade.extend(m for m in sub.masquerade if m not in w.masquerade)
                 for c in sub.path:
                     if c not in w.path:
@@ -855,7 +868,7 @@ def _entry_from_rule(r: Rule, kind_default: str) -> ServiceEntry:
 
 
 def _apply_walk(entry: ServiceEntry, walk: _Walk, prefix_path: list[str]) -> None:
-    entry.backends = [replace(b) for b in walk.backends]
+    entry.backends = [_copy(b) for b in walk.backends]
     entry.path = prefix_path + [c for c in walk.path if c not in prefix_path]
     entry.masquerade = list(walk.masquerade)
     everything = [m for m in entry.masquerade if m.startswith("all ")]
