@@ -5,6 +5,8 @@ Per mode and size, each as its own subprocess with its peak RSS:
 - one Service: `svcctl rules SVC --MODE FILE -o json` and `svcctl trace VIP:80 --MODE FILE -o json` (the cut path:
   only that Service's chains / map elements / virtual server are parsed) — target < 1 s and < 200 MB at 10,000;
 - the whole dump: `svcctl rules --MODE FILE -o json` (linear in the dump: see the µs-per-line column);
+- one Service from a file of 1 MB or more is streamed (sources/scoped.py; iptables-save and ipvsadm -Ln): its
+  memory should stay flat from 10,000 to 50,000 Services;
 - baseline: grep for the Service by hand — iptables: its comment, then its KUBE-SVC chain's rules; nftables: its
   service chain's name; IPVS: `grep -A 10` its VIP — which answers less (no shares, no SEP/endpoint chains).
 
@@ -64,6 +66,11 @@ def _grep(mode: str, path: str, cmds: list[list[str]], repeat: int) -> tuple[flo
 
 def bench(size: str, repeat: int = 3, modes: tuple[str, ...] = MODES) -> list[Row]:
     rows: list[Row] = []
+    # the fixed cost in this run, to read the one-Service rows against: an interpreter, and svcctl's start-up
+    floor = median_run([sys.executable, "-c", "pass"], repeat, warm=True)
+    start = median_run([*SVCCTL, "--version"], repeat, warm=True)
+    rows.append(Row("nodes", "python3 -c pass / svcctl --version", start.seconds, start.rss_mb, "python3 -c pass",
+                    floor.seconds, {"mode": "-", "dump": "-", "µs/line": ""}, "the fixed cost of any run"))
     with tempfile.TemporaryDirectory(prefix="svcctl-bench-nodes-") as tmp:
         for mode in modes:
             for n in SIZES[size]:
