@@ -365,3 +365,115 @@ def test_node_sending_outside_its_zone_is_drift(run_cli: RunCli, tmp_path: Path)
     stale = [f for f in doc["findings"] if f["code"] == "StaleBackend"]
     assert sorted(f["pod"] for f in stale) == ["shop/web-c", "shop/web-d"]
     assert all("topology hints leave it out" in f["message"] for f in stale)
+
+
+# ------------------------------------------------------------------ from where (--from)
+
+
+def _etp_local_snapshot(tmp_path: Path, *, local_ips: list[str], remote_ips: list[str],
+                        ranges: list[str] | None = None, hc: int | None = None) -> Path:
+    """shop/web with externalTrafficPolicy Local: endpoints on worker-1 (`local_ips`) and worker-2. With a
+    health check (`hc`) the Service has no externalIP: only the load balancer brings traffic."""
+    root = snapshot(tmp_path)
+    doc = json.loads((root / "cluster.json").read_text())
+    items = [o for o in doc["items"] if not (o["kind"] in ("EndpointSlice", "Pod") and
+                                              o["metadata"]["namespace"] == "shop")]
+    web = items[0]
+    web["spec"]["externalTrafficPolicy"] = "Local"
+    if ranges:
+        web["spec"]["loadBalancerSourceRanges"] = ranges
+    if hc:
+        web["spec"]["healthCheckNodePort"] = hc
+        del web["spec"]["externalIPs"]
+    items.append({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "worker-2"},
+                  "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.12"}],
+                             "conditions": [{"type": "Ready", "status": "True"}]}})
+    ips = local_ips + remote_ips
+    names = [f"web-{i}" for i in range(len(ips))]
+    sl = _slice("web-1", "shop", "web", ips, [("https", 8443, "TCP")], names)
+    for e in sl["endpoints"]:
+        e["nodeName"] = NODE if e["addresses"][0] in local_ips else "worker-2"
+    items.append(sl)
+    for n, ip in zip(names, ips, strict=True):
+        p = _pod(n, "shop", ip, "web", [(8443, "TCP")])
+        p["spec"]["nodeName"] = NODE if ip in local_ips else "worker-2"
+        items.append(p)
+    doc["items"] = items
+    (root / "cluster.json").write_text(json.dumps(doc))
+    eps = [GenEndpoint(ip, local=ip in local_ips) for ip in ips]
+    (root / "nodes" / NODE / "iptables-save.txt").write_text(iptables_save(GenCluster(services=[
+        GenService("shop", "web", WEB_VIP, [GenPort("https", 443, 8443, node_port=NODE_PORT)], eps,
+                   external_ips=[] if hc else [EXT_IP], lb_ips=[LB_IP], etp_local=True, source_ranges=ranges or [],
+                   health_check_node_port=hc)], cluster_cidr="10.244.0.0/16")))
+    return root
+
+
+def _source_hop(doc: dict[str, Any]) -> dict[str, Any]:
+    (port,) = doc["ports"]
+    hop: dict[str, Any] = next(h for h in port["hops"] if h["hop"] == "source")
+    return hop
+
+
+def test_etp_local_from_outside_uses_local_endpoints(run_cli: RunCli, tmp_path: Path) -> None:
+    root = _etp_local_snapshot(tmp_path, local_ips=["10.244.1.5"], remote_ips=["10.244.2.6"])
+    code, doc = trace(run_cli, f"{NODE_IP}:{NODE_PORT}", "--snapshot", str(root), "--from", "198.51.100.99")
+    assert code == 0, _codes(doc)
+    assert [b["ip"] for b in doc["ports"][0]["backends"]] == ["10.244.1.5"]
+    hop = _source_hop(doc)
+    assert "this node's endpoints" in hop["summary"] and "source address kept" in hop["summary"]
+    # from the node itself: masqueraded, to the cluster set
+    code, doc = trace(run_cli, f"{NODE_IP}:{NODE_PORT}", "--snapshot", str(root), "--from", f"node/{NODE}")
+    assert sorted(b["ip"] for b in doc["ports"][0]["backends"]) == ["10.244.1.5", "10.244.2.6"]
+    assert "masqueraded" in _source_hop(doc)["summary"]
+    # the default source, a Pod on the node: the cluster set, source address kept
+    code, doc = trace(run_cli, f"{NODE_IP}:{NODE_PORT}", "--snapshot", str(root))
+    assert sorted(b["ip"] for b in doc["ports"][0]["backends"]) == ["10.244.1.5", "10.244.2.6"]
+    assert "source address kept" in _source_hop(doc)["summary"]
+
+
+def test_etp_local_without_local_endpoints_depends_on_the_source(run_cli: RunCli, tmp_path: Path) -> None:
+    root = _etp_local_snapshot(tmp_path, local_ips=[], remote_ips=["10.244.2.6"])
+    code, doc = trace(run_cli, f"{NODE_IP}:{NODE_PORT}", "--snapshot", str(root), "--from", "198.51.100.99")
+    assert code == 1 and "NoLocalEndpoints" in _codes(doc)
+    code, doc = trace(run_cli, f"{NODE_IP}:{NODE_PORT}", "--snapshot", str(root))  # a Pod: short-circuited
+    assert code == 0, _codes(doc)
+    assert [b["ip"] for b in doc["ports"][0]["backends"]] == ["10.244.2.6"]
+
+
+def test_etp_local_behind_a_health_check_is_info(run_cli: RunCli, tmp_path: Path) -> None:
+    root = _etp_local_snapshot(tmp_path, local_ips=[], remote_ips=["10.244.2.6"], hc=32000)
+    code, doc = trace(run_cli, "shop/web", "--snapshot", str(root))
+    assert code == 0, _codes(doc)
+    infos = [f for f in doc["findings"] if f["code"] == "HealthCheckTakesNodeOut"]
+    assert infos and all(f["severity"] == "info" for f in infos)
+    assert "NoLocalEndpoints" not in _codes(doc)
+    code, out, err = run_cli(["check", "shop/web", "--snapshot", str(root), "--node", NODE, "--fail-on", "warning"])
+    assert code == 0, out + err
+
+
+def test_load_balancer_source_ranges(run_cli: RunCli, tmp_path: Path) -> None:
+    root = _etp_local_snapshot(tmp_path, local_ips=["10.244.1.5"], remote_ips=[], ranges=["192.0.2.0/24"])
+    code, doc = trace(run_cli, f"{LB_IP}:443", "--snapshot", str(root), "--from", "192.0.2.9")
+    assert code == 0, _codes(doc)
+    assert "192.0.2.9 is in loadBalancerSourceRanges" in " ".join(_source_hop(doc)["details"])
+    code, doc = trace(run_cli, f"{LB_IP}:443", "--snapshot", str(root), "--from", "203.0.113.5")
+    assert code == 1 and _codes(doc) == ["SourceNotAllowed"]
+    # a NodePort is not subject to the ranges
+    code, doc = trace(run_cli, f"{NODE_IP}:{NODE_PORT}", "--snapshot", str(root), "--from", "203.0.113.5")
+    assert code == 0, _codes(doc)
+
+
+def test_clusterip_from_the_node_is_masqueraded_and_hairpin(run_cli: RunCli, tmp_path: Path) -> None:
+    snap = str(snapshot(tmp_path))
+    code, doc = trace(run_cli, "shop/web", "--snapshot", snap, "--from", f"node/{NODE}")
+    assert code == 0
+    assert "masqueraded" in _source_hop(doc)["summary"]
+    code, doc = trace(run_cli, "shop/web", "--snapshot", snap, "--from", "shop/web-a")
+    hop = _source_hop(doc)
+    assert "source address kept" in hop["summary"]
+    assert any(d.startswith("hairpin:") for d in hop["details"])
+
+
+def test_from_is_checked(run_cli: RunCli, tmp_path: Path) -> None:
+    code, out, err = run_cli(["trace", "shop/web", "--snapshot", str(snapshot(tmp_path)), "--from", "a/b/c"])
+    assert code == 2 and "--from" in err and "Traceback" not in err

@@ -192,3 +192,84 @@ def test_udp_and_tcp_of_one_port_are_traced_apart(lab: Lab, world: dict[str, Any
     assert all(not b.get("observed") for b in by_proto["TCP"]["backends"])
     code, doc = trace(run_cli, world, lab, f"{DNS_VIP}:53/udp")
     assert [p["protocol"] for p in doc["ports"]] == ["UDP"]
+
+
+# ------------------------------------------------------------------ from where: ETP Local and source ranges
+
+ALLOWED = "198.18.2.0/30"  # cl0 (198.18.2.2); cl1 (198.18.2.6) is outside
+
+
+def local_policy_objects(lab: Lab) -> list[dict[str, Any]]:
+    """web with externalTrafficPolicy Local and loadBalancerSourceRanges; pod2 runs on node2 in the API (the
+    lab's bridge still reaches it, as a remote node's Pod would be reached through the network)."""
+    objs = cluster_objects(lab)
+    remote = lab.pods[2]
+    for o in objs:
+        if o["kind"] == "Service" and o["metadata"]["name"] == "web":
+            o["spec"].update(externalTrafficPolicy="Local", loadBalancerSourceRanges=[ALLOWED])
+        if o["kind"] == "Pod" and o["metadata"]["name"] == remote.name:
+            o["spec"]["nodeName"] = "node2"
+        if o["kind"] == "EndpointSlice":
+            for e in o["endpoints"]:
+                if e["addresses"] == [remote.ip]:
+                    e["nodeName"] = "node2"
+    objs.append({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node2"},
+                 "status": {"addresses": [{"type": "InternalIP", "address": "198.18.9.1"}],
+                            "conditions": [{"type": "Ready", "status": "True"}]}})
+    return objs
+
+
+def load_local_policy_rules(lab: Lab, mode: str) -> None:
+    lab.node_exec(["iptables", "-t", "nat", "-F"], check=False)
+    lab.node_exec(["iptables", "-t", "filter", "-F"], check=False)
+    lab.node_exec(["nft", "flush", "ruleset"], check=False)
+    local, remote = lab.pods[:2], lab.pods[2]
+    if mode == "iptables":
+        eps = [GenEndpoint(p.ip, local=p is not remote) for p in lab.pods]
+        lab.iptables_restore(iptables_save(GenCluster(services=[
+            GenService(NS, "web", WEB_VIP, [GenPort("http", 80, lab.port, node_port=NODE_PORT)], eps,
+                       lb_ips=[LB_IP], source_ranges=[ALLOWED], etp_local=True)],
+            cluster_cidr=f"{lab.subnet}.0/24")))
+    else:
+        lab.nft_load(nft_script([NftService(
+            NS, "web", "http", WEB_VIP, 80, [(p.ip, lab.port) for p in lab.pods], node_port=NODE_PORT,
+            lb_ips=[LB_IP], source_ranges=[ALLOWED], etp_local=True,
+            local_endpoints=[(p.ip, lab.port) for p in local])],
+            layout="B", pod_cidr=f"{lab.subnet}.0/24", service_cidr="198.19.0.0/16"))
+    lab.conntrack_flush()
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_etp_local_and_source_ranges_per_source(lab: Lab, apiserver: Any, run_cli: RunCli, mode: str) -> None:
+    if "cl1" not in lab.clients:
+        lab.add_client("cl1")  # 198.18.2.6: outside loadBalancerSourceRanges
+    load_local_policy_rules(lab, mode)
+    world = {"mode": mode, "srv": apiserver(local_policy_objects(lab))}
+    local = {f"{NS}/{p.name}" for p in lab.pods[:2]}
+    every = {f"{NS}/{p.name}" for p in lab.pods}
+
+    def backends(doc: dict[str, Any]) -> set[str]:
+        return {b["pod"] for b in doc["ports"][0]["backends"]}
+
+    # a client outside the node: this node's endpoints only, no SNAT
+    code, doc = trace(run_cli, world, lab, f"{NODE_IP}:{NODE_PORT}", "--from", lab.clients["cl0"])
+    assert code == 0, [f["code"] for f in doc["findings"]]
+    assert backends(doc) == local
+    answers = lab.http_get_many(NODE_IP, NODE_PORT, N, client="cl0")
+    assert {f"{NS}/{a}" for a in answers} == local, Counter(answers)
+    # the node itself: short-circuited to every endpoint, masqueraded
+    code, doc = trace(run_cli, world, lab, f"{NODE_IP}:{NODE_PORT}", "--from", f"node/{NODE}")
+    assert code == 0 and backends(doc) == every
+    answers = lab.http_get_many(NODE_IP, NODE_PORT, N)
+    assert {f"{NS}/{a}" for a in answers} == every, Counter(answers)
+    # the load-balancer IP: cl0 is in the source ranges, cl1 is not
+    # (the LB IP belongs to no node: --node names whose rules --netns reads)
+    code, doc = trace(run_cli, world, lab, f"{LB_IP}:80", "--from", lab.clients["cl0"], "--node", NODE)
+    assert code == 0, [(f["code"], f["message"]) for f in doc["findings"]]
+    assert backends(doc) == local
+    answers = lab.http_get_many(LB_IP, 80, N, client="cl0")
+    assert {f"{NS}/{a}" for a in answers} == local, Counter(answers)
+    code, doc = trace(run_cli, world, lab, f"{LB_IP}:80", "--from", lab.clients["cl1"], "--node", NODE)
+    assert code == 1 and [f["code"] for f in doc["findings"]] == ["SourceNotAllowed"]
+    answers = lab.http_get_many(LB_IP, 80, 3, client="cl1", timeout=1.5)
+    assert not set(answers) & {p.name for p in lab.pods}, Counter(answers)

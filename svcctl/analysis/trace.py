@@ -16,7 +16,8 @@ from fractions import Fraction
 from typing import Any
 from urllib.parse import urlsplit
 
-from svcctl.analysis.topology import NodeEndpoint, Selection
+from svcctl.analysis.source import Source, SourceJudgement, judge_source
+from svcctl.analysis.topology import NodeEndpoint, Selection, port_policy
 from svcctl.analysis.topology import select as topology_select
 from svcctl.analysis.ways import Way, localhost_nodeport
 from svcctl.dataplane.model import REPLACEMENT_MODES, Backend, Flow, NodeRules, ServiceEntry, format_share
@@ -418,6 +419,29 @@ def _not_in_dump(service: Service | None, target: Target, rules: NodeRules, view
     return None
 
 
+def way_addr(way: Way | None) -> str:
+    return way.address if way is not None else "*"
+
+
+def _judge_source(service: Service | None, port: ServicePort | None, rules: NodeRules, main: ServiceEntry,
+                  source: Source | None, where: str, view: ProxyView | None
+                  ) -> tuple[SourceJudgement, ServiceEntry | None] | None:
+    """The source hop, when it matters: a --from was given, or the way in is external and its answer depends
+    on the source (externalTrafficPolicy Local, loadBalancerSourceRanges)."""
+    if source is None or service is None or port is None:
+        return None
+    external = main.kind != "ClusterIP"
+    etp_local = port_policy(service, port).external_local
+    ranges = bool(main.source_ranges or (main.kind == "LoadBalancer" and service.load_balancer_source_ranges))
+    if source.kind == "default" and not (external and (etp_local or ranges)):
+        return None
+    cip = next((e for e in rules.services if e.kind == "ClusterIP" and e.address in service.cluster_ips
+                and e.port == port.port and e.protocol == port.protocol.upper()), None)
+    backend_ips = {b.ip for e in (main, cip) if e is not None for b in e.backends}
+    return judge_source(source, where, service, main, external, etp_local,
+                        service.internal_traffic_policy == "Local", backend_ips, cip), cip
+
+
 def _health_checked(service: Service | None, e: ServiceEntry, way: Way | None) -> bool:
     """An external entry a load balancer health-checks: LoadBalancer, ETP Local, a healthCheckNodePort, and
     the packet comes from the load balancer (its IP or NodePort; not an externalIP, not a NodePort traced
@@ -442,9 +466,12 @@ def judge_port(
     probe: Counter[tuple[str, int]] | None = None,
     probe_errors: int = 0,
     way: Way | None = None,
+    source: Source | None = None,
+    source_where: str = "",
 ) -> PortTrace:
     """The node-rules, endpoints, drift and selected-endpoint hops for one service port (entered by `way`
-    when the target named one: then the rules judged are that way's)."""
+    when the target named one: then the rules judged are that way's), for a request from `source` (which
+    kube-proxy source class `source_where` names: svcctl.analysis.source)."""
     pt = PortTrace(port.port if port else (target.port or 0),
                    port.protocol if port else (target.protocol or "TCP"),
                    port.name if port else "", port.target_port if port else 0, way=way)
@@ -456,6 +483,7 @@ def judge_port(
 
     # ---- node rules
     entries: list[ServiceEntry] = []
+    judged: tuple[SourceJudgement, ServiceEntry | None] | None = None
     unseen: str | None = None
     unproxied = service is not None and service.headless  # kube-proxy writes nothing for it
     proxy_name = service.meta.labels.get(PROXY_NAME_LABEL) if service is not None else None
@@ -545,7 +573,40 @@ def judge_port(
                     evidence="; ".join(main.path) or "REJECT rule in filter KUBE-SERVICES",
                     hint="the Service has no ready endpoints on this node's view; see the endpoints hop",
                 ))
+            judged = _judge_source(service, port, rules, main, source, source_where, view)
+            shown = main.backends
+            if judged is not None:
+                j, cip = judged
+                hop_verdict = OK
+                if not j.allowed:
+                    verdict = hop_verdict = BROKEN
+                    pt.findings.append(Finding(
+                        "SourceNotAllowed", "error",
+                        f"{label}: {source.ip if source else '?'} may not reach {main_at}: "
+                        "outside loadBalancerSourceRanges",
+                        evidence=f"source ranges {', '.join(main.source_ranges or (service.load_balancer_source_ranges if service else []))}",
+                        hint="add the client's range to spec.loadBalancerSourceRanges, or call from an allowed "
+                             "source"))
+                elif (j.uses == "cluster" and main.kind != "ClusterIP" and cip is not None
+                      and (main.policy_local or main.no_local_endpoints)):
+                    shown = cip.backends  # the EXT chain's short-circuit to the cluster chain
+                    details.append(f"from {j.where}: the external chain short-circuits to the cluster set "
+                                   f"({len(shown)} backend(s), as for the ClusterIP)")
+                pt.hops.insert(0, Hop("source", hop_verdict, j.summary, j.details,
+                                      {"source": source.to_json() if source else None, "class": j.where,
+                                       "uses": j.uses, "masquerade": j.masquerade}))
             for e in entries:
+                if e.no_local_endpoints and e is main and judged is not None and judged[0].uses == "cluster":
+                    # this source is short-circuited to the cluster set; only traffic from outside is dropped
+                    verdict = WARNING if verdict == OK else verdict
+                    pt.findings.append(Finding(
+                        "NoLocalEndpoints", "warning",
+                        f"{label}: {e.kind} {e.address or way_addr(way)}:{e.port} on node {node or '?'} has no local "
+                        f"endpoint: traffic from {judged[0].where} is sent to the cluster set, traffic from "
+                        "outside the node is dropped",
+                        evidence="DROP \"has no local endpoints\" (filter table, external traffic only)",
+                        hint="run a ready Pod on this node, or use externalTrafficPolicy Cluster"))
+                    continue
                 if e.no_local_endpoints:
                     checked = _health_checked(service, e, way)
                     if checked:  # the load balancer's health check takes the node out: by design
@@ -567,8 +628,11 @@ def judge_port(
                         evidence="DROP \"has no local endpoints\"",
                         hint="run a ready Pod on this node, or use traffic policy Cluster",
                     ))
+            if shown is not main.backends:
+                summary = (f"{way.label if way is not None else f'{main.kind} {main_at}/{main.protocol}'}"
+                           f" → {len(shown)} backend(s) [{rules.mode}]")
             pt.hops.append(Hop("node-rules", verdict, summary, details))
-            for b in main.backends:
+            for b in shown:
                 ex = by_key.get((b.ip, b.port))
                 pt.backends.append(TraceBackend(
                     b.ip, b.port, b.probability, ex.pod if ex else None,
@@ -603,7 +667,8 @@ def judge_port(
         sel = view.selection_for(way.address if way else (service.cluster_ip if service else ""))
         data: dict[str, Any] = {}
         if sel is not None and node:
-            uses = sel.describe(external=way.external if way else False)
+            uses = sel.describe(external=way.external if way else False,
+                                local_source=judged is not None and judged[0].uses == "cluster")
             summary += f"; {uses}"
             data["selection"] = sel.to_json()
         pt.hops.append(Hop("endpoints", verdict, summary, details, data))

@@ -6,6 +6,7 @@ from collections import Counter
 
 import click
 
+from svcctl.analysis.source import Source
 from svcctl.analysis.trace import (
     BROKEN,
     OK,
@@ -41,8 +42,10 @@ from svcctl.sources.base import NodeDumps
                    "as its own entry.")
 @click.option("--from-pod", metavar="POD", help="Trace from this Pod: its node's rules, its namespace's DNS search, "
               "its NetworkPolicy egress.")
-@click.option("--from", "from_ip", metavar="IP", help="The client's address (not a Pod): what NetworkPolicy ipBlocks "
-              "are matched against.")
+@click.option("--from", "from_", metavar="IP|NS/POD|node/NAME",
+              help="Where the request starts (default: a Pod on the traced node): decides loadBalancerSourceRanges, "
+                   "externalTrafficPolicy Local's short-circuit, masquerade, hairpin, and (an IP) what NetworkPolicy "
+                   "ipBlocks are matched against. NS/POD also implies --from-pod.")
 @click.option("--cluster-domain", default="cluster.local", show_default=True)
 @click.option("--dns-server", metavar="IP[:PORT]", help="Query this DNS server (default: the kube-dns Service, "
               "live only).")
@@ -58,7 +61,7 @@ from svcctl.sources.base import NodeDumps
 @output_options()
 @node_options
 def command(target: str, port_flag: str | None, protocol_flag: str | None, from_pod: str | None,
-            from_ip: str | None, cluster_domain: str,
+            from_: str | None, cluster_domain: str,
             dns_server: str | None, resolv_conf: str | None, no_dns: bool, dns_timeout: float,
             probe_count: int | None, probe_tcp: bool, all_nodes: bool, parallel: int) -> int:
     """Follow one request from the name a client typed to the Pod that answers.
@@ -81,7 +84,18 @@ def command(target: str, port_flag: str | None, protocol_flag: str | None, from_
     app = get_app()
     if all_nodes:
         return run_fleet(app, [_fleet_service(app, target, cluster_domain)], parallel)
-    tr = build_trace(app, target, port_flag=port_flag, protocol=protocol_flag, from_pod=from_pod,
+    from_ip: str | None = None
+    if from_ is not None:
+        from svcctl.analysis.source import parse_from
+
+        try:
+            kind, ns, name = parse_from(from_)
+        except ValueError as e:
+            raise click.BadParameter(str(e).split(": ", 1)[-1], param_hint="--from") from None
+        if kind == "pod" and from_pod is None:
+            from_pod = f"{ns}/{name}"
+        from_ip = name if kind == "ip" else None  # NetworkPolicy ipBlocks are matched against an IP
+    tr = build_trace(app, target, port_flag=port_flag, protocol=protocol_flag, from_pod=from_pod, from_=from_,
                      cluster_domain=cluster_domain,
                      dns_server=dns_server, resolv_conf=resolv_conf, no_dns=no_dns, dns_timeout=dns_timeout,
                      probe_count=probe_count, probe_http=not probe_tcp, from_ip=from_ip)
@@ -131,11 +145,13 @@ def _no_way_message(target: Target) -> str:
 
 
 def _choose_node(app: App, service: Service | None, from_pod: str | None,
-                 ways: list[Way] | None = None) -> tuple[str | None, str]:
+                 ways: list[Way] | None = None, from_node: str | None = None) -> tuple[str | None, str]:
     """The node whose rules to read, and why that one."""
     ni = app.node_inputs
     if ni.node:
         return ni.node, "--node"
+    if from_node:
+        return from_node, "--from node/NAME"
     way_node = next((w.node for w in ways or [] if w.node), None)
     if way_node and app.has_cluster:
         # a packet to a node's address is handled by that node's kube-proxy rules (given ones are taken as its)
@@ -166,7 +182,7 @@ def _choose_node(app: App, service: Service | None, from_pod: str | None,
 
 
 def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, protocol: str | None = None,
-                from_pod: str | None = None,
+                from_pod: str | None = None, from_: str | None = None,
                 cluster_domain: str = "cluster.local", dns_server: str | None = None,
                 resolv_conf: str | None = None, no_dns: bool = False, dns_timeout: float = 2.0,
                 probe_count: int | None = None, probe_http: bool = True, from_ip: str | None = None) -> Trace:
@@ -195,7 +211,8 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
         raise InputError(f"{raw_target!r} names a Service but no cluster was given",
                          hint="with node input only, trace VIP:port (e.g. 10.0.1.175:80), or add --snapshot/--kubeconfig")
 
-    node, node_why = _choose_node(app, service, from_pod, ways)
+    from_node = from_[5:] if from_ and from_.startswith("node/") else None
+    node, node_why = _choose_node(app, service, from_pod, ways, from_node)
     tr = Trace(target, service, node, None)
     if node_why:
         tr.notes.append(f"node {node or '(given input)'}: {node_why}")
@@ -290,6 +307,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
         elif report.basis != "EndpointSlices":
             tr.notes.append(f"endpoints read from the {report.basis}: the input has no EndpointSlices")
     zone = _node_zone(app, node, slices)
+    src, src_where = _resolve_source(app, from_, from_pod, node, ways) if service is not None else (None, "")
 
     # ---- ports
     view: ProxyView | None = None
@@ -306,7 +324,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
             probe_counts, probe_errors = _probe(app, rules, service, w.number, target, probe_count, probe_http,
                                                 view)
             tr.ports.append(judge_port(service, w.port, target, rules, view, node, pod_codes, flows,
-                                       probe_counts, probe_errors, way=w))
+                                       probe_counts, probe_errors, way=w, source=src, source_where=src_where))
             if view is not None:
                 judged.append((tr.ports[-1], view))
     elif service is not None:
@@ -320,7 +338,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
             view = proxy_view(service, p, slices, node, zone) if not no_endpoints_input else None
             probe_counts, probe_errors = _probe(app, rules, service, p.port, target, probe_count, probe_http, view)
             tr.ports.append(judge_port(service, p, target, rules, view, node, pod_codes, flows,
-                                       probe_counts, probe_errors))
+                                       probe_counts, probe_errors, source=src, source_where=src_where))
             if view is not None:
                 judged.append((tr.ports[-1], view))
     else:
@@ -356,6 +374,51 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
                 if h.name == "node-rules" and h.verdict == SKIPPED:
                     h.summary = f"skipped: {rules_skipped}"
     return tr
+
+
+def _resolve_source(app: App, from_: str | None, from_pod: str | None, node: str | None,
+                    ways: list[Way]) -> tuple[Source, str]:
+    """The request's source as kube-proxy classes it seen from `node`: a Pod here or elsewhere, the node
+    itself, or outside. The default is a Pod on the traced node."""
+    from svcctl.analysis.source import Source, parse_from, where_is
+
+    raw = from_ or (from_pod if from_pod else None)
+    if raw is None:
+        src = Source("", "default", node=node, label=f"a Pod on {node}" if node else "a Pod on the node")
+        return src, where_is(src, node, set(), [])
+    kind, ns, name = parse_from(raw if "/" in raw or from_ else f"{app.ns}/{raw}")
+    node_obj = app.source.get_nodes([node]).get(node) if node and app.has_cluster else None
+    addrs = {a for typ in ("InternalIP", "ExternalIP") for a in (node_obj.addresses.get(typ, []) if node_obj else [])}
+    addrs |= {w.address for w in ways if w.kind in ("NodePort", "HealthCheckNodePort")}
+    if kind == "pod":
+        pod = app.source.get_pod(ns or app.ns, name) if app.has_cluster else None
+        if pod is None:
+            raise NotFoundError(f'pod "{name}" not found in namespace "{ns or app.ns}"')
+        src = Source(raw, "pod", ip=pod.pod_ip or None, node=pod.node_name or None, pod=pod.key,
+                     host_network=pod.host_network,
+                     label=f"Pod {pod.key} on {pod.node_name or '?'} ({pod.pod_ip or 'no IP'})")
+        return src, where_is(src, node, addrs, [])
+    if kind == "node":
+        n = app.source.get_nodes([name]).get(name) if app.has_cluster else None
+        ip = n.internal_ips[0] if n is not None and n.internal_ips else None
+        src = Source(raw, "node", ip=ip, node=name, label=f"node {name}")
+        return src, where_is(src, node, addrs, [])
+    # an IP: a Pod IP (in some Node's podCIDR), one of the node's addresses, or outside
+    cidrs: list[str] = []
+    owner: str | None = None
+    if app.has_cluster:
+        import ipaddress
+
+        for n in app.source.list_nodes():
+            for c in n.pod_cidrs:
+                cidrs.append(c)
+                try:
+                    if ipaddress.ip_address(name) in ipaddress.ip_network(c, strict=False):
+                        owner = n.meta.name
+                except ValueError:
+                    continue
+    src = Source(raw, "ip", ip=name, node=owner, label=name)
+    return src, where_is(src, node, addrs, cidrs)
 
 
 def _node_zone(app: App, node: str | None, slices: list[EndpointSlice]) -> str:

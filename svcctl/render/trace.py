@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 MARK = {OK: "✓", WARNING: "!", BROKEN: "✗", SKIPPED: "-"}
 STYLE = {OK: "green", WARNING: "yellow", BROKEN: "bold red", SKIPPED: "dim"}
-TITLES = {"dns": "DNS", "service": "Service", "node-rules": "Node rules", "endpoints": "Endpoints",
+TITLES = {"dns": "DNS", "service": "Service", "source": "Source", "node-rules": "Node rules", "endpoints": "Endpoints",
           "drift": "Drift", "policy": "NetworkPolicy", "selected": "Selected endpoint"}
 
 
