@@ -100,9 +100,11 @@ print(json.dumps(out))
 UDP_CLIENT_CODE = r"""
 import json, socket, sys
 host, port, n, timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-out = []
+out, socks = [], []
 for _ in range(n):
+    # every socket stays open until the end: each request has its own source port, so its own conntrack flow
     s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    socks.append(s)
     s.settimeout(timeout)
     try:
         s.sendto(b"?", (host, port))
@@ -113,8 +115,8 @@ for _ in range(n):
         out.append("refused")
     except OSError as e:
         out.append("error:" + str(e.errno))
-    finally:
-        s.close()
+for s in socks:
+    s.close()
 print(json.dumps(out))
 """
 

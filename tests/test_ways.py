@@ -290,6 +290,8 @@ def test_find_ways_health_check_and_families() -> None:
     objs = cluster()
     web = Service.from_dict(objs[0])
     web.health_check_node_port = 32000
+    assert find_ways([web], NODE_IP, 32000, None, nodes=[Node.from_dict(objs[2])]) == []  # ETP Cluster: none
+    web.external_traffic_policy = "Local"
     web.cluster_ips = [WEB_VIP, "2001:db8::5"]
     node = Node.from_dict(objs[2])
     (hc,) = find_ways([web], NODE_IP, 32000, None, nodes=[node])
@@ -477,3 +479,73 @@ def test_clusterip_from_the_node_is_masqueraded_and_hairpin(run_cli: RunCli, tmp
 def test_from_is_checked(run_cli: RunCli, tmp_path: Path) -> None:
     code, out, err = run_cli(["trace", "shop/web", "--snapshot", str(snapshot(tmp_path)), "--from", "a/b/c"])
     assert code == 2 and "--from" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ IPVS: virtual server kinds from the Services
+
+IPVSADM = f"""IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  {NODE_IP}:{NODE_PORT} rr
+  -> {WEB_EPS[0]}:8443              Masq    1      0          0
+  -> {WEB_EPS[1]}:8443              Masq    1      0          0
+TCP  {WEB_VIP}:443 rr
+  -> {WEB_EPS[0]}:8443              Masq    1      0          0
+  -> {WEB_EPS[1]}:8443              Masq    1      0          0
+TCP  {EXT_IP}:443 rr
+  -> {WEB_EPS[0]}:8443              Masq    1      0          0
+  -> {WEB_EPS[1]}:8443              Masq    1      0          0
+TCP  {LB_IP}:443 rr
+  -> {WEB_EPS[0]}:8443              Masq    1      0          0
+  -> {WEB_EPS[1]}:8443              Masq    1      0          0
+"""
+
+
+def test_ipvs_kinds_are_not_asserted_without_ipsets(run_cli: RunCli, tmp_path: Path) -> None:
+    f = tmp_path / "ipvsadm.txt"
+    f.write_text(IPVSADM)
+    code, out, err = run_cli(["rules", "--ipvsadm", str(f), "-o", "json"])
+    assert code == 0, err
+    doc = json.loads(out)
+    assert all(e.get("kindKnown") is False for e in doc["services"])
+    assert all(any(n.startswith("kind not known") for n in e.get("notes", [])) for e in doc["services"])
+
+
+@pytest.mark.parametrize(("addr", "port", "kind"), [
+    (NODE_IP, NODE_PORT, "NodePort"), (WEB_VIP, 443, "ClusterIP"), (EXT_IP, 443, "ExternalIP"),
+    (LB_IP, 443, "LoadBalancer")])
+def test_ipvs_kinds_from_the_services(run_cli: RunCli, tmp_path: Path, addr: str, port: int, kind: str) -> None:
+    root = snapshot(tmp_path)
+    (root / "nodes" / NODE / "iptables-save.txt").unlink()
+    (root / "nodes" / NODE / "ipvsadm.txt").write_text(IPVSADM)
+    code, doc = trace(run_cli, f"{addr}:{port}", "--snapshot", str(root))
+    assert code == 0, _codes(doc)
+    (pt,) = doc["ports"]
+    assert pt["wayIn"]["kind"] == kind and len(pt["backends"]) == 2
+    code, out, err = run_cli(["rules", "--snapshot", str(root), "-o", "json"])
+    kinds = {(e["address"], e["port"]): (e["kind"], e.get("kindKnown", True)) for e in json.loads(out)["services"]}
+    assert kinds[(addr, port)] == (kind, True)
+
+
+# ------------------------------------------------------------------ hints asked for but not set
+
+
+def test_why_the_controller_set_no_hints(run_cli: RunCli, tmp_path: Path) -> None:
+    root = snapshot(tmp_path)
+    doc = json.loads((root / "cluster.json").read_text())
+    doc["items"][0]["metadata"]["annotations"] = {"service.kubernetes.io/topology-mode": "Auto"}
+    doc["items"].append({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "web.1", "namespace": "shop"},
+                         "involvedObject": {"kind": "Service", "name": "web", "namespace": "shop"},
+                         "reason": "TopologyAwareHintsDisabled", "type": "Warning",
+                         "message": "Insufficient Node information: allocatable CPU or zone not specified on one "
+                                    "or more nodes, addressType: IPv4"})
+    (root / "cluster.json").write_text(json.dumps(doc))
+    code, out = trace(run_cli, "shop/web", "--snapshot", str(root))
+    assert any("TopologyAwareHintsDisabled" in n and "Insufficient Node information" in n for n in out["notes"])
+    # trafficDistribution with endpoints whose Node has no zone: no hints, and why
+    doc["items"][0]["metadata"]["annotations"] = {}
+    doc["items"][0]["spec"]["trafficDistribution"] = "PreferClose"
+    doc["items"] = [o for o in doc["items"] if o["kind"] != "Event"]
+    (root / "cluster.json").write_text(json.dumps(doc))
+    code, out = trace(run_cli, "shop/web", "--snapshot", str(root))
+    assert any("have no zone" in n for n in out["notes"]), out["notes"]

@@ -273,3 +273,18 @@ def test_etp_local_and_source_ranges_per_source(lab: Lab, apiserver: Any, run_cl
     assert code == 1 and [f["code"] for f in doc["findings"]] == ["SourceNotAllowed"]
     answers = lab.http_get_many(LB_IP, 80, 3, client="cl1", timeout=1.5)
     assert not set(answers) & {p.name for p in lab.pods}, Counter(answers)
+
+
+def test_node_address_only_the_node_knows(lab: Lab, world: dict[str, Any], run_cli: RunCli) -> None:
+    """An address on the node that its Node object does not list still takes NodePorts: with --netns the trace
+    reads the node's own addresses (`ip -o addr show`, read-only) and finds the Service through them."""
+    extra = "198.18.3.2"
+    if extra not in lab.node_exec(["ip", "-o", "addr", "show"]).stdout:
+        lab.add_node_address(extra)
+    code, doc = trace(run_cli, world, lab, f"{extra}:{NODE_PORT}")
+    assert code == 0, [f["code"] for f in doc["findings"]]
+    (pt,) = doc["ports"]
+    assert pt["wayIn"]["kind"] == "NodePort" and f"netns {lab.node}" in pt["wayIn"]["label"]
+    predicted = {b["pod"] for b in pt["backends"]}
+    answers = lab.http_get_many(extra, NODE_PORT, N, client="cl0")
+    assert {f"{NS}/{a}" for a in answers} == predicted, Counter(answers)

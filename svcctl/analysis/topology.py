@@ -301,3 +301,57 @@ def select(service: Service, port: ServicePort, slices: list[EndpointSlice], nod
     """The whole computation for one port: slices → endpoints → CategorizeEndpoints."""
     eps = slice_endpoints(service, port, slices, node, family)
     return categorize(eps, port_policy(service, port, family), node, zone)
+
+
+def topology_requested(service: Service) -> str:
+    """What the Service asks of the EndpointSlice controller's hints ("" = nothing): the annotation wins
+    (service.kubernetes.io/topology-aware-hints, deprecated, before topology-mode), else trafficDistribution."""
+    ann = service.meta.annotations
+    for key in ("service.kubernetes.io/topology-aware-hints", "service.kubernetes.io/topology-mode"):
+        if key in ann:
+            return f"{key}={ann[key]}" if ann[key].lower() == "auto" else ""
+    return f"trafficDistribution {service.traffic_distribution}" if service.traffic_distribution else ""
+
+
+def why_no_hints(service: Service, endpoints: list[NodeEndpoint], nodes: list[Node],
+                 events: list[tuple[str, str]]) -> list[str]:
+    """Why the EndpointSlice controller set no hints although the Service asks for them: its Events first
+    (TopologyAwareHintsDisabled), then the conditions of the heuristic in use (staging/src/k8s.io/endpointslice
+    topologycache for Auto, trafficdist for trafficDistribution) that the inputs can show."""
+    asked = topology_requested(service)
+    if not asked or any(e.zone_hints or e.node_hints for e in endpoints):
+        return []
+    out: list[str] = []
+    disabled = [m for reason, m in events if reason == "TopologyAwareHintsDisabled"]
+    if disabled:
+        out.append(f"{asked}, but no endpoint has hints: the EndpointSlice controller says "
+                   f"\"{disabled[-1]}\" (Event TopologyAwareHintsDisabled)")
+        return out
+    ready = [e for e in endpoints if e.ready]
+    if asked.startswith("trafficDistribution"):
+        nozone = [e for e in ready if not e.zone]
+        if nozone:
+            out.append(f"{asked}, but {len(nozone)} ready endpoint(s) have no zone (their Node has no "
+                       "topology.kubernetes.io/zone label), so they get no hint and topology is off")
+        else:
+            out.append(f"{asked}, but no endpoint has hints: the EndpointSlice controller has not set them "
+                       "(is the value valid for its version? PreferSameZone/PreferSameNode need 1.33+)")
+        return out
+    # the Auto heuristic: nodes (not control-plane, Ready) need a zone and allocatable CPU; more than one zone;
+    # every ready endpoint with a zone; no more zones than ready endpoints
+    workers = [n for n in nodes if n.ready and not any(
+        k in n.meta.labels for k in ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"))]
+    zones = {n.zone for n in workers if n.zone}
+    reasons: list[str] = []
+    if any(not n.zone for n in workers):
+        reasons.append("a Ready node has no topology.kubernetes.io/zone label (InsufficientNodeInfo)")
+    if workers and len(zones) == 1:
+        reasons.append("every Ready node is in one zone (NodesReadyInOneZoneOnly)")
+    if any(not e.zone for e in ready):
+        reasons.append("a ready endpoint has no zone (NoZoneSpecified)")
+    if zones and len(zones) > len(ready):
+        reasons.append(f"{len(zones)} zones but {len(ready)} ready endpoint(s) (InsufficientNumberOfEndpoints)")
+    out.append(f"{asked}, but no endpoint has hints" + (": " + "; ".join(reasons) if reasons else
+               ": the Auto heuristic's other conditions (allocatable CPU per zone, the overload threshold) "
+               "are not in the input"))
+    return out

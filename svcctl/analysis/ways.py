@@ -14,6 +14,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
+from svcctl.dataplane.model import ServiceEntry
 from svcctl.model import Node, Service, ServicePort
 
 CLUSTER_IP, NODE_PORT, EXTERNAL_IP, LOAD_BALANCER, HEALTH_CHECK = (
@@ -135,7 +136,8 @@ def find_ways(services: list[Service], ip: str, port: int | None, protocol: str 
             if node_how is not None and p.node_port and want(p.node_port, pp):
                 out.append(Way(NODE_PORT, s, p, ip, p.node_port, pp, f"NodePort {p.node_port}/{pp} on {node_how}",
                                node=node_name))
-        hc = s.health_check_node_port
+        # kube-proxy serves a health check only for LoadBalancer + ETP Local (apiservice.NeedsHealthCheck)
+        hc = s.health_check_node_port if (s.type == "LoadBalancer" and s.external_traffic_policy == "Local") else None
         if node_how is not None and hc and want(hc, "TCP"):
             out.append(Way(HEALTH_CHECK, s, None, ip, hc, "TCP", f"healthCheckNodePort {hc} on {node_how}",
                            node=node_name))
@@ -171,3 +173,39 @@ def localhost_nodeport(mode: str, ip: str, iptables_localhost: bool | None = Non
 
 def _ap(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def classify_entries(entries: list[ServiceEntry], services: list[Service],
+                     node_addresses: set[str] | None = None) -> int:
+    """Settle the kind of entries the parser could not classify (IPVS virtual servers without `ipset list`)
+    from the cluster's Services: a ClusterIP, an externalIP, a load-balancer IP, or a node address at a
+    nodePort. Returns how many were settled; the others keep their guess and say so."""
+    by_key: dict[tuple[str, int, str], str] = {}
+    node_ports: dict[tuple[int, str], str] = {}
+    for s in services:
+        for p in s.ports:
+            proto = p.protocol.upper()
+            for ip in s.cluster_ips:
+                if ip and ip != "None":
+                    by_key.setdefault((ip, p.port, proto), CLUSTER_IP)
+            for ip in s.external_ips:
+                by_key.setdefault((ip, p.port, proto), EXTERNAL_IP)
+            for ip in s.load_balancer_ips:
+                by_key.setdefault((ip, p.port, proto), LOAD_BALANCER)
+            if p.node_port:
+                node_ports[(p.node_port, proto)] = s.meta.key
+    settled = 0
+    for e in entries:
+        if e.kind_known:
+            continue
+        kind = by_key.get((e.address, e.port, e.protocol))
+        if kind is None and (e.port, e.protocol) in node_ports and (
+                node_addresses is None or e.address in node_addresses or not node_addresses):
+            kind = NODE_PORT
+        if kind is None:
+            continue
+        e.kind, e.kind_known = kind, True
+        e.notes = [n for n in e.notes if not n.startswith(("kind not known", "taken for a NodePort"))]
+        e.notes.append(f"kind {kind} from the cluster's Services")
+        settled += 1
+    return settled

@@ -173,6 +173,16 @@ def command(service: str | None) -> int:
     rules = app.load_rules(dumps, mode=app.node_inputs.mode, only=only)
     if any(e.name is None for e in rules.services):
         _name_entries(rules, named if only is not None else _service_ports(app, None))
+    if any(not e.kind_known for e in rules.services) and app.has_cluster and (
+            app.snapshot or app.kubeconfig or app.context):
+        # IPVS without `ipset list`: the cluster's Services say what each virtual server is
+        from svcctl.analysis.ways import classify_entries
+        from svcctl.errors import SvcctlError
+
+        try:
+            classify_entries(rules.services, app.source.list_services(None))
+        except SvcctlError as err:
+            app.terminal.debug(f"virtual server kinds not settled: {err.message}")
     if only is None and rules.mode == "iptables":
         _flag_orphans(app, rules)
     if only is not None:

@@ -125,7 +125,15 @@ def _ways_for_ip(app: App, target: Target) -> list[Way]:
     services = app.source.list_services(None)
     ways = find_ways(services, target.ip, target.port, target.protocol)
     if not ways and not is_loopback(target.ip):
-        ways = find_ways(services, target.ip, target.port, target.protocol, nodes=app.source.list_nodes())
+        nodes = app.source.list_nodes()
+        ways = find_ways(services, target.ip, target.port, target.protocol, nodes=nodes)
+        if not ways:  # an address of the node read (--netns, --local-node) that its Node object does not list
+            from svcctl.sources.node import read_own_addresses
+
+            own = read_own_addresses(app)
+            if target.ip in own:
+                ways = find_ways(services, target.ip, target.port, target.protocol, nodes=nodes, own_addresses=own,
+                                 own_node=app.node_inputs.node)
     elif not ways:
         ways = find_ways(services, target.ip, target.port, target.protocol, nodes=[],
                          own_node=app.node_inputs.node)
@@ -257,8 +265,14 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
                                        hint=e.hint or ""))
     if dumps:
 
-        rules = app.load_rules(dumps, mode=app.node_inputs.mode, only=_only_keys(service, target))
+        rules = app.load_rules(dumps, mode=app.node_inputs.mode,
+                               only=_only_keys(service, target) | {w.address for w in ways})
         tr.mode = rules.mode if rules else None
+        if rules is not None and service is not None and any(not e.kind_known for e in rules.services):
+            # IPVS without `ipset list`: the Service says what each of its virtual servers is
+            from svcctl.analysis.ways import classify_entries
+
+            classify_entries(rules.services, [service], {w.address for w in ways if w.kind == "NodePort"})
         if rules is not None:  # the rule counts are not shown in a trace: their note does not apply
             tr.notes += [n for n in rules.notes if not n.startswith("only the rules of the Service")]
             if rules.proxy_absent:
@@ -307,6 +321,8 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
         elif report.basis != "EndpointSlices":
             tr.notes.append(f"endpoints read from the {report.basis}: the input has no EndpointSlices")
     zone = _node_zone(app, node, slices)
+    if service is not None and slices:
+        tr.notes += _why_no_hints(app, service, slices, node)
     src, src_where = _resolve_source(app, from_, from_pod, node, ways) if service is not None else (None, "")
 
     # ---- ports
@@ -419,6 +435,26 @@ def _resolve_source(app: App, from_: str | None, from_pod: str | None, node: str
                     continue
     src = Source(raw, "ip", ip=name, node=owner, label=name)
     return src, where_is(src, node, addrs, cidrs)
+
+
+def _why_no_hints(app: App, service: Service, slices: list[EndpointSlice], node: str | None) -> list[str]:
+    """When the Service asks for topology but no endpoint has hints: why the EndpointSlice controller set none
+    (its TopologyAwareHintsDisabled Events, else the heuristic's conditions the input shows)."""
+    from svcctl.analysis.topology import has_hints, slice_endpoints, topology_requested, why_no_hints
+    from svcctl.errors import SvcctlError
+
+    if not topology_requested(service) or has_hints(slices):
+        return []
+    eps = [e for p in service.ports for fam in ("IPv4", "IPv6")
+           for e in slice_endpoints(service, p, slices, node, fam)]
+    try:
+        events = [(e.reason, e.message) for e in app.source.list_events(service.meta.namespace, "Service",
+                                                                         [service.meta.name])]
+        nodes = app.source.list_nodes() if not topology_requested(service).startswith("trafficDistribution") \
+            else []
+    except SvcctlError as err:
+        return [f"topology asked for but no endpoint has hints (why not: {err.message})"]
+    return why_no_hints(service, eps, nodes, events)
 
 
 def _node_zone(app: App, node: str | None, slices: list[EndpointSlice]) -> str:

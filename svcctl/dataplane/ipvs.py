@@ -651,11 +651,14 @@ def _entry(v: _VS, sets: dict[str, IPSet] | None, bound: set[str] | None) -> Ser
         notes.append(f"firewall-mark service {v.fwmark}: matches packets marked {v.fwmark} by iptables, not an "
                      "address; kube-proxy does not create these")
     kind = _classify(v, sets)
+    known = sets is not None and _in_a_set(v, sets)
     if (sets is None and bound is not None and v.protocol != "FWM" and v.address not in bound
             and 30000 <= v.port <= 32767):
         kind = "NodePort"
         notes.append("taken for a NodePort: its address is not on kube-ipvs0 and the port is in the default "
                      "NodePort range 30000-32767 (give `ipset list` to be sure)")
+    elif not known and v.protocol != "FWM":
+        notes.append(KIND_UNKNOWN_NOTE)
     # a firewall-mark service has no address or protocol of its own: address "fwmark N", protocol "FWM"
     entry = ServiceEntry(name=None, protocol=v.protocol,
                          address=v.address if v.protocol != "FWM" else f"fwmark {v.fwmark}", port=v.port, kind=kind,
@@ -683,7 +686,30 @@ def _entry(v: _VS, sets: dict[str, IPSet] | None, bound: set[str] | None) -> Ser
                 notes.append(f"{mem} {NOTE_NOT_IN_IPSET}: kube-proxy's iptables rules do not masquerade or "
                              "accept its traffic")
     entry.notes = notes
+    entry.kind_known = known or v.protocol == "FWM"
     return entry
+
+
+KIND_UNKNOWN_NOTE = ("kind not known (no `ipset list`, no cluster data): a virtual server address is consistent "
+                     "with a ClusterIP, an externalIP or a load-balancer IP (bound to kube-ipvs0), or a node address "
+                     "taking a NodePort")
+
+
+def _in_a_set(v: _VS, sets: dict[str, IPSet]) -> bool:
+    """Whether kube-proxy's ipsets name this virtual server (then `_classify` is certain, not a default)."""
+    prefix = "KUBE-6-" if v.ipv6 else "KUBE-"
+    mem = _member(v.address, v.protocol, v.port)
+    for name, st in sets.items():
+        if not name.startswith(prefix):
+            continue
+        if "NODE-PORT" in name:
+            p = v.protocol
+            if any(m in (str(v.port), f"{p.lower()}:{v.port}") or m.endswith(f",{p.lower()}:{v.port}")
+                   for m in st.members):
+                return True
+        elif mem in st.members or any(m.lower() == mem for m in st.members):
+            return True
+    return False
 
 
 def _check_iptables(text: str, rules: NodeRules) -> None:

@@ -92,6 +92,9 @@ class ServiceEntry:
     source_ranges: list[str] = field(default_factory=list)  # loadBalancerSourceRanges (KUBE-FW / firewall)
     notes: list[str] = field(default_factory=list)  # anything else a user should be told
     policy_local: bool = False  # reached via KUBE-SVL / local- (traffic policy Local)
+    # False when the parser could not tell the kind (IPVS without `ipset list`): `kind` is then a guess that the
+    # cluster's Services settle (svcctl.analysis.ways.classify_entries)
+    kind_known: bool = True
     scope: str = ""  # Cilium two-scope services: "internal" (in-cluster traffic) or "external"
     flags: list[str] = field(default_factory=list)  # the dataplane's own flags (Cilium bpf lb list, Calico)
     revnat: int | None = None  # Cilium reverse-NAT id (bpf lb list)
@@ -125,6 +128,8 @@ class ServiceEntry:
             out["flags"] = self.flags
         if self.revnat is not None:
             out["revNAT"] = self.revnat
+        if not self.kind_known:
+            out["kindKnown"] = False
         return out
 
 

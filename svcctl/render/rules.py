@@ -72,7 +72,7 @@ def rows(rules: NodeRules, wide: bool) -> list[list[str]]:
     out = []
     for e in rules.services:
         backends = ", ".join(backend_text(b) for b in e.backends) or "-"
-        row = [e.name or "?", e.kind, address_text(e), backends,
+        row = [e.name or "?", e.kind if e.kind_known else f"{e.kind}?", address_text(e), backends,
                f"ClientIP {e.affinity_seconds}s" if e.affinity_seconds is not None else "-",
                "; ".join(entry_notes(e)) or "-"]
         if wide:

@@ -31,6 +31,7 @@ ALLOWED_COMMANDS: dict[str, tuple[str, ...]] = {
     "conntrack": ("conntrack", "-L"),
     "kube-ipvs0": ("ip", "addr", "show", "kube-ipvs0"),
     "ipset": ("ipset", "list"),
+    "addresses": ("ip", "-o", "addr", "show"),  # the node's own addresses: a NodePort answers on each
 }
 # the kube-proxy replacements' agents (Cilium, calico-node, kube-router) share the one allow-list
 ALLOWED_COMMANDS.update({k: v for k, v in AGENT_COMMANDS.items() if k not in ALLOWED_COMMANDS})
@@ -131,6 +132,42 @@ def read_commands(keys: tuple[str, ...] | None, netns: str | None, where: str) -
             raise ClusterError(f"cannot read {where}'s rules: {e.message}", hint=_ROOT_HINT) from None
 
     return _collect(run, keys, where, where)
+
+
+def read_own_addresses(app: App) -> dict[str, str]:
+    """The addresses of the node `--netns` / `--local-node` reads (address -> where it was seen), for a NodePort
+    traced by an address the Node object does not list. Best effort: {} when `ip` cannot say."""
+    ni = app.node_inputs
+    if ni.netns is None and not ni.local:
+        return {}
+    if ni.netns is not None and not (_NETNS_NAME.fullmatch(ni.netns) and _netns_exists(ni.netns)):
+        return {}
+    try:
+        text = run_allowed("addresses", ni.netns)
+    except CommandFailed:
+        return {}
+    return parse_ip_o_addr(text, f"netns {ni.netns}" if ni.netns else "this machine")
+
+
+def parse_ip_o_addr(text: str, where: str) -> dict[str, str]:
+    """`ip -o addr show` lines (`2: eth0    inet 10.0.0.11/24 brd … scope global eth0 …`) -> address -> "eth0 in …";
+    loopback and IPv6 link-local addresses are left out (a loopback NodePort is judged by the mode)."""
+    import ipaddress
+
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        toks = line.split()
+        if len(toks) < 4 or toks[2] not in ("inet", "inet6"):
+            continue
+        addr = toks[3].split("/", 1)[0]
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            continue
+        if ip.is_loopback or ip.is_link_local:
+            continue
+        out.setdefault(str(ip), f"{toks[1].rstrip(':')} in {where}")
+    return out
 
 
 def mode_from_iptables(ipt: str) -> str:
