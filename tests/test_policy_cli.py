@@ -318,3 +318,24 @@ def test_collect_keeps_what_the_policy_hop_reads(run_cli: RunCli, apiserver: Any
     assert code == 0, err
     _, doc, _ = _trace(run_cli, str(tmp_path / "e.tar.gz"))
     assert _policy(doc)["verdict"] == "ok"
+
+
+@pytest.mark.usefixtures("pki")
+def test_deploy_rbac_grants_what_the_policy_hop_reads(run_cli: RunCli, apiserver: Any) -> None:
+    rbac = Path(__file__).resolve().parent.parent / "deploy" / "rbac.yaml"
+    srv = apiserver(_cluster(DB_INGRESS, WEB_DENY_EGRESS, ANP_DENY_WEB))
+    srv.rbac_from_yaml(rbac, {"ClusterRole/svcctl-reader": None})
+    env = {"KUBECONFIG": str(srv.kubeconfig)}
+    code, out, err = run_cli(["trace", "default/db", "--from-pod", "web/web-0", "--no-exec", "--no-dns", "-o",
+                              "json"], env=env)
+    hop = _policy(json.loads(out))
+    assert hop["verdict"] == "broken" and not [r for r in srv.requests if r.status == 403], err
+    # the namespaced Role: this namespace's policies are readable, the cluster-scoped admin tiers are not
+    srv = apiserver(_cluster(DB_INGRESS, ANP_DENY_WEB))
+    srv.rbac_from_yaml(rbac, {"Role/svcctl-namespace-reader": "default"})
+    code, out, err = run_cli(["trace", "default/db", "--node", "node-a", "--no-exec", "--no-dns", "-o", "json"],
+                             env={"KUBECONFIG": str(srv.kubeconfig)})
+    assert code in (0, 1), err
+    hop = _policy(json.loads(out))
+    assert hop["verdict"] == "ok" and [x["allowed"] for x in hop["data"]["backends"]] == [None, None]
+    assert any("AdminNetworkPolicies could not be read" in d for d in hop["details"])

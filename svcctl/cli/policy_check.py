@@ -79,6 +79,9 @@ class PolicyChecker:
             used = view.cluster or [e for e in view.all_endpoints if e.ready]
             ports.append((p.name or str(p.port), p.protocol, [(e.ip, e.port, e.pod) for e in used]))
         rep = reachability(world, svc.meta.key, ports, pods, self._all_ns)
+        refused = next((s.reason for s in self.source.skipped if s.resource == "adminnetworkpolicies"), None)
+        if refused is not None:
+            rep.notes.append(f"AdminNetworkPolicies could not be read ({refused}): the admin tiers are not evaluated")
         if self._client is not None and not rep.skipped:
             client = client_endpoint(world, self._client, self.from_pod, None, None, [])
             for label, proto, bs in ports:

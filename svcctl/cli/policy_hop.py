@@ -35,6 +35,9 @@ def add_policy_hops(source: ClusterSource, tr: Trace, service: Service, judged: 
     for cni in sorted(seen):
         notes.append(f"the node runs {cni}: its own policy kinds ({CNI_KINDS[cni]}) are not evaluated, only "
                      "NetworkPolicy" + (" and the AdminNetworkPolicy tiers" if world.admin else ""))
+    refused = next((s.reason for s in source.skipped if s.resource == "adminnetworkpolicies"), None)
+    if refused is not None:
+        notes.append(f"AdminNetworkPolicies could not be read ({refused}): the admin tiers are not evaluated")
     for pt, view in judged:
         backends = [(e.ip, e.port, e.pod) for e in _used(view)]
         main = next((e for e in pt.entries if e.kind == "ClusterIP"), pt.entries[0] if pt.entries else None)
