@@ -14,6 +14,8 @@ class ExitStatus(enum.IntEnum):
     PROBLEMS = 1  # the check ran and found problems
     USAGE = 2  # bad flags, unreadable or malformed input
     UNREACHABLE = 3  # could not reach or read the cluster or node (unreachable, 401/403, timeout)
+    INTERNAL = 4  # a bug in svcctl (the traceback with -v)
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 
 class SvcctlError(Exception):

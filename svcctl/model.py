@@ -11,6 +11,8 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from svcctl.findings import Severity, check_finding
+
 JSON = dict[str, Any]
 
 
@@ -528,23 +530,27 @@ class Event:
 # --------------------------------------------------------------------------- findings
 
 
-SEVERITIES = ("error", "warning", "info")
+SEVERITIES = tuple(s.value for s in Severity)
 
 
 @dataclass
 class Finding:
     """One explained problem. `code` is stable and documented; `evidence` is what proves it."""
 
-    code: str
-    severity: str  # error | warning | info
+    code: str  # registered in svcctl.findings.FINDINGS
+    severity: Severity
     message: str
     pod: str | None = None  # "ns/name"
     evidence: str = ""
     hint: str = ""
     where: str = ""  # which controller rule / source file decides it
 
+    def __post_init__(self) -> None:
+        self.severity = Severity(self.severity)  # a str from JSON or an old caller becomes the enum
+        check_finding(self.code, self.severity)
+
     def to_json(self) -> JSON:
-        out: JSON = {"code": self.code, "severity": self.severity, "pod": self.pod, "message": self.message,
+        out: JSON = {"code": self.code, "severity": self.severity.value, "pod": self.pod, "message": self.message,
                      "evidence": self.evidence, "hint": self.hint}
         if self.where:
             out["where"] = self.where

@@ -4,6 +4,8 @@
 - `pki`: a throwaway CA, server and client certificate (openssl CLI), made once per session.
 - `apiserver`: factory `apiserver(source="demo", **kw) -> FakeAPIServer`, started, with `.kubeconfig` written.
 - `run_cli`: `run_cli(args, env=None) -> (exit_code, stdout, stderr)` through `svcctl.cli.main.run`.
+- SVCCTL_STRICT_FINDINGS=1 for the whole run (and the svcctl subprocesses it starts): a finding whose code is
+  not in svcctl/findings.py, or whose severity the registry does not allow for it, raises.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from apiserver import PKI, FakeAPIServer, make_pki  # noqa: E402
+
+# --------------------------------------------------------------------------- the finding registry, strictly
+
+os.environ["SVCCTL_STRICT_FINDINGS"] = "1"
 
 # --------------------------------------------------------------------------- environment isolation
 

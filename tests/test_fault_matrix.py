@@ -311,7 +311,7 @@ def test_trace_degrades_without_exec_and_rules_fails_forbidden(apiserver: Factor
     k = ["--kubeconfig", str(srv.kubeconfig), "--request-timeout", "2"]
     srv.set_rbac(_grants("pods/exec (kube-system)"))
     code, out, err = run_cli(["trace", "hostnames", "--node", "kind-worker", "--no-dns", "-o", "json", *k])
-    assert code == 0, err
+    assert code == 1, err  # the demo's ReadinessProbeFailing ERROR (one exit model)
     doc = json.loads(out)
     node_hop = next(h for h in doc["ports"][0]["hops"] if h["hop"] == "node-rules")
     assert node_hop["verdict"] == "skipped" and "forbidden" in node_hop["summary"].lower()

@@ -26,7 +26,8 @@ def _trace_json(run_cli: RunCli, *args: str) -> tuple[int, dict[str, Any]]:
 
 def test_demo_tells_the_whole_story(run_cli: RunCli) -> None:
     code, out, err = run_cli(["trace", "hostnames", "--snapshot", "demo", "--mode", "iptables"])
-    assert code == 0, err
+    # one exit model (issue 15): the ReadinessProbeFailing ERROR makes the trace broken, as in `endpoints`
+    assert code == 1, err
     assert "10.244.0.5:9376  1/2 (50%)  → default/hostnames-632524106-bbpiw  [ready]" in out
     assert "10.244.0.6:9376  1/2 (50%)  → default/hostnames-632524106-ly40y  [ready]" in out
     assert re.search(r"hostnames-632524106-tlaok on kind-worker: not ready — ReadinessProbeFailing", out)
@@ -34,7 +35,7 @@ def test_demo_tells_the_whole_story(run_cli: RunCli) -> None:
     assert "no query was sent" in out
     assert "at random" in out and "not round-robin" in out
     # the first line is the verdict and the story; details are for -o wide
-    assert out.startswith("verdict: warning — 2 of 3 Pods serve; the other one fails its readiness probe: HTTP 503\n")
+    assert out.startswith("verdict: broken — 2 of 3 Pods serve; the other one fails its readiness probe: HTTP 503\n")
     assert "evidence:" not in out and "evidence: Event Unhealthy x87" in run_cli(
         ["trace", "hostnames", "--snapshot", "demo", "--mode", "iptables", "-o", "wide"])[1]
 
@@ -42,7 +43,7 @@ def test_demo_tells_the_whole_story(run_cli: RunCli) -> None:
 @pytest.mark.parametrize("mode", ["iptables", "ipvs", "nftables"])
 def test_demo_same_answer_in_every_mode(run_cli: RunCli, mode: str) -> None:
     code, doc = _trace_json(run_cli, "hostnames", "--snapshot", "demo", "--mode", mode)
-    assert code == 0
+    assert code == 1  # the demo's ReadinessProbeFailing ERROR: broken, exit 1 (one exit model, issue 15)
     assert doc["apiVersion"] == "svcctl/v1" and doc["kind"] == "Trace"
     assert doc["node"] == {"name": "kind-worker", "mode": mode}
     (port,) = doc["ports"]
@@ -181,7 +182,7 @@ def test_from_pod_picks_its_node_and_namespace(run_cli: RunCli) -> None:
     assert doc["hops"][0]["hop"] == "dns" and doc["hops"][0]["verdict"] == "broken"
     code, doc = _trace_json(run_cli, "hostnames.default", "--snapshot", "demo", "--mode", "iptables",
                             "--from-pod", "kube-system/coredns-5d78c9869d-q2x7m")
-    assert code == 0 and doc["hops"][0]["verdict"] == "ok"
+    assert code == 1 and doc["hops"][0]["verdict"] == "ok"
     code, out, err = run_cli(["trace", "hostnames", "--snapshot", "demo", "--from-pod", "default/nope"])
     assert code == 2 and 'pod "nope" not found' in err
 
@@ -235,7 +236,7 @@ def _nodeport_local_snapshot(tmp_path: Path, move_to_other_node: str | None = No
 
 def test_nodeport_local_path_is_checked_for_drift(run_cli: RunCli, tmp_path: Path) -> None:
     code, doc = _trace_json(run_cli, "hostnames", "--snapshot", str(_nodeport_local_snapshot(tmp_path / "a")))
-    assert code == 0 and not [f for f in doc["findings"] if f["code"] == "StaleBackend"]
+    assert code == 1 and not [f for f in doc["findings"] if f["code"] == "StaleBackend"]
     # the API moved 10.244.0.6 to another node: the ClusterIP path may still use it, the NodePort (Local) may not
     code, doc = _trace_json(run_cli, "hostnames", "--snapshot",
                             str(_nodeport_local_snapshot(tmp_path / "b", move_to_other_node="10.244.0.6")))
@@ -266,7 +267,7 @@ def test_live_trace_without_a_node_still_answers(run_cli: RunCli, apiserver: Any
     srv.exec_handler = lambda ns, pod, container, argv: (ipt, "", 0) if argv == ["iptables-save"] else ("", "", 0)
     k = ["--kubeconfig", str(srv.kubeconfig), "--no-dns"]
     code, doc = _trace_json(run_cli, "hostnames", *k)
-    assert code == 0
+    assert code == 1  # the demo's ReadinessProbeFailing ERROR: broken, exit 1 (one exit model, issue 15)
     hop = next(h for h in doc["ports"][0]["hops"] if h["hop"] == "node-rules")
     assert hop["verdict"] == "skipped" and "which node?" in hop["summary"]
     assert {h["hop"]: h["verdict"] for h in doc["ports"][0]["hops"]}["endpoints"] == "warning"
@@ -297,7 +298,7 @@ def test_live_trace_equals_snapshot_trace(run_cli: RunCli, apiserver: Any) -> No
     code_live, live = _trace_json(run_cli, "hostnames", "--node", "kind-worker", "--no-dns",
                                   "--kubeconfig", str(srv.kubeconfig))
     code_snap, snap = _trace_json(run_cli, "hostnames", "--snapshot", "demo", "--mode", "iptables", "--no-dns")
-    assert code_live == code_snap == 0
+    assert code_live == code_snap == 1
     import difflib
     a, b = (json.dumps(comparable(d), indent=1, sort_keys=True).splitlines() for d in (live, snap))
     assert a == b, "\n".join(difflib.unified_diff(a, b, lineterm=""))
@@ -322,7 +323,7 @@ def test_services_kube_proxy_does_not_program_are_not_drift(run_cli: RunCli, tmp
     hops = {h["hop"]: h for h in doc["ports"][0]["hops"]}
     assert hops["node-rules"]["verdict"] == hops["drift"]["verdict"] == "skipped"
     assert ("headless" if edit == "headless" else "cilium") in hops["node-rules"]["summary"]
-    assert code == 0
+    assert code == 1  # the demo's ReadinessProbeFailing ERROR: broken, exit 1 (one exit model, issue 15)
 
 
 def _ipvs_snapshot(tmp_path: Path) -> Path:
@@ -336,7 +337,7 @@ def _ipvs_snapshot(tmp_path: Path) -> Path:
 def test_ipvs_vip_not_bound_breaks_the_node_hop(run_cli: RunCli, tmp_path: Path) -> None:
     snap = _ipvs_snapshot(tmp_path)
     code, doc = _trace_json(run_cli, "hostnames", "--snapshot", str(snap), "--mode", "ipvs")
-    assert code == 0 and not [f for f in doc["findings"] if f["code"].startswith("VIP")]
+    assert code == 1 and not [f for f in doc["findings"] if f["code"].startswith("VIP")]
     addr = snap / "nodes" / "kind-worker" / "ip-addr-kube-ipvs0.txt"
     addr.write_text(addr.read_text().replace("    inet 10.0.1.175/32 scope global kube-ipvs0\n", ""))
     code, doc = _trace_json(run_cli, "hostnames", "--snapshot", str(snap), "--mode", "ipvs")

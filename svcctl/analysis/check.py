@@ -13,13 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from svcctl.findings import FAIL_ON_CHOICES, FailOn, Severity, Verdict, verdict_of
 from svcctl.model import JSON, Finding
 
-HEALTHY, WARNING, BROKEN = "healthy", "warning", "broken"
+# the words `check` prints for a Service's verdict (Verdict.status)
+HEALTHY, WARNING, BROKEN = Verdict.OK.status, Verdict.WARNING.status, Verdict.BROKEN.status
 STATUSES = (HEALTHY, WARNING, BROKEN)
-FAIL_ON = ("error", "warning", "never")
+FAIL_ON = FAIL_ON_CHOICES
 CHECKS = ("endpoints", "dns", "drift", "policy")
-_RANK = {"error": 0, "warning": 1, "info": 2}
 
 
 class Checked(Protocol):
@@ -40,7 +41,7 @@ class CheckFinding:
     node: str | None = None
 
     @property
-    def severity(self) -> str:
+    def severity(self) -> Severity:
         return self.finding.severity
 
     def to_json(self) -> JSON:
@@ -92,21 +93,25 @@ class ServiceCheck:
             out += [CheckFinding("drift", f, d.node) for f in d.findings]
         if self.policy is not None:
             out += [CheckFinding("policy", f) for f in self.policy.findings]
-        return sorted(out, key=lambda c: _RANK.get(c.severity, 3))  # stable: check order kept within a severity
+        return sorted(out, key=lambda c: c.severity.rank)  # stable: check order kept within a severity
+
+    @property
+    def verdict(self) -> Verdict:
+        return verdict_of(c.severity for c in self.findings)
 
     @property
     def status(self) -> str:
-        sev = {c.severity for c in self.findings}
-        return BROKEN if "error" in sev else WARNING if "warning" in sev else HEALTHY
+        """healthy | warning | broken: the verdict in check's words."""
+        return self.verdict.status
 
     def severity_counts(self) -> dict[str, int]:
-        out = {"error": 0, "warning": 0, "info": 0}
+        out = {s.value: 0 for s in Severity}
         for c in self.findings:
-            out[c.severity] = out.get(c.severity, 0) + 1
+            out[c.severity.value] += 1
         return out
 
-    def failing(self, fail_on: str) -> bool:
-        return failing_status(self.status, fail_on)
+    def failing(self, fail_on: FailOn | str) -> bool:
+        return FailOn(fail_on).fails(self.verdict)
 
     def to_json(self) -> JSON:
         return {
@@ -124,18 +129,18 @@ class ServiceCheck:
         }
 
 
-def failing_status(status: str, fail_on: str) -> bool:
-    """Whether a Service in `status` fails the run under `--fail-on`."""
-    if fail_on == "never":
-        return False
-    if fail_on == "warning":
-        return status in (BROKEN, WARNING)
-    return status == BROKEN
+_BY_STATUS = {v.status: v for v in (Verdict.BROKEN, Verdict.WARNING, Verdict.OK)}
 
 
-def settled_status(status: str, fail_on: str) -> bool:
+def failing_status(status: str, fail_on: FailOn | str) -> bool:
+    """Whether a Service in `status` (healthy/warning/broken) fails the run under `--fail-on`."""
+    return FailOn(fail_on).fails(_BY_STATUS[status])
+
+
+def settled_status(status: str, fail_on: FailOn | str) -> bool:
     """Whether `--wait` may stop for this Service: nothing at the fail-on level (errors for `never`)."""
-    return not failing_status(status, "error" if fail_on == "never" else fail_on)
+    f = FailOn(fail_on)
+    return not failing_status(status, FailOn.ERROR if f is FailOn.NEVER else f)
 
 
 @dataclass
@@ -160,7 +165,7 @@ class CheckReport:
         return all(settled_status(s.status, self.fail_on) for s in self.services)
 
     def summary(self) -> JSON:
-        sev = {"error": 0, "warning": 0, "info": 0}
+        sev = {s.value: 0 for s in Severity}
         for s in self.services:
             for k, v in s.severity_counts().items():
                 sev[k] = sev.get(k, 0) + v

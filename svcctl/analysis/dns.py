@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from svcctl.errors import InputError
+from svcctl.findings import Severity, Verdict, verdict_of
 from svcctl.model import EndpointSlice, Finding, Pod, Service
 
 DEFAULT_NDOTS = 5
@@ -583,8 +584,12 @@ class DNSReport:
     from_outside: bool = False
 
     @property
+    def verdict(self) -> Verdict:
+        return verdict_of(f.severity for f in self.findings)
+
+    @property
     def broken(self) -> bool:
-        return any(f.severity == "error" for f in self.findings)
+        return self.verdict is Verdict.BROKEN
 
     @property
     def answers(self) -> list[Answer]:
@@ -615,7 +620,7 @@ class DNSReport:
             "comparison": [d.to_json() for d in self.diffs],
             "findings": [f.to_json() for f in self.findings],
             "notes": self.notes,
-            "verdict": "broken" if self.broken else "ok",
+            "verdict": self.verdict.value,
         }
 
 
@@ -683,16 +688,16 @@ def judge(report: DNSReport, *, service_hint: str = "") -> None:
                 "Pod or on a node, or pass --dns-server with an address that reaches CoreDNS")
         if r.from_outside:
             r.findings.append(Finding(
-                code, "warning", f"{last.name} {last.type}: {what} from the kube-dns ClusterIP {servers}; svcctl "
+                code, Severity.WARNING, f"{last.name} {last.type}: {what} from the kube-dns ClusterIP {servers}; svcctl "
                 "runs outside the cluster, where ClusterIPs are usually not routable, so this says little about DNS",
                 evidence="; ".join(last.errors[-3:]) or last.rcode,
                 hint="run svcctl in a Pod or on a node, or pass --dns-server with an address that reaches CoreDNS "
                      "(e.g. a CoreDNS Pod IP from a node, or a port-forward)", where="resolver"))
             return
-        r.findings.append(Finding(code, "error", f"{last.name} {last.type}: {what} from {servers}{outage_tail()}",
+        r.findings.append(Finding(code, Severity.ERROR, f"{last.name} {last.type}: {what} from {servers}{outage_tail()}",
                                   evidence="; ".join(last.errors[-3:]) or last.rcode, hint=hint, where="resolver"))
     if control_ok is False and not stopped and r.resolved_name is None:
-        r.findings.append(Finding("DNSOutage", "error",
+        r.findings.append(Finding("DNSOutage", Severity.ERROR,
                                   "the control query kubernetes.default.svc." + dom + " failed as well: "
                                   "DNS itself is broken, not only this name",
                                   evidence="; ".join(f"{q.name} {q.type} {q.rcode}" for q in control),
@@ -703,7 +708,7 @@ def judge(report: DNSReport, *, service_hint: str = "") -> None:
     server_trouble = [q for q in in_zone if q.rcode in ("SERVFAIL", "REFUSED", "FORMERR", "NOTIMP", MALFORMED)]
     for q in in_zone:
         if q.rcode in ("SERVFAIL", "REFUSED", "FORMERR", "NOTIMP"):
-            r.findings.append(Finding("DNSServerFailure", "error" if r.resolved_name is None else "warning",
+            r.findings.append(Finding("DNSServerFailure", Severity.ERROR if r.resolved_name is None else Severity.WARNING,
                                       f"{q.name} {q.type}: the server answered {q.rcode}{outage_tail()}",
                                       evidence=f"{q.server} rcode {q.rcode}",
                                       hint="SERVFAIL from CoreDNS usually means its upstream or the API watch is "
@@ -711,7 +716,7 @@ def judge(report: DNSReport, *, service_hint: str = "") -> None:
             break
     for q in in_zone:
         if q.rcode == MALFORMED:
-            r.findings.append(Finding("DNSMalformedAnswer", "error" if r.resolved_name is None else "warning",
+            r.findings.append(Finding("DNSMalformedAnswer", Severity.ERROR if r.resolved_name is None else Severity.WARNING,
                                       f"{q.name} {q.type}: the answer from {q.server} could not be parsed",
                                       evidence="; ".join(q.errors[-2:]),
                                       hint="something other than a DNS server answers on that address, or a "
@@ -729,7 +734,7 @@ def judge(report: DNSReport, *, service_hint: str = "") -> None:
         if n.kind == "external":
             if inside:
                 r.findings.append(Finding(
-                    "DNSSearchPathSurprise", "warning",
+                    "DNSSearchPathSurprise", Severity.WARNING,
                     f"{n.typed!r} resolved as {resolved} ({describe_cluster_name(resolved, dom)}) through the "
                     "search list, not as the outside name you typed",
                     evidence=f"tried {', '.join(q.name for q in search[:idx + 1])}",
@@ -738,7 +743,7 @@ def judge(report: DNSReport, *, service_hint: str = "") -> None:
         else:
             target = describe_cluster_name(resolved, dom) if inside else "a name outside the cluster zone"
             r.findings.append(Finding(
-                "DNSSearchPathSurprise", "warning",
+                "DNSSearchPathSurprise", Severity.WARNING,
                 f"{n.typed!r} (meant: {n.fqdn}) resolved as {resolved}: {target}",
                 evidence=f"ndots:{r.resolver.ndots}, search {' '.join(r.resolver.search)}; tried "
                          + ", ".join(f"{q.name} {q.rcode}" for q in search[:idx + 1]),
@@ -749,7 +754,7 @@ def judge(report: DNSReport, *, service_hint: str = "") -> None:
         tried_before = {q.name for q in misses}
         if tried_before and n.namespace_typed and n.namespace != r.namespace and not n.absolute:
             r.findings.append(Finding(
-                "DNSSearchPathSurprise", "info",
+                "DNSSearchPathSurprise", Severity.INFO,
                 f"{n.typed!r} from namespace {r.namespace} resolved as {resolved} only after "
                 f"{len(tried_before)} failed lookup(s) through the search list",
                 evidence="tried " + ", ".join(q.name for q in misses) + f", then {resolved}",
@@ -769,14 +774,14 @@ def judge(report: DNSReport, *, service_hint: str = "") -> None:
         if control_ok:
             msg += outage_tail()
         nodata_as_predicted = not r.expected and r.service is not None and rc == {"NOERROR"}
-        r.findings.append(Finding("DNSNameNotFound", "info" if nodata_as_predicted else "error", msg,
+        r.findings.append(Finding("DNSNameNotFound", Severity.INFO if nodata_as_predicted else Severity.ERROR, msg,
                                   evidence="; ".join(f"{q.name} {q.type} {q.rcode}" for q in search),
                                   hint=service_hint or "; ".join(r.notes[:2]), where=WHERE))
         if r.expected:
             r.diffs = [RecordDiff(e.type, e.data, "missing", None, e.why) for e in r.expected]
         return
     if resolved is None:
-        r.findings.append(Finding("DNSNameNotFound", "error", f"{n.typed} does not resolve",
+        r.findings.append(Finding("DNSNameNotFound", Severity.ERROR, f"{n.typed} does not resolve",
                                   evidence="; ".join(f"{q.name} {q.type} {q.rcode}" for q in search),
                                   where="resolver"))
         return
@@ -795,7 +800,7 @@ def judge(report: DNSReport, *, service_hint: str = "") -> None:
         if missing:
             parts.append("missing (in the API, not in DNS): " + ", ".join(f"{d.type} {d.data}" for d in missing))
         r.findings.append(Finding(
-            "DNSMismatch", "error", f"{resolved} answers differ from the API: " + "; ".join(parts),
+            "DNSMismatch", Severity.ERROR, f"{resolved} answers differ from the API: " + "; ".join(parts),
             evidence=f"expected {', '.join(e.data for e in r.expected) or 'nothing'}; got "
                      + (", ".join(f"{a.data} (ttl {a.ttl})" for a in got) or "nothing"),
             hint="CoreDNS serves from its watch of Services and EndpointSlices: a stale answer lasts one TTL; longer "
@@ -808,7 +813,7 @@ def judge(report: DNSReport, *, service_hint: str = "") -> None:
         for q in follow:
             if not q.positive and q.name.lower() not in chased:
                 r.findings.append(Finding(
-                    "DNSNameNotFound", "warning",
+                    "DNSNameNotFound", Severity.WARNING,
                     f"the ExternalName target {q.name} does not resolve ({q.rcode}): clients get the CNAME and then "
                     "nothing", evidence=f"{q.name} {q.type} {q.rcode} from {q.server}",
                     hint="check spec.externalName and the upstream resolvers CoreDNS forwards to", where=WHERE))
@@ -828,7 +833,7 @@ def judge_prediction(report: DNSReport, predictions: list[Prediction], *, servic
                                  if p.records else " NXDOMAIN") for p in predictions)
     if hit is not None and hit.name.lower() != n.fqdn.lower():
         r.findings.append(Finding(
-            "DNSSearchPathSurprise", "warning",
+            "DNSSearchPathSurprise", Severity.WARNING,
             f"{n.typed!r} (meant: {n.fqdn}) would resolve as {hit.name}: "
             f"{describe_cluster_name(hit.name, r.cluster_domain)} (predicted from the API; no query was sent)",
             evidence=f"ndots:{r.resolver.ndots}, search {' '.join(r.resolver.search)}; a Pod would try {walked}",
@@ -839,12 +844,12 @@ def judge_prediction(report: DNSReport, predictions: list[Prediction], *, servic
         return
     if nodata:
         r.findings.append(Finding(
-            "DNSNameNotFound", "info", f"{n.fqdn} exists but has no {'/'.join(r.types)} record: CoreDNS would "
+            "DNSNameNotFound", Severity.INFO, f"{n.fqdn} exists but has no {'/'.join(r.types)} record: CoreDNS would "
             f"answer NODATA ({r.notes[-1]})", where="coredns plugin/kubernetes"))
         return
     why = "no Service " + f"{n.namespace}/{n.service} in the API" if not service_found else "; ".join(r.notes[1:3])
     r.findings.append(Finding(
-        "DNSNameNotFound", "error", f"{n.fqdn}: CoreDNS would answer NXDOMAIN ({why})",
+        "DNSNameNotFound", Severity.ERROR, f"{n.fqdn}: CoreDNS would answer NXDOMAIN ({why})",
         evidence=f"a Pod would try {walked}" if walked else "", hint=service_hint or "; ".join(r.notes[1:3]),
         where="coredns plugin/kubernetes"))
 

@@ -28,6 +28,7 @@ from functools import partial
 from typing import TypeVar
 
 from svcctl.errors import ExitStatus, ForbiddenError
+from svcctl.findings import FINDINGS, Severity, Verdict, verdict_of
 from svcctl.model import (
     JSON,
     Condition,
@@ -68,36 +69,9 @@ W_PORTS = "endpointslice/utils.go getEndpointPorts → FindPort"
 W_ADDRS = "endpointslice/utils.go getEndpointAddresses / getAddressTypesForService"
 W_KUBELET_READY = "pkg/kubelet/status/generate.go GeneratePodReadyCondition; " + W_TO_ENDPOINT
 
-# Every code this module emits, with its usual severity and what it means (docs, `check --explain`, tests).
-CODES: dict[str, tuple[str, str]] = {
-    "ExternalName": ("info", "type ExternalName: a DNS alias, never any endpoints"),
-    "NoSelector": ("info/error", "no selector: endpoints are hand-made (error when there are none)"),
-    "ProxyIgnored": ("info", "label service.kubernetes.io/service-proxy-name: kube-proxy leaves it to another proxy"),
-    "NoMatchingPods": ("error", "the selector matches no Pod of the Service's namespace"),
-    "NoReadyEndpoints": ("error", "Pods are selected but none is a ready endpoint"),
-    "TargetPortUndeclared": ("warning", "a numeric targetPort that no container of the selected Pods declares"),
-    "EndpointsTruncated": ("warning", "v1 Endpoints over capacity (1000): consumers of v1 Endpoints see a part"),
-    "SelectorMismatch": ("error/info", "a Pod nearly matches the selector (missing key, differing or typo'd value)"),
-    "OtherNamespace": ("error/info", "a Pod elsewhere matches the selector (error when the Service has none)"),
-    "PodCompleted": ("warning", "phase Succeeded/Failed: never an endpoint"),
-    "NoPodIP": ("error", "no Pod IP yet: in no slice"),
-    "NodeMissing": ("error", "the Pod's Node is not in the API: the controller skips the Pod"),
-    "IPFamilyMismatch": ("error", "the Pod has no IP of the Service's IP families"),
-    "PortNotFound": ("error", "a named targetPort matches no container port (name and protocol): that port is left out"),
-    "Terminating": ("warning", "deletionTimestamp set: serving/terminating, never ready"),
-    "Unschedulable": ("error", "PodScheduled=False: no node, no IP"),
-    "ContainerNotRunning": ("error", "a container is waiting (CrashLoopBackOff, ImagePullBackOff, …) or terminated"),
-    "ReadinessProbeFailing": ("error", "containers run but fail their readiness probe (kubelet Events)"),
-    "NodeNotReady": ("error", "the Pod is not ready and its Node's Ready condition is not True"),
-    "ReadinessGatePending": ("error", "a readinessGates condition is missing or False"),
-    "NotReady": ("error", "Ready is not True and nothing more specific can be proven"),
-    "MissingFromSlices": ("error", "a Pod that should be a ready endpoint is in no slice (controller lag or failure)"),
-    "SliceOutOfDate": ("error/warning", "a slice's readiness or addresses disagree with the Pod"),
-    "StaleSliceEndpoint": ("warning", "a slice lists a Pod that no longer matches (deleted or relabelled)"),
-    "UnmanagedSlice": ("warning", "a slice of a selector Service not managed by the EndpointSlice controller"),
-    "CheckSkipped": ("warning/info", "RBAC refused a read, or the input does not hold the kind: the check that "
-                     "needed it was skipped"),
-}
+# Every code this module emits, with its usual severity and what it means: a view of the one registry.
+CODES: dict[str, tuple[str, str]] = {c.code: (c.severity_text, c.meaning) for c in FINDINGS.values()
+                                     if c.area == "endpoints"}
 
 PortTuple = tuple[str, int, str]  # (name, port, protocol)
 T = TypeVar("T")
@@ -206,8 +180,12 @@ class EndpointsReport:
         return {"ready": self.ready if known else None, "notReady": self.not_ready if known else None,
                 "expected": self.expected if self.pods_known or self.service.selector is None else None}
 
+    @property
+    def verdict(self) -> Verdict:
+        return verdict_of(f.severity for f in self.findings)
+
     def exit_status(self) -> ExitStatus:
-        return ExitStatus.PROBLEMS if any(f.severity == "error" for f in self.findings) else ExitStatus.OK
+        return ExitStatus.PROBLEMS if any(f.severity == Severity.ERROR for f in self.findings) else ExitStatus.OK
 
     def findings_for(self, pod: str) -> list[Finding]:
         return [f for f in self.findings if f.pod == pod]
@@ -744,7 +722,7 @@ def explain_not_ready(pod: Pod, node: Node | None, events: list[Event], events_k
     name = pod.meta.name
     sched = pod.condition("PodScheduled")
     if pod.phase == "Pending" and sched is not None and sched.status == "False":
-        return Finding("Unschedulable", "error", "not scheduled, so no Pod IP and no endpoint: "
+        return Finding("Unschedulable", Severity.ERROR, "not scheduled, so no Pod IP and no endpoint: "
                        + (sched.message or sched.reason or "no node fits").replace("\n", " "), key,
                        _cond(pod, "PodScheduled"),
                        "free capacity or relax the Pod's requests, nodeSelector, affinity, taints/tolerations",
@@ -754,7 +732,7 @@ def explain_not_ready(pod: Pod, node: Node | None, events: list[Event], events_k
         who, reason, evidence = prob
         cname = who.rsplit(" ", 1)[-1]
         hint = _CONTAINER_HINTS.get(reason, "`kubectl describe pod {pod}` and `kubectl logs {pod} -c {c}`")
-        return Finding("ContainerNotRunning", "error", f"{who} is not running: {reason}", key, evidence,
+        return Finding("ContainerNotRunning", Severity.ERROR, f"{who} is not running: {reason}", key, evidence,
                        hint.format(pod=name, c=cname), W_KUBELET_READY)
     unready = [cs for cs in pod.container_statuses if not cs.ready]
     probes = _probe_events(pod, events)
@@ -762,7 +740,7 @@ def explain_not_ready(pod: Pod, node: Node | None, events: list[Event], events_k
         last = probes[-1]
         total = sum(e.count for e in probes)
         when = f", last {last.last_timestamp.isoformat().replace('+00:00', 'Z')}" if last.last_timestamp else ""
-        return Finding("ReadinessProbeFailing", "error",
+        return Finding("ReadinessProbeFailing", Severity.ERROR,
                        f"readiness probe failing ({total}x): {last.message}", key,
                        f"Event {last.reason} x{total}{when}: {last.message}; "
                        + "; ".join(f"container {cs.name} running, ready=false" for cs in unready),
@@ -770,7 +748,7 @@ def explain_not_ready(pod: Pod, node: Node | None, events: list[Event], events_k
                        f"dependencies (`kubectl logs {name}`)",
                        "kubelet prober (readiness) → ContainersReady=False → " + W_KUBELET_READY)
     if node is not None and not node.ready:
-        return Finding("NodeNotReady", "error", f"node {node.meta.name} is not Ready, so the Pod is marked not ready",
+        return Finding("NodeNotReady", Severity.ERROR, f"node {node.meta.name} is not Ready, so the Pod is marked not ready",
                        key, _node_cond(node) + "; " + _cond(pod, "Ready"),
                        f"fix the node (`kubectl describe node {node.meta.name}`, kubelet, network); its Pods are "
                        "rescheduled after the eviction timeout",
@@ -784,7 +762,7 @@ def explain_not_ready(pod: Pod, node: Node | None, events: list[Event], events_k
             pending_gates.append(f"readinessGate {gate}: {gate}={c.status}" + (f" ({c.reason})" if c.reason else "")
                                  + (f": {c.message}" if c.message else ""))
     if pending_gates and all(cs.ready for cs in pod.container_statuses):
-        return Finding("ReadinessGatePending", "error", "readiness gate not satisfied: " + pending_gates[0].split(":")[0]
+        return Finding("ReadinessGatePending", Severity.ERROR, "readiness gate not satisfied: " + pending_gates[0].split(":")[0]
                        .removeprefix("readinessGate "), key, "; ".join(pending_gates),
                        "the controller that owns the gate (e.g. a load balancer controller) has not set its "
                        "condition True: check that controller", W_KUBELET_READY)
@@ -794,7 +772,7 @@ def explain_not_ready(pod: Pod, node: Node | None, events: list[Event], events_k
         if any(c.has_readiness_probe for c in pod.containers):
             evidence += ("; no readiness-probe Event found (Events expire after about an hour)" if events_known
                          else "; no readiness-probe Event could be read")
-    return Finding("NotReady", "error", "Pod is not Ready", key, evidence,
+    return Finding("NotReady", Severity.ERROR, "Pod is not Ready", key, evidence,
                    f"`kubectl describe pod {name}` for the kubelet's view", W_TO_ENDPOINT)
 
 
@@ -833,13 +811,12 @@ def label_diff(selector: dict[str, str], labels: dict[str, str]) -> tuple[list[s
 # ------------------------------------------------------------------------------------------------ analysis
 
 
-_RANK = {"error": 0, "warning": 1, "info": 2}
 
 
 def analyze(g: Gathered) -> EndpointsReport:
     """Pure: the report for the gathered objects; findings worst first, Service-level before per-Pod."""
     rep = _analyze(g)
-    rep.findings.sort(key=lambda f: (_RANK.get(f.severity, 3), f.pod is not None))
+    rep.findings.sort(key=lambda f: (f.severity.rank, f.pod is not None))
     return rep
 
 
@@ -867,24 +844,24 @@ def _analyze(g: Gathered) -> EndpointsReport:
                          "events -A -o yaml`) for the full answer", "input"))
 
     for check, resource, reason in _dedupe(g.skipped):
-        sev = "warning" if check in CORE_CHECKS else "info"
+        sev = Severity.WARNING if check in CORE_CHECKS else Severity.INFO
         F.append(Finding("CheckSkipped", sev, f"check skipped: {check} (cannot read {resource})", None, reason,
                          "grant read access (deploy/rbac.yaml, ClusterRole svcctl-reader) for the full answer",
                          "RBAC"))
 
     if svc.type == "ExternalName":
-        F.append(Finding("ExternalName", "info", f"ExternalName Service: a DNS CNAME to {svc.external_name}, no "
+        F.append(Finding("ExternalName", Severity.INFO, f"ExternalName Service: a DNS CNAME to {svc.external_name}, no "
                          "endpoints by design", None, f"spec.type=ExternalName, externalName={svc.external_name}",
                          "nothing to fix; to route to Pods use type ClusterIP with a selector", W_SYNC))
         return rep
     if PROXY_NAME_LABEL in svc.meta.labels:
-        F.append(Finding("ProxyIgnored", "info", "kube-proxy ignores this Service: it is handed to "
+        F.append(Finding("ProxyIgnored", Severity.INFO, "kube-proxy ignores this Service: it is handed to "
                          f"{svc.meta.labels[PROXY_NAME_LABEL]!r}", None,
                          f"label {PROXY_NAME_LABEL}={svc.meta.labels[PROXY_NAME_LABEL]}",
                          "intended for an alternative proxy; remove the label if kube-proxy should serve it",
                          "cmd/kube-proxy/app/server.go Service informer (service-proxy-name DoesNotExist)"))
     if g.endpoints is not None and g.endpoints.truncated:
-        F.append(Finding("EndpointsTruncated", "warning", "v1 Endpoints hold only the first 1000 addresses; "
+        F.append(Finding("EndpointsTruncated", Severity.WARNING, "v1 Endpoints hold only the first 1000 addresses; "
                          "EndpointSlices are complete", None, f"Endpoints annotation {OVER_CAPACITY}=truncated",
                          "make consumers read EndpointSlices (v1 Endpoints is deprecated)",
                          "pkg/controller/endpoint/endpoints_controller.go (maxCapacity)"))
@@ -932,7 +909,7 @@ def _analyze(g: Gathered) -> EndpointsReport:
         for sp in svc.ports:
             if isinstance(sp.target_port, int) and (sp.target_port, sp.protocol) not in declared:
                 decl = ", ".join(f"{n}/{pr}" for n, pr in sorted(declared)) or "none"
-                F.append(Finding("TargetPortUndeclared", "warning",
+                F.append(Finding("TargetPortUndeclared", Severity.WARNING,
                                  f"port {sp.label}: targetPort {sp.target_port}/{sp.protocol} is declared by no "
                                  "container of the selected Pods", None,
                                  f"targetPort {sp.target_port}; containerPorts declared: {decl}",
@@ -949,7 +926,7 @@ def _analyze(g: Gathered) -> EndpointsReport:
     if not pods and CHK_PODS not in skipped_checks:
         near_names = [v.pod for v in rep.pods if v.relation == NEAR_MISS]
         near_txt = ", ".join(near_names[:5]) + (f" and {len(near_names) - 5} more" if len(near_names) > 5 else "")
-        F.append(Finding("NoMatchingPods", "error", f"selector {sel_text} matches no Pod in namespace {ns}", None,
+        F.append(Finding("NoMatchingPods", Severity.ERROR, f"selector {sel_text} matches no Pod in namespace {ns}", None,
                          f"spec.selector {sel_text}; 0 Pods in {ns} carry all of these labels"
                          + (f"; near misses: {near_txt}" if near_txt else "")
                          + (f"; {len(g.elsewhere)} matching Pod(s) in other namespaces" if g.elsewhere else ""),
@@ -966,7 +943,7 @@ def _analyze(g: Gathered) -> EndpointsReport:
 
     if pods and rep.ready == 0 and not any(v.expected_ready and v.expected_in_slices
                                                   for v in rep.pods if v.relation == SELECTED):
-        F.append(Finding("NoReadyEndpoints", "error", f"no ready endpoint: all {len(pods)} selected Pod(s) are "
+        F.append(Finding("NoReadyEndpoints", Severity.ERROR, f"no ready endpoint: all {len(pods)} selected Pod(s) are "
                          "excluded or not ready", None,
                          f"{rep.not_ready} not-ready endpoint(s) in the {_basis_word(g)}" if g.basis else
                          "no selected Pod is ready (the input has no EndpointSlices or Endpoints to confirm it)",
@@ -996,7 +973,7 @@ def _dedupe(items: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
     return list(dict.fromkeys(items))
 
 
-def _relevant_absences(g: Gathered) -> list[tuple[str, str, str]]:
+def _relevant_absences(g: Gathered) -> list[tuple[str, str, Severity]]:
     """(check, why, severity) for the kinds the input lacks that this Service's answer needed, each once.
 
     The comparison with the slices is the core of the answer (warning when it cannot be made at all, info
@@ -1004,20 +981,20 @@ def _relevant_absences(g: Gathered) -> list[tuple[str, str, str]]:
     from svcctl.analysis.partial import V1
 
     why = {c: w for c, _, w in g.absent}
-    out: list[tuple[str, str, str]] = []
+    out: list[tuple[str, str, Severity]] = []
     if CHK_SLICES in why:
         if g.basis == V1:
             out.append((CHK_SLICES, why[CHK_SLICES] + "; the v1 Endpoints were compared instead (the endpoints "
-                        "controller leaves out terminating Pods and lists one IP family)", "info"))
+                        "controller leaves out terminating Pods and lists one IP family)", Severity.INFO))
         elif g.service.selector is not None:
             out.append((CHK_SLICES, why[CHK_SLICES] + (" and no v1 Endpoints" if CHK_V1 in why else "")
-                        + ": which Pods are endpoints cannot be seen", "warning"))
+                        + ": which Pods are endpoints cannot be seen", Severity.WARNING))
     if CHK_V1 in why and g.service.selector is None and not g.slices:
-        out.append((CHK_V1, why[CHK_V1] + ": hand-made endpoints cannot be seen", "warning"))
+        out.append((CHK_V1, why[CHK_V1] + ": hand-made endpoints cannot be seen", Severity.WARNING))
     if CHK_PODS in why:
-        out.append((CHK_PODS, why[CHK_PODS] + ": no Pod-level reasons, no missing or stale endpoints", "warning"))
+        out.append((CHK_PODS, why[CHK_PODS] + ": no Pod-level reasons, no missing or stale endpoints", Severity.WARNING))
     if CHK_NODES in why:
-        out.append((CHK_NODES, why[CHK_NODES], "info"))
+        out.append((CHK_NODES, why[CHK_NODES], Severity.INFO))
     # Events: no entry. An input without Events is common (they expire after an hour) and no finding rests on
     # their absence: without one, a not-ready Pod is NotReady, never ReadinessProbeFailing.
     return out
@@ -1039,7 +1016,7 @@ def _judge_pod(g: Gathered, rep: EndpointsReport, v: PodVerdict, p: Pod, exp: Ex
     if not exp.in_slices:
         v.state = EXCLUDED
         if exp.exclusion == "PodCompleted":
-            add(Finding("PodCompleted", "warning", f"Pod has finished (phase {p.phase}) and is never an endpoint", key,
+            add(Finding("PodCompleted", Severity.WARNING, f"Pod has finished (phase {p.phase}) and is never an endpoint", key,
                         f"status.phase={p.phase}" + (f" reason={p.status_reason}" if p.status_reason else "")
                         + (f": {p.status_message}" if p.status_message else ""),
                         f"a finished Pod is replaced by its controller; delete it (`kubectl delete pod {p.meta.name}`) "
@@ -1049,13 +1026,13 @@ def _judge_pod(g: Gathered, rep: EndpointsReport, v: PodVerdict, p: Pod, exp: Ex
             if p.phase == "Pending" and sched is not None and sched.status == "False":
                 add(explain_not_ready(p, node, g.events, _events_known(g)))
             else:
-                add(Finding("NoPodIP", "error", "Pod has no IP yet, so it is in no slice", key,
+                add(Finding("NoPodIP", Severity.ERROR, "Pod has no IP yet, so it is in no slice", key,
                             f"status.podIP empty, phase={p.phase or 'unknown'}; " + _cond(p, "PodScheduled")
                             + (f"; node {p.node_name}" if p.node_name else ""),
                             f"the sandbox/network is not set up: `kubectl describe pod {p.meta.name}` (CNI errors)",
                             W_SHOULD + " (no podIP/podIPs)"))
         elif exp.exclusion == "NodeMissing":
-            add(Finding("NodeMissing", "error", (f"Pod's node {p.node_name} does not exist in the API" if p.node_name
+            add(Finding("NodeMissing", Severity.ERROR, (f"Pod's node {p.node_name} does not exist in the API" if p.node_name
                         else "Pod has an IP but no spec.nodeName (the controller looks up Node \"\")")
                         + ": the controller skips the Pod", key,
                         f"spec.nodeName={p.node_name or '(empty)'}; GET node {p.node_name or EMPTY_NAME}: not found",
@@ -1063,7 +1040,7 @@ def _judge_pod(g: Gathered, rep: EndpointsReport, v: PodVerdict, p: Pod, exp: Ex
                         "recreates it), or set publishNotReadyAddresses to publish it anyway",
                         W_RECONCILE + " → nodeLister.Get (\"skipping Pod for Service, Node not found\")"))
         elif exp.exclusion == "IPFamilyMismatch":
-            add(Finding("IPFamilyMismatch", "error", "Pod has no IP of the Service's families "
+            add(Finding("IPFamilyMismatch", Severity.ERROR, "Pod has no IP of the Service's families "
                         + "/".join(address_types(svc)), key,
                         f"Pod IPs {', '.join(p.pod_ips) or p.pod_ip}; Service ipFamilies "
                         f"{', '.join(svc.ip_families) or '(from clusterIP)'}",
@@ -1076,7 +1053,7 @@ def _judge_pod(g: Gathered, rep: EndpointsReport, v: PodVerdict, p: Pod, exp: Ex
     if exp.terminating:
         v.state = TERMINATING
         if not svc.publish_not_ready_addresses:
-            add(Finding("Terminating", "warning", "Pod is terminating: kept as serving="
+            add(Finding("Terminating", Severity.WARNING, "Pod is terminating: kept as serving="
                         f"{str(exp.serving).lower()}, terminating=true, but not ready", key,
                         f"metadata.deletionTimestamp={p.meta.deletion_timestamp.isoformat().replace('+00:00', 'Z') if p.meta.deletion_timestamp else '?'}; "
                         + _cond(p, "Ready"),
@@ -1100,7 +1077,7 @@ def _ports_findings(svc: Service, rep: EndpointsReport, v: PodVerdict, p: Pod, e
                      if cp.name == sp.target_port]
         why = (f"a port named {sp.target_port!r} exists only as {', '.join(same_name)} (protocol must be "
                f"{sp.protocol})" if same_name else f"no container port is named {sp.target_port!r}")
-        add(Finding("PortNotFound", "error", f"Service port {sp.label} → targetPort {sp.target_port!r}: {why}; the Pod "
+        add(Finding("PortNotFound", Severity.ERROR, f"Service port {sp.label} → targetPort {sp.target_port!r}: {why}; the Pod "
                     "gets no endpoint for that port", v.pod,
                     f"targetPort {sp.target_port!r}/{sp.protocol}; container ports: {', '.join(named) or 'none'}",
                     f"name a containerPort {sp.target_port!r} with protocol {sp.protocol} (in a container or a "
@@ -1128,7 +1105,7 @@ def _near_misses(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
         parts = [f"{k}={h} (Service wants {k}={w}" + (", looks like a typo)" if (k, w, h) in typos else ")")
                  for k, w, h in differing]
         parts += [f"{k} missing (Service wants {k}={sel[k]})" for k in missing]
-        sev = "info" if intended else "error"
+        sev = Severity.INFO if intended else Severity.ERROR
         msg = "Pod almost matches the selector: " + "; ".join(parts)
         if intended:
             msg += f" (selected by Service {', '.join(intended)} instead)"
@@ -1149,7 +1126,7 @@ def _elsewhere(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
     for p in sorted(g.elsewhere, key=lambda x: (x.meta.namespace, x.meta.name)):
         if p.meta.namespace == ns or p.phase in ("Succeeded", "Failed"):
             continue
-        sev = "info" if pods else "error"
+        sev = Severity.INFO if pods else Severity.ERROR
         rep.findings.append(Finding(
             "OtherNamespace", sev, f"Pod matches the selector but lives in namespace {p.meta.namespace}, not {ns}",
             p.key, f"Pod {p.key} labels match {selector_string(g.service.selector or {})}; Service in {ns}",
@@ -1173,7 +1150,7 @@ def _slices_alone(g: Gathered, rep: EndpointsReport) -> None:
                    if ep.target_kind == "Pod" and ep.target_name else None)
             terminating = ep.is_terminating
             rep.findings.append(Finding(
-                "Terminating" if terminating else "NotReady", "warning" if terminating else "error",
+                "Terminating" if terminating else "NotReady", Severity.WARNING if terminating else Severity.ERROR,
                 f"endpoint {', '.join(ep.addresses)} is {'terminating' if terminating else 'not ready'} in slice "
                 f"{sl.meta.name} ({pods_why})", pod,
                 f"slice {sl.meta.name}: ready={str(ep.is_ready).lower()}, serving={str(ep.is_serving).lower()}, "
@@ -1181,7 +1158,7 @@ def _slices_alone(g: Gathered, rep: EndpointsReport) -> None:
                 "grant get/list on pods (deploy/rbac.yaml) for the reason, or `kubectl describe pod`",
                 W_RECONCILE))
     if rep.ready == 0 and g.slices:
-        rep.findings.append(Finding("NoReadyEndpoints", "error", "no ready endpoint in the Service's slices", None,
+        rep.findings.append(Finding("NoReadyEndpoints", Severity.ERROR, "no ready endpoint in the Service's slices", None,
                                     f"{rep.not_ready} not-ready endpoint(s) in the slices", "see the per-Pod findings",
                                     W_RECONCILE))
 
@@ -1194,7 +1171,7 @@ def _compare_slices(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
     near = {p.key for p in g.near}
     for sl in sorted(g.slices, key=lambda s: s.meta.name):
         if sl.managed_by != CONTROLLER_NAME:
-            F.append(Finding("UnmanagedSlice", "warning",
+            F.append(Finding("UnmanagedSlice", Severity.WARNING,
                              f"EndpointSlice {sl.meta.name} is not managed by the EndpointSlice controller; kube-proxy "
                              "still routes to its endpoints", None,
                              f"label endpointslice.kubernetes.io/managed-by={sl.managed_by or '(none)'}, "
@@ -1209,7 +1186,7 @@ def _compare_slices(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
             key = f"{ep.target_namespace or sl.meta.namespace}/{ep.target_name}"
             if key not in verdicts:
                 why = "its labels no longer match the selector" if key in near else "no such Pod matches the selector (deleted?)"
-                F.append(Finding("StaleSliceEndpoint", "warning",
+                F.append(Finding("StaleSliceEndpoint", Severity.WARNING,
                                  f"slice {sl.meta.name} lists {key} ({', '.join(ep.addresses)}) but {why}", key,
                                  f"endpoint {', '.join(ep.addresses)} ready={ep.is_ready} targetRef Pod {key}",
                                  "the controller should remove it on its next sync; if it stays, check "
@@ -1238,7 +1215,7 @@ def _compare_slices(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
             # without the Nodes, NodeMissing (the controller skipping the Pod on purpose) cannot be ruled out
             nodes_unseen = bool(v.node) and not v1 and any(c == CHK_NODES for c, _, _ in (*g.absent, *g.skipped))
             v.codes.append("MissingFromSlices")
-            F.append(Finding("MissingFromSlices", "warning" if nodes_unseen else "error",
+            F.append(Finding("MissingFromSlices", Severity.WARNING if nodes_unseen else Severity.ERROR,
                              ("Pod should be a ready endpoint but is in no slice" if not v1 else
                               "Pod should be a ready endpoint but is not in the v1 Endpoints")
                              + (f" (or its Node {v.node} is gone: the input has no Nodes to tell)"
@@ -1252,7 +1229,7 @@ def _compare_slices(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
             why = ", ".join(c for c in v.codes if c in ("PodCompleted", "NoPodIP", "NodeMissing", "IPFamilyMismatch",
                                                          *(("Terminating",) if v1 else ())))
             v.codes.append("SliceOutOfDate")
-            F.append(Finding("SliceOutOfDate", "warning", f"a slice still lists a Pod the controller excludes ({why})",
+            F.append(Finding("SliceOutOfDate", Severity.WARNING, f"a slice still lists a Pod the controller excludes ({why})",
                              v.pod, f"slice {', '.join(sorted({r.slice for r in rows}))} lists "
                              f"{', '.join(sorted({a for r in rows for a in r.ips}))} ready="
                              f"{str(any(r.ready for r in rows)).lower()}",
@@ -1272,7 +1249,7 @@ def _compare_slices(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
                 problems.append(f"slice ports {_fmt_ports(got_ports)}, expected {_fmt_ports(v.expected_ports)}")
             if problems:
                 # traffic misses a Pod that should get it (or goes to the wrong port): error; the reverse: warning
-                sev = "error" if v.expected_ready and (not got_ready or ports_differ) else "warning"
+                sev = Severity.ERROR if v.expected_ready and (not got_ready or ports_differ) else Severity.WARNING
                 v.codes.append("SliceOutOfDate")
                 F.append(Finding("SliceOutOfDate", sev, "the slice disagrees with the Pod: " + "; ".join(problems),
                                  v.pod, "; ".join(problems) + f" (slice {', '.join(sorted({r.slice for r in rows}))})",
@@ -1296,11 +1273,11 @@ def _selectorless(g: Gathered, rep: EndpointsReport) -> None:
         hand = [f"{a} (v1 Endpoints, ready)" for a in g.endpoints.ready_addresses]
         hand += [f"{a} (v1 Endpoints, not ready)" for a in g.endpoints.not_ready_addresses]
     if not hand and g.basis == "":
-        rep.findings.append(Finding("NoSelector", "info", "no selector: endpoints are managed by hand, and the "
+        rep.findings.append(Finding("NoSelector", Severity.INFO, "no selector: endpoints are managed by hand, and the "
                                     "input holds neither EndpointSlices nor v1 Endpoints to show them", None,
                                     "spec.selector unset", "", W_SYNC + " (Selector == nil → no slices)"))
         return
-    sev = "info" if rep.ready else "error"
+    sev = Severity.INFO if rep.ready else Severity.ERROR
     msg = ("no selector: endpoints are managed by hand" if hand else
            "no selector and no hand-made endpoints: the Service has nowhere to send traffic")
     rep.findings.append(Finding("NoSelector", sev, msg, None,

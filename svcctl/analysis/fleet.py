@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from svcctl.errors import ExitStatus
+from svcctl.findings import Severity, Verdict, verdict_of
 from svcctl.model import Finding
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ class NodeResult:
 
     @property
     def drifted(self) -> bool:
-        return any(f.severity == "error" for f in self.findings)
+        return any(f.severity == Severity.ERROR for f in self.findings)
 
     @property
     def verdict(self) -> str:
@@ -46,7 +47,7 @@ class NodeResult:
 
 def unreadable_node(node: str, error: str, seconds: float) -> NodeResult:
     return NodeResult(node, None, False, error, [Finding(
-        "NodeUnreadable", "warning", f"node {node}: its kube-proxy rules could not be read: {error}",
+        "NodeUnreadable", Severity.WARNING, f"node {node}: its kube-proxy rules could not be read: {error}",
         evidence=error, hint="check the node and its kube-proxy Pod (`kubectl -n kube-system get pods -o wide`); "
                              "raise --request-timeout for slow nodes",
     )], seconds)
@@ -88,6 +89,11 @@ class FleetReport:
     @property
     def findings(self) -> list[Finding]:
         return [f for n in self.nodes for f in n.findings]
+
+    @property
+    def verdict(self) -> Verdict:
+        """Broken when any node drifts (an error finding); an unreadable node alone is a warning."""
+        return verdict_of(f.severity for f in self.findings)
 
     def exit_status(self) -> ExitStatus:
         """1 when any node drifts from the API; unreadable nodes alone are warnings (0)."""

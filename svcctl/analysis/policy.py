@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from svcctl.analysis.trace import Hop
+from svcctl.findings import Severity
+from svcctl.findings import Verdict as HopVerdict
 from svcctl.model import Finding
 
 JSON = dict[str, Any]
@@ -843,9 +845,9 @@ def policy_hop(world: PolicyWorld, service_key: str, port_label: str,
     unreadable = [ns for ns, ps in world.policies.items() if ps is None]
     if unreadable:
         why = world.unreadable or ("NetworkPolicies of namespace " + ", ".join(unreadable) + " could not be read")
-        return Hop("policy", "skipped", f"skipped: {why}"), [], []
+        return Hop("policy", HopVerdict.SKIPPED, f"skipped: {why}"), [], []
     if not backends:
-        return Hop("policy", "skipped", "no endpoint to evaluate NetworkPolicy against"), [], []
+        return Hop("policy", HopVerdict.SKIPPED, "no endpoint to evaluate NetworkPolicy against"), [], []
     policies = world.all_policies()
     masq: bool | None = None
     if masquerade_words is not None:
@@ -876,7 +878,7 @@ def policy_hop(world: PolicyWorld, service_key: str, port_label: str,
     denied = [r for r in results if r.allowed is False]
     unknown = [r for r in results if r.allowed is None]
     findings: list[Finding] = []
-    sev = "error" if len(denied) == len(results) else "warning"
+    sev = Severity.ERROR if len(denied) == len(results) else Severity.WARNING
     for direction, code in ((EGRESS, "PolicyDeniesEgress"), (INGRESS, "PolicyDeniesIngress")):
         mine = [r for r in denied if r.denied_by == direction]
         if not mine:
@@ -905,14 +907,14 @@ def policy_hop(world: PolicyWorld, service_key: str, port_label: str,
             if code == "PolicyDeniesEgress" else
             Finding("PolicyDeniesIngress", sev, msg, pod=one, evidence=evidence, hint=hint, where=where))
     if denied:
-        verdict = "broken" if len(denied) == len(results) else "warning"
+        verdict = HopVerdict.BROKEN if len(denied) == len(results) else HopVerdict.WARNING
         summary = f"{len(denied)} of {len(results)} backend(s) denied for {client_words(client)}"
     elif unknown:
-        verdict = "ok"
+        verdict = HopVerdict.OK
         summary = (f"{len(results) - len(unknown)} of {len(results)} backend(s) allowed for any client; "
                    f"{len(unknown)} depend(s) on who the client is (give --from-pod NS/POD)")
     else:
-        verdict = "ok"
+        verdict = HopVerdict.OK
         applying = sorted({p for r in results for p in r.decided_by})
         summary = (f"{len(results)} backend(s) allowed for {client_words(client)}"
                    + (f" (by {', '.join(applying)})" if applying else ": no NetworkPolicy applies"))
@@ -942,7 +944,7 @@ def dns_finding(world: PolicyWorld, client: Endpoint, dns_pods: list[JSON], dns_
     res = dns_egress(world.all_policies(), client, pods, dns_ips, admin=world.admin)
     if res is None or res.allowed is not False:
         return None
-    return Finding("PolicyDeniesDNS", "error",
+    return Finding("PolicyDeniesDNS", Severity.ERROR,
                    f"the Egress of Pod {client.key} blocks DNS: port 53/{'+'.join(res.protocols_denied)} to the "
                    "cluster DNS is allowed by no egress rule, so name lookups time out before any connection",
                    pod=client.key, evidence=f"isolated for Egress by {', '.join(res.applies)}",
@@ -1251,7 +1253,7 @@ def reachability(world: PolicyWorld, service_key: str, ports: list[tuple[str, st
     if rep.reach and all(v == "none" for v in rep.reach.values()):
         extra = f"; only {', '.join(sorted(ipblocks))} may (ipBlock)" if ipblocks else ""
         rep.findings.append(Finding(
-            "PolicyIsolatesService", "warning",
+            "PolicyIsolatesService", Severity.WARNING,
             f"{service_key}: no Pod of any namespace ({len(rep.reach)} checked) can reach its endpoints{extra}",
             evidence=f"Ingress of every backend is isolated by {', '.join(sorted(applying))} and no rule admits a "
                      "Pod", hint="add an ingress rule for the clients (namespaceSelector and podSelector), or check "

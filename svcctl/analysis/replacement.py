@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from svcctl.dataplane.model import ServiceEntry
+from svcctl.findings import Severity
 from svcctl.model import Finding
 
 if TYPE_CHECKING:
@@ -148,14 +149,14 @@ def entry_drift(mode: str, e: ServiceEntry, want: list[ExpectedBackend], local: 
                 # draining its last connections: the API may already have dropped it (v1 Endpoints never list
                 # terminating Pods), and it takes no new ones: worth knowing, not a fault
                 add("StaleBackend", b.address, Finding(
-                    "StaleBackend", "info",
+                    "StaleBackend", Severity.INFO,
                     f"{label}: {where} keeps terminating backend {b.address} for its open connections; the API "
                     "lists no such endpoint", evidence=evidence,
                     hint="it goes once its connections close; if it stays, " + hint))
                 continue
             lines.append(f"stale: {b.address} ({state}) is in {agent}'s map but no such endpoint exists in the API")
             add("StaleBackend", b.address, Finding(
-                "StaleBackend", "error" if takes_new else "warning",
+                "StaleBackend", Severity.ERROR if takes_new else Severity.WARNING,
                 f"{label}: {where} still has {b.address} in its service map, but no such endpoint exists in the "
                 "API", evidence=evidence, hint=hint))
             continue
@@ -166,20 +167,20 @@ def entry_drift(mode: str, e: ServiceEntry, want: list[ExpectedBackend], local: 
                    "the API does not list it for this port")
             lines.append(f"stale: {b.address} takes new connections but {why}")
             add("StaleBackend", b.address, Finding(
-                "StaleBackend", "error", f"{label}: {where} sends new connections to {b.address}, but {why}",
+                "StaleBackend", Severity.ERROR, f"{label}: {where} sends new connections to {b.address}, but {why}",
                 pod=ex.pod, evidence=evidence, hint=hint))
         if b.state:  # only dataplanes that print states (Cilium, kube-router's weight 0)
             api = _api_state(ex)
             if state == "active" and api == "terminating":
                 lines.append(f"state: {b.address} is active in the map but its endpoint is terminating")
                 add("BackendStateDrift", b.address, Finding(
-                    "BackendStateDrift", "error",
+                    "BackendStateDrift", Severity.ERROR,
                     f"{label}: {where} still gives new connections to {b.address}, whose endpoint is terminating",
                     pod=ex.pod, evidence=f"{evidence}; EndpointSlice: terminating", hint=hint))
             elif state.startswith("terminating") and api == "active":
                 lines.append(f"state: {b.address} is terminating in the map but its endpoint is ready")
                 add("BackendStateDrift", b.address, Finding(
-                    "BackendStateDrift", "warning",
+                    "BackendStateDrift", Severity.WARNING,
                     f"{label}: {where} gives no new connections to {b.address} (terminating), but its endpoint "
                     "is ready", pod=ex.pod, evidence=f"{evidence}; EndpointSlice: ready", hint=hint))
             elif state in ("quarantined", "maintenance") and api == "active":
@@ -187,7 +188,7 @@ def entry_drift(mode: str, e: ServiceEntry, want: list[ExpectedBackend], local: 
                        else "it was put in maintenance through the agent's API")
                 lines.append(f"{state}: {b.address} is ready in the API but gets no new connections ({why})")
                 add("BackendQuarantined", b.address, Finding(
-                    "BackendQuarantined", "warning",
+                    "BackendQuarantined", Severity.WARNING,
                     f"{label}: {b.address} is ready but {where} sends it no new connections: {why}",
                     pod=ex.pod, evidence=evidence,
                     hint="check the backend's health from this node; `cilium-dbg service list` shows the state"))
@@ -197,7 +198,7 @@ def entry_drift(mode: str, e: ServiceEntry, want: list[ExpectedBackend], local: 
                 lines.append(f"missing: {w.ip}:{w.port} ({w.pod or 'no Pod'}) is {_api_state(w)} but not in "
                              f"{agent}'s map")
                 add("EndpointNotProgrammed", f"{w.ip}:{w.port}", Finding(
-                    "EndpointNotProgrammed", "error",
+                    "EndpointNotProgrammed", Severity.ERROR,
                     f"{label}: ready endpoint {w.ip}:{w.port} is not in {where}'s {mode} service map", pod=w.pod,
                     evidence=f"EndpointSlice says {_api_state(w)}; the map lists "
                              f"{', '.join(sorted(f'{i}:{p}' for i, p in have_keys)) or 'no backend'}", hint=hint))
@@ -205,7 +206,7 @@ def entry_drift(mode: str, e: ServiceEntry, want: list[ExpectedBackend], local: 
         lines.append(f"{agent} has no backend for {label} but the API has {len(want)} usable endpoint(s)")
         for w in want:
             add("EndpointNotProgrammed", f"{w.ip}:{w.port}", Finding(
-                "EndpointNotProgrammed", "error",
+                "EndpointNotProgrammed", Severity.ERROR,
                 f"{label}: ready endpoint {w.ip}:{w.port} is not in {where}'s {mode} service map "
                 "(the frontend has no backends)", pod=w.pod,
                 evidence=f"a frontend with no backends in {rules.source or mode} while the EndpointSlice is ready",

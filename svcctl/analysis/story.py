@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from svcctl.findings import Severity
 from svcctl.model import Finding
 
 # a Pod-level reason, as the words after "the other N …"
@@ -87,7 +88,7 @@ def _detail(f: Finding) -> str:
 def sentence(trace: Any) -> str:
     """One sentence for the top of the screen."""
     findings: list[Finding] = list(trace.all_findings)
-    errors = [f for f in findings if str(f.severity) == "error"]
+    errors = [f for f in findings if f.severity is Severity.ERROR]
     counts = getattr(trace, "endpoint_counts", None) or {}
     ready, expected = counts.get("ready"), counts.get("expected")
     service = getattr(trace, "service", None)
@@ -120,7 +121,7 @@ def sentence(trace: Any) -> str:
         return head
     if errors:
         return errors[0].message
-    warnings = [f for f in findings if str(f.severity) == "warning"]
+    warnings = [f for f in findings if f.severity is Severity.WARNING]
     if warnings:
         return warnings[0].message
     return "every hop checked is fine"

@@ -22,9 +22,13 @@ from svcctl.analysis.topology import select as topology_select
 from svcctl.analysis.ways import Way, localhost_nodeport
 from svcctl.dataplane.model import REPLACEMENT_MODES, Backend, Flow, NodeRules, ServiceEntry, format_share
 from svcctl.errors import InputError
+from svcctl.findings import Severity, Verdict, verdict_of, worst
 from svcctl.model import EndpointSlice, Finding, Service, ServicePort
 
-OK, WARNING, BROKEN, SKIPPED = "ok", "warning", "broken", "skipped"
+OK = Verdict.OK
+WARNING = Verdict.WARNING
+BROKEN = Verdict.BROKEN
+SKIPPED = Verdict.SKIPPED
 PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
 
 # ------------------------------------------------------------------------------------------------ target
@@ -216,13 +220,13 @@ def _fam_name(ip: str) -> str:
 @dataclass
 class Hop:
     name: str  # dns | service | node-rules | endpoints | drift | selected
-    verdict: str  # ok | warning | broken | skipped
+    verdict: Verdict
     summary: str
     details: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"hop": self.name, "verdict": self.verdict, "summary": self.summary, "details": self.details,
+        return {"hop": self.name, "verdict": self.verdict.value, "summary": self.summary, "details": self.details,
                 **({"data": self.data} if self.data else {})}
 
 
@@ -275,13 +279,13 @@ class PortTrace:
     way: Way | None = None  # the way in the target named (NodePort on a node address, externalIP, …)
 
     @property
-    def verdict(self) -> str:
-        vs = [h.verdict for h in self.hops]
-        return BROKEN if BROKEN in vs else WARNING if WARNING in vs else OK
+    def verdict(self) -> Verdict:
+        """The worst of its hops and of its findings (an error finding makes the port broken)."""
+        return worst([*(h.verdict for h in self.hops), verdict_of(f.severity for f in self.findings)])
 
     def to_json(self) -> dict[str, Any]:
         out = {"port": self.port, "protocol": self.protocol, "name": self.name, "targetPort": self.target_port,
-               "verdict": self.verdict, "hops": [h.to_json() for h in self.hops],
+               "verdict": self.verdict.value, "hops": [h.to_json() for h in self.hops],
                "backends": [b.to_json() for b in self.backends]}
         if self.way is not None:
             out["wayIn"] = self.way.to_json()
@@ -367,7 +371,7 @@ def _entry_drift(e: ServiceEntry, want: list[ExpectedBackend], local: bool,
                    "no such endpoint exists in the API")
             lines.append(f"stale: {b.address} is in the rules but {why}")
             add("StaleBackend", b.address, Finding(
-                "StaleBackend", "error", f"{label}: node {node or '?'} still sends traffic to {b.address}, but {why}",
+                "StaleBackend", Severity.ERROR, f"{label}: node {node or '?'} still sends traffic to {b.address}, but {why}",
                 pod=ex.pod if ex else None,
                 evidence=f"{b.chain or 'backend'} → {b.address} in {rules.source or rules.mode}",
                 hint="kube-proxy has not synced since the endpoint changed: check its logs and sync metrics"))
@@ -376,7 +380,7 @@ def _entry_drift(e: ServiceEntry, want: list[ExpectedBackend], local: bool,
             if w.key not in have_keys:
                 lines.append(f"missing: {w.ip}:{w.port} ({w.pod or 'no Pod'}) is ready but not in the rules")
                 add("EndpointNotProgrammed", f"{w.ip}:{w.port}", Finding(
-                    "EndpointNotProgrammed", "error",
+                    "EndpointNotProgrammed", Severity.ERROR,
                     f"{label}: ready endpoint {w.ip}:{w.port} is not in node {node or '?'}'s rules", pod=w.pod,
                     evidence=f"EndpointSlice says ready; {rules.mode} rules list "
                              f"{', '.join(sorted(f'{i}:{p}' for i, p in have_keys)) or 'no backend'}",
@@ -385,7 +389,7 @@ def _entry_drift(e: ServiceEntry, want: list[ExpectedBackend], local: bool,
         lines.append(f"the node rejects {label} but the API has {len(want)} usable endpoint(s)")
         for w in want:
             add("EndpointNotProgrammed", f"{w.ip}:{w.port}", Finding(
-                "EndpointNotProgrammed", "error",
+                "EndpointNotProgrammed", Severity.ERROR,
                 f"{label}: ready endpoint {w.ip}:{w.port} is not in node {node or '?'}'s rules "
                 "(the node still says \"has no endpoints\")",
                 pod=w.pod, evidence="REJECT \"has no endpoints\" while the EndpointSlice is ready",
@@ -506,7 +510,7 @@ def judge_port(
         why = localhost_nodeport(rules.mode, way.address, rules.localhost_nodeports)[1]
         pt.hops.append(Hop("node-rules", BROKEN, f"{way.label}: not accepted in {rules.mode} mode", [why]))
         pt.findings.append(Finding(
-            "NodePortNotOnLocalhost", "error",
+            "NodePortNotOnLocalhost", Severity.ERROR,
             f"{label}: {way.address}:{way.number} is refused or unanswered on node {node or '?'}: {why}",
             evidence=f"kube-proxy {rules.mode} mode ({rules.source or 'the node'})",
             hint=f"connect to a node address instead (NodePort {way.number} on its InternalIP)"))
@@ -520,7 +524,7 @@ def judge_port(
         elif not entries:
             pt.hops.append(Hop("node-rules", BROKEN, f"{label} is not in this node's {rules.mode} rules"))
             pt.findings.append(Finding(
-                "ServiceNotProgrammed", "error",
+                "ServiceNotProgrammed", Severity.ERROR,
                 f"{label}: no {rules.mode} rule on node {node or '?'} sends "
                 f"{target.ip or (service.cluster_ip if service else '?')}:{pt.port} anywhere",
                 evidence=f"{len(rules.services)} service entries read from {rules.source or 'the node'}",
@@ -567,7 +571,7 @@ def judge_port(
                 verdict = BROKEN
                 summary = f"{main_at} has no endpoints: the node rejects the connection"
                 pt.findings.append(Finding(
-                    "NoEndpointsReject", "error",
+                    "NoEndpointsReject", Severity.ERROR,
                     f"{label}: node {node or '?'} rejects connections to {main_at} "
                     "(\"has no endpoints\")",
                     evidence="; ".join(main.path) or "REJECT rule in filter KUBE-SERVICES",
@@ -581,7 +585,7 @@ def judge_port(
                 if not j.allowed:
                     verdict = hop_verdict = BROKEN
                     pt.findings.append(Finding(
-                        "SourceNotAllowed", "error",
+                        "SourceNotAllowed", Severity.ERROR,
                         f"{label}: {source.ip if source else '?'} may not reach {main_at}: "
                         "outside loadBalancerSourceRanges",
                         evidence=f"source ranges {', '.join(main.source_ranges or (service.load_balancer_source_ranges if service else []))}",
@@ -600,7 +604,7 @@ def judge_port(
                     # this source is short-circuited to the cluster set; only traffic from outside is dropped
                     verdict = WARNING if verdict == OK else verdict
                     pt.findings.append(Finding(
-                        "NoLocalEndpoints", "warning",
+                        "NoLocalEndpoints", Severity.WARNING,
                         f"{label}: {e.kind} {e.address or way_addr(way)}:{e.port} on node {node or '?'} has no local "
                         f"endpoint: traffic from {judged[0].where} is sent to the cluster set, traffic from "
                         "outside the node is dropped",
@@ -611,7 +615,7 @@ def judge_port(
                     checked = _health_checked(service, e, way)
                     if checked:  # the load balancer's health check takes the node out: by design
                         pt.findings.append(Finding(
-                            "HealthCheckTakesNodeOut", "info",
+                            "HealthCheckTakesNodeOut", Severity.INFO,
                             f"{label}: {e.kind} {e.address or '*'}:{e.port} has no local endpoint on node "
                             f"{node or '?'}, so its healthCheckNodePort {service.health_check_node_port if service else ''}"
                             " answers 503 and the load balancer sends this node nothing (externalTrafficPolicy "
@@ -622,7 +626,7 @@ def judge_port(
                         continue
                     verdict = BROKEN if e is main else (WARNING if verdict == OK else verdict)
                     pt.findings.append(Finding(
-                        "NoLocalEndpoints", "error" if e is main else "warning",
+                        "NoLocalEndpoints", Severity.ERROR if e is main else Severity.WARNING,
                         f"{label}: {e.kind} {e.address or '*'}:{e.port} drops traffic on node {node or '?'}: "
                         "traffic policy Local and no endpoint on this node",
                         evidence="DROP \"has no local endpoints\"",
@@ -774,17 +778,15 @@ class Trace:
         return out
 
     @property
-    def broken(self) -> bool:
-        """A request is broken when a hop on its path is; a not-ready replica behind working ones is a warning."""
-        return (any(h.verdict == BROKEN for h in self.pre_hops)
-                or any(h.verdict == BROKEN for p in self.ports for h in p.hops))
+    def verdict(self) -> Verdict:
+        """The one model of every command: the worst of the hops and of the findings, so any error finding
+        (a not-ready Pod the selector names, too) makes the trace broken, as `endpoints` and `check` say."""
+        hops = [*self.pre_hops, *(h for p in self.ports for h in p.hops)]
+        return worst([*(h.verdict for h in hops), verdict_of(f.severity for f in self.all_findings)])
 
     @property
-    def verdict(self) -> str:
-        if self.broken:
-            return BROKEN
-        hops = [*self.pre_hops, *(h for p in self.ports for h in p.hops)]
-        return WARNING if any(h.verdict == WARNING for h in hops) else OK
+    def broken(self) -> bool:
+        return self.verdict is Verdict.BROKEN
 
     def to_json(self) -> dict[str, Any]:
         from svcctl import API_VERSION
@@ -803,7 +805,7 @@ class Trace:
             "apiVersion": API_VERSION,
             "kind": "Trace",
             "target": self.target.raw,
-            "verdict": self.verdict,
+            "verdict": self.verdict.value,
             "service": svc,
             "dns": self.dns.to_json() if self.dns is not None and hasattr(self.dns, "to_json") else None,
             "node": {"name": self.node, "mode": self.mode},
@@ -887,7 +889,7 @@ def judge_health_check(service: Service, way: Way, slices: list[EndpointSlice], 
         pt.hops.append(Hop("node-rules", OK, f"{way.label}: answers 503 (no local ready endpoint on {node}): "
                                              "the load balancer takes this node out, by design", details))
         pt.findings.append(Finding(
-            "HealthCheckTakesNodeOut", "info",
+            "HealthCheckTakesNodeOut", Severity.INFO,
             f"{service.meta.key}: node {node} has no local ready endpoint, so its health check "
             f"(:{way.number}) answers 503 and the load balancer sends it nothing",
             evidence=f"externalTrafficPolicy Local; no ready endpoint with nodeName {node}",

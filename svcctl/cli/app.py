@@ -15,6 +15,7 @@ import click
 
 if TYPE_CHECKING:
     from svcctl.dataplane.model import NodeRules
+    from svcctl.findings import Verdict
     from svcctl.render.console import Terminal
     from svcctl.sources.base import ClusterSource, NodeDumps
 
@@ -217,6 +218,23 @@ def output_options(formats: tuple[str, ...] = OUTPUT_FORMATS) -> Callable[[F], F
         return f
 
     return deco
+
+
+def fail_on_option(f: F) -> F:
+    """`--fail-on`, the same on every command that judges: which verdict makes the exit status 1."""
+    from svcctl.findings import FAIL_ON_CHOICES
+
+    return click.option("--fail-on", type=click.Choice(FAIL_ON_CHOICES), default="error", show_default=True,
+                        help="What makes the exit status 1: any error finding (a broken verdict), any warning "
+                             "or error, or never.")(f)
+
+
+def exit_status(verdict: Verdict, fail_on: str) -> int:
+    """The one exit model: 1 when the verdict fails `--fail-on`, else 0."""
+    from svcctl.errors import ExitStatus
+    from svcctl.findings import FailOn
+
+    return int(ExitStatus.PROBLEMS if FailOn(fail_on).fails(verdict) else ExitStatus.OK)
 
 
 def node_options(f: F) -> F:

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from svcctl.analysis.check import (
-    FAIL_ON,
     CheckReport,
     DriftResult,
     ServiceCheck,
@@ -19,9 +18,18 @@ from svcctl.analysis.check import (
     parse_duration,
     sort_checks,
 )
-from svcctl.cli.app import App, complete_services, get_app, global_options, node_options, output_options
+from svcctl.cli.app import (
+    App,
+    complete_services,
+    fail_on_option,
+    get_app,
+    global_options,
+    node_options,
+    output_options,
+)
 from svcctl.cli.fleet import fleet_options, fleet_rule_sets
 from svcctl.errors import ClusterError, ExitStatus, InputError, NotFoundError
+from svcctl.findings import Severity
 from svcctl.model import Finding, Service
 from svcctl.render.check import FORMATS
 
@@ -134,8 +142,6 @@ def _duration(text: str, flag: str) -> float:
 @click.command("check")
 @click.argument("services", nargs=-1, shell_complete=complete_services)
 @click.option("-l", "--selector", metavar="LABELS", help="Only Services whose labels match (`app=web,tier!=db`).")
-@click.option("--fail-on", type=click.Choice(FAIL_ON), default="error", show_default=True,
-              help="What makes the exit code 1: any error, any warning or error, or never.")
 @click.option("--wait", "wait_text", metavar="DURATION",
               help="Re-check until healthy or DURATION passes (`30s`, `5m`, `90`); reads everything again each time.")
 @click.option("--interval", "interval_text", default="2s", show_default=True, metavar="DURATION",
@@ -150,6 +156,7 @@ def _duration(text: str, flag: str) -> float:
               "backend's Ingress (default: which namespaces' Pods can reach each Service).")
 @click.option("--collect-on-failure", "collect_path", metavar="FILE.tar.gz", type=click.Path(dir_okay=False),
               help="When the check fails, write what was read as a snapshot bundle (replay with --snapshot).")
+@fail_on_option
 @fleet_options
 @global_options
 @output_options(FORMATS)
@@ -335,7 +342,7 @@ def _run(app: App, plan: Plan, progress: Progress, attempt: int) -> Attempt:
         t0 = time.monotonic()
         sc = ServiceCheck(ns, name)
         if svc is None:
-            sc.extra.append(Finding("ServiceNotFound", "error", f'service "{name}" not found in namespace "{ns}"',
+            sc.extra.append(Finding("ServiceNotFound", Severity.ERROR, f'service "{name}" not found in namespace "{ns}"',
                                     hint=_suggest(app, ns, name)))
             checks.append(sc)
             continue

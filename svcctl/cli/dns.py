@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from svcctl.cli.app import get_app, global_options, output_options
-from svcctl.errors import ClusterError, ExitStatus
+from svcctl.cli.app import exit_status, fail_on_option, get_app, global_options, output_options
+from svcctl.errors import ClusterError
 from svcctl.sources.base import ClusterSource
 
 
@@ -25,10 +25,11 @@ from svcctl.sources.base import ClusterSource
 @click.option("--dns-attempts", type=click.IntRange(1, 5), metavar="N",
               help="Rounds over the servers (default: resolv.conf's attempts, else 2).")
 @click.option("--no-control", is_flag=True, help="Do not send the kubernetes.default control query on failure.")
+@fail_on_option
 @global_options
 @output_options()
 def command(name: str, dns_server: str | None, resolv_conf: str | None, cluster_domain: str, rtype: str | None,
-            dns_timeout: float | None, dns_attempts: int | None, no_control: bool) -> int:
+            dns_timeout: float | None, dns_attempts: int | None, no_control: bool, fail_on: str) -> int:
     """Resolve NAME as a Pod in the -n namespace would, and compare with the records the API implies.
 
     \b
@@ -62,4 +63,4 @@ def command(name: str, dns_server: str | None, resolv_conf: str | None, cluster_
     report = dns_hop(source, None, name, namespace, cluster_domain, dns_server, resolv_conf, query, dns_timeout,
                      attempts=dns_attempts, rtype=rtype.upper() if rtype else None, control=not no_control)
     render_dns(app, report)
-    return int(ExitStatus.PROBLEMS if report.broken else ExitStatus.OK)
+    return exit_status(report.verdict, fail_on)

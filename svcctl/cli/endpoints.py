@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import click
 
-from svcctl.cli.app import complete_services, get_app, global_options, node_options, output_options
-from svcctl.errors import ExitStatus, InputError
+from svcctl.cli.app import (
+    complete_services,
+    exit_status,
+    fail_on_option,
+    get_app,
+    global_options,
+    node_options,
+    output_options,
+)
+from svcctl.errors import InputError
+from svcctl.findings import Verdict
 
 
 def split_service(text: str, default_ns: str) -> tuple[str, str]:
@@ -25,10 +34,11 @@ def split_service(text: str, default_ns: str) -> tuple[str, str]:
 @click.option("--why-not", is_flag=True, default=False,
               help="Also look for Pods that nearly match the selector and Pods in other namespaces, and show "
                    "each finding's evidence, fix and deciding controller rule.")
+@fail_on_option
 @global_options
 @output_options()
 @node_options
-def command(service: str | None, why_not: bool) -> int:
+def command(service: str | None, why_not: bool, fail_on: str) -> int:
     """List a Service's endpoints as the EndpointSlice controller publishes them, one row per Pod.
 
     \b
@@ -66,7 +76,7 @@ def command(service: str | None, why_not: bool) -> int:
         if not summaries and app.output not in ("json", "yaml"):
             where = "any namespace" if app.all_namespaces else f"namespace {app.ns}"
             app.terminal.status(f"no Services found in {where}")
-        return int(ExitStatus.PROBLEMS if any(s.problem for s in summaries) else ExitStatus.OK)
+        return exit_status(Verdict.BROKEN if any(s.problem for s in summaries) else Verdict.OK, fail_on)
 
     from svcctl.analysis.endpoints import analyze_service
     from svcctl.render.endpoints import render_report
@@ -76,4 +86,4 @@ def command(service: str | None, why_not: bool) -> int:
     render_report(app, report)
     if report.findings and not why_not and app.output not in ("json", "yaml"):
         app.terminal.status(f"{len(report.findings)} finding(s); add --why-not for near misses, Events and evidence")
-    return int(report.exit_status())
+    return exit_status(report.verdict, fail_on)

@@ -32,7 +32,7 @@ def fleet_options(f: F) -> F:
     return f
 
 
-def run_fleet(app: App, services: list[Service], parallel: int) -> int:
+def run_fleet(app: App, services: list[Service], parallel: int, fail_on: str = "error") -> int:
     """Judge `services` on every node; render the FleetReport; the exit status (1 = some node drifts)."""
     from svcctl.analysis.fleet import FleetReport
     from svcctl.render.fleet import FleetProgress, render_fleet
@@ -51,7 +51,9 @@ def run_fleet(app: App, services: list[Service], parallel: int) -> int:
                             on_start=progress.on_start, on_result=progress.on_result)
     report = FleetReport([s.meta.key for s in services], nodes, parallel, time.monotonic() - started)
     render_fleet(app, report)
-    return int(report.exit_status() if nodes else ExitStatus.OK)
+    from svcctl.cli.app import exit_status
+
+    return exit_status(report.verdict, fail_on) if nodes else int(ExitStatus.OK)
 
 
 def fleet_rule_sets(app: App, services: list[Service], parallel: int

@@ -115,7 +115,7 @@ def run(prog_name: str, args: list[str] | None = None) -> int:
         return int(e.status)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        return 130
+        return int(ExitStatus.INTERRUPTED)
     except BrokenPipeError:
         # stdout closed early (`| head`): not an error of ours
         with contextlib.suppress(OSError):
@@ -125,7 +125,7 @@ def run(prog_name: str, args: list[str] | None = None) -> int:
         if max(verbose, app.verbose):
             traceback.print_exc(file=sys.stderr)
         click.echo(f"internal error: {type(e).__name__}: {e} (run with -v for the traceback)", err=True)
-        return 4
+        return int(ExitStatus.INTERNAL)
     return int(rv) if isinstance(rv, int) else 0
 
 

@@ -7,9 +7,19 @@ import re
 import click
 
 from svcctl.analysis.trace import is_ip
-from svcctl.cli.app import App, complete_services, get_app, global_options, node_options, output_options
+from svcctl.cli.app import (
+    App,
+    complete_services,
+    exit_status,
+    fail_on_option,
+    get_app,
+    global_options,
+    node_options,
+    output_options,
+)
 from svcctl.dataplane.model import NodeRules
-from svcctl.errors import ExitStatus, InputError
+from svcctl.errors import InputError
+from svcctl.findings import Verdict
 from svcctl.model import Service, ServicePort
 
 
@@ -137,10 +147,11 @@ def _flag_orphans(app: App, rules: NodeRules) -> None:
 
 @click.command("rules")
 @click.argument("service", required=False, shell_complete=complete_services)
+@fail_on_option
 @global_options
 @output_options()
 @node_options
-def command(service: str | None) -> int:
+def command(service: str | None, fail_on: str) -> int:
     """What kube-proxy's rules on one node do with a packet, per service port.
 
     \b
@@ -193,6 +204,6 @@ def command(service: str | None) -> int:
             app.terminal.warn(f"{service} is not in this node's rules ({rules.source})")
             if app.output in ("json", "yaml"):
                 render_rules(app, rules)
-            return int(ExitStatus.PROBLEMS)
+            return exit_status(Verdict.BROKEN, fail_on)
     render_rules(app, rules)
-    return int(ExitStatus.OK)
+    return exit_status(Verdict.OK, fail_on)

@@ -11,7 +11,6 @@ from svcctl.analysis.trace import (
     BROKEN,
     OK,
     SKIPPED,
-    WARNING,
     Hop,
     PortTrace,
     ProxyView,
@@ -26,10 +25,20 @@ from svcctl.analysis.trace import (
     service_hop,
 )
 from svcctl.analysis.ways import Way, find_ways, is_loopback
-from svcctl.cli.app import App, complete_services, get_app, global_options, node_options, output_options
+from svcctl.cli.app import (
+    App,
+    complete_services,
+    exit_status,
+    fail_on_option,
+    get_app,
+    global_options,
+    node_options,
+    output_options,
+)
 from svcctl.cli.fleet import fleet_options, run_fleet
 from svcctl.dataplane.model import Flow, NodeRules
-from svcctl.errors import ExitStatus, ForbiddenError, InputError, NotFoundError
+from svcctl.errors import ForbiddenError, InputError, NotFoundError
+from svcctl.findings import Severity
 from svcctl.model import EndpointSlice, Finding, Service
 from svcctl.sources.base import NodeDumps
 
@@ -56,6 +65,7 @@ from svcctl.sources.base import NodeDumps
               help="Opt-in: send N connections (HTTP GETs) to VIP:port from here (or inside --netns) and report who "
                    "answered.")
 @click.option("--probe-tcp", is_flag=True, help="Probe with bare TCP connects instead of HTTP GETs.")
+@fail_on_option
 @fleet_options
 @global_options
 @output_options()
@@ -63,7 +73,7 @@ from svcctl.sources.base import NodeDumps
 def command(target: str, port_flag: str | None, protocol_flag: str | None, from_pod: str | None,
             from_: str | None, cluster_domain: str,
             dns_server: str | None, resolv_conf: str | None, no_dns: bool, dns_timeout: float,
-            probe_count: int | None, probe_tcp: bool, all_nodes: bool, parallel: int) -> int:
+            probe_count: int | None, probe_tcp: bool, fail_on: str, all_nodes: bool, parallel: int) -> int:
     """Follow one request from the name a client typed to the Pod that answers.
 
     \b
@@ -73,7 +83,7 @@ def command(target: str, port_flag: str | None, protocol_flag: str | None, from_
     or a URL (`http://hostnames.default:80/`). Hops: DNS → Service → node rules
     (iptables, IPVS or nftables) → endpoints → drift → NetworkPolicy (--from-pod, --from) → selected
     endpoint (conntrack, --probe).
-    Exit 1 when any hop is broken.
+    Exit 1 when the verdict is broken: a broken hop or any error finding (--fail-on warning: any warning).
 
     \b
     Examples:
@@ -83,7 +93,7 @@ def command(target: str, port_flag: str | None, protocol_flag: str | None, from_
     """
     app = get_app()
     if all_nodes:
-        return run_fleet(app, [_fleet_service(app, target, cluster_domain)], parallel)
+        return run_fleet(app, [_fleet_service(app, target, cluster_domain)], parallel, fail_on)
     from_ip: str | None = None
     if from_ is not None:
         from svcctl.analysis.source import parse_from
@@ -102,7 +112,7 @@ def command(target: str, port_flag: str | None, protocol_flag: str | None, from_
     from svcctl.render.trace import render_trace
 
     render_trace(app, tr)
-    return int(ExitStatus.PROBLEMS if tr.broken else ExitStatus.OK)
+    return exit_status(tr.verdict, fail_on)
 
 
 def _fleet_service(app: App, raw_target: str, cluster_domain: str) -> Service:
@@ -241,7 +251,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
                                "no cluster data: the Service behind this IP is unknown" if not cluster
                                else _no_way_message(target)))
         if cluster:
-            tr.findings.append(Finding("ServiceNotFound", "error", _no_way_message(target),
+            tr.findings.append(Finding("ServiceNotFound", Severity.ERROR, _no_way_message(target),
                                        hint="list Services with `svcctl endpoints -A` (NodePorts: -o wide)"))
 
     # ---- node rules
@@ -261,7 +271,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
             dumps = app.node_dumps(node, only=_only_keys(service, target))
         except ForbiddenError as e:  # RBAC refused kube-proxy exec: the other hops still stand
             rules_skipped = e.message
-            tr.findings.append(Finding("CheckSkipped", "warning", f"node rules skipped: {e.message}",
+            tr.findings.append(Finding("CheckSkipped", Severity.WARNING, f"node rules skipped: {e.message}",
                                        hint=e.hint or ""))
     if dumps:
 
@@ -276,12 +286,12 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
         if rules is not None:  # the rule counts are not shown in a trace: their note does not apply
             tr.notes += [n for n in rules.notes if not n.startswith("only the rules of the Service")]
             if rules.proxy_absent:
-                tr.findings.append(Finding("ProxyModeUnknown", "warning", "no kube-proxy rules on this node",
+                tr.findings.append(Finding("ProxyModeUnknown", Severity.WARNING, "no kube-proxy rules on this node",
                                            evidence=rules.proxy_absent,
                                            hint="is kube-proxy running here? if a replacement proxies Services, "
                                                 "give its listing (--cilium, --calico-nat)"))
         if rules is None:
-            tr.findings.append(Finding("ProxyModeUnknown", "warning",
+            tr.findings.append(Finding("ProxyModeUnknown", Severity.WARNING,
                                        "the node's dumps show no kube-proxy rules in any mode",
                                        evidence=", ".join(sorted(dumps.texts)),
                                        hint="is kube-proxy running here? pass --mode if detection is wrong"))
@@ -312,7 +322,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
         for f in report.findings:
             if f.pod:
                 pod_codes.setdefault(f.pod, []).append(f.code)
-            if f.severity == "error" or f.pod is None:
+            if f.severity == Severity.ERROR or f.pod is None:
                 tr.findings.append(f)
         tr.endpoint_counts = dict(report.counts)
         slices = report.slices  # the slices analysed (v1 Endpoints standing in when the input has no slices)
@@ -489,14 +499,12 @@ def _dns_hop(app: App, tr: Trace, service: Service, target: Target, cluster_doma
     report = dns_hop(app.source, service, name, querying_ns, cluster_domain, dns_server,
                      resolv_conf, live or dns_server is not None, timeout)
     tr.dns = report
-    errors = [f for f in report.findings if f.severity == "error"]
     tr.findings += report.findings
     details = [f"expect {e.name} {e.type} {e.data}" + (f"  ({e.why})" if getattr(e, "why", "") else "")
                for e in report.expected]
     details += [_fmt_query(q) for q in report.queries]
     details += list(report.notes)
-    verdict = BROKEN if errors else (WARNING if any(f.severity == "warning" for f in report.findings) else OK)
-    return Hop("dns", verdict, dns_summary(report), details)
+    return Hop("dns", report.verdict, dns_summary(report), details)
 
 
 def _fmt_query(q: object) -> str:

@@ -22,6 +22,7 @@ from fractions import Fraction
 
 from svcctl.dataplane.model import Backend, Flow, NodeRules, ServiceEntry
 from svcctl.errors import InputError
+from svcctl.findings import Severity
 from svcctl.model import Finding
 
 __all__ = [
@@ -728,7 +729,7 @@ def ipvs_glue_findings(rules: NodeRules) -> list[Finding]:
         for note in e.notes:
             if NOTE_NOT_BOUND in note:
                 out.append(Finding(
-                    "VIPNotBound", "error",
+                    "VIPNotBound", Severity.ERROR,
                     f"IPVS virtual server {e.address}:{e.port}/{e.protocol} exists but {e.address} is not bound "
                     "to kube-ipvs0: the node drops packets for it before IPVS sees them",
                     evidence=f"`ip addr show kube-ipvs0` in {rules.source or 'the node dump'} lacks {e.address}",
@@ -737,7 +738,7 @@ def ipvs_glue_findings(rules: NodeRules) -> list[Finding]:
                     where="pkg/proxy/ipvs/proxier.go (syncService: netlinkHandle.EnsureAddressBind)"))
             elif NOTE_NOT_IN_IPSET in note:
                 out.append(Finding(
-                    "VIPNotInIPSet", "error",
+                    "VIPNotInIPSet", Severity.ERROR,
                     f"IPVS virtual server {e.address}:{e.port}/{e.protocol} is missing from the KUBE-CLUSTER-IP "
                     "ipset: kube-proxy's iptables rules (masquerade, accept) do not apply to it",
                     evidence=f"`ipset list KUBE-CLUSTER-IP` lacks {_member(e.address, e.protocol, e.port)}",

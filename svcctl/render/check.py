@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from svcctl.analysis.check import BROKEN, HEALTHY, WARNING, CheckFinding, CheckReport, ServiceCheck
+from svcctl.findings import FailOn, verdict_of
 from svcctl.render.console import dump_json, dump_yaml, finding_detail_lines, plain_table
 
 if TYPE_CHECKING:
@@ -174,11 +175,7 @@ def junit_xml(report: CheckReport) -> str:
 
 
 def _fails(c: CheckFinding, fail_on: str) -> bool:
-    if fail_on == "error":
-        return c.severity == "error"
-    if fail_on == "warning":
-        return c.severity in ("error", "warning")
-    return False
+    return FailOn(fail_on).fails(verdict_of([c.severity]))
 
 
 def _finding_text(c: CheckFinding) -> str:

@@ -39,6 +39,7 @@ from svcctl.analysis.dns import (
     pod_search_list,
 )
 from svcctl.errors import ForbiddenError, InputError, NotFoundError
+from svcctl.findings import Severity
 from svcctl.model import EndpointSlice, Finding, Pod, Service
 from svcctl.sources.base import selector_string
 
@@ -288,7 +289,7 @@ def dns_hop(source: ClusterSource | None, service: Service | None, name: str, na
         ips, why = cluster_dns_servers(source) if source is not None else ([], "no cluster source")
         if not ips:
             report.findings.append(Finding(
-                "DNSServerUnreachable", "error", f"no DNS server to ask: {why}",
+                "DNSServerUnreachable", Severity.ERROR, f"no DNS server to ask: {why}",
                 hint="pass --dns-server IP[:PORT] or --resolv-conf FILE", where="kube-system/kube-dns"))
             return report
         servers = [(ip, 53) for ip in ips]

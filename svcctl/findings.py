@@ -1,0 +1,327 @@
+"""svcctl's one vocabulary: severities, verdicts, `--fail-on`, and the registry of every finding code.
+
+Every command judges the same way: a finding has a `Severity`; a hop, port, Service or whole answer has a
+`Verdict` (the worst of its hops and of its findings: any error finding makes it broken); `--fail-on` says which
+verdicts make the exit status 1. The registry (`FINDINGS`) is the one list of codes: the README's finding tables
+are `readme_table(area)` and the tests check that every finding svcctl emits is registered with that severity.
+
+Part of the model layer: it imports nothing of svcctl.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class Severity(str, enum.Enum):
+    """How bad one finding is. A str, so JSON/YAML documents and comparisons with "error" keep working."""
+
+    ERROR = "error"  # a request fails, or a Pod the user expects is not a ready endpoint
+    WARNING = "warning"  # works today, but fragile, inconsistent, or not fully checked
+    INFO = "info"  # a deliberate configuration svcctl cannot judge
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def rank(self) -> int:
+        """0 for the worst: sort findings with it."""
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+
+class Verdict(str, enum.Enum):
+    """The judgement of a hop, a port, a Service or a whole answer."""
+
+    OK = "ok"
+    WARNING = "warning"
+    BROKEN = "broken"
+    SKIPPED = "skipped"  # a hop that could not be judged (no input for it); never worse than OK overall
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def status(self) -> str:
+        """The word `check` prints for a Service: healthy, warning or broken (a skipped Service is healthy)."""
+        return "healthy" if self in (Verdict.OK, Verdict.SKIPPED) else self.value
+
+
+_VERDICT_RANK = {Verdict.BROKEN: 0, Verdict.WARNING: 1, Verdict.OK: 2, Verdict.SKIPPED: 3}
+
+
+def worst(verdicts: Iterable[Verdict | str]) -> Verdict:
+    """The worst of `verdicts` (skipped counts as ok); OK when there are none."""
+    out = Verdict.OK
+    for v in verdicts:
+        v = Verdict(v)
+        if v is Verdict.SKIPPED:
+            continue
+        if _VERDICT_RANK[v] < _VERDICT_RANK[out]:
+            out = v
+    return out
+
+
+def verdict_of(severities: Iterable[Severity | str]) -> Verdict:
+    """Findings' verdict: broken with any error, warning with any warning, else ok (info never counts)."""
+    seen = {Severity(s) for s in severities}
+    if Severity.ERROR in seen:
+        return Verdict.BROKEN
+    return Verdict.WARNING if Severity.WARNING in seen else Verdict.OK
+
+
+class FailOn(str, enum.Enum):
+    """`--fail-on`: which verdicts make the exit status 1 (every judging command; default error)."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    NEVER = "never"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def fails(self, verdict: Verdict | str) -> bool:
+        v = Verdict(verdict)
+        if self is FailOn.NEVER:
+            return False
+        if self is FailOn.WARNING:
+            return v in (Verdict.BROKEN, Verdict.WARNING)
+        return v is Verdict.BROKEN
+
+
+FAIL_ON_CHOICES = tuple(f.value for f in FailOn)
+
+
+# ------------------------------------------------------------------------------------------------ the registry
+
+
+@dataclass(frozen=True)
+class FindingCode:
+    """One documented finding code: the severities it can have (the first is the usual one), what it means,
+    and the usual fix (a finding's own hint is more specific)."""
+
+    code: str
+    area: str  # endpoints | node | dns: which README table lists it
+    severities: tuple[Severity, ...]
+    meaning: str
+    hint: str
+
+    @property
+    def severity(self) -> Severity:
+        return self.severities[0]
+
+    @property
+    def severity_text(self) -> str:
+        return "/".join(s.value for s in self.severities)
+
+
+AREAS = {
+    "endpoints": "Endpoints",
+    "node": "Node and drift",
+    "policy": "NetworkPolicy",
+    "dns": "DNS",
+}
+
+_E, _W, _I = Severity.ERROR, Severity.WARNING, Severity.INFO
+
+_CODES: tuple[FindingCode, ...] = (
+    # ---- endpoints: the EndpointSlice controller's rules, Pod by Pod
+    FindingCode("ExternalName", "endpoints", (_I,), "type ExternalName: a DNS alias, never any endpoints",
+                "nothing to fix: clients get a CNAME"),
+    FindingCode("NoSelector", "endpoints", (_I, _E), "no selector: endpoints are hand-made (error when there are none)",
+                "create the EndpointSlice (or Endpoints) by hand, or give the Service a selector"),
+    FindingCode("ProxyIgnored", "endpoints", (_I,),
+                "label service.kubernetes.io/service-proxy-name: kube-proxy leaves it to another proxy",
+                "check the proxy the label names"),
+    FindingCode("NoMatchingPods", "endpoints", (_E,), "the selector matches no Pod of the Service's namespace",
+                "compare the selector with the Pods' labels (`kubectl get pods --show-labels`)"),
+    FindingCode("NoReadyEndpoints", "endpoints", (_E,), "Pods are selected but none is a ready endpoint",
+                "see each Pod's finding: why it is not ready"),
+    FindingCode("TargetPortUndeclared", "endpoints", (_W,),
+                "a numeric targetPort that no container of the selected Pods declares",
+                "check the app listens on targetPort; declare it in the container's ports"),
+    FindingCode("EndpointsTruncated", "endpoints", (_W,),
+                "v1 Endpoints over capacity (1000): consumers of v1 Endpoints see a part",
+                "move consumers to EndpointSlices"),
+    FindingCode("SelectorMismatch", "endpoints", (_E, _I),
+                "a Pod nearly matches the selector (missing key, differing or typo'd value)",
+                "fix the Pod's labels or the Service's selector"),
+    FindingCode("OtherNamespace", "endpoints", (_E, _I),
+                "a Pod elsewhere matches the selector (error when the Service has none)",
+                "a Service selects Pods of its own namespace only: deploy there, or use an ExternalName"),
+    FindingCode("PodCompleted", "endpoints", (_W,), "phase Succeeded/Failed: never an endpoint",
+                "its controller replaces it; a bare Pod must be recreated"),
+    FindingCode("NoPodIP", "endpoints", (_E,), "no Pod IP yet: in no slice",
+                "wait for the CNI to assign one, or look at the Pod's events"),
+    FindingCode("NodeMissing", "endpoints", (_E,), "the Pod's Node is not in the API: the controller skips the Pod",
+                "delete the Pod so its controller recreates it on a live node"),
+    FindingCode("IPFamilyMismatch", "endpoints", (_E,), "the Pod has no IP of the Service's IP families",
+                "align the Service's ipFamilies with the cluster's Pod networks"),
+    FindingCode("PortNotFound", "endpoints", (_E,),
+                "a named targetPort matches no container port (name and protocol): that port is left out",
+                "name the container port as the Service's targetPort says"),
+    FindingCode("Terminating", "endpoints", (_W,), "deletionTimestamp set: serving/terminating, never ready",
+                "normal during a rollout; a Pod stuck here has a finalizer or a long grace period"),
+    FindingCode("Unschedulable", "endpoints", (_E,), "PodScheduled=False: no node, no IP",
+                "read the scheduler's message: resources, taints, affinity"),
+    FindingCode("ContainerNotRunning", "endpoints", (_E,),
+                "a container is waiting (CrashLoopBackOff, ImagePullBackOff, …) or terminated",
+                "`kubectl logs` / `kubectl describe pod` for the container's reason"),
+    FindingCode("ReadinessProbeFailing", "endpoints", (_E,),
+                "containers run but fail their readiness probe (kubelet Events)",
+                "check the probe's path and port and the app's dependencies"),
+    FindingCode("NodeNotReady", "endpoints", (_E,), "the Pod is not ready and its Node's Ready condition is not True",
+                "check the node's kubelet and network"),
+    FindingCode("ReadinessGatePending", "endpoints", (_E,), "a readinessGates condition is missing or False",
+                "the controller that owns the gate (a load balancer controller) has not set it"),
+    FindingCode("NotReady", "endpoints", (_E,), "Ready is not True and nothing more specific can be proven",
+                "`kubectl describe pod` for its conditions"),
+    FindingCode("MissingFromSlices", "endpoints", (_E, _W),
+                "a Pod that should be a ready endpoint is in no slice (controller lag or failure; a warning when "
+                "the input has no Nodes to tell whether its Node is gone)",
+                "check kube-controller-manager's endpointslice controller"),
+    FindingCode("SliceOutOfDate", "endpoints", (_E, _W), "a slice's readiness or addresses disagree with the Pod",
+                "the endpointslice controller is behind: check kube-controller-manager"),
+    FindingCode("StaleSliceEndpoint", "endpoints", (_W,),
+                "a slice lists a Pod that no longer matches (deleted or relabelled)",
+                "the endpointslice controller is behind: check kube-controller-manager"),
+    FindingCode("UnmanagedSlice", "endpoints", (_W,),
+                "a slice of a selector Service not managed by the EndpointSlice controller",
+                "find what writes it (its managed-by label); two writers fight"),
+    FindingCode("CheckSkipped", "endpoints", (_W, _I),
+                "RBAC refused a read, or the input does not hold the kind: the check that needed it was skipped "
+                "(see Partial input)",
+                "grant svcctl's user get/list on that resource, or give an input that holds the kind"),
+    # ---- node and drift: kube-proxy's rules against the API
+    FindingCode("StaleBackend", "node", (_E, _W, _I),
+                "the node's rules still send traffic to a backend that is no longer a ready endpoint "
+                "(or no endpoint at all; a warning when the dataplane only keeps existing connections on it); "
+                "info: a replacement keeps a terminating backend, taking no new connections, that the API no "
+                "longer lists",
+                "kube-proxy has not synced: check its logs and sync metrics"),
+    FindingCode("EndpointNotProgrammed", "node", (_E,),
+                "a ready endpoint the node's rules do not have (not yet programmed, or kube-proxy not syncing)",
+                "kube-proxy has not synced: check its logs and sync metrics"),
+    FindingCode("ServiceNotProgrammed", "node", (_E,), "the Service's VIP:port is missing from the node's rules",
+                "check kube-proxy is running and syncing on this node"),
+    FindingCode("NoEndpointsReject", "node", (_E,),
+                "the node rejects the VIP: `\"has no endpoints\"` REJECT (iptables), `no-endpoint-services` "
+                "(nftables)",
+                "the Service has no ready endpoints in this node's view: see the endpoints hop"),
+    FindingCode("NoLocalEndpoints", "node", (_E, _W),
+                "traffic policy Local and no endpoint on this node: `\"has no local endpoints\"` DROP",
+                "run a ready Pod on this node, or use traffic policy Cluster"),
+    FindingCode("ProxyModeUnknown", "node", (_W,), "the node's dumps show no kube-proxy rules in any mode",
+                "is kube-proxy running there? pass --mode if detection is wrong"),
+    FindingCode("ServiceNotFound", "node", (_E,),
+                "no Service has the traced IP:port as a ClusterIP, externalIP or load-balancer IP, and it is no "
+                "node address with that nodePort (`check`: the named Service does not exist)",
+                "list Services with `svcctl endpoints -A` (NodePorts: -o wide)"),
+    FindingCode("NodePortNotOnLocalhost", "node", (_E,),
+                "`127.0.0.1:nodePort` / `[::1]:nodePort` in a mode that does not accept it (nftables, IPVS, IPv6, "
+                "or iptables with `--iptables-localhost-nodeports=false`)",
+                "connect to a node address instead of localhost"),
+    FindingCode("SourceNotAllowed", "node", (_E,),
+                "`--from` an address outside `loadBalancerSourceRanges`, to the load-balancer IP: "
+                "KUBE-PROXY-FIREWALL / the nft firewall chain drops it",
+                "add the client's range to loadBalancerSourceRanges, or trace from an allowed address"),
+    FindingCode("HealthCheckTakesNodeOut", "node", (_I,),
+                "externalTrafficPolicy Local: the node has no local ready endpoint, so its healthCheckNodePort "
+                "answers 503 and the load balancer leaves it out (by design)",
+                "nothing to fix, unless every node is out: run ready Pods where the load balancer sends"),
+    FindingCode("VIPNotBound", "node", (_E,), "IPVS: a virtual server whose VIP is not on `kube-ipvs0`",
+                "kube-proxy binds it on sync: check its logs"),
+    FindingCode("VIPNotInIPSet", "node", (_E,), "IPVS: a virtual server missing from the `KUBE-CLUSTER-IP` ipset",
+                "kube-proxy fills the ipset on sync: check its logs"),
+    FindingCode("BackendStateDrift", "node", (_E, _W),
+                "Cilium / kube-router: a backend's state in the agent's map disagrees with its endpoint's conditions "
+                "(active in the map but terminating in the API: error; terminating in the map but ready: warning)",
+                "the agent has not synced the endpoint's state: check the agent's logs"),
+    FindingCode("BackendQuarantined", "node", (_W,),
+                "Cilium: a ready endpoint the agent gives no new connections (quarantined by its health checker, "
+                "or in maintenance)",
+                "check the backend's health from the node; the agent's health checker marked it"),
+    FindingCode("NodeUnreadable", "node", (_W,),
+                "`--all-nodes`: a node whose rules could not be read (exec failed, timed out); the others are "
+                "still checked",
+                "check the kube-proxy Pod on that node, and svcctl's RBAC for pods/exec"),
+    # ---- NetworkPolicy: whether the policies let the request through (the trace's policy hop)
+    FindingCode("PolicyDeniesIngress", "policy", (_E, _W),
+                "no Ingress rule of the policies isolating the backend admits the client on the targetPort (the "
+                "hint explains the AND/OR trap when it is the cause)",
+                "add an Ingress rule admitting the client (namespaceSelector and podSelector in one peer = AND)"),
+    FindingCode("PolicyDeniesEgress", "policy", (_E, _W),
+                "the client is isolated for Egress and no rule admits the backend on the targetPort",
+                "add an Egress rule admitting the backend's Pods on the targetPort"),
+    FindingCode("PolicyIsolatesService", "policy", (_W,),
+                "`svcctl check`: no namespace's Pods can reach a Service that has endpoints (every backend's "
+                "Ingress admits no Pod; ipBlocks, if any, are named)",
+                "add an Ingress rule for the clients meant to reach it"),
+    FindingCode("PolicyDeniesDNS", "policy", (_E,),
+                "the client's Egress admits no port 53/UDP to the cluster DNS (`kube-system/kube-dns`): lookups "
+                "time out before any connection; the hint is the rule to add",
+                "allow Egress to kube-system/kube-dns on 53/UDP and 53/TCP"),
+    # ---- DNS: what CoreDNS answers against what the API implies
+    FindingCode("DNSNameNotFound", "dns", (_E, _W, _I),
+                "NXDOMAIN for the name (info when the Service exists but has no record of the asked type)",
+                "check the name, the namespace and the search list"),
+    FindingCode("DNSMismatch", "dns", (_E,),
+                "the answer differs from what the API says: which records are extra, which missing",
+                "CoreDNS is behind the API, or another server answers: check CoreDNS's logs"),
+    FindingCode("DNSTimeout", "dns", (_E, _W),
+                "no answer within the timeout (a warning from outside the cluster, where ClusterIPs do not route)",
+                "check the DNS Pods and the path to the server"),
+    FindingCode("DNSServerUnreachable", "dns", (_E, _W), "the server refused or could not be reached",
+                "check the server's address and that CoreDNS runs"),
+    FindingCode("DNSServerFailure", "dns", (_E, _W), "SERVFAIL / REFUSED", "read CoreDNS's logs"),
+    FindingCode("DNSMalformedAnswer", "dns", (_E, _W), "the server answered garbage",
+                "is the address a DNS server?"),
+    FindingCode("DNSOutage", "dns", (_E,),
+                "the name failed and the control query (`kubernetes.default`) failed too: DNS itself is broken",
+                "check the CoreDNS Pods and the kube-dns Service"),
+    FindingCode("DNSSearchPathSurprise", "dns", (_W, _I),
+                "the name resolved through an unexpected search suffix, or to another namespace's Service",
+                "use the fully qualified name"),
+)
+
+del _E, _W, _I
+
+FINDINGS: dict[str, FindingCode] = {c.code: c for c in _CODES}
+
+
+def register(code: FindingCode) -> FindingCode:
+    """Add a code (a new mode or check registers its own); a code is registered once."""
+    if code.code in FINDINGS and FINDINGS[code.code] != code:
+        raise ValueError(f"finding code {code.code} is already registered differently")
+    FINDINGS[code.code] = code
+    return code
+
+
+def check_finding(code: str, severity: Severity) -> None:
+    """In strict mode (SVCCTL_STRICT_FINDINGS=1, which the tests set): a registered code with a severity the
+    registry does not allow for it is a bug and raises. Otherwise nothing is checked (never fail a user).
+    Unregistered codes are found by tests/test_findings.py, which reads the source."""
+    if os.environ.get("SVCCTL_STRICT_FINDINGS") != "1":
+        return
+    spec = FINDINGS.get(code)
+    if spec is not None and severity not in spec.severities:
+        raise ValueError(f"finding {code} with severity {severity.value}: the registry allows "
+                         f"{spec.severity_text}")
+
+
+def readme_table(area: str) -> str:
+    """The README's finding table for one area, exactly (tests/test_findings.py compares them)."""
+    lines = ["| code | severity | meaning | usual fix |", "| --- | --- | --- | --- |"]
+    for c in FINDINGS.values():
+        if c.area == area:
+            lines.append(f"| `{c.code}` | {c.severity_text} | {c.meaning} | {c.hint} |")
+    return "\n".join(lines)
+
+
+__all__ = ["AREAS", "FAIL_ON_CHOICES", "FINDINGS", "FailOn", "FindingCode", "Severity", "Verdict",
+           "check_finding", "readme_table", "register", "verdict_of", "worst"]
