@@ -104,20 +104,6 @@ def view_notes(mode: str, service: Service, view: ProxyView, rules: NodeRules) -
     return out
 
 
-def mode_details(mode: str, main: ServiceEntry) -> list[str]:
-    if mode == "cilium":
-        return ["Cilium picks each new connection's backend among the active ones (random, or Maglev when "
-                "configured); terminating backends only keep their connections",
-                "socket-level load balancing picks the backend at connect(): no NAT from the ClusterIP shows in "
-                "conntrack for Pods on this node"]
-    if mode == "calico-ebpf":
-        return ["Calico's eBPF NAT picks a backend at random for each new connection (connect-time load "
-                "balancing for Pods on this node)"]
-    if mode == "kube-router":
-        return [f"kube-router IPVS scheduler {main.scheduler or 'rr'}"]
-    return []
-
-
 def _api_state(ex: ExpectedBackend) -> str:
     return "active" if ex.ready else "terminating" if ex.terminating else "not ready"
 

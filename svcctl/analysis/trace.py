@@ -20,7 +20,8 @@ from svcctl.analysis.source import Source, SourceJudgement, judge_source
 from svcctl.analysis.topology import NodeEndpoint, Selection, port_policy
 from svcctl.analysis.topology import select as topology_select
 from svcctl.analysis.ways import Way, localhost_nodeport
-from svcctl.dataplane.model import REPLACEMENT_MODES, Backend, Flow, NodeRules, ServiceEntry, format_share
+from svcctl.dataplane import modes
+from svcctl.dataplane.model import Backend, Flow, NodeRules, ServiceEntry, format_share
 from svcctl.errors import InputError
 from svcctl.findings import Severity, Verdict, verdict_of, worst
 from svcctl.model import EndpointSlice, Finding, Service, ServicePort
@@ -339,7 +340,7 @@ def _entries_for_port(service: Service | None, port: ServicePort | None, target:
 
 
 def _not_programmed_hint(mode: str) -> str:
-    if mode in REPLACEMENT_MODES:
+    if modes.is_replacement(mode):
         from svcctl.analysis.replacement import SYNC_HINT
 
         return SYNC_HINT[mode]
@@ -545,25 +546,16 @@ def judge_port(
                                    f"{e.affinity_seconds}s")
                 if e.source_ranges:
                     details.append(f"{e.kind}: only from {', '.join(e.source_ranges)}")
-            if rules.mode == "iptables":
-                details.append("iptables mode picks a backend at random for each new connection "
-                               "(not round-robin); shares below are exact")
-            elif rules.mode == "nftables":
-                details.append("nftables mode picks a backend with numgen random (not round-robin)")
-            elif rules.mode == "ipvs" and main.scheduler:
-                details.append(f"IPVS scheduler {main.scheduler}")
-            elif rules.mode in REPLACEMENT_MODES:
-                from svcctl.analysis.replacement import mode_details
-
-                details += mode_details(rules.mode, main)
+            mode = modes.find(rules.mode)
+            if mode is not None:
+                details += mode.trace_details(main)
             verdict = OK
-            if rules.mode == "ipvs":  # a virtual server is only reached when its VIP is bound and in the ipset
-                from svcctl.dataplane.ipvs import ipvs_glue_findings
-
-                glue = ipvs_glue_findings(NodeRules("ipvs", entries, source=rules.source))
-                if glue:
-                    verdict = BROKEN
-                    pt.findings += glue
+            # what the mode needs besides its rules (IPVS: a virtual server is only reached when its VIP is
+            # bound and in the ipset)
+            glue = mode.glue_findings(NodeRules(rules.mode, entries, source=rules.source)) if mode else []
+            if glue:
+                verdict = BROKEN
+                pt.findings += glue
             main_at = f"{main.address or (way.address if way else '*')}:{main.port}"
             summary = (f"{way.label if way is not None else f'{main.kind} {main_at}/{main.protocol}'}"
                        f" → {len(main.backends)} backend(s) [{rules.mode}]")
@@ -643,7 +635,7 @@ def judge_port(
                     ex.ready if ex else None, ex.node if ex else "", b.chain, b.weight,
                     state=("terminating" if ex and ex.terminating else "ready" if ex and ex.ready
                            else "not ready" if ex else "unknown (no such endpoint in the API)"),
-                    dataplane_state=b.effective_state if rules.mode in REPLACEMENT_MODES else "",
+                    dataplane_state=b.effective_state if modes.is_replacement(rules.mode) else "",
                 ))
 
     # ---- endpoints
@@ -660,7 +652,7 @@ def judge_port(
             if not any(e.pod == pod for e in view.all_endpoints) and codes:
                 details.append(f"{pod}: expected but absent — {', '.join(codes)}")
         details += view.notes
-        if rules is not None and service is not None and rules.mode in REPLACEMENT_MODES:
+        if rules is not None and service is not None and modes.is_replacement(rules.mode):
             from svcctl.analysis.replacement import view_notes
 
             details += view_notes(rules.mode, service, view, rules)
@@ -683,7 +675,7 @@ def judge_port(
         drift: list[str] = []
         reported: set[tuple[str, str]] = set()
         for e in [main, *(x for x in entries if x is not main and x.kind != "ClusterIP")]:
-            if rules.mode in REPLACEMENT_MODES:  # each dataplane's own policy rules and backend states
+            if modes.is_replacement(rules.mode):  # each dataplane's own policy rules and backend states
                 from svcctl.analysis.replacement import entry_drift, entry_is_local, want_for
 
                 local = entry_is_local(rules.mode, e, e is main, service)

@@ -40,6 +40,7 @@ class NodeInputs:
     netns: str | None = None
     node: str | None = None
     mode: str | None = None
+    dumps: dict[str, str] = field(default_factory=dict)  # --dump KEY=FILE: any registered mode's dump
     local: bool = False  # read this machine's own rules
     no_exec: bool = False  # never exec into kube-proxy Pods
 
@@ -49,7 +50,7 @@ class NodeInputs:
             "iptables": self.iptables_save, "ip6tables": self.ip6tables_save, "ipvs": self.ipvsadm,
             "nftables": self.nft, "conntrack": self.conntrack, "ipset": self.ipset, "kube-ipvs0": self.ip_addr,
             "cilium": self.cilium, "calico-nat": self.calico_nat,
-        }.items() if v}
+        }.items() if v} | self.dumps
 
     @property
     def any_given(self) -> bool:
@@ -220,6 +221,40 @@ def output_options(formats: tuple[str, ...] = OUTPUT_FORMATS) -> Callable[[F], F
     return deco
 
 
+class ModeChoice(click.Choice):  # type: ignore[type-arg]
+    """`--mode`: the registry's modes when asked, so a mode registered after import is a choice too."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    @property  # type: ignore[override]
+    def choices(self) -> list[str]:
+        from svcctl.dataplane.modes import names
+
+        return names()
+
+    @choices.setter
+    def choices(self, value: Any) -> None:  # click's __init__ assigns it; the registry is the truth
+        pass
+
+
+def _dump_setter(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> None:
+    """--dump KEY=FILE (repeatable): the key is a registered mode's dump (`svcctl rules --help` lists them)."""
+    if not value:
+        return
+    from svcctl.dataplane.modes import all_dumps
+
+    known = {d.key for d in all_dumps()}
+    app = ctx.ensure_object(App)
+    for item in value:
+        key, sep, path = item.partition("=")
+        if not sep or not path:
+            raise click.BadParameter(f"{item!r} is not KEY=FILE", param=param)
+        if key not in known:
+            raise click.BadParameter(f"unknown dump {key!r} (known: {', '.join(sorted(known))})", param=param)
+        app.node_inputs.dumps[key] = path
+
+
 def fail_on_option(f: F) -> F:
     """`--fail-on`, the same on every command that judges: which verdict makes the exit status 1."""
     from svcctl.findings import FAIL_ON_CHOICES
@@ -267,8 +302,11 @@ def node_options(f: F) -> F:
                      callback=_setter("local", sub="node"), help="Read this machine's own rules (read-only)."),
         click.option("--node", metavar="NAME", expose_value=False, callback=_setter("node", sub="node"),
                      shell_complete=_complete_nodes, help="The node whose rules to read."),
-        click.option("--mode", type=click.Choice(["iptables", "ipvs", "nftables", "cilium", "calico-ebpf",
-                                                  "kube-router"]), expose_value=False,
+        click.option("--dump", "dump_files", metavar="KEY=FILE", multiple=True, expose_value=False,
+                     callback=_dump_setter,
+                     help="Any dump by its key (`iptables`, `ipvs`, `nftables`, `cilium`, `calico-nat`, … or a "
+                          "mode added later), as in a snapshot's nodes/<node>/; repeatable."),
+        click.option("--mode", type=ModeChoice(), expose_value=False,
                      callback=_setter("mode", sub="node"),
                      help="kube-proxy mode, or the dataplane replacing it (default: detected)."),
         click.option("--no-exec", is_flag=True, default=False, expose_value=False,

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-MODES = ("iptables", "ipvs", "nftables")
-REPLACEMENT_MODES = ("cilium", "calico-ebpf", "kube-router")  # dataplanes that replace kube-proxy
 ENTRY_KINDS = ("ClusterIP", "NodePort", "ExternalIP", "LoadBalancer")
 
 
@@ -174,6 +172,26 @@ class NodeRules:
 
     def holds(self, family: str, table: str) -> bool:
         return not self.tables or f"{family}:{table}" in self.tables
+
+    def merge(self, other: NodeRules) -> None:
+        """Fold another family's rules (ip6tables-save beside iptables-save) into these: entries, counts, chains,
+        notes and sources add up; what the first family says about NodePorts stays, the second fills gaps."""
+        self.services.extend(other.services)
+        self.stats.rules += other.stats.rules
+        self.stats.chains += other.stats.chains
+        for k, v in other.stats.per_service.items():
+            self.stats.per_service[k] = self.stats.per_service.get(k, 0) + v
+        for k, n in other.stats.extra.items():
+            self.stats.extra[k] = self.stats.extra.get(k, 0) + n
+        self.unreferenced_chains.extend(other.unreferenced_chains)
+        self.tables |= other.tables
+        self.orphan_chains.extend(other.orphan_chains)
+        self.notes.extend(n for n in other.notes if n not in self.notes)
+        self.nodeport_addresses.extend(a for a in other.nodeport_addresses if a not in self.nodeport_addresses)
+        if self.localhost_nodeports is None:
+            self.localhost_nodeports = other.localhost_nodeports
+        self.backend = self.backend or other.backend
+        self.source = f"{self.source}, {other.source}"
 
     def lookup(self, address: str, port: int, protocol: str = "TCP") -> list[ServiceEntry]:
         proto = protocol.upper()

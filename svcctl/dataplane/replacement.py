@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from svcctl.dataplane.model import Backend, NodeRules, ServiceEntry
+from svcctl.dataplane.model import Backend, ServiceEntry
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # a shell prompt (user@host:dir$ / # / bare $), optionally followed by the command typed there
@@ -110,60 +110,3 @@ def split_addr(text: str) -> tuple[str, int, str, bool] | None:
 
 def backend(ip: str, port: int, state: str = ACTIVE, weight: int | None = None, node: str = "") -> Backend:
     return Backend(ip=ip, port=port, state=state, weight=weight, node=node)
-
-
-# ------------------------------------------------------------------------------------------------ modes
-
-# mode -> the NodeDumps key holding its agent's output
-DUMP_KEYS = {"cilium": "cilium", "calico-ebpf": "calico-nat", "kube-router": "ipvs"}
-
-
-def replacement_modes_present(texts: dict[str, str]) -> list[str]:
-    """Replacement dataplanes whose agent output is in the dumps (kube-router only from its own marks:
-    FWM virtual services or its dummy interface, since its IPVS listing otherwise looks like kube-proxy's)."""
-    out: list[str] = []
-    if (texts.get("cilium") or "").strip():
-        out.append("cilium")
-    if (texts.get("calico-nat") or "").strip():
-        out.append("calico-ebpf")
-    ipvs = texts.get("ipvs") or ""
-    ipt = texts.get("iptables") or ""
-    if ipvs.strip() and "KUBE-CLUSTER-IP" not in ipt:
-        from svcctl.dataplane.kube_router import looks_like_kube_router
-
-        if looks_like_kube_router(ipvs, texts.get("kube-ipvs0"), ipt):
-            out.append("kube-router")
-    return out
-
-
-def load_replacement(texts: dict[str, str], origins: dict[str, str], mode: str,
-                     only: set[str] | None) -> NodeRules:
-    """Parse the agent output `mode` needs into NodeRules (mode cilium | calico-ebpf | kube-router)."""
-    from svcctl.errors import InputError
-
-    key = DUMP_KEYS[mode]
-    text = texts.get(key)
-    src = origins.get(key, key)
-    if mode == "cilium" and not text:  # read on this machine: one text per allow-listed listing
-        parts = [k for k in ("cilium-json", "cilium-bpf-lb", "cilium-revnat") if texts.get(k)]
-        text = "".join(texts[k] if texts[k].endswith("\n") else texts[k] + "\n" for k in parts) or None
-        src = ", ".join(origins.get(k, k) for k in parts) or src
-    if mode == "cilium":
-        if not text:
-            raise InputError("cilium mode needs the agent's service list",
-                             hint="give --cilium FILE (`cilium-dbg service list`, `-o json` or `bpf lb list`)")
-        from svcctl.dataplane.cilium import parse_cilium
-
-        return parse_cilium(text, src, only=only)
-    if mode == "calico-ebpf":
-        if not text:
-            raise InputError("calico-ebpf mode needs Calico's NAT maps",
-                             hint="give --calico-nat FILE (`calico-node -bpf nat dump`)")
-        from svcctl.dataplane.calico import parse_calico_nat
-
-        return parse_calico_nat(text, src, only=only)
-    if not text:
-        raise InputError("kube-router mode needs `ipvsadm -Ln` output", hint="give --ipvsadm FILE --mode kube-router")
-    from svcctl.dataplane.kube_router import parse_kube_router
-
-    return parse_kube_router(text, src, only=only, ip_addr_text=texts.get("kube-ipvs0") or texts.get("kube-dummy-if"))

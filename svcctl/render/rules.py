@@ -13,18 +13,6 @@ if TYPE_CHECKING:
 
 HEADERS = ["service port", "kind", "address", "backends", "affinity", "notes"]
 WIDE_HEADERS = ["masquerade", "chains"]  # long: only with -o wide
-MODE_SENTENCES = {
-    "iptables": "iptables mode picks each new connection's backend at random (statistic match), not round-robin: "
-                "the shares are probabilities, and a short run can be uneven.",
-    "ipvs": "IPVS mode picks backends with the virtual server's scheduler (rr = round-robin by default).",
-    "nftables": "nftables mode picks each new connection's backend at random (numgen random), not round-robin.",
-    "cilium": "Cilium picks each new connection's backend among the active ones (random, or Maglev when "
-              "configured); terminating, quarantined and maintenance backends get no new connections.",
-    "calico-ebpf": "Calico's eBPF NAT picks each new connection's backend at random among the frontend's count "
-                   "(only the local ones when a traffic policy Local applies).",
-    "kube-router": "kube-router's IPVS virtual servers pick backends with their scheduler (annotation "
-                   "kube-router.io/service.scheduler, rr by default).",
-}
 
 
 def share_text(p: Fraction | None) -> str:
@@ -84,25 +72,19 @@ def rows(rules: NodeRules, wide: bool) -> list[list[str]]:
 
 
 def summary_lines(rules: NodeRules, top: int = 5) -> list[str]:
-    st = rules.stats
-    from svcctl.dataplane.model import REPLACEMENT_MODES
+    """The mode's own first line (the registry's words), how much it writes, notes, how it picks backends."""
+    from svcctl.dataplane.modes import find
 
-    if rules.mode in REPLACEMENT_MODES:
-        lines = [f"{rules.mode} dataplane (no kube-proxy){f' ({rules.backend})' if rules.backend else ''}, from "
-                 f"{rules.source}: {st.extra.get('frontends', len(rules.services))} frontends, "
-                 f"{st.extra.get('backends', 0)} backend entries"]
-        if rules.mode == "kube-router":
-            lines[0] = (f"kube-router dataplane (no kube-proxy), from {rules.source}: "
-                        f"{st.extra.get('virtualServers', 0)} virtual servers, {st.extra.get('realServers', 0)} "
-                        "real servers")
+    mode = find(rules.mode)
+    st = rules.stats
+    lines = [mode.summary(rules) if mode is not None else f"{rules.mode} mode, from {rules.source}"]
+    if mode is not None and mode.replacement:
         lines.extend(rules.notes)
-        lines.append(MODE_SENTENCES[rules.mode])
+        lines.append(mode.picks)
         return lines
     if rules.proxy_absent:  # not "iptables mode, 0 services": kube-proxy's rules are not there at all
         return [f"not kube-proxy: {rules.source} holds {st.rules} rules in {st.chains} chains, none of them "
                 "kube-proxy's", *rules.notes]
-    lines = [f"{rules.mode} mode{f' ({rules.backend})' if rules.backend else ''}, from {rules.source}: "
-             f"{st.rules} rules in {st.chains} chains"]
     if st.per_service:
         n = len(st.per_service)
         avg = sum(st.per_service.values()) / n
@@ -114,9 +96,8 @@ def summary_lines(rules: NodeRules, top: int = 5) -> list[str]:
         more = f" (+{len(rules.unreferenced_chains) - 5} more)" if len(rules.unreferenced_chains) > 5 else ""
         lines.append(f"stale chains nothing jumps to: {shown}{more}")
     lines.extend(rules.notes)
-    sentence = MODE_SENTENCES.get(rules.mode)
-    if sentence:
-        lines.append(sentence)
+    if mode is not None and mode.picks:
+        lines.append(mode.picks)
     return lines
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from svcctl.dataplane import modes
 from svcctl.errors import ClusterError, ForbiddenError
 from svcctl.model import Pod
 from svcctl.sources.base import ClusterSource, NodeDumps
@@ -24,18 +25,8 @@ MODE_OF_AGENT = {"cilium": "cilium", "calico-node": "calico-ebpf", "kube-router"
 CONTAINER_OF_AGENT = {"cilium": "cilium-agent", "calico-node": "calico-node", "kube-router": "kube-router"}
 
 # key -> argv, the only commands run in agent Pods (all read-only listings)
-AGENT_COMMANDS: dict[str, tuple[str, ...]] = {
-    "cilium-json": ("cilium-dbg", "service", "list", "-o", "json"),
-    "cilium-bpf-lb": ("cilium-dbg", "bpf", "lb", "list"),
-    "cilium-revnat": ("cilium-dbg", "bpf", "lb", "list", "--revnat"),
-    # agents before 1.15 have the same listings under `cilium`
-    "cilium-json-legacy": ("cilium", "service", "list", "-o", "json"),
-    "cilium-bpf-lb-legacy": ("cilium", "bpf", "lb", "list"),
-    "cilium-revnat-legacy": ("cilium", "bpf", "lb", "list", "--revnat"),
-    "calico-nat": ("calico-node", "-bpf", "nat", "dump"),
-    "ipvs": ("ipvsadm", "-Ln"),
-    "kube-dummy-if": ("ip", "addr", "show", "kube-dummy-if"),
-}
+# key -> argv, from the mode registry (each replacement mode names its agent's read-only commands)
+AGENT_COMMANDS: dict[str, tuple[str, ...]] = modes.agent_commands()
 # what each mode reads (the first is required), and the NodeDumps key each lands in
 MODE_READS: dict[str, tuple[str, ...]] = {
     "cilium": ("cilium-json", "cilium-bpf-lb", "cilium-revnat"),

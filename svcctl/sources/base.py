@@ -6,47 +6,15 @@ selector, the Nodes those Pods name), so the cost of answering about one Service
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
+from svcctl.dataplane.dumps import NodeDumps as NodeDumps  # re-exported: the sources fill it
+from svcctl.dataplane.modes import dump_files
 from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Service
 
-NODE_DUMP_FILES = {
-    "iptables": "iptables-save.txt",
-    "ip6tables": "ip6tables-save.txt",
-    "ipvs": "ipvsadm.txt",
-    "ipvs-conns": "ipvsadm-conns.txt",
-    "nftables": "nft.txt",
-    "conntrack": "conntrack.txt",
-    "ipset": "ipset.txt",
-    "kube-ipvs0": "ip-addr-kube-ipvs0.txt",
-    "cilium": "cilium-service-list.txt",  # any Cilium listings, concatenated (service list, -o json, bpf lb list)
-    "calico-nat": "calico-nat-dump.txt",  # calico-node -bpf nat dump
-}
-
-
-@dataclass
-class NodeDumps:
-    """Text of the node commands, keyed like NODE_DUMP_FILES, each with where it came from."""
-
-    node: str
-    texts: dict[str, str] = field(default_factory=dict)
-    origins: dict[str, str] = field(default_factory=dict)
-    mode: str | None = None  # the dataplane the source knows it read (an agent Pod's), when the dumps cannot say
-    # dumps cut to one Service while streaming their file (sources/scoped.py): key -> the note saying so
-    streamed: dict[str, str] = field(default_factory=dict)
-    # reads the same dumps whole (when a cut one does not parse, the whole one says where it is broken)
-    reread: Callable[[], NodeDumps] | None = field(default=None, repr=False, compare=False)
-    # files read as pastes (svcctl.paste.Pasted): their sections and skipped lines, and those as sentences
-    readings: list[Any] = field(default_factory=list)
-    reading_notes: list[str] = field(default_factory=list)
-
-    def get(self, key: str) -> str | None:
-        return self.texts.get(key)
-
-    def __bool__(self) -> bool:
-        return bool(self.texts)
+# key -> file name in a snapshot's nodes/<node>/ directory: the built-in modes' (the registry has the live list)
+NODE_DUMP_FILES = dump_files()
 
 
 @dataclass

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from svcctl.dataplane.modes import dump_files
 from svcctl.model import JSON
-from svcctl.sources.base import NODE_DUMP_FILES, NodeDumps
+from svcctl.sources.base import NodeDumps
 
 REDACTED = "REDACTED"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -155,7 +156,7 @@ def write_bundle(path: str | Path, bundle: Bundle) -> int:
             for node in sorted(bundle.dumps):
                 d = bundle.dumps[node]
                 for key, text in sorted(d.texts.items()):
-                    fname = NODE_DUMP_FILES.get(key)
+                    fname = dump_files().get(key)
                     if fname:
                         _member(tf, f"nodes/{_safe_node_dir(node)}/{fname}", text.encode(), now)
             if bundle.notes:

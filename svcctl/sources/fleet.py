@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from svcctl.analysis.fleet import NodeResult, judge_node, unreadable_node
+from svcctl.dataplane import modes
 from svcctl.dataplane.model import NodeRules
 from svcctl.errors import InputError, SvcctlError
 from svcctl.model import EndpointSlice, Pod, Service
@@ -25,8 +26,6 @@ from svcctl.sources.node import ALLOWED_COMMANDS, mode_from_iptables
 DEFAULT_PARALLEL = 8
 KUBE_PROXY_NAMESPACE = "kube-system"
 KUBE_PROXY_SELECTOR = "k8s-app=kube-proxy"
-# the one command that holds each mode's rules (iptables-save is read first anyway: it decides the mode)
-RULES_KEY = {"iptables": "iptables", "ipvs": "ipvs", "nftables": "nftables"}
 
 PodRef = tuple[str, str, str | None]  # namespace, name, container
 
@@ -76,8 +75,9 @@ def read_node_dumps(execer: Callable[..., Any], node: str, pod: PodRef, mode: st
     if mode is None or mode == "iptables":
         run("iptables")
         mode = mode or mode_from_iptables(dumps.texts["iptables"])
-    if RULES_KEY[mode] not in dumps.texts:
-        run(RULES_KEY[mode])
+    key = modes.get(mode).rules_key
+    if key not in dumps.texts:
+        run(key)
     return dumps
 
 
@@ -98,10 +98,9 @@ def read_node(source: ClusterSource, node: str, pod: PodRef | None, mode: str | 
 
     `agent`: (mode, Pod) of the Cilium / calico-node / kube-router agent, used where kube-proxy is absent."""
     from svcctl.dataplane import load_node_rules
-    from svcctl.dataplane.model import REPLACEMENT_MODES
 
     started = time.monotonic()
-    if agent is not None and (pod is None or mode in REPLACEMENT_MODES) and mode in (None, agent[0]):
+    if agent is not None and (pod is None or modes.is_replacement(mode)) and mode in (None, agent[0]):
         from svcctl.sources.agents import read_agent_dumps
 
         execer = getattr(source, "exec_in_pod", None)
@@ -116,7 +115,7 @@ def read_node(source: ClusterSource, node: str, pod: PodRef | None, mode: str | 
         except SvcctlError as e:
             return NodeRead(node, error=e.message, seconds=time.monotonic() - started)
         return NodeRead(node, rules, dumps, None, time.monotonic() - started)
-    if mode in REPLACEMENT_MODES:
+    if modes.is_replacement(mode):
         return NodeRead(node, error=f"no {mode} agent Pod runs on this node")
     if pod is None:
         return NodeRead(node, error=f"no {KUBE_PROXY_SELECTOR} Pod in {KUBE_PROXY_NAMESPACE} runs on this node")
@@ -145,9 +144,8 @@ def fleet_agents(source: ClusterSource, nodes: list[str], pods: dict[str, PodRef
                  mode: str | None) -> dict[str, tuple[str, PodRef]]:
     """Agent Pods (Cilium, calico-node, kube-router) for nodes without kube-proxy, from one more list; none is
     asked for when every node runs kube-proxy and no replacement mode is forced."""
-    from svcctl.dataplane.model import REPLACEMENT_MODES
 
-    if mode not in REPLACEMENT_MODES and all(n in pods for n in nodes):
+    if not modes.is_replacement(mode) and all(n in pods for n in nodes):
         return {}
     from svcctl.sources.agents import agent_pods
 

@@ -12,39 +12,15 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from svcctl.dataplane import modes
 from svcctl.errors import ClusterError, ForbiddenError, InputError
-from svcctl.sources.agents import AGENT_COMMANDS
 from svcctl.sources.base import NodeDumps
 
 if TYPE_CHECKING:
     from svcctl.cli.app import App
 
-# key -> argv; the only commands svcctl runs on a node
-ALLOWED_COMMANDS: dict[str, tuple[str, ...]] = {
-    "iptables": ("iptables-save",),
-    "ip6tables": ("ip6tables-save",),
-    "ipvs": ("ipvsadm", "-Ln"),
-    "ipvs-conns": ("ipvsadm", "-Lnc"),
-    "nftables": ("nft", "list", "table", "ip", "kube-proxy"),
-    "nftables6": ("nft", "list", "table", "ip6", "kube-proxy"),
-    "nftables-json": ("nft", "-j", "list", "table", "ip", "kube-proxy"),
-    "conntrack": ("conntrack", "-L"),
-    "kube-ipvs0": ("ip", "addr", "show", "kube-ipvs0"),
-    "ipset": ("ipset", "list"),
-    "addresses": ("ip", "-o", "addr", "show"),  # the node's own addresses: a NodePort answers on each
-}
-# the kube-proxy replacements' agents (Cilium, calico-node, kube-router) share the one allow-list
-ALLOWED_COMMANDS.update({k: v for k, v in AGENT_COMMANDS.items() if k not in ALLOWED_COMMANDS})
-# what to read for each mode (first key is required: the rules themselves)
-MODE_KEYS: dict[str, tuple[str, ...]] = {
-    "iptables": ("iptables", "ip6tables", "conntrack"),
-    "ipvs": ("ipvs", "iptables", "kube-ipvs0", "ipset", "ipvs-conns", "conntrack"),
-    "nftables": ("nftables", "conntrack"),
-    # the replacements' listings, where their CLIs run on this machine (--local-node / --netns)
-    "cilium": ("cilium-json", "cilium-bpf-lb", "cilium-revnat"),
-    "calico-ebpf": ("calico-nat",),
-    "kube-router": ("ipvs", "kube-dummy-if", "ipvs-conns", "conntrack"),
-}
+# key -> argv: the only commands svcctl runs on a node (every mode's read-only commands, from the registry)
+ALLOWED_COMMANDS: dict[str, tuple[str, ...]] = modes.allowed_commands()
 COMMAND_TIMEOUT = 60.0
 _NETNS_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
 
@@ -97,7 +73,7 @@ def _collect(run: Callable[[str], str], keys: tuple[str, ...] | None, where: str
         ipt = run("iptables")
         dumps.texts["iptables"] = ipt
         dumps.origins["iptables"] = f"iptables-save ({where})"
-        keys = MODE_KEYS[mode_from_iptables(ipt)]
+        keys = mode_keys(mode_from_iptables(ipt))
     for i, key in enumerate(keys):
         if key in dumps.texts:
             continue
@@ -175,11 +151,18 @@ def mode_from_iptables(ipt: str) -> str:
 
     Deciding this first means ipvsadm / nft are only run on a node in that mode: on another node they could
     load kernel modules, and svcctl never changes the node it reads."""
-    if "KUBE-CLUSTER-IP" in ipt:
-        return "ipvs"
-    if "KUBE-SVC-" in ipt or "KUBE-SERVICES" in ipt:
-        return "iptables"
-    return "nftables"
+    return modes.mode_from_iptables(ipt)
+
+
+def mode_keys(mode: str) -> tuple[str, ...]:
+    """What to read on a node for `mode` (the first key is required: the rules themselves)."""
+    m = modes.get(mode)
+    keys = tuple(k for k in m.node_keys if k in ALLOWED_COMMANDS)
+    if not keys or keys[0] != m.node_keys[0]:
+        d = m.dumps[0]
+        raise InputError(f"svcctl does not run a command for {m.description} ({d.what}) on a node",
+                         hint=f"give that output as a file (--dump {d.key}=FILE)")
+    return keys
 
 
 def read_files(files: dict[str, str], node: str, only: set[str] | None = None) -> NodeDumps:
@@ -254,10 +237,10 @@ def gather_node_dumps(app: App, node: str | None, only: set[str] | None = None) 
             raise ClusterError(f"network namespace {ni.netns!r} does not exist",
                                hint="list them with `ip netns list`")
         where = f"netns {ni.netns}"
-        return read_commands(MODE_KEYS[mode] if mode else None, ni.netns, where)
+        return read_commands(mode_keys(mode) if mode else None, ni.netns, where)
     if ni.local:
         where = "this machine"
-        return read_commands(MODE_KEYS[mode] if mode else None, None, where)
+        return read_commands(mode_keys(mode) if mode else None, None, where)
     if not app.has_cluster:
         return None
     if not app.snapshot:
@@ -290,9 +273,8 @@ def gather_node_dumps(app: App, node: str | None, only: set[str] | None = None) 
         app.terminal.warn(f"cannot read node {node}'s rules: this source cannot exec into kube-proxy Pods "
                           "(give --iptables-save FILE)")
         return None
-    from svcctl.dataplane.model import REPLACEMENT_MODES
 
-    pod = None if mode in REPLACEMENT_MODES else finder(node)
+    pod = None if modes.is_replacement(mode) else finder(node)
     if pod is None and not [sk for sk in getattr(src, "skipped", []) if sk.resource == "kube-proxy pods"]:
         from svcctl.sources.agents import agent_pods, read_agent_dumps
 
@@ -300,7 +282,7 @@ def gather_node_dumps(app: App, node: str | None, only: set[str] | None = None) 
         if agent is not None and (mode is None or mode == agent[0]):
             app.terminal.debug(f"node {node}: no kube-proxy Pod; {agent[0]} agent {agent[1][0]}/{agent[1][1]}")
             return read_agent_dumps(execer, node, agent[0], agent[1], app.terminal.debug)
-        if mode in REPLACEMENT_MODES:
+        if modes.is_replacement(mode):
             app.terminal.warn(f"no {mode} agent Pod found on node {node} (give the agent's output as a file)")
             return None
     if pod is None:
@@ -327,7 +309,7 @@ def gather_node_dumps(app: App, node: str | None, only: set[str] | None = None) 
                                hint=e.hint) from None
         return out if isinstance(out, str) else ""
 
-    return _collect(run_in_pod, MODE_KEYS[mode] if mode else None, where, node, app.terminal.debug)
+    return _collect(run_in_pod, mode_keys(mode) if mode else None, where, node, app.terminal.debug)
 
 
 def _pod_ref(pod: object) -> tuple[str, str, str | None]:

@@ -25,9 +25,10 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from svcctl.dataplane.modes import dump_files
 from svcctl.errors import InputError, NotFoundError
 from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Service
-from svcctl.sources.base import NODE_DUMP_FILES, NodeDumps, Skipped, labels_match, parse_selector
+from svcctl.sources.base import NodeDumps, Skipped, labels_match, parse_selector
 from svcctl.sources.coverage import Coverage
 
 DEMO_NAME = "demo"
@@ -47,7 +48,6 @@ _FILE_KINDS = {  # cluster-info dump file names
 }
 _READ_KINDS = set(_LIST_KINDS.values())
 _OBJECT_SUFFIXES = (".yaml", ".yml", ".json")
-_DUMP_NAMES = {v: k for k, v in NODE_DUMP_FILES.items()}
 
 
 def demo_path() -> Path:
@@ -327,12 +327,13 @@ class SnapshotSource:
         if taken is not None:
             return taken
         # nodes/<node>/<dump>.txt
-        if len(parts) >= 3 and parts[-3] == "nodes" and parts[-1] in _DUMP_NAMES:
+        dump_names = {v: k for k, v in dump_files().items()}  # the registry's: a mode added later counts
+        if len(parts) >= 3 and parts[-3] == "nodes" and parts[-1] in dump_names:
             node = parts[-2]
             d = self.dumps.setdefault(node, NodeDumps(node))
             from svcctl.paste import add_dump
 
-            add_dump(d, _DUMP_NAMES[parts[-1]], data.decode("utf-8", errors="replace"), source)
+            add_dump(d, dump_names[parts[-1]], data.decode("utf-8", errors="replace"), source)
             return 0
         base = parts[-1]
         if not base.endswith(_OBJECT_SUFFIXES) and not self._single_file:

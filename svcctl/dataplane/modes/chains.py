@@ -14,6 +14,11 @@ beside current ones are leftovers of an older kube-proxy.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from svcctl.dataplane.dumps import NodeDumps
+    from svcctl.dataplane.model import NodeRules
 
 IPVS_CHAINS = ("KUBE-IPVS-FILTER", "KUBE-IPVS-OUT-FILTER", "KUBE-NODE-PORT", "KUBE-LOAD-BALANCER")
 IPTABLES_MODE_PREFIXES = ("KUBE-SVC-", "KUBE-SEP-", "KUBE-EXT-", "KUBE-SVL-", "KUBE-FW-", "KUBE-NODEPORTS",
@@ -67,3 +72,25 @@ def old_layout(text: str) -> str | None:
 def legacy_and_nft(text: str) -> bool:
     """iptables-nft prints this warning (save and -L forms) when legacy tables also exist on the node."""
     return LEGACY_WARNING in text[:65536]
+
+
+def legacy_and_nft_of(dumps: NodeDumps) -> bool:
+    """Whether either iptables family's dump carries iptables-nft's legacy-tables warning."""
+    return any(legacy_and_nft(dumps.get(k) or "") for k in ("iptables", "ip6tables"))
+
+
+def name_what_was_found(parts: list[NodeRules], texts: list[str]) -> None:
+    """Notes that name what an iptables dump is when it is not a current kube-proxy's iptables mode: no
+    kube-proxy chains at all (not running, or replaced), or an older kube-proxy's layout."""
+    given = [t for t in texts if t.strip()]
+    for part, text in zip(parts, given, strict=False):
+        absent = kube_proxy_absent(text)
+        if absent and not part.services:
+            part.proxy_absent = absent
+            part.notes = [absent, *(n for n in part.notes if not n.startswith("no KUBE-SERVICES chain"))]
+        old = old_layout(text)
+        if old:
+            part.notes.append(old)
+    if len(parts) > 1 and any(p.proxy_absent for p in parts) and not all(p.proxy_absent for p in parts):
+        for p in parts:
+            p.proxy_absent = ""

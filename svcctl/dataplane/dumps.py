@@ -1,0 +1,33 @@
+"""The raw input of the dataplane: node command output by key, each with where it came from.
+
+Below the sources (which fill it from files, a netns, a snapshot or kube-proxy exec) and the mode registry
+(which names the keys and parses them), so neither needs the other."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class NodeDumps:
+    """Text of the node commands, keyed like the mode registry's dumps (`svcctl.dataplane.modes`)."""
+
+    node: str
+    texts: dict[str, str] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
+    mode: str | None = None  # the dataplane the source knows it read (an agent Pod's), when the dumps cannot say
+    # dumps cut to one Service while streaming their file (sources/scoped.py): key -> the note saying so
+    streamed: dict[str, str] = field(default_factory=dict)
+    # reads the same dumps whole (when a cut one does not parse, the whole one says where it is broken)
+    reread: Callable[[], NodeDumps] | None = field(default=None, repr=False, compare=False)
+    # files read as pastes (svcctl.paste.Pasted): their sections and skipped lines, and those as sentences
+    readings: list[Any] = field(default_factory=list)
+    reading_notes: list[str] = field(default_factory=list)
+
+    def get(self, key: str) -> str | None:
+        return self.texts.get(key)
+
+    def __bool__(self) -> bool:
+        return bool(self.texts)
