@@ -63,7 +63,7 @@ def command(service: str | None, why_not: bool, fail_on: str) -> int:
         from svcctl.render.endpoints import render_summary
 
         summaries = summarize_services(app.source, app.ns_or_all)
-        render_summary(app, summaries)
+        render_summary(app, summaries, app.all_namespaces)
         for sk in app.source.skipped:  # refused reads make the counts partial: say so, on stderr
             app.terminal.warn(f"could not read {sk.resource}: {sk.reason}; counts may be incomplete")
         from svcctl.sources.coverage import coverage_of, summary_line

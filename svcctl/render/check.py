@@ -18,7 +18,7 @@ from svcctl.findings import FailOn, verdict_of
 from svcctl.render.console import dump_json, dump_yaml, finding_detail_lines, plain_table
 
 if TYPE_CHECKING:
-    from svcctl.cli.app import App
+    from svcctl.render.console import OutputOptions
 
 FORMATS = ("table", "wide", "json", "yaml", "junit", "github", "markdown")
 STATUS_STYLE = {HEALTHY: "green", WARNING: "yellow", BROKEN: "bold red"}
@@ -260,7 +260,7 @@ def markdown(report: CheckReport) -> str:
 # ------------------------------------------------------------------------------------------------ dispatch
 
 
-def render_check(app: App, report: CheckReport) -> None:
+def render_check(app: OutputOptions, report: CheckReport) -> None:
     """Print the report in app.output's format; stdout carries only the document."""
     import sys
 

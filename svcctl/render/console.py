@@ -6,7 +6,8 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
 from svcctl.model import Finding
 
@@ -26,23 +27,36 @@ def color_wanted(flag: bool | None, stream: Any) -> bool:
 class Terminal:
     """stdout for data, stderr for status; rich with markup and highlighting off so data prints as it is."""
 
-    def __init__(self, color: bool | None = None, verbose: int = 0) -> None:
-        self.color = color_wanted(color, sys.stdout)
-        self.err_color = color_wanted(color, sys.stderr)
+    def __init__(self, color: bool | None = None, verbose: int = 0, *, stdout: IO[str] | None = None,
+                 stderr: IO[str] | None = None) -> None:
+        """`stdout` / `stderr`: the streams to write to (default: the process's, looked up when used), so a
+        test can hand in a pseudo-terminal or a buffer."""
+        self._stdout, self._stderr = stdout, stderr
+        self.color = color_wanted(color, self.stdout)
+        self.err_color = color_wanted(color, self.stderr)
         self.verbose = verbose
         self._out: Console | None = None
         self._err: Console | None = None
 
     @property
+    def stdout(self) -> IO[str]:
+        return self._stdout if self._stdout is not None else sys.stdout
+
+    @property
+    def stderr(self) -> IO[str]:
+        return self._stderr if self._stderr is not None else sys.stderr
+
+    @property
     def is_tty(self) -> bool:
-        return bool(sys.stdout.isatty())
+        isatty = getattr(self.stdout, "isatty", None)
+        return bool(isatty and isatty())
 
     @property
     def out(self) -> Console:
         if self._out is None:
             from rich.console import Console  # only when something is drawn: -o json never imports rich
 
-            self._out = Console(file=sys.stdout, markup=False, highlight=False, emoji=False,
+            self._out = Console(file=self.stdout, markup=False, highlight=False, emoji=False,
                                 no_color=not self.color, force_terminal=self.color or None,
                                 soft_wrap=False)
         return self._out
@@ -53,7 +67,7 @@ class Terminal:
             # one message, one line: CI logs and `grep` must not see status lines hard-wrapped at 80 columns
             from rich.console import Console
 
-            self._err = Console(file=sys.stderr, markup=False, highlight=False, emoji=False,
+            self._err = Console(file=self.stderr, markup=False, highlight=False, emoji=False,
                                 no_color=not self.err_color, force_terminal=self.err_color or None, soft_wrap=True)
         return self._err
 
@@ -62,7 +76,7 @@ class Terminal:
 
     def echo(self, text: str) -> None:
         """Plain text to stdout, untouched by rich (for piped tables)."""
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        self.stdout.write(text if text.endswith("\n") else text + "\n")
 
     def status(self, text: str) -> None:
         self.err.print(text, style="dim" if self.err_color else None)
@@ -73,6 +87,40 @@ class Terminal:
     def debug(self, text: str) -> None:
         if self.verbose:
             self.err.print("debug: " + text, style="dim" if self.err_color else None)
+
+
+class OutputOptions(Protocol):
+    """What render needs of the command line, and all it sees: the format, headers, the terminal."""
+
+    @property
+    def output(self) -> str: ...
+
+    @property
+    def no_headers(self) -> bool: ...
+
+    @property
+    def terminal(self) -> Terminal: ...
+
+
+@dataclass
+class Output:
+    """Output options as a value (the CLI's App is one too): for tests and for callers without a command line."""
+
+    output: str = "table"
+    no_headers: bool = False
+    terminal: Terminal = field(default_factory=Terminal)
+
+
+Form = Literal["json", "yaml", "rich", "plain"]
+
+
+def form(opts: OutputOptions) -> Form:
+    """The one choice of how to print: a JSON or YAML document; rich on a terminal (or when colour is asked
+    for); plain kubectl-like columns when piped."""
+    if opts.output in ("json", "yaml"):
+        return "json" if opts.output == "json" else "yaml"
+    term = opts.terminal
+    return "rich" if term.is_tty or term.color else "plain"
 
 
 def finding_detail_lines(f: Finding, indent: str, *, where: bool = False) -> list[str]:

@@ -8,7 +8,7 @@ from svcctl.analysis.dns import DNSQuery, DNSReport
 from svcctl.render.console import emit_document, plain_table
 
 if TYPE_CHECKING:
-    from svcctl.cli.app import App
+    from svcctl.render.console import OutputOptions
 
 
 def _answers(q: DNSQuery) -> str:
@@ -84,7 +84,7 @@ def render_plain(r: DNSReport, wide: bool = False, no_headers: bool = False) -> 
     return "\n".join(parts) + "\n"
 
 
-def render_rich(app: App, r: DNSReport, wide: bool = False) -> None:
+def render_rich(app: OutputOptions, r: DNSReport, wide: bool = False) -> None:
     from rich.table import Table
     from rich.text import Text
 
@@ -113,7 +113,7 @@ def render_rich(app: App, r: DNSReport, wide: bool = False) -> None:
                             style="bold red" if r.broken else "bold green"))
 
 
-def render_dns(app: App, r: DNSReport) -> None:
+def render_dns(app: OutputOptions, r: DNSReport) -> None:
     if app.output in ("json", "yaml"):
         emit_document(r.to_json(), app.output)
     elif app.terminal.is_tty or app.terminal.color:

@@ -13,7 +13,7 @@ from svcctl.model import Finding
 from svcctl.render.console import emit_document, finding_detail_lines, plain_table
 
 if TYPE_CHECKING:
-    from svcctl.cli.app import App
+    from svcctl.render.console import OutputOptions
 
 STATE_STYLE = {"ready": "green", "not-ready": "red", "terminating": "yellow", "excluded": "red",
                "not-selected": "magenta"}
@@ -128,7 +128,7 @@ def render_rich(rep: EndpointsReport, *, wide: bool, no_headers: bool) -> Group:
     return Group(*items)
 
 
-def render_report(app: App, rep: EndpointsReport) -> None:
+def render_report(app: OutputOptions, rep: EndpointsReport) -> None:
     if app.output in ("json", "yaml"):
         emit_document(rep.to_json(), app.output)
         return
@@ -158,11 +158,12 @@ def summary_rows(summaries: list[ServiceSummary], all_namespaces: bool,
     return headers, rows
 
 
-def render_summary(app: App, summaries: list[ServiceSummary]) -> None:
+def render_summary(app: OutputOptions, summaries: list[ServiceSummary], all_namespaces: bool = False) -> None:
+    """`all_namespaces`: a NAMESPACE column (-A)."""
     if app.output in ("json", "yaml"):
         emit_document(summary_document(summaries), app.output)
         return
-    headers, rows = summary_rows(summaries, app.all_namespaces, app.output == "wide")
+    headers, rows = summary_rows(summaries, all_namespaces, app.output == "wide")
     if app.terminal.is_tty or app.terminal.color:
         table = Table(show_header=not app.no_headers, header_style="bold", box=None, pad_edge=False)
         for h in headers:

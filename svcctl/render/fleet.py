@@ -14,7 +14,7 @@ from svcctl.render.console import emit_document, plain_table
 
 if TYPE_CHECKING:
     from svcctl.analysis.fleet import FleetReport, NodeResult
-    from svcctl.cli.app import App
+    from svcctl.render.console import OutputOptions
 
 HEADERS = ["node", "mode", "verdict", "findings", "seconds"]
 
@@ -22,7 +22,7 @@ HEADERS = ["node", "mode", "verdict", "findings", "seconds"]
 class FleetProgress:
     """`on_start` / `on_result` callbacks for `check_fleet`; a context manager that closes the bar."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: OutputOptions) -> None:
         self.app = app
         self.total = 0
         self.done = 0
@@ -96,7 +96,7 @@ def _codes(n: NodeResult) -> dict[str, int]:
     return counts
 
 
-def render_fleet(app: App, report: FleetReport) -> None:
+def render_fleet(app: OutputOptions, report: FleetReport) -> None:
     if app.output in ("json", "yaml"):
         emit_document(report.to_json(), app.output)
         return

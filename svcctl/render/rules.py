@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from svcctl.render.console import emit_document, plain_table
 
 if TYPE_CHECKING:
-    from svcctl.cli.app import App
     from svcctl.dataplane.model import Backend, NodeRules, ServiceEntry
+    from svcctl.render.console import OutputOptions
 
 HEADERS = ["service port", "kind", "address", "backends", "affinity", "notes"]
 WIDE_HEADERS = ["masquerade", "chains"]  # long: only with -o wide
@@ -105,7 +105,7 @@ def rules_document(rules: NodeRules) -> dict[str, Any]:
     return rules.to_json()
 
 
-def render_rules(app: App, rules: NodeRules) -> None:
+def render_rules(app: OutputOptions, rules: NodeRules) -> None:
     out = app.output
     if out in ("json", "yaml"):
         emit_document(rules_document(rules), out)

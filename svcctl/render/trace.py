@@ -14,7 +14,7 @@ from svcctl.dataplane.model import format_share
 from svcctl.render.console import emit_document
 
 if TYPE_CHECKING:
-    from svcctl.cli.app import App
+    from svcctl.render.console import OutputOptions
 
 MARK = {OK: "✓", WARNING: "!", BROKEN: "✗", SKIPPED: "-"}
 STYLE = {OK: "green", WARNING: "yellow", BROKEN: "bold red", SKIPPED: "dim"}
@@ -178,7 +178,7 @@ def render_tree(tr: Trace, wide: bool = False) -> Tree:
     return root
 
 
-def render_trace(app: App, tr: Trace) -> None:
+def render_trace(app: OutputOptions, tr: Trace) -> None:
     wide = app.output == "wide"
     if app.output in ("json", "yaml"):
         emit_document(tr.to_json(), app.output)
