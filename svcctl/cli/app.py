@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from svcctl.sources.node import NodeInputs
+
 if TYPE_CHECKING:
     from svcctl.dataplane.model import NodeRules
     from svcctl.findings import Verdict
@@ -22,39 +24,6 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 OUTPUT_FORMATS = ("table", "wide", "json", "yaml")
-
-
-@dataclass
-class NodeInputs:
-    """Where node rules come from; files take precedence over everything else."""
-
-    iptables_save: str | None = None
-    ip6tables_save: str | None = None
-    ipvsadm: str | None = None
-    nft: str | None = None
-    conntrack: str | None = None
-    ipset: str | None = None
-    ip_addr: str | None = None
-    cilium: str | None = None  # Cilium agent listings
-    calico_nat: str | None = None  # calico-node -bpf nat dump
-    netns: str | None = None
-    node: str | None = None
-    mode: str | None = None
-    dumps: dict[str, str] = field(default_factory=dict)  # --dump KEY=FILE: any registered mode's dump
-    local: bool = False  # read this machine's own rules
-    no_exec: bool = False  # never exec into kube-proxy Pods
-
-    @property
-    def files(self) -> dict[str, str]:
-        return {k: v for k, v in {
-            "iptables": self.iptables_save, "ip6tables": self.ip6tables_save, "ipvs": self.ipvsadm,
-            "nftables": self.nft, "conntrack": self.conntrack, "ipset": self.ipset, "kube-ipvs0": self.ip_addr,
-            "cilium": self.cilium, "calico-nat": self.calico_nat,
-        }.items() if v} | self.dumps
-
-    @property
-    def any_given(self) -> bool:
-        return bool(self.files) or self.netns is not None or self.local
 
 
 @dataclass
@@ -100,15 +69,17 @@ class App:
             else:
                 from svcctl.sources.live import LiveSource
 
-                self._source = LiveSource.from_app(self)
+                self._source = LiveSource.from_options(self.kubeconfig, self.context, self.request_timeout,
+                                                       self.terminal.debug if self.verbose else None)
         return self._source
 
     def reset_source(self) -> None:
         """Forget the source, so the next use re-reads the snapshot or reconnects (`check --wait`)."""
         src, self._source = self._source, None
-        close = getattr(src, "close", None)
-        if callable(close):
-            close()
+        from svcctl.sources.base import Closeable
+
+        if isinstance(src, Closeable):
+            src.close()
 
     @property
     def ns(self) -> str:

@@ -280,8 +280,9 @@ def _node_rule_sets(app: App) -> tuple[list[tuple[str | None, NodeRules, NodeDum
             out.append((ni.node, app.load_rules(dumps, mode=ni.mode), dumps))
         return out, "" if out else "drift: the node input held no rules"
     if app.snapshot is not None:
-        have = getattr(app.source, "dumps", None)
-        nodes = sorted(have) if isinstance(have, dict) else []
+        from svcctl.sources.base import RecordedDumps
+
+        nodes = sorted(app.source.dumps) if isinstance(app.source, RecordedDumps) else []
         if ni.node:
             nodes = [ni.node]
         for node in nodes:

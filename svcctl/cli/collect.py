@@ -83,13 +83,14 @@ def _collect_service(src: ClusterSource, bundle: Bundle, svc: Service) -> None:
 def _collect_namespace(src: ClusterSource, bundle: Bundle, namespace: str | None) -> None:
     """Whole namespace (or cluster): one paged list per kind instead of per-Service requests."""
     services = src.list_services(namespace)
-    bulk_slices = getattr(src, "list_all_endpoint_slices", None)
-    if bulk_slices is None:  # a source without bulk reads (snapshot): per Service
+    from svcctl.sources.base import BulkSlices
+
+    if not isinstance(src, BulkSlices):  # a source without bulk reads (snapshot): per Service
         for svc in services:
             _collect_service(src, bundle, svc)
         return
     bundle.add_all(s.raw for s in services)
-    bundle.add_all(s.raw for s in bulk_slices(namespace))
+    bundle.add_all(s.raw for s in src.list_all_endpoint_slices(namespace))
     bundle.add_all(e.raw for e in src.list_all_endpoints(namespace))  # type: ignore[attr-defined]
     pods = src.list_pods(namespace)
     bundle.add_all(p.raw for p in pods)

@@ -69,9 +69,10 @@ def _namespaces(app: App, incomplete: str) -> list[CompletionItem]:
 
 def _nodes(app: App, incomplete: str) -> list[CompletionItem]:
     names = {n.meta.name for n in app.source.list_nodes()}
-    dumps = getattr(app.source, "dumps", None)
-    if isinstance(dumps, dict):
-        names |= set(dumps)  # snapshot node dumps, even without a Node object
+    from svcctl.sources.base import RecordedDumps
+
+    if isinstance(app.source, RecordedDumps):
+        names |= set(app.source.dumps)  # snapshot node dumps, even without a Node object
     return [CompletionItem(n) for n in sorted(names)]
 
 

@@ -128,8 +128,10 @@ def _flag_orphans(app: App, rules: NodeRules) -> None:
         return
     try:
         services = app.source.list_services(None)
-        bulk = getattr(app.source, "list_all_endpoint_slices", None)
-        slices = bulk(None) if bulk is not None else getattr(app.source, "slices", [])
+        from svcctl.sources.base import BulkSlices
+
+        src = app.source
+        slices = src.list_all_endpoint_slices(None) if isinstance(src, BulkSlices) else getattr(src, "slices", [])
     except SvcctlError as err:
         app.terminal.debug(f"chain owners not checked: {err.message}")
         return

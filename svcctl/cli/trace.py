@@ -183,8 +183,10 @@ def _choose_node(app: App, service: Service | None, from_pod: str | None,
     if ni.files or ni.netns or ni.local:
         return None, "node input given on the command line"
     if app.has_cluster:
-        snap_nodes = getattr(app.source, "dumps", None)
-        if isinstance(snap_nodes, dict) and len(snap_nodes) == 1:
+        from svcctl.sources.base import RecordedDumps
+
+        snap_nodes = app.source.dumps if isinstance(app.source, RecordedDumps) else None
+        if snap_nodes is not None and len(snap_nodes) == 1:
             return next(iter(snap_nodes)), "the only node with dumps in the snapshot"
         import os
         import socket
@@ -536,7 +538,7 @@ def _probe(app: App, rules: NodeRules | None, service: Service | None, port: int
         from svcctl.dataplane.conntrack import parse_conntrack
         from svcctl.sources.node import read_conntrack
 
-        text = read_conntrack(app)
+        text = read_conntrack(app.node_inputs)
         if text is not None:
             for f in parse_conntrack(text, "conntrack"):
                 if f.dst == ip and f.dport == port:

@@ -6,8 +6,9 @@ selector, the Nodes those Pods name), so the cost of answering about one Service
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from svcctl.dataplane.dumps import NodeDumps as NodeDumps  # re-exported: the sources fill it
 from svcctl.dataplane.modes import dump_files
@@ -83,6 +84,57 @@ class ClusterSource(Protocol):
         """AdminNetworkPolicies and BaselineAdminNetworkPolicies (cluster-scoped); None when the cluster
         does not serve policy.networking.k8s.io or they could not be read."""
         ...
+
+
+# ---------------------------------------------------------------- capabilities a source may have, declared
+# (callers test them with isinstance, and mypy then knows the methods: no getattr probes)
+
+
+@runtime_checkable
+class RecordedDumps(Protocol):
+    """A source that recorded node command output per node (a snapshot's nodes/<node>/ files)."""
+
+    dumps: dict[str, NodeDumps]
+
+
+@runtime_checkable
+class KubeProxyExec(Protocol):
+    """A source that can find a node's kube-proxy Pod and run an allow-listed read-only command in it."""
+
+    def kube_proxy_pod_for_node(self, node: str) -> Any: ...
+
+    def exec_in_pod(self, namespace: str, pod: str, container: str | None, argv: list[str]) -> str: ...
+
+
+@runtime_checkable
+class BulkSlices(Protocol):
+    """A source that lists every EndpointSlice in one (paged) read."""
+
+    def list_all_endpoint_slices(self, namespace: str | None) -> list[EndpointSlice]: ...
+
+
+@runtime_checkable
+class PagedReads(Protocol):
+    """A source that streams big lists page by page (memory stays flat on big clusters)."""
+
+    def iter_endpoint_slices(self, namespace: str | None) -> Iterator[EndpointSlice]: ...
+
+    def iter_pods(self, namespace: str | None, label_selector: str | None = None) -> Iterator[Pod]: ...
+
+
+@runtime_checkable
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+class Reporter(Protocol):
+    """Where a source or an operation says what it is doing: stderr in the CLI (`Terminal`), a list in tests."""
+
+    def status(self, text: str) -> None: ...
+
+    def warn(self, text: str) -> None: ...
+
+    def debug(self, text: str) -> None: ...
 
 
 def selector_string(selector: dict[str, str]) -> str:

@@ -20,7 +20,7 @@ from svcctl.dataplane import modes
 from svcctl.dataplane.model import NodeRules
 from svcctl.errors import InputError, SvcctlError
 from svcctl.model import EndpointSlice, Pod, Service
-from svcctl.sources.base import ClusterSource, NodeDumps
+from svcctl.sources.base import ClusterSource, KubeProxyExec, NodeDumps
 from svcctl.sources.node import ALLOWED_COMMANDS, mode_from_iptables
 
 DEFAULT_PARALLEL = 8
@@ -103,9 +103,9 @@ def read_node(source: ClusterSource, node: str, pod: PodRef | None, mode: str | 
     if agent is not None and (pod is None or modes.is_replacement(mode)) and mode in (None, agent[0]):
         from svcctl.sources.agents import read_agent_dumps
 
-        execer = getattr(source, "exec_in_pod", None)
-        if execer is None:
+        if not isinstance(source, KubeProxyExec):
             return NodeRead(node, error="this source cannot exec into agent Pods")
+        execer = source.exec_in_pod
         try:
             dumps = read_agent_dumps(execer, node, agent[0], agent[1])
             rules = load_node_rules(dumps, mode=agent[0], only=only)
@@ -119,9 +119,9 @@ def read_node(source: ClusterSource, node: str, pod: PodRef | None, mode: str | 
         return NodeRead(node, error=f"no {mode} agent Pod runs on this node")
     if pod is None:
         return NodeRead(node, error=f"no {KUBE_PROXY_SELECTOR} Pod in {KUBE_PROXY_NAMESPACE} runs on this node")
-    execer = getattr(source, "exec_in_pod", None)
-    if execer is None:
+    if not isinstance(source, KubeProxyExec):
         return NodeRead(node, error="this source cannot exec into kube-proxy Pods")
+    execer = source.exec_in_pod
     try:
         dumps = read_node_dumps(execer, node, pod, mode)
     except SvcctlError as e:

@@ -19,7 +19,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from svcctl import __version__
@@ -27,9 +27,6 @@ from svcctl.errors import ClusterError, ForbiddenError, NotFoundError
 from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Service
 from svcctl.sources.base import NodeDumps, Skipped
 from svcctl.sources.kubeconfig import ResolvedConfig, build_configuration, client_module, resolve
-
-if TYPE_CHECKING:
-    from svcctl.cli.app import App
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # reads whose refusal only switches off the check that needs them
@@ -65,10 +62,11 @@ class LiveSource:
         self.sleep: Callable[[float], Any] = time.sleep  # between retries; tests record instead of waiting
 
     @classmethod
-    def from_app(cls, app: App) -> LiveSource:
-        cfg = resolve(app.kubeconfig, app.context)
-        debug = app.terminal.debug if app.verbose else None
-        src = cls(cfg, request_timeout=app.request_timeout, debug=debug)
+    def from_options(cls, kubeconfig: str | None, context: str | None, request_timeout: float,
+                     debug: Callable[[str], None] | None = None) -> LiveSource:
+        """kubectl's way of finding the cluster (--kubeconfig, $KUBECONFIG, ~/.kube/config, in-cluster)."""
+        cfg = resolve(kubeconfig, context)
+        src = cls(cfg, request_timeout=request_timeout, debug=debug)
         if debug:
             debug(cfg.describe())
         return src

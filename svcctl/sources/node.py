@@ -10,19 +10,73 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from svcctl.dataplane import modes
 from svcctl.errors import ClusterError, ForbiddenError, InputError
-from svcctl.sources.base import NodeDumps
+from svcctl.sources.base import KubeProxyExec, NodeDumps, RecordedDumps
 
 if TYPE_CHECKING:
-    from svcctl.cli.app import App
+    from svcctl.sources.base import ClusterSource, Reporter
 
 # key -> argv: the only commands svcctl runs on a node (every mode's read-only commands, from the registry)
 ALLOWED_COMMANDS: dict[str, tuple[str, ...]] = modes.allowed_commands()
 COMMAND_TIMEOUT = 60.0
 _NETNS_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
+
+
+@dataclass
+class NodeInputs:
+    """Where node rules come from; files take precedence over everything else."""
+
+    iptables_save: str | None = None
+    ip6tables_save: str | None = None
+    ipvsadm: str | None = None
+    nft: str | None = None
+    conntrack: str | None = None
+    ipset: str | None = None
+    ip_addr: str | None = None
+    cilium: str | None = None  # Cilium agent listings
+    calico_nat: str | None = None  # calico-node -bpf nat dump
+    netns: str | None = None
+    node: str | None = None
+    mode: str | None = None
+    dumps: dict[str, str] = field(default_factory=dict)  # --dump KEY=FILE: any registered mode's dump
+    local: bool = False  # read this machine's own rules
+    no_exec: bool = False  # never exec into kube-proxy Pods
+
+    @property
+    def files(self) -> dict[str, str]:
+        return {k: v for k, v in {
+            "iptables": self.iptables_save, "ip6tables": self.ip6tables_save, "ipvs": self.ipvsadm,
+            "nftables": self.nft, "conntrack": self.conntrack, "ipset": self.ipset, "kube-ipvs0": self.ip_addr,
+            "cilium": self.cilium, "calico-nat": self.calico_nat,
+        }.items() if v} | self.dumps
+
+    @property
+    def any_given(self) -> bool:
+        return bool(self.files) or self.netns is not None or self.local
+
+
+class NodeReadContext(Protocol):
+    """What reading a node's rules needs to know (the CLI's App is one): the inputs given, whether there is a
+    cluster or snapshot, the source, and where to report."""
+
+    @property
+    def node_inputs(self) -> NodeInputs: ...
+
+    @property
+    def has_cluster(self) -> bool: ...
+
+    @property
+    def snapshot(self) -> str | None: ...
+
+    @property
+    def source(self) -> ClusterSource: ...
+
+    @property
+    def terminal(self) -> Reporter: ...
 
 
 class CommandFailed(Exception):
@@ -220,7 +274,7 @@ def _read_stdin() -> str:
         raise InputError(f"cannot read: {e}", source="<stdin>") from None
 
 
-def gather_node_dumps(app: App, node: str | None, only: set[str] | None = None) -> NodeDumps | None:
+def gather_node_dumps(app: NodeReadContext, node: str | None, only: set[str] | None = None) -> NodeDumps | None:
     """Node command output, from the first of: files, --netns, --local-node, snapshot, kube-proxy exec.
 
     `only`: the one Service the command is about, so a big dump file need not be read whole."""
@@ -251,7 +305,7 @@ def gather_node_dumps(app: App, node: str | None, only: set[str] | None = None) 
                              hint="--iptables-save FILE, --netns NAME or --local-node need no cluster")
     src = app.source
     if app.snapshot:
-        all_dumps = getattr(src, "dumps", None)
+        all_dumps = src.dumps if isinstance(src, RecordedDumps) else None
         if node is not None:
             found = src.node_dumps(node)
             if found is None and isinstance(all_dumps, dict):
@@ -267,15 +321,13 @@ def gather_node_dumps(app: App, node: str | None, only: set[str] | None = None) 
                              hint="pick one with --node NAME")
         return None
     assert node is not None
-    finder = getattr(src, "kube_proxy_pod_for_node", None)
-    execer = getattr(src, "exec_in_pod", None)
-    if finder is None or execer is None:
+    if not isinstance(src, KubeProxyExec):
         app.terminal.warn(f"cannot read node {node}'s rules: this source cannot exec into kube-proxy Pods "
                           "(give --iptables-save FILE)")
         return None
-
-    pod = None if modes.is_replacement(mode) else finder(node)
-    if pod is None and not [sk for sk in getattr(src, "skipped", []) if sk.resource == "kube-proxy pods"]:
+    execer = src.exec_in_pod
+    pod = None if modes.is_replacement(mode) else src.kube_proxy_pod_for_node(node)
+    if pod is None and not [sk for sk in src.skipped if sk.resource == "kube-proxy pods"]:
         from svcctl.sources.agents import agent_pods, read_agent_dumps
 
         agent = agent_pods(src, node).get(node)
@@ -286,7 +338,7 @@ def gather_node_dumps(app: App, node: str | None, only: set[str] | None = None) 
             app.terminal.warn(f"no {mode} agent Pod found on node {node} (give the agent's output as a file)")
             return None
     if pod is None:
-        refused = [sk for sk in getattr(src, "skipped", []) if sk.resource == "kube-proxy pods"]
+        refused = [sk for sk in src.skipped if sk.resource == "kube-proxy pods"]
         if refused:
             raise ForbiddenError(f"cannot find node {node}'s kube-proxy Pod: {refused[0].reason}",
                                  hint="grant list on pods in kube-system (deploy/rbac.yaml, svcctl-node-exec), "
@@ -328,9 +380,8 @@ def _pod_ref(pod: object) -> tuple[str, str, str | None]:
     raise ClusterError(f"unexpected kube-proxy Pod reference {pod!r}")
 
 
-def read_conntrack(app: App) -> str | None:
+def read_conntrack(ni: NodeInputs) -> str | None:
     """`conntrack -L` where a probe just ran (the --netns, or this machine with --local-node); None if unreadable."""
-    ni = app.node_inputs
     if ni.netns is None and not ni.local:
         return None
     try:
