@@ -40,12 +40,12 @@ from svcctl.analysis.endpoints import (  # noqa: E402
     EndpointsReport,
     Gathered,
     analyze,
-    analyze_service,
     edit_distance,
     find_port,
     looks_like_typo,
 )
 from svcctl.model import EndpointSlice, Node, Pod, Service, ServicePort  # noqa: E402
+from svcctl.ops.endpoints import analyze_service  # noqa: E402
 from svcctl.sources.snapshot import SnapshotSource  # noqa: E402
 
 JSON = dict[str, Any]

@@ -357,7 +357,7 @@ def wrong_typed_cluster(draw: st.DrawFn) -> Any:
 def _snapshot_checks(path: str) -> None:
     """Load a snapshot and ask it what the commands ask, the way the endpoints analysis does."""
     src = SnapshotSource(path)
-    from svcctl.analysis.endpoints import analyze_service
+    from svcctl.ops.endpoints import analyze_service
 
     for s in src.list_services(None):
         analyze_service(src, s.meta.namespace, s.meta.name, why_not=True)

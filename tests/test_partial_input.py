@@ -25,7 +25,8 @@ sys.path.insert(0, str(HERE))
 
 from gen_dumps import GenCluster, GenPort, GenService, demo_cluster, iptables_save  # noqa: E402
 
-from svcctl.analysis.endpoints import analyze, gather  # noqa: E402
+from svcctl.analysis.endpoints import analyze  # noqa: E402
+from svcctl.ops.endpoints import gather  # noqa: E402
 from svcctl.sources.snapshot import SnapshotSource, demo_path  # noqa: E402
 
 SCENARIOS = sorted((HERE / "scenarios").glob("*.yaml"))

@@ -1,9 +1,7 @@
 """The EndpointSlice controller, modelled: what it should publish for a Service, and why each Pod is (not) there.
 
-Pure logic over the typed model. `gather` is the only function that reads, and only through the
-`ClusterSource` protocol with a constant number of requests per Service (Service, its slices, v1 Endpoints,
-Pods by selector, one existence-selector list per selector key for near misses, Pods elsewhere by selector,
-the Nodes those Pods name, the Events of the not-ready Pods). `analyze` turns those objects into an
+Pure logic over the typed model: nothing here reads. `svcctl.ops.endpoints.gather` reads one Service's objects
+into a `Gathered` (a constant number of requests per Service) and `analyze` turns those objects into an
 `EndpointsReport`: expected endpoints per Pod (the controller's rules, cited in each finding's `where`),
 the slices as they are, and findings that explain every difference.
 
@@ -24,10 +22,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TypeVar
 
-from svcctl.errors import ExitStatus, ForbiddenError
+from svcctl.errors import ExitStatus
 from svcctl.findings import FINDINGS, Severity, Verdict, verdict_of
 from svcctl.model import (
     JSON,
@@ -43,7 +40,7 @@ from svcctl.model import (
     Service,
     ServicePort,
 )
-from svcctl.sources.base import ClusterSource, labels_match, parse_selector, selector_string
+from svcctl.selectors import labels_match, parse_selector, selector_string
 
 CONTROLLER_NAME = "endpointslice-controller.k8s.io"
 PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
@@ -259,204 +256,6 @@ class Gathered:
 # Near-miss searches read one bounded page each, so a namespace with 100,000 Pods carrying `app` costs the same
 # as one with ten: enough to catch a typo'd label on a Deployment's Pods, never a namespace-sized read.
 NEAR_MISS_CAP = 500
-
-
-def _read(source: ClusterSource, g: Gathered, check: str, resource: str, fn: Callable[[], T], default: T) -> T:
-    """One read; a refusal (raised, or recorded by the source in `skipped`) becomes a skipped check, and so
-    does a kind the input does not hold (a snapshot without EndpointSlices): not read as "there are none"."""
-    why = absent_from(source, resource)
-    if why is not None:
-        g.absent.append((check, resource.split(" ")[0], why))
-        return default
-    before = len(source.skipped)
-    refusals = getattr(source, "refusals", None)
-    try:
-        out = fn()
-    except ForbiddenError as e:
-        g.skipped.append((check, e.resource or resource, e.message))
-        return default
-    for s in source.skipped[before:]:
-        g.skipped.append((check, s.resource, s.reason))
-    last = getattr(source, "last_refusal", None)
-    if isinstance(refusals, int) and getattr(source, "refusals", refusals) != refusals and last is not None:
-        g.skipped.append((check, last.resource, last.reason))  # refused again (recorded once in `skipped`)
-    return out
-
-
-def absent_from(source: ClusterSource, resource: str) -> str | None:
-    """Why the input cannot show `resource` at all (a kind a snapshot does not hold), else None."""
-    from svcctl.sources.coverage import RESOURCES, Coverage
-
-    cov = getattr(source, "coverage", None)
-    kind = RESOURCES.get(resource.split(" ")[0])
-    return cov.absent_reason(kind) if isinstance(cov, Coverage) and kind is not None else None
-
-
-def gather(source: ClusterSource, namespace: str, name: str, *, why_not: bool = True) -> Gathered:
-    service = source.get_service(namespace, name)  # NotFoundError (exit 2) with a suggestion
-    g = Gathered(service, why_not=why_not)
-    ns = service.meta.namespace or namespace
-    if service.type == "ExternalName":
-        return g
-    g.slices = _read(source, g, CHK_SLICES, "endpointslices",
-                     lambda: source.list_endpoint_slices(ns, service.meta.name), [])
-    g.endpoints = _read(source, g, CHK_V1, "endpoints",
-                        lambda: source.get_endpoints(ns, service.meta.name), None)
-    if any(c == CHK_SLICES for c, _, _ in g.absent):
-        v1_absent = any(c == CHK_V1 for c, _, _ in g.absent)
-        if not v1_absent:
-            # the endpoints controller writes an Endpoints object for every selector Service (empty or not)
-            from svcctl.analysis.partial import V1, slices_from_endpoints
-
-            g.slices = slices_from_endpoints(g.endpoints, service) if g.endpoints is not None else []
-            g.basis = V1
-        else:
-            g.basis = ""
-    sel = service.selector
-    if sel is None:
-        return g
-    g.pods = _read(source, g, CHK_PODS, "pods",
-                   lambda: source.list_pods(ns, selector_string(sel)), [])
-    selected = {p.key for p in g.pods}
-    if why_not:
-        near: dict[str, Pod] = {}
-        no_pods: list[Pod] = []
-        for key in sorted(sel):
-            # existence selector `key`: one request per selector key, whatever the namespace's size
-            found = _read(source, g, CHK_NEAR, "pods", partial(source.list_pods, ns, key, NEAR_MISS_CAP), no_pods)
-            if len(found) >= NEAR_MISS_CAP:
-                g.capped.append(f"near-miss search read only the first {NEAR_MISS_CAP} Pods labelled {key!r}")
-            for p in found:
-                if p.key not in selected:
-                    near.setdefault(p.key, p)
-        g.near = sorted(near.values(), key=lambda x: x.key)
-        others = _read(source, g, CHK_ELSEWHERE, "pods (all namespaces)",
-                       partial(source.list_pods, None, selector_string(sel), NEAR_MISS_CAP), no_pods)
-        if len(others) >= NEAR_MISS_CAP:
-            g.capped.append(f"other-namespace search read only the first {NEAR_MISS_CAP} matching Pods")
-        g.elsewhere = sorted((p for p in others if p.meta.namespace != ns), key=lambda x: x.key)
-        if g.near:
-            g.services = _read(source, g, CHK_INTENT, "services",
-                               lambda: source.list_services(ns, None, NEAR_MISS_CAP), [])
-            if len(g.services) >= NEAR_MISS_CAP:
-                g.capped.append(f"near-miss intent read only the first {NEAR_MISS_CAP} Services of {ns}")
-    node_names = sorted({p.node_name for p in g.pods if p.node_name})
-    if node_names:
-        g.nodes = _read(source, g, CHK_NODES, "nodes",
-                        lambda: source.get_nodes(node_names), {})
-    if topology_auto(service):
-        g.all_nodes = _read(source, g, CHK_NODES, "nodes", source.list_nodes, None)
-    if True:  # Events of not-ready Pods: cheap (one field-selected list per such Pod), and needed for a stable code
-        unready = sorted(p.meta.name for p in g.pods if not p.ready and p.phase not in ("Succeeded", "Failed"))
-        if unready:
-            g.events = _read(source, g, CHK_EVENTS, "events",
-                             lambda: source.list_events(ns, "Pod", unready), [])
-    return g
-
-
-def analyze_service(source: ClusterSource, namespace: str, name: str, *, why_not: bool = True) -> EndpointsReport:
-    """The public entry point: read one Service's objects through `source` and explain its endpoints.
-
-    `why_not=False` skips the near-miss and other-namespace reads (SelectorMismatch, OtherNamespace); every
-    other code is the same either way, so `trace` and `check` agree with `endpoints`."""
-    return analyze(gather(source, namespace, name, why_not=why_not))
-
-
-def summarize_services(source: ClusterSource, namespace: str | None) -> list[ServiceSummary]:
-    """Ready / not-ready / expected per Service, from a fixed number of paged lists whatever the cluster's size.
-
-    Services, then every EndpointSlice and every Pod of the namespace (or all), each read once — page by page when
-    the source can (`iter_endpoint_slices` / `iter_pods`, optional): only a few numbers per Service and each Pod's
-    labels are kept, and selectors are matched through a label index instead of against every Pod."""
-    services = source.list_services(namespace)
-    wanted = {(s.meta.namespace, s.meta.name) for s in services if s.type != "ExternalName"}
-    states: dict[tuple[str, str], dict[str, bool]] | None = None
-    slice_pages = getattr(source, "iter_endpoint_slices", None)
-    refusals = getattr(source, "refusals", 0)
-    no_slices = absent_from(source, "endpointslices")
-    v1_stand_in = no_slices is not None and absent_from(source, "endpoints") is None
-    if no_slices is not None:
-        states = {}
-        if v1_stand_in:  # v1 Endpoints stand in (see analysis/partial.py for how they differ)
-            from svcctl.analysis.partial import slices_from_endpoints
-
-            for s in services:
-                ep = source.get_endpoints(s.meta.namespace, s.meta.name) if s.type != "ExternalName" else None
-                if ep is not None:
-                    _count_into(states.setdefault((s.meta.namespace, s.meta.name), {}),
-                                slice_rows(slices_from_endpoints(ep, s)))
-    elif slice_pages is not None:
-        states = {}
-        for sl in slice_pages(namespace):
-            key = (sl.meta.namespace, sl.service_name)
-            if key in wanted:
-                _count_into(states.setdefault(key, {}), slice_rows([sl]))
-    index: _PodIndex | None = _PodIndex()
-    try:
-        pod_pages = getattr(source, "iter_pods", None)
-        for p in (pod_pages(namespace) if pod_pages is not None else source.list_pods(namespace)):
-            index.add(p)  # type: ignore[union-attr]
-    except ForbiddenError:
-        index = None
-    if absent_from(source, "pods") is not None:
-        index = None
-    # slices refused (RBAC) or absent with no v1 Endpoints to stand in: the counts are unknown, not zero
-    unknown = (no_slices is not None and not v1_stand_in) or getattr(source, "refusals", 0) != refusals
-    out: list[ServiceSummary] = []
-    for s in sorted(services, key=lambda x: (x.meta.namespace, x.meta.name)):
-        ready: int | None = 0
-        not_ready: int | None = 0
-        expected: int | None = 0
-        if s.type != "ExternalName" and unknown:
-            ready = not_ready = None
-            expected = index.count(s.meta.namespace, s.selector) if s.selector and index is not None else None
-        elif s.type != "ExternalName":
-            if states is not None:
-                st = states.get((s.meta.namespace, s.meta.name), {})
-                ready = sum(1 for v in st.values() if v)
-                not_ready = len(st) - ready
-            else:
-                ready, not_ready = count_rows(slice_rows(source.list_endpoint_slices(s.meta.namespace, s.meta.name)))
-            if s.selector is not None and index is None:
-                expected = None
-            elif s.selector is not None and index is not None:
-                expected = index.count(s.meta.namespace, s.selector)
-            else:
-                expected = (ready or 0) + (not_ready or 0)
-        out.append(ServiceSummary(s.meta.namespace, s.meta.name, s.type, s.selector, ready, not_ready, expected))
-    return out
-
-
-def _count_into(state: dict[str, bool], rows: list[EndpointRow]) -> None:
-    """count_rows, accumulated slice by slice (a dual-stack Pod in two slices still counts once)."""
-    for r in rows:
-        k = r.pod or r.ip
-        state[k] = state.get(k, False) or r.ready
-
-
-class _PodIndex:
-    """Labels of the Pods that can be endpoints (not Succeeded/Failed), indexed by (namespace, key, value)."""
-
-    def __init__(self) -> None:
-        self.labels: list[dict[str, str]] = []
-        self.by_label: dict[tuple[str, str, str], list[int]] = {}
-
-    def add(self, pod: Pod) -> None:
-        if pod.phase in ("Succeeded", "Failed"):
-            return
-        i = len(self.labels)
-        self.labels.append(pod.meta.labels)
-        ns = pod.meta.namespace
-        for k, v in pod.meta.labels.items():
-            self.by_label.setdefault((ns, k, v), []).append(i)
-
-    def count(self, namespace: str, selector: dict[str, str]) -> int:
-        """Pods of `namespace` whose labels hold every pair of `selector` (a Service's equality selector)."""
-        if not selector:
-            return 0
-        lists = [self.by_label.get((namespace, k, v), []) for k, v in selector.items()]
-        fewest = min(lists, key=len)
-        return sum(1 for i in fewest if all(self.labels[i].get(k) == v for k, v in selector.items()))
 
 
 # ------------------------------------------------------------------------------------------------ controller model
@@ -1288,4 +1087,4 @@ def _selectorless(g: Gathered, rep: EndpointsReport) -> None:
 
 
 __all__ = ["CODES", "EndpointRow", "EndpointsReport", "Gathered", "PodVerdict", "ServiceSummary", "analyze",
-           "analyze_service", "expected_endpoint", "find_port", "gather", "summarize_services"]
+           "expected_endpoint", "find_port"]

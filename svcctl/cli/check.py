@@ -313,8 +313,9 @@ def _select(app: App, plan: Plan) -> list[tuple[str, str, Service | None]]:
 
 
 def _run(app: App, plan: Plan, progress: Progress, attempt: int) -> Attempt:
-    from svcctl.analysis.endpoints import analyze, gather
+    from svcctl.analysis.endpoints import analyze
     from svcctl.analysis.trace import drift_findings
+    from svcctl.ops.endpoints import gather
 
     src = app.source
     targets = _select(app, plan)

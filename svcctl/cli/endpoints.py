@@ -59,7 +59,7 @@ def command(service: str | None, why_not: bool, fail_on: str) -> int:
         raise InputError("--why-not explains one Service: give SERVICE",
                          hint="list the Services first: `svcctl endpoints` (or -A)")
     if service is None:
-        from svcctl.analysis.endpoints import summarize_services
+        from svcctl.ops.endpoints import summarize_services
         from svcctl.render.endpoints import render_summary
 
         summaries = summarize_services(app.source, app.ns_or_all)
@@ -78,7 +78,7 @@ def command(service: str | None, why_not: bool, fail_on: str) -> int:
             app.terminal.status(f"no Services found in {where}")
         return exit_status(Verdict.BROKEN if any(s.problem for s in summaries) else Verdict.OK, fail_on)
 
-    from svcctl.analysis.endpoints import analyze_service
+    from svcctl.ops.endpoints import analyze_service
     from svcctl.render.endpoints import render_report
 
     ns, name = split_service(service, app.namespace or "")

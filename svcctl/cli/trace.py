@@ -318,7 +318,7 @@ def build_trace(app: App, raw_target: str, *, port_flag: str | None = None, prot
     slices: list[EndpointSlice] = []
     no_endpoints_input = ""  # the input holds neither EndpointSlices nor v1 Endpoints: why
     if service is not None and service.type != "ExternalName":
-        from svcctl.analysis.endpoints import analyze_service
+        from svcctl.ops.endpoints import analyze_service
 
         report = analyze_service(app.source, service.meta.namespace, service.meta.name, why_not=True)
         for f in report.findings:

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from svcctl.dataplane.dumps import NodeDumps as NodeDumps  # re-exported: the sources fill it
 from svcctl.dataplane.modes import dump_files
 from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Service
+from svcctl.selectors import labels_match as labels_match  # re-exported (sources filter as the API does)
+from svcctl.selectors import parse_selector as parse_selector
+from svcctl.selectors import selector_string as selector_string
+
+if TYPE_CHECKING:
+    from svcctl.sources.coverage import Coverage
 
 # key -> file name in a snapshot's nodes/<node>/ directory: the built-in modes' (the registry has the live list)
 NODE_DUMP_FILES = dump_files()
@@ -123,6 +129,21 @@ class PagedReads(Protocol):
 
 
 @runtime_checkable
+class HasCoverage(Protocol):
+    """A source that knows which kinds its input holds (a snapshot): absent kinds are skipped checks."""
+
+    coverage: Coverage
+
+
+@runtime_checkable
+class CountsRefusals(Protocol):
+    """A source that counts refused reads (RBAC 403), so each check that needed one says it was skipped."""
+
+    refusals: int
+    last_refusal: Skipped | None
+
+
+@runtime_checkable
 class Closeable(Protocol):
     def close(self) -> None: ...
 
@@ -135,47 +156,3 @@ class Reporter(Protocol):
     def warn(self, text: str) -> None: ...
 
     def debug(self, text: str) -> None: ...
-
-
-def selector_string(selector: dict[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-
-
-def parse_selector(text: str | None) -> list[tuple[str, str, str | None]]:
-    """Parse `a=b,c!=d,e,!f` into (key, op, value) with op in = != exists !exists.
-
-    Enough of the API's syntax for snapshots to filter the way the apiserver does (no set-based `in`)."""
-    out: list[tuple[str, str, str | None]] = []
-    if not text:
-        return out
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "!=" in part:
-            k, v = part.split("!=", 1)
-            out.append((k.strip(), "!=", v.strip()))
-        elif "==" in part:
-            k, v = part.split("==", 1)
-            out.append((k.strip(), "=", v.strip()))
-        elif "=" in part:
-            k, v = part.split("=", 1)
-            out.append((k.strip(), "=", v.strip()))
-        elif part.startswith("!"):
-            out.append((part[1:].strip(), "!exists", None))
-        else:
-            out.append((part, "exists", None))
-    return out
-
-
-def labels_match(labels: dict[str, str], selector: list[tuple[str, str, str | None]]) -> bool:
-    for key, op, value in selector:
-        if op == "=" and labels.get(key) != value:
-            return False
-        if op == "!=" and labels.get(key) == value:
-            return False
-        if op == "exists" and key not in labels:
-            return False
-        if op == "!exists" and key in labels:
-            return False
-    return True
