@@ -320,3 +320,13 @@ def complete_services(ctx: click.Context, param: click.Parameter, incomplete: st
 
 def env_no_color() -> bool:
     return "NO_COLOR" in os.environ
+
+
+def _hand_app_to_completion() -> None:
+    """svcctl.cli.complete builds an App when a shell asks (it cannot import this module: this imports it)."""
+    from svcctl.cli import complete
+
+    complete.APP_CLASS = App
+
+
+_hand_app_to_completion()

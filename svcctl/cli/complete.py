@@ -13,13 +13,17 @@ import logging
 import threading
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.shell_completion import CompletionItem
 
 if TYPE_CHECKING:
-    from svcctl.cli.app import App
+    from svcctl.ops.context import Context as App
+
+# the CLI's App class, handed over by svcctl.cli.app / main before completing (this module never imports them:
+# they import it)
+APP_CLASS: type[Any] | None = None
 
 KINDS = ("service", "namespace", "context", "node")
 REQUEST_TIMEOUT = 2.0  # seconds, per API request
@@ -33,14 +37,12 @@ DIRECTIVE_FILTER_DIRS = 16
 DIRECTIVE_DEFAULT = 0
 
 
-def _app() -> App | None:
-    from svcctl.cli.app import App
-
+def _app() -> Any:
     ctx = click.get_current_context(silent=True)
-    if ctx is None:
+    if ctx is None or APP_CLASS is None:
         return None
-    app = ctx.find_object(App)
-    return app if app is not None else ctx.ensure_object(App)
+    app = ctx.find_object(APP_CLASS)
+    return app if app is not None else ctx.ensure_object(APP_CLASS)
 
 
 def _services(app: App, incomplete: str) -> list[CompletionItem]:
@@ -182,7 +184,6 @@ def cobra_complete(cli: click.Command, argv: list[str]) -> int:
     last line `:<directive>`."""
     import sys
 
-    from svcctl.cli.app import App
 
     args = list(argv)
     describe = True
@@ -197,7 +198,10 @@ def cobra_complete(cli: click.Command, argv: list[str]) -> int:
     try:
         from click.shell_completion import ShellComplete
 
-        comp = ShellComplete(cli, {"obj": App(prog_name="kubectl svcctl")}, "kubectl svcctl", "_SVCCTL_COMPLETE")
+        if APP_CLASS is None:
+            raise RuntimeError("svcctl.cli.complete.APP_CLASS is not set")
+        comp = ShellComplete(cli, {"obj": APP_CLASS(prog_name="kubectl svcctl")}, "kubectl svcctl",
+                             "_SVCCTL_COMPLETE")
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             items = comp.get_completions(args, incomplete)
         for item in items:
