@@ -4,11 +4,18 @@ gives the same verdict and exit status for the same state (issue 15's one exit m
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from scenarios.builder import as_list, container, controller_slice, pod, service  # noqa: E402
 
 from svcctl.findings import AREAS, FINDINGS, FailOn, Severity, Verdict, readme_table, verdict_of, worst
 from svcctl.model import Finding
@@ -93,3 +100,29 @@ def test_fail_on_is_on_every_judging_command(run_cli: RunCli) -> None:
     for cmd in ("trace", "endpoints", "rules", "dns", "check"):
         code, out, _ = run_cli([cmd, "--help"])
         assert code == 0 and "--fail-on [error|warning|never]" in out, cmd
+
+
+def _named_port_snapshot(tmp_path: Path, declared: bool) -> Path:
+    """One Service whose only port targets the named port `web`; its 3 ready Pods declare it or not (then the
+    controller publishes them in a slice without that port: PortNotFound)."""
+    svc = service("shop", {"app": "shop"}, ports=[("http", 80, "web", "TCP")])
+    ports = [("web", 8080, "TCP")] if declared else [("metrics", 9090, "TCP")]
+    pods = [pod(f"shop-{i}", {"app": "shop"}, ip=f"10.244.1.{20 + i}", containers=[container("app", ports)])
+            for i in range(3)]
+    sl = controller_slice(svc, pods, ports=[("http", 8080, "TCP")] if declared else [])
+    path = tmp_path / f"shop-{declared}.yaml"
+    path.write_text(yaml.safe_dump(as_list([svc, *pods, sl])))
+    return path
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_ready_is_counted_per_service_port(run_cli: RunCli, tmp_path: Path, declared: bool) -> None:
+    snap = _named_port_snapshot(tmp_path, declared)
+    code, out, _ = run_cli(["check", "default/shop", "--snapshot", str(snap), "-o", "json"])
+    (s,) = json.loads(out)["services"]
+    want = 3 if declared else 0  # no endpoint serves port http: not "3/3 ready"
+    assert (s["counts"]["ready"], s["counts"]["expected"]) == (want, 3)
+    code, out, _ = run_cli(["endpoints", "--snapshot", str(snap), "-o", "json"])
+    (row,) = [r for r in json.loads(out)["services"] if r["name"] == "shop"]
+    assert row["ready"] == want
+    assert (code == 1) is (not declared)

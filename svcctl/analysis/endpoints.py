@@ -428,14 +428,45 @@ def slice_rows(slices: list[EndpointSlice]) -> list[EndpointRow]:
     return rows
 
 
-def count_rows(rows: list[EndpointRow]) -> tuple[int, int]:
-    """Distinct endpoints (a dual-stack Pod is in two slices: count it once), ready and not."""
-    state: dict[str, bool] = {}
-    for r in rows:
-        k = r.pod or r.ip
-        state[k] = state.get(k, False) or r.ready
-    ready = sum(1 for v in state.values() if v)
-    return ready, len(state) - ready
+class ReadyCounter:
+    """Distinct endpoints (a dual-stack Pod is in two slices: counted once), ready and not, per service port.
+
+    READY is counted per service port: the fewest ready endpoints any of the Service's ports has (a slice port
+    matches by name and protocol, as kube-proxy matches them), so a Service whose only port no endpoint serves
+    is 0 ready, not "3/3". Accumulates slice by slice (`add`), so a whole cluster's slices need not be kept."""
+
+    def __init__(self) -> None:
+        self.any: dict[str, bool] = {}
+        self.by_port: dict[tuple[str, str], dict[str, bool]] = {}
+
+    def add(self, rows: list[EndpointRow]) -> None:
+        for r in rows:
+            k = r.pod or r.ip
+            self.any[k] = self.any.get(k, False) or r.ready
+            for name, _, proto in r.ports:
+                d = self.by_port.setdefault((name, proto), {})
+                d[k] = d.get(k, False) or r.ready
+
+    def counts(self, ports: list[tuple[str, str]] | None = None) -> tuple[int, int]:
+        """(ready, not ready); `ports`: the Service's (name, protocol) pairs, None or [] to count any port."""
+        total = len(self.any)
+        if ports:
+            ready = min(sum(1 for v in self.by_port.get(p, {}).values() if v) for p in ports)
+        else:
+            ready = sum(1 for v in self.any.values() if v)
+        return ready, total - ready
+
+
+def service_ports(service: Service) -> list[tuple[str, str]]:
+    """The (name, protocol) pairs READY is counted over."""
+    return [(p.name, p.protocol) for p in service.ports]
+
+
+def count_rows(rows: list[EndpointRow], ports: list[tuple[str, str]] | None = None) -> tuple[int, int]:
+    """Distinct endpoints, ready and not (per service port when `ports` is given: see ReadyCounter)."""
+    c = ReadyCounter()
+    c.add(rows)
+    return c.counts(ports)
 
 
 # ------------------------------------------------------------------------------------------------ explanations
@@ -630,7 +661,7 @@ def _analyze(g: Gathered) -> EndpointsReport:
     rep.skipped = list(dict.fromkeys([c for c, _, _ in g.skipped] + [c for c, _, _ in absent]))
     rep.notes = list(g.capped)
     rep.endpoints = slice_rows(g.slices)
-    rep.ready, rep.not_ready = count_rows(rep.endpoints)
+    rep.ready, rep.not_ready = count_rows(rep.endpoints, service_ports(svc))
     F = rep.findings
     skipped_checks = {c for c, _, _ in g.skipped} | {c for c, _, _ in g.absent}
     if g.basis == "":
@@ -956,7 +987,7 @@ def _slices_alone(g: Gathered, rep: EndpointsReport) -> None:
                 f"terminating={str(terminating).lower()}",
                 "grant get/list on pods (deploy/rbac.yaml) for the reason, or `kubectl describe pod`",
                 W_RECONCILE))
-    if rep.ready == 0 and g.slices:
+    if count_rows(rep.endpoints)[0] == 0 and g.slices:  # of any port: the Pods' ports are unseen here
         rep.findings.append(Finding("NoReadyEndpoints", Severity.ERROR, "no ready endpoint in the Service's slices", None,
                                     f"{rep.not_ready} not-ready endpoint(s) in the slices", "see the per-Pod findings",
                                     W_RECONCILE))

@@ -23,12 +23,13 @@ from svcctl.analysis.endpoints import (
     CHK_SLICES,
     CHK_V1,
     NEAR_MISS_CAP,
-    EndpointRow,
     EndpointsReport,
     Gathered,
+    ReadyCounter,
     ServiceSummary,
     analyze,
     count_rows,
+    service_ports,
     slice_rows,
     topology_auto,
 )
@@ -152,7 +153,7 @@ def summarize_services(source: ClusterSource, namespace: str | None) -> list[Ser
     labels are kept, and selectors are matched through a label index instead of against every Pod."""
     services = source.list_services(namespace)
     wanted = {(s.meta.namespace, s.meta.name) for s in services if s.type != "ExternalName"}
-    states: dict[tuple[str, str], dict[str, bool]] | None = None
+    states: dict[tuple[str, str], ReadyCounter] | None = None
     paged = source if isinstance(source, PagedReads) else None
     refusals = _refusals(source)
     no_slices = absent_from(source, "endpointslices")
@@ -165,14 +166,14 @@ def summarize_services(source: ClusterSource, namespace: str | None) -> list[Ser
             for s in services:
                 ep = source.get_endpoints(s.meta.namespace, s.meta.name) if s.type != "ExternalName" else None
                 if ep is not None:
-                    _count_into(states.setdefault((s.meta.namespace, s.meta.name), {}),
+                    states.setdefault((s.meta.namespace, s.meta.name), ReadyCounter()).add(
                                 slice_rows(slices_from_endpoints(ep, s)))
     elif paged is not None:
         states = {}
         for sl in paged.iter_endpoint_slices(namespace):
             key = (sl.meta.namespace, sl.service_name)
             if key in wanted:
-                _count_into(states.setdefault(key, {}), slice_rows([sl]))
+                states.setdefault(key, ReadyCounter()).add(slice_rows([sl]))
     index: _PodIndex | None = _PodIndex()
     try:
         for p in (paged.iter_pods(namespace) if paged is not None else source.list_pods(namespace)):
@@ -193,11 +194,11 @@ def summarize_services(source: ClusterSource, namespace: str | None) -> list[Ser
             expected = index.count(s.meta.namespace, s.selector) if s.selector and index is not None else None
         elif s.type != "ExternalName":
             if states is not None:
-                st = states.get((s.meta.namespace, s.meta.name), {})
-                ready = sum(1 for v in st.values() if v)
-                not_ready = len(st) - ready
+                ready, not_ready = states.get((s.meta.namespace, s.meta.name), ReadyCounter()).counts(
+                    service_ports(s))
             else:
-                ready, not_ready = count_rows(slice_rows(source.list_endpoint_slices(s.meta.namespace, s.meta.name)))
+                ready, not_ready = count_rows(slice_rows(source.list_endpoint_slices(s.meta.namespace, s.meta.name)),
+                                              service_ports(s))
             if s.selector is not None and index is None:
                 expected = None
             elif s.selector is not None and index is not None:
@@ -206,13 +207,6 @@ def summarize_services(source: ClusterSource, namespace: str | None) -> list[Ser
                 expected = (ready or 0) + (not_ready or 0)
         out.append(ServiceSummary(s.meta.namespace, s.meta.name, s.type, s.selector, ready, not_ready, expected))
     return out
-
-
-def _count_into(state: dict[str, bool], rows: list[EndpointRow]) -> None:
-    """count_rows, accumulated slice by slice (a dual-stack Pod in two slices still counts once)."""
-    for r in rows:
-        k = r.pod or r.ip
-        state[k] = state.get(k, False) or r.ready
 
 
 class _PodIndex:
