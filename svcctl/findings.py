@@ -5,7 +5,7 @@ Every command judges the same way: a finding has a `Severity`; a hop, port, Serv
 verdicts make the exit status 1. The registry (`FINDINGS`) is the one list of codes: the README's finding tables
 are `readme_table(area)` and the tests check that every finding svcctl emits is registered with that severity.
 
-Part of the model layer: it imports nothing of svcctl.
+Part of the model layer: it imports nothing of svcctl but the exit statuses.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import enum
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from svcctl.errors import ExitStatus
 
 
 class Severity(str, enum.Enum):
@@ -95,6 +97,11 @@ class FailOn(str, enum.Enum):
 
 
 FAIL_ON_CHOICES = tuple(f.value for f in FailOn)
+
+
+def exit_for(verdict: Verdict | str, fail_on: FailOn | str) -> ExitStatus:
+    """The one exit model: PROBLEMS (1) when the verdict fails `--fail-on`, else OK (0)."""
+    return ExitStatus.PROBLEMS if FailOn(fail_on).fails(verdict) else ExitStatus.OK
 
 
 # ------------------------------------------------------------------------------------------------ the registry
@@ -324,4 +331,4 @@ def readme_table(area: str) -> str:
 
 
 __all__ = ["AREAS", "FAIL_ON_CHOICES", "FINDINGS", "FailOn", "FindingCode", "Severity", "Verdict",
-           "check_finding", "readme_table", "register", "verdict_of", "worst"]
+           "check_finding", "exit_for", "readme_table", "register", "verdict_of", "worst"]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from svcctl.errors import InputError
 
 if TYPE_CHECKING:
-    from svcctl.sources.base import NodeDumps
+    from svcctl.dataplane.dumps import NodeDumps
 
 # section kind -> the node dump key it feeds (svcctl.sources.base.NODE_DUMP_FILES)
 KIND_KEYS = {

@@ -26,4 +26,5 @@ bash tests/lab/build.sh
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 python3 -m ruff check svcctl tests benchmarks
 python3 -m mypy
+lint-imports  # the layers and no import cycles (pyproject.toml [tool.importlinter])
 python3 -m pytest -q "$@"

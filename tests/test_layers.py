@@ -19,7 +19,8 @@ FORBIDDEN = {
     "dataplane": ("click", "rich", "kubernetes", "svcctl.cli", "svcctl.render", "svcctl.sources.live",
                   "svcctl.sources.kubeconfig", "svcctl.analysis"),
     "sources": ("click", "rich", "svcctl.cli", "svcctl.render"),
-    "render": ("kubernetes", "svcctl.sources.live", "svcctl.sources.kubeconfig"),
+    "render": ("kubernetes", "svcctl.sources.live", "svcctl.sources.kubeconfig", "svcctl.cli"),
+    "ops": ("click", "svcctl.cli"),
 }
 KUBERNETES_ALLOWED = {"sources/live.py", "sources/kubeconfig.py"}
 
@@ -59,3 +60,19 @@ def test_only_the_live_source_imports_kubernetes() -> None:
     users = sorted(str(p.relative_to(PKG)) for p in PKG.rglob("*.py")
                    if any(m == "kubernetes" or m.startswith("kubernetes.") for m in _runtime_imports(p)))
     assert set(users) <= KUBERNETES_ALLOWED and users, users
+
+
+def test_import_linter_contracts_hold() -> None:
+    """`lint-imports` (import-linter, configured in pyproject.toml): cli -> ops -> (sources | render) -> analysis
+    -> dataplane -> model, TYPE_CHECKING imports included, and no import cycle between siblings anywhere."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("lint-imports")
+    assert exe is not None, "import-linter is a test dependency (pip install -e '.[test]')"
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(PKG.parent)}  # this checkout's svcctl, whatever is installed
+    r = subprocess.run([exe, "--no-cache"], capture_output=True, text=True, cwd=PKG.parent, env=env, timeout=120)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "Contracts: 2 kept, 0 broken." in r.stdout

@@ -23,7 +23,8 @@ from svcctl.findings import Severity
 from svcctl.model import Finding
 
 if TYPE_CHECKING:
-    from svcctl.analysis.trace import ExpectedBackend, ProxyView
+    from svcctl.analysis.topology import NodeEndpoint as ExpectedBackend
+    from svcctl.analysis.topology import ProxyView
     from svcctl.dataplane.model import NodeRules
     from svcctl.model import Service
 

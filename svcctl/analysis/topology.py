@@ -355,3 +355,30 @@ def why_no_hints(service: Service, endpoints: list[NodeEndpoint], nodes: list[No
                ": the Auto heuristic's other conditions (allocatable CPU per zone, the overload threshold) "
                "are not in the input"))
     return out
+
+
+@dataclass
+class ProxyView:
+    """What kube-proxy on `node` should program for one service port, with the reason behind it: one
+    `Selection` (topology.CategorizeEndpoints) per IP family the Service has."""
+
+    all_endpoints: list[NodeEndpoint]  # every endpoint of the port, any state, every family
+    cluster: list[NodeEndpoint]  # used for Cluster traffic policy (topology applied)
+    local: list[NodeEndpoint]  # used for Local traffic policy on `node`
+    fallback_terminating: bool = False  # no ready endpoint: serving+terminating used instead
+    notes: list[str] = field(default_factory=list)
+    selections: dict[str, Selection] = field(default_factory=dict)  # IP family -> selection
+
+    def selection_for(self, address: str) -> Selection | None:
+        """The selection of `address`'s family (the first one for "" / unknown)."""
+        fam = "IPv6" if ":" in address else "IPv4"
+        if address and fam in self.selections:
+            return self.selections[fam]
+        return next(iter(self.selections.values()), None)
+
+    def want(self, address: str, external: bool, local_source: bool = False) -> tuple[list[NodeEndpoint], bool]:
+        """The endpoints a packet to `address` (this way in) uses on the node, and whether that is the local set."""
+        sel = self.selection_for(address)
+        if sel is None:
+            return [], False
+        return sel.used_for(external, local_source)

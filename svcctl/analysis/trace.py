@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from svcctl.analysis.source import Source, SourceJudgement, judge_source
-from svcctl.analysis.topology import NodeEndpoint, Selection, port_policy
+from svcctl.analysis.topology import NodeEndpoint, port_policy
+from svcctl.analysis.topology import ProxyView as ProxyView  # re-exported: it was defined here
 from svcctl.analysis.topology import select as topology_select
 from svcctl.analysis.ways import Way, localhost_nodeport
 from svcctl.dataplane import modes
@@ -148,33 +149,6 @@ def _parse_target(raw: str, cluster_domain: str = "cluster.local") -> Target:
 
 
 ExpectedBackend = NodeEndpoint  # an endpoint as kube-proxy holds it (svcctl.analysis.topology)
-
-
-@dataclass
-class ProxyView:
-    """What kube-proxy on `node` should program for one service port, with the reason behind it: one
-    `Selection` (topology.CategorizeEndpoints) per IP family the Service has."""
-
-    all_endpoints: list[NodeEndpoint]  # every endpoint of the port, any state, every family
-    cluster: list[NodeEndpoint]  # used for Cluster traffic policy (topology applied)
-    local: list[NodeEndpoint]  # used for Local traffic policy on `node`
-    fallback_terminating: bool = False  # no ready endpoint: serving+terminating used instead
-    notes: list[str] = field(default_factory=list)
-    selections: dict[str, Selection] = field(default_factory=dict)  # IP family -> selection
-
-    def selection_for(self, address: str) -> Selection | None:
-        """The selection of `address`'s family (the first one for "" / unknown)."""
-        fam = "IPv6" if ":" in address else "IPv4"
-        if address and fam in self.selections:
-            return self.selections[fam]
-        return next(iter(self.selections.values()), None)
-
-    def want(self, address: str, external: bool, local_source: bool = False) -> tuple[list[NodeEndpoint], bool]:
-        """The endpoints a packet to `address` (this way in) uses on the node, and whether that is the local set."""
-        sel = self.selection_for(address)
-        if sel is None:
-            return [], False
-        return sel.used_for(external, local_source)
 
 
 def _family(ip: str) -> int:

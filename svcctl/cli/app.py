@@ -236,11 +236,10 @@ def fail_on_option(f: F) -> F:
 
 
 def exit_status(verdict: Verdict, fail_on: str) -> int:
-    """The one exit model: 1 when the verdict fails `--fail-on`, else 0."""
-    from svcctl.errors import ExitStatus
-    from svcctl.findings import FailOn
+    """The one exit model: 1 when the verdict fails `--fail-on`, else 0 (`svcctl.findings.exit_for`)."""
+    from svcctl.findings import exit_for
 
-    return int(ExitStatus.PROBLEMS if FailOn(fail_on).fails(verdict) else ExitStatus.OK)
+    return int(exit_for(verdict, fail_on))
 
 
 def node_options(f: F) -> F:

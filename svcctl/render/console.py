@@ -78,6 +78,10 @@ class Terminal:
         """Plain text to stdout, untouched by rich (for piped tables)."""
         self.stdout.write(text if text.endswith("\n") else text + "\n")
 
+    def echo_err(self, text: str) -> None:
+        """One plain line to stderr, untouched by rich (never wrapped, never styled)."""
+        self.stderr.write(text if text.endswith("\n") else text + "\n")
+
     def status(self, text: str) -> None:
         self.err.print(text, style="dim" if self.err_color else None)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import stat
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from svcctl.errors import InputError
@@ -135,7 +135,8 @@ class BundleState:
     """What a snapshot collects from bundles before the whole tree is read: the Pods file of a sysdump may
     come after the agents' archives, so their node is settled at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, read_tar: Callable[[Path, bytes | None], Iterator[tuple[str, bytes]]]) -> None:
+        self.read_tar = read_tar  # the snapshot's safe tar reader (its limits), for archives inside the bundle
         self.bugtool: dict[str, dict[str, list[tuple[str, str]]]] = {}  # agent pod -> key -> [(source, text)]
         self.retina: list[tuple[str, str, str]] = []  # (name to derive the node from, source, iptables text)
         self.retina_pcaps: dict[str, str] = {}  # directory -> pcap member name
@@ -151,9 +152,7 @@ def add_bundle_file(state: BundleState, rel: str, data: bytes, source: str, snap
         state.sysdump = True
     m = BUGTOOL_ARCHIVE.match(base)
     if m:
-        from svcctl.sources.snapshot import _read_tar
-
-        for inner, content in _read_tar(Path(source), data):
+        for inner, content in state.read_tar(Path(source), data):
             _add_bugtool(state, m["pod"], inner, content, f"{source}:{inner}")
         state.sysdump = True
         return 0
@@ -163,9 +162,7 @@ def add_bundle_file(state: BundleState, rel: str, data: bytes, source: str, snap
             _add_bugtool(state, d["pod"], rel, data, source)
             return 0
     if base.endswith((".tar.gz", ".tgz")):
-        from svcctl.sources.snapshot import _read_tar
-
-        members = list(_read_tar(Path(source), data))
+        members = list(state.read_tar(Path(source), data))
         names = {PurePosixPath(n).name for n, _ in members}
         if "iptables-rules.txt" not in names:
             return 0

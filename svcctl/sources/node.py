@@ -164,7 +164,7 @@ def read_commands(keys: tuple[str, ...] | None, netns: str | None, where: str) -
     return _collect(run, keys, where, where)
 
 
-def read_own_addresses(app: App) -> dict[str, str]:
+def read_own_addresses(app: NodeReadContext) -> dict[str, str]:
     """The addresses of the node `--netns` / `--local-node` reads (address -> where it was seen), for a NodePort
     traced by an address the Node object does not list. Best effort: {} when `ip` cannot say."""
     ni = app.node_inputs

@@ -256,7 +256,7 @@ class SnapshotSource:
         self._default_ns = default_ns or "default"
         from svcctl.sources.capture_bundles import BundleState
 
-        self._bundles = BundleState()  # cilium sysdump / Retina capture files, settled after the whole tree
+        self._bundles = BundleState(_read_tar)  # cilium sysdump / Retina capture files, settled after the whole tree
         self._single_file = False  # errors then name the file itself, not `file/file`
         if path == DEMO_NAME:
             root = demo_path()

@@ -1,0 +1,74 @@
+"""What an operation needs from whoever calls it: the inputs named, the cluster source, the node reader, where
+to report. The CLI's App is one; a test or another front end can be another. Operations never see click."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from svcctl.dataplane.dumps import NodeDumps
+    from svcctl.dataplane.model import NodeRules
+    from svcctl.render.console import Terminal
+    from svcctl.sources.base import ClusterSource
+    from svcctl.sources.node import NodeInputs
+
+
+class Context(Protocol):
+    @property
+    def kubeconfig(self) -> str | None: ...
+
+    @property
+    def context(self) -> str | None: ...
+
+    @property
+    def namespace(self) -> str | None:
+        """-n as given (None: the source's default)."""
+        ...
+
+    @property
+    def all_namespaces(self) -> bool: ...
+
+    @property
+    def snapshot(self) -> str | None: ...
+
+    @property
+    def output(self) -> str: ...
+
+    @property
+    def no_headers(self) -> bool: ...
+
+    @property
+    def node_inputs(self) -> NodeInputs: ...
+
+    @property
+    def terminal(self) -> Terminal:
+        """Where status, warnings and progress go (stderr); it reports, it never carries data."""
+        ...
+
+    @property
+    def source(self) -> ClusterSource: ...
+
+    @property
+    def has_cluster(self) -> bool:
+        """False when only node input was given: no cluster is needed."""
+        ...
+
+    @property
+    def ns(self) -> str: ...
+
+    @property
+    def ns_or_all(self) -> str | None: ...
+
+    def reset_source(self) -> None:
+        """Forget the source, so the next use reads again (`check --wait`)."""
+        ...
+
+    def node_dumps(self, node: str | None = None, only: set[str] | None = None) -> NodeDumps | None:
+        """`only`: the one Service asked about (big dump files are streamed for it, not read whole)."""
+        ...
+
+    def node_rules(self, node: str | None = None) -> NodeRules | None: ...
+
+    def load_rules(self, dumps: NodeDumps, mode: str | None = None, only: set[str] | None = None) -> NodeRules:
+        """load_node_rules, then say (once) what pasted files held and skipped."""
+        ...

@@ -1,0 +1,68 @@
+"""`--all-nodes`: every node's rules through its kube-proxy (or agent) Pod, judged as one node's are (trace: a
+FleetReport; check: the rule sets it compares)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from svcctl.errors import ExitStatus, InputError
+
+if TYPE_CHECKING:
+    from svcctl.dataplane.model import NodeRules
+    from svcctl.model import Service
+    from svcctl.ops.context import Context
+    from svcctl.sources.base import NodeDumps
+
+
+def run_fleet(app: Context, services: list[Service], parallel: int, fail_on: str = "error") -> int:
+    """Judge `services` on every node; render the FleetReport; the exit status (1 = some node drifts)."""
+    from svcctl.analysis.fleet import FleetReport
+    from svcctl.render.fleet import FleetProgress, render_fleet
+    from svcctl.sources.fleet import FleetTarget, check_fleet
+
+    if app.snapshot or app.node_inputs.files or app.node_inputs.netns or app.node_inputs.local:
+        raise InputError("--all-nodes reads every node through its kube-proxy Pod: it needs a live cluster",
+                         hint="drop --snapshot / dump files, or use --node NAME for one node")
+    if app.node_inputs.no_exec:
+        raise InputError("--all-nodes needs to exec into kube-proxy Pods; --no-exec forbids it")
+    src = app.source
+    target = FleetTarget([(s, src.list_endpoint_slices(s.meta.namespace, s.meta.name)) for s in services])
+    started = time.monotonic()
+    with FleetProgress(app) as progress:
+        nodes = check_fleet(src, target, parallel=parallel, mode=app.node_inputs.mode,
+                            on_start=progress.on_start, on_result=progress.on_result)
+    report = FleetReport([s.meta.key for s in services], nodes, parallel, time.monotonic() - started)
+    render_fleet(app, report)
+    from svcctl.findings import exit_for
+
+    return int(exit_for(report.verdict, fail_on)) if nodes else int(ExitStatus.OK)
+
+
+def fleet_rule_sets(app: Context, services: list[Service], parallel: int
+                    ) -> tuple[list[tuple[str | None, NodeRules, NodeDumps]], str]:
+    """For `check --all-nodes`: every readable node's rules (node, rules, dumps), and a note naming the nodes that
+    could not be read ("" when all could). Few Services: the parsers' one-Service path; many: whole dumps."""
+    from svcctl.render.fleet import FleetProgress
+    from svcctl.sources.fleet import FleetTarget, read_fleet
+
+    if app.snapshot or app.node_inputs.files or app.node_inputs.netns or app.node_inputs.local:
+        raise InputError("--all-nodes reads every node through its kube-proxy Pod: it needs a live cluster",
+                         hint="drop --snapshot / dump files, or use --node NAME for one node")
+    if app.node_inputs.no_exec:
+        raise InputError("--all-nodes needs to exec into kube-proxy Pods; --no-exec forbids it")
+    only = FleetTarget([(s, []) for s in services]).only if 0 < len(services) <= 20 else None
+    with FleetProgress(app) as progress:
+        reads = read_fleet(app.source, parallel=parallel, mode=app.node_inputs.mode, only=only,
+                           on_start=progress.on_start,
+                           on_read=lambda r: progress.on_read(r.node, r.rules.mode if r.rules else None, r.error))
+    out: list[tuple[str | None, NodeRules, NodeDumps]] = [
+        (r.node, r.rules, r.dumps) for r in reads if r.rules is not None and r.dumps is not None]
+    bad = [r for r in reads if r.rules is None]
+    note = ""
+    if bad:
+        note = (f"drift: {len(bad)} of {len(reads)} node(s) could not be read (NodeUnreadable): "
+                + "; ".join(f"{r.node}: {r.error}" for r in bad[:10]) + (" …" if len(bad) > 10 else ""))
+    elif not reads:
+        note = "drift: no nodes found"
+    return out, note

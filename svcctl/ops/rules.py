@@ -1,0 +1,108 @@
+"""The orchestration behind `svcctl rules`: name the node's entries from the cluster's Services and flag chains
+that belong to none."""
+
+from __future__ import annotations
+
+from svcctl.dataplane.model import NodeRules
+from svcctl.model import Service, ServicePort
+from svcctl.ops.context import Context
+
+
+def rules_namespace(app: Context) -> str:
+    if app.namespace:
+        return app.namespace
+    if app.snapshot:
+        return app.source.default_namespace()
+    return "default"
+
+
+def service_ports(app: Context, only: set[str] | None) -> list[tuple[str, ServicePort, list[str]]]:
+    """(service port name, port, addresses) of the Services named in `only` (`ns/name[:port]` keys), or of every
+    Service when `only` is None; empty when no cluster or snapshot was given or it cannot say."""
+    if not app.has_cluster or not (app.snapshot or app.kubeconfig or app.context):
+        return []
+    from svcctl.errors import SvcctlError
+
+    wanted: list[tuple[Service, str]] = []
+    if only is None:
+        try:
+            wanted = [(svc, "") for svc in app.source.list_services(None)]
+        except SvcctlError as err:
+            app.terminal.debug(f"Services not read: {err.message}")
+    else:
+        for key in sorted(k for k in only if "/" in k):
+            ns, rest = key.split("/", 1)
+            name, _, port_name = rest.partition(":")
+            try:
+                wanted.append((app.source.get_service(ns, name), port_name))
+            except SvcctlError:
+                continue
+    out: list[tuple[str, ServicePort, list[str]]] = []
+    for svc, port_name in wanted:
+        addrs = [a for a in (*svc.cluster_ips, *svc.external_ips, *svc.load_balancer_ips) if a and a != "None"]
+        for p in svc.ports:
+            if not port_name or p.name == port_name:
+                out.append((f"{svc.meta.key}:{p.name}" if p.name else svc.meta.key, p, addrs))
+    return out
+
+
+def address_keys(ports: list[tuple[str, ServicePort, list[str]]]) -> dict[str, str]:
+    """`address[:port]` (and `:nodePort`) -> service port name: what makes IPVS entries findable by name."""
+    out: dict[str, str] = {}
+    for spn, p, addrs in ports:
+        for a in addrs:
+            out[f"[{a}]:{p.port}" if ":" in a else f"{a}:{p.port}"] = spn
+            out.setdefault(a, spn)
+        if p.node_port:
+            out[f":{p.node_port}"] = spn
+    return out
+
+
+def name_entries(rules: NodeRules, ports: list[tuple[str, ServicePort, list[str]]]) -> None:
+    """IPVS virtual servers (and iptables rules without comments) carry no names: take them from the Services,
+    matched by address, port and protocol (kube-dns serves 53 twice)."""
+    by_addr: dict[tuple[str, int, str], str] = {}
+    for spn, p, addrs in ports:
+        for a in addrs:
+            by_addr[(a, p.port, p.protocol.upper())] = spn
+        if p.node_port:
+            by_addr.setdefault(("", p.node_port, p.protocol.upper()), spn)
+    for e in rules.services:
+        if e.name is None:
+            protos = ("TCP", "UDP", "SCTP") if e.protocol == "ANY" else (e.protocol,)  # Cilium without protocols
+            e.name = next((n for p in protos if (n := by_addr.get((e.address, e.port, p)) or (
+                by_addr.get(("", e.port, p)) if e.kind == "NodePort" else None))), None)
+
+
+def flag_orphans(app: Context, rules: NodeRules) -> None:
+    """Chains whose names kube-proxy would compute for no current Service port or endpoint (recomputed from
+    the cluster's Services and EndpointSlices: `portProtoHash`, `servicePortEndpointChainName`)."""
+    if not (app.snapshot or app.kubeconfig or app.context):
+        return
+    from svcctl.dataplane.iptables import orphan_chains
+    from svcctl.errors import SvcctlError
+    from svcctl.ops.endpoints import absent_from
+
+    lacking = absent_from(app.source, "services") or absent_from(app.source, "endpointslices")
+    if lacking:  # a snapshot without them (a Retina capture, a sysdump) cannot say which chains are current
+        rules.notes.append(f"skipped: the chain-ownership check (stale KUBE-SVC/SEP chains): {lacking}")
+        return
+    try:
+        services = app.source.list_services(None)
+        from svcctl.sources.base import BulkSlices
+
+        src = app.source
+        slices = src.list_all_endpoint_slices(None) if isinstance(src, BulkSlices) else getattr(src, "slices", [])
+    except SvcctlError as err:
+        app.terminal.debug(f"chain owners not checked: {err.message}")
+        return
+    chains = set(rules.unreferenced_chains)
+    for e in rules.services:
+        chains.update(e.path)
+        chains.update(b.chain for b in e.backends if b.chain)
+    rules.orphan_chains = orphan_chains(chains, services, slices)
+    if rules.orphan_chains:
+        shown = ", ".join(rules.orphan_chains[:5]) + (f" (+{len(rules.orphan_chains) - 5} more)"
+                                                      if len(rules.orphan_chains) > 5 else "")
+        rules.notes.append(f"{len(rules.orphan_chains)} chain(s) belong to no current Service port or endpoint "
+                           f"(their names match none kube-proxy would write today): {shown}")
