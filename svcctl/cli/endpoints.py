@@ -19,14 +19,10 @@ from svcctl.findings import Verdict
 
 def split_service(text: str, default_ns: str) -> tuple[str, str]:
     """`name` or `ns/name` (also `svc/name`, `service/name` as kubectl writes them)."""
-    parts = text.split("/")
-    if len(parts) == 2 and parts[0] in ("svc", "service", "services"):
-        parts = [parts[1]]
-    if len(parts) == 1 and parts[0]:
-        return default_ns, parts[0]
-    if len(parts) == 2 and all(parts):
-        return parts[0], parts[1]
-    raise InputError(f"cannot read Service {text!r}", hint="give NAME or NAMESPACE/NAME")
+    from svcctl.ops.check import split_ref
+
+    ns, name = split_ref(text)
+    return ns or default_ns, name
 
 
 @click.command("endpoints")
