@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gen_dumps_ipvs_nft as gen  # noqa: E402
 
+from svcctl.analysis.glue import glue_findings as ipvs_glue_findings  # noqa: E402
 from svcctl.dataplane.ipvs import (  # noqa: E402
-    ipvs_glue_findings,
     is_ipvs_connection_list,
     looks_like_ipvsadm,
     parse_ip_addr,

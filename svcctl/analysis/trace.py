@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Any
 from urllib.parse import urlsplit
 
+from svcctl.analysis.glue import glue_findings
 from svcctl.analysis.source import Source, SourceJudgement, judge_source
 from svcctl.analysis.topology import NodeEndpoint, port_policy
 from svcctl.analysis.topology import ProxyView as ProxyView  # re-exported: it was defined here
@@ -526,7 +527,7 @@ def judge_port(
             verdict = OK
             # what the mode needs besides its rules (IPVS: a virtual server is only reached when its VIP is
             # bound and in the ipset)
-            glue = mode.glue_findings(NodeRules(rules.mode, entries, source=rules.source)) if mode else []
+            glue = glue_findings(NodeRules(rules.mode, entries, source=rules.source))
             if glue:
                 verdict = BROKEN
                 pt.findings += glue

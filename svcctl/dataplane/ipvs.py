@@ -10,7 +10,8 @@ in proportion to weight; weight 0 is never picked (kube-proxy's graceful termina
 scheduler decides per connection from load or from a hash of the source, so its shares are unknown (None).
 
 kube-proxy's IPVS mode also needs every service address bound to the dummy link `kube-ipvs0` and listed in the
-`KUBE-CLUSTER-IP` ipset (its iptables rules match that set); `ipvs_glue_findings` reports what is missing.
+`KUBE-CLUSTER-IP` ipset (its iptables rules match that set); what is missing becomes structured flags on the
+entry (`ServiceEntry.glue`), which `svcctl.analysis.glue` turns into findings.
 """
 
 from __future__ import annotations
@@ -20,13 +21,18 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from svcctl.dataplane.model import Backend, Flow, NodeRules, ServiceEntry
+from svcctl.dataplane.model import (
+    GLUE_NOT_IN_IPSET,
+    GLUE_VIP_NOT_BOUND,
+    Backend,
+    Flow,
+    NodeRules,
+    ServiceEntry,
+)
 from svcctl.errors import InputError
-from svcctl.findings import Severity
-from svcctl.model import Finding
 
 __all__ = [
-    "parse_ipvsadm", "parse_ipvsadm_connections", "parse_ipset", "parse_ip_addr", "ipvs_glue_findings",
+    "parse_ipvsadm", "parse_ipvsadm_connections", "parse_ipset", "parse_ip_addr",
     "looks_like_ipvsadm", "is_ipvs_connection_list", "IPSet", "NOTE_NOT_BOUND", "NOTE_NOT_IN_IPSET",
 ]
 
@@ -609,7 +615,7 @@ def parse_ip_addr(text: str | None, source: str) -> list[str]:
     return addrs
 
 
-def _member(ip: str, proto: str, port: int) -> str:
+def ipset_member(ip: str, proto: str, port: int) -> str:
     return f"{ip},{proto.lower()}:{port}"
 
 
@@ -622,7 +628,7 @@ def _classify(v: _VS, sets: dict[str, IPSet] | None) -> str:
         st = sets.get(prefix + name)
         if st is None:
             return False
-        mem = _member(v.address, v.protocol, v.port)
+        mem = ipset_member(v.address, v.protocol, v.port)
         return mem in st.members or any(m.lower() == mem for m in st.members)
 
     if has("CLUSTER-IP"):
@@ -641,6 +647,7 @@ def _classify(v: _VS, sets: dict[str, IPSet] | None) -> str:
 
 
 def _entry(v: _VS, sets: dict[str, IPSet] | None, bound: set[str] | None) -> ServiceEntry:
+    glue: list[str] = []
     notes = list(v.notes) + _shares(v)
     if v.sched_flags:
         notes.append("scheduler flags: " + ", ".join(v.sched_flags))
@@ -677,17 +684,20 @@ def _entry(v: _VS, sets: dict[str, IPSet] | None, bound: set[str] | None) -> Ser
                      "(sessionAffinity ClientIP)")
     if v.protocol != "FWM" and kind != "NodePort":
         if bound is not None and v.address not in bound:
+            glue.append(GLUE_VIP_NOT_BOUND)
             notes.append(f"{v.address} {NOTE_NOT_BOUND}: the node does not accept packets for it, so IPVS never "
                          "sees them")
         if sets is not None and kind == "ClusterIP":
             prefix = "KUBE-6-" if v.ipv6 else "KUBE-"
             st = sets.get(prefix + "CLUSTER-IP")
-            mem = _member(v.address, v.protocol, v.port)
+            mem = ipset_member(v.address, v.protocol, v.port)
             if st is None or mem not in st.members:
+                glue.append(GLUE_NOT_IN_IPSET)
                 notes.append(f"{mem} {NOTE_NOT_IN_IPSET}: kube-proxy's iptables rules do not masquerade or "
                              "accept its traffic")
     entry.notes = notes
     entry.kind_known = known or v.protocol == "FWM"
+    entry.glue = glue
     return entry
 
 
@@ -699,7 +709,7 @@ KIND_UNKNOWN_NOTE = ("kind not known (no `ipset list`, no cluster data): a virtu
 def _in_a_set(v: _VS, sets: dict[str, IPSet]) -> bool:
     """Whether kube-proxy's ipsets name this virtual server (then `_classify` is certain, not a default)."""
     prefix = "KUBE-6-" if v.ipv6 else "KUBE-"
-    mem = _member(v.address, v.protocol, v.port)
+    mem = ipset_member(v.address, v.protocol, v.port)
     for name, st in sets.items():
         if not name.startswith(prefix):
             continue
@@ -720,31 +730,6 @@ def _check_iptables(text: str, rules: NodeRules) -> None:
     if "KUBE-LOOP-BACK" not in text:
         rules.notes.append("iptables has no KUBE-LOOP-BACK masquerade rule: hairpin traffic will not be "
                            "masqueraded")
-
-
-def ipvs_glue_findings(rules: NodeRules) -> list[Finding]:
-    """VIPNotBound / VIPNotInIPSet (error) for every entry whose glue check failed in parse_ipvsadm."""
-    out: list[Finding] = []
-    for e in rules.services:
-        for note in e.notes:
-            if NOTE_NOT_BOUND in note:
-                out.append(Finding(
-                    "VIPNotBound", Severity.ERROR,
-                    f"IPVS virtual server {e.address}:{e.port}/{e.protocol} exists but {e.address} is not bound "
-                    "to kube-ipvs0: the node drops packets for it before IPVS sees them",
-                    evidence=f"`ip addr show kube-ipvs0` in {rules.source or 'the node dump'} lacks {e.address}",
-                    hint="kube-proxy binds every service address to kube-ipvs0 on each sync: check its logs "
-                         "for netlink errors, or whether something (NetworkManager, a CNI) flushed the link",
-                    where="pkg/proxy/ipvs/proxier.go (syncService: netlinkHandle.EnsureAddressBind)"))
-            elif NOTE_NOT_IN_IPSET in note:
-                out.append(Finding(
-                    "VIPNotInIPSet", Severity.ERROR,
-                    f"IPVS virtual server {e.address}:{e.port}/{e.protocol} is missing from the KUBE-CLUSTER-IP "
-                    "ipset: kube-proxy's iptables rules (masquerade, accept) do not apply to it",
-                    evidence=f"`ipset list KUBE-CLUSTER-IP` lacks {_member(e.address, e.protocol, e.port)}",
-                    hint="kube-proxy re-adds ipset entries on each sync: check its logs for ipset errors",
-                    where="pkg/proxy/ipvs/proxier.go (syncProxyRules: clusterIPSet)"))
-    return out
 
 
 # --------------------------------------------------------------------------- ipvsadm -Lnc

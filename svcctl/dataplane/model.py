@@ -12,6 +12,9 @@ from fractions import Fraction
 from typing import Any
 
 ENTRY_KINDS = ("ClusterIP", "NodePort", "ExternalIP", "LoadBalancer")
+# ServiceEntry.glue flags (IPVS: a virtual server is reached only when its VIP is bound and in the ipset)
+GLUE_VIP_NOT_BOUND = "vip-not-bound"  # the address is not on kube-ipvs0
+GLUE_NOT_IN_IPSET = "not-in-ipset"  # the address:port is not in KUBE-CLUSTER-IP
 
 
 @dataclass
@@ -96,6 +99,8 @@ class ServiceEntry:
     scope: str = ""  # Cilium two-scope services: "internal" (in-cluster traffic) or "external"
     flags: list[str] = field(default_factory=list)  # the dataplane's own flags (Cilium bpf lb list, Calico)
     revnat: int | None = None  # Cilium reverse-NAT id (bpf lb list)
+    # what the entry needs besides its rules and lacks, as structured flags (GLUE_*); analysis makes findings
+    glue: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

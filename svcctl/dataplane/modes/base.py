@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from svcctl.dataplane.dumps import NodeDumps
 from svcctl.dataplane.model import NodeRules, ServiceEntry
 from svcctl.errors import InputError
-from svcctl.model import Finding
 
 
 @dataclass(frozen=True)
@@ -100,10 +99,6 @@ class ProxyMode:
 
     def trace_details(self, entry: ServiceEntry) -> list[str]:
         """Sentences for the trace's node-rules hop: how this mode picks the backend of `entry`."""
-        return []
-
-    def glue_findings(self, rules: NodeRules) -> list[Finding]:
-        """Findings about what the mode needs besides its rules (IPVS: VIP bound, in the ipset)."""
         return []
 
     def summary(self, rules: NodeRules) -> str:

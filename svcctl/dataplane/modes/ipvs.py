@@ -9,7 +9,6 @@ from svcctl.dataplane.dumps import NodeDumps
 from svcctl.dataplane.model import NodeRules, ServiceEntry
 from svcctl.dataplane.modes.base import Dump, ProxyMode, Scope, keys_of
 from svcctl.errors import InputError
-from svcctl.model import Finding
 
 
 class IpvsMode(ProxyMode):
@@ -76,10 +75,6 @@ class IpvsMode(ProxyMode):
     def trace_details(self, entry: ServiceEntry) -> list[str]:
         return [f"IPVS scheduler {entry.scheduler}"] if entry.scheduler else []
 
-    def glue_findings(self, rules: NodeRules) -> list[Finding]:
-        from svcctl.dataplane.ipvs import ipvs_glue_findings
-
-        return ipvs_glue_findings(rules)
 
 
 MODE = IpvsMode()
