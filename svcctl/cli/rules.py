@@ -103,9 +103,9 @@ def command(service: str | None, fail_on: str) -> int:
     if only is None and rules.mode == "iptables":
         flag_orphans(app, rules)
     if only is not None:
-        from svcctl.dataplane.iptables import _entry_in_only
+        from svcctl.dataplane.model import in_scope
 
-        rules.services = [s for s in rules.services if _entry_in_only(s, only)]
+        rules.services = [s for s in rules.services if in_scope(s, only)]
         if not rules.services:
             app.terminal.warn(f"{service} is not in this node's rules ({rules.source})")
             if app.output in ("json", "yaml"):

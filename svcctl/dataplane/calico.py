@@ -119,10 +119,10 @@ def parse_calico_nat(text: str, source: str, only: set[str] | None = None) -> No
     stats = RuleStats(rules=len(entries), chains=0,
                       extra={"frontends": len(entries), "backends": sum(len(e.backends) for e in entries)})
     if only:
-        from svcctl.dataplane.iptables import _entry_in_only
+        from svcctl.dataplane.model import in_scope
 
         # NodePorts carry no name or service address here: kept, the caller matches them by port
-        entries = [e for e in entries if e.kind == "NodePort" or _entry_in_only(e, only)]
+        entries = [e for e in entries if e.kind == "NodePort" or in_scope(e, only)]
     rules = NodeRules("calico-ebpf", entries, stats=stats, source=source, notes=notes)
     if not has_flags_any:
         rules.notes.append("no frontend carries flags: a Calico version that ignores internalTrafficPolicy "

@@ -445,10 +445,10 @@ def parse_cilium(text: str, source: str, only: set[str] | None = None) -> NodeRu
                       extra={"frontends": len(parsed.fes),
                              "backends": sum(len(e.backends) for e in entries)})
     if only:
-        from svcctl.dataplane.iptables import _entry_in_only
+        from svcctl.dataplane.model import in_scope
 
         # NodePorts carry no name or service address here: kept, the caller matches them by port
-        entries = [e for e in entries if e.kind == "NodePort" or _entry_in_only(e, only)]
+        entries = [e for e in entries if e.kind == "NodePort" or in_scope(e, only)]
     for e in entries:
         if e.name:
             stats.per_service[e.name] = stats.per_service.get(e.name, 0) + len(e.backends)

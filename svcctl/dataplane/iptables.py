@@ -25,7 +25,7 @@ from svcctl.dataplane.hashes import (
     endpoint_chain,
     spn_variants,
 )
-from svcctl.dataplane.model import Backend, NodeRules, RuleStats, ServiceEntry
+from svcctl.dataplane.model import Backend, NodeRules, RuleStats, ServiceEntry, in_scope
 from svcctl.errors import InputError
 
 KUBE_PREFIXES = IPTABLES_SERVICE_PREFIXES + (IPTABLES_ENDPOINT_PREFIX, "KUBE-XLB-")
@@ -1076,22 +1076,13 @@ def parse_iptables_save(text_or_lines: str | Iterable[str], source: str, only: s
         family = "ipv6"  # no banner, but every address is IPv6: an ip6tables-save
     rules.tables = {f"{family}:{t}" for t in dump.tables}
     if only:
-        rules.services = [s for s in rules.services if _entry_in_only(s, only)]
+        rules.services = [s for s in rules.services if in_scope(s, only)]
     return rules
 
 
 def _with_newlines(lines: Iterable[str]) -> Iterator[str]:
     for ln in lines:
         yield ln if ln.endswith("\n") else ln + "\n"
-
-
-def _entry_in_only(e: ServiceEntry, only: set[str]) -> bool:
-    for o in only:
-        if e.name is not None and (e.name == o or e.name.startswith(o + ":")):
-            return True
-        if e.address == o or f"{e.address}:{e.port}" == o or f"[{e.address}]:{e.port}" == o:
-            return True
-    return False
 
 
 def parse_dump(text: str, source: str) -> Dump:

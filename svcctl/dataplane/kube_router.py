@@ -74,9 +74,9 @@ def parse_kube_router(text: str, source: str, only: set[str] | None = None,
         if bound is not None and e.protocol != "FWM" and e.kind != "NodePort" and e.address not in bound:
             e.notes.append(f"{e.address} is not bound to {DUMMY_IF}: the node does not accept packets for it")
     if only:
-        from svcctl.dataplane.iptables import _entry_in_only
+        from svcctl.dataplane.model import in_scope
 
-        rules.services = [e for e in rules.services if e.kind == "NodePort" or _entry_in_only(e, only)]
+        rules.services = [e for e in rules.services if e.kind == "NodePort" or in_scope(e, only)]
     rules.notes = [n for n in rules.notes if "kube-proxy" not in n] + [
         "kube-router's rules: scheduler from kube-router.io/service.scheduler, external traffic local only with "
         "kube-router.io/service.local, no topology-aware routing"]

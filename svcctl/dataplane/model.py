@@ -7,6 +7,7 @@ a packet can be sent to), the backends it can reach and each one's share. Shares
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -257,3 +258,37 @@ class Flow:
         return {"protocol": self.protocol, "src": self.src, "sport": self.sport, "dst": self.dst,
                 "dport": self.dport, "backendIP": self.backend_ip, "backendPort": self.backend_port,
                 "state": self.state, "snat": self.snat, "assured": self.assured}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a one-Service parse keeps (the fast path): service port names (`ns/name`, `ns/name:port`) and
+    addresses (`ip`, `ip:port`, `[v6]:port`, `:nodePort`). An empty scope keeps nothing; None keeps all."""
+
+    names: frozenset[str] = frozenset()
+    addresses: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, keys: Iterable[str]) -> Scope:
+        ks = set(keys)
+        names = frozenset(k for k in ks if "/" in k)
+        return cls(names, frozenset(ks - names))
+
+    @property
+    def keys(self) -> set[str]:
+        """The parsers' key set."""
+        return set(self.names | self.addresses)
+
+    def holds(self, e: ServiceEntry) -> bool:
+        """Whether entry `e` is one of the scope's: by its service port name or its address[:port]."""
+        return in_scope(e, self.keys)
+
+
+def in_scope(e: ServiceEntry, keys: Iterable[str]) -> bool:
+    """Whether `e` is named by one of `keys` (`ns/svc`, `ns/svc:port`, `VIP`, `VIP:port`, `[v6]:port`)."""
+    for o in keys:
+        if e.name is not None and (e.name == o or e.name.startswith(o + ":")):
+            return True
+        if e.address == o or f"{e.address}:{e.port}" == o or f"[{e.address}]:{e.port}" == o:
+            return True
+    return False

@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 
-from svcctl.dataplane.modes.base import Dump, ProxyMode, Scope
+from svcctl.dataplane.model import Scope
+from svcctl.dataplane.modes.base import Dump, ProxyMode
 from svcctl.errors import InputError
 
 # detection order: a node runs one dataplane; when dumps of several are given the first present wins

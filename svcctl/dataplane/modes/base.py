@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from svcctl.dataplane.dumps import NodeDumps
 from svcctl.dataplane.model import NodeRules, ServiceEntry
+from svcctl.dataplane.model import Scope as Scope  # re-exported: the interface names it
 from svcctl.errors import InputError
 
 
@@ -20,26 +21,6 @@ class Dump:
     file: str | None
     command: tuple[str, ...] | None
     what: str
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What a one-Service parse keeps (the fast path): service port names (`ns/name`, `ns/name:port`) and
-    addresses (`ip`, `ip:port`, `[v6]:port`, `:nodePort`). An empty scope keeps nothing; None keeps all."""
-
-    names: frozenset[str] = frozenset()
-    addresses: frozenset[str] = frozenset()
-
-    @classmethod
-    def of(cls, keys: Iterable[str]) -> Scope:
-        ks = set(keys)
-        names = frozenset(k for k in ks if "/" in k)
-        return cls(names, frozenset(ks - names))
-
-    @property
-    def keys(self) -> set[str]:
-        """The parsers' key set."""
-        return set(self.names | self.addresses)
 
 
 class ProxyMode:
