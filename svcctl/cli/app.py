@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from svcctl.sources.node import NodeInputs
+from svcctl.sources.inputs import NodeInputs
 
 if TYPE_CHECKING:
     from svcctl.dataplane.model import NodeRules
@@ -319,13 +319,3 @@ def complete_services(ctx: click.Context, param: click.Parameter, incomplete: st
 
 def env_no_color() -> bool:
     return "NO_COLOR" in os.environ
-
-
-def _hand_app_to_completion() -> None:
-    """svcctl.cli.complete builds an App when a shell asks (it cannot import this module: this imports it)."""
-    from svcctl.cli import complete
-
-    complete.APP_CLASS = App
-
-
-_hand_app_to_completion()

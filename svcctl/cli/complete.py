@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import sys
 import threading
 import warnings
 from collections.abc import Callable
@@ -21,9 +22,16 @@ from click.shell_completion import CompletionItem
 if TYPE_CHECKING:
     from svcctl.ops.context import Context as App
 
-# the CLI's App class, handed over by svcctl.cli.app / main before completing (this module never imports them:
-# they import it)
-APP_CLASS: type[Any] | None = None
+
+
+def _app_class() -> type[Any]:
+    """The CLI's App class. svcctl.cli.app imports this module, so this one does not import it back: whatever
+    runs a completion has loaded it already (the group's options live there)."""
+    mod = sys.modules.get("svcctl.cli.app")
+    if mod is None:
+        raise RuntimeError("svcctl.cli.app is not loaded")
+    cls: type[Any] = mod.App
+    return cls
 
 KINDS = ("service", "namespace", "context", "node")
 REQUEST_TIMEOUT = 2.0  # seconds, per API request
@@ -39,10 +47,11 @@ DIRECTIVE_DEFAULT = 0
 
 def _app() -> Any:
     ctx = click.get_current_context(silent=True)
-    if ctx is None or APP_CLASS is None:
+    if ctx is None:
         return None
-    app = ctx.find_object(APP_CLASS)
-    return app if app is not None else ctx.ensure_object(APP_CLASS)
+    cls = _app_class()
+    app = ctx.find_object(cls)
+    return app if app is not None else ctx.ensure_object(cls)
 
 
 def _services(app: App, incomplete: str) -> list[CompletionItem]:
@@ -198,9 +207,7 @@ def cobra_complete(cli: click.Command, argv: list[str]) -> int:
     try:
         from click.shell_completion import ShellComplete
 
-        if APP_CLASS is None:
-            raise RuntimeError("svcctl.cli.complete.APP_CLASS is not set")
-        comp = ShellComplete(cli, {"obj": APP_CLASS(prog_name="kubectl svcctl")}, "kubectl svcctl",
+        comp = ShellComplete(cli, {"obj": _app_class()(prog_name="kubectl svcctl")}, "kubectl svcctl",
                              "_SVCCTL_COMPLETE")
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             items = comp.get_completions(args, incomplete)
