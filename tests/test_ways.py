@@ -549,3 +549,14 @@ def test_why_the_controller_set_no_hints(run_cli: RunCli, tmp_path: Path) -> Non
     (root / "cluster.json").write_text(json.dumps(doc))
     code, out = trace(run_cli, "shop/web", "--snapshot", str(root))
     assert any("have no zone" in n for n in out["notes"]), out["notes"]
+
+
+def test_check_judges_drift_with_the_node_zone(run_cli: RunCli, tmp_path: Path) -> None:
+    """`check` compares the node's rules with the endpoints that node uses: with hints, its zone's."""
+    root = _hinted_snapshot(tmp_path, ["10.244.1.5", "10.244.1.6"])
+    code, out, err = run_cli(["check", "shop/web", "--snapshot", str(root), "--node", NODE, "-o", "json"])
+    assert code == 0, out + err
+    assert "EndpointNotProgrammed" not in out
+    root2 = _hinted_snapshot(tmp_path / "b", ["10.244.1.5", "10.244.1.6", "10.244.2.7", "10.244.2.8"])
+    code, out, err = run_cli(["check", "shop/web", "--snapshot", str(root2), "--node", NODE, "-o", "json"])
+    assert code == 1 and "StaleBackend" in out

@@ -54,13 +54,13 @@ def unreadable_node(node: str, error: str, seconds: float) -> NodeResult:
 
 
 def judge_node(node: str, rules: NodeRules, services: list[tuple[Service, list[EndpointSlice]]],
-               seconds: float) -> NodeResult:
+               seconds: float, zone: str = "") -> NodeResult:
     """Drift findings of every Service on this node's rules."""
     from svcctl.analysis.trace import drift_findings
 
     findings: list[Finding] = []
     for svc, slices in services:
-        findings += drift_findings(svc, slices, rules, node)
+        findings += drift_findings(svc, slices, rules, node, zone)  # zone: the node's, for topology hints
     return NodeResult(node, rules.mode, True, None, findings, seconds, len(rules.services))
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from svcctl.analysis.endpoints import Gathered
     from svcctl.dataplane.model import NodeRules
-    from svcctl.sources.base import NodeDumps
+    from svcctl.sources.base import ClusterSource, NodeDumps
 
 
 @dataclass
@@ -140,6 +140,21 @@ class Progress(Protocol):
     def service(self, i: int, n: int, key: str) -> None: ...
 
 
+def _drift_zone(src: ClusterSource, g: Gathered, node: str | None) -> str:
+    """The node's zone, when an endpoint has topology hints (then it decides which endpoints the node uses)."""
+    from svcctl.analysis.topology import has_hints, node_zone
+    from svcctl.errors import SvcctlError
+
+    if not node or not has_hints(g.slices):
+        return ""
+    if g.all_nodes is not None:
+        return node_zone(g.all_nodes, node)
+    try:
+        return node_zone(src.get_nodes([node]), node)
+    except SvcctlError:
+        return ""
+
+
 def run_attempt(app: Context, plan: Plan, progress: Progress, attempt: int) -> Attempt:
     from svcctl.analysis.endpoints import analyze
     from svcctl.analysis.trace import drift_findings
@@ -192,7 +207,8 @@ def run_attempt(app: Context, plan: Plan, progress: Progress, attempt: int) -> A
             sc.skipped.append(f"drift: {rep.basis_absent or 'no EndpointSlices in the input'}: nothing to compare "
                               "the node rules with")
         for node, rules, _ in rule_sets if g.basis != "" else []:
-            sc.drift.append(DriftResult(node, rules.mode, drift_findings(svc, g.slices, rules, node)))
+            sc.drift.append(DriftResult(node, rules.mode, drift_findings(svc, g.slices, rules, node,
+                                                                         _drift_zone(src, g, node))))
         if not rule_sets:
             sc.skipped.append(drift_reason)
         sc.policy = policy.check(svc, g)

@@ -183,6 +183,19 @@ def read_fleet(source: ClusterSource, *, parallel: int = DEFAULT_PARALLEL, mode:
     return out
 
 
+def _zones(source: ClusterSource, target: FleetTarget) -> dict[str, str]:
+    """Each node's zone label, read only when an endpoint has topology hints (they decide which endpoints a
+    node's kube-proxy uses, so its drift is judged against those)."""
+    from svcctl.analysis.topology import has_hints
+
+    if not any(has_hints(slices) for _, slices in target.services):
+        return {}
+    try:
+        return {n.meta.name: n.zone for n in source.list_nodes()}
+    except SvcctlError:
+        return {}
+
+
 def check_fleet(source: ClusterSource, target: FleetTarget, *, parallel: int = DEFAULT_PARALLEL,
                 mode: str | None = None, nodes: list[str] | None = None,
                 on_start: Callable[[int], None] | None = None,
@@ -192,10 +205,11 @@ def check_fleet(source: ClusterSource, target: FleetTarget, *, parallel: int = D
 
     `on_start(total)` and `on_result(result)` feed a progress display; they run in the calling thread."""
     results: list[NodeResult] = []
+    zones = _zones(source, target)
 
     def judged(read: NodeRead) -> None:
         res = (unreadable_node(read.node, read.error or "no rules", read.seconds) if read.rules is None
-               else judge_node(read.node, read.rules, target.services, read.seconds))
+               else judge_node(read.node, read.rules, target.services, read.seconds, zones.get(read.node, "")))
         results.append(res)
         if on_result is not None:
             on_result(res)
