@@ -278,6 +278,9 @@ class SnapshotSource:
                     is_tar = not p.is_dir() and (p.suffix in (".gz", ".tgz", ".tar") or tarfile.is_tarfile(p))
             except OSError as e:
                 raise InputError(f"cannot read: {e.strerror}", source=path) from None
+            except (EOFError, zlib.error, lzma.LZMAError):  # tarfile.is_tarfile on a cut-off compressed file
+                raise InputError("truncated or damaged compressed archive", source=path,
+                                 hint="give the whole snapshot file (svcctl collect -o FILE.tar.gz)") from None
             if p.is_dir():
                 files = _read_tree(p)
             elif piped is None and not is_tar and zipfile.is_zipfile(p):  # a `cilium sysdump` archive
