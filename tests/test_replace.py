@@ -609,3 +609,14 @@ def test_snapshot_keeps_agent_output_under_nodes(run_cli: RunCli, tmp_path: Path
     assert modes == {"node-a": "cilium", "node-b": "calico-ebpf"}
     code, out, err = run_cli(["rules", "--snapshot", tmp_path, "--node", "node-a"])
     assert "demo/web" in out  # names from the snapshot's Services, matched by address and port
+
+
+@pytest.mark.parametrize("flag,fixture,needle", [
+    ("--iptables-save", CIL / "service-list-1.14.txt", "--cilium FILE"),
+    ("--nft", CIL / "bpf-lb-list-1.18.txt", "--cilium FILE"),
+    ("--ipvsadm", FX / "calico" / "nat-dump-3.28.txt", "--calico-nat FILE"),
+])
+def test_agent_output_under_a_kube_proxy_flag_names_the_right_flag(run_cli: RunCli, flag: str, fixture: Path,
+                                                                  needle: str) -> None:
+    code, out, err = run_cli(["rules", flag, fixture])
+    assert code == 2 and needle in err and "Traceback" not in err

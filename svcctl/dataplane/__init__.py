@@ -92,6 +92,10 @@ def _load_node_rules(dumps: NodeDumps, mode: str | None = None,
         others = [m for m in modes_present(dumps) if m != mode]
     scope = only if isinstance(only, Scope) or only is None else Scope.of(only)
     proxy_mode = modes.get(mode)
+    if not proxy_mode.replacement:  # an agent's listing under a kube-proxy flag: name the flag that reads it
+        from svcctl.dataplane.replacement import misplaced
+
+        misplaced(dumps.texts, dumps.origins)
     rules = proxy_mode.parse(dumps, scope)
     if not isinstance(rules, NodeRules):
         raise TypeError("parser returned something other than NodeRules")

@@ -110,3 +110,23 @@ def split_addr(text: str) -> tuple[str, int, str, bool] | None:
 
 def backend(ip: str, port: int, state: str = ACTIVE, weight: int | None = None, node: str = "") -> Backend:
     return Backend(ip=ip, port=port, state=state, weight=weight, node=node)
+
+
+def misplaced(texts: dict[str, str], origins: dict[str, str]) -> None:
+    """A replacement's listing given as a kube-proxy dump (`--iptables-save cilium.txt`): say which flag reads
+    it, instead of a parse error about the wrong format."""
+    from svcctl.dataplane.calico import looks_like_calico_nat
+    from svcctl.dataplane.cilium import looks_like_cilium
+    from svcctl.errors import InputError
+
+    flags = {"iptables": "--iptables-save", "ip6tables": "--ip6tables-save", "ipvs": "--ipvsadm", "nftables": "--nft"}
+    for key, flag in flags.items():
+        text = texts.get(key) or ""
+        if not text.strip():
+            continue
+        if looks_like_cilium(text):
+            raise InputError(f"this is Cilium output, not what {flag} reads", source=origins.get(key, key),
+                             hint="give it with --cilium FILE")
+        if looks_like_calico_nat(text):
+            raise InputError(f"this is `calico-node -bpf nat dump` output, not what {flag} reads",
+                             source=origins.get(key, key), hint="give it with --calico-nat FILE")
