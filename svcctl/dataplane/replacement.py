@@ -115,9 +115,17 @@ def backend(ip: str, port: int, state: str = ACTIVE, weight: int | None = None, 
 def misplaced(texts: dict[str, str], origins: dict[str, str]) -> None:
     """A replacement's listing given as a kube-proxy dump (`--iptables-save cilium.txt`): say which flag reads
     it, instead of a parse error about the wrong format."""
-    from svcctl.dataplane.calico import looks_like_calico_nat
-    from svcctl.dataplane.cilium import looks_like_cilium
     from svcctl.errors import InputError
+
+    # the shapes cilium.looks_like_cilium / calico.looks_like_calico_nat test (this module sits below them)
+    def looks_like_cilium(text: str) -> bool:
+        head = text[:20000]
+        return bool(re.search(r"^\s*(?:ID\s+)?Frontend\s+Service Type\s+Backend\s*$", head, re.M)
+                    or re.search(r"^\s*SERVICE ADDRESS\s+BACKEND ADDRESS", head, re.M)
+                    or ('"frontend-address"' in head and '"backend-addresses"' in head))
+
+    def looks_like_calico_nat(text: str) -> bool:
+        return bool(re.search(r"^\S+ port \d+ proto \d+ id \d+ count \d+ local \d+", text[:20000], re.M))
 
     flags = {"iptables": "--iptables-save", "ip6tables": "--ip6tables-save", "ipvs": "--ipvsadm", "nftables": "--nft"}
     for key, flag in flags.items():
