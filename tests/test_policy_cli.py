@@ -339,3 +339,18 @@ def test_deploy_rbac_grants_what_the_policy_hop_reads(run_cli: RunCli, apiserver
     hop = _policy(json.loads(out))
     assert hop["verdict"] == "ok" and [x["allowed"] for x in hop["data"]["backends"]] == [None, None]
     assert any("AdminNetworkPolicies could not be read" in d for d in hop["details"])
+
+
+def test_from_a_node_is_the_node_itself(run_cli: RunCli, tmp_path: Path) -> None:
+    node_ok = _np("default", "from-nodes", {"podSelector": {"matchLabels": {"app": "db"}},
+                                            "ingress": [{"from": [{"ipBlock": {"cidr": "192.168.1.2/32"}}]}]})
+    snap = _write(tmp_path, _cluster(node_ok))
+    _, doc, _ = _trace(run_cli, snap, "--from", "node/node-b")
+    hop = _policy(doc)
+    assert "client: node node-b" in hop["details"]
+    # db-1 runs on node-b (its own node: always allowed); db-0 is admitted by the ipBlock of node-b's address
+    assert [(x["pod"], x["allowed"]) for x in hop["data"]["backends"]] == [("default/db-0", True),
+                                                                          ("default/db-1", True)]
+    _, doc, _ = _trace(run_cli, snap, "--from", "node/node-a")
+    assert [(x["pod"], x["allowed"]) for x in _policy(doc)["data"]["backends"]] == [("default/db-0", True),
+                                                                                   ("default/db-1", False)]

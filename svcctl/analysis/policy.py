@@ -306,8 +306,9 @@ class NamespaceInfo:
 class Endpoint:
     """One side of the connection.
 
-    kind "pod": a Pod whose labels are known; "ip": an address that is no known Pod (a node, an outside client);
-    "anypod": a Pod of the chosen node whose namespace and labels are unknown."""
+    kind "pod": a Pod whose labels are known; "ip": an address that is no known Pod (an outside client);
+    "node": a node's own address (`--from node/NAME`); "anypod": a Pod of the chosen node whose namespace and
+    labels are unknown; "nspod": some Pod of a known namespace."""
 
     kind: str
     ip: str | None = None
@@ -371,6 +372,10 @@ def source_seen_by(client: Endpoint, backend: Endpoint, masquerade: bool | None,
                           f"kube-proxy masquerades this connection: the backend sees node "
                           f"{client.node or '?'}'s IP {client_node_ip or '?'}, not the client's "
                           "(pod and namespace selectors cannot match it; an ipBlock can)", same_node)
+    if client.kind == "node":
+        return SourceView(client.ip, None, f"the client is node {client.node or '?'}: its traffic carries its IP "
+                                           f"{client.ip or '?'}, which no pod or namespace selector matches (an "
+                                           "ipBlock can)", same_node)
     if client.kind == "ip":
         return SourceView(client.ip, None, f"the backend sees the client address {client.ip}")
     if client.kind in ("anypod", "nspod"):
@@ -476,7 +481,7 @@ def evaluate(policies: list[NetworkPolicy], direction: str, subject: Endpoint, o
 
     `other_ip` is the peer address `subject` sees; `backend` is whose named ports the policy ports name."""
     v = DirectionVerdict(direction, subject.key)
-    if subject.kind == "ip":
+    if subject.kind in ("ip", "node"):
         v.not_applicable = f"{subject.key} is not a Pod: NetworkPolicy does not apply to it"
         return v
     if subject.host_network:
@@ -820,8 +825,12 @@ def make_world(policies: dict[str, list[JSON] | None], namespaces: dict[str, JSO
 
 
 def client_endpoint(world: PolicyWorld, client: JSON | None, client_ref: str | None, client_ip: str | None,
-                    node: str | None, node_ips: list[str]) -> Endpoint:
-    """--from-pod (a Pod), --from IP (an address), else "a Pod on the chosen node" whose labels are unknown."""
+                    node: str | None, node_ips: list[str], from_node: str | None = None) -> Endpoint:
+    """--from-pod (a Pod), --from IP (an address), --from node/NAME (the node itself), else "a Pod on the chosen
+    node" whose labels are unknown."""
+    if from_node is not None:
+        return Endpoint("node", node_ips[0] if node_ips else None, node=from_node, node_ips=list(node_ips),
+                        label=f"node {from_node}")
     if client is not None:
         ns = str((client.get("metadata") or {}).get("namespace") or "default")
         return pod_endpoint(client, world.namespace(ns), node_ips)
@@ -840,7 +849,8 @@ def client_words(c: Endpoint) -> str:
 def policy_hop(world: PolicyWorld, service_key: str, port_label: str,
                backends: list[tuple[str, int, str | None]], backend_pods: dict[str, JSON], client: Endpoint,
                protocol: str, masquerade_words: list[str] | None,
-               service_selector: dict[str, str] | None = None) -> tuple[Hop, list[Finding], list[BackendResult]]:
+               service_selector: dict[str, str] | None = None,
+               masquerade_known: bool | None = None) -> tuple[Hop, list[Finding], list[BackendResult]]:
     """The policy hop of one Service port: each backend (ip, resolved targetPort, Pod) against the client."""
     unreadable = [ns for ns, ps in world.policies.items() if ps is None]
     if unreadable:
@@ -849,10 +859,10 @@ def policy_hop(world: PolicyWorld, service_key: str, port_label: str,
     if not backends:
         return Hop("policy", HopVerdict.SKIPPED, "no endpoint to evaluate NetworkPolicy against"), [], []
     policies = world.all_policies()
-    masq: bool | None = None
-    if masquerade_words is not None:
+    masq: bool | None = masquerade_known  # the source hop's answer (kube-proxy's rules for this source)
+    if masq is None and masquerade_words is not None:
         masq = masquerades(masquerade_words, client.ip if client.kind != "anypod" else None,
-                           client.kind == "ip" and client.ip in client.node_ips)
+                           client.kind == "node" or (client.kind == "ip" and client.ip in client.node_ips))
     node_ip = client.node_ips[0] if client.node_ips else None
     results: list[BackendResult] = []
     details: list[str] = []
@@ -1083,7 +1093,7 @@ def _admin_peer_matches(peer: AdminPeer, other: Endpoint, other_ip: str | None) 
         return any(IPBlock(n).contains(other_ip) for n in peer.networks)
     if peer.nodes is not None:
         # a node peer matches traffic from or to a node's address; the Nodes' labels are not read
-        return None if other.kind == "ip" else False
+        return None if other.kind in ("ip", "node") else False
     if other.kind == "anypod":
         sel = peer.namespaces if peer.namespaces is not None else peer.pod_namespaces
         if sel is not None and sel.empty and (peer.pods is None or peer.pods.empty):

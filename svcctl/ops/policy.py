@@ -17,18 +17,19 @@ CNI_KINDS = {"Cilium": "CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy",
 
 
 def add_policy_hops(source: ClusterSource, tr: Trace, service: Service, judged: list[tuple[PortTrace, ProxyView]], *,
-                    from_pod: str | None, from_ip: str | None, default_ns: str, rules_text: str = "") -> None:
+                    from_pod: str | None, from_ip: str | None, default_ns: str, rules_text: str = "",
+                    from_node: str | None = None) -> None:
     """One policy hop per traced port; PolicyDeniesDNS on the DNS hop when the client's Egress blocks it."""
     if service.type == "ExternalName" or not judged:
         return
     keys = sorted({e.pod for _, v in judged for e in _used(v) if e.pod})
-    inp = gather_policy_inputs(source, service, keys, from_pod=from_pod, from_ip=from_ip, node=tr.node,
-                               default_ns=default_ns)
+    inp = gather_policy_inputs(source, service, keys, from_pod=from_pod, from_ip=from_ip,
+                               node=from_node or tr.node, default_ns=default_ns)
     try:
         world = make_world(inp.policies, inp.namespaces, inp.unreadable, inp.admin)
     except PolicyInputError as e:
         raise InputError(f"malformed policy: {e}") from None
-    client = client_endpoint(world, inp.client, inp.client_ref, inp.client_ip, inp.node, inp.node_ips)
+    client = client_endpoint(world, inp.client, inp.client_ref, inp.client_ip, inp.node, inp.node_ips, from_node)
     notes: list[str] = []
     seen = {cni for marker, cni in CNI_OWN_POLICY.items() if marker in rules_text}
     seen |= {MODE_CNI[tr.mode]} if tr.mode in MODE_CNI else set()
@@ -41,9 +42,11 @@ def add_policy_hops(source: ClusterSource, tr: Trace, service: Service, judged: 
     for pt, view in judged:
         backends = [(e.ip, e.port, e.pod) for e in _used(view)]
         main = next((e for e in pt.entries if e.kind == "ClusterIP"), pt.entries[0] if pt.entries else None)
+        src_hop = next((h for h in pt.hops if h.name == "source"), None)
+        known = src_hop.data.get("masquerade") if src_hop is not None else None
         hop, findings, _ = policy_hop(world, service.meta.key, pt.name or str(pt.port), backends, inp.backends,
                                       client, pt.protocol, main.masquerade if main is not None else None,
-                                      service.selector)
+                                      service.selector, known if isinstance(known, bool) else None)
         hop.details += notes
         at = next((i for i, h in enumerate(pt.hops) if h.name == "selected"), len(pt.hops))
         pt.hops.insert(at, hop)

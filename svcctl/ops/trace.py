@@ -311,7 +311,7 @@ def build_trace(app: Context, raw_target: str, *, port_flag: str | None = None, 
         from svcctl.ops.policy import add_policy_hops
 
         add_policy_hops(app.source, tr, service, judged, from_pod=from_pod, from_ip=from_ip, default_ns=app.ns,
-                        rules_text="".join(dumps.texts.values()) if dumps else "")
+                        rules_text="".join(dumps.texts.values()) if dumps else "", from_node=from_node)
     if rules_skipped:
         for pt in tr.ports:
             for h in pt.hops:
