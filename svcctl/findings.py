@@ -211,6 +211,10 @@ _CODES: tuple[FindingCode, ...] = (
                 "info: a replacement keeps a terminating backend, taking no new connections, that the API no "
                 "longer lists",
                 "kube-proxy has not synced: check its logs and sync metrics"),
+    FindingCode("StaleService", "node", (_E,),
+                "the node still routes an address:port to backends, but no Service in the API has it (deleted or "
+                "changed while kube-proxy was not syncing)",
+                "kube-proxy has not synced since: check that it runs on this node and its logs"),
     FindingCode("EndpointNotProgrammed", "node", (_E,),
                 "a ready endpoint the node's rules do not have (not yet programmed, or kube-proxy not syncing)",
                 "kube-proxy has not synced: check its logs and sync metrics"),

@@ -790,6 +790,34 @@ def _story(tr: Trace) -> str:
     return sentence(tr)
 
 
+def stale_service_drift(pt: PortTrace, rules: NodeRules, target: Target, node: str | None) -> None:
+    """The API has no Service at this address, yet the node still sends it somewhere: rules kube-proxy has not
+    removed (not syncing, or stopped since the Service was deleted or its address or port changed)."""
+    live = [e for e in rules.services if e.address == target.ip and e.port == pt.port
+            and e.protocol == pt.protocol and e.backends]
+    if not live:
+        # nothing routes it and nothing should: ServiceNotFound is the answer, not ServiceNotProgrammed
+        pt.findings = [f for f in pt.findings if f.code != "ServiceNotProgrammed"]
+        for h in pt.hops:
+            if h.name == "node-rules" and h.verdict == BROKEN:
+                h.verdict, h.summary = SKIPPED, (f"no rule sends {target.ip}:{pt.port}/{pt.protocol} anywhere, and "
+                                                 "no Service in the API has this address")
+        return
+    names = sorted({e.name for e in live if e.name})
+    n = len({(b.ip, b.port) for e in live for b in e.backends})
+    msg = (f"node {node or '?'} still sends {target.ip}:{pt.port}/{pt.protocol} to {n} backend(s)"
+           + (f" (its rules name {', '.join(names)})" if names else "")
+           + ", but no Service in the API has this address")
+    pt.hops = [h for h in pt.hops if h.name != "drift"]
+    pt.hops.insert(max(0, len(pt.hops) - 1), Hop("drift", BROKEN, msg, [
+        f"{e.kind} {e.address}:{e.port}/{e.protocol} via {' → '.join(e.path) or '?'}" for e in live]))
+    pt.findings.append(Finding(
+        "StaleService", Severity.ERROR, msg,
+        evidence="; ".join(f"{e.kind} entry {e.address}:{e.port}/{e.protocol}" for e in live),
+        hint="kube-proxy has not synced since the Service was deleted or changed: check that it runs on this "
+             "node and its logs (sync_proxy_rules_last_timestamp_seconds)"))
+
+
 def service_hop(service: Service) -> Hop:
     s = service
     details = [f"type {s.type}"]

@@ -300,8 +300,12 @@ def build_trace(app: Context, raw_target: str, *, port_flag: str | None = None, 
         for port, proto in seen:
             t = Target(target.raw, target.kind, host=target.host, ip=target.ip, port=port or None, protocol=proto)
             probe_counts, probe_errors = _probe(app, rules, None, port, t, probe_count, probe_http, None)
-            tr.ports.append(judge_port(None, None, t, rules, None, node, pod_codes, flows, probe_counts,
-                                       probe_errors))
+            pt = judge_port(None, None, t, rules, None, node, pod_codes, flows, probe_counts, probe_errors)
+            if cluster and rules is not None:
+                from svcctl.analysis.trace import stale_service_drift
+
+                stale_service_drift(pt, rules, t, node)
+            tr.ports.append(pt)
     if no_endpoints_input:
         for pt in tr.ports:
             for h in pt.hops:

@@ -335,7 +335,7 @@ def _stop_order(name: str) -> int:
     return 0
 
 
-_PLURAL = {"Namespace": "namespaces", "Node": "nodes", "Service": "services", "Pod": "pods",
+_PLURAL = {"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Node": "nodes", "Service": "services", "Pod": "pods",
            "Endpoints": "endpoints", "NetworkPolicy": "networkpolicies", "Event": "events",
            "EndpointSlice": "endpointslices", "ClusterRole": "clusterroles",
            "ClusterRoleBinding": "clusterrolebindings", "Role": "roles", "RoleBinding": "rolebindings"}
