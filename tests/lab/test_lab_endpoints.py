@@ -26,6 +26,13 @@ MANAGED_BY = "endpointslice-controller.k8s.io"
 # Divergences svcctl documents rather than models (each with the source line that explains it): none so far.
 DOCUMENTED: dict[str, str] = {}
 
+# Codes whose truth is the controller's own rules: each must come up on the real controller's states (and be
+# consistent with what it published, which the comparison checks); codes that mean "the slices disagree with the
+# Pods" must never come up once the real controller has settled.
+CONTROLLER_CODES = {"PodCompleted", "NoPodIP", "NodeMissing", "IPFamilyMismatch", "PortNotFound", "Terminating",
+                    "ReadinessGatePending", "NoMatchingPods", "NoReadyEndpoints", "SelectorMismatch", "NotReady"}
+OUT_OF_SYNC_CODES = {"MissingFromSlices", "SliceOutOfDate", "StaleSliceEndpoint", "UnmanagedSlice"}
+
 
 def _norm_ports(ports: list[dict[str, Any]]) -> list[tuple[str, int, str]]:
     return sorted(((p.get("name") or ""), int(p.get("port") or 0), p.get("protocol") or "TCP") for p in ports)
@@ -132,6 +139,8 @@ def test_endpoint_model_agrees_with_the_real_controller(
     kubeconfig = k8s.write_kubeconfig(tmp_path / "admin.kubeconfig")
     disagreements: list[str] = []
     pods = compared = 0
+    codes_seen: dict[str, int] = {}
+    out_of_sync: list[str] = []
     seen = {"ready": 0, "not ready": 0, "terminating": 0, "zone hints": 0, "node hints": 0, "dual-family": 0}
     t1 = time.monotonic()
     for st in states:
@@ -139,6 +148,10 @@ def test_endpoint_model_agrees_with_the_real_controller(
                                  env={"KUBECONFIG": str(kubeconfig)})
         assert code in (0, 1), f"state {st.index}: exit {code}: {err}"
         report = json.loads(out)
+        for f in report.get("findings") or []:
+            codes_seen[f["code"]] = codes_seen.get(f["code"], 0) + 1
+            if f["code"] in OUT_OF_SYNC_CODES:
+                out_of_sync.append(f"state {st.index}: {f['code']} {f.get('pod')}: {f['message']}")
         real, pred = real_view(k8s, st), predicted_view(report)
         pods += len(st.pods)
         compared += len(set(real) | set(pred))
@@ -157,11 +170,17 @@ def test_endpoint_model_agrees_with_the_real_controller(
             traits[t] = traits.get(t, 0) + 1
     FIGURES.append(f"endpoints ({k8s.version_info().get('gitVersion')}, seed {SEED}): {len(states)} states, "
                    f"{pods} Pods, {compared} endpoints compared, disagreements {len(disagreements)} "
-                   f"({len(undocumented)} undocumented)")
+                   f"({len(undocumented)} undocumented); controller-rule finding codes exercised: "
+                   f"{len(CONTROLLER_CODES & set(codes_seen))} of {len(CONTROLLER_CODES)}, out-of-sync claims: "
+                   f"{len(out_of_sync)}")
     print(f"\nlab endpoints ({k8s.version_info().get('gitVersion')}, seed {SEED}): {len(states)} states, "
           f"{pods} Pods, {compared} published or predicted endpoints; disagreements: {len(disagreements)} "
           f"({len(undocumented)} undocumented); create {t_create:.1f} s, controller settled in {t_settle:.1f} s, "
           f"svcctl {t_svcctl:.1f} s")
     print("published: " + ", ".join(f"{k} {v}" for k, v in seen.items()))
     print("coverage: " + ", ".join(f"{k} {v}" for k, v in sorted(traits.items())))
+    print("finding codes: " + ", ".join(f"{k} {v}" for k, v in sorted(codes_seen.items())))
     assert not undocumented, "\n".join(undocumented[:40])
+    assert not out_of_sync, "svcctl calls the settled real controller out of sync:\n" + "\n".join(out_of_sync[:20])
+    if N_STATES >= 200:
+        assert set(codes_seen) >= CONTROLLER_CODES, f"not exercised: {sorted(CONTROLLER_CODES - set(codes_seen))}"
