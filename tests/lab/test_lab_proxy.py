@@ -26,6 +26,7 @@ from .proxy import KubeProxy
 from .world import FAR_POD_IP, Shape, cluster_objects, service_object, shapes
 
 AGREE: dict[str, int] = {}  # mode -> probes whose packets landed where svcctl said
+TRACED: dict[str, int] = {}  # mode -> shapes whose trace found no drift against the real rules
 RunCli = Callable[..., tuple[int, str, str]]
 N = 40  # connections per probe: P(a backend of two is never picked) = 2 * 0.5**40
 
@@ -79,7 +80,8 @@ def world(request: pytest.FixtureRequest, k8s: ControlPlane, tmp_path_factory: p
             probes = sum(len(s.probes) for s in shapes())
             FIGURES.append(f"kube-proxy {mode} ({k8s.version_info().get('gitVersion')}): {len(shapes())} Service "
                            f"shapes, {AGREE[mode]} of {probes} ways in x sources where real packets landed where "
-                           "svcctl said (UDP entries checked by rules only)")
+                           f"svcctl said (UDP entries checked by rules only); {TRACED.get(mode, 0)} of {len(shapes())} "
+                           "traces with no drift and the right NoEndpointsReject/NoLocalEndpoints")
 
 
 def _entries(doc: dict[str, Any], w: World, shape: str) -> list[dict[str, Any]]:
@@ -137,3 +139,52 @@ def test_rules_and_packets_agree(world: World, shape: Shape, run_cli: RunCli) ->
         assert answers == said == set(expect), (
             f"{shape.name} {way} {host}:{dport} from {client or 'the node'}: packets reached {sorted(answers)}, "
             f"svcctl said {sorted(said)}, the shape expects {sorted(expect)}; answers {raw}")
+
+
+# What the trace of each shape must find on the real kube-proxy's rules: the endpoints svcctl computes for this
+# node (traffic policies, hints, terminating fallback: analysis/topology.py) must be the ones kube-proxy
+# programmed, so no drift code may come up; the kube-proxy-behaviour codes must come up exactly where they apply.
+DRIFT_CODES = {"EndpointNotProgrammed", "StaleBackend", "ServiceNotProgrammed", "StaleService"}
+EXPECTED_CODES = {"none": {"NoEndpointsReject"}, "etp-remote": {"NoLocalEndpoints"},
+                  "itp-local": {"NoLocalEndpoints"}}
+PROXY_CODES = {"NoEndpointsReject", "NoLocalEndpoints"}
+
+
+@pytest.mark.parametrize("shape", shapes(), ids=lambda s: s.name)
+def test_trace_finds_no_drift_on_the_real_rules(world: World, shape: Shape, run_cli: RunCli) -> None:
+    w = world
+    _wait_programmed(w, run_cli)
+    code, out, err = run_cli(["trace", shape.name, "-n", w.ns, "--kubeconfig", str(w.kubeconfig),
+                              "--netns", w.lab.node, "--node", w.node, "--mode", w.mode, "--no-dns", "-o", "json"])
+    assert out.strip(), err
+    doc = json.loads(out)
+    codes = {f["code"] for f in doc["findings"]}
+    assert not codes & DRIFT_CODES, (shape.name, [f["message"] for f in doc["findings"] if f["code"] in DRIFT_CODES])
+    assert codes & PROXY_CODES == EXPECTED_CODES.get(shape.name, set()), (shape.name, sorted(codes))
+    drift = [h for p in doc["ports"] for h in p["hops"] if h["hop"] == "drift"]
+    assert drift and all(h["verdict"] != "broken" for h in drift), (shape.name, drift)
+    TRACED[w.mode] = TRACED.get(w.mode, 0) + 1
+
+
+def test_text_dumps_read_the_same_as_live(world: World, run_cli: RunCli, tmp_path: Path) -> None:
+    """The rules as people paste them (`iptables-save`, `nft list ruleset`) read exactly as the live read."""
+    w = world
+    live = _wait_programmed(w, run_cli)
+    if w.mode == "iptables":
+        (tmp_path / "dump").write_text(w.lab.iptables_save())
+        flag = "--iptables-save"
+    else:
+        (tmp_path / "dump").write_text(w.lab.node_exec(["nft", "list", "ruleset"]).stdout)
+        flag = "--nft"
+    code, out, err = run_cli(["rules", flag, str(tmp_path / "dump"), "--kubeconfig", str(w.kubeconfig),
+                              "--mode", w.mode, "-o", "json"])
+    assert code == 0, err
+    text = json.loads(out)
+
+    def key(doc: dict[str, Any]) -> list[Any]:
+        return sorted((e["name"], e["kind"], e["address"], e["port"], e["protocol"],
+                       sorted((b["ip"], b["port"], b["share"]) for b in e.get("backends") or []),
+                       bool(e.get("noEndpoints")), bool(e.get("noLocalEndpoints")))
+                      for e in doc["services"] if (e.get("name") or "").startswith(f"{w.ns}/"))
+
+    assert key(text) == key(live)
