@@ -59,7 +59,7 @@ def drift_codes(doc: dict[str, Any]) -> set[str]:
 def node(k8s: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     work = tmp_path_factory.mktemp("kube-proxy-drift")
     with Lab(prefix="svt-kd", n_pods=4) as lab:
-        for obj in cluster_objects(NS, NODE, f"{NODE}-far", [(p.name, p.ip) for p in lab.pods], lab.port):
+        for obj in cluster_objects(NS, NODE, f"{NODE}-far", [(p.name, p.ip, p.ip6) for p in lab.pods], lab.port):
             k8s.apply(obj)
         for name in ("web", "gone"):
             k8s.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": NS},

@@ -26,6 +26,7 @@ from .proxy import KubeProxy
 from .world import FAR_POD_IP, Shape, cluster_objects, service_object, shapes
 
 AGREE: dict[str, int] = {}  # mode -> probes whose packets landed where svcctl said
+TRIED: dict[str, int] = {}  # mode -> probes sent
 TRACED: dict[str, int] = {}  # mode -> shapes whose trace found no drift against the real rules
 RunCli = Callable[..., tuple[int, str, str]]
 N = 40  # connections per probe: P(a backend of two is never picked) = 2 * 0.5**40
@@ -45,7 +46,7 @@ class World:
     def pod_name(self, ip: str) -> str:
         if ip == FAR_POD_IP:
             return "far"
-        return next((p.name for p in self.lab.pods if p.ip == ip), ip)
+        return next((p.name for p in self.lab.pods if ip in (p.ip, p.ip6)), ip)
 
     def rules(self, run_cli: RunCli, *args: str) -> tuple[int, dict[str, Any], str]:
         code, out, err = run_cli(["rules", *args, "--netns", self.lab.node, "--mode", self.mode,
@@ -60,9 +61,9 @@ def world(request: pytest.FixtureRequest, k8s: ControlPlane, tmp_path_factory: p
     ns, node = f"kp-{mode}", f"kp-{mode}"
     work = tmp_path_factory.mktemp(f"kube-proxy-{mode}")
     AGREE.setdefault(mode, 0)
-    with Lab(prefix="svt-kp", n_pods=4) as lab:
+    with Lab(prefix="svt-kp", n_pods=4, udp=True, ipv6=True, vip_routes6=("2001:db8:96::/112",)) as lab:
         lab.add_client("cl0")
-        for obj in cluster_objects(ns, node, f"{node}-far", [(p.name, p.ip) for p in lab.pods], lab.port):
+        for obj in cluster_objects(ns, node, f"{node}-far", [(p.name, p.ip, p.ip6) for p in lab.pods], lab.port):
             k8s.apply(obj)
         k8s.must("DELETE", f"/api/v1/namespaces/{ns}/pods/pod3", {"gracePeriodSeconds": 3600})
         services = {s.name: k8s.apply(service_object(ns, s)) for s in shapes()}
@@ -77,10 +78,9 @@ def world(request: pytest.FixtureRequest, k8s: ControlPlane, tmp_path_factory: p
             # not also see these LB and external IPs
             for name in services:
                 k8s.request("DELETE", f"/api/v1/namespaces/{ns}/services/{name}")
-            probes = sum(len(s.probes) for s in shapes())
             FIGURES.append(f"kube-proxy {mode} ({k8s.version_info().get('gitVersion')}): {len(shapes())} Service "
-                           f"shapes, {AGREE[mode]} of {probes} ways in x sources where real packets landed where "
-                           f"svcctl said (UDP entries checked by rules only); {TRACED.get(mode, 0)} of {len(shapes())} "
+                           f"shapes, {AGREE[mode]} of {TRIED.get(mode, 0)} probes (way in x protocol x source) where real "
+                           f"packets landed where svcctl said (SCTP by its rules only); {TRACED.get(mode, 0)} of {len(shapes())} "
                            "traces with no drift and the right NoEndpointsReject/NoLocalEndpoints")
 
 
@@ -114,31 +114,41 @@ def test_rules_and_packets_agree(world: World, shape: Shape, run_cli: RunCli) ->
         assert by_kind[kind] == set(want), f"{shape.name} {kind}: svcctl {sorted(by_kind[kind])}, want {sorted(want)}"
     svc = w.services[shape.name]["spec"]
     for way, address, port, client, expect in shape.probes:
-        sp = next(p for p in svc["ports"] if port is None or p["port"] == port)
-        if sp["protocol"] != "TCP":
-            continue
-        host = address or svc["clusterIP"]
-        dport = sp["nodePort"] if way == "NodePort" else sp["port"]
-        # a dropped SYN times out (or, retried, meets the network-unreachable the node answers with)
-        n = 4 if "dropped" in expect else N  # each dropped connection costs its whole timeout
-        raw = w.lab.http_get_many(host, dport, n, client=client, timeout=2.0)
-        answers = {"dropped" if a in ("timeout", "error:OSError:101") else a for a in raw}
-        # what svcctl says this way in does
-        entry = [e for e in entries if e["kind"] == way and e["port"] == dport
-                 and (e.get("address") in (host, None, "") or way == "NodePort")]
-        assert entry, f"{shape.name}: svcctl has no {way} entry for {host}:{dport}: {entries}"
-        said = {w.pod_name(b["ip"]) for e in entry for b in e.get("backends") or []}
-        if not said:
-            said = {"refused"} if any(e.get("noEndpoints") for e in entry) else {"dropped"}
-        if svc.get("sessionAffinity") == "ClientIP":
-            # every connection of one client goes to the backend its first one was given
-            assert len(answers) == 1 and answers <= said == set(expect), (shape.name, answers, said)
-            AGREE[w.mode] = AGREE.get(w.mode, 0) + 1
-            continue
+        for sp in [p for p in svc["ports"] if port is None or p["port"] == port]:
+            _probe(w, shape, entries, svc, sp, way, address, client, expect)
+
+
+def _probe(w: World, shape: Shape, entries: list[dict[str, Any]], svc: dict[str, Any], sp: dict[str, Any],
+           way: str, address: str | None, client: str | None, expect: frozenset[str]) -> None:
+    """Real packets through one way in, from the node or a client; they must land where svcctl says."""
+    if sp["protocol"] == "SCTP":
+        return  # the lab's Pods answer TCP and UDP only: SCTP entries are checked by their rules
+    TRIED[w.mode] = TRIED.get(w.mode, 0) + 1
+    host = svc["clusterIPs"][1] if address == "@v6" else (address or svc["clusterIP"])
+    dport = sp["nodePort"] if way == "NodePort" else sp["port"]
+    # a dropped SYN times out (or, retried, meets the network-unreachable the node answers with)
+    n = 4 if "dropped" in expect else N  # each dropped connection costs its whole timeout
+    ask = w.lab.udp_ask_many if sp["protocol"] == "UDP" else w.lab.http_get_many
+    raw = ask(host, dport, n, client=client, timeout=2.0)
+    answers = {"dropped" if a in ("timeout", "error:OSError:101") else a for a in raw}
+    # what svcctl says this way in does
+    entry = [e for e in entries if e["kind"] == way and e["port"] == dport and e["protocol"] == sp["protocol"]
+             and (e.get("address") in (host, None, "") or way == "NodePort")]
+    assert entry, f"{shape.name}: svcctl has no {way} entry for {host}:{dport}: {entries}"
+    said = {w.pod_name(b["ip"]) for e in entry for b in e.get("backends") or []}
+    if not said:
+        said = {"refused"} if any(e.get("noEndpoints") for e in entry) else {"dropped"}
+    if svc.get("sessionAffinity") == "ClientIP":
+        # every connection of one client goes to the backend its first one was given
+        assert len(answers) == 1 and answers <= said == set(expect), (shape.name, answers, said)
         AGREE[w.mode] = AGREE.get(w.mode, 0) + 1
-        assert answers == said == set(expect), (
-            f"{shape.name} {way} {host}:{dport} from {client or 'the node'}: packets reached {sorted(answers)}, "
-            f"svcctl said {sorted(said)}, the shape expects {sorted(expect)}; answers {raw}")
+        return
+    AGREE[w.mode] = AGREE.get(w.mode, 0) + 1
+    assert answers == said == set(expect), (
+        f"{shape.name} {way} {host}:{dport} from {client or 'the node'}: packets reached {sorted(answers)}, "
+        f"svcctl said {sorted(said)}, the shape expects {sorted(expect)}; answers {raw}")
+
+
 
 
 # What the trace of each shape must find on the real kube-proxy's rules: the endpoints svcctl computes for this
@@ -171,13 +181,13 @@ def test_text_dumps_read_the_same_as_live(world: World, run_cli: RunCli, tmp_pat
     w = world
     live = _wait_programmed(w, run_cli)
     if w.mode == "iptables":
-        (tmp_path / "dump").write_text(w.lab.iptables_save())
-        flag = "--iptables-save"
+        (tmp_path / "v4").write_text(w.lab.iptables_save())
+        (tmp_path / "v6").write_text(w.lab.iptables_save(ipv6=True))
+        files = ["--iptables-save", str(tmp_path / "v4"), "--ip6tables-save", str(tmp_path / "v6")]
     else:
         (tmp_path / "dump").write_text(w.lab.node_exec(["nft", "list", "ruleset"]).stdout)
-        flag = "--nft"
-    code, out, err = run_cli(["rules", flag, str(tmp_path / "dump"), "--kubeconfig", str(w.kubeconfig),
-                              "--mode", w.mode, "-o", "json"])
+        files = ["--nft", str(tmp_path / "dump")]
+    code, out, err = run_cli(["rules", *files, "--kubeconfig", str(w.kubeconfig), "--mode", w.mode, "-o", "json"])
     assert code == 0, err
     text = json.loads(out)
 

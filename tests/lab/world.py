@@ -13,6 +13,7 @@ from typing import Any
 
 JSON = dict[str, Any]
 NODE_IP = "198.18.1.1"  # the lab node's bridge address: its InternalIP, so NodePorts listen there
+NODE_IP6 = "2001:db8:1::1"
 FAR_POD_IP = "198.18.3.10"
 LB_IP = "198.18.200.10"
 EXT_IP = "198.18.201.10"
@@ -76,9 +77,16 @@ def shapes() -> list[Shape]:
               probes=[("ClusterIP", None, None, None, S({"dropped"}))], entries={"ClusterIP": S()}),
         Shape("affinity", {"sessionAffinity": "ClientIP", "selector": {"app": "web"}, "ports": [_port()]},
               probes=[("ClusterIP", None, None, "cl0", WEB)], entries={"ClusterIP": WEB}),
-        Shape("udp", {"selector": {"app": "web"}, "ports": [_port(53, 5353, "UDP", "dns"),
+        Shape("udp", {"selector": {"app": "web"}, "ports": [_port(53, 8080, "UDP", "dns"),
                                                            _port(53, 8080, "TCP", "dns-tcp")]},
-              probes=[("ClusterIP", None, None, None, WEB)], entries={"ClusterIP": WEB}),
+              probes=[("ClusterIP", None, None, None, WEB), ("ClusterIP", None, None, "cl0", WEB)],
+              entries={"ClusterIP": WEB}),
+        Shape("sctp", {"selector": {"app": "web"}, "ports": [_port(9000, 8080, "SCTP")]},
+              entries={"ClusterIP": WEB}),
+        Shape("dual", {"selector": {"app": "web"}, "ports": [_port()], "ipFamilyPolicy": "RequireDualStack",
+                       "ipFamilies": ["IPv4", "IPv6"]},
+              probes=[("ClusterIP", None, None, None, WEB), ("ClusterIP", "@v6", None, None, WEB)],
+              entries={"ClusterIP": WEB}),
         Shape("multi", {"selector": {"app": "web"}, "ports": [_port(80, "http", name="http"),
                                                              _port(81, 8080, name="alt")]},
               probes=[("ClusterIP", None, 80, None, WEB), ("ClusterIP", None, 81, None, WEB)],
@@ -88,19 +96,20 @@ def shapes() -> list[Shape]:
     ]
 
 
-def cluster_objects(ns: str, node: str, far_node: str, pods: list[tuple[str, str]], port: int) -> list[JSON]:
-    """Namespace, the two Nodes, and the Pods (`pods`: (name, ip) of the lab's Pod namespaces, pod0..pod3)."""
+def cluster_objects(ns: str, node: str, far_node: str, pods: list[tuple[str, str, str | None]],
+                    port: int) -> list[JSON]:
+    """Namespace, the two Nodes, and the Pods (`pods`: (name, ip, ip6) of the lab's Pod namespaces, pod0..pod3)."""
     out: list[JSON] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}]
-    for name, zone, ip in ((node, "zone-a", NODE_IP), (far_node, "zone-b", "198.18.3.1")):
+    for name, zone, ips in ((node, "zone-a", [NODE_IP, NODE_IP6]), (far_node, "zone-b", ["198.18.3.1"])):
         out.append({"apiVersion": "v1", "kind": "Node",
                     "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name,
                                                           "topology.kubernetes.io/zone": zone}},
-                    "status": {"addresses": [{"type": "InternalIP", "address": ip}],
+                    "status": {"addresses": [{"type": "InternalIP", "address": ip} for ip in ips],
                                "allocatable": {"cpu": "2"},
                                "conditions": [{"type": "Ready", "status": "True"}]}})
     labels = {"pod0": {"app": "web", "hinted": "yes"}, "pod1": {"app": "web"}, "pod2": {"app": "web"},
               "pod3": {"app": "term"}}
-    for name, ip in [*pods, ("far", FAR_POD_IP)]:
+    for name, ip, ip6 in [*pods, ("far", FAR_POD_IP, None)]:
         ready = name != "pod2"
         on = far_node if name == "far" else node
         lab = labels.get(name, {"app": "far", "hinted": "yes"})
@@ -111,7 +120,7 @@ def cluster_objects(ns: str, node: str, far_node: str, pods: list[tuple[str, str
             "apiVersion": "v1", "kind": "Pod", "metadata": meta,
             "spec": {"nodeName": on, "containers": [{"name": "web", "image": "registry.invalid/web:1",
                                                      "ports": [{"name": "http", "containerPort": port}]}]},
-            "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+            "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": a} for a in (ip, ip6) if a],
                        "conditions": [{"type": "Ready", "status": "True" if ready else "False"},
                                       {"type": "ContainersReady", "status": "True" if ready else "False"}]}})
     return out

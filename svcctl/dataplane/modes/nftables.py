@@ -18,7 +18,7 @@ class NftablesMode(ProxyMode):
         Dump("nftables6", None, ("nft", "list", "table", "ip6", "kube-proxy"), "the IPv6 table"),
         Dump("nftables-json", None, ("nft", "-j", "list", "table", "ip", "kube-proxy"), "the table as JSON"),
     )
-    read_keys = ("nftables", "conntrack")
+    read_keys = ("nftables", "nftables6", "conntrack")  # kube-proxy writes one table per family
     picks = "nftables mode picks each new connection's backend at random (numgen random), not round-robin."
     probe_fallback = True  # iptables-save shows no kube-proxy chains: the table is in nftables
     fallback_rank = 0
@@ -35,6 +35,9 @@ class NftablesMode(ProxyMode):
 
         text, origin = self.require(dumps, "nftables mode needs `nft list table ip kube-proxy` output",
                                     "give --nft FILE")
+        text6 = dumps.get("nftables6")
+        if text6 and "table ip6 kube-proxy" in text6 and "table ip6 kube-proxy" not in text:
+            text = text.rstrip("\n") + "\n" + text6  # the IPv6 table, read apart on a live node
         rules = parse_nft(text, origin, only=keys_of(scope))
         # kube-proxy's nftables mode writes one table per family, holding both NAT and filtering
         fams = [f for f, head in (("ipv4", "table ip kube-proxy"), ("ipv6", "table ip6 kube-proxy")) if head in text]
