@@ -112,8 +112,46 @@ def run_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, st
 # --------------------------------------------------------------------------- leak guard
 
 
+def _host_network_state() -> dict[str, str]:
+    """The host's own rules, routes and links, read (read-only) outside every namespace: the lab's kube-proxy,
+    iptables and nft must never have touched them. Counters and generated-at comments are left out."""
+    import re
+    import subprocess
+
+    out: dict[str, str] = {}
+    for name, argv in (("iptables", ["iptables-save"]), ("ip6tables", ["ip6tables-save"]),
+                       ("nft", ["nft", "list", "ruleset"]), ("routes", ["ip", "route", "show", "table", "all"]),
+                       ("routes6", ["ip", "-6", "route", "show", "table", "all"]), ("links", ["ip", "-o", "link"])):
+        if shutil.which(argv[0]) is None:
+            continue
+        try:
+            text = subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        lines = [re.sub(r"\[\d+:\d+\]", "", ln) for ln in text.splitlines() if not ln.startswith("#")]
+        if name == "links":  # names and flags only: counters and link state timers move on their own
+            lines = [" ".join(ln.split()[:3]) for ln in lines]
+        out[name] = "\n".join(lines)
+    return out
+
+
+_HOST_BEFORE: dict[str, str] = {}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if os.geteuid() == 0:
+        _HOST_BEFORE.update(_host_network_state())
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """No network namespace this run made may outlive it: remove any that did, and fail the run."""
+    """No network namespace this run made may outlive it: remove any that did, and fail the run. The host's
+    rules, routes and links must be what they were when the run started."""
+    if _HOST_BEFORE:
+        after = _host_network_state()
+        changed = sorted(k for k in _HOST_BEFORE if after.get(k) != _HOST_BEFORE[k])
+        if changed:
+            print(f"\nleak guard: the host's {', '.join(changed)} changed during the run")
+            session.exitstatus = 1
     import re
     import subprocess
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -15,9 +16,23 @@ from typing import Any
 
 import pytest
 
-from .controlplane import ControlPlane, LabUnavailable
+from .controlplane import STARTED, ControlPlane, LabUnavailable
 from .figures import FIGURES
 from .states import node_objects
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Every process the lab started (etcd, apiserver, controller-manager, kube-proxy, socat) is gone: kill any
+    left behind, by its process group, and fail the run."""
+    import signal
+
+    left = [p for p in STARTED if p.poll() is None]
+    for p in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+    if left:
+        print(f"\nleak guard: lab processes left running: {[p.args[:3] for p in left]}")
+        session.exitstatus = 1
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -34,6 +34,9 @@ ADVERTISE = "198.18.255.1"  # not bound anywhere: the apiserver only needs a non
 CA_NAME = "svcctl-lab-ca"
 
 
+STARTED: list[subprocess.Popen[bytes]] = []  # every process the lab started (the leak guard checks them)
+
+
 class LabUnavailable(RuntimeError):
     """The binaries are not built (run tests/lab/build.sh) or a component did not become healthy."""
 
@@ -137,6 +140,7 @@ class ControlPlane:
                              start_new_session=True)
         log.close()
         self.procs[name] = p
+        STARTED.append(p)
         return p
 
     def _wait(self, name: str, probe: Any, timeout: float = 60) -> None:

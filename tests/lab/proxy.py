@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .controlplane import ControlPlane, bin_dir, free_port
+from .controlplane import STARTED, ControlPlane, bin_dir, free_port
 
 CLUSTER_CIDR = "198.18.0.0/16"
 
@@ -74,6 +74,7 @@ class KubeProxy:
                              start_new_session=True)
         log.close()
         self.procs.append(p)
+        STARTED.append(p)
 
     def wait_healthy(self, timeout: float = 60) -> None:
         t0 = time.monotonic()
