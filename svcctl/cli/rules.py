@@ -88,7 +88,7 @@ def command(service: str | None, fail_on: str) -> int:
                               "or --snapshot with nodes/<node>/ dumps")
     app.terminal.debug(f"node dumps: {', '.join(f'{k} from {v}' for k, v in dumps.origins.items())}")
     rules = app.load_rules(dumps, mode=app.node_inputs.mode, only=only)
-    if any(e.name is None for e in rules.services):
+    if any(e.name is None or e.kind == "ExternalIP" for e in rules.services):
         name_entries(rules, named if only is not None else service_ports(app, None))
     if any(not e.kind_known for e in rules.services) and app.has_cluster and (
             app.snapshot or app.kubeconfig or app.context):

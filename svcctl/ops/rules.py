@@ -16,7 +16,11 @@ def rules_namespace(app: Context) -> str:
     return "default"
 
 
-def service_ports(app: Context, only: set[str] | None) -> list[tuple[str, ServicePort, list[str]]]:
+# (service port name, port, addresses, the load-balancer IPs among them)
+PortRow = tuple[str, ServicePort, list[str], list[str]]
+
+
+def service_ports(app: Context, only: set[str] | None) -> list[PortRow]:
     """(service port name, port, addresses) of the Services named in `only` (`ns/name[:port]` keys), or of every
     Service when `only` is None; empty when no cluster or snapshot was given or it cannot say."""
     if not app.has_cluster or not (app.snapshot or app.kubeconfig or app.context):
@@ -37,19 +41,20 @@ def service_ports(app: Context, only: set[str] | None) -> list[tuple[str, Servic
                 wanted.append((app.source.get_service(ns, name), port_name))
             except SvcctlError:
                 continue
-    out: list[tuple[str, ServicePort, list[str]]] = []
+    out: list[PortRow] = []
     for svc, port_name in wanted:
         addrs = [a for a in (*svc.cluster_ips, *svc.external_ips, *svc.load_balancer_ips) if a and a != "None"]
         for p in svc.ports:
             if not port_name or p.name == port_name:
-                out.append((f"{svc.meta.key}:{p.name}" if p.name else svc.meta.key, p, addrs))
+                out.append((f"{svc.meta.key}:{p.name}" if p.name else svc.meta.key, p, addrs,
+                            [a for a in svc.load_balancer_ips if a]))
     return out
 
 
-def address_keys(ports: list[tuple[str, ServicePort, list[str]]]) -> dict[str, str]:
+def address_keys(ports: list[PortRow]) -> dict[str, str]:
     """`address[:port]` (and `:nodePort`) -> service port name: what makes IPVS entries findable by name."""
     out: dict[str, str] = {}
-    for spn, p, addrs in ports:
+    for spn, p, addrs, _ in ports:
         for a in addrs:
             out[f"[{a}]:{p.port}" if ":" in a else f"{a}:{p.port}"] = spn
             out.setdefault(a, spn)
@@ -58,16 +63,21 @@ def address_keys(ports: list[tuple[str, ServicePort, list[str]]]) -> dict[str, s
     return out
 
 
-def name_entries(rules: NodeRules, ports: list[tuple[str, ServicePort, list[str]]]) -> None:
+def name_entries(rules: NodeRules, ports: list[PortRow]) -> None:
     """IPVS virtual servers (and iptables rules without comments) carry no names: take them from the Services,
     matched by address, port and protocol (kube-dns serves 53 twice)."""
     by_addr: dict[tuple[str, int, str], str] = {}
-    for spn, p, addrs in ports:
+    lb = {a for *_, lbs in ports for a in lbs}
+    for spn, p, addrs, _ in ports:
         for a in addrs:
             by_addr[(a, p.port, p.protocol.upper())] = spn
         if p.node_port:
             by_addr.setdefault(("", p.node_port, p.protocol.upper()), spn)
     for e in rules.services:
+        if e.kind == "ExternalIP" and e.address in lb:
+            # nftables (and IPVS) keep external and load-balancer IPs in one map: the Service tells them apart
+            e.kind = "LoadBalancer"
+            e.notes = [n for n in e.notes if "does not tell them apart" not in n]
         if e.name is None:
             protos = ("TCP", "UDP", "SCTP") if e.protocol == "ANY" else (e.protocol,)  # Cilium without protocols
             e.name = next((n for p in protos if (n := by_addr.get((e.address, e.port, p)) or (

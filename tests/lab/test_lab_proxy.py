@@ -28,6 +28,9 @@ from .world import FAR_POD_IP, Shape, cluster_objects, service_object, shapes
 AGREE: dict[str, int] = {}  # mode -> probes whose packets landed where svcctl said
 TRIED: dict[str, int] = {}  # mode -> probes sent
 TRACED: dict[str, int] = {}  # mode -> shapes whose trace found no drift against the real rules
+HC_CODE = ("import sys,urllib.request,urllib.error\n"
+           "try:\n print(urllib.request.urlopen(f'http://{sys.argv[1]}:{sys.argv[2]}/healthz',timeout=3).status)\n"
+           "except urllib.error.HTTPError as e:\n print(e.code)")
 RunCli = Callable[..., tuple[int, str, str]]
 N = 40  # connections per probe: P(a backend of two is never picked) = 2 * 0.5**40
 
@@ -81,7 +84,7 @@ def world(request: pytest.FixtureRequest, k8s: ControlPlane, tmp_path_factory: p
             FIGURES.append(f"kube-proxy {mode} ({k8s.version_info().get('gitVersion')}): {len(shapes())} Service "
                            f"shapes, {AGREE[mode]} of {TRIED.get(mode, 0)} probes (way in x protocol x source) where real "
                            f"packets landed where svcctl said (SCTP by its rules only); {TRACED.get(mode, 0)} of {len(shapes())} "
-                           "traces with no drift and the right NoEndpointsReject/NoLocalEndpoints")
+                           "traces with no drift and NoEndpointsReject/NoLocalEndpoints/HealthCheckTakesNodeOut exactly where due")
 
 
 def _entries(doc: dict[str, Any], w: World, shape: str) -> list[dict[str, Any]]:
@@ -124,6 +127,13 @@ def _probe(w: World, shape: Shape, entries: list[dict[str, Any]], svc: dict[str,
     if sp["protocol"] == "SCTP":
         return  # the lab's Pods answer TCP and UDP only: SCTP entries are checked by their rules
     TRIED[w.mode] = TRIED.get(w.mode, 0) + 1
+    if way == "HealthCheck":
+        # kube-proxy's own health server on the healthCheckNodePort: 503 when the node has no local endpoint,
+        # which is what takes the node out of the load balancer (svcctl: HealthCheckTakesNodeOut, info)
+        code = w.lab.node_exec(["python3", "-c", HC_CODE, address or "", str(svc["healthCheckNodePort"])]).stdout
+        assert code.strip() in expect, (shape.name, code)
+        AGREE[w.mode] = AGREE.get(w.mode, 0) + 1
+        return
     host = svc["clusterIPs"][1] if address == "@v6" else (address or svc["clusterIP"])
     dport = sp["nodePort"] if way == "NodePort" else sp["port"]
     # a dropped SYN times out (or, retried, meets the network-unreachable the node answers with)
@@ -156,8 +166,8 @@ def _probe(w: World, shape: Shape, entries: list[dict[str, Any]], svc: dict[str,
 # programmed, so no drift code may come up; the kube-proxy-behaviour codes must come up exactly where they apply.
 DRIFT_CODES = {"EndpointNotProgrammed", "StaleBackend", "ServiceNotProgrammed", "StaleService"}
 EXPECTED_CODES = {"none": {"NoEndpointsReject"}, "etp-remote": {"NoLocalEndpoints"},
-                  "itp-local": {"NoLocalEndpoints"}}
-PROXY_CODES = {"NoEndpointsReject", "NoLocalEndpoints"}
+                  "itp-local": {"NoLocalEndpoints"}, "lb-local-remote": {"HealthCheckTakesNodeOut"}}
+PROXY_CODES = {"NoEndpointsReject", "NoLocalEndpoints", "HealthCheckTakesNodeOut"}
 
 
 @pytest.mark.parametrize("shape", shapes(), ids=lambda s: s.name)

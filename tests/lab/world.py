@@ -17,6 +17,7 @@ NODE_IP6 = "2001:db8:1::1"
 FAR_POD_IP = "198.18.3.10"
 LB_IP = "198.18.200.10"
 EXT_IP = "198.18.201.10"
+LB_IP2 = "198.18.200.11"
 
 
 @dataclass
@@ -66,6 +67,12 @@ def shapes() -> list[Shape]:
               probes=[("ClusterIP", None, None, None, S({"refused"}))], entries={"ClusterIP": S()}),
         Shape("term", {"selector": {"app": "term"}, "ports": [_port()]},
               probes=[("ClusterIP", None, None, None, S({"pod3"}))], entries={"ClusterIP": S({"pod3"})}),
+        Shape("lb-local-remote", {"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+                                  "selector": {"app": "far"}, "ports": [_port()]},
+              status={"loadBalancer": {"ingress": [{"ip": LB_IP2}]}},
+              probes=[("LoadBalancer", LB_IP2, None, "cl0", S({"dropped"})),
+                      ("HealthCheck", NODE_IP, None, "cl0", S({"503"}))],
+              entries={"ClusterIP": S({"far"}), "LoadBalancer": S()}),
         Shape("etp-local", {"type": "NodePort", "externalTrafficPolicy": "Local", "selector": {"app": "web"},
                             "ports": [_port()]},
               probes=[("NodePort", NODE_IP, None, "cl0", WEB)], entries={"ClusterIP": WEB, "NodePort": WEB}),
