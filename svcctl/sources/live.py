@@ -136,7 +136,7 @@ class LiveSource:
                     self.sleep(delay)
                     attempt += 1
                     continue
-                raise self._api_error(reply, what, resource)
+                raise self._api_error(reply, what, resource, path)
             self.debug(f"GET {what}: {resp.status}, {len(data)} bytes in {_ms(started)}")
             try:
                 body = json.loads(data)
@@ -157,7 +157,7 @@ class LiveSource:
                 pass
         return float(min(self.backoff * (2 ** attempt), self.max_retry_after))
 
-    def _api_error(self, e: _Reply, what: str, resource: str) -> Exception:
+    def _api_error(self, e: _Reply, what: str, resource: str, path: str = "") -> Exception:
         status = e.status
         message = _status_message(e.body)
         server = self.config.server
@@ -169,7 +169,13 @@ class LiveSource:
             return ForbiddenError(f"forbidden: {message or what}", resource=resource,
                                   hint="svcctl needs read access; see deploy/rbac.yaml (ClusterRole svcctl-reader)")
         if status == 404:
-            if not _is_status(e.body):  # the API answers 404 with a Status object; anything else is not the API
+            # the API answers 404 with a Status object; anything else is not the API -- except under /apis/ for
+            # a group/version the server does not serve (an absent CRD, policy.networking.k8s.io without the
+            # AdminNetworkPolicy CRDs): the real kube-apiserver answers those with a plain "404 page not found"
+            unserved_group = path.startswith("/apis/") and not _looks_html(e.body)
+            if unserved_group:
+                return NotFoundError(f"{what}: not served by this API server (its API group is not installed)")
+            if not _is_status(e.body):
                 return ClusterError(f"{server} is not a Kubernetes API server: 404 for {what}"
                                     + (" (an HTML page)" if _looks_html(e.body) else ""),
                                     hint="check the server address in the kubeconfig (a proxy or web server answers)")
