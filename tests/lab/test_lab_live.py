@@ -134,7 +134,7 @@ def test_every_command_works_with_deploy_rbac_only(live: dict[str, Path], run_cl
         (["endpoints", "-A", "-o", "json"], {0, 1}),
         (["check", "web", "-n", NS, "-o", "json"], {1}),
         (["check", "-A", "-o", "json"], {0, 1}),
-        (["trace", "web", "-n", NS, "--no-dns", "-o", "json"], {0, 1}),
+        (["trace", "web", "-n", NS, "--no-dns", "-o", "json"], {1}),
         (["collect", "-n", NS, "-o", str(tmp_path / "c.tar.gz")], {0}),
     ]
     for argv, codes in commands:
