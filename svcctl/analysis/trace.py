@@ -302,9 +302,7 @@ def _entries_for_port(service: Service | None, port: ServicePort | None, target:
         elif e.kind in ("ExternalIP", "LoadBalancer") and e.port == port.port and (
                 e.address in service.external_ips or e.address in service.load_balancer_ips):
             if e.kind == "ExternalIP" and e.address in service.load_balancer_ips:
-                # nftables keeps external and load-balancer IPs in one map: the Service tells them apart
-                e.kind = "LoadBalancer"
-                e.notes = [n for n in e.notes if "does not tell them apart" not in n]
+                e.name_load_balancer()
             out.append(e)
     if way is not None:
         if way.kind == "NodePort":

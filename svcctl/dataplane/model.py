@@ -75,6 +75,11 @@ def format_share(p: Fraction | None) -> str | None:
     return f"{p.numerator}/{p.denominator}" if p.denominator != 1 else str(p.numerator)
 
 
+# the note a parser leaves on an external entry it cannot tell from a load-balancer IP (nftables keeps both in
+# one map); the Service can tell, and `ServiceEntry.name_load_balancer` takes the note back
+EXTERNAL_OR_LB_NOTE = "an external or load-balancer IP (nftables does not tell them apart)"
+
+
 @dataclass
 class ServiceEntry:
     """One address:port a packet can be sent to, and where it goes from there."""
@@ -102,6 +107,11 @@ class ServiceEntry:
     revnat: int | None = None  # Cilium reverse-NAT id (bpf lb list)
     # what the entry needs besides its rules and lacks, as structured flags (GLUE_*); analysis makes findings
     glue: list[str] = field(default_factory=list)
+
+    def name_load_balancer(self) -> None:
+        """The Service says this external entry is one of its load-balancer IPs."""
+        self.kind = "LoadBalancer"
+        self.notes = [n for n in self.notes if n != EXTERNAL_OR_LB_NOTE]
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

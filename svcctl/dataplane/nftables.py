@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from svcctl.dataplane.model import Backend, NodeRules, RuleStats, ServiceEntry
+from svcctl.dataplane.model import EXTERNAL_OR_LB_NOTE, Backend, NodeRules, RuleStats, ServiceEntry
 from svcctl.errors import InputError
 
 __all__ = ["parse_nft", "looks_like_nft", "is_iptables_nft", "spn_from_chain"]
@@ -887,7 +887,7 @@ def _rules_to_entries(t: _Table, rules: NodeRules) -> None:
             entry.path.insert(0, fw_path[key])
             entry.kind = "LoadBalancer"
         if kind == "ExternalIP" and key not in firewall:
-            entry.notes.append("an external or load-balancer IP (nftables does not tell them apart)")
+            entry.notes.append(EXTERNAL_OR_LB_NOTE)
         entries[key] = entry
         rules.services.append(entry)
 

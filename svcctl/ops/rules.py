@@ -75,9 +75,7 @@ def name_entries(rules: NodeRules, ports: list[PortRow]) -> None:
             by_addr.setdefault(("", p.node_port, p.protocol.upper()), spn)
     for e in rules.services:
         if e.kind == "ExternalIP" and e.address in lb:
-            # nftables (and IPVS) keep external and load-balancer IPs in one map: the Service tells them apart
-            e.kind = "LoadBalancer"
-            e.notes = [n for n in e.notes if "does not tell them apart" not in n]
+            e.name_load_balancer()
         if e.name is None:
             protos = ("TCP", "UDP", "SCTP") if e.protocol == "ANY" else (e.protocol,)  # Cilium without protocols
             e.name = next((n for p in protos if (n := by_addr.get((e.address, e.port, p)) or (
