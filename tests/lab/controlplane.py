@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# the test API server's openssl helpers (tests/ is on sys.path: tests/conftest.py puts it there)
+from apiserver import _issue, _openssl, make_ca
+
 LAB_VERSION = os.environ.get("LAB_VERSION", "v1.37.2")
 SERVICE_CIDR = "198.19.0.0/16"
 SERVICE_CIDR6 = "2001:db8:96::/112"
@@ -57,20 +60,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-
-def _issue(d: Path, stem: str, subject: str, ca: tuple[Path, Path], ext: str) -> tuple[Path, Path]:
-    key, csr, cert, extf = d / f"{stem}.key", d / f"{stem}.csr", d / f"{stem}.crt", d / f"{stem}.ext"
-    extf.write_text(ext)
-    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", str(key), "-out", str(csr), "-subj", subject)
-    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]), "-CAcreateserial",
-             "-out", str(cert), "-days", "2", "-extfile", str(extf))
-    return cert, key
 
 
 @dataclass
@@ -160,13 +149,8 @@ class ControlPlane:
     def _pki(self) -> None:
         d = self.work / "pki"
         d.mkdir(exist_ok=True)
-        key, cert = d / f"{CA_NAME}.key", d / f"{CA_NAME}.crt"
-        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                 "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={CA_NAME}",
-                 "-addext", "basicConstraints=critical,CA:TRUE",
-                 "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-        self.ca = cert
-        ca = (cert, key)
+        ca = make_ca(d, CA_NAME)
+        self.ca = ca[0]
         self.server_cert, self.server_key = _issue(
             d, "apiserver", "/CN=kube-apiserver", ca,
             "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:198.19.0.1,DNS:kubernetes.default.svc\n"
