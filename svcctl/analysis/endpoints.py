@@ -410,7 +410,7 @@ def expected_endpoint(service: Service, pod: Pod, nodes: dict[str, Node | None])
     base.addresses = [ip for ip in (pod.pod_ips or [pod.pod_ip]) if ip_family(ip) in types]
     if not base.addresses:
         base.in_slices, base.exclusion = False, "IPFamilyMismatch"
-    base.hints = expected_hints(service, base, "unknown")
+    base.hints = expected_hints(service, base, None)  # Auto: not predicted until its gate is known (_auto_hints)
     return base
 
 
