@@ -354,3 +354,23 @@ def test_from_a_node_is_the_node_itself(run_cli: RunCli, tmp_path: Path) -> None
     _, doc, _ = _trace(run_cli, snap, "--from", "node/node-a")
     assert [(x["pod"], x["allowed"]) for x in _policy(doc)["data"]["backends"]] == [("default/db-0", True),
                                                                                    ("default/db-1", False)]
+
+
+def test_check_table_shows_the_reach_and_wide_names_the_namespaces(run_cli: RunCli, tmp_path: Path) -> None:
+    snap = _write(tmp_path, _cluster(DB_INGRESS))
+    code, out, err = run_cli(["check", "-A", "--snapshot", snap])
+    head, *rows = [line.split() for line in out.splitlines()[:3]]
+    assert head[-1] == "REACH"
+    db = next(r for r in rows if r[1] == "db")
+    assert " ".join(db[7:]) == "1 some, 2 none"
+    code, out, err = run_cli(["check", "-A", "--snapshot", snap, "-o", "wide"])
+    db_line = next(line for line in out.splitlines() if line.split()[:2] == ["default", "db"])
+    assert "some: web; none: default,kube-system" in db_line
+    _, out, _ = run_cli(["check", "-A", "--snapshot", _write(tmp_path, _cluster(DB_DENY_ALL))])
+    db = next(line.split() for line in out.splitlines() if line.split()[:2] == ["default", "db"])
+    assert db[7:] == ["none", "(3", "ns)"]
+
+
+def test_check_table_has_no_reach_column_when_nothing_is_isolated(run_cli: RunCli, tmp_path: Path) -> None:
+    _, out, _ = run_cli(["check", "-A", "--snapshot", _write(tmp_path, _cluster(WEB_DENY_EGRESS))])
+    assert "REACH" not in out.splitlines()[0]

@@ -732,8 +732,10 @@ class DNSEgress:
 
 def dns_egress(policies: list[NetworkPolicy], client: Endpoint, dns_pods: list[Endpoint],
                dns_ips: list[str], dns_port: int = 53,
-               admin: tuple[list[AdminPolicy], list[AdminPolicy]] | None = None) -> DNSEgress | None:
-    """The client's Egress to the cluster DNS: to each DNS Pod (after DNAT) on 53/UDP and 53/TCP.
+               admin: tuple[list[AdminPolicy], list[AdminPolicy]] | None = None,
+               ports: dict[str, int] | None = None, rule: JSON | None = None) -> DNSEgress | None:
+    """The client's Egress to the cluster DNS: to each DNS Pod (after DNAT) on its targetPort for 53/UDP and
+    53/TCP (`ports`: protocol -> targetPort; default `dns_port`). `rule` is the egress rule the hint suggests.
 
     Without the DNS Pods in the input, an unknown Pod on the DNS Service's IP stands in: a definite "denied"
     then needs every egress rule to miss port 53 or every peer to miss."""
@@ -747,7 +749,8 @@ def dns_egress(policies: list[NetworkPolicy], client: Endpoint, dns_pods: list[E
     for proto in ("UDP", "TCP"):
         per: list[Tri] = []
         for t in targets:
-            v = tiered(*(admin or ([], [])), policies, EGRESS, client, t, t.ip, dns_port, proto, t)
+            v = tiered(*(admin or ([], [])), policies, EGRESS, client, t, t.ip, (ports or {}).get(proto, dns_port),
+                       proto, t)
             verdicts.append(v)
             per.append(v.allowed)
         ans = _tri_or(per)
@@ -759,8 +762,8 @@ def dns_egress(policies: list[NetworkPolicy], client: Endpoint, dns_pods: list[E
         return DNSEgress(True, [], [], "", [])
     allowed: Tri = False if "UDP" in denied else (True if answers[0] is True else None)
     where = f"to {applies[0]}'s spec.egress" if applies else "an egress rule"
-    hint = f"add {where}: - {_flow(DNS_RULE)}"
-    details = [f"egress of {client.key} to the cluster DNS on {dns_port}/{p}: denied by "
+    hint = f"add {where}: - {_flow(rule or DNS_RULE)}"
+    details = [f"egress of {client.key} to the cluster DNS on {(ports or {}).get(p, dns_port)}/{p}: denied by "
                f"{', '.join(applies)}" for p in denied]
     return DNSEgress(allowed, applies, denied, hint, details)
 
@@ -944,21 +947,24 @@ def _endpoint_of(r: BackendResult, pods: dict[str, JSON], world: PolicyWorld) ->
     return pod_endpoint(raw, world.namespace(ns))
 
 
-def dns_finding(world: PolicyWorld, client: Endpoint, dns_pods: list[JSON], dns_ips: list[str]) -> Finding | None:
+def dns_finding(world: PolicyWorld, client: Endpoint, dns_pods: list[JSON], dns_ips: list[str],
+                ports: dict[str, int] | None = None, rule: JSON | None = None) -> tuple[Finding | None, DNSEgress | None]:
     """PolicyDeniesDNS: the client's Egress blocks 53/UDP to the cluster DNS (the first thing a default-deny
-    egress breaks), caught from the policies before any DNS query times out."""
+    egress breaks), caught from the policies before any DNS query is sent. `ports` are the DNS Pods'
+    targetPorts per protocol (after the kube-dns Service's translation)."""
     if client.kind != "pod":
-        return None
+        return None, None
     pods = [pod_endpoint(p, world.namespace(str((p.get("metadata") or {}).get("namespace") or "kube-system")))
             for p in dns_pods]
-    res = dns_egress(world.all_policies(), client, pods, dns_ips, admin=world.admin)
+    res = dns_egress(world.all_policies(), client, pods, dns_ips, admin=world.admin, ports=ports, rule=rule)
     if res is None or res.allowed is not False:
-        return None
+        return None, res
+    on = "+".join(f"{(ports or {}).get(p, 53)}/{p}" for p in res.protocols_denied)
     return Finding("PolicyDeniesDNS", Severity.ERROR,
-                   f"the Egress of Pod {client.key} blocks DNS: port 53/{'+'.join(res.protocols_denied)} to the "
-                   "cluster DNS is allowed by no egress rule, so name lookups time out before any connection",
+                   f"the Egress of Pod {client.key} blocks DNS: port {on} to the cluster DNS is allowed by no "
+                   "egress rule, so name lookups time out before any connection",
                    pod=client.key, evidence=f"isolated for Egress by {', '.join(res.applies)}",
-                   hint=res.hint, where="networking.k8s.io/v1 NetworkPolicy")
+                   hint=res.hint, where="networking.k8s.io/v1 NetworkPolicy"), res
 
 
 # ------------------------------------------------------------------------------------------------ admin tiers

@@ -39,6 +39,8 @@ from svcctl.ops.trace import (  # the operation behind this command
 @click.option("--resolv-conf", metavar="FILE", help="A Pod's /etc/resolv.conf contents to resolve with.")
 @click.option("--no-dns", is_flag=True, help="Skip the DNS hop.")
 @click.option("--dns-timeout", type=float, default=2.0, show_default=True)
+@click.option("--dns-anyway", is_flag=True, help="Query DNS even when the --from-pod client's NetworkPolicy Egress "
+              "blocks port 53 (by default the DNS hop then says so at once and sends nothing).")
 @click.option("--probe", "probe_count", type=click.IntRange(1, 10000), metavar="N",
               help="Opt-in: send N connections (HTTP GETs) to VIP:port from here (or inside --netns) and report who "
                    "answered.")
@@ -51,7 +53,7 @@ from svcctl.ops.trace import (  # the operation behind this command
 def command(target: str, port_flag: str | None, protocol_flag: str | None, from_pod: str | None,
             from_: str | None, cluster_domain: str,
             dns_server: str | None, resolv_conf: str | None, no_dns: bool, dns_timeout: float,
-            probe_count: int | None, probe_tcp: bool, fail_on: str, all_nodes: bool, parallel: int) -> int:
+            dns_anyway: bool, probe_count: int | None, probe_tcp: bool, fail_on: str, all_nodes: bool, parallel: int) -> int:
     """Follow one request from the name a client typed to the Pod that answers.
 
     \b
@@ -86,7 +88,8 @@ def command(target: str, port_flag: str | None, protocol_flag: str | None, from_
     tr = build_trace(app, target, port_flag=port_flag, protocol=protocol_flag, from_pod=from_pod, from_=from_,
                      cluster_domain=cluster_domain,
                      dns_server=dns_server, resolv_conf=resolv_conf, no_dns=no_dns, dns_timeout=dns_timeout,
-                     probe_count=probe_count, probe_http=not probe_tcp, from_ip=from_ip)
+                     probe_count=probe_count, probe_http=not probe_tcp, from_ip=from_ip,
+                     dns_anyway=dns_anyway)
     from svcctl.render.trace import render_trace
 
     render_trace(app, tr)

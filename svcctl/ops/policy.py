@@ -3,12 +3,12 @@ hop between the endpoints and the selected endpoint of each port."""
 
 from __future__ import annotations
 
-from svcctl.analysis.policy import PolicyInputError, client_endpoint, dns_finding, make_world, policy_hop
-from svcctl.analysis.trace import BROKEN, ExpectedBackend, PortTrace, ProxyView, Trace
+from svcctl.analysis.policy import PolicyInputError, client_endpoint, make_world, policy_hop
+from svcctl.analysis.trace import ExpectedBackend, PortTrace, ProxyView, Trace
 from svcctl.errors import InputError
 from svcctl.model import Service
 from svcctl.sources.base import ClusterSource
-from svcctl.sources.policy import gather_policy_inputs
+from svcctl.sources.policy import PolicyInputs, gather_policy_inputs
 
 CNI_OWN_POLICY = {"cali-": "Calico", "CILIUM_": "Cilium"}  # chain names in the node's iptables/nft dumps
 MODE_CNI = {"cilium": "Cilium", "calico-ebpf": "Calico"}
@@ -18,13 +18,14 @@ CNI_KINDS = {"Cilium": "CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy",
 
 def add_policy_hops(source: ClusterSource, tr: Trace, service: Service, judged: list[tuple[PortTrace, ProxyView]], *,
                     from_pod: str | None, from_ip: str | None, default_ns: str, rules_text: str = "",
-                    from_node: str | None = None) -> None:
-    """One policy hop per traced port; PolicyDeniesDNS on the DNS hop when the client's Egress blocks it."""
+                    from_node: str | None = None, pre: PolicyInputs | None = None) -> None:
+    """One policy hop per traced port. `pre`: what the DNS gate (ops.policy_dns) read already, reused; the
+    client's Egress to the DNS is judged there, before the DNS hop."""
     if service.type == "ExternalName" or not judged:
         return
     keys = sorted({e.pod for _, v in judged for e in _used(v) if e.pod})
     inp = gather_policy_inputs(source, service, keys, from_pod=from_pod, from_ip=from_ip,
-                               node=from_node or tr.node, default_ns=default_ns)
+                               node=from_node or tr.node, default_ns=default_ns, pre=pre)
     try:
         world = make_world(inp.policies, inp.namespaces, inp.unreadable, inp.admin)
     except PolicyInputError as e:
@@ -51,13 +52,6 @@ def add_policy_hops(source: ClusterSource, tr: Trace, service: Service, judged: 
         at = next((i for i, h in enumerate(pt.hops) if h.name == "selected"), len(pt.hops))
         pt.hops.insert(at, hop)
         pt.findings += findings
-    dns = dns_finding(world, client, inp.dns_pods, inp.dns_ips)
-    if dns is not None:
-        tr.findings.append(dns)
-        hop_dns = next((h for h in tr.pre_hops if h.name == "dns"), None)
-        if hop_dns is not None:
-            hop_dns.verdict = BROKEN
-            hop_dns.details.append(f"the client's Egress blocks DNS: {dns.message}")
 
 
 def _used(view: ProxyView) -> list[ExpectedBackend]:

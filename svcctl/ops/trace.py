@@ -121,7 +121,8 @@ def build_trace(app: Context, raw_target: str, *, port_flag: str | None = None, 
                 from_pod: str | None = None, from_: str | None = None,
                 cluster_domain: str = "cluster.local", dns_server: str | None = None,
                 resolv_conf: str | None = None, no_dns: bool = False, dns_timeout: float = 2.0,
-                probe_count: int | None = None, probe_http: bool = True, from_ip: str | None = None) -> Trace:
+                probe_count: int | None = None, probe_http: bool = True, from_ip: str | None = None,
+                dns_anyway: bool = False) -> Trace:
     target = parse_target(raw_target, cluster_domain)
     if port_flag is not None and port_flag.isdigit() and not 0 < int(port_flag) < 65536:
         raise InputError(f"--port {port_flag} is out of range (1–65535)")
@@ -153,13 +154,27 @@ def build_trace(app: Context, raw_target: str, *, port_flag: str | None = None, 
     if node_why:
         tr.notes.append(f"node {node or '(given input)'}: {node_why}")
 
+    # ---- the client's Egress to the cluster DNS, judged before the DNS hop sends anything
+    gate, pre = None, None
+    if service is not None and cluster and from_pod and service.type != "ExternalName":
+        from svcctl.ops.policy_dns import dns_policy_gate
+
+        gate, pre = dns_policy_gate(app.source, from_pod, app.ns)
+        if gate is not None and gate.finding is not None:
+            tr.findings.append(gate.finding)
+
     # ---- DNS hop
     if no_dns or target.kind == "ip":
         tr.pre_hops.append(Hop("dns", SKIPPED, "skipped: TARGET was an IP" if target.kind == "ip" else
                                "skipped (--no-dns)"))
+    elif service is not None and gate is not None and gate.blocks and not dns_anyway:
+        tr.pre_hops.append(gate.hop())  # the client could get no answer: no query, no timeout to wait out
     elif service is not None:
-        tr.pre_hops.append(_dns_hop(app, tr, service, target, cluster_domain, dns_server, resolv_conf,
-                                    dns_timeout, from_pod))
+        hop = _dns_hop(app, tr, service, target, cluster_domain, dns_server, resolv_conf, dns_timeout, from_pod)
+        if gate is not None and gate.finding is not None:  # --dns-anyway: asked from where svcctl runs
+            hop.verdict = BROKEN
+            hop.details.append(f"the client's Egress blocks DNS: {gate.finding.message}")
+        tr.pre_hops.append(hop)
 
     # ---- Service hop
     if service is not None:
@@ -315,7 +330,8 @@ def build_trace(app: Context, raw_target: str, *, port_flag: str | None = None, 
         from svcctl.ops.policy import add_policy_hops
 
         add_policy_hops(app.source, tr, service, judged, from_pod=from_pod, from_ip=from_ip, default_ns=app.ns,
-                        rules_text="".join(dumps.texts.values()) if dumps else "", from_node=from_node)
+                        rules_text="".join(dumps.texts.values()) if dumps else "", from_node=from_node,
+                        pre=pre)
     if rules_skipped:
         for pt in tr.ports:
             for h in pt.hops:

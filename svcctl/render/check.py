@@ -41,13 +41,17 @@ def _who(c: CheckFinding) -> str:
 
 
 def table_rows(report: CheckReport, wide: bool) -> tuple[list[str], list[list[str]]]:
-    headers = ["namespace", "name", "status", "ready", "errors", "warnings", "info"]
+    from svcctl.render.policy_reach import reach_cell, shows_reach
+
+    reach = shows_reach(report.services)
+    headers = ["namespace", "name", "status", "ready", "errors", "warnings", "info"] + (["reach"] if reach else [])
     if wide:
         headers += ["checks", "codes"]
     rows = []
     for s in report.services:
         sev = s.severity_counts()
         row = [s.namespace, s.name, s.status, _ready(s), str(sev["error"]), str(sev["warning"]), str(sev["info"])]
+        row += [reach_cell(s, wide)] if reach else []
         if wide:
             ran = ["endpoints"] if s.endpoints is not None else []
             ran += ["dns"] if s.dns is not None else []

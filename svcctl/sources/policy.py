@@ -27,17 +27,57 @@ class PolicyInputs:
     node_ips: list[str] = field(default_factory=list)  # that node's InternalIPs
     dns_pods: list[JSON] = field(default_factory=list)
     dns_ips: list[str] = field(default_factory=list)
+    dns_service: Service | None = None  # kube-system/kube-dns: its ports give the DNS Pods' targetPorts
+    admin_read: bool = False
     admin: tuple[list[JSON], list[JSON]] | None = None
     unreadable: str = ""  # why the NetworkPolicies could not be had (absent from a snapshot, refused)
     notes: list[str] = field(default_factory=list)
 
 
+def gather_client_inputs(source: ClusterSource, from_pod: str, default_ns: str) -> PolicyInputs:
+    """What the client's Egress to the cluster DNS needs, read before the DNS hop runs: the client Pod, its
+    namespace's NetworkPolicies and labels, the kube-dns Service (its ports and selector) and its Pods, and the
+    admin tiers. `gather_policy_inputs(pre=...)` reuses all of it: nothing is read twice."""
+    inp = PolicyInputs()
+    cns, _, cname = from_pod.rpartition("/")
+    cns = cns or default_ns
+    inp.client_ref = f"{cns}/{cname}"
+    inp.client = _raw(source.get_pod(cns, cname))
+    if inp.client is not None:
+        inp.node = str((inp.client.get("spec") or {}).get("nodeName") or "") or None
+    inp.policies[cns] = source.list_network_policies(cns)
+    inp.namespaces[cns] = source.get_namespace(cns)
+    if inp.client is not None:
+        try:
+            dns = source.get_service(DNS_NAMESPACE, DNS_SERVICE)
+        except (NotFoundError, ClusterError):  # no kube-dns Service (or unreadable): judged without its Pods
+            dns = None
+        if dns is not None:
+            inp.dns_service = dns
+            inp.dns_ips = [ip for ip in dns.cluster_ips if ip and ip != "None"]
+            if dns.selector:
+                inp.dns_pods = [p.raw for p in source.list_pods(DNS_NAMESPACE, selector_string(dns.selector))]
+                inp.namespaces.setdefault(DNS_NAMESPACE, source.get_namespace(DNS_NAMESPACE))
+    inp.admin = source.list_admin_network_policies()
+    inp.admin_read = True
+    _set_unreadable(source, inp)
+    return inp
+
+
 def gather_policy_inputs(source: ClusterSource, service: Service, pod_keys: list[str], *, from_pod: str | None,
-                         from_ip: str | None, node: str | None, default_ns: str) -> PolicyInputs:
-    inp = PolicyInputs(client_ip=from_ip, node=node)
+                         from_ip: str | None, node: str | None, default_ns: str,
+                         pre: PolicyInputs | None = None) -> PolicyInputs:
+    """Everything the policy hop reads; `pre` (gather_client_inputs' answer, when the DNS hop needed it first)
+    is reused as is."""
+    if pre is not None and from_pod:
+        inp = pre
+        inp.client_ip = from_ip
+        inp.node = inp.node or node
+    else:
+        inp = PolicyInputs(client_ip=from_ip, node=node)
     ns = service.meta.namespace
     namespaces = [ns]
-    if from_pod:
+    if from_pod and pre is None:
         cns, _, cname = from_pod.rpartition("/")
         cns = cns or default_ns
         inp.client_ref = f"{cns}/{cname}"
@@ -46,8 +86,10 @@ def gather_policy_inputs(source: ClusterSource, service: Service, pod_keys: list
             inp.node = str((inp.client.get("spec") or {}).get("nodeName") or "") or node
         namespaces.append(cns)
     for n in dict.fromkeys(namespaces):
-        inp.policies[n] = source.list_network_policies(n)
-        inp.namespaces[n] = source.get_namespace(n)
+        if n not in inp.policies:
+            inp.policies[n] = source.list_network_policies(n)
+        if n not in inp.namespaces:
+            inp.namespaces[n] = source.get_namespace(n)
     wanted = set(pod_keys)
     if service.selector and wanted:
         for p in source.list_pods(ns, selector_string(service.selector)):
@@ -62,24 +104,20 @@ def gather_policy_inputs(source: ClusterSource, service: Service, pod_keys: list
         got = source.get_nodes([inp.node]).get(inp.node)
         if got is not None:
             inp.node_ips = got.internal_ips
-    if inp.client is not None:  # the client's Egress to the cluster DNS
-        try:
-            dns = source.get_service(DNS_NAMESPACE, DNS_SERVICE)
-        except (NotFoundError, ClusterError):  # no kube-dns Service (or unreadable): judged without its Pods
-            dns = None
-        if dns is not None:
-            inp.dns_ips = [ip for ip in dns.cluster_ips if ip and ip != "None"]
-            if dns.selector:
-                inp.dns_pods = [p.raw for p in source.list_pods(DNS_NAMESPACE, selector_string(dns.selector))]
-                inp.namespaces.setdefault(DNS_NAMESPACE, source.get_namespace(DNS_NAMESPACE))
-    inp.admin = source.list_admin_network_policies()
+    if not inp.admin_read:
+        inp.admin = source.list_admin_network_policies()
+        inp.admin_read = True
+    _set_unreadable(source, inp)
+    return inp
+
+
+def _set_unreadable(source: ClusterSource, inp: PolicyInputs) -> None:
     if any(v is None for v in inp.policies.values()):
         refused = next((s.reason for s in source.skipped if s.resource == "networkpolicies"), None)
         inp.unreadable = (f"cannot read networkpolicies: {refused}" if refused is not None else
                           "the snapshot has no NetworkPolicies (made without them: `svcctl collect` includes "
                           "them, `kubectl get` needs `networkpolicies,namespaces`)" if _is_snapshot(source) else
                           "the cluster serves no NetworkPolicies")
-    return inp
 
 
 def _is_snapshot(source: ClusterSource) -> bool:
