@@ -220,6 +220,10 @@ _CODES: tuple[FindingCode, ...] = (
                 "kube-proxy has not synced: check its logs and sync metrics"),
     FindingCode("ServiceNotProgrammed", "node", (_E,), "the Service's VIP:port is missing from the node's rules",
                 "check kube-proxy is running and syncing on this node"),
+    FindingCode("FirewallMarkUnmatched", "node", (_W,),
+                "kube-router serves the Service by DSR firewall marks and none of the node's unnamed "
+                "firewall-mark services is kube-router's hash of its addresses: svcctl cannot tell which is it",
+                "give the node's `iptables-save -t mangle`: its MARK rules name each mark's address"),
     FindingCode("NoEndpointsReject", "node", (_E,),
                 "the node rejects the VIP: `\"has no endpoints\"` REJECT (iptables), `no-endpoint-services` "
                 "(nftables)",

@@ -273,6 +273,8 @@ def kube_router_ipvsadm(sc: Scenario, dsr: bool = False) -> str:
     terminating endpoints kept at weight 0; with `dsr` the LB IP is a firewall-mark service with Tunnel."""
     from gen_dumps_ipvs_nft import VS, print_ipvsadm
 
+    from svcctl.dataplane.kube_router import dsr_fwmark
+
     vss: list[VS] = []
     for s in sc.cluster.services:
         key = f"{s.namespace}/{s.name}"
@@ -287,7 +289,8 @@ def kube_router_ipvsadm(sc: Scenario, dsr: bool = False) -> str:
                 vss.append(VS(p.protocol, sc.node_ip, p.node_port, reals=ext))
             for ip in s.lb_ips + s.external_ips:
                 if dsr:
-                    vss.append(VS("FWM", "", 0, fwmark=3754, reals=[{**r, "fwd": "Tunnel"} for r in ext]))
+                    mark = dsr_fwmark(ip, p.protocol, p.port)  # pinned to Go's hash/fnv in test_replace.py
+                    vss.append(VS("FWM", "", 0, fwmark=mark, reals=[{**r, "fwd": "Tunnel"} for r in ext]))
                 else:
                     vss.append(VS(p.protocol, ip, p.port, reals=ext))
     return print_ipvsadm(vss)

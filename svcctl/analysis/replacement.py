@@ -57,6 +57,46 @@ def entry_is_local(mode: str, e: ServiceEntry, main: bool, service: Service | No
     return e.policy_local
 
 
+def name_dsr_marks(rules: NodeRules, service: Service) -> None:
+    """kube-router DSR: an `ipvsadm -Ln` firewall-mark service carries only its mark. Without the mangle rule
+    that sets it, the Service's external addresses are hashed as kube-router does (dsr_fwmark); a mark that a
+    collision moved is found only when the first candidate's mark is taken on the node (kube-router then
+    hashes with `-1`, `-2`, …)."""
+    from svcctl.dataplane.kube_router import (
+        ANNOTATION_DSR,
+        ANNOTATION_SKIP_LB_IPS,
+        DSR_TUNNEL,
+        dsr_fwmark,
+        fwmark_of,
+        name_fwmark_entry,
+    )
+
+    ann = service.meta.annotations
+    if rules.mode != "kube-router" or ann.get(ANNOTATION_DSR) != DSR_TUNNEL:
+        return
+    open_marks = {int(e.address.removeprefix("fwmark ")): e for e in rules.services
+                  if e.address.startswith("fwmark ")}
+    if not open_marks:
+        return
+    taken = {m for e in rules.services if (m := fwmark_of(e)) is not None}  # named ones hold theirs too
+    addrs = list(service.external_ips)
+    if ann.get(ANNOTATION_SKIP_LB_IPS) != "true":
+        addrs += service.load_balancer_ips
+    for ip in addrs:
+        for p in service.ports:
+            for n in range(4):
+                mark = dsr_fwmark(ip, p.protocol, p.port, n)
+                e = open_marks.pop(mark, None)
+                if e is not None:
+                    how = ("kube-router's hash of the address, protocol and port"
+                           + (f", retry {n} after a collision" if n else "")
+                           + "; `iptables-save -t mangle` on the node shows the rule that sets it")
+                    name_fwmark_entry(e, ip, p.protocol.upper(), p.port, how=how)
+                    break
+                if mark not in taken:  # kube-router stops at the first free candidate
+                    break
+
+
 def want_for(mode: str, e: ServiceEntry, view: ProxyView, local: bool) -> list[ExpectedBackend]:
     """The endpoints this dataplane should give new connections through `e`. kube-proxy's view (`view.cluster`)
     has topology hints applied; kube-router never applies them, Cilium only with --enable-service-topology (a

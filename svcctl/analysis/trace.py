@@ -284,6 +284,10 @@ def _entries_for_port(service: Service | None, port: ServicePort | None, target:
                 and (target.port is None or e.port == target.port)
                 and (not proto or e.protocol in (proto, "ANY"))]
     out: list[ServiceEntry] = []
+    if rules.mode == "kube-router":
+        from svcctl.analysis.replacement import name_dsr_marks
+
+        name_dsr_marks(rules, service)
     addrs = set(service.cluster_ips) - {"None", ""}
     spn = f"{service.meta.namespace}/{service.meta.name}"
     external = set(service.external_ips) | set(service.load_balancer_ips)
@@ -314,6 +318,15 @@ def _entries_for_port(service: Service | None, port: ServicePort | None, target:
         else:
             out = [e for e in out if e.kind != "ClusterIP" and e.kind != "NodePort" and e.address == way.address]
     return out
+
+
+def _unnamed_dsr_marks(service: Service | None, rules: NodeRules) -> list[str]:
+    """The marks of firewall-mark services left unnamed on a kube-router node, when the Service is DSR."""
+    from svcctl.dataplane.kube_router import ANNOTATION_DSR, DSR_TUNNEL
+
+    if service is None or rules.mode != "kube-router" or service.meta.annotations.get(ANNOTATION_DSR) != DSR_TUNNEL:
+        return []
+    return [e.address.removeprefix("fwmark ") for e in rules.services if e.address.startswith("fwmark ")]
 
 
 def _not_programmed_hint(mode: str) -> str:
@@ -499,6 +512,18 @@ def judge_port(
         unseen = _not_in_dump(service, target, rules, view) if not entries else None
         if unseen:
             pt.hops.append(Hop("node-rules", SKIPPED, f"skipped: {unseen}"))
+        elif not entries and (marks := _unnamed_dsr_marks(service, rules)):
+            # a DSR Service and firewall-mark services no address was matched to: one of them may be it
+            pt.hops.append(Hop("node-rules", WARNING, f"{label}: cannot tell which firewall-mark service is it",
+                               [f"firewall-mark service(s) {', '.join(marks)} match no address by kube-router's "
+                                "hash (a mark moved by a collision, or another kube-router version)"]))
+            pt.findings.append(Finding(
+                "FirewallMarkUnmatched", Severity.WARNING,
+                f"{label}: kube-router serves it through a firewall mark (DSR) and node {node or '?'}'s "
+                f"firewall-mark services {', '.join(marks)} are not matched to its addresses",
+                evidence=f"{len(rules.services)} service entries read from {rules.source or 'the node'}",
+                hint="give the node's `iptables-save -t mangle` (--iptables-save FILE): its MARK rules name each "
+                     "mark's address"))
         elif not entries:
             pt.hops.append(Hop("node-rules", BROKEN, f"{label} is not in this node's {rules.mode} rules"))
             pt.findings.append(Finding(
@@ -655,7 +680,7 @@ def judge_port(
             if modes.is_replacement(rules.mode):  # each dataplane's own policy rules and backend states
                 from svcctl.analysis.replacement import entry_drift, entry_is_local, want_for
 
-                local = entry_is_local(rules.mode, e, e is main, service)
+                local = entry_is_local(rules.mode, e, e.kind == "ClusterIP", service)  # by the way in
                 where = label if e is main else f"{label} ({e.kind} {e.address or '*'}:{e.port})"
                 lines, found = entry_drift(rules.mode, e, want_for(rules.mode, e, view, local), local, by_key,
                                            where, node, rules, reported)

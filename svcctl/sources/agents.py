@@ -31,10 +31,11 @@ AGENT_COMMANDS: dict[str, tuple[str, ...]] = modes.agent_commands()
 MODE_READS: dict[str, tuple[str, ...]] = {
     "cilium": ("cilium-json", "cilium-bpf-lb", "cilium-revnat"),
     "calico-ebpf": ("calico-nat",),
-    "kube-router": ("ipvs", "kube-dummy-if"),
+    "kube-router": ("ipvs", "kube-dummy-if", "mangle"),
 }
 DUMP_KEY = {"cilium-json": "cilium", "cilium-bpf-lb": "cilium", "cilium-revnat": "cilium",
-            "calico-nat": "calico-nat", "ipvs": "ipvs", "kube-dummy-if": "kube-ipvs0"}
+            "calico-nat": "calico-nat", "ipvs": "ipvs", "kube-dummy-if": "kube-ipvs0",
+            "mangle": "mangle"}
 
 
 def _ref(p: Pod) -> tuple[str, PodRef]:

@@ -17,9 +17,12 @@ class KubeRouterMode(ProxyMode):
     replacement = True
     dumps = (Dump("ipvs", "ipvsadm.txt", ("ipvsadm", "-Ln"), "`ipvsadm -Ln` output"),
              Dump("kube-ipvs0", "ip-addr-kube-ipvs0.txt", ("ip", "addr", "show", "kube-ipvs0"),
-                  "`ip addr show` of the service interface"))
-    agent_commands = {"ipvs": ("ipvsadm", "-Ln"), "kube-dummy-if": ("ip", "addr", "show", "kube-dummy-if")}
-    read_keys = ("ipvs", "kube-dummy-if", "ipvs-conns", "conntrack")
+                  "`ip addr show` of the service interface"),
+             Dump("mangle", "iptables-save-mangle.txt", ("iptables-save", "-t", "mangle"),
+                  "kube-router's mangle rules (the firewall marks of DSR services)"))
+    agent_commands = {"ipvs": ("ipvsadm", "-Ln"), "kube-dummy-if": ("ip", "addr", "show", "kube-dummy-if"),
+                      "mangle": ("iptables-save", "-t", "mangle")}
+    read_keys = ("ipvs", "kube-dummy-if", "mangle", "ipvs-conns", "conntrack")
     picks = ("kube-router's IPVS virtual servers pick backends with their scheduler (annotation "
              "kube-router.io/service.scheduler, rr by default).")
 
@@ -40,7 +43,8 @@ class KubeRouterMode(ProxyMode):
             raise InputError("kube-router mode needs `ipvsadm -Ln` output",
                              hint="give --ipvsadm FILE --mode kube-router")
         return parse_kube_router(text, dumps.origins.get("ipvs", "ipvs"), only=keys_of(scope),
-                                 ip_addr_text=dumps.get("kube-ipvs0") or dumps.get("kube-dummy-if"))
+                                 ip_addr_text=dumps.get("kube-ipvs0") or dumps.get("kube-dummy-if"),
+                                 iptables_text=dumps.get("mangle") or dumps.get("iptables"))
 
     def trace_details(self, entry: ServiceEntry) -> list[str]:
         return [f"kube-router IPVS scheduler {entry.scheduler or 'rr'}"]
