@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
 
@@ -233,6 +233,24 @@ def fail_on_option(f: F) -> F:
     return click.option("--fail-on", type=click.Choice(FAIL_ON_CHOICES), default="error", show_default=True,
                         help="What makes the exit status 1: any error finding (a broken verdict), any warning "
                              "or error, or never.")(f)
+
+
+class Decorator(Protocol):
+    """An option decorator: gives back the command function it was given, typed as it was."""
+
+    def __call__(self, f: F, /) -> F: ...
+
+
+def judging_options(formats: tuple[str, ...] = OUTPUT_FORMATS, *, extra: Decorator | None = None) -> Decorator:
+    """Every judging command's options, in one order: --fail-on, then `extra` (a command's own group, such as
+    the fleet options), the global flags, -o/--no-headers and the node inputs."""
+    def deco(f: F) -> F:
+        f = global_options(output_options(formats)(node_options(f)))
+        if extra is not None:
+            f = extra(f)
+        return fail_on_option(f)
+
+    return deco
 
 
 def exit_status(verdict: Verdict, fail_on: str) -> int:

@@ -12,27 +12,18 @@ from svcctl.analysis.check import (
     format_duration,
     parse_duration,
 )
-from svcctl.cli.app import (
-    App,
-    complete_services,
-    fail_on_option,
-    get_app,
-    global_options,
-    node_options,
-    output_options,
-)
+from svcctl.cli.app import App, complete_services, get_app, judging_options
 from svcctl.cli.fleet import fleet_options
-from svcctl.errors import ClusterError, ExitStatus, InputError
+from svcctl.errors import ExitStatus, InputError
 from svcctl.render.check import FORMATS
 
 if TYPE_CHECKING:
     from rich.status import Status
 
 from svcctl.ops.check import (  # the operation behind this command
-    Attempt,
     collect_bundle,
     make_plan,
-    run_attempt,
+    run_check,
 )
 
 
@@ -113,11 +104,7 @@ def _duration(text: str, flag: str) -> float:
               "backend's Ingress (default: which namespaces' Pods can reach each Service).")
 @click.option("--collect-on-failure", "collect_path", metavar="FILE.tar.gz", type=click.Path(dir_okay=False),
               help="When the check fails, write what was read as a snapshot bundle (replay with --snapshot).")
-@fail_on_option
-@fleet_options
-@global_options
-@output_options(FORMATS)
-@node_options
+@judging_options(FORMATS, extra=fleet_options)
 def command(services: tuple[str, ...], selector: str | None, fail_on: str, wait_text: str | None,
             interval_text: str, dns_flag: bool | None, dns_server: str | None, cluster_domain: str,
             dns_timeout: float, from_pod: str | None, collect_path: str | None, all_nodes: bool,
@@ -155,41 +142,11 @@ def command(services: tuple[str, ...], selector: str | None, fail_on: str, wait_
     plan.all_nodes, plan.parallel, plan.from_pod = all_nodes, parallel, from_pod
 
     progress = Progress(app)
-    started = time.monotonic()
-    deadline = started + wait if wait is not None else None
-    attempt_no = 0
-    last: Attempt | None = None
     try:
-        while True:
-            attempt_no += 1
-            if attempt_no > 1:
-                app.reset_source()  # a new read of the snapshot file / new API requests
-            error: ClusterError | None = None
-            try:
-                last = run_attempt(app, plan, progress, attempt_no)
-            except ClusterError as e:
-                if deadline is None:
-                    raise
-                error, last = e, None
-            if deadline is None or (last is not None and last.report.settled):
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                if last is None and error is not None:
-                    raise error
-                break
-            what = f"cannot read the cluster: {error.message}" if error is not None else (
-                last.report.summary_line() if last is not None else "")
-            progress.pause(f"check {attempt_no}: {what}", min(interval, remaining), deadline)
+        last = run_check(app, plan, progress, wait, interval, wait_text or "")
     finally:
         progress.stop()
-    assert last is not None
     report = last.report
-    report.attempts = attempt_no
-    if wait is not None:
-        report.waited_seconds = time.monotonic() - started
-        if not report.settled:
-            report.notes.append(f"--wait {wait_text}: still failing after {attempt_no} checks")
 
     from svcctl.render.check import markdown, render_check
 

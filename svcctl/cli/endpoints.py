@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import click
 
-from svcctl.cli.app import (
-    complete_services,
-    exit_status,
-    fail_on_option,
-    get_app,
-    global_options,
-    node_options,
-    output_options,
-)
+from svcctl.cli.app import complete_services, exit_status, get_app, judging_options
 from svcctl.errors import InputError
 from svcctl.findings import Verdict
 
@@ -30,10 +22,7 @@ def split_service(text: str, default_ns: str) -> tuple[str, str]:
 @click.option("--why-not", is_flag=True, default=False,
               help="Also look for Pods that nearly match the selector and Pods in other namespaces, and show "
                    "each finding's evidence, fix and deciding controller rule.")
-@fail_on_option
-@global_options
-@output_options()
-@node_options
+@judging_options()
 def command(service: str | None, why_not: bool, fail_on: str) -> int:
     """List a Service's endpoints as the EndpointSlice controller publishes them, one row per Pod.
 

@@ -7,24 +7,10 @@ import re
 import click
 
 from svcctl.analysis.trace import is_ip
-from svcctl.cli.app import (
-    complete_services,
-    exit_status,
-    fail_on_option,
-    get_app,
-    global_options,
-    node_options,
-    output_options,
-)
+from svcctl.cli.app import complete_services, exit_status, get_app, judging_options
 from svcctl.errors import InputError
 from svcctl.findings import Verdict
-from svcctl.ops.rules import (  # the operation behind this command
-    address_keys,
-    flag_orphans,
-    name_entries,
-    rules_namespace,
-    service_ports,
-)
+from svcctl.ops.rules import read_rules, rules_namespace  # the operation behind this command
 
 
 def service_keys(service: str, namespace: str) -> set[str]:
@@ -53,10 +39,7 @@ def service_keys(service: str, namespace: str) -> set[str]:
 
 @click.command("rules")
 @click.argument("service", required=False, shell_complete=complete_services)
-@fail_on_option
-@global_options
-@output_options()
-@node_options
+@judging_options()
 def command(service: str | None, fail_on: str) -> int:
     """What kube-proxy's rules on one node do with a packet, per service port.
 
@@ -78,38 +61,11 @@ def command(service: str | None, fail_on: str) -> int:
 
     app = get_app()
     only = service_keys(service, rules_namespace(app)) if service else None
-    named = service_ports(app, only) if only else []
-    if named and only is not None:
-        only |= set(address_keys(named))
-    dumps = app.node_dumps(app.node_inputs.node, only=only)
-    if dumps is None or not dumps:
-        raise InputError("no node rules to read",
-                         hint="give --iptables-save FILE (or --ipvsadm / --nft), --netns NAME, --local-node, "
-                              "or --snapshot with nodes/<node>/ dumps")
-    app.terminal.debug(f"node dumps: {', '.join(f'{k} from {v}' for k, v in dumps.origins.items())}")
-    rules = app.load_rules(dumps, mode=app.node_inputs.mode, only=only)
-    if any(e.name is None or e.kind == "ExternalIP" for e in rules.services):
-        name_entries(rules, named if only is not None else service_ports(app, None))
-    if any(not e.kind_known for e in rules.services) and app.has_cluster and (
-            app.snapshot or app.kubeconfig or app.context):
-        # IPVS without `ipset list`: the cluster's Services say what each virtual server is
-        from svcctl.analysis.ways import classify_entries
-        from svcctl.errors import SvcctlError
-
-        try:
-            classify_entries(rules.services, app.source.list_services(None))
-        except SvcctlError as err:
-            app.terminal.debug(f"virtual server kinds not settled: {err.message}")
-    if only is None and rules.mode == "iptables":
-        flag_orphans(app, rules)
-    if only is not None:
-        from svcctl.dataplane.model import in_scope
-
-        rules.services = [s for s in rules.services if in_scope(s, only)]
-        if not rules.services:
-            app.terminal.warn(f"{service} is not in this node's rules ({rules.source})")
-            if app.output in ("json", "yaml"):
-                render_rules(app, rules)
-            return exit_status(Verdict.BROKEN, fail_on)
-    render_rules(app, rules)
+    report = read_rules(app, only)
+    if report.missing:
+        app.terminal.warn(f"{service} is not in this node's rules ({report.rules.source})")
+        if app.output in ("json", "yaml"):
+            render_rules(app, report.rules)
+        return exit_status(Verdict.BROKEN, fail_on)
+    render_rules(app, report.rules)
     return exit_status(Verdict.OK, fail_on)

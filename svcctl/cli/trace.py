@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import click
 
-from svcctl.cli.app import (
-    complete_services,
-    exit_status,
-    fail_on_option,
-    get_app,
-    global_options,
-    node_options,
-    output_options,
-)
+from svcctl.cli.app import complete_services, exit_status, get_app, judging_options
 from svcctl.cli.fleet import fleet_options
 from svcctl.ops.fleet import run_fleet
 from svcctl.ops.trace import (  # the operation behind this command
@@ -45,11 +37,7 @@ from svcctl.ops.trace import (  # the operation behind this command
               help="Opt-in: send N connections (HTTP GETs) to VIP:port from here (or inside --netns) and report who "
                    "answered.")
 @click.option("--probe-tcp", is_flag=True, help="Probe with bare TCP connects instead of HTTP GETs.")
-@fail_on_option
-@fleet_options
-@global_options
-@output_options()
-@node_options
+@judging_options(extra=fleet_options)
 def command(target: str, port_flag: str | None, protocol_flag: str | None, from_pod: str | None,
             from_: str | None, cluster_domain: str,
             dns_server: str | None, resolv_conf: str | None, no_dns: bool, dns_timeout: float,

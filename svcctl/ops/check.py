@@ -139,6 +139,10 @@ class Progress(Protocol):
 
     def service(self, i: int, n: int, key: str) -> None: ...
 
+    def pause(self, text: str, seconds: float, deadline: float) -> None:
+        """Wait `seconds` before the next attempt, saying why (`--wait`)."""
+        ...
+
 
 def _drift_zone(src: ClusterSource, g: Gathered, node: str | None) -> str:
     """The node's zone, when an endpoint has topology hints (then it decides which endpoints the node uses)."""
@@ -222,6 +226,46 @@ def run_attempt(app: Context, plan: Plan, progress: Progress, attempt: int) -> A
         run.report.notes.append(f"no Services found in {where}" + (f" matching {plan.selector}" if plan.selector
                                                                      else ""))
     return run
+
+
+def run_check(app: Context, plan: Plan, progress: Progress, wait: float | None, interval: float,
+              wait_text: str = "") -> Attempt:
+    """`check` with `--wait`: re-read and re-check every `interval` seconds until the report settles (healthy by
+    --fail-on) or `wait` seconds pass; without `wait`, one attempt. A cluster that cannot be read is retried
+    while time is left; the last attempt's report says how many attempts and how long it took."""
+    started = time.monotonic()
+    deadline = started + wait if wait is not None else None
+    attempt_no = 0
+    last: Attempt | None = None
+    while True:
+        attempt_no += 1
+        if attempt_no > 1:
+            app.reset_source()  # a new read of the snapshot file / new API requests
+        error: ClusterError | None = None
+        try:
+            last = run_attempt(app, plan, progress, attempt_no)
+        except ClusterError as e:
+            if deadline is None:
+                raise
+            error, last = e, None
+        if deadline is None or (last is not None and last.report.settled):
+            break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            if last is None and error is not None:
+                raise error
+            break
+        what = f"cannot read the cluster: {error.message}" if error is not None else (
+            last.report.summary_line() if last is not None else "")
+        progress.pause(f"check {attempt_no}: {what}", min(interval, remaining), deadline)
+    assert last is not None
+    report = last.report
+    report.attempts = attempt_no
+    if wait is not None:
+        report.waited_seconds = time.monotonic() - started
+        if not report.settled:
+            report.notes.append(f"--wait {wait_text}: still failing after {attempt_no} checks")
+    return last
 
 
 def suggest_service(app: Context, ns: str, name: str) -> str:

@@ -3,7 +3,10 @@ that belong to none."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from svcctl.dataplane.model import NodeRules
+from svcctl.errors import InputError
 from svcctl.model import Service, ServicePort
 from svcctl.ops.context import Context
 
@@ -114,3 +117,44 @@ def flag_orphans(app: Context, rules: NodeRules) -> None:
                                                       if len(rules.orphan_chains) > 5 else "")
         rules.notes.append(f"{len(rules.orphan_chains)} chain(s) belong to no current Service port or endpoint "
                            f"(their names match none kube-proxy would write today): {shown}")
+
+
+@dataclass
+class RulesReport:
+    rules: NodeRules
+    missing: bool = False  # the one Service asked about is not in the node's rules
+
+
+def read_rules(app: Context, only: set[str] | None) -> RulesReport:
+    """`svcctl rules`: one node's rules read (scoped to `only`, the parser's keys of one Service, when given),
+    entries named from the cluster's Services, and (iptables, whole node) chains that belong to none."""
+    named = service_ports(app, only) if only else []
+    if named and only is not None:
+        only |= set(address_keys(named))
+    dumps = app.node_dumps(app.node_inputs.node, only=only)
+    if dumps is None or not dumps:
+        raise InputError("no node rules to read",
+                         hint="give --iptables-save FILE (or --ipvsadm / --nft), --netns NAME, --local-node, "
+                              "or --snapshot with nodes/<node>/ dumps")
+    app.terminal.debug(f"node dumps: {', '.join(f'{k} from {v}' for k, v in dumps.origins.items())}")
+    rules = app.load_rules(dumps, mode=app.node_inputs.mode, only=only)
+    if any(e.name is None or e.kind == "ExternalIP" for e in rules.services):
+        name_entries(rules, named if only is not None else service_ports(app, None))
+    if any(not e.kind_known for e in rules.services) and app.has_cluster and (
+            app.snapshot or app.kubeconfig or app.context):
+        # IPVS without `ipset list`: the cluster's Services say what each virtual server is
+        from svcctl.analysis.ways import classify_entries
+        from svcctl.errors import SvcctlError
+
+        try:
+            classify_entries(rules.services, app.source.list_services(None))
+        except SvcctlError as err:
+            app.terminal.debug(f"virtual server kinds not settled: {err.message}")
+    if only is None and rules.mode == "iptables":
+        flag_orphans(app, rules)
+    if only is not None:
+        from svcctl.dataplane.model import in_scope
+
+        rules.services = [s for s in rules.services if in_scope(s, only)]
+        return RulesReport(rules, missing=not rules.services)
+    return RulesReport(rules)
