@@ -16,6 +16,16 @@ from svcctl.findings import Severity, check_finding
 JSON = dict[str, Any]
 
 
+def put(out: JSON, **fields: Any) -> JSON:
+    """Add each field that says something to a JSON document: None and empty strings and collections are left
+    out, 0 and False are kept (pass `flag or None` for a flag written only when set). Returns `out`."""
+    for key, value in fields.items():
+        if value is None or (isinstance(value, (str, list, dict, set, tuple)) and not value):
+            continue
+        out[key] = value
+    return out
+
+
 def _d(obj: Any) -> JSON:
     """A mapping field: absent/null is empty; any other type is malformed input, never silently ignored."""
     if obj is None:

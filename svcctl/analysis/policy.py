@@ -1177,14 +1177,8 @@ def tiered(admin: list[AdminPolicy], baseline: list[AdminPolicy], policies: list
         return v
     anp = admin_tier(admin, direction, subject, other, other_ip, port, protocol, backend)
     v.applies = [*anp.applies, *v.applies]
-    if anp.action in ("Allow", "Deny"):
-        v.allowed = anp.action == "Allow"
-        v.matches = [Match(anp.policy, direction, anp.rule, None, anp.text)] if v.allowed else []
-        v.notes.insert(0, f"decided by {anp.text}: the AdminNetworkPolicy tier comes before NetworkPolicy")
-        return v
-    if anp.action == "?":
-        v.allowed = None
-        v.notes.insert(0, anp.text or "an AdminNetworkPolicy may select it: cannot tell")
+    if _tier_decides(v, anp, direction, first=True, why="the AdminNetworkPolicy tier comes before NetworkPolicy",
+                     unsure="an AdminNetworkPolicy may select it: cannot tell"):
         return v
     if anp.action == "Pass":
         v.notes.insert(0, f"{anp.text}: passed to the NetworkPolicy tier")
@@ -1193,14 +1187,26 @@ def tiered(admin: list[AdminPolicy], baseline: list[AdminPolicy], policies: list
         return v
     banp = admin_tier(baseline, direction, subject, other, other_ip, port, protocol, backend)
     v.applies = [*v.applies, *banp.applies]
-    if banp.action in ("Allow", "Deny"):
-        v.allowed = banp.action == "Allow"
-        v.matches = [Match(banp.policy, direction, banp.rule, None, banp.text)] if v.allowed else []
-        v.notes.append(f"decided by {banp.text}: no NetworkPolicy isolates it, so the baseline applies")
-    elif banp.action == "?":
-        v.allowed = None
-        v.notes.append(banp.text or "the BaselineAdminNetworkPolicy may select it: cannot tell")
+    _tier_decides(v, banp, direction, first=False, why="no NetworkPolicy isolates it, so the baseline applies",
+                  unsure="the BaselineAdminNetworkPolicy may select it: cannot tell")
     return v
+
+
+def _tier_decides(v: DirectionVerdict, tier: TierResult, direction: str, *, first: bool, why: str,
+                  unsure: str) -> bool:
+    """An admin tier's Allow / Deny (or cannot-tell) decides `v`: set it and say why (the note goes first for the
+    tier before NetworkPolicy, last for the baseline after it). False when the tier passes or matches nothing."""
+    if tier.action in ("Allow", "Deny"):
+        v.allowed = tier.action == "Allow"
+        v.matches = [Match(tier.policy, direction, tier.rule, None, tier.text)] if v.allowed else []
+        note = f"decided by {tier.text}: {why}"
+    elif tier.action == "?":
+        v.allowed = None
+        note = tier.text or unsure
+    else:
+        return False
+    v.notes.insert(0 if first else len(v.notes), note)
+    return True
 
 
 def parse_admin(admin: list[JSON], baseline: list[JSON]) -> tuple[list[AdminPolicy], list[AdminPolicy]]:

@@ -26,7 +26,7 @@ from svcctl.dataplane import modes
 from svcctl.dataplane.model import Backend, Flow, NodeRules, ServiceEntry, format_share
 from svcctl.errors import InputError
 from svcctl.findings import Severity, Verdict, verdict_of, worst
-from svcctl.model import EndpointSlice, Finding, Service, ServicePort
+from svcctl.model import EndpointSlice, Finding, Service, ServicePort, put
 
 OK = Verdict.OK
 WARNING = Verdict.WARNING
@@ -227,19 +227,8 @@ class TraceBackend:
             "share": format_share(self.probability),
             "pod": self.pod, "ready": self.ready,
         }
-        if self.node:
-            out["node"] = self.node
-        if self.chain:
-            out["chain"] = self.chain
-        if self.weight is not None:
-            out["weight"] = self.weight
-        if self.observed is not None:
-            out["observed"] = self.observed
-        if self.state:
-            out["state"] = self.state
-        if self.dataplane_state:
-            out["dataplaneState"] = self.dataplane_state
-        return out
+        return put(out, node=self.node, chain=self.chain, weight=self.weight, observed=self.observed,
+                   state=self.state, dataplaneState=self.dataplane_state)
 
 
 @dataclass

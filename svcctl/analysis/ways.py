@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from svcctl.dataplane.model import ServiceEntry
-from svcctl.model import Node, Service, ServicePort
+from svcctl.model import Node, Service, ServicePort, put
 
 CLUSTER_IP, NODE_PORT, EXTERNAL_IP, LOAD_BALANCER, HEALTH_CHECK = (
     "ClusterIP", "NodePort", "ExternalIP", "LoadBalancer", "HealthCheckNodePort")
@@ -49,11 +49,7 @@ class Way:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "address": self.address, "port": self.number,
                                "protocol": self.protocol, "label": self.label}
-        if self.node:
-            out["node"] = self.node
-        if self.notes:
-            out["notes"] = self.notes
-        return out
+        return put(out, node=self.node, notes=self.notes)
 
 
 def is_loopback(ip: str) -> bool:

@@ -25,7 +25,7 @@ from svcctl.dataplane.hashes import (
     endpoint_chain,
     spn_variants,
 )
-from svcctl.dataplane.model import Backend, NodeRules, RuleStats, ServiceEntry, in_scope
+from svcctl.dataplane.model import Backend, NodeRules, RuleStats, ServiceEntry, Walk, in_scope
 from svcctl.errors import InputError
 
 KUBE_PREFIXES = IPTABLES_SERVICE_PREFIXES + (IPTABLES_ENDPOINT_PREFIX, "KUBE-XLB-")
@@ -687,12 +687,7 @@ def _condition(rule: Rule) -> str | None:
 
 
 @dataclass
-class _Walk:
-    backends: list[Backend] = field(default_factory=list)
-    path: list[str] = field(default_factory=list)
-    masquerade: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    affinity: int | None = None
+class _Walk(Walk):
     fell_through: bool = False  # some share reaches the end of the chain (dropped / not DNATed)
     local: bool = False
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from svcctl.model import put
+
 ENTRY_KINDS = ("ClusterIP", "NodePort", "ExternalIP", "LoadBalancer")
 # ServiceEntry.glue flags (IPVS: a virtual server is reached only when its VIP is bound and in the ipset)
 GLUE_VIP_NOT_BOUND = "vip-not-bound"  # the address is not on kube-ipvs0
@@ -50,22 +52,11 @@ class Backend:
             "share": format_share(self.probability),
             "state": self.effective_state,
         }
-        if self.node:
-            out["node"] = self.node
-        if self.chain:
-            out["chain"] = self.chain
-        if self.weight is not None:
-            out["weight"] = self.weight
+        put(out, node=self.node, chain=self.chain, weight=self.weight)
         if self.active_conns is not None:
             out["activeConns"] = self.active_conns
             out["inactiveConns"] = self.inactive_conns
-        if self.local is not None:
-            out["local"] = self.local
-        if self.draining:
-            out["draining"] = True
-        if self.connections is not None:
-            out["connections"] = self.connections
-        return out
+        return put(out, local=self.local, draining=self.draining or None, connections=self.connections)
 
 
 def format_share(p: Fraction | None) -> str | None:
@@ -124,27 +115,9 @@ class ServiceEntry:
             "noEndpoints": self.no_endpoints,
             "affinitySeconds": self.affinity_seconds,
         }
-        if self.no_local_endpoints:
-            out["noLocalEndpoints"] = True
-        if self.scheduler is not None:
-            out["scheduler"] = self.scheduler
-        if self.path:
-            out["path"] = self.path
-        if self.masquerade:
-            out["masquerade"] = self.masquerade
-        if self.source_ranges:
-            out["sourceRanges"] = self.source_ranges
-        if self.notes:
-            out["notes"] = self.notes
-        if self.scope:
-            out["scope"] = self.scope
-        if self.flags:
-            out["flags"] = self.flags
-        if self.revnat is not None:
-            out["revNAT"] = self.revnat
-        if not self.kind_known:
-            out["kindKnown"] = False
-        return out
+        return put(out, noLocalEndpoints=self.no_local_endpoints or None, scheduler=self.scheduler, path=self.path,
+                   masquerade=self.masquerade, sourceRanges=self.source_ranges, notes=self.notes, scope=self.scope,
+                   flags=self.flags, revNAT=self.revnat, kindKnown=None if self.kind_known else False)
 
 
 @dataclass
@@ -158,6 +131,17 @@ class RuleStats:
 
     def to_json(self) -> dict[str, Any]:
         return {"rules": self.rules, "chains": self.chains, "perService": self.per_service, **self.extra}
+
+
+@dataclass
+class Walk:
+    """What following one entry's chains has found so far: every rule-based mode's walk extends it."""
+
+    backends: list[Backend] = field(default_factory=list)
+    path: list[str] = field(default_factory=list)  # chains followed, in order
+    masquerade: list[str] = field(default_factory=list)  # when traffic is marked for SNAT, in words
+    notes: list[str] = field(default_factory=list)
+    affinity: int | None = None  # session affinity seconds
 
 
 @dataclass
@@ -230,19 +214,9 @@ class NodeRules:
             "services": [s.to_json() for s in self.services],
             "summary": self.stats.to_json(),
         }
-        if self.backend:
-            out["backend"] = self.backend
-        if self.unreferenced_chains:
-            out["unreferencedChains"] = self.unreferenced_chains
-        if self.orphan_chains:
-            out["orphanChains"] = self.orphan_chains
-        if self.notes:
-            out["notes"] = self.notes
-        if self.tables:  # what the dump held ("ipv4:nat", …): a missing family or table is not judged
-            out["tables"] = sorted(self.tables)
-        if self.inputs:
-            out["inputs"] = self.inputs
-        return out
+        # tables: what the dump held ("ipv4:nat", …): a missing family or table is not judged
+        return put(out, backend=self.backend, unreferencedChains=self.unreferenced_chains,
+                   orphanChains=self.orphan_chains, notes=self.notes, tables=sorted(self.tables), inputs=self.inputs)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from svcctl.dataplane.model import EXTERNAL_OR_LB_NOTE, Backend, NodeRules, RuleStats, ServiceEntry
+from svcctl.dataplane.model import EXTERNAL_OR_LB_NOTE, Backend, NodeRules, RuleStats, ServiceEntry, Walk
 from svcctl.errors import InputError
 
 __all__ = ["parse_nft", "looks_like_nft", "is_iptables_nft", "spn_from_chain"]
@@ -287,6 +287,22 @@ def _chain_from_text(chain: _Chain, body: list[tuple[int, str]]) -> None:
         chain.rules.append(_Rule(text, comment, lineno))
 
 
+def _set_attribute(st: _Set, s: str) -> bool:
+    """One `type` / `flags` / `timeout` / `comment` statement of a set or map (`nft list` or transaction
+    form) into `st`; False when `s` is none of them."""
+    if s.startswith(("type ", "typeof ")):
+        st.type = s.split(" ", 1)[1].strip().rstrip(";")
+    elif s.startswith("flags "):
+        st.flags = [f.strip() for f in s[6:].split(",")]
+    elif s.startswith("timeout "):
+        st.timeout = _duration(s[8:])
+    elif s.startswith("comment "):
+        st.comment = _unquote(s[8:].strip())
+    else:
+        return False
+    return True
+
+
 def _set_from_text(name: str, is_map: bool, body: list[tuple[int, str]]) -> _Set:
     st = _Set(name, is_map)
     joined: list[str] = []
@@ -297,15 +313,9 @@ def _set_from_text(name: str, is_map: bool, body: list[tuple[int, str]]) -> _Set
             if "}" in s:
                 collecting = False
             continue
-        if s.startswith("type ") or s.startswith("typeof "):
-            st.type = s.split(" ", 1)[1].strip().rstrip(";")
-        elif s.startswith("flags "):
-            st.flags = [f.strip() for f in s[6:].split(",")]
-        elif s.startswith("timeout "):
-            st.timeout = _duration(s[8:])
-        elif s.startswith("comment "):
-            st.comment = _unquote(s[8:].strip())
-        elif s.startswith("elements = {"):
+        if _set_attribute(st, s):
+            continue
+        if s.startswith("elements = {"):
             joined.append(s[len("elements = {"):])
             collecting = "}" not in s
     if joined:
@@ -365,15 +375,7 @@ def _read_transaction(lines: list[str], start: int, tables: list[_Table], source
             if verb == "flush":
                 st.elements.clear()
             for part in tail.strip(" {}").split(";"):
-                part = part.strip()
-                if part.startswith("type "):
-                    st.type = part[5:].strip()
-                elif part.startswith("flags "):
-                    st.flags = [f.strip() for f in part[6:].split(",")]
-                elif part.startswith("timeout "):
-                    st.timeout = _duration(part[8:])
-                elif part.startswith("comment "):
-                    st.comment = _unquote(part[8:].strip())
+                _set_attribute(st, part.strip())
         elif what == "element":
             st = t.sets.get(name) or _Set(name, ":" in tail.replace("::", ""))
             t.sets[name] = st
@@ -560,12 +562,7 @@ def _render_stmt(s: Any) -> str:
 
 
 @dataclass
-class _Walk:
-    backends: list[Backend] = field(default_factory=list)
-    path: list[str] = field(default_factory=list)
-    masq: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    affinity: int | None = None
+class _Walk(Walk):
     no_local: bool = False
     dropped: str | None = None
     policy_local: bool = False
@@ -604,6 +601,15 @@ def _cond_words(cond: str) -> str:
     return f"traffic matching `{cond}`"
 
 
+def _numgen_range(m: re.Match[str], chain: str, w: _Walk) -> tuple[int, int] | None:
+    """`numgen random mod N [offset O]` as (N, O); None, noted, for mod 0, which never matches."""
+    n = int(m["n"])
+    if n == 0:
+        w.notes.append(f"{chain}: numgen mod 0 never matches")
+        return None
+    return n, int(m["off"] or 0)
+
+
 class _Interp:
     def __init__(self, t: _Table) -> None:
         self.t = t
@@ -633,8 +639,8 @@ class _Interp:
                 phrase = _cond_words(m["cond"].strip()) + " is masqueraded"
                 if chain.startswith("external-") and not m["cond"].strip():
                     phrase = "all traffic to this external address or NodePort is masqueraded (externalTrafficPolicy: Cluster)"
-                if phrase not in w.masq:
-                    w.masq.append(phrase)
+                if phrase not in w.masquerade:
+                    w.masquerade.append(phrase)
                 continue
             m = _AFF_CHECK.match(text) if has_at else None
             if m:
@@ -646,12 +652,10 @@ class _Interp:
                 continue
             numgen = "numgen" in text
             m = _NUMGEN_VMAP.match(text) if numgen else None
-            if m and int(m["n"]) == 0:
-                w.notes.append(f"{chain}: numgen mod 0 never matches")
-                continue
             if m:
-                n = int(m["n"])
-                off = int(m["off"] or 0)
+                if (ng := _numgen_range(m, chain, w)) is None:
+                    continue
+                n, off = ng
                 counts: dict[str, int] = {}
                 order: list[str] = []
                 for item in _split_top(m["items"]):
@@ -674,12 +678,10 @@ class _Interp:
                     return
                 continue
             m = _NUMGEN_DNAT.match(text) if numgen else None
-            if m and int(m["n"]) == 0:
-                w.notes.append(f"{chain}: numgen mod 0 never matches")
-                continue
             if m:
-                n = int(m["n"])
-                off = int(m["off"] or 0)
+                if (ng := _numgen_range(m, chain, w)) is None:
+                    continue
+                n, off = ng
                 for item in _split_top(m["items"]):
                     im = re.match(r"^(\d+) : (\S+) \. (\d+)$", item)
                     if not im:
@@ -869,7 +871,7 @@ def _rules_to_entries(t: _Table, rules: NodeRules) -> None:
         named = spn_from_chain(target) if target else None
         entry = ServiceEntry(name=named[0] if named else None, protocol=proto, address=addr, port=port, kind=kind,
                              backends=w.backends, affinity_seconds=w.affinity or None,
-                             path=via + w.path, masquerade=list(w.masq), notes=list(w.notes),
+                             path=via + w.path, masquerade=list(w.masquerade), notes=list(w.notes),
                              policy_local=w.policy_local, no_local_endpoints=w.no_local)
         if kind == "ClusterIP":
             entry.masquerade = global_masq + entry.masquerade

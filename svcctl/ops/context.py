@@ -5,15 +5,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from svcctl.render.console import OutputOptions
+from svcctl.sources.node import NodeReadContext
+
 if TYPE_CHECKING:
     from svcctl.dataplane.dumps import NodeDumps
     from svcctl.dataplane.model import NodeRules
     from svcctl.render.console import Terminal
-    from svcctl.sources.base import ClusterSource
-    from svcctl.sources.node import NodeInputs
 
 
-class Context(Protocol):
+class Context(NodeReadContext, OutputOptions, Protocol):
+    """Reading a node (node inputs, has_cluster, snapshot, source) and rendering (output, no_headers), plus the
+    names of the inputs and the node reads an operation asks for."""
+
     @property
     def kubeconfig(self) -> str | None: ...
 
@@ -29,28 +33,8 @@ class Context(Protocol):
     def all_namespaces(self) -> bool: ...
 
     @property
-    def snapshot(self) -> str | None: ...
-
-    @property
-    def output(self) -> str: ...
-
-    @property
-    def no_headers(self) -> bool: ...
-
-    @property
-    def node_inputs(self) -> NodeInputs: ...
-
-    @property
     def terminal(self) -> Terminal:
         """Where status, warnings and progress go (stderr); it reports, it never carries data."""
-        ...
-
-    @property
-    def source(self) -> ClusterSource: ...
-
-    @property
-    def has_cluster(self) -> bool:
-        """False when only node input was given: no cluster is needed."""
         ...
 
     @property

@@ -130,8 +130,12 @@ def form(opts: OutputOptions) -> Form:
 def finding_detail_lines(f: Finding, indent: str, *, where: bool = False) -> list[str]:
     """The evidence and hint (and, when asked, where it is decided) under a finding in every plain listing."""
     out = [f"{indent}evidence: {f.evidence}"] if f.evidence else []
-    if f.hint:
-        out.append(f"{indent}hint: {f.hint}")
+    return out + hint_lines(f, indent, where=where)
+
+
+def hint_lines(f: Finding, indent: str, *, where: bool = False) -> list[str]:
+    """A finding's hint (and, when asked, the rule that decides it): the lines after its evidence."""
+    out = [f"{indent}hint: {f.hint}"] if f.hint else []
     if where and f.where:
         out.append(f"{indent}decided by: {f.where}")
     return out

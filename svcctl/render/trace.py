@@ -11,7 +11,7 @@ from rich.tree import Tree
 from svcctl.analysis.story import Group, group_findings, sentence
 from svcctl.analysis.trace import BROKEN, OK, SKIPPED, WARNING, Hop, PortTrace, Trace
 from svcctl.dataplane.model import format_share
-from svcctl.render.console import emit_document
+from svcctl.render.console import emit_document, hint_lines
 
 if TYPE_CHECKING:
     from svcctl.render.console import OutputOptions
@@ -92,11 +92,7 @@ def _group_lines(g: Group, wide: bool, indent: str) -> list[str]:
             if x.evidence:
                 out.append(f"{indent}evidence" + (f" ({x.pod})" if len(g.pods) > 1 and x.pod else "")
                            + f": {x.evidence}")
-    if f.hint:
-        out.append(f"{indent}hint: {f.hint}")
-    if wide and f.where:
-        out.append(f"{indent}decided by: {f.where}")
-    return out
+    return out + hint_lines(f, indent, where=wide)
 
 
 def headline(tr: Trace) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from svcctl.errors import InputError
 from svcctl.model import Pod
+from svcctl.sources.archive import count_member, member_path
 
 MAX_MEMBER_BYTES = 256 * 1024 * 1024
 MAX_TOTAL_BYTES = 1024 * 1024 * 1024
@@ -57,19 +58,11 @@ def read_zip(path: Path) -> Iterator[tuple[str, bytes]]:
         total = 0
         for info in infos:
             name = info.filename
-            pure = PurePosixPath(name)
-            if pure.is_absolute() or ".." in pure.parts:
-                raise InputError(f"refusing archive member with unsafe path {name!r}", source=str(path))
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise InputError(f"refusing archive member {name!r}: links are not allowed", source=str(path))
+            pure = member_path(name, link=stat.S_ISLNK(info.external_attr >> 16), source=str(path))
             if info.is_dir():
                 continue
-            if info.file_size > MAX_MEMBER_BYTES:
-                raise InputError(f"refusing archive member {name!r}: {info.file_size} bytes is too large",
-                                 source=str(path))
-            total += info.file_size
-            if total > MAX_TOTAL_BYTES:
-                raise InputError("refusing archive: uncompressed size too large", source=str(path))
+            total = count_member(name, info.file_size, total, source=str(path), max_member=MAX_MEMBER_BYTES,
+                                 max_total=MAX_TOTAL_BYTES)
             try:
                 data = zf.read(info)
             except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:

@@ -19,12 +19,12 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 from svcctl import __version__
 from svcctl.errors import ClusterError, ForbiddenError, NotFoundError
-from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Service
+from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Service, put
 from svcctl.sources.base import NodeDumps, Skipped
 from svcctl.sources.kubeconfig import ResolvedConfig, build_configuration, client_module, resolve
 
@@ -32,6 +32,8 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # reads whose refusal only switches off the check that needs them
 SECONDARY = frozenset({"events", "nodes", "endpoints", "endpointslices", "namespaces", "kube-proxy pods",
                        "networkpolicies", "adminnetworkpolicies"})
+
+T = TypeVar("T")
 
 
 class _Expired(Exception):
@@ -388,14 +390,23 @@ class LiveSource:
 
     # ------------------------------------------------------------------ whole-namespace reads (collect -n / -A)
 
-    def list_all_endpoint_slices(self, namespace: str | None) -> list[EndpointSlice]:
+    def _list_all(self, resource: str, kind: str, namespace: str | None, read: Callable[[JSON], T]) -> list[T]:
+        """Every object of one resource in the namespace (None: all); a refusal is recorded in `skipped` and
+        reads as none (the check that needed them says it was skipped)."""
+        objs = self._list_kind(f"{resource} {_where(namespace)}", resource, namespace, kind)
+        return [] if objs is None else [read(o) for o in objs]
+
+    def _list_kind(self, what: str, resource: str, namespace: str | None, kind: str) -> list[JSON] | None:
+        """One resource's objects as JSON with their kind; None when refused (recorded in `skipped`)."""
         try:
-            items = self._list(f"endpointslices {_where(namespace)}", "endpointslices",
-                               _path("endpointslices", namespace))
+            items = self._list(what, resource, _path(resource, namespace))
         except ForbiddenError as e:
-            self._degrade("endpointslices", e)
-            return []
-        return [EndpointSlice.from_dict(_kinded(i, "EndpointSlice")) for i in items]
+            self._degrade(resource, e)
+            return None
+        return [_kinded(i, kind) for i in items]
+
+    def list_all_endpoint_slices(self, namespace: str | None) -> list[EndpointSlice]:
+        return self._list_all("endpointslices", "EndpointSlice", namespace, EndpointSlice.from_dict)
 
     def iter_endpoint_slices(self, namespace: str | None) -> Iterator[EndpointSlice]:
         """Every EndpointSlice of the namespace (None: all), page by page: a summary that keeps a few numbers per
@@ -416,20 +427,10 @@ class LiveSource:
                 yield Pod.from_dict(_kinded(i, "Pod"))
 
     def list_all_endpoints(self, namespace: str | None) -> list[Endpoints]:
-        try:
-            items = self._list(f"endpoints {_where(namespace)}", "endpoints", _path("endpoints", namespace))
-        except ForbiddenError as e:
-            self._degrade("endpoints", e)
-            return []
-        return [Endpoints.from_dict(_kinded(i, "Endpoints")) for i in items]
+        return self._list_all("endpoints", "Endpoints", namespace, Endpoints.from_dict)
 
     def list_all_events(self, namespace: str | None) -> list[Event]:
-        try:
-            items = self._list(f"events {_where(namespace)}", "events", _path("events", namespace))
-        except ForbiddenError as e:
-            self._degrade("events", e)
-            return []
-        return [Event.from_dict(_kinded(i, "Event")) for i in items]
+        return self._list_all("events", "Event", namespace, Event.from_dict)
 
     def node_dumps(self, node: str) -> NodeDumps | None:
         return None  # the node module decides whether to exec into kube-proxy
@@ -447,24 +448,13 @@ class LiveSource:
     def list_network_policies(self, namespace: str) -> list[JSON] | None:
         """One list per namespace; a refusal switches off the policy hop (recorded in `skipped`)."""
         try:
-            items = self._list(f"networkpolicies -n {namespace}", "networkpolicies",
-                               _path("networkpolicies", namespace))
-        except ForbiddenError as e:
-            self._degrade("networkpolicies", e)
-            return None
+            return self._list_kind(f"networkpolicies -n {namespace}", "networkpolicies", namespace, "NetworkPolicy")
         except NotFoundError:
             return None
-        return [_kinded(i, "NetworkPolicy") for i in items]
 
     def list_all_network_policies(self, namespace: str | None) -> list[JSON] | None:
         """collect -n / -A: one list (cluster-wide for -A); None when refused."""
-        try:
-            items = self._list(f"networkpolicies {_where(namespace)}", "networkpolicies",
-                               _path("networkpolicies", namespace))
-        except ForbiddenError as e:
-            self._degrade("networkpolicies", e)
-            return None
-        return [_kinded(i, "NetworkPolicy") for i in items]
+        return self._list_kind(f"networkpolicies {_where(namespace)}", "networkpolicies", namespace, "NetworkPolicy")
 
     def list_namespace_objects(self) -> list[JSON] | None:
         """collect -A: every Namespace with its labels, one list; None when refused."""
@@ -635,13 +625,7 @@ def _ws_ssl(conf: Any) -> JSON:
             opts["check_hostname"] = bool(conf.assert_hostname)
     else:
         opts = {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}
-    if conf.cert_file:
-        opts["certfile"] = conf.cert_file
-    if conf.key_file:
-        opts["keyfile"] = conf.key_file
-    if conf.tls_server_name:
-        opts["server_hostname"] = conf.tls_server_name
-    return opts
+    return put(opts, certfile=conf.cert_file, keyfile=conf.key_file, server_hostname=conf.tls_server_name)
 
 
 def _ws_proxy(conf: Any) -> JSON:

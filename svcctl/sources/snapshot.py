@@ -22,12 +22,13 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from svcctl.dataplane.modes import dump_files
 from svcctl.errors import InputError, NotFoundError
 from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Service
+from svcctl.sources.archive import count_member, member_path
 from svcctl.sources.base import NodeDumps, Skipped, labels_match, parse_selector
 from svcctl.sources.coverage import Coverage
 
@@ -91,21 +92,13 @@ def _read_tar(path: Path, data: bytes | None = None) -> Iterator[tuple[str, byte
             if count > MAX_MEMBERS:
                 raise InputError(f"refusing archive with more than {MAX_MEMBERS} entries", source=str(path))
             name = member.name
-            pure = PurePosixPath(name)
-            if pure.is_absolute() or ".." in pure.parts:
-                raise InputError(f"refusing archive member with unsafe path {name!r}", source=str(path))
-            if member.issym() or member.islnk():
-                raise InputError(f"refusing archive member {name!r}: links are not allowed", source=str(path))
+            pure = member_path(name, link=member.issym() or member.islnk(), source=str(path))
             if member.isdir():
                 continue
             if not member.isfile():
                 raise InputError(f"refusing archive member {name!r}: not a regular file", source=str(path))
-            if member.size > MAX_MEMBER_BYTES:
-                raise InputError(f"refusing archive member {name!r}: {member.size} bytes is too large",
-                                 source=str(path))
-            total += member.size
-            if total > MAX_TOTAL_BYTES:
-                raise InputError("refusing archive: uncompressed size too large", source=str(path))
+            total = count_member(name, member.size, total, source=str(path), max_member=MAX_MEMBER_BYTES,
+                                 max_total=MAX_TOTAL_BYTES)
             fh = tf.extractfile(member)
             if fh is None:
                 continue
