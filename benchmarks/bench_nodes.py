@@ -5,8 +5,8 @@ Per mode and size, each as its own subprocess with its peak RSS:
 - one Service: `svcctl rules SVC --MODE FILE -o json` and `svcctl trace VIP:80 --MODE FILE -o json` (the cut path:
   only that Service's chains / map elements / virtual server are parsed) — target < 1 s and < 200 MB at 10,000;
 - the whole dump: `svcctl rules --MODE FILE -o json` (linear in the dump: see the µs-per-line column);
-- one Service from a file of 1 MB or more is streamed (sources/scoped.py; iptables-save and ipvsadm -Ln): its
-  memory should stay flat from 10,000 to 50,000 Services;
+- one Service from a file of 1 MB or more is streamed (sources/scoped.py; every mode): its memory should stay
+  flat from 10,000 to 50,000 Services;
 - baseline: grep for the Service by hand — iptables: its comment, then its KUBE-SVC chain's rules; nftables: its
   service chain's name; IPVS: `grep -A 10` its VIP — which answers less (no shares, no SEP/endpoint chains).
 

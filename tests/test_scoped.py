@@ -145,3 +145,112 @@ def test_read_files_streams_big_files_and_a_broken_cut_is_read_whole(tmp_path: P
     with pytest.raises(InputError) as exc:
         load_node_rules(dumps, only={"default/web"})
     assert exc.value.line == bad + 1
+
+
+# --------------------------------------------------------------------------- nft list table ip kube-proxy
+
+NFT = Path(__file__).resolve().parent / "fixtures" / "nft"
+
+
+def nft_asks(text: str) -> list[str]:
+    """Every Service of a listing by name, each of its map keys by address and address:port, each NodePort."""
+    import re
+
+    asks: set[str] = set()
+    for m in re.finditer(r"chain (?:service|external)-[A-Z2-7]{8}-([^/]+)/([^/]+)/", text):
+        asks.add(f"{m.group(1)}/{m.group(2)}")
+    for m in re.finditer(r"([0-9a-f.:]+) \. (?:tcp|udp|sctp) \. (\d+) (?:comment \"[^\"]*\" )?:", text):
+        addr = m.group(1)
+        asks |= {addr, f"{addr}:{m.group(2)}" if "." in addr else f"[{addr}]:{m.group(2)}"}
+    for m in re.finditer(r"(?:tcp|udp|sctp) \. (\d+) (?:comment \"[^\"]*\" )?: goto", text):
+        asks.add(":" + m.group(1))
+    return sorted(asks)
+
+
+@pytest.mark.parametrize("name", ["layout-a", "layout-b", "ip6-a", "ip6-b", "stale"])
+@pytest.mark.parametrize("chunk", [300, 2048, 1 << 20])
+def test_cut_nft_equals_the_whole_listing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,
+                                          chunk: int) -> None:
+    """The real `nft list table` output (the fixtures were printed by the real nft), every ask, chunks small
+    enough that blocks cross their edges."""
+    from svcctl.dataplane.nftables import parse_nft
+
+    monkeypatch.setattr(scoped, "STREAM_MIN_BYTES", 0)
+    monkeypatch.setattr(scoped, "CHUNK", chunk)
+    path = NFT / f"{name}.txt"
+    text = path.read_text()
+    asked = 0
+    for ask in nft_asks(text):
+        whole = parse_nft(text, str(path), only={ask})
+        cut = scoped.read_scoped(str(path), "nftables", {ask})
+        if cut is None:
+            assert not whole.services or ask.startswith(":"), ask  # stepping aside only when nothing is found
+            continue
+        asked += 1
+        got = parse_nft(cut[0], str(path), only={ask})
+        assert entries(got) == entries(whole), (ask, cut[0])
+        assert got.unreferenced_chains == whole.unreferenced_chains
+        assert got.services or got.unreferenced_chains, ask
+        if "/" in ask and got.services:  # one Service's entries, not its neighbours' with their chains missing
+            assert {e.name.split(":")[0] for e in got.services} == {ask}
+        assert len(cut[0]) < len(text)
+    assert asked >= (6 if name.startswith("ip6") else 12), asked
+
+
+def test_cut_nft_of_a_big_generated_listing(tmp_path: Path, tiny_chunks: None) -> None:
+    from gen_big_dumps import service_for, write_nft_listing
+
+    from svcctl.dataplane.nftables import parse_nft
+
+    path = tmp_path / "nft.txt"
+    write_nft_listing(str(path), 300)
+    text = path.read_text()
+    s = service_for(210)
+    for ask in (f"{s.namespace}/{s.name}", f"{s.cluster_ip}:80", s.cluster_ip):
+        cut = scoped.read_scoped(str(path), "nftables", {ask})
+        assert cut is not None, ask
+        assert len(cut[0]) < len(text) // 50
+        got = parse_nft(cut[0], str(path), only={ask})
+        assert entries(got) == entries(parse_nft(text, str(path), only={ask}))
+        assert [len(e.backends) for e in got.services] == [10]
+
+
+def test_cut_nft_follows_a_base_chain_and_jumps_past_the_service_chains(tmp_path: Path, tiny_chunks: None) -> None:
+    """A chain kube-proxy added after the per-Service ones (a newer kube-proxy's base chain, and a helper it
+    jumps to) is still read; a second table after the first makes the whole file be read."""
+    from svcctl.dataplane.nftables import parse_nft
+
+    text = (NFT / "layout-a.txt").read_text()
+    body = text.rstrip("\n")
+    assert body.endswith("\n}")
+    late = ("\n\tchain filter-late {\n\t\ttype filter hook output priority 10; policy accept;\n"
+            "\t\tip daddr 10.0.2.2 tcp dport 80 jump late-helper\n\t}\n"
+            "\n\tchain late-helper {\n\t\tdrop\n\t}\n")
+    p = tmp_path / "late.txt"
+    p.write_text(body[:-2] + "\n" + late + "}\n")
+    cut = scoped.read_scoped(str(p), "nftables", {"ns2/web"})
+    assert cut is not None and "chain filter-late {" in cut[0] and "chain late-helper {" in cut[0]
+    assert entries(parse_nft(cut[0], "x", only={"ns2/web"})) == entries(parse_nft(p.read_text(), "x",
+                                                                                 only={"ns2/web"}))
+    # the IPv6 table after the IPv4 one (`nft list ruleset` of a dual-stack node)
+    p.write_text(text + (NFT / "ip6-a.txt").read_text())
+    assert scoped.read_scoped(str(p), "nftables", {"ns2/web"}) is None
+
+
+def test_cut_nft_steps_aside(tmp_path: Path, tiny_chunks: None) -> None:
+    text = (NFT / "layout-a.txt").read_text()
+    p = tmp_path / "d.txt"
+    for bad in (text[: text.rindex("\t}")],  # truncated
+                (NFT / "layout-a-handles.txt").read_text(),  # `nft -a`
+                (NFT / "ruleset.txt").read_text(),  # another table first
+                (NFT / "layout-a.json").read_text(),
+                text.replace("\n", "\r\n")):
+        p.write_text(bad)
+        assert scoped.read_scoped(str(p), "nftables", {"ns2/web"}) is None
+    p.write_text(text)
+    assert scoped.read_scoped(str(p), "nftables", {"default/nosuch"}) is None
+    # a node address takes every NodePort: every Service may be meant
+    node_ip = next(ln for ln in text.splitlines() if "nodeport-ips" in ln)
+    assert node_ip
+    ips = text.split("set nodeport-ips {", 1)[1].split("elements = { ", 1)[1].split(" ", 1)[0].rstrip(",}")
+    assert scoped.read_scoped(str(p), "nftables", {ips}) is None

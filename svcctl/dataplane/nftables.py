@@ -1118,6 +1118,9 @@ def prefilter(text: str, only: set[str]) -> str:
 _ELEM_TARGET = re.compile(r"(?:\S+ \. \d+ )?(?:comment \"[^\"]*\" )?: (?:goto|jump) ([^\s,}]+)")
 
 
+_PROTOS = frozenset({"tcp", "udp", "sctp", "6", "17", "132"})
+
+
 def _filter_elements(text: str, addrs: set[str], names: set[str], ports: set[str]) -> str:
     # listing: `set|map NAME {` … `elements = { a, b, … }`; transaction: `add element FAMILY TABLE NAME { … }`
     spans: list[tuple[int, int, list[str], bool]] = []  # (start, end, elements, listing)
@@ -1143,8 +1146,9 @@ def _filter_elements(text: str, addrs: set[str], names: set[str], ports: set[str
     by_name = _ElemFilter(set(), names, ports)
     for _, _, elems, _ in spans:
         for e in elems:
-            if ":" in e.replace("::", "") and by_name(e):
-                addrs.add(e.split(" ", 1)[0])
+            first = e.split(" ", 1)[0]
+            if ":" in e.replace("::", "") and first not in _PROTOS and by_name(e):
+                addrs.add(first)  # (a NodePort element's first word is its protocol: no address)
     wanted = _ElemFilter(addrs, names, ports)
     out: list[str] = []
     pos = 0

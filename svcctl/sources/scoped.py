@@ -41,7 +41,7 @@ class _GiveUp(Exception):
 
 def read_scoped(path: str, key: str, only: set[str]) -> tuple[str, str] | None:
     """(cut text, note) for dump `key` at `path` restricted to `only`, or None to read the file whole."""
-    if key not in ("iptables", "ip6tables", "ipvs"):
+    if key not in ("iptables", "ip6tables", "ipvs", "nftables"):
         return None
     try:
         size = os.path.getsize(path)
@@ -51,7 +51,12 @@ def read_scoped(path: str, key: str, only: set[str]) -> tuple[str, str] | None:
             head = fh.read(_HEAD)
         if b"\r" in head or b"\x00" in head:
             return None
-        text = _iptables(path, head, only) if key != "ipvs" else _ipvs(path, head, only)
+        if key == "ipvs":
+            text = _ipvs(path, head, only)
+        elif key == "nftables":
+            text = _nft(path, head, only)
+        else:
+            text = _iptables(path, head, only)
     except (_GiveUp, OSError):
         return None
     if text is None:
@@ -69,16 +74,17 @@ Block = Callable[[bytearray, int, int, int], tuple[int, int, bool]]
 Search = tuple[bytes, Block, dict[int, bytes]]
 
 
-def _scan(path: str, searches: list[Search], on_partial: Callable[[bytes], None] | None = None,
+def _scan(path: str, searches: list[Search], on_partial: Callable[[bytes, int], None] | None = None,
           heads: dict[int, bytes] | None = None, stop: int | None = None,
-          discover: Callable[[list[bytes]], list[Search]] | None = None) -> int:
+          discover: Callable[[list[bytes]], list[Search]] | None = None, start: int = 0) -> int:
     """One pass over the file: every line holding a needle, widened by its `block`, into its dict by file offset.
 
     `block(buf, line_start, line_end)` → (start, end, whole): the span to keep around one hit. A span cut by a
-    chunk's edge (`whole` False there) goes to `on_partial` with the hit's line, or gives the cut up. A needle
+    chunk's edge (`whole` False there) goes to `on_partial` with the hit's line and its file offset, or gives
+    the cut up. A needle
     starting with a newline matches at a line's start (the line is the one after it). `heads` collects the
     lines starting with `*` (iptables-save's table headers) with a memchr-speed search for that one byte.
-    `stop`: scan only the file's first `stop` bytes. `discover(new blocks)` may add searches as hits come in;
+    `stop`: scan only the file's first `stop` bytes; `start`: from this offset (a line's start) on. `discover(new blocks)` may add searches as hits come in;
     they are searched from the next chunk on, and the offset where the first was added is returned (the part
     before it is for the caller to scan again for them; the file's size when nothing was added)."""
     searches = list({s[0]: s for s in searches if s[0]}.values())
@@ -86,7 +92,8 @@ def _scan(path: str, searches: list[Search], on_partial: Callable[[bytes], None]
     buf = bytearray(CHUNK)  # one buffer for the whole pass: no allocation (and page faults) per chunk
     view = memoryview(buf)
     with open(path, "rb", buffering=0) as fh:
-        base = 0  # file offset of buf[0]
+        fh.seek(start)
+        base = start  # file offset of buf[0]
         held = 0  # bytes of a partial line carried at buf's start
         while True:
             room = len(buf) - held
@@ -124,7 +131,7 @@ def _scan(path: str, searches: list[Search], on_partial: Callable[[bytes], None]
                     if not whole and ((s == 0 and base > 0) or (e >= end and not last)):
                         if on_partial is None:
                             raise _GiveUp
-                        on_partial(bytes(buf[ls:le]))
+                        on_partial(bytes(buf[ls:le]), base + ls)
                     prev = keep.get(base + s)
                     if prev is None or len(prev) < e - s:
                         keep[base + s] = bytes(buf[s:e])
@@ -234,7 +241,7 @@ def _iptables(path: str, head: bytes, only: set[str]) -> str | None:
     keep: dict[int, bytes] = {}
     partial: set[bytes] = set()
 
-    def cut_chain(line: bytes) -> None:  # a chain's block crossed a chunk edge: fetch it by name
+    def cut_chain(line: bytes, _off: int) -> None:  # a chain's block crossed a chunk edge: fetch it by name
         chain = _rule_chain(line)
         if chain is not None:
             partial.add(chain)
@@ -398,3 +405,312 @@ def _ipvs(path: str, head: bytes, only: set[str]) -> str | None:
         if block.startswith((b"TCP ", b"UDP ", b"SCTP ", b"FWM ")):
             out.append(block)
     return b"".join(out).decode("utf-8", errors="replace")
+
+
+# --------------------------------------------------------------------------- nft list table ip kube-proxy
+#
+# nft prints a table's sets and maps first, then its chains in the order they were made: kube-proxy's shared
+# chains (filter-*, nat-*, services, …) come before the first per-Service chain. That head (the "prelude", a few
+# percent of the file: the big maps' elements) is read and cut here; past it only the Service's own chains (found
+# by `-ns/svc/` in their names), any chain a kept rule jumps to, and any base chain are kept. Base chains are
+# found by `;` (nft prints it only in a base chain's `type … hook … priority …; policy …;` line), a memchr-speed
+# search that also finds any other table's base chains: then (`nft list ruleset`), as with `nft -a` handles or
+# a prelude over PRELUDE_MAX, the file is read whole.
+
+PRELUDE_MAX = 48 << 20
+_NFT_HEAD = re.compile(rb"table (?:ip|ip6) kube-proxy \{\n")
+_NFT_FIRST_SVC_CHAIN = re.compile(rb"\n\tchain (?:service|external|local|endpoint|firewall)-[A-Z2-7]{8}-")
+_NFT_PER_SERVICE = re.compile(rb"(?:service|external|local|endpoint|firewall|affinity)-[A-Z2-7]{8}-")
+_NFT_BLOCK = re.compile(rb"\t(chain|set|map) (\S+) \{\n")
+_NFT_TARGET = re.compile(rb"(?:jump|goto) ([^\s,;}]+)")
+_NFT_VERDICT_NAME = re.compile(rb"(?:goto|jump) (?:service|external|local|firewall|endpoint)-[A-Z2-7]{8}-"
+                               rb"([^/\s,}]+)/([^/\s,}]+)/")
+_NFT_FILTERED = frozenset({b"cluster-ips", b"service-ips", b"service-nodeports", b"no-endpoint-services",
+                           b"no-endpoint-nodeports", b"firewall-ips", b"hairpin-connections"})
+_ELEMS = b"elements = {"
+
+
+class _NftAsk:
+    """What one Service is searched by in an nft listing; names found from addresses (and back) as it goes."""
+
+    def __init__(self, only: set[str]) -> None:
+        self.names: set[bytes] = set()
+        self.addrs: set[bytes] = set()
+        self.ports: set[bytes] = set()
+        for o in only:
+            if "/" in o:
+                self.names.add(o.split(":", 1)[0].encode())
+                continue
+            if o.startswith(":") and o[1:].isdigit():
+                self.ports.add(o[1:].encode())
+                continue
+            host = o
+            if host.startswith("["):
+                host, _, rest = host[1:].partition("]")
+                port = rest.lstrip(":")
+            elif host.count(":") == 1:
+                host, _, port = host.partition(":")
+            else:
+                port = ""
+            if port.isdigit():
+                self.ports.add(port.encode())  # as the parser's own cut: a port given also selects NodePorts
+            if len(host) < 3:
+                raise _GiveUp
+            self.addrs.add(host.encode())
+
+    def name_needles(self) -> list[bytes]:
+        return [b"-" + n + b"/" for n in sorted(self.names)]
+
+    def elements(self, name: bytes, block: bytes) -> list[bytes] | None:
+        """The elements of set/map `block` that may be this Service's (a superset of the parser's own choice,
+        which cuts them exactly), or None when the block has no elements."""
+        head = block.find(_ELEMS)
+        if head < 0:
+            return None
+        close = block.find(b"}", head)
+        if close < 0:
+            raise _GiveUp
+        inner = block[head + len(_ELEMS):close]
+        if b'"' in inner and inner.count(b'"') % 2:
+            raise _GiveUp
+        found: dict[int, bytes] = {}
+
+        def take(nd: bytes, exact: Callable[[bytes, int, bytes], bool] | None = None) -> None:
+            p = inner.find(nd)
+            while p >= 0:
+                s = inner.rfind(b",", 0, p) + 1
+                e = inner.find(b",", p)
+                e = len(inner) if e < 0 else e
+                if exact is None or exact(inner, p, nd):
+                    found.setdefault(s, inner[s:e].strip())
+                p = inner.find(nd, max(e, p + 1))
+
+        for a in self.addrs:
+            take(a, _bounded)
+        for n in self.names:
+            take(b"-" + n + b"/")
+            take(b'"' + n + b'"')
+            take(b'"' + n + b":")
+        if b"type inet_proto" in block[:head]:  # (proto . port) keys: NodePorts
+            for port in self.ports:
+                for proto in (b"tcp", b"udp", b"sctp"):
+                    take(proto + b" . " + port, _leads_element)
+        return [found[k] for k in sorted(found)]
+
+    def learn(self, elems: list[bytes]) -> bool:
+        """Names from the chains the elements jump to; addresses (an element's first word) from the verdict
+        elements that name the Service, by chain or comment."""
+        grown = False
+        for e in elems:
+            for m in _NFT_VERDICT_NAME.finditer(e):
+                n = m.group(1) + b"/" + m.group(2)
+                if n not in self.names:
+                    self.names.add(n)
+                    grown = True
+            if b" : " in e and any(b"-" + n + b"/" in e or b'"' + n + b'"' in e or b'"' + n + b":" in e
+                                   for n in self.names):
+                a = e.split(b" ", 1)[0]
+                if a[:1].isalnum() and a not in self.addrs and a not in (b"tcp", b"udp", b"sctp"):
+                    self.addrs.add(a)
+                    grown = True
+        return grown
+
+
+def _bounded(buf: bytes, p: int, nd: bytes) -> bool:
+    """An address at p, not a part of a longer one."""
+    before = buf[p - 1:p] if p else b""
+    after = buf[p + len(nd):p + len(nd) + 1]
+    return not (before.isalnum() or before in (b".", b":")) and not (after.isalnum() or after in (b".", b":"))
+
+
+def _leads_element(buf: bytes, p: int, nd: bytes) -> bool:
+    """`proto . port` as an element's key (not a longer port)."""
+    s = buf.rfind(b",", 0, p) + 1
+    return not buf[s:p].strip() and not buf[p + len(nd):p + len(nd) + 1].isdigit()
+
+
+def _nft_blocks(pre: bytes) -> list[tuple[int, int, bytes, bytes]]:
+    """(start, end, kind, name) of each block of the prelude; one-tab lines that are no block: kind b"" ."""
+    out: list[tuple[int, int, bytes, bytes]] = []
+    pos = pre.find(b"\n") + 1
+    while pos < len(pre):
+        le = pre.find(b"\n", pos)
+        if le < 0:
+            raise _GiveUp
+        if le == pos:
+            pos += 1
+            continue
+        m = _NFT_BLOCK.match(pre, pos)
+        if m is not None:
+            end = pre.find(b"\n\t}\n", le - 1)
+            if end < 0:
+                raise _GiveUp
+            out.append((pos, end + 4, m.group(1), m.group(2)))
+            pos = end + 4
+            continue
+        if not pre.startswith(b"\t", pos) or pre.startswith(b"\t\t", pos) or pre.startswith(b"\t}", pos):
+            raise _GiveUp  # something not laid out as `nft list` prints a table
+        if pre[le - 1:le] == b"{":
+            raise _GiveUp  # a flowtable, counter, ct helper … block: read whole
+        out.append((pos, le + 1, b"", b""))
+        pos = le + 1
+    return out
+
+
+def _nft_block(buf: bytearray, ls: int, le: int, end: int) -> tuple[int, int, bool]:
+    """The `\\tchain NAME {` … `\\t}` block around a hit."""
+    s = ls
+    while buf.startswith(b"\t\t", s) or buf.startswith(b"\n", s):
+        if s == 0:
+            return 0, le, False
+        s = buf.rfind(b"\n", 0, s - 1) + 1
+    if not buf.startswith(b"\t", s) or buf.startswith(b"\t}", s):
+        raise _GiveUp
+    e = buf.find(b"\n\t}\n", max(s, ls - 1), end)
+    if e < 0:
+        return s, end, False
+    return s, e + 4, True
+
+
+def _nft(path: str, head: bytes, only: set[str]) -> str | None:
+    if not _NFT_HEAD.match(head) or b"# handle " in head:
+        return None
+    ask = _NftAsk(only)
+    pre, cut_at = _nft_prelude(path)
+    blocks = _nft_blocks(pre)
+    for s, e, _kind, name in blocks:
+        if name == b"nodeport-ips":
+            elems = ask.elements(name, pre[s:e]) or []
+            if any(_bounded(el, el.find(a), a) for a in ask.addrs for el in elems if a in el):
+                return None  # a node address takes every NodePort: every Service may be asked about
+    sets = [(s, e, name) for s, e, kind, name in blocks if kind in (b"set", b"map") and name in _NFT_FILTERED]
+    chosen: dict[int, list[bytes] | None] = {}
+    for _ in range(4):  # addresses -> the names they jump to -> those names' other addresses
+        chosen = {s: ask.elements(name, pre[s:e]) for s, e, name in sets}
+        if not any([ask.learn(v) for v in chosen.values() if v]):
+            break
+    needles = ask.name_needles()
+    out: list[bytes] = [pre[:pre.find(b"\n") + 1]]
+    have: set[bytes] = set()
+    for s, e, kind, name in blocks:
+        block = pre[s:e]
+        if kind and _NFT_PER_SERVICE.match(name) and not any(nd in name + b"/" for nd in needles):
+            continue  # another Service's chain or set
+        if s in chosen:
+            block = _cut_elements(block, chosen[s])
+        if kind == b"chain":
+            have.add(name)
+        out.append(block)
+    keep: dict[int, bytes] = {}
+    if cut_at is not None:
+        _nft_scan(path, cut_at, [*needles, b";"], keep)
+        bases = [off for off, v in keep.items() if b";" in v]  # base chains past the prelude: this table's?
+        if bases and _nft_find(path, cut_at, max(bases), b"\n}\n"):
+            return None  # no: another table (`nft list ruleset`), which the whole parse reads too
+        for _ in range(MAX_PASSES):
+            names = have | {m.group(2) for b in keep.values() if (m := _NFT_BLOCK.match(b))}
+            want = {t for b in [*out, *keep.values()] for t in _NFT_TARGET.findall(b)} - names
+            if not want:
+                break
+            before = len(keep)
+            _nft_scan(path, cut_at, [b"\tchain " + t + b" {\n" for t in sorted(want)], keep)
+            if len(keep) == before:
+                break  # jumped to, but no such chain in the file: the parser says so, as for the whole dump
+            have |= want
+        else:
+            return None
+        _nft_check_tail(path)
+    if not keep and not any(chosen.values()):
+        return None  # nothing of this Service here: a confident answer about absence needs the whole dump
+    last = 0
+    for off in sorted(keep):
+        if off >= last:
+            out.append(b"\n" + keep[off])
+            last = off + len(keep[off])
+    out.append(b"}\n")
+    return b"".join(out).decode("utf-8", errors="replace")
+
+
+def _nft_prelude(path: str) -> tuple[bytes, int | None]:
+    """The file up to its first per-Service chain (all of it when there is none), and that chain's offset."""
+    parts: list[bytes] = []
+    size = 0
+    with open(path, "rb") as fh:
+        while size < PRELUDE_MAX:
+            data = fh.read(CHUNK)
+            if not data:
+                return b"".join(parts), None
+            parts.append(data)
+            size += len(data)
+            joined = b"".join(parts) if len(parts) > 1 else data
+            m = _NFT_FIRST_SVC_CHAIN.search(joined, max(0, size - len(data) - 64))
+            if m is not None:
+                return joined[:m.start() + 1], m.start() + 1
+            parts = [joined]
+    raise _GiveUp
+
+
+def _cut_elements(block: bytes, kept: list[bytes] | None) -> bytes:
+    """The set/map block with only the `kept` elements (no `elements` line when none is)."""
+    if kept is None:
+        return block
+    head = block.find(_ELEMS)
+    close = block.find(b"}", head)
+    ls = block.rfind(b"\n", 0, head) + 1
+    le = block.find(b"\n", close) + 1
+    line = block[ls:head] + _ELEMS + b" " + b",\n\t\t\t     ".join(kept) + b" }\n" if kept else b""
+    return block[:ls] + line + block[le:]
+
+
+def _nft_scan(path: str, start: int, needles: list[bytes], keep: dict[int, bytes]) -> None:
+    """One pass from `start`: the chain blocks holding any needle, into `keep` by offset; a block cut by a
+    chunk's edge is read again whole from the file."""
+    partial: list[int] = []
+    _scan(path, [(nd, _nft_block, keep) for nd in needles], lambda _line, off: partial.append(off), start=start)
+    for off in partial:
+        _nft_reread(path, off, keep)
+
+
+def _nft_find(path: str, start: int, end: int, needle: bytes) -> bool:
+    """Whether `needle` occurs in the file's bytes [start, end)."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        carry = b""
+        while start < end:
+            data = fh.read(min(CHUNK, end - start))
+            if not data:
+                return False
+            if needle in carry + data:
+                return True
+            carry = data[-len(needle):]
+            start += len(data)
+    return False
+
+
+def _nft_reread(path: str, off: int, keep: dict[int, bytes]) -> None:
+    """The block around the hit at `off`, read from the file around it (its pieces in `keep` replaced)."""
+    window = 1 << 20
+    with open(path, "rb") as fh:
+        lo = max(0, off - window)
+        fh.seek(lo)
+        data = bytearray(fh.read(2 * window))
+    ls = off - lo
+    le = data.find(b"\n", ls)
+    s, e, whole = _nft_block(data, ls, len(data) if le < 0 else le + 1, len(data))
+    if not whole or (s == 0 and lo > 0):
+        raise _GiveUp
+    start, end = lo + s, lo + e
+    for k in [k for k in keep if start <= k < end]:
+        del keep[k]
+    keep[start] = bytes(data[s:e])
+
+
+def _nft_check_tail(path: str) -> None:
+    """The table must be closed (its last lines `\t}` and `}`): a truncated listing is read whole."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - 4096))
+        tail = fh.read()
+    lines = [ln for ln in tail.split(b"\n") if ln.strip()]
+    if len(lines) < 2 or lines[-1] != b"}" or lines[-2] != b"\t}":
+        raise _GiveUp
