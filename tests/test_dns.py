@@ -27,7 +27,7 @@ from svcctl.analysis.dns import (
     parse_server,
 )
 from svcctl.errors import InputError
-from svcctl.sources.dns import NO_QUERY_NOTE, dns_hop
+from svcctl.ops.dns import NO_QUERY_NOTE, dns_hop
 from svcctl.sources.snapshot import SnapshotSource
 
 FIXTURE = str(Path(__file__).parent / "fixtures" / "dns" / "cluster.yaml")

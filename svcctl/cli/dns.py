@@ -5,8 +5,6 @@ from __future__ import annotations
 import click
 
 from svcctl.cli.app import exit_status, fail_on_option, get_app, global_options, output_options
-from svcctl.errors import ClusterError
-from svcctl.sources.base import ClusterSource
 
 
 @click.command("dns")
@@ -45,22 +43,11 @@ def command(name: str, dns_server: str | None, resolv_conf: str | None, cluster_
       svcctl dns hostnames.default -n other --dns-server 10.96.0.10
       svcctl dns _http._tcp.web.shop.svc.cluster.local --resolv-conf pod-resolv.conf
     """
+    from svcctl.ops.dns import resolve_name
     from svcctl.render.dns import render_dns
-    from svcctl.sources.dns import dns_hop
 
     app = get_app()
-    query = app.snapshot is None or dns_server is not None
-    source: ClusterSource | None
-    try:
-        source = app.source
-        namespace = app.ns
-    except ClusterError:
-        if not (dns_server or resolv_conf):
-            raise
-        # DNS alone still answers: no expected records to compare with, but every query and finding stands
-        source, namespace = None, app.namespace or "default"
-        app.terminal.status("no cluster configured: querying DNS without comparing to the API")
-    report = dns_hop(source, None, name, namespace, cluster_domain, dns_server, resolv_conf, query, dns_timeout,
-                     attempts=dns_attempts, rtype=rtype.upper() if rtype else None, control=not no_control)
+    report = resolve_name(app, name, cluster_domain=cluster_domain, server=dns_server, resolv_conf=resolv_conf,
+                          rtype=rtype, timeout=dns_timeout, attempts=dns_attempts, control=not no_control)
     render_dns(app, report)
     return exit_status(report.verdict, fail_on)

@@ -201,7 +201,7 @@ def run_attempt(app: Context, plan: Plan, progress: Progress, attempt: int) -> A
         sc.endpoints = rep
         sc.counts = dict(rep.counts)
         if plan.dns:
-            from svcctl.sources.dns import dns_hop
+            from svcctl.ops.dns import dns_hop
 
             sc.dns = dns_hop(src, svc, svc.meta.name, ns, plan.cluster_domain, plan.dns_server, None,
                              plan.dns_query, plan.dns_timeout)

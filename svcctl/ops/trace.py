@@ -428,7 +428,7 @@ def _only_keys(service: Service | None, target: Target) -> set[str]:
 def _dns_hop(app: Context, tr: Trace, service: Service, target: Target, cluster_domain: str, dns_server: str | None,
              resolv_conf: str | None, timeout: float, from_pod: str | None) -> Hop:
     from svcctl.analysis.dns import summary as dns_summary
-    from svcctl.sources.dns import dns_hop
+    from svcctl.ops.dns import dns_hop
 
     name = target.host if target.kind == "dns" and target.host else service.meta.name
     querying_ns = (from_pod.rpartition("/")[0] if from_pod and "/" in from_pod else None) or (
