@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from svcctl.findings import Severity, check_finding
 
@@ -276,6 +276,29 @@ class Condition:
     def from_dict(cls, d: JSON) -> Condition:
         return cls(_s(d.get("type")), _s(d.get("status")), _s(d.get("reason")), _s(d.get("message")),
                    _time(d.get("lastTransitionTime")))
+
+
+class PodRef(NamedTuple):
+    """One Pod named, whatever names it: a kube-proxy or agent Pod to exec in (with its container; None: the
+    Pod's default), `--from-pod NS/POD`, an `ns/name` key. A tuple, so `ns, name, container = ref` reads it."""
+
+    namespace: str
+    name: str
+    container: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def parse(cls, text: str, default_namespace: str) -> PodRef:
+        """`NS/POD` or `POD` (in `default_namespace`)."""
+        ns, _, name = text.rpartition("/")
+        return cls(ns or default_namespace, name)
+
+    @classmethod
+    def of(cls, pod: Pod, container: str | None = None, default_namespace: str = "default") -> PodRef:
+        return cls(pod.meta.namespace or default_namespace, pod.meta.name, container)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from apiserver import FakeAPIServer, load_roles
 from gen_cluster import gen_cluster
 
 from svcctl.errors import ClusterError, ForbiddenError, NotFoundError
+from svcctl.model import PodRef
 from svcctl.sources.kubeconfig import resolve
 from svcctl.sources.live import LiveSource
 
@@ -176,7 +177,7 @@ def test_rbac_yaml_is_enough(apiserver: Factory) -> None:
     assert src.list_events("default", "Pod", [p.meta.name for p in pods])
     assert src.list_services(None) and src.list_pods(None) and src.list_nodes() and src.namespaces()
     assert src.list_all_events(None) and src.list_all_endpoint_slices(None) and src.list_all_endpoints(None)
-    assert src.kube_proxy_pod_for_node("node-0000") == ("kube-system", "kube-proxy-abc")
+    assert src.kube_proxy_pod_for_node("node-0000") == PodRef("kube-system", "kube-proxy-abc")
     assert src.exec_in_pod("kube-system", "kube-proxy-abc", "kube-proxy", ["iptables-save"]) == "*nat\nCOMMIT\n"
     assert svc.meta.name == "hostnames" and src.skipped == []
     assert {r.status for r in srv.requests} <= {200, 101}

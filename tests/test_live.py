@@ -11,6 +11,7 @@ import pytest
 from apiserver import FakeAPIServer
 from gen_cluster import gen_cluster
 
+from svcctl.model import PodRef
 from svcctl.sources.kubeconfig import build_api_client, resolve
 from svcctl.sources.live import LiveSource
 
@@ -201,7 +202,7 @@ def test_kube_proxy_pod_and_exec(apiserver: Factory) -> None:
 
     srv.exec_handler = handler
     src = live(srv)
-    assert src.kube_proxy_pod_for_node("node-0001") == ("kube-system", "kube-proxy-1")
+    assert src.kube_proxy_pod_for_node("node-0001") == PodRef("kube-system", "kube-proxy-1")
     assert src.kube_proxy_pod_for_node("node-9999") is None
     q = [r.query for r in srv.requests if r.path == "/api/v1/namespaces/kube-system/pods"]
     assert q[0]["labelSelector"] == "k8s-app=kube-proxy" and q[0]["fieldSelector"] == "spec.nodeName=node-0001"

@@ -17,7 +17,7 @@ from svcctl.analysis.policy import (
 )
 from svcctl.analysis.trace import proxy_view
 from svcctl.errors import InputError
-from svcctl.model import JSON, Service
+from svcctl.model import JSON, PodRef, Service
 from svcctl.sources.base import ClusterSource
 
 if TYPE_CHECKING:
@@ -52,13 +52,13 @@ class PolicyChecker:
             self._all_ns = self.source.namespaces()
         client_ns = None
         if self.from_pod:
-            cns, _, cname = self.from_pod.rpartition("/")
-            client_ns = cns or self.default_ns
+            ref = PodRef.parse(self.from_pod, self.default_ns)
+            client_ns = ref.namespace
             if not self._client_read:
-                pod = self.source.get_pod(client_ns, cname)
+                pod = self.source.get_pod(ref.namespace, ref.name)
                 self._client, self._client_read = (pod.raw if pod is not None else None), True
                 if pod is None:
-                    raise InputError(f'pod "{cname}" not found in namespace "{client_ns}"')
+                    raise InputError(f'pod "{ref.name}" not found in namespace "{client_ns}"')
             self._ns(client_ns)
         wanted = {ns, *( [client_ns] if client_ns else [])}
         try:

@@ -26,7 +26,7 @@ from svcctl.analysis.ways import Way, find_ways, is_loopback
 from svcctl.dataplane.model import Flow, NodeRules
 from svcctl.errors import ForbiddenError, InputError, NotFoundError
 from svcctl.findings import Severity
-from svcctl.model import EndpointSlice, Finding, Service
+from svcctl.model import EndpointSlice, Finding, PodRef, Service
 from svcctl.ops.context import Context
 from svcctl.sources.base import NodeDumps
 
@@ -91,10 +91,10 @@ def _choose_node(app: Context, service: Service | None, from_pod: str | None,
         # a packet to a node's address is handled by that node's kube-proxy rules (given ones are taken as its)
         return way_node, f"the traced address is {way_node}'s"
     if from_pod and app.has_cluster:
-        ns, _, name = from_pod.rpartition("/")
-        pod = app.source.get_pod(ns or app.ns, name)
+        ref = PodRef.parse(from_pod, app.ns)
+        pod = app.source.get_pod(ref.namespace, ref.name)
         if pod is None:
-            raise NotFoundError(f'pod "{name}" not found in namespace "{ns or app.ns}"')
+            raise NotFoundError(f'pod "{ref.name}" not found in namespace "{ref.namespace}"')
         return pod.node_name or None, f"node of Pod {pod.key}"
     if ni.files or ni.netns or ni.local:
         return None, "node input given on the command line"

@@ -15,10 +15,9 @@ from typing import Any
 
 from svcctl.dataplane import modes
 from svcctl.errors import ClusterError, ForbiddenError
-from svcctl.model import Pod
+from svcctl.model import Pod, PodRef
 from svcctl.sources.base import ClusterSource, NodeDumps
 
-PodRef = tuple[str, str, str | None]  # namespace, name, container
 AGENT_LABEL = "k8s-app"
 AGENT_SELECTOR = "k8s-app in (cilium,calico-node,kube-router)"
 MODE_OF_AGENT = {"cilium": "cilium", "calico-node": "calico-ebpf", "kube-router": "kube-router"}
@@ -43,7 +42,7 @@ def _ref(p: Pod) -> tuple[str, PodRef]:
     want = CONTAINER_OF_AGENT.get(app, "")
     container = next((c.name for c in p.containers if c.name == want), None) or (
         p.containers[0].name if p.containers else None)
-    return MODE_OF_AGENT[app], (p.meta.namespace or "kube-system", p.meta.name, container)
+    return MODE_OF_AGENT[app], PodRef.of(p, container, "kube-system")
 
 
 def agent_pods(source: ClusterSource, node: str | None = None) -> dict[str, tuple[str, PodRef]]:

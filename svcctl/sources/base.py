@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from svcctl.dataplane.dumps import NodeDumps as NodeDumps  # re-exported: the sources fill it
 from svcctl.dataplane.modes import dump_files
-from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Service
+from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, PodRef, Service
 from svcctl.selectors import labels_match as labels_match  # re-exported (sources filter as the API does)
 from svcctl.selectors import parse_selector as parse_selector
 from svcctl.selectors import selector_string as selector_string
@@ -107,7 +107,7 @@ class RecordedDumps(Protocol):
 class KubeProxyExec(Protocol):
     """A source that can find a node's kube-proxy Pod and run an allow-listed read-only command in it."""
 
-    def kube_proxy_pod_for_node(self, node: str) -> Any: ...
+    def kube_proxy_pod_for_node(self, node: str) -> PodRef | None: ...
 
     def exec_in_pod(self, namespace: str, pod: str, container: str | None, argv: list[str]) -> str: ...
 

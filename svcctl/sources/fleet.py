@@ -19,16 +19,13 @@ from svcctl.analysis.fleet import NodeResult, judge_node, unreadable_node
 from svcctl.dataplane import modes
 from svcctl.dataplane.model import NodeRules
 from svcctl.errors import InputError, SvcctlError
-from svcctl.model import EndpointSlice, Pod, Service
+from svcctl.model import EndpointSlice, Pod, PodRef, Service
 from svcctl.sources.base import ClusterSource, KubeProxyExec, NodeDumps
 from svcctl.sources.node import ALLOWED_COMMANDS, mode_from_iptables
 
 DEFAULT_PARALLEL = 8
 KUBE_PROXY_NAMESPACE = "kube-system"
 KUBE_PROXY_SELECTOR = "k8s-app=kube-proxy"
-
-PodRef = tuple[str, str, str | None]  # namespace, name, container
-
 
 @dataclass
 class FleetTarget:
@@ -57,7 +54,7 @@ def kube_proxy_pods(source: ClusterSource) -> dict[str, PodRef]:
     for p in pods:
         if p.node_name and p.node_name not in out:
             container = next((c.name for c in p.containers if "kube-proxy" in c.name), None)
-            out[p.node_name] = (p.meta.namespace or KUBE_PROXY_NAMESPACE, p.meta.name, container)
+            out[p.node_name] = PodRef.of(p, container, KUBE_PROXY_NAMESPACE)
     return out
 
 

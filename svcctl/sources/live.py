@@ -24,7 +24,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from svcctl import __version__
 from svcctl.errors import ClusterError, ForbiddenError, NotFoundError
-from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Service, put
+from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, PodRef, Service, put
 from svcctl.sources.base import NodeDumps, Skipped
 from svcctl.sources.kubeconfig import ResolvedConfig, build_configuration, client_module, resolve
 
@@ -489,7 +489,7 @@ class LiveSource:
 
     # ------------------------------------------------------------------ kube-proxy exec (node rules)
 
-    def kube_proxy_pod_for_node(self, node: str) -> tuple[str, str] | None:
+    def kube_proxy_pod_for_node(self, node: str) -> PodRef | None:
         """The kube-proxy Pod running on `node` (label k8s-app=kube-proxy in kube-system), Running first."""
         try:
             items = self._list(f"kube-proxy pods on {node}", "pods", _path("pods", "kube-system"),
@@ -499,7 +499,7 @@ class LiveSource:
             return None
         pods = [Pod.from_dict(_kinded(i, "Pod")) for i in items]
         pods.sort(key=lambda p: (p.phase != "Running", not p.ready, p.meta.name))
-        return (pods[0].meta.namespace or "kube-system", pods[0].meta.name) if pods else None
+        return PodRef.of(pods[0], default_namespace="kube-system") if pods else None
 
     def exec_in_pod(self, namespace: str, pod: str, container: str | None, argv: list[str]) -> str:
         """Run a read-only command in a Pod through the pods/exec websocket; its stdout, or ClusterError.

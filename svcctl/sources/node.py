@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from svcctl.dataplane import modes
 from svcctl.errors import ClusterError, ForbiddenError, InputError
+from svcctl.model import PodRef
 from svcctl.sources.base import KubeProxyExec, NodeDumps, RecordedDumps
 from svcctl.sources.inputs import NodeInputs as NodeInputs  # re-exported
 
@@ -299,7 +300,7 @@ def gather_node_dumps(app: NodeReadContext, node: str | None, only: set[str] | N
 
         agent = agent_pods(src, node).get(node)
         if agent is not None and (mode is None or mode == agent[0]):
-            app.terminal.debug(f"node {node}: no kube-proxy Pod; {agent[0]} agent {agent[1][0]}/{agent[1][1]}")
+            app.terminal.debug(f"node {node}: no kube-proxy Pod; {agent[0]} agent {agent[1].key}")
             return read_agent_dumps(execer, node, agent[0], agent[1], app.terminal.debug)
         if modes.is_replacement(mode):
             app.terminal.warn(f"no {mode} agent Pod found on node {node} (give the agent's output as a file)")
@@ -312,7 +313,7 @@ def gather_node_dumps(app: NodeReadContext, node: str | None, only: set[str] | N
                                       "or give --iptables-save FILE", resource="pods")
         app.terminal.warn(f"no kube-proxy Pod found on node {node} (give --iptables-save FILE)")
         return None
-    ns, name, container = _pod_ref(pod)
+    ns, name, container = PodRef(*pod)  # a stand-in's plain (namespace, name) reads as one too
     where = f"pod {ns}/{name}"
 
     def run_in_pod(key: str) -> str:
@@ -329,22 +330,6 @@ def gather_node_dumps(app: NodeReadContext, node: str | None, only: set[str] | N
         return out if isinstance(out, str) else ""
 
     return _collect(run_in_pod, mode_keys(mode) if mode else None, where, node, app.terminal.debug)
-
-
-def _pod_ref(pod: object) -> tuple[str, str, str | None]:
-    """(namespace, name, container) from whatever the live source returned (Pod, tuple or `ns/name`)."""
-    if isinstance(pod, tuple):
-        ns, name = str(pod[0]), str(pod[1])
-        return ns, name, (str(pod[2]) if len(pod) > 2 and pod[2] else None)
-    if isinstance(pod, str):
-        ns, _, name = pod.partition("/")
-        return (ns, name, None) if name else ("kube-system", ns, None)
-    meta = getattr(pod, "meta", None)
-    if meta is not None:
-        containers = getattr(pod, "containers", []) or []
-        cname = next((c.name for c in containers if "kube-proxy" in c.name), None)
-        return meta.namespace, meta.name, cname
-    raise ClusterError(f"unexpected kube-proxy Pod reference {pod!r}")
 
 
 def read_conntrack(ni: NodeInputs) -> str | None:

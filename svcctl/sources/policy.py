@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from svcctl.errors import ClusterError, NotFoundError
-from svcctl.model import JSON, Service
+from svcctl.model import JSON, PodRef, Service
 from svcctl.sources.base import ClusterSource, selector_string
 
 DNS_NAMESPACE, DNS_SERVICE = "kube-system", "kube-dns"
@@ -39,14 +39,13 @@ def gather_client_inputs(source: ClusterSource, from_pod: str, default_ns: str) 
     namespace's NetworkPolicies and labels, the kube-dns Service (its ports and selector) and its Pods, and the
     admin tiers. `gather_policy_inputs(pre=...)` reuses all of it: nothing is read twice."""
     inp = PolicyInputs()
-    cns, _, cname = from_pod.rpartition("/")
-    cns = cns or default_ns
-    inp.client_ref = f"{cns}/{cname}"
-    inp.client = _raw(source.get_pod(cns, cname))
+    client = PodRef.parse(from_pod, default_ns)
+    inp.client_ref = client.key
+    inp.client = _raw(source.get_pod(client.namespace, client.name))
     if inp.client is not None:
         inp.node = str((inp.client.get("spec") or {}).get("nodeName") or "") or None
-    inp.policies[cns] = source.list_network_policies(cns)
-    inp.namespaces[cns] = source.get_namespace(cns)
+    inp.policies[client.namespace] = source.list_network_policies(client.namespace)
+    inp.namespaces[client.namespace] = source.get_namespace(client.namespace)
     if inp.client is not None:
         try:
             dns = source.get_service(DNS_NAMESPACE, DNS_SERVICE)
@@ -78,13 +77,12 @@ def gather_policy_inputs(source: ClusterSource, service: Service, pod_keys: list
     ns = service.meta.namespace
     namespaces = [ns]
     if from_pod and pre is None:
-        cns, _, cname = from_pod.rpartition("/")
-        cns = cns or default_ns
-        inp.client_ref = f"{cns}/{cname}"
-        inp.client = _raw(source.get_pod(cns, cname))
+        client = PodRef.parse(from_pod, default_ns)
+        inp.client_ref = client.key
+        inp.client = _raw(source.get_pod(client.namespace, client.name))
         if inp.client is not None:
             inp.node = str((inp.client.get("spec") or {}).get("nodeName") or "") or node
-        namespaces.append(cns)
+        namespaces.append(client.namespace)
     for n in dict.fromkeys(namespaces):
         if n not in inp.policies:
             inp.policies[n] = source.list_network_policies(n)
@@ -96,8 +94,8 @@ def gather_policy_inputs(source: ClusterSource, service: Service, pod_keys: list
             if p.key in wanted:
                 inp.backends[p.key] = p.raw
     for key in sorted(wanted - set(inp.backends)):
-        pns, _, pname = key.partition("/")
-        raw = _raw(source.get_pod(pns, pname))
+        ref = PodRef.parse(key, ns)
+        raw = _raw(source.get_pod(ref.namespace, ref.name))
         if raw is not None:
             inp.backends[key] = raw
     if inp.node:
