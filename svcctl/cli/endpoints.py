@@ -45,9 +45,11 @@ def command(service: str | None, why_not: bool, fail_on: str) -> int:
                          hint="list the Services first: `svcctl endpoints` (or -A)")
     if service is None:
         from svcctl.ops.endpoints import summarize_services
-        from svcctl.render.endpoints import render_summary
 
         summaries = summarize_services(app.source, app.ns_or_all)
+        # render (rich) after the reads: a failed read never pays for it
+        from svcctl.render.endpoints import render_summary
+
         render_summary(app, summaries, app.all_namespaces)
         for sk in app.source.skipped:  # refused reads make the counts partial: say so, on stderr
             app.terminal.warn(f"could not read {sk.resource}: {sk.reason}; counts may be incomplete")
@@ -64,10 +66,11 @@ def command(service: str | None, why_not: bool, fail_on: str) -> int:
         return exit_status(Verdict.BROKEN if any(s.problem for s in summaries) else Verdict.OK, fail_on)
 
     from svcctl.ops.endpoints import analyze_service
-    from svcctl.render.endpoints import render_report
 
     ns, name = split_service(service, app.namespace or "")
     report = analyze_service(app.source, ns or app.ns, name, why_not=why_not)
+    from svcctl.render.endpoints import render_report  # after the reads, as above
+
     render_report(app, report)
     if report.findings and not why_not and app.output not in ("json", "yaml"):
         app.terminal.status(f"{len(report.findings)} finding(s); add --why-not for near misses, Events and evidence")
