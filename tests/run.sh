@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for bin in iptables-restore nft conntrack dnsmasq ipvsadm ip openssl zsh fish socat; do
+for bin in iptables-restore nft conntrack dnsmasq ipvsadm ip openssl zsh fish socat ipset; do
     command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -16,12 +16,14 @@ if [ "${#need[@]}" -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        iptables nftables conntrack dnsmasq-base ipvsadm iproute2 openssl kmod zsh fish socat >/dev/null
+        iptables nftables conntrack dnsmasq-base ipvsadm iproute2 openssl kmod zsh fish socat ipset >/dev/null
 fi
 
 # The real Kubernetes components the lab tests use as referee (tests/lab/): built once from the Go module proxy
 # and cached per version in ~/.cache/svcctl-lab (about 10-12 minutes cold on 2 cores; nothing to do after).
 bash tests/lab/build.sh
+# kube-router, only as a real NetworkPolicy engine for tests/lab/test_lab_netpol.py (cached the same way)
+bash tests/lab/build_kube_router.sh
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 python3 -m ruff check svcctl tests benchmarks
