@@ -74,6 +74,67 @@ COMMIT
 """
 
 
+def _pairs(tokens: list[str]) -> list[tuple[str, str]]:
+    """A rule's options as sorted (option, value) pairs: iptables -C compares rules, not spellings (`-d` with or
+    without its /32, the options' order). The REJECT default `--reject-with` is dropped."""
+    out: list[tuple[str, str]] = []
+    i, neg = 0, ""
+    while i < len(tokens):
+        t = tokens[i]
+        if t == "!":
+            neg, i = "!", i + 1
+            continue
+        v = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if t in ("-d", "-s") and "/" not in v:
+            v += "/128" if ":" in v else "/32"
+        if t != "--reject-with":
+            out.append((neg + t, v))
+        neg, i = "", i + 2
+    return sorted(out)
+
+
+class RuleIndex:
+    """Answers the targeted iptables commands (`iptables -t T -S CHAIN`, `iptables -t T -C CHAIN RULE…`) from an
+    iptables-save text the way iptables does: `-S` prints `-N CHAIN` and the chain's rules, exit 1 when the
+    chain does not exist; `-C` exits 0 when exactly that rule exists, 1 when not. Indexed once (one pass)."""
+
+    def __init__(self, text: str) -> None:
+        import shlex
+
+        self.chains: dict[tuple[str, str], list[str]] = {}
+        self.rules: dict[tuple[str, str], set[tuple[tuple[str, str], ...]]] = {}
+        self._shlex = shlex
+        table = ""
+        for line in text.splitlines():
+            if line.startswith("*"):
+                table = line[1:].strip()
+            elif line.startswith(":"):
+                self.chains.setdefault((table, line[1:].split(" ", 1)[0]), [])
+            elif line.startswith("-A "):
+                chain = line[3:].split(" ", 1)[0]
+                self.chains.setdefault((table, chain), []).append(line)
+
+    def _rules(self, table: str, chain: str) -> set[tuple[tuple[str, str], ...]]:
+        key = (table, chain)
+        if key not in self.rules:
+            self.rules[key] = {tuple(_pairs(self._shlex.split(ln)[2:])) for ln in self.chains.get(key, [])}
+        return self.rules[key]
+
+    def answer(self, argv: list[str]) -> tuple[str, str, int] | None:
+        if len(argv) < 5 or argv[0] not in ("iptables", "ip6tables") or argv[1] != "-t":
+            return None
+        table, verb, chain = argv[2], argv[3], argv[4]
+        if (table, chain) not in self.chains:
+            return "", "iptables: No chain/target/match by that name.\n", 1
+        if verb == "-S":
+            return "".join(f"{ln}\n" for ln in [f"-N {chain}", *self.chains[(table, chain)]]), "", 0
+        if verb == "-C":
+            if tuple(_pairs(argv[5:])) in self._rules(table, chain):
+                return "", "", 0
+            return "", "iptables: Bad rule (does a matching rule exist in that chain?).\n", 1
+        return None
+
+
 class FleetExec:
     """`FakeAPIServer.exec_handler`: each kube-proxy Pod answers with its node's dump, after `latency` seconds."""
 
@@ -84,6 +145,7 @@ class FleetExec:
         self.calls: list[tuple[str, list[str]]] = []
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], str] = {}
+        self._index: dict[str, RuleIndex] = {}
 
     def dump(self, kind: str, what: str) -> str:
         key = (kind, what)
@@ -111,6 +173,13 @@ class FleetExec:
                        "Permission denied (you must be root)\n", 4
         if argv[:1] == ["iptables-save"]:
             return self.dump(kind, "iptables"), "", 0
+        if argv[:1] == ["iptables"]:
+            with self._lock:
+                if kind not in self._index:
+                    self._index[kind] = RuleIndex(self.dump(kind, "iptables"))
+            got = self._index[kind].answer(argv)
+            if got is not None:
+                return got
         if argv[:1] == ["nft"]:
             return (self.dump(kind, "nft"), "", 0) if kind.startswith("nft") else \
                 ("", "Error: No such file or directory; did you mean table 'filter' in family ip?\n", 1)

@@ -11,6 +11,11 @@ import pytest
 from apiserver import FakeAPIServer
 from gen_fleet import NOT_READY, READY, FleetExec, fleet_objects, node_name
 
+from svcctl.sources import targeted
+from svcctl.sources.node import ALLOWED_COMMANDS
+
+ALLOWED = {tuple(v) for v in ALLOWED_COMMANDS.values()}
+
 Factory = Callable[..., FakeAPIServer]
 RunCLI = Callable[..., tuple[int, str, str]]
 
@@ -70,20 +75,28 @@ def test_the_drifted_nodes_are_flagged_and_bad_nodes_do_not_stop_the_rest(apiser
     assert (s["nodes"], s["readable"], s["unreadable"], s["drifted"], s["clean"]) == (9, 6, 3, 3, 3)
     assert s["findings"] == {"EndpointNotProgrammed": 1, "StaleBackend": 2}
     # every exec is an allow-listed read; nothing was written
-    assert all(argv[0] in ("iptables-save", "nft") for _, argv in handler.calls)
+    assert all(tuple(argv) in ALLOWED or targeted.allowed(argv) for _, argv in handler.calls)
+    # the iptables nodes that hold the Service were asked for its rules only (no whole iptables-save); the
+    # nftables nodes (no KUBE-SVC chain) were read whole, which also told their mode
+    whole = {n for n, argv in handler.calls if argv == ["iptables-save"]}
+    assert whole == {node_name(i) for i in (3, 5, 6)}, whole
     assert srv.writes == []
 
 
 def test_one_list_of_kube_proxy_pods_for_the_whole_fleet(apiserver: Factory, run_cli: RunCLI) -> None:
     behaviour = {node_name(i): "ok" for i in range(12)}
     srv, handler = fleet_server(apiserver, behaviour, 12)
-    code, out, err = run_fleet(run_cli, srv, "-o", "json")
+    code, out, err = run_fleet(run_cli, srv, "-o", "json", "--request-timeout", "20")
     assert code == 0, err
     assert all(not n["findings"] for n in json.loads(out)["nodes"])
     pod_lists = [r for r in srv.requests if r.resource == "pods" and r.verb == "list"]
     assert len(pod_lists) == 1 and pod_lists[0].query.get("labelSelector") == "k8s-app=kube-proxy"
-    assert len([r for r in srv.requests if r.resource == "pods/exec"]) == 12  # one iptables-save per node
-    assert len(handler.calls) == 12
+    # per node, targeted reads only: the Service's chain, its cluster IP rule checked, its 9 endpoint chains
+    per_node = {node_name(i): [a for n, a in handler.calls if n == node_name(i)] for i in range(12)}
+    for calls in per_node.values():
+        assert sorted(a[3] for a in calls) == ["-C"] + ["-S"] * 10, calls
+        assert not any(a == ["iptables-save"] for a in calls)
+    assert len([r for r in srv.requests if r.resource == "pods/exec"]) == len(handler.calls) == 12 * 11
 
 
 def test_plain_progress_lines_and_table_when_piped(apiserver: Factory, run_cli: RunCLI) -> None:

@@ -23,6 +23,7 @@ import pytest
 from apiserver import FakeAPIServer, _objects_of
 from dnsserver import StubResponder
 
+from svcctl.sources import targeted
 from svcctl.sources.node import ALLOWED_COMMANDS
 
 RunCli = Callable[..., tuple[int, str, str]]
@@ -42,6 +43,12 @@ def _answer(argv: list[str]) -> tuple[str, str, int]:
         return (DUMPS / name).read_text(), "", 0
     if argv[:1] == ["conntrack"]:
         return "", "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been shown.\n", 0
+    if argv[:1] in (["iptables"], ["ip6tables"]):  # targeted reads, answered as iptables would from the dump
+        from gen_fleet import RuleIndex
+
+        got = RuleIndex((DUMPS / "iptables-save.txt").read_text()).answer(argv)
+        if got is not None:
+            return got
     return "", f"{argv[0]}: not found\n", 127
 
 
@@ -118,7 +125,7 @@ def test_every_command_only_reads(cluster: FakeAPIServer, run_cli: RunCli, tmp_p
     assert cluster.execs, "no command read node rules through kube-proxy"
     for ns, pod, _container, argv in cluster.execs:
         assert (ns, pod) == ("kube-system", "kube-proxy-kw")
-        assert tuple(argv) in ALLOWED, argv
+        assert tuple(argv) in ALLOWED or targeted.allowed(argv), argv
 
 
 def test_completion_only_reads(cluster: FakeAPIServer, run_cli: RunCli) -> None:
@@ -274,3 +281,28 @@ def test_allow_list_is_read_only() -> None:
         assert verbs & {"-Ln", "-Lnc", "list", "-L", "show", "dump"}, argv
         assert not verbs & {"-A", "-D", "-E", "-C", "-F", "-Z", "add", "delete", "flush", "set", "-f", "--restore",
                             "-R", "-X", "destroy", "create", "del", "replace", "-U"}, argv
+
+
+def test_targeted_reads_only_list_or_check() -> None:
+    """The targeted shapes (sources/targeted.py): `-S` of one per-Service chain, `-C` (check) of one entry rule;
+    no verb that writes, no other chain, no option outside kube-proxy's entry rules, no other binary."""
+    ok = [["iptables", "-t", "nat", "-S", "KUBE-SVC-AC2ON6IKLZPGXVMV"],
+          ["ip6tables", "-t", "nat", "-S", "KUBE-SEP-AC2ON6IKLZPGXVMV"],
+          ["iptables", "-t", "nat", "-C", "KUBE-SERVICES", "-m", "comment", "--comment", "default/a:http cluster IP",
+           "-m", "tcp", "-p", "tcp", "-d", "10.96.0.1", "--dport", "80", "-j", "KUBE-SVC-AC2ON6IKLZPGXVMV"]]
+    assert all(targeted.allowed(a) for a in ok)
+    refused = [
+        ["iptables", "-t", "nat", "-A", "KUBE-SERVICES", "-j", "KUBE-SVC-AC2ON6IKLZPGXVMV"],
+        ["iptables", "-t", "nat", "-D", "KUBE-SVC-AC2ON6IKLZPGXVMV", "1"],
+        ["iptables", "-t", "nat", "-F", "KUBE-SVC-AC2ON6IKLZPGXVMV"],
+        ["iptables", "-t", "nat", "-S", "KUBE-SERVICES"],  # every Service: not targeted
+        ["iptables", "-t", "nat", "-S", "KUBE-SVC-AC2ON6IKLZPGXVMV", "1"],
+        ["iptables", "-t", "mangle", "-S", "KUBE-SVC-AC2ON6IKLZPGXVMV"],
+        ["iptables", "-t", "nat", "-C", "KUBE-SERVICES", "-j", "ACCEPT"],
+        ["iptables", "-t", "nat", "-C", "KUBE-SERVICES", "-m", "comment", "--comment", "x", "-D", "KUBE-SERVICES",
+         "-j", "KUBE-NODEPORTS"],
+        ["iptables", "-t", "nat", "-C", "KUBE-SERVICES", "-m", "comment", "--comment", "x"],  # no target
+        ["iptables", "-t", "nat", "-C", "INPUT", "-j", "KUBE-NODEPORTS"],
+        ["ipvsadm", "-C"], ["nft", "flush", "ruleset"], ["sh", "-c", "iptables -t nat -S KUBE-SERVICES"],
+    ]
+    assert not any(targeted.allowed(a) for a in refused), [a for a in refused if targeted.allowed(a)]

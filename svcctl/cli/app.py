@@ -18,6 +18,7 @@ from svcctl.sources.inputs import NodeInputs
 if TYPE_CHECKING:
     from svcctl.dataplane.model import NodeRules
     from svcctl.findings import Verdict
+    from svcctl.model import EndpointSlice, Service
     from svcctl.render.console import Terminal
     from svcctl.sources.base import ClusterSource, NodeDumps
 
@@ -90,12 +91,14 @@ class App:
     def ns_or_all(self) -> str | None:
         return None if self.all_namespaces else self.ns
 
-    def node_dumps(self, node: str | None = None, only: set[str] | None = None) -> NodeDumps | None:
+    def node_dumps(self, node: str | None = None, only: set[str] | None = None,
+                   services: list[tuple[Service, list[EndpointSlice] | None]] | None = None) -> NodeDumps | None:
         """Node command output from files, a netns, this machine, a snapshot, or kube-proxy exec (`only`: the
-        one Service asked about, so big dump files are streamed for it instead of read whole)."""
+        one Service asked about, so big dump files are streamed for it instead of read whole; `services`: that
+        Service, so kube-proxy exec reads only its rules)."""
         from svcctl.sources.node import gather_node_dumps
 
-        return gather_node_dumps(self, node, only)
+        return gather_node_dumps(self, node, only, services)
 
     def node_rules(self, node: str | None = None) -> NodeRules | None:
         dumps = self.node_dumps(node)

@@ -11,6 +11,7 @@ from svcctl.sources.node import NodeReadContext
 if TYPE_CHECKING:
     from svcctl.dataplane.dumps import NodeDumps
     from svcctl.dataplane.model import NodeRules
+    from svcctl.model import EndpointSlice, Service
     from svcctl.render.console import Terminal
 
 
@@ -47,8 +48,10 @@ class Context(NodeReadContext, OutputOptions, Protocol):
         """Forget the source, so the next use reads again (`check --wait`)."""
         ...
 
-    def node_dumps(self, node: str | None = None, only: set[str] | None = None) -> NodeDumps | None:
-        """`only`: the one Service asked about (big dump files are streamed for it, not read whole)."""
+    def node_dumps(self, node: str | None = None, only: set[str] | None = None,
+                   services: list[tuple[Service, list[EndpointSlice] | None]] | None = None) -> NodeDumps | None:
+        """`only`: the one Service asked about (big dump files are streamed for it, not read whole);
+        `services`: that Service (kube-proxy exec then reads only its rules)."""
         ...
 
     def node_rules(self, node: str | None = None) -> NodeRules | None: ...

@@ -54,6 +54,7 @@ def fleet_rule_sets(app: Context, services: list[Service], parallel: int
     only = FleetTarget([(s, []) for s in services]).only if 0 < len(services) <= 20 else None
     with FleetProgress(app) as progress:
         reads = read_fleet(app.source, parallel=parallel, mode=app.node_inputs.mode, only=only,
+                           targets=[(s, None) for s in services] if only is not None else None,
                            on_start=progress.on_start,
                            on_read=lambda r: progress.on_read(r.node, r.rules.mode if r.rules else None, r.error))
     out: list[tuple[str | None, NodeRules, NodeDumps]] = [

@@ -201,7 +201,8 @@ def build_trace(app: Context, raw_target: str, *, port_flag: str | None = None, 
         rules_skipped = f"the snapshot has no node dumps for {node} (nodes/{node}/iptables-save.txt …)"
     else:
         try:
-            dumps = app.node_dumps(node, only=_only_keys(service, target))
+            dumps = app.node_dumps(node, only=_only_keys(service, target),
+                                   services=[(service, None)] if service is not None else None)
         except ForbiddenError as e:  # RBAC refused kube-proxy exec: the other hops still stand
             rules_skipped = e.message
             tr.findings.append(Finding("CheckSkipped", Severity.WARNING, f"node rules skipped: {e.message}",

@@ -113,6 +113,15 @@ class KubeProxyExec(Protocol):
 
 
 @runtime_checkable
+class ExecStatus(Protocol):
+    """A source whose exec also returns the command's exit status (a targeted read's "no such chain" is an
+    answer, not a failure)."""
+
+    def exec_status(self, namespace: str, pod: str, container: str | None, argv: list[str]) -> tuple[str, str, int]:
+        ...
+
+
+@runtime_checkable
 class BulkSlices(Protocol):
     """A source that lists every EndpointSlice in one (paged) read."""
 

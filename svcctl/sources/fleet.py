@@ -20,12 +20,15 @@ from svcctl.dataplane import modes
 from svcctl.dataplane.model import NodeRules
 from svcctl.errors import InputError, SvcctlError
 from svcctl.model import EndpointSlice, Pod, PodRef, Service
-from svcctl.sources.base import ClusterSource, KubeProxyExec, NodeDumps
+from svcctl.sources.base import ClusterSource, ExecStatus, KubeProxyExec, NodeDumps
 from svcctl.sources.node import ALLOWED_COMMANDS, mode_from_iptables
 
 DEFAULT_PARALLEL = 8
 KUBE_PROXY_NAMESPACE = "kube-system"
 KUBE_PROXY_SELECTOR = "k8s-app=kube-proxy"
+
+Targets = list[tuple[Service, list[EndpointSlice] | None]]  # the Services asked about (slices: None = unknown)
+
 
 @dataclass
 class FleetTarget:
@@ -90,10 +93,13 @@ class NodeRead:
 
 
 def read_node(source: ClusterSource, node: str, pod: PodRef | None, mode: str | None,
-              only: set[str] | None = None, agent: tuple[str, PodRef] | None = None) -> NodeRead:
+              only: set[str] | None = None, agent: tuple[str, PodRef] | None = None,
+              targets: Targets | None = None) -> NodeRead:
     """Read and parse one node's rules; every failure becomes `error`, never an exception.
 
-    `agent`: (mode, Pod) of the Cilium / calico-node / kube-router agent, used where kube-proxy is absent."""
+    `agent`: (mode, Pod) of the Cilium / calico-node / kube-router agent, used where kube-proxy is absent.
+    `targets`: the Services asked about: their rules only are read from the node (sources/targeted.py) where
+    that can be done, the whole dump otherwise."""
     from svcctl.dataplane import load_node_rules
 
     started = time.monotonic()
@@ -120,7 +126,8 @@ def read_node(source: ClusterSource, node: str, pod: PodRef | None, mode: str | 
         return NodeRead(node, error="this source cannot exec into kube-proxy Pods")
     execer = source.exec_in_pod
     try:
-        dumps = read_node_dumps(execer, node, pod, mode)
+        cut = _targeted(source, node, pod, mode, targets) if targets else None
+        dumps = cut if cut is not None else read_node_dumps(execer, node, pod, mode)
     except SvcctlError as e:
         return NodeRead(node, error=e.message, seconds=time.monotonic() - started)
     try:
@@ -129,6 +136,17 @@ def read_node(source: ClusterSource, node: str, pod: PodRef | None, mode: str | 
         return NodeRead(node, dumps=dumps, error=f"its rules could not be read: {e.message}",
                         seconds=time.monotonic() - started)
     return NodeRead(node, rules, dumps, None, time.monotonic() - started)
+
+
+def _targeted(source: ClusterSource, node: str, pod: PodRef, mode: str | None, targets: Targets) -> NodeDumps | None:
+    """The node's rules for `targets` only, through targeted reads; None: read it whole."""
+    from svcctl.sources import targeted
+
+    if not isinstance(source, ExecStatus):
+        return None
+    ns, name, container = pod
+    return targeted.node_dumps(lambda argv: source.exec_status(ns, name, container, argv), node,
+                               f"pod {ns}/{name}", targets, mode)
 
 
 def fleet_nodes(source: ClusterSource) -> tuple[list[str], dict[str, PodRef]]:
@@ -155,10 +173,12 @@ def fleet_agents(source: ClusterSource, nodes: list[str], pods: dict[str, PodRef
 def read_fleet(source: ClusterSource, *, parallel: int = DEFAULT_PARALLEL, mode: str | None = None,
                only: set[str] | None = None, nodes: list[str] | None = None,
                on_start: Callable[[int], None] | None = None,
-               on_read: Callable[[NodeRead], None] | None = None) -> list[NodeRead]:
+               on_read: Callable[[NodeRead], None] | None = None,
+               targets: Targets | None = None) -> list[NodeRead]:
     """Every node's rules, `parallel` at a time, sorted by node name (for `check --all-nodes`).
 
-    `only`: the parsers' one-Service keys, when only a few Services will be judged."""
+    `only`: the parsers' one-Service keys, when only a few Services will be judged; `targets`: those Services,
+    so each node is asked only for their rules (targeted reads)."""
     all_nodes, pods = fleet_nodes(source)
     nodes = all_nodes if nodes is None else nodes
     agents = fleet_agents(source, nodes, pods, mode)
@@ -167,7 +187,8 @@ def read_fleet(source: ClusterSource, *, parallel: int = DEFAULT_PARALLEL, mode:
     _warm(source)
     out: list[NodeRead] = []
     with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="svcctl-node") as pool:
-        futures = {pool.submit(read_node, source, n, pods.get(n), mode, only, agents.get(n)): n for n in nodes}
+        futures = {pool.submit(read_node, source, n, pods.get(n), mode, only, agents.get(n), targets): n
+                   for n in nodes}
         for fut in as_completed(futures):
             try:
                 res = fut.result()
@@ -212,7 +233,7 @@ def check_fleet(source: ClusterSource, target: FleetTarget, *, parallel: int = D
             on_result(res)
 
     read_fleet(source, parallel=parallel, mode=mode, only=target.only, nodes=nodes, on_start=on_start,
-               on_read=judged)
+               on_read=judged, targets=[(s, sl) for s, sl in target.services] if len(target.services) <= 20 else None)
     results.sort(key=lambda r: r.name)
     return results
 

@@ -502,7 +502,18 @@ class LiveSource:
         return PodRef.of(pods[0], default_namespace="kube-system") if pods else None
 
     def exec_in_pod(self, namespace: str, pod: str, container: str | None, argv: list[str]) -> str:
-        """Run a read-only command in a Pod through the pods/exec websocket; its stdout, or ClusterError.
+        """Run a read-only command in a Pod through the pods/exec websocket; its stdout, or ClusterError (also
+        when the command exits non-zero)."""
+        out, err, rc = self.exec_status(namespace, pod, container, argv)
+        if rc:
+            last = next((ln for ln in reversed(err.splitlines()) if ln.strip()), "")
+            raise ClusterError(f"exec {namespace}/{pod}: {' '.join(argv)} exited with {rc}"
+                               + (f": {last[:200]}" if last else ""))
+        return out
+
+    def exec_status(self, namespace: str, pod: str, container: str | None, argv: list[str]) -> tuple[str, str, int]:
+        """(stdout, stderr, exit status) of a read-only command in a Pod (a targeted read's "no such chain" is
+        an answer, not a failure); ClusterError when the exec itself fails.
 
         The whole exchange runs in a worker thread bounded by --request-timeout (a stalled stream must not hang
         the CLI)."""
@@ -529,10 +540,7 @@ class LiveSource:
         out, err, rc = result["value"]
         self.bytes_read += len(out) + len(err)
         self.debug(f"{what}: exit {rc}, {len(out)} bytes in {_ms(started)}")
-        if rc:
-            last = next((ln for ln in reversed(err.splitlines()) if ln.strip()), "")
-            raise ClusterError(f"{what} exited with {rc}" + (f": {last[:200]}" if last else ""))
-        return str(out)
+        return str(out), str(err), int(rc)
 
     def _exec_ws(self, namespace: str, pod: str, container: str | None, argv: list[str], what: str,
                  limit: float) -> tuple[str, str, int]:

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Protocol
 from svcctl.dataplane import modes
 from svcctl.errors import ClusterError, ForbiddenError, InputError
 from svcctl.model import PodRef
-from svcctl.sources.base import KubeProxyExec, NodeDumps, RecordedDumps
+from svcctl.sources.base import ExecStatus, KubeProxyExec, NodeDumps, RecordedDumps
 from svcctl.sources.inputs import NodeInputs as NodeInputs  # re-exported
 
 if TYPE_CHECKING:
+    from svcctl.model import EndpointSlice, Service
     from svcctl.sources.base import ClusterSource, Reporter
 
 # key -> argv: the only commands svcctl runs on a node (every mode's read-only commands, from the registry)
@@ -242,10 +243,13 @@ def _read_stdin() -> str:
         raise InputError(f"cannot read: {e}", source="<stdin>") from None
 
 
-def gather_node_dumps(app: NodeReadContext, node: str | None, only: set[str] | None = None) -> NodeDumps | None:
+def gather_node_dumps(app: NodeReadContext, node: str | None, only: set[str] | None = None,
+                      services: list[tuple[Service, list[EndpointSlice] | None]] | None = None) -> NodeDumps | None:
     """Node command output, from the first of: files, --netns, --local-node, snapshot, kube-proxy exec.
 
-    `only`: the one Service the command is about, so a big dump file need not be read whole."""
+    `only`: the one Service the command is about, so a big dump file need not be read whole; `services`: that
+    Service (with its slices when known), so kube-proxy exec asks the node for its rules only
+    (sources/targeted.py)."""
     ni = app.node_inputs
     node = node or ni.node
     if ni.files:
@@ -329,6 +333,26 @@ def gather_node_dumps(app: NodeReadContext, node: str | None, only: set[str] | N
                                hint=e.hint) from None
         return out if isinstance(out, str) else ""
 
+    if services and isinstance(src, ExecStatus):
+        from svcctl.sources import targeted
+
+        status = src.exec_status
+
+        def status_in_pod(argv: list[str]) -> tuple[str, str, int]:
+            try:
+                return status(ns, name, container, argv)
+            except ForbiddenError as e:
+                raise ForbiddenError(f"cannot read node {node}'s rules through {where}: {e.message}",
+                                     hint="grant create on pods/exec in kube-system (deploy/rbac.yaml, "
+                                          "svcctl-node-exec), or give --iptables-save FILE",
+                                     resource=e.resource) from None
+            except ClusterError as e:
+                raise ClusterError(f"cannot read node {node}'s rules through {where}: {e.message}",
+                                   hint=e.hint) from None
+
+        cut = targeted.node_dumps(status_in_pod, node, where, services, mode, app.terminal.debug)
+        if cut is not None:
+            return cut
     return _collect(run_in_pod, mode_keys(mode) if mode else None, where, node, app.terminal.debug)
 
 

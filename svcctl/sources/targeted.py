@@ -1,0 +1,434 @@
+"""Targeted node reads: ask a node's kube-proxy Pod only for the rules of the Services asked about.
+
+A whole `iptables-save` moves ≈ 4.8 kB per Service the node holds (≈ 240 MB at 50,000 Services) to answer a
+question about ten rules. kube-proxy's chain names are recomputed from the Service (svcctl/dataplane/hashes.py),
+so the node can be asked for exactly those chains:
+
+- `iptables -t nat -S KUBE-SVC-…` (and `KUBE-SVL-` / `KUBE-EXT-` / `KUBE-FW-` when the Service uses them, then
+  every `KUBE-SEP-…` the chains jump to, and `KUBE-MARK-MASQ`): one chain's rules each, in `-S` syntax, which is
+  iptables-save's rule syntax, so the ordinary parser reads them.
+- The entry rules live in KUBE-SERVICES / KUBE-NODEPORTS (and the filter table's KUBE-SERVICES /
+  KUBE-EXTERNAL-SERVICES for a Service without endpoints), chains as long as the node has Services. Listing
+  them is not targeted; instead each rule kube-proxy writes for the Service (its exact match list, from
+  pkg/proxy/iptables/proxier.go) is checked with `iptables -t nat -C CHAIN RULE…`: a read-only lookup whose
+  exit status says whether exactly that rule exists, costing a few bytes whatever the chain's length.
+
+`ip6tables` does the same for IPv6 addresses (dual-stack). The read is a short sequence of rounds (the commands
+of a round run in parallel, so a node costs 2–3 exec round trips): the Service's own chains and entry checks,
+then the chains they jump to.
+
+When a targeted read finds nothing where the API says something should be (an entry check fails, the Service's
+chain is absent), nothing is concluded from it: the family's whole `iptables-save` is read once to confirm,
+and the answer is that whole dump's (its origin says it was read to confirm). A node in another mode (IPVS,
+nftables) also gets no targeted iptables rules, and the same whole read then detects its mode as before.
+
+Every argv run here is checked against `allowed()`, a fixed list of command shapes (binary, table, verb, chain
+name pattern, the option names a check may carry): nothing else is sent.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from svcctl.dataplane.dumps import NodeDumps
+from svcctl.dataplane.hashes import port_proto_hash, service_port_name
+from svcctl.model import EndpointSlice, Service
+
+# one exec: argv -> (stdout, stderr, exit status); a transport failure raises (ClusterError)
+Exec = Callable[[list[str]], tuple[str, str, int]]
+
+MAX_ROUNDS = 4  # SVC/EXT/FW -> SVL/SEP -> (nothing deeper in kube-proxy's layout); a loop bound only
+WORKERS = 8  # commands of one round in flight at once, per node
+_BY_NAME = frozenset({"KUBE-MARK-MASQ", "KUBE-MARK-DROP"})  # the parser knows these chains by name: not read
+
+# ------------------------------------------------------------------ the allow-list of command shapes
+
+_CHAIN = re.compile(r"KUBE-(?:SVC|SVL|EXT|FW|SEP|XLB)-[A-Z2-7]{16}|KUBE-MARK-MASQ|KUBE-MARK-DROP")
+_ENTRY_CHAINS = {"nat": ("KUBE-SERVICES", "KUBE-NODEPORTS"),
+                 "filter": ("KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-PROXY-FIREWALL", "KUBE-NODEPORTS")}
+_ADDR = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?:/[0-9]{1,2})?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*(?:/[0-9]{1,3})?")
+_TARGET = re.compile(r"KUBE-(?:SVC|SVL|EXT|FW)-[A-Z2-7]{16}|KUBE-NODEPORTS|REJECT|DROP")
+_PROTO = {"tcp", "udp", "sctp"}
+_COMMENT = re.compile(r"[A-Za-z0-9_./:; -]{1,256}")
+# option -> what its value must be, for the rule of a `-C` check (no other option is accepted)
+_CHECK_OPTS: dict[str, Callable[[str], bool]] = {
+    "-m": lambda v: v in _PROTO | {"comment", "addrtype"},
+    "-p": lambda v: v in _PROTO,
+    "-d": lambda v: bool(_ADDR.fullmatch(v)),
+    "--dport": lambda v: v.isdecimal() and 0 < int(v) < 65536,
+    "--comment": lambda v: bool(_COMMENT.fullmatch(v)),
+    "--dst-type": lambda v: v == "LOCAL",
+    "-j": lambda v: bool(_TARGET.fullmatch(v)),
+}
+
+
+def allowed(argv: list[str]) -> bool:
+    """Whether `argv` is one of the targeted read shapes (all read-only):
+    `iptables|ip6tables -t nat|filter -S CHAIN` for a per-Service chain (KUBE-SVC/SVL/EXT/FW/SEP-<hash>,
+    KUBE-MARK-MASQ), and `iptables|ip6tables -t nat|filter -C ENTRY-CHAIN RULE` where RULE uses only the
+    options kube-proxy's entry rules use (`-m`, `-p`, `-d`, `--dport`, `--comment`, `--dst-type`, `!`, `-j` to a
+    Service chain, KUBE-NODEPORTS, REJECT or DROP)."""
+    if len(argv) < 5 or argv[0] not in ("iptables", "ip6tables") or argv[1] != "-t":
+        return False
+    table, verb, chain = argv[2], argv[3], argv[4]
+    if table not in _ENTRY_CHAINS:
+        return False
+    if verb == "-S":
+        return len(argv) == 5 and table == "nat" and bool(_CHAIN.fullmatch(chain))
+    if verb != "-C" or chain not in _ENTRY_CHAINS[table]:
+        return False
+    rest, i, jumped = argv[5:], 0, False
+    while i < len(rest):
+        opt = rest[i]
+        if opt == "!" and i + 1 < len(rest) and rest[i + 1] == "-d":
+            i += 1
+            continue
+        check = _CHECK_OPTS.get(opt)
+        if check is None or i + 1 >= len(rest) or not check(rest[i + 1]):
+            return False
+        jumped = jumped or opt == "-j"
+        i += 2
+    return jumped
+
+
+# ------------------------------------------------------------------ what kube-proxy writes for a Service
+
+
+@dataclass
+class Check:
+    """One entry rule kube-proxy writes for the Service: the `-C` argv that looks for it, and the rule as
+    iptables-save prints it (kept when the check says it exists)."""
+
+    table: str
+    chain: str
+    spec: list[str]  # the rule's matches and target, kube-proxy's order
+    line: str  # `-A CHAIN …` in iptables-save's order
+    what: str  # in words, for the note when it is not found
+    alt: Check | None = None  # the rule written instead when the Service has no endpoints (slices unknown)
+    needs_eps: bool = False  # written only when the Service has endpoints: absent is fine when an alt was found
+
+    def argv(self, binary: str) -> list[str]:
+        return [binary, "-t", self.table, "-C", self.chain, *self.spec]
+
+    @property
+    def target(self) -> str:
+        return self.spec[-1]
+
+
+@dataclass
+class FamilyPlan:
+    binary: str  # iptables | ip6tables
+    key: str  # the NodeDumps key of the family's rules
+    chains: list[str] = field(default_factory=list)  # read with -S first
+    checks: list[Check] = field(default_factory=list)
+
+
+def _q(comment: str) -> str:
+    return f'"{comment}"' if " " in comment else comment
+
+
+def _host(ip: str) -> str:
+    return f"{ip}/128" if ":" in ip else f"{ip}/32"
+
+
+def _entry(table: str, chain: str, comment: str, proto: str, ip: str | None, port: int, target: str,
+           what: str, local: bool = False) -> Check:
+    """A KUBE-SERVICES / KUBE-NODEPORTS / KUBE-EXTERNAL-SERVICES rule as proxier.go writes it."""
+    spec = ["-m", "comment", "--comment", comment]
+    if local:
+        spec += ["-m", "addrtype", "--dst-type", "LOCAL"]
+    spec += ["-m", proto, "-p", proto]
+    if ip is not None:
+        spec += ["-d", ip]
+    spec += ["--dport", str(port), "-j", target]
+    line = f"-A {chain}" + (f" -d {_host(ip)}" if ip is not None else "") + f" -p {proto}"
+    line += f" -m comment --comment {_q(comment)}"
+    if local:
+        line += " -m addrtype --dst-type LOCAL"
+    line += f" -m {proto} --dport {port} -j {target}"
+    if target == "REJECT":
+        line += " --reject-with " + ("icmp6-port-unreachable" if ip is not None and ":" in ip
+                                     else "icmp-port-unreachable")
+    return Check(table, chain, spec, line, what)
+
+
+_NODEPORTS_COMMENT = "kubernetes service nodeports; NOTE: this must be the last rule in this chain"
+
+
+def _nodeports_jump(v6: bool) -> Check:
+    """The tail rule of KUBE-SERVICES that sends local-address traffic to KUBE-NODEPORTS (nodePortAddresses
+    unset; IPv6 always excludes ::1, IPv4 includes localhost: kube-proxy's defaults)."""
+    spec = ["-m", "comment", "--comment", _NODEPORTS_COMMENT, "-m", "addrtype", "--dst-type", "LOCAL"]
+    line = f'-A KUBE-SERVICES -m comment --comment "{_NODEPORTS_COMMENT}" -m addrtype --dst-type LOCAL'
+    if v6:
+        spec += ["!", "-d", "::1/128"]
+        line = f'-A KUBE-SERVICES ! -d ::1/128 -m comment --comment "{_NODEPORTS_COMMENT}" -m addrtype ' \
+               "--dst-type LOCAL"
+    return Check("nat", "KUBE-SERVICES", [*spec, "-j", "KUBE-NODEPORTS"], line + " -j KUBE-NODEPORTS",
+                 "the KUBE-SERVICES rule that sends node addresses to KUBE-NODEPORTS")
+
+
+def _has_endpoints(slices: list[EndpointSlice] | None) -> bool | None:
+    """Whether kube-proxy has endpoints for it (ready, or serving-terminating when none is ready); None when
+    the slices are not known (both rule sets are then tried: the one with endpoints first)."""
+    if slices is None:
+        return None
+    eps = [e for s in slices for e in s.endpoints]
+    return any(e.ready is not False for e in eps) or any(e.serving and e.terminating for e in eps)
+
+
+def _pick(fp: FamilyPlan, has_eps: bool | None, with_eps: Check | None, without: Check | None) -> None:
+    """Queue the rule kube-proxy writes for what the API says; unknown: the with-endpoints one, and the
+    no-endpoints one as its alternative (checked only when the first is not there)."""
+    if has_eps is False:
+        if without is not None:
+            fp.checks.append(without)
+        return
+    if with_eps is None:
+        return
+    if has_eps is None:
+        with_eps.alt = without
+        with_eps.needs_eps = without is None
+    fp.checks.append(with_eps)
+
+
+def plan(services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> list[FamilyPlan]:
+    """The chains to read and the entry rules to check, per address family (IPv4 first)."""
+    fams = {"4": FamilyPlan("iptables", "iptables"), "6": FamilyPlan("ip6tables", "ip6tables")}
+    nodeports = {"4": False, "6": False}
+    for svc, slices in services:
+        if svc.type == "ExternalName" or not svc.cluster_ips or svc.cluster_ips[0] in ("", "None"):
+            continue
+        has_eps = _has_endpoints(slices)
+        fam_of = {ip: ("6" if ":" in ip else "4") for ip in
+                  [*svc.cluster_ips, *svc.external_ips, *svc.load_balancer_ips] if ip and ip != "None"}
+        families = sorted({fam_of[ip] for ip in svc.cluster_ips if ip in fam_of})
+        for p in svc.ports:
+            proto = p.protocol.lower()
+            spn = service_port_name(svc.meta.namespace, svc.meta.name, p.name)
+            h = port_proto_hash(spn, proto)
+            internal = ("KUBE-SVL-" if svc.internal_traffic_policy == "Local" else "KUBE-SVC-") + h
+            external_used = bool(p.node_port or svc.external_ips or svc.load_balancer_ips)
+            external = "KUBE-EXT-" + h
+            fw = bool(svc.load_balancer_source_ranges and svc.load_balancer_ips)
+            none = f"{spn} has no endpoints"
+            for f in families:
+                fp = fams[f]
+                for ip in (ip for ip in svc.cluster_ips if fam_of.get(ip) == f):
+                    _pick(fp, has_eps,
+                          _entry("nat", "KUBE-SERVICES", f"{spn} cluster IP", proto, ip, p.port, internal,
+                                 f"the cluster IP rule of {spn} ({ip}:{p.port})"),
+                          _entry("filter", "KUBE-SERVICES", none, proto, ip, p.port, "REJECT",
+                                 f"the no-endpoints rule of {spn} ({ip})"))
+                for ip in (ip for ip in svc.external_ips if fam_of.get(ip) == f):
+                    _pick(fp, has_eps,
+                          _entry("nat", "KUBE-SERVICES", f"{spn} external IP", proto, ip, p.port, external,
+                                 f"the external IP rule of {spn} ({ip})"),
+                          _entry("filter", "KUBE-EXTERNAL-SERVICES", none, proto, ip, p.port, "REJECT",
+                                 f"the no-endpoints rule of {spn} ({ip})"))
+                for ip in (ip for ip in svc.load_balancer_ips if fam_of.get(ip) == f):
+                    if fw:
+                        _pick(fp, has_eps, _entry("filter", "KUBE-PROXY-FIREWALL",
+                                                  f"{spn} traffic not accepted by KUBE-FW-{h}", proto, ip, p.port,
+                                                  "DROP", f"the firewall rule of {spn} ({ip})"), None)
+                    _pick(fp, has_eps,
+                          _entry("nat", "KUBE-SERVICES", f"{spn} loadbalancer IP", proto, ip, p.port,
+                                 ("KUBE-FW-" + h) if fw else external, f"the load-balancer IP rule of {spn} ({ip})"),
+                          _entry("filter", "KUBE-EXTERNAL-SERVICES", none, proto, ip, p.port, "REJECT",
+                                 f"the no-endpoints rule of {spn} ({ip})"))
+                if p.node_port:
+                    nodeports[f] = has_eps is not False
+                    _pick(fp, has_eps,
+                          _entry("nat", "KUBE-NODEPORTS", spn, proto, None, p.node_port, external,
+                                 f"the NodePort rule of {spn} (:{p.node_port})"),
+                          _entry("filter", "KUBE-EXTERNAL-SERVICES", none, proto, None, p.node_port, "REJECT",
+                                 f"the no-endpoints NodePort rule of {spn}", local=True))
+                if has_eps is not False:
+                    for chain in [internal, *([external] if external_used else []), *(["KUBE-FW-" + h] if fw else [])]:
+                        if chain not in fp.chains:
+                            fp.chains.append(chain)
+    out = []
+    for f, fp in fams.items():
+        if nodeports[f]:
+            jump = _nodeports_jump(f == "6")
+            jump.needs_eps = True  # written whatever the Service; needed only when its NodePort rule is
+            fp.checks.append(jump)
+        if fp.checks:  # KUBE-MARK-MASQ is not read: the parser knows it by name
+            out.append(fp)
+    return out
+
+
+# ------------------------------------------------------------------ reading
+
+
+class NotAllowed(Exception):
+    """An argv outside the targeted shapes: refused before anything is sent (a bug, never a node's answer)."""
+
+
+@dataclass
+class TargetedRead:
+    """The cut dumps of one node (key -> iptables-save text), or what was missing (then read whole)."""
+
+    texts: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)  # key -> the first thing not found
+    commands: list[list[str]] = field(default_factory=list)
+    bytes_in: int = 0  # stdout + stderr of every command
+    seconds: float = 0.0
+
+
+def _run_round(execute: Exec, argvs: list[list[str]], read: TargetedRead) -> list[tuple[str, str, int]]:
+    for argv in argvs:
+        if not allowed(argv):
+            raise NotAllowed(f"not a targeted read command: {argv!r}")
+    read.commands += argvs
+    if len(argvs) == 1:
+        results = [execute(argvs[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(argvs)), thread_name_prefix="svcctl-t") as pool:
+            results = list(pool.map(execute, argvs))
+    read.bytes_in += sum(len(o) + len(e) for o, e, _ in results)
+    return results
+
+
+class ReadFailed(Exception):
+    """An answer a targeted read cannot use (exit status > 1: permission, a missing binary; output that is not
+    iptables' own): the node is read whole instead, which reports its own failure the usual way."""
+
+
+def _chain_text(out: str, chain: str) -> list[str]:
+    return [ln for ln in out.splitlines() if ln.startswith(f"-A {chain} ")]
+
+
+def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> TargetedRead:
+    """Run the plan through `execute`, round by round; each family's rules as a small iptables-save text."""
+    started = time.monotonic()
+    read = TargetedRead()
+    for fp in plan(services):
+        chains: dict[str, list[str]] = {}
+        confirmed: list[Check] = []
+        failed: list[Check] = []
+        todo, checks = list(fp.chains), list(fp.checks)
+        for _ in range(MAX_ROUNDS):
+            if not todo and not checks:
+                break
+            argvs = [[fp.binary, "-t", "nat", "-S", c] for c in todo] + [c.argv(fp.binary) for c in checks]
+            results = _run_round(execute, argvs, read)
+            alts: list[Check] = []
+            for i, (out, err, rc) in enumerate(results):
+                if rc > (1 if i < len(todo) else 2):  # -S: 1 = no such chain; -C: 1/2 = no such rule/target
+                    raise ReadFailed(f"`{' '.join(argvs[i])}` exited with {rc}: "
+                                     f"{(err.strip().splitlines() or [''])[-1][:200]}")
+                if i < len(todo):
+                    if rc == 0:
+                        if f"-N {todo[i]}" not in out.splitlines()[:1]:
+                            raise ReadFailed(f"`{' '.join(argvs[i])}` did not answer like iptables -S")
+                        chains[todo[i]] = _chain_text(out, todo[i])
+                    continue
+                check = checks[i - len(todo)]
+                if rc == 0:
+                    if out.strip():
+                        raise ReadFailed(f"`{' '.join(argvs[i])}` did not answer like iptables -C")
+                    confirmed.append(check)
+                elif check.alt is not None:
+                    check.alt.what = f"{check.what} (nor its no-endpoints rule)"
+                    alts.append(check.alt)
+                else:
+                    failed.append(check)
+            nxt: list[str] = []
+            for rules in chains.values():
+                for ln in rules:
+                    m = re.search(r" -[jg] (\S+)", ln)
+                    t = m.group(1) if m else ""
+                    if t.startswith("KUBE-") and t not in chains and t not in todo and t not in nxt \
+                            and t not in _BY_NAME and _CHAIN.fullmatch(t):
+                        nxt.append(t)
+            todo, checks = nxt, alts
+        no_eps = any(c.target == "REJECT" for c in confirmed)
+        missing = [c for c in failed if not (c.needs_eps and no_eps)]
+        if missing:
+            read.missing[fp.key] = missing[0].what
+        read.texts[fp.key] = _save_text(chains, confirmed)
+    read.seconds = time.monotonic() - started
+    return read
+
+
+def _save_text(chains: dict[str, list[str]], confirmed: list[Check]) -> str:
+    """The rules read, as iptables-save would print them (entry rules first: the parser starts there)."""
+    out: list[str] = []
+    for table in ("nat", "filter"):
+        entry = [c for c in confirmed if c.table == table]
+        if table == "filter" and not entry:
+            continue
+        names = list(dict.fromkeys([*_ENTRY_CHAINS[table][:2], *(c.chain for c in entry),
+                                    *(chains if table == "nat" else [])]))
+        out.append(f"*{table}")
+        out += [f":{n} - [0:0]" for n in names]
+        # KUBE-SERVICES' own order: the Service rules, then the NodePort jump (kube-proxy writes it last)
+        entry.sort(key=lambda c: (c.chain, c.spec[-1] == "KUBE-NODEPORTS"))
+        out += [c.line for c in entry]
+        if table == "nat":
+            for rules in chains.values():
+                out += rules
+        out.append("COMMIT")
+    return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------------ one node, as NodeDumps
+
+TARGETED_NOTE = ("only the rules of the Service asked about were read from the node ({n} targeted commands, "
+                 "{b} bytes): the counts are those rules'")
+
+
+def node_dumps(execute: Exec, node: str, where: str, services: list[tuple[Service, list[EndpointSlice] | None]],
+               mode: str | None, debug: Callable[[str], None] | None = None) -> NodeDumps | None:
+    """The node's rules for `services` through targeted reads (`execute` runs one argv in its kube-proxy Pod),
+    or None when they cannot be targeted (another mode: the caller reads the node whole, which also detects
+    its mode).
+
+    A family whose targeted read missed something the API says is there is read whole (`iptables-save`) once,
+    to confirm: its origin then says so, and every finding on it cites that whole read."""
+    from svcctl.dataplane import modes
+
+    if mode not in (None, "iptables") or not services:
+        return None
+    try:
+        read = read_targeted(execute, services)
+    except ReadFailed as e:
+        if debug is not None:
+            debug(f"{where}: {e}: reading the node whole")
+        return None
+    if not read.texts:
+        return None
+    dumps = NodeDumps(node=node)
+    found_any = any("-A " in t for t in read.texts.values())
+    for key, text in read.texts.items():
+        what = read.missing.get(key)
+        if what is None:
+            dumps.texts[key] = text
+            dumps.origins[key] = f"targeted {key} reads ({where})"
+            continue
+        whole = list(modes.allowed_commands()[key])  # iptables-save / ip6tables-save
+        out, err, rc = execute(whole)
+        read.commands.append(whole)
+        read.bytes_in += len(out) + len(err)
+        if rc:
+            return None  # the whole read again, through the caller: it reports the failure as every read does
+        if mode is None and key == "iptables" and not found_any and modes.mode_from_iptables(out) != "iptables":
+            if debug is not None:
+                debug(f"{where}: none of the Service's iptables rules ({what}), and iptables-save shows another "
+                      "mode: reading the node whole in that mode")
+            return None
+        dumps.texts[key] = out
+        dumps.origins[key] = (f"{' '.join(whole)} ({where}), read whole to confirm a targeted read that did not "
+                              f"find {what}")
+        dumps.streamed[key] = (f"the targeted read did not find {what}; the whole `{' '.join(whole)}` was read to "
+                               "confirm: the counts are for the whole dump")
+    note = TARGETED_NOTE.format(n=len(read.commands), b=read.bytes_in)
+    for key in dumps.texts:
+        dumps.streamed.setdefault(key, note)
+    dumps.mode = "iptables"
+    return dumps
