@@ -10,6 +10,10 @@ through pods/status), the policies are created in the real API server, and after
 or UDP exchange from the client's namespace to backend IP:port says what got through. svcctl judges the same
 connection from what the API server holds; the verdicts must agree.
 
+The DNS-egress cases check svcctl's gate before the DNS hop (svcctl.analysis.policy_dns) the same way: CoreDNS
+listening on 1053 behind the kube-dns Service's port 53, a client under default-deny Egress, and rules on port 53
+(the trap), on 1053, on the named ports, and the very rule svcctl's PolicyDeniesDNS hint suggests.
+
 Not sendable, so not counted: a client whose labels svcctl does not know ("a Pod on the node"): every real Pod
 has labels.
 """
@@ -272,6 +276,7 @@ class LabCase:
     protocol: str
     masquerade: bool  # the connection arrives from the client's node (kube-proxy masqueraded it there)
     documented: bool | None
+    dns: JSON | None = None  # a DNS-egress case: the kube-dns Service whose targetPort the packet carries
 
 
 def lab_cases() -> list[LabCase]:
@@ -286,6 +291,70 @@ def lab_cases() -> list[LabCase]:
             c = Party("outside", lab_ip(kw["client_node_ip"]), c.obj)  # the packet carries that node's address
         out.append(LabCase(cid, [lab_policy(yaml.safe_load(d)) for d in docs], c, _party(backend), port, proto,
                            bool(kw.get("masquerade")), allowed))
+    return out + dns_cases()
+
+
+# The client's Egress to the cluster DNS (svcctl.analysis.policy_dns): CoreDNS listening on 1053 behind the
+# kube-dns Service's port 53, so a policy must name 1053 -- the port the packet carries after kube-proxy's DNAT.
+DNS_NS, WEB_NS = "kr-kube-system", "kr-web"
+DNS_POD_IP, WEB_POD_IP, DNS_PORT = "198.18.53.10", "198.18.60.20", 1053
+KUBE_DNS: JSON = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", "namespace": DNS_NS},
+                  "spec": {"selector": {"k8s-app": "kube-dns"},
+                           "ports": [{"name": "dns", "port": 53, "targetPort": "dns", "protocol": "UDP"},
+                                     {"name": "dns-tcp", "port": 53, "targetPort": "dns-tcp", "protocol": "TCP"}]}}
+
+
+def _web_policy(name: str, egress: list[JSON] | None) -> JSON:
+    spec: JSON = {"podSelector": {}, "policyTypes": ["Egress"]}
+    if egress is not None:
+        spec["egress"] = egress
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": WEB_NS}, "spec": spec}
+
+
+def _to_dns(ports: list[JSON]) -> list[JSON]:
+    return [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": DNS_NS}},
+                     "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}], "ports": ports}]
+
+
+def _dns_gate(policies: list[JSON], client: JSON, dns_pod: JSON) -> Any:
+    """svcctl's DNS gate for `client` under `policies` (the objects as the lab writes them)."""
+    from svcctl.analysis.policy import client_endpoint, make_world
+    from svcctl.analysis.policy_dns import dns_gate
+    from svcctl.model import Service
+
+    nss: dict[str, JSON | None] = {n: {"metadata": {"name": n}} for n in (WEB_NS, DNS_NS)}
+    world = make_world({WEB_NS: policies}, nss)
+    who = client_endpoint(world, client, f"{WEB_NS}/web-0", None, NODE, [NODE_IP])
+    return dns_gate(world, who, Service.from_dict(KUBE_DNS), [dns_pod], [])
+
+
+def dns_cases() -> list[LabCase]:
+    dns_pod = _pod_object(Endpoint("pod", "10.244.53.10", NamespaceInfo("kube-system"), "coredns-0",
+                                   {"k8s-app": "kube-dns"}, node="node-a",
+                                   ports=[("dns", DNS_PORT, "UDP"), ("dns-tcp", DNS_PORT, "TCP")]))
+    web = _pod_object(Endpoint("pod", "10.244.60.20", NamespaceInfo("web"), "web-0", {"role": "web"},
+                               node="node-a"))
+    deny = _web_policy("default-deny-egress", None)
+    gate = _dns_gate([deny], web, dns_pod)  # the PolicyDeniesDNS hint: its rule is one of the cases
+    assert gate.finding is not None
+    hint_rule = yaml.safe_load(gate.finding.hint.split(": - ", 1)[1].split(" (the DNS Pods", 1)[0])
+    sets = [
+        ("dns-no-policy", [], True),
+        ("dns-default-deny-egress", [deny], False),
+        ("dns-rule-on-the-service-port-53", [deny, _web_policy("allow-dns-53", _to_dns(
+            [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]))], False),
+        ("dns-rule-on-the-target-port", [deny, _web_policy("allow-dns-1053", _to_dns(
+            [{"protocol": "UDP", "port": DNS_PORT}, {"protocol": "TCP", "port": DNS_PORT}]))], True),
+        ("dns-rule-on-the-named-ports", [deny, _web_policy("allow-dns-named", _to_dns(
+            [{"protocol": "UDP", "port": "dns"}, {"protocol": "TCP", "port": "dns-tcp"}]))], True),
+        ("dns-the-rule-svcctl-suggests", [deny, _web_policy("svcctl-hint", [hint_rule])], True),
+    ]
+    out = []
+    for cid, pols, want in sets:
+        for proto in ("UDP", "TCP"):
+            out.append(LabCase(f"{cid}-{proto.lower()}", pols, Party("pod", WEB_POD_IP, web),
+                               Party("pod", DNS_POD_IP, dns_pod), DNS_PORT, proto, False, want, dns=KUBE_DNS))
     return out
 
 
@@ -300,7 +369,8 @@ def netpol_node(k8s: ControlPlane, tmp_path: Path) -> Iterator[tuple[RoutedNode,
     try:
         node.start()
         namespaces = {"kr-default": {}, "kr-myproject": {"project": "myproject"}, "kr-alice": {"user": "alice"},
-                      "kr-other": {}, "kr-unlisted": {}, MARKER_NS: {}}
+                      "kr-other": {}, "kr-unlisted": {}, WEB_NS: {}, DNS_NS: {},
+                      MARKER_NS: {}}
         for name, labels in namespaces.items():
             k8s.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
             created.append(f"/api/v1/namespaces/{name}")
@@ -320,6 +390,8 @@ def netpol_node(k8s: ControlPlane, tmp_path: Path) -> Iterator[tuple[RoutedNode,
                   "spec": {"nodeName": NODE, "containers": [{"name": "c", "image": "registry.invalid/c:1"}]},
                   "status": {"phase": "Running", "podIP": MARKER_IP, "podIPs": [{"ip": MARKER_IP}],
                              "hostIP": NODE_IP, "hostIPs": [{"ip": NODE_IP}]}}
+        k8s.apply(copy.deepcopy(KUBE_DNS))
+        created.append(f"/api/v1/namespaces/{DNS_NS}/services/kube-dns")
         for obj in [*pods.values(), marker]:
             k8s.apply(obj)
             md = obj["metadata"]
@@ -384,6 +456,27 @@ def _svcctl(k8s: ControlPlane, c: LabCase) -> bool | None:
         live = k8s.must("GET", f"/api/v1/namespaces/{md['namespace']}/pods/{md['name']}")
         return pod_endpoint(live, nss[md["namespace"]], [live["status"]["hostIP"]])
 
+    if c.dns is not None:  # the DNS gate, on the Service and Pods as the API server holds them
+        from svcctl.analysis.policy import client_endpoint, make_world
+        from svcctl.analysis.policy_dns import dns_gate
+        from svcctl.model import Service
+
+        assert c.client.obj is not None and c.backend.obj is not None
+        md, bmd = c.client.obj["metadata"], c.backend.obj["metadata"]
+        world = make_world({md["namespace"]: [p for p in k8s.list(
+            f"/apis/networking.k8s.io/v1/namespaces/{md['namespace']}/networkpolicies")]},
+            {n: k8s.must("GET", f"/api/v1/namespaces/{n}") for n in (md["namespace"], bmd["namespace"])})
+        live = k8s.must("GET", f"/api/v1/namespaces/{md['namespace']}/pods/{md['name']}")
+        svc = Service.from_dict(k8s.must("GET", f"/api/v1/namespaces/{DNS_NS}/services/kube-dns"))
+        dns_pod = k8s.must("GET", f"/api/v1/namespaces/{bmd['namespace']}/pods/{bmd['name']}")
+        gate = dns_gate(world, client_endpoint(world, live, None, None, NODE, [NODE_IP]), svc, [dns_pod],
+                        svc.cluster_ips)
+        assert gate.ports[c.protocol] == c.port  # judged on the port the packet carries after the DNAT
+        if gate.egress is None or not gate.egress.applies:
+            return True  # not isolated for Egress
+        if c.protocol in gate.egress.protocols_denied:
+            return False
+        return True if c.protocol == "TCP" else gate.egress.allowed  # `allowed` is the UDP answer
     client = endpoint(c.client)
     if c.masquerade:  # the packet arrives from the other node with its address: the client was on that node
         client.node, client.node_ips = OTHER_NODE, [OTHER_NODE_IP]
@@ -421,8 +514,10 @@ def test_svcctl_agrees_with_kube_router_on_real_packets(
     disagree = [r for r in rows if r[1] is not r[2]]
     through = sum(1 for r in rows if r[2])
     assert through >= 10 and len(rows) - through >= 10, "the cases must both let through and stop packets"
+    dns = sum(1 for c in cases if c.dns is not None)
     FIGURES.append(f"NetworkPolicy on real packets (kube-router {KUBE_ROUTER_VERSION} netpol controller): svcctl "
-                   f"agrees on {len(agree)}/{len(rows)} documented cases ({through} got through, "
+                   f"agrees on {len(agree)}/{len(rows)} cases ({len(rows) - dns} documented, {dns} DNS egress; "
+                   f"{through} got through, "
                    f"{len(rows) - through} stopped)"
                    + (f"; disagrees on {', '.join(r[0] for r in disagree)}" if disagree else ""))
     print("\n".join(f"{cid}: svcctl {s} kube-router {k} documented {d}" for cid, s, k, d in rows))
