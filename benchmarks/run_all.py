@@ -1,6 +1,6 @@
 """Every benchmark, one table per area, each figure beside a baseline measured in the same run, and the machine.
 
-    python3 benchmarks/run_all.py [--size small|full] [--only startup,live,nodes,cluster,fleet] [--markdown FILE]
+    python3 benchmarks/run_all.py [--size small|full] [--only startup,live,real,nodes,cluster,fleet] [--markdown FILE]
 
 `small` (CI, a few minutes): start-up; 1,000-Service dumps in each mode; one Service at 3 vs 2,000 Services and
 `endpoints -A` over 20,000 Pods; 40 nodes. `full` (by hand): 1,000 / 10,000 / 50,000-Service dumps; 3 vs
@@ -23,6 +23,7 @@ from common import Row, machine, table  # noqa: E402
 AREAS: dict[str, tuple[str, list[str]]] = {
     "startup": ("Start-up (median of repeated runs)", []),
     "live": ("Live latency: one Service, an unreachable server, a completion (median of repeated runs)", []),
+    "real": ("Live latency against the real kube-apiserver, beside the real kubectl (median of repeated runs)", []),
     "nodes": ("Big nodes: one Service vs the whole dump, per mode", ["mode", "dump", "µs/line"]),
     "cluster": ("Big clusters: API cost of one Service, and endpoints -A", ["requests", "bytes"]),
     "fleet": ("Fleet: --all-nodes, parallel vs sequential", ["requests", "nodes phase"]),
@@ -38,6 +39,10 @@ def runner(area: str, size: str) -> Callable[[], list[Row]]:
         import bench_live
 
         return lambda: bench_live.bench(size)
+    if area == "real":
+        import bench_kubectl
+
+        return lambda: bench_kubectl.bench(size)
     if area == "nodes":
         import bench_nodes
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes components the lab tests use as referee -- kube-apiserver,
-# kube-controller-manager, kube-proxy and etcd -- from the Go module proxy, once per version.
+# kube-controller-manager, kube-proxy and etcd, and kubectl (the plugin host and the latency baseline) --
+# from the Go module proxy, once per version.
 #
 #   bash tests/lab/build.sh [VERSION]        # default: the newest release CI uses (LAB_VERSION below)
 #
-# The binaries land in $SVCCTL_LAB_CACHE/<version>/bin (default ~/.cache/svcctl-lab); when all four are
+# The binaries land in $SVCCTL_LAB_CACHE/<version>/bin (default ~/.cache/svcctl-lab); when all five are
 # there, nothing is done.  Nothing here is committed: neither sources (they live in Go's module cache)
 # nor binaries.
 #
@@ -17,7 +18,7 @@ set -euo pipefail
 VERSION="${1:-${LAB_VERSION:-v1.37.2}}"
 CACHE="${SVCCTL_LAB_CACHE:-$HOME/.cache/svcctl-lab}"
 OUT="$CACHE/$VERSION/bin"
-BINS=(etcd kube-apiserver kube-controller-manager kube-proxy)
+BINS=(etcd kube-apiserver kube-controller-manager kube-proxy kubectl)
 
 have_all=1
 for b in "${BINS[@]}"; do [ -x "$OUT/$b" ] || have_all=0; done
@@ -71,6 +72,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
 echo "lab: $VERSION: ${#staging[@]} staging modules at $staging_ver, etcd $etcd_ver" >&2
@@ -88,7 +90,8 @@ export CGO_ENABLED=0
 GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$OUT/" \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-proxy
+    k8s.io/kubernetes/cmd/kube-proxy \
+    k8s.io/kubernetes/cmd/kubectl
 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$OUT/etcd" go.etcd.io/etcd/server/v3
 for b in "${BINS[@]}"; do [ -x "$OUT/$b" ] || { echo "lab: $b was not built" >&2; exit 1; }; done
 echo "lab: $VERSION built in $(( $(date +%s) - start )) s (modules ${t_mod} s) -> $OUT" >&2
