@@ -6,7 +6,10 @@ kube-proxy Pod whose `iptables-save` is generated for that node (tests/gen_fleet
 endpoint, every 25th misses one, one node's exec fails. svcctl runs as a subprocess through the real client.
 "nodes phase" is the report's own time for reading and judging the nodes (the rest is start-up and API reads).
 
-    python benchmarks/bench_fleet.py [--size small|full] [--latency 0.05]
+`bench_big`: `check hostnames --all-nodes --parallel 32` over nodes holding 100 (small) or 50,000 (full) Services
+each, through targeted reads, beside today's whole-dump read of the same nodes (on fewer nodes, extrapolated).
+
+    python benchmarks/bench_fleet.py [--size small|full] [--latency 0.05] [--only all|parallel|big]
 """
 
 from __future__ import annotations
@@ -68,13 +71,112 @@ def bench(size: str, latency: float = 0.05, parallel: int = 16) -> list[Row]:
     return rows
 
 
+# `check hostnames --all-nodes` over big nodes: (nodes, Services per node) for the targeted read; the whole-dump
+# baseline (today's read of a node) runs on BASELINE_NODES of the same nodes and is extrapolated
+BIG = {"small": (40, 100), "full": (1000, 50_000)}
+BASELINE_NODES = {"small": 8, "full": 2}
+
+
+class BigNodeExec:
+    """Every node holds the same big iptables rules (the `hostnames` Service and `services - 1` others, each with
+    5 endpoints, hostnames 9; tests/gen_dumps.py): whole `iptables-save` answered with the dump, the targeted commands as
+    iptables answers them (tests/gen_fleet.RuleIndex), each after `latency` seconds (the node's and the network's
+    time). `whole_only`: targeted commands are "not found" (exit 127), so svcctl reads each node whole — today's
+    read, the baseline."""
+
+    def __init__(self, text: str, latency: float) -> None:
+        from gen_fleet import RuleIndex
+
+        self.text = text
+        self.index = RuleIndex(text)
+        self.latency = latency
+        self.whole_only = False
+        self.bytes_out = 0
+        self.calls = 0
+
+    def __call__(self, ns: str, pod: str, container: str, argv: list[str]) -> tuple[str, str, int]:
+        import time
+
+        time.sleep(self.latency)
+        self.calls += 1
+        if argv == ["iptables-save"]:
+            out: tuple[str, str, int] = (self.text, "", 0)
+        elif self.whole_only or argv[:1] != ["iptables"]:
+            out = ("", f"{argv[0]}: not found\n", 127)
+        else:
+            out = self.index.answer(argv) or ("", "bad\n", 2)
+        self.bytes_out += len(out[0]) + len(out[1]) + sum(len(a) + 1 for a in argv)
+        return out
+
+
+def big_dump(services: int) -> str:
+    from gen_dumps import GenCluster, GenEndpoint, GenPort, GenService, big_cluster, iptables_save
+    from gen_fleet import READY, VIP
+
+    hostnames = GenService("default", "hostnames", VIP, [GenPort("http", 80, 9376)], [GenEndpoint(ip) for ip in READY])
+    others = big_cluster(services - 1, 5).services  # 5 endpoints each: 50,000 × 10 would not fit in its pod range
+    return iptables_save(GenCluster([hostnames, *others], cluster_cidr="10.128.0.0/9"))
+
+
+def bench_big(size: str, latency: float = 0.05, parallel: int = 32) -> list[Row]:
+    """`check hostnames --all-nodes --parallel 32`, targeted reads against today's whole-dump read."""
+    from apiserver import FakeAPIServer, make_pki
+    from gen_fleet import fleet_objects
+
+    n, services = BIG[size]
+    nb = BASELINE_NODES[size]
+    text = big_dump(services)
+    handler = BigNodeExec(text, latency)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="svcctl-bench-fleet-") as tmp:
+        pki = make_pki(Path(tmp) / "pki")
+        results = {}
+        for label, nodes, whole in (("targeted", n, False), ("whole", nb, True)):
+            srv = FakeAPIServer(fleet_objects(nodes), pki, copy=False).start()
+            try:
+                srv.exec_handler = handler
+                handler.whole_only, handler.bytes_out, handler.calls = whole, 0, 0
+                kc = srv.write_kubeconfig(Path(tmp) / f"kubeconfig-{label}")
+                r = run([*SVCCTL, "check", "hostnames", "--all-nodes", "--parallel", str(parallel), "-o", "json",
+                         "--request-timeout", "600"], env={"KUBECONFIG": str(kc)})
+                results[label] = (r, handler.bytes_out / nodes, handler.calls / nodes, nodes)
+            finally:
+                srv.stop()
+    (t, t_bytes, t_calls, _), (w, w_bytes, w_calls, _) = results["targeted"], results["whole"]
+    per_node_whole = w.seconds / nb
+    extrapolated = w.seconds * max(1.0, n / max(parallel, nb)) if nb < n else w.seconds
+    note_t = f"exit {t.rc}" + (f": {t.stderr.strip().splitlines()[-1][:120]}" if t.rc not in (0, 1) and t.stderr else "")
+    rows.append(Row("fleet", f"check hostnames --all-nodes --parallel {parallel}: targeted reads ({n} nodes × "
+                             f"{services:,} Services, {latency * 1000:.0f} ms exec latency)", t.seconds, t.rss_mb,
+                    f"whole iptables-save per node, {nb} nodes measured, ×{n}/{max(parallel, nb)} extrapolated",
+                    extrapolated,
+                    {"bytes/node": _size(t_bytes), "execs/node": f"{t_calls:.0f}"}, note_t))
+    rows.append(Row("fleet", f"baseline: the same, whole iptables-save per node ({nb} nodes × {services:,} Services)",
+                    w.seconds, w.rss_mb, "", None,
+                    {"bytes/node": _size(w_bytes), "execs/node": f"{w_calls:.0f}"},
+                    f"exit {w.rc}; {per_node_whole:.2f} s per node at --parallel {parallel}; dump "
+                    f"{_size(len(text))}"))
+    return rows
+
+
+def _size(n: float) -> str:
+    for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", choices=sorted(NODES), default="small")
     ap.add_argument("--latency", type=float, default=0.05)
+    ap.add_argument("--only", choices=["all", "parallel", "big"], default="all")
     args = ap.parse_args()
     print(f"machine: {machine()}")
-    print(table(bench(args.size, args.latency), ["requests", "nodes phase"]))
+    if args.only in ("all", "parallel"):
+        print(table(bench(args.size, args.latency), ["requests", "nodes phase"]))
+    if args.only in ("all", "big"):
+        print(table(bench_big(args.size, args.latency), ["bytes/node", "execs/node"]))
     return 0
 
 

@@ -26,7 +26,8 @@ AREAS: dict[str, tuple[str, list[str]]] = {
     "real": ("Live latency against the real kube-apiserver, beside the real kubectl (median of repeated runs)", []),
     "nodes": ("Big nodes: one Service vs the whole dump, per mode", ["mode", "dump", "µs/line"]),
     "cluster": ("Big clusters: API cost of one Service, and endpoints -A", ["requests", "bytes"]),
-    "fleet": ("Fleet: --all-nodes, parallel vs sequential", ["requests", "nodes phase"]),
+    "fleet": ("Fleet: --all-nodes, parallel vs sequential; targeted reads vs whole dumps",
+              ["requests", "nodes phase", "bytes/node", "execs/node"]),
 }
 
 
@@ -53,7 +54,7 @@ def runner(area: str, size: str) -> Callable[[], list[Row]]:
         return lambda: bench_cluster.bench(size, 3)
     import bench_fleet
 
-    return lambda: bench_fleet.bench(size)
+    return lambda: bench_fleet.bench(size) + bench_fleet.bench_big(size)
 
 
 def main() -> int:
