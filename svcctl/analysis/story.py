@@ -9,10 +9,26 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from svcctl.findings import Severity
 from svcctl.model import Finding
+
+if TYPE_CHECKING:
+    from svcctl.model import Service
+
+
+class Told(Protocol):
+    """What the one-sentence story reads of a trace (`svcctl.analysis.trace.Trace` has it)."""
+
+    @property
+    def all_findings(self) -> list[Finding]: ...
+
+    @property
+    def endpoint_counts(self) -> dict[str, int | None] | None: ...
+
+    @property
+    def service(self) -> Service | None: ...
 
 # a Pod-level reason, as the words after "the other N …"
 _POD_WORDS = {
@@ -85,13 +101,13 @@ def _detail(f: Finding) -> str:
     return ""
 
 
-def sentence(trace: Any) -> str:
+def sentence(trace: Told) -> str:
     """One sentence for the top of the screen."""
     findings: list[Finding] = list(trace.all_findings)
     errors = [f for f in findings if f.severity is Severity.ERROR]
-    counts = getattr(trace, "endpoint_counts", None) or {}
+    counts = trace.endpoint_counts or {}
     ready, expected = counts.get("ready"), counts.get("expected")
-    service = getattr(trace, "service", None)
+    service = trace.service
     pod_errors = [f for f in errors if f.pod]
     node_errors = [f for f in errors if not f.pod and f.code in ("ServiceNotProgrammed", "NoEndpointsReject",
                                                                    "NoLocalEndpoints")]

@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Any
 from urllib.parse import urlsplit
 
+from svcctl.analysis.dns import DNSReport
 from svcctl.analysis.glue import glue_findings
 from svcctl.analysis.source import Source, SourceJudgement, judge_source
 from svcctl.analysis.topology import NodeEndpoint, port_policy
@@ -746,7 +747,7 @@ class Trace:
     service: Service | None
     node: str | None
     mode: str | None
-    dns: Any | None = None  # DNSReport from the DNS hop
+    dns: DNSReport | None = None  # from the DNS hop
     pre_hops: list[Hop] = field(default_factory=list)  # dns, service
     ports: list[PortTrace] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
@@ -790,7 +791,7 @@ class Trace:
             "target": self.target.raw,
             "verdict": self.verdict.value,
             "service": svc,
-            "dns": self.dns.to_json() if self.dns is not None and hasattr(self.dns, "to_json") else None,
+            "dns": self.dns.to_json() if self.dns is not None else None,
             "node": {"name": self.node, "mode": self.mode},
             "hops": [h.to_json() for h in self.pre_hops],
             "ports": [p.to_json() for p in self.ports],

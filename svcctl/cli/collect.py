@@ -10,7 +10,7 @@ import click
 from svcctl.cli.app import App, complete_services, get_app, global_options, node_options
 from svcctl.errors import ClusterError, ExitStatus, InputError
 from svcctl.model import JSON, Pod, Service
-from svcctl.sources.base import ClusterSource, selector_string
+from svcctl.sources.base import BulkReads, ClusterSource, CountsRequests, selector_string
 from svcctl.sources.bundle import Bundle, write_bundle
 
 
@@ -52,15 +52,15 @@ def command(services: tuple[str, ...], out: str, node_rules: bool) -> int:
     _collect_policies(src, bundle, None if services else app.ns_or_all, bool(services))
     if node_rules:
         _collect_node_rules(app, bundle)
-    skipped = list(getattr(src, "skipped", []))
+    skipped = list(src.skipped)
     for s in skipped:
         app.terminal.warn(f"not collected: {s.resource} ({s.reason})")
     bundle.notes += _notes(app, src, services, skipped)
     size = write_bundle(out, bundle)
     counts = ", ".join(f"{n} {k}{'' if n == 1 else 's'}" for k, n in bundle.counts().items()) or "no objects"
     cost = ""
-    if hasattr(src, "requests"):
-        cost = f" ({src.requests} API requests, {getattr(src, 'bytes_read', 0)} bytes read)"
+    if isinstance(src, CountsRequests):
+        cost = f" ({src.requests} API requests, {src.bytes_read} bytes read)"
     app.terminal.status(f"wrote {out}: {counts}, {size} bytes{cost}")
     return int(ExitStatus.OK)
 
@@ -83,20 +83,18 @@ def _collect_service(src: ClusterSource, bundle: Bundle, svc: Service) -> None:
 def _collect_namespace(src: ClusterSource, bundle: Bundle, namespace: str | None) -> None:
     """Whole namespace (or cluster): one paged list per kind instead of per-Service requests."""
     services = src.list_services(namespace)
-    from svcctl.sources.base import BulkSlices
-
-    if not isinstance(src, BulkSlices):  # a source without bulk reads (snapshot): per Service
+    if not isinstance(src, BulkReads):  # a source without bulk reads (snapshot): per Service
         for svc in services:
             _collect_service(src, bundle, svc)
         return
     bundle.add_all(s.raw for s in services)
     bundle.add_all(s.raw for s in src.list_all_endpoint_slices(namespace))
-    bundle.add_all(e.raw for e in src.list_all_endpoints(namespace))  # type: ignore[attr-defined]
+    bundle.add_all(e.raw for e in src.list_all_endpoints(namespace))
     pods = src.list_pods(namespace)
     bundle.add_all(p.raw for p in pods)
     wanted = {p.node_name for p in pods if p.node_name}
     bundle.add_all(n.raw for n in src.list_nodes() if n.meta.name in wanted)
-    bundle.add_all(e.raw for e in src.list_all_events(namespace)  # type: ignore[attr-defined]
+    bundle.add_all(e.raw for e in src.list_all_events(namespace)
                    if e.involved_kind in ("Pod", "Service"))
 
 
@@ -104,11 +102,10 @@ def _collect_policies(src: ClusterSource, bundle: Bundle, scope: str | None, per
     """What the trace's policy hop reads: the NetworkPolicies and Namespaces of every namespace collected (one
     list each; -A: one cluster-wide list), and the AdminNetworkPolicy tiers when the cluster has them."""
     namespaces = sorted({ns for (kind, ns, _) in bundle.objects if ns})
-    bulk = getattr(src, "list_all_network_policies", None)
     lists: list[list[JSON] | None]
-    if not per_service and scope is None and bulk is not None:
-        lists = [bulk(None)]
-        ns_objs = getattr(src, "list_namespace_objects", lambda: None)()
+    if not per_service and scope is None and isinstance(src, BulkReads):
+        lists = [src.list_all_network_policies(None)]
+        ns_objs = src.list_namespace_objects()
         if ns_objs is not None:
             bundle.add_all(ns_objs)
             bundle.typed.add("Namespace")

@@ -20,6 +20,7 @@ import click
 from click.shell_completion import CompletionItem
 
 if TYPE_CHECKING:
+    from svcctl.model import Service
     from svcctl.ops.context import Context as App
 
 
@@ -66,12 +67,10 @@ def _services(app: App, incomplete: str) -> list[CompletionItem]:
     return [CompletionItem(s.meta.name, help=_svc_help(s)) for s in src.list_services(app.ns)]
 
 
-def _svc_help(s: object) -> str:
-    type_ = getattr(s, "type", "")
-    ip = getattr(s, "cluster_ip", "")
-    if type_ == "ExternalName":
-        return f"ExternalName {getattr(s, 'external_name', '')}"
-    return f"{type_} {ip}".strip()
+def _svc_help(s: Service) -> str:
+    if s.type == "ExternalName":
+        return f"ExternalName {s.external_name}"
+    return f"{s.type} {s.cluster_ip}".strip()
 
 
 def _namespaces(app: App, incomplete: str) -> list[CompletionItem]:

@@ -53,10 +53,11 @@ def command(service: str | None, why_not: bool, fail_on: str) -> int:
         render_summary(app, summaries, app.all_namespaces)
         for sk in app.source.skipped:  # refused reads make the counts partial: say so, on stderr
             app.terminal.warn(f"could not read {sk.resource}: {sk.reason}; counts may be incomplete")
+        from svcctl.sources.base import HasCoverage
         from svcctl.sources.coverage import coverage_of, summary_line
 
         partial = summary_line(coverage_of(app.source))
-        if partial and getattr(app.source, "coverage", None) is not None:
+        if partial and isinstance(app.source, HasCoverage):
             app.terminal.warn(partial + " (? = cannot be seen)")
         elif any(s.expected is None for s in summaries):
             app.terminal.warn("could not read Pods: EXPECTED is unknown (?)")

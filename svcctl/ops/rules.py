@@ -103,7 +103,7 @@ def flag_orphans(app: Context, rules: NodeRules) -> None:
         from svcctl.sources.base import BulkSlices
 
         src = app.source
-        slices = src.list_all_endpoint_slices(None) if isinstance(src, BulkSlices) else getattr(src, "slices", [])
+        slices = src.list_all_endpoint_slices(None) if isinstance(src, BulkSlices) else []
     except SvcctlError as err:
         app.terminal.debug(f"chain owners not checked: {err.message}")
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from svcctl.analysis.dns import DNSQuery
 from svcctl.analysis.source import Source
 from svcctl.analysis.trace import (
     BROKEN,
@@ -439,23 +440,21 @@ def _dns_hop(app: Context, tr: Trace, service: Service, target: Target, cluster_
                      resolv_conf, live or dns_server is not None, timeout)
     tr.dns = report
     tr.findings += report.findings
-    details = [f"expect {e.name} {e.type} {e.data}" + (f"  ({e.why})" if getattr(e, "why", "") else "")
+    details = [f"expect {e.name} {e.type} {e.data}" + (f"  ({e.why})" if e.why else "")
                for e in report.expected]
     details += [_fmt_query(q) for q in report.queries]
     details += list(report.notes)
     return Hop("dns", report.verdict, dns_summary(report), details)
 
 
-def _fmt_query(q: object) -> str:
-    d = q.to_json() if hasattr(q, "to_json") else q
-    if isinstance(d, dict):
-        ans = ", ".join(f"{a.get('data')} (ttl {a.get('ttl')})" for a in d.get("answers", []) if isinstance(a, dict))
-        return f"asked {d.get('server', '?')}: {d.get('name')} {d.get('type')} → {d.get('rcode')} {ans}".rstrip()
-    return str(q)
+def _fmt_query(q: DNSQuery) -> str:
+    d = q.to_json()
+    ans = ", ".join(f"{a.get('data')} (ttl {a.get('ttl')})" for a in d.get("answers", []) if isinstance(a, dict))
+    return f"asked {d.get('server', '?')}: {d.get('name')} {d.get('type')} → {d.get('rcode')} {ans}".rstrip()
 
 
 def _probe(app: Context, rules: NodeRules | None, service: Service | None, port: int, target: Target,
-           count: int | None, http: bool, view: object) -> tuple[Counter[tuple[str, int]] | None, int]:
+           count: int | None, http: bool, view: ProxyView | None) -> tuple[Counter[tuple[str, int]] | None, int]:
     """Opt-in: connect `count` times and attribute each answer to a backend (conntrack first, else HTTP body)."""
     if not count:
         return None, 0
@@ -481,7 +480,7 @@ def _probe(app: Context, rules: NodeRules | None, service: Service | None, port:
                 if f.dst == ip and f.dport == port:
                     by_sport[f.sport] = (f.backend_ip, f.backend_port)
     pods_by_name: dict[str, tuple[str, int]] = {}
-    for e in getattr(view, "all_endpoints", []) or []:
+    for e in view.all_endpoints if view is not None else []:
         if e.pod:
             pods_by_name[e.pod.split("/", 1)[1]] = (e.ip, e.port)
     unknown = 0

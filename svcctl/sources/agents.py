@@ -16,7 +16,7 @@ from typing import Any
 from svcctl.dataplane import modes
 from svcctl.errors import ClusterError, ForbiddenError
 from svcctl.model import Pod, PodRef
-from svcctl.sources.base import ClusterSource, NodeDumps
+from svcctl.sources.base import ClusterSource, KubeProxyExec, NodeDumps, PodLister
 
 AGENT_LABEL = "k8s-app"
 AGENT_SELECTOR = "k8s-app in (cilium,calico-node,kube-router)"
@@ -45,13 +45,12 @@ def _ref(p: Pod) -> tuple[str, PodRef]:
     return MODE_OF_AGENT[app], PodRef.of(p, container, "kube-system")
 
 
-def agent_pods(source: ClusterSource, node: str | None = None) -> dict[str, tuple[str, PodRef]]:
+def agent_pods(source: ClusterSource | KubeProxyExec, node: str | None = None) -> dict[str, tuple[str, PodRef]]:
     """node -> (mode, its agent Pod), from one list (a Running, ready Pod preferred)."""
-    lister = getattr(source, "list_pods", None)
-    if lister is None:  # a source that can only exec (tests' stand-ins): no agents to find
+    if not isinstance(source, PodLister):  # a source that can only exec (tests' stand-ins): no agents to find
         return {}
     try:
-        pods = lister(None, AGENT_SELECTOR)
+        pods = source.list_pods(None, AGENT_SELECTOR)
     except ForbiddenError:
         return {}
     pods = [p for p in pods if p.meta.labels.get(AGENT_LABEL) in MODE_OF_AGENT and p.node_name

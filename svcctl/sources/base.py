@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from svcctl.dataplane.dumps import NodeDumps as NodeDumps  # re-exported: the sources fill it
 from svcctl.dataplane.modes import dump_files
@@ -16,9 +16,7 @@ from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, PodRe
 from svcctl.selectors import labels_match as labels_match  # re-exported (sources filter as the API does)
 from svcctl.selectors import parse_selector as parse_selector
 from svcctl.selectors import selector_string as selector_string
-
-if TYPE_CHECKING:
-    from svcctl.sources.coverage import Coverage
+from svcctl.sources.coverage import HasCoverage as HasCoverage  # re-exported with the other capabilities
 
 # key -> file name in a snapshot's nodes/<node>/ directory: the built-in modes' (the registry has the live list)
 NODE_DUMP_FILES = dump_files()
@@ -129,6 +127,31 @@ class BulkSlices(Protocol):
 
 
 @runtime_checkable
+class BulkReads(BulkSlices, Protocol):
+    """A source that reads a whole namespace (or the cluster) in one paged list per kind (`collect -n` / -A)."""
+
+    def list_all_endpoints(self, namespace: str | None) -> list[Endpoints]: ...
+
+    def list_all_events(self, namespace: str | None) -> list[Event]: ...
+
+    def list_all_network_policies(self, namespace: str | None) -> list[JSON] | None:
+        """None when refused."""
+        ...
+
+    def list_namespace_objects(self) -> list[JSON] | None:
+        """Every Namespace (with its labels); None when refused."""
+        ...
+
+
+@runtime_checkable
+class CountsRequests(Protocol):
+    """A source that counts what it asked for: API requests and bytes read (`collect` reports the cost)."""
+
+    requests: int
+    bytes_read: int
+
+
+@runtime_checkable
 class PagedReads(Protocol):
     """A source that streams big lists page by page (memory stays flat on big clusters)."""
 
@@ -138,18 +161,27 @@ class PagedReads(Protocol):
 
 
 @runtime_checkable
-class HasCoverage(Protocol):
-    """A source that knows which kinds its input holds (a snapshot): absent kinds are skipped checks."""
-
-    coverage: Coverage
-
-
-@runtime_checkable
 class CountsRefusals(Protocol):
     """A source that counts refused reads (RBAC 403), so each check that needed one says it was skipped."""
 
     refusals: int
     last_refusal: Skipped | None
+
+
+@runtime_checkable
+class Warmable(Protocol):
+    """A source with lazily built state that threads must not build at once: `warm()` builds it up front."""
+
+    def warm(self) -> None: ...
+
+
+@runtime_checkable
+class PodLister(Protocol):
+    """What finding agent Pods needs of a source: listing Pods by label (a full ClusterSource has it; a
+    stand-in that can only exec does not)."""
+
+    def list_pods(self, namespace: str | None, label_selector: str | None = None,
+                  limit: int | None = None) -> list[Pod]: ...
 
 
 @runtime_checkable

@@ -2,14 +2,15 @@
 
 A snapshot holds the kinds it was made of (a `kubectl cluster-info dump` tree never has EndpointSlices or
 Endpoints; `kubectl get svc,endpointslices` has no Pods); a live source holds everything RBAC lets it read.
-`unavailable` answers, for one resource, why it cannot be read (absent from the input, or refused), so the
-checks that need it say "skipped: …" instead of reading an empty list as "there are none".
+`coverage_of` says what a source holds and what RBAC refused, so the checks that need an absent kind say
+"skipped: …" instead of reading an empty list as "there are none".
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol, runtime_checkable
 
 from svcctl.model import JSON
 
@@ -53,32 +54,40 @@ class Coverage:
                 "refused": dict(self.refused)}
 
 
-def unavailable(source: Any, resource: str) -> str | None:
-    """Why `resource` cannot be read from `source` (absent from a snapshot, or refused by RBAC), else None.
+@runtime_checkable
+class HasCoverage(Protocol):
+    """A source that knows which kinds its input holds (a snapshot): absent kinds are skipped checks."""
 
-    A refusal recorded once stays in force: every later Service's check is skipped too, not only the first."""
-    kind = RESOURCES.get(resource)
-    cov = getattr(source, "coverage", None)
-    if kind is not None and isinstance(cov, Coverage):
-        why = cov.absent_reason(kind)
-        if why is not None:
-            return why
-    for s in getattr(source, "skipped", None) or []:
-        if getattr(s, "resource", None) == resource:
-            return f"cannot read {resource}: {getattr(s, 'reason', '')}".rstrip(": ")
-    return None
+    coverage: Coverage
 
 
-def coverage_of(source: Any) -> Coverage:
+class _Refusal(Protocol):
+    @property
+    def resource(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+class _Named(Protocol):
+    """What `coverage_of` needs of a source (every ClusterSource has it): its name and its refused reads."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def skipped(self) -> Sequence[_Refusal]: ...
+
+
+def coverage_of(source: _Named) -> Coverage:
     """The source's coverage; a live source holds every kind except those RBAC refused."""
-    cov = getattr(source, "coverage", None)
-    if isinstance(cov, Coverage):
+    if isinstance(source, HasCoverage):
+        cov = source.coverage
         out = Coverage(cov.source, set(cov.held), cov.layout, dict(cov.refused))
     else:
-        out = Coverage(getattr(source, "name", ""), set(KINDS))
-    for s in getattr(source, "skipped", None) or []:
-        res = getattr(s, "resource", "")
-        out.refused[res] = getattr(s, "reason", "")
+        out = Coverage(source.name, set(KINDS))
+    for s in source.skipped:
+        out.refused[s.resource] = s.reason
     return out
 
 

@@ -20,7 +20,7 @@ from svcctl.dataplane import modes
 from svcctl.dataplane.model import NodeRules
 from svcctl.errors import InputError, SvcctlError
 from svcctl.model import EndpointSlice, Pod, PodRef, Service
-from svcctl.sources.base import ClusterSource, ExecStatus, KubeProxyExec, NodeDumps
+from svcctl.sources.base import ClusterSource, ExecStatus, KubeProxyExec, NodeDumps, Warmable
 from svcctl.sources.node import ALLOWED_COMMANDS, mode_from_iptables
 
 DEFAULT_PARALLEL = 8
@@ -240,8 +240,9 @@ def check_fleet(source: ClusterSource, target: FleetTarget, *, parallel: int = D
 
 def _warm(source: ClusterSource) -> None:
     """Build the API client once before the workers share it (its lazy properties are not thread-safe)."""
-    for attr in ("configuration", "rest"):
-        try:
-            getattr(source, attr, None)
-        except Exception:  # noqa: BLE001 - the first real request reports the problem properly
-            return
+    if not isinstance(source, Warmable):
+        return
+    try:
+        source.warm()
+    except Exception:  # noqa: BLE001 - the first real request reports the problem properly
+        return

@@ -92,6 +92,10 @@ class LiveSource:
             self._rest = client_module("rest").RESTClientObject(self.configuration)
         return self._rest
 
+    def warm(self) -> None:
+        """Build the client now, before worker threads share it (its lazy properties are not thread-safe)."""
+        _ = self.rest
+
     def close(self) -> None:
         if self._rest is not None:
             self._rest.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from svcctl.errors import ClusterError, NotFoundError
-from svcctl.model import JSON, PodRef, Service
+from svcctl.model import JSON, Pod, PodRef, Service
 from svcctl.sources.base import ClusterSource, selector_string
 
 DNS_NAMESPACE, DNS_SERVICE = "kube-system", "kube-dns"
@@ -122,6 +122,6 @@ def _is_snapshot(source: ClusterSource) -> bool:
     return source.name.startswith("snapshot")
 
 
-def _raw(obj: object) -> JSON | None:
-    raw = getattr(obj, "raw", None)
-    return raw if isinstance(raw, dict) else None
+def _raw(pod: Pod | None) -> JSON | None:
+    """The Pod's API JSON (the policy evaluation reads labels and IPs from it); None without a Pod."""
+    return pod.raw if pod is not None else None

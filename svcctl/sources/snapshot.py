@@ -394,6 +394,10 @@ class SnapshotSource:
                if (namespace is None or s.meta.namespace == namespace) and labels_match(s.meta.labels, sel)]
         return out[:limit] if limit is not None else out
 
+    def list_all_endpoint_slices(self, namespace: str | None) -> list[EndpointSlice]:
+        """Every EndpointSlice of the namespace (None: all) the snapshot holds (BulkSlices)."""
+        return [s for s in self.slices if namespace is None or s.meta.namespace == namespace]
+
     def list_endpoint_slices(self, namespace: str, service_name: str) -> list[EndpointSlice]:
         return [s for s in self.slices if s.meta.namespace == namespace and s.service_name == service_name]
 
