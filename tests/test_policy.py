@@ -57,6 +57,7 @@ OTHER = _pod("stranger", "other", {"app": "x"}, "10.244.4.40", node="node-b")
 ALICE_CLIENT = _pod("a-client", "alice", {"role": "client"}, "10.244.5.50", node="node-b")
 ALICE_OTHER = _pod("a-other", "alice", {"role": "other"}, "10.244.5.51", node="node-b")
 DEFAULT_CLIENT = _pod("d-client", "default", {"role": "client"}, "10.244.2.21", node="node-b")
+FRONTEND_SAME_NODE = _pod("frontend-a", "default", {"role": "frontend"}, "10.244.1.20")
 HOSTNET = _pod("agent", "default", {"role": "frontend"}, "192.168.1.2", node="node-b", host=True)
 HOSTNET_SAME_NODE = _pod("agent-a", "default", {"role": "frontend"}, "192.168.1.1", node="node-a", host=True)
 ANY = Endpoint("anypod", None, node="node-b")
@@ -335,6 +336,14 @@ CASES: list[tuple[str, list[str], Endpoint, Endpoint, int, str, JSON, bool | Non
      {"masquerade": True, "client_node_ip": "192.168.1.2"}, True, None, ["default/from-nodes"], ""),
     ("masquerade-off-pod-ip", [NODE_CIDR], FRONTEND, DB, 6379, "TCP", {"masquerade": False}, False, INGRESS,
      ["default/from-nodes"], "client Pod IP 10.244.2.20"),
+    # masqueraded on the backend's own node: the SNAT (POSTROUTING) comes after the policy hook (FORWARD)
+    ("masquerade-same-node-judges-the-pod", [DEFAULT_DENY_INGRESS], FRONTEND_SAME_NODE, DB, 6379, "TCP",
+     {"masquerade": True, "client_node_ip": "192.168.1.1"}, False, INGRESS, ["default/default-deny-ingress"],
+     "the SNAT comes after the policy"),
+    ("masquerade-same-node-pod-selector", [FRONTEND_ONLY], FRONTEND_SAME_NODE, DB, 6379, "TCP",
+     {"masquerade": True, "client_node_ip": "192.168.1.1"}, True, None, ["default/frontend-only"], ""),
+    ("masquerade-same-node-not-the-node-ip", [NODE_CIDR], FRONTEND_SAME_NODE, DB, 6379, "TCP",
+     {"masquerade": True, "client_node_ip": "192.168.1.1"}, False, INGRESS, ["default/from-nodes"], ""),
     ("ipblock-matches-pod-ip", [POD_CIDR_BLOCK], FRONTEND, DB, 6379, "TCP", {}, True, None, ["default/pod-cidr"],
      ""),
     ("pod-to-itself", [DEFAULT_DENY_INGRESS], DB, DB, 6379, "TCP", {}, True, None, ["default/default-deny-ingress"],

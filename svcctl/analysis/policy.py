@@ -367,6 +367,16 @@ def source_seen_by(client: Endpoint, backend: Endpoint, masquerade: bool | None,
         return SourceView(ip, None, f"the client is a hostNetwork Pod: its traffic carries node "
                                     f"{client.node or '?'}'s IP {ip or '?'}, which no pod or namespace selector "
                                     "matches (an ipBlock can)", same_node)
+    if masquerade and same_node and client.kind in ("pod", "ip"):
+        # kube-proxy's SNAT is in nat POSTROUTING, after the filter FORWARD hook where the backend's node judges
+        # its Pods' policies: on the node that masquerades, the policy still sees the client (real packets through
+        # kube-router's controller and the real kube-proxy: tests/lab/test_lab_netpol.py)
+        pre = (f"the backend sees the client address {client.ip}" if client.kind == "ip" else
+               f"the backend's policy sees the client Pod IP {client.ip or '?'}")
+        return SourceView(client.ip, client if client.kind == "pod" else None,
+                          f"{pre}: kube-proxy masquerades this connection, but on the backend's own node "
+                          f"{client.node}, so the SNAT comes after the policy (iptables-based enforcement, as "
+                          "kube-router and Calico's iptables dataplane do; the order is implementation-defined)")
     if masquerade:
         return SourceView(client_node_ip, None,
                           f"kube-proxy masquerades this connection: the backend sees node "

@@ -32,6 +32,7 @@ class KubeProxy:
     work: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     port: int = 0
+    masquerade_all: bool = False  # iptables.masqueradeAll: every connection to a Service is SNATed
 
     def start(self) -> KubeProxy:
         self.work.mkdir(parents=True, exist_ok=True)
@@ -58,7 +59,7 @@ class KubeProxy:
             # the namespace cannot set the host's conntrack table size; leave every conntrack sysctl alone
             "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
             "healthzBindAddress": "127.0.0.1:10256", "metricsBindAddress": "127.0.0.1:10249",
-            "iptables": {"minSyncPeriod": "0s", "syncPeriod": "30s"},
+            "iptables": {"minSyncPeriod": "0s", "syncPeriod": "30s", "masqueradeAll": self.masquerade_all},
             "nftables": {"minSyncPeriod": "0s", "syncPeriod": "30s"},
         }
         conf = self.work / "kube-proxy.json"

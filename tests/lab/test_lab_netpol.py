@@ -274,7 +274,7 @@ class LabCase:
     backend: Party
     port: int
     protocol: str
-    masquerade: bool  # the connection arrives from the client's node (kube-proxy masqueraded it there)
+    masquerade: str | None  # the node address kube-proxy masqueraded the connection to (None: not masqueraded)
     documented: bool | None
     dns: JSON | None = None  # a DNS-egress case: the kube-dns Service whose targetPort the packet carries
 
@@ -287,10 +287,15 @@ def lab_cases() -> list[LabCase]:
         if client.kind == "anypod":
             continue  # no real Pod has unknown labels
         c = _party(client)
-        if kw.get("masquerade"):
-            c = Party("outside", lab_ip(kw["client_node_ip"]), c.obj)  # the packet carries that node's address
+        masq = None
+        if kw.get("masquerade") and client.node == backend.node:
+            # SNAT on the backend's own node happens after the policy: the Pod itself sends (the real kube-proxy
+            # shows it below, test_same_node_masquerade_through_the_real_kube_proxy)
+            masq = NODE_IP
+        elif kw.get("masquerade"):  # masqueraded on the client's node: the packet arrives with that node's address
+            c, masq = Party("outside", lab_ip(kw["client_node_ip"]), c.obj), OTHER_NODE_IP
         out.append(LabCase(cid, [lab_policy(yaml.safe_load(d)) for d in docs], c, _party(backend), port, proto,
-                           bool(kw.get("masquerade")), allowed))
+                           masq, allowed))
     return out + dns_cases()
 
 
@@ -354,7 +359,7 @@ def dns_cases() -> list[LabCase]:
     for cid, pols, want in sets:
         for proto in ("UDP", "TCP"):
             out.append(LabCase(f"{cid}-{proto.lower()}", pols, Party("pod", WEB_POD_IP, web),
-                               Party("pod", DNS_POD_IP, dns_pod), DNS_PORT, proto, False, want, dns=KUBE_DNS))
+                               Party("pod", DNS_POD_IP, dns_pod), DNS_PORT, proto, None, want, dns=KUBE_DNS))
     return out
 
 
@@ -385,11 +390,7 @@ def netpol_node(k8s: ControlPlane, tmp_path: Path) -> Iterator[tuple[RoutedNode,
                 if p.obj is not None:
                     key = f"{p.obj['metadata']['namespace']}/{p.obj['metadata']['name']}"
                     assert pods.setdefault(key, p.obj)["status"]["podIP"] == p.obj["status"]["podIP"], key
-        marker = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "marker", "namespace": MARKER_NS,
-                                                                  "labels": {"marker": "yes"}},
-                  "spec": {"nodeName": NODE, "containers": [{"name": "c", "image": "registry.invalid/c:1"}]},
-                  "status": {"phase": "Running", "podIP": MARKER_IP, "podIPs": [{"ip": MARKER_IP}],
-                             "hostIP": NODE_IP, "hostIPs": [{"ip": NODE_IP}]}}
+        marker = _marker_pod(MARKER_NS, NODE)
         k8s.apply(copy.deepcopy(KUBE_DNS))
         created.append(f"/api/v1/namespaces/{DNS_NS}/services/kube-dns")
         for obj in [*pods.values(), marker]:
@@ -441,6 +442,14 @@ def _send(node: RoutedNode, c: LabCase) -> bool:
     return answer == "ok"
 
 
+def _marker_pod(ns: str, node: str) -> JSON:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "marker", "namespace": ns,
+                                                            "labels": {"marker": "yes"}},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "registry.invalid/c:1"}]},
+            "status": {"phase": "Running", "podIP": MARKER_IP, "podIPs": [{"ip": MARKER_IP}],
+                       "hostIP": NODE_IP, "hostIPs": [{"ip": NODE_IP}]}}
+
+
 def _svcctl(k8s: ControlPlane, c: LabCase) -> bool | None:
     """svcctl's verdict on the connection, from what the real API server holds."""
     nss = {n["metadata"]["name"]: NamespaceInfo(n["metadata"]["name"], dict(n["metadata"].get("labels") or {}))
@@ -478,21 +487,28 @@ def _svcctl(k8s: ControlPlane, c: LabCase) -> bool | None:
             return False
         return True if c.protocol == "TCP" else gate.egress.allowed  # `allowed` is the UDP answer
     client = endpoint(c.client)
-    if c.masquerade:  # the packet arrives from the other node with its address: the client was on that node
+    if c.masquerade == OTHER_NODE_IP:  # the packet arrives from the other node's address: the client was there
         client.node, client.node_ips = OTHER_NODE, [OTHER_NODE_IP]
     backend = endpoint(c.backend)
-    kw: JSON = {"masquerade": True, "client_node_ip": OTHER_NODE_IP} if c.masquerade else {}
+    kw: JSON = {"masquerade": True, "client_node_ip": c.masquerade} if c.masquerade else {}
     return connection(policies, client, backend, c.port, c.protocol, **kw).allowed
 
 
 def _apply_case(k8s: ControlPlane, kr: KubeRouterFirewall, c: LabCase, n: int, previous: list[JSON]) -> list[JSON]:
+    return _apply(k8s, kr, c.policies, n, previous, MARKER_NS)
+
+
+def _apply(k8s: ControlPlane, kr: KubeRouterFirewall, policies: list[JSON], n: int, previous: list[JSON],
+           marker_ns: str) -> list[JSON]:
+    """Replace the previous case's policies with these, and wait until kube-router's rules show them (a marker
+    policy, created last, selecting the marker Pod of `marker_ns`)."""
     for pol in previous:
         md = pol["metadata"]
         k8s.must("DELETE", f"/apis/networking.k8s.io/v1/namespaces/{md['namespace']}/networkpolicies/{md['name']}")
     marker = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-              "metadata": {"name": f"sync-{n}", "namespace": MARKER_NS},
+              "metadata": {"name": f"sync-{n}", "namespace": marker_ns},
               "spec": {"podSelector": {"matchLabels": {"marker": "yes"}}, "ingress": [{}]}}
-    now = [*c.policies, marker]
+    now = [*policies, marker]
     for pol in now:
         k8s.apply(copy.deepcopy(pol))
     kr.wait_rules(f'run through nw policy sync-{n}"', gone=f'run through nw policy sync-{n - 1}"' if n else None)
@@ -523,3 +539,102 @@ def test_svcctl_agrees_with_kube_router_on_real_packets(
     print("\n".join(f"{cid}: svcctl {s} kube-router {k} documented {d}" for cid, s, k, d in rows))
     assert not disagree, "\n".join(f"{cid}: svcctl {s}, kube-router let through: {k}, documented {d}"
                                    for cid, s, k, d in disagree)
+
+
+# ------------------------------------------------------------------------------------------------ masquerade
+
+
+MQ_NS, MQ_SYNC_NS, MQ_NODE = "kr-mq", "kr-mq-sync", "kr-node-m"
+MQ_DB_IP, MQ_CLIENT_IP = "198.18.70.10", "198.18.70.20"
+
+
+def _mq_pod(name: str, labels: dict[str, str], ip: str, ports: list[JSON] | None = None) -> JSON:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": MQ_NS, "labels": labels},
+            "spec": {"nodeName": MQ_NODE, "containers": [{"name": "c", "image": "registry.invalid/c:1",
+                                                          "ports": ports or []}]},
+            "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": NODE_IP,
+                       "hostIPs": [{"ip": NODE_IP}],
+                       "conditions": [{"type": "Ready", "status": "True"},
+                                      {"type": "ContainersReady", "status": "True"}]}}
+
+
+def _mq_policy(name: str, spec: JSON) -> JSON:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": MQ_NS}, "spec": {"podSelector": {"matchLabels": {"app": "db"}},
+                                                                     **spec}}
+
+
+MQ_CASES: list[tuple[str, list[JSON]]] = [
+    ("no-policy", []),
+    ("default-deny-ingress", [_mq_policy("deny", {"policyTypes": ["Ingress"]})]),
+    ("frontend-only", [_mq_policy("frontend-only", {"ingress": [{"from": [
+        {"podSelector": {"matchLabels": {"role": "frontend"}}}]}]})]),
+    ("node-ip-block-only", [_mq_policy("from-node", {"ingress": [{"from": [{"ipBlock": {"cidr": f"{NODE_IP}/32"}}]}]})]),
+]
+
+
+def test_same_node_masquerade_through_the_real_kube_proxy(k8s: ControlPlane, run_cli: Any, tmp_path: Path) -> None:
+    """A client and its backend on one node, the connection to the ClusterIP masqueraded by the real kube-proxy
+    (masqueradeAll), kube-router enforcing: svcctl's trace (reading that node's real rules) must decide each
+    policy as the packets do."""
+    from .proxy import KubeProxy
+
+    node = RoutedNode()
+    created: list[str] = []
+    try:
+        node.start()
+        for name in (MQ_NS, MQ_SYNC_NS):
+            k8s.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+            created.append(f"/api/v1/namespaces/{name}")
+        k8s.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": MQ_NODE},
+                   "status": {"addresses": [{"type": "InternalIP", "address": NODE_IP}],
+                              "conditions": [{"type": "Ready", "status": "True"}]}})
+        created.append(f"/api/v1/nodes/{MQ_NODE}")
+        pods = [_mq_pod("db-0", {"app": "db"}, MQ_DB_IP, [{"name": "redis", "containerPort": 6379}]),
+                _mq_pod("frontend", {"role": "frontend"}, MQ_CLIENT_IP), _marker_pod(MQ_SYNC_NS, MQ_NODE)]
+        for obj in pods:
+            k8s.apply(obj)
+            created.append(f"/api/v1/namespaces/{obj['metadata']['namespace']}/pods/{obj['metadata']['name']}")
+        svc = k8s.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": MQ_NS},
+                         "spec": {"selector": {"app": "db"},
+                                  "ports": [{"name": "redis", "port": 6379, "targetPort": "redis"}]}})
+        created.append(f"/api/v1/namespaces/{MQ_NS}/services/db")
+        vip = svc["spec"]["clusterIP"]
+        db_ns = node.add_pod(MQ_DB_IP)
+        client_ns = node.add_pod(MQ_CLIENT_IP)
+        node.serve(db_ns, 6379, udp=False)
+        kubeconfig = k8s.write_kubeconfig(tmp_path / "admin.kubeconfig")
+        with KubeProxy(k8s, node.node, MQ_NODE, "iptables", tmp_path / "kube-proxy", masquerade_all=True), \
+                KubeRouterFirewall(k8s, node.node, MQ_NODE, tmp_path / "kube-router", KR_SERVICE_CIDR) as kr:
+            for _ in range(300):  # kube-proxy has the endpoint programmed
+                if node.probe(client_ns, [("", vip, 6379, "TCP")])[0] == "ok":
+                    break
+            else:
+                raise AssertionError(f"{vip}:6379 never answered through kube-proxy")
+            rows: list[tuple[str, bool | None, bool]] = []
+            previous: list[JSON] = []
+            for n, (cid, policies) in enumerate(MQ_CASES):
+                previous = _apply(k8s, kr, policies, n, previous, MQ_SYNC_NS)
+                code, out, err = run_cli(["trace", "db", "-n", MQ_NS, "--kubeconfig", str(kubeconfig), "--netns",
+                                          node.node, "--node", MQ_NODE, "--mode", "iptables", "--no-dns",
+                                          "--from-pod", f"{MQ_NS}/frontend", "-o", "json"])
+                assert code in (0, 1), err
+                doc = json.loads(out)
+                hop = next(h for h in doc["ports"][0]["hops"] if h["hop"] == "policy")
+                (backend,) = hop["data"]["backends"]
+                wire = node.probe(client_ns, [("", vip, 6379, "TCP")])[0] == "ok"
+                rows.append((cid, backend["allowed"], wire))
+                print(cid, hop["summary"], hop["details"][:3], "wire:", wire)
+    finally:
+        for pol in k8s.list(f"/apis/networking.k8s.io/v1/namespaces/{MQ_NS}/networkpolicies") + k8s.list(
+                f"/apis/networking.k8s.io/v1/namespaces/{MQ_SYNC_NS}/networkpolicies"):
+            md = pol["metadata"]
+            k8s.request("DELETE", f"/apis/networking.k8s.io/v1/namespaces/{md['namespace']}/networkpolicies/"
+                                  f"{md['name']}")
+        for path in reversed(created):
+            k8s.request("DELETE", path)
+        node.close()
+    disagree = [r for r in rows if r[1] is not r[2]]
+    FIGURES.append(f"NetworkPolicy, same-node client masqueraded by the real kube-proxy: svcctl agrees with "
+                   f"kube-router on {len(rows) - len(disagree)}/{len(rows)} policies")
+    assert not disagree, disagree
