@@ -101,6 +101,19 @@ def test_demo_table_when_piped(run_cli: RunCli) -> None:
     assert "ERROR   ReadinessProbeFailing default/hostnames default/hostnames-632524106-tlaok [endpoints]" in out
     assert out.rstrip().endswith("3 Services checked: 2 healthy, 0 with warnings, 1 broken; --fail-on error: FAILED")
     assert "dns: off from a snapshot" in err  # which checks did not run is said on stderr
+    # the first line is the verdict and the Service deciding it
+    assert out.splitlines()[0] == "verdict: FAILED — 1 of 3 Services broken: default/hostnames (ReadinessProbeFailing)"
+
+
+def test_headline_names_at_most_three_and_counts_the_rest(run_cli: RunCli) -> None:
+    code, out, _ = run_cli(["check", *SHOP, "--snapshot", MIXED])
+    assert out.splitlines()[0] == "verdict: FAILED — 1 of 3 Services broken: shop/api (NoMatchingPods)"
+    code, out, _ = run_cli(["check", *SHOP, "--snapshot", MIXED, "--fail-on", "never"])
+    assert out.splitlines()[0].startswith("verdict: passed — 1 of 3 Services broken")
+    code, out, _ = run_cli(["check", "-n", "kube-system", "--snapshot", "demo"])
+    assert out.splitlines()[0] == "verdict: passed — all 1 Service healthy" and code == 0
+    code, out, _ = run_cli(["check", "-A", "--snapshot", "demo", "--no-headers"])
+    assert not out.startswith("verdict")  # --no-headers: rows only
 
 
 def test_statuses_of_mixed_scenario(run_cli: RunCli) -> None:
@@ -555,7 +568,8 @@ def test_junit_is_valid_for_an_empty_report() -> None:
 
 
 def test_on_a_terminal_rich_table_and_spinner() -> None:
-    """Under a pseudo-terminal: a coloured table on stdout and the live status on stderr, then cleared."""
+    """Under a pseudo-terminal: a coloured table on stdout and the live status on stderr, then cleared (--wait 3s:
+    room for a second check on a loaded machine, where one check can take longer than half a second)."""
     import pty
     import subprocess
 
@@ -577,7 +591,7 @@ def test_on_a_terminal_rich_table_and_spinner() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "CI")}
     env.update(COLUMNS="200", TERM="xterm")
     proc = subprocess.run([sys.executable, "-m", "svcctl", "check", *SHOP, "--snapshot", str(MIXED),
-                           "--wait", "0.5s", "--interval", "0.2s"], stdin=slave, stdout=slave, stderr=slave,
+                           "--wait", "3s", "--interval", "0.2s"], stdin=slave, stdout=slave, stderr=slave,
                           env=env, timeout=120, cwd=Path(__file__).parent.parent)
     os.close(slave)
     reader.join(10)

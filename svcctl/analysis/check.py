@@ -185,6 +185,19 @@ class CheckReport:
             out["waitedSeconds"] = round(self.waited_seconds, 1)
         return out
 
+    def headline(self, shown: int = 3) -> str:
+        """The first line: pass or fail, and which Services decide it (by their first finding's code), so the
+        answer is on the first screen however many Services follow."""
+        verdict = "FAILED" if self.failed else "passed"
+        n = len(self.services)
+        worst = [s for s in self.services if s.status == BROKEN] or [s for s in self.services if s.status == WARNING]
+        if not worst:
+            return f"verdict: {verdict} — all {n} Service{'' if n == 1 else 's'} healthy"
+        what = "broken" if worst[0].status == BROKEN else "with warnings"
+        named = ", ".join(f"{s.key} ({s.findings[0].finding.code})" for s in worst[:shown])
+        more = f" and {len(worst) - shown} more" if len(worst) > shown else ""
+        return f"verdict: {verdict} — {len(worst)} of {n} Service{'' if n == 1 else 's'} {what}: {named}{more}"
+
     def summary_line(self) -> str:
         n = len(self.services)
         return (f"{n} Service{'' if n == 1 else 's'} checked: {self.count(HEALTHY)} healthy, "

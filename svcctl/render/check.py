@@ -83,7 +83,7 @@ def finding_lines(report: CheckReport, detail: bool) -> list[str]:
 
 def render_plain(report: CheckReport, *, wide: bool, no_headers: bool) -> str:
     headers, rows = table_rows(report, wide)
-    parts: list[str] = []
+    parts: list[str] = [report.headline()] if not no_headers and rows else []
     if rows:
         parts.append(plain_table(headers, rows, no_headers=no_headers))
     lines = finding_lines(report, wide)
@@ -105,6 +105,8 @@ def render_rich(report: CheckReport, *, wide: bool, no_headers: bool) -> Group:
         cells[2].stylize(STATUS_STYLE.get(r[2], ""))
         table.add_row(*cells)
     items: list[Table | Text] = [table] if rows else []
+    if rows and not no_headers:
+        items.insert(0, Text(report.headline(), style="bold red" if report.failed else "bold green"))
     if not no_headers:
         found = [(s, c) for s in report.services for c in s.findings]
         if found:
