@@ -32,6 +32,11 @@ def test_readme_finding_table_is_the_registry(area: str) -> None:
     assert readme_table(area) in README, f"regenerate the README's {AREAS[area]} table from svcctl/findings.py"
 
 
+def test_every_registered_code_names_its_deciding_rule() -> None:
+    assert sorted(c.code for c in FINDINGS.values() if not c.rule.strip()) == []
+    assert all(f"| {c.rule} |" in README for c in FINDINGS.values())
+
+
 def test_every_emitted_code_is_registered_and_every_registered_code_is_emitted() -> None:
     emitted: set[str] = set()
     for text in SOURCE.values():
