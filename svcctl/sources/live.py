@@ -57,6 +57,9 @@ class LiveSource:
         self.last_refusal: Skipped | None = None
         self.requests = 0
         self.bytes_read = 0
+        self._ws_opts: JSON | None = None
+        self._ws_lock = threading.Lock()
+        self._dialer: Any = None  # wsexec.Dialer, built on the first exec
         self.request_timeout = request_timeout if request_timeout and request_timeout > 0 else None
         self._debug = debug
         self._configuration: Any = None
@@ -505,6 +508,56 @@ class LiveSource:
         pods.sort(key=lambda p: (p.phase != "Running", not p.ready, p.meta.name))
         return PodRef.of(pods[0], default_namespace="kube-system") if pods else None
 
+    def _exec_direct(self, namespace: str, pod: str, path: str, header: list[str], what: str,
+                     limit: float) -> tuple[str, str, int]:
+        """The exec through svcctl's own small websocket client (sources/wsexec.py: one TLS context, sessions
+        resumed), the same answers and errors as through websocket-client (used behind a proxy)."""
+        import ssl
+
+        from svcctl.sources import wsexec
+
+        with self._ws_lock:
+            if self._dialer is None:
+                conf = self.configuration
+                opts = _ws_ssl(conf)
+                ctx = wsexec.make_context(opts) if conf.host.startswith("https://") else None
+                self._dialer = wsexec.Dialer(conf.host, ctx, opts.get("server_hostname"))
+            dialer = self._dialer
+        try:
+            chans = dialer.run(path, header, limit)
+        except wsexec.UpgradeRefused as e:
+            code = e.status
+            self.debug(f"{what}: upgrade refused ({code})")
+            if code == 403:
+                raise ForbiddenError(f"forbidden: cannot exec into {namespace}/{pod}", resource="pods/exec",
+                                     hint="reading node rules through kube-proxy needs ClusterRole "
+                                          "svcctl-node-exec (deploy/rbac.yaml)") from None
+            if code == 401:
+                raise ClusterError(f"credentials rejected by {self.config.server} (401 Unauthorized)") from None
+            if code == 404:
+                raise ClusterError(f"{namespace}/{pod} not found for exec") from None
+            raise ClusterError(f"{what} failed: {code} {_status_message(e.body)}"[:240].rstrip()) from None
+        except wsexec.ExecTimeout:
+            raise ClusterError(f"{what} did not finish within {limit:g}s", hint="raise --request-timeout") from None
+        except (wsexec.StreamFailed, ssl.SSLError) as e:
+            raise ClusterError(f"{what}: the exec stream failed ({e or type(e).__name__})",
+                               hint="check that the cluster is reachable") from None
+        out, err = chans[1].decode(errors="replace"), chans[2].decode(errors="replace")
+        return out, err, _exit_code(bytes(chans[3]), what)
+
+    def _ws_sslopt(self, conf: Any) -> JSON:
+        """websocket-client's TLS options with one shared context, built on first use (under a lock: the fleet
+        read's workers start together)."""
+        with self._ws_lock:
+            if self._ws_opts is None:
+                import ssl
+
+                opts = _ws_ssl(conf)
+                with contextlib.suppress(OSError, ssl.SSLError, ValueError):  # else websocket-client builds one
+                    opts["context"] = _ws_context(opts)
+                self._ws_opts = opts
+            return dict(self._ws_opts)
+
     def exec_in_pod(self, namespace: str, pod: str, container: str | None, argv: list[str]) -> str:
         """Run a read-only command in a Pod through the pods/exec websocket; its stdout, or ClusterError (also
         when the command exits non-zero)."""
@@ -550,20 +603,22 @@ class LiveSource:
                  limit: float) -> tuple[str, str, int]:
         """pods/exec over a websocket, subprotocol v4.channel.k8s.io: each binary message starts with its channel
         (1 stdout, 2 stderr, 3 the final Status as JSON). Only the GET upgrade is sent; stdin stays closed."""
-        import websocket
-
         conf = self.configuration
         query = [("command", a) for a in argv] + [("stdout", "true"), ("stderr", "true"), ("stdin", "false"),
                                                    ("tty", "false")]
         if container:
             query.append(("container", container))
-        url = conf.host.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + \
-            _path("pods", namespace, pod) + "/exec?" + urlencode(query)
+        path = _path("pods", namespace, pod) + "/exec?" + urlencode(query)
         header = ["Sec-WebSocket-Protocol: v4.channel.k8s.io", f"User-Agent: svcctl/{__version__}"]
         auth = (conf.api_key or {}).get("authorization")
         if auth:
             header.append(f"Authorization: {auth}")
-        ws = websocket.WebSocket(sslopt=_ws_ssl(conf), skip_utf8_validation=True)
+        if not conf.proxy:
+            return self._exec_direct(namespace, pod, path, header, what, limit)
+        import websocket
+
+        url = conf.host.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + path
+        ws = websocket.WebSocket(sslopt=self._ws_sslopt(conf), skip_utf8_validation=True)
         deadline = time.monotonic() + limit
         try:
             ws.connect(url, header=header, timeout=limit, **_ws_proxy(conf))  # type: ignore[no-untyped-call]
@@ -623,6 +678,22 @@ def _path(resource: str, namespace: str | None = None, name: str | None = None) 
         p += f"/namespaces/{quote(namespace, safe='')}"
     p += f"/{resource}"
     return p + (f"/{quote(name, safe='')}" if name else "")
+
+
+def _ws_context(opts: JSON) -> Any:
+    """One TLS context for every exec websocket (websocket-client would build one, and load the CA file, per
+    connection: most of an exec's client-side cost when a fleet read makes thousands)."""
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if opts.get("cert_reqs", ssl.CERT_REQUIRED) != ssl.CERT_NONE:
+        if opts.get("ca_certs"):
+            ctx.load_verify_locations(cafile=opts["ca_certs"])
+        else:
+            ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    if opts.get("certfile"):
+        ctx.load_cert_chain(opts["certfile"], opts.get("keyfile"))
+    return ctx
 
 
 def _ws_ssl(conf: Any) -> JSON:
