@@ -95,3 +95,24 @@ def test_target_ports_resolve_names_on_the_dns_pods() -> None:
     rule = dns_rule(svc, {"UDP": 1053, "TCP": 1053})
     assert rule["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
     assert rule["ports"] == [{"protocol": "UDP", "port": 1053}, {"protocol": "TCP", "port": 1053}]
+
+
+def test_the_blocked_dns_hop_says_so_in_json(run_cli: RunCli, tmp_path: Path) -> None:
+    doc = _trace(run_cli, _snap(tmp_path))
+    (hop,) = [h for h in doc["hops"] if h["hop"] == "dns"]
+    assert hop["data"] == {"queried": False, "egressBlockedBy": ["web/default-deny-egress"],
+                           "deniedProtocols": ["UDP", "TCP"], "targetPorts": {"TCP": 1053, "UDP": 1053}}
+
+
+def test_an_externalname_service_is_gated_too(run_cli: RunCli, tmp_path: Path) -> None:
+    snap = Path(_snap(tmp_path))
+    objs = yaml.safe_load(snap.read_text())
+    objs["items"].append(b.service("ext", None, type_="ExternalName", external_name="db.example.com"))
+    snap.write_text(yaml.safe_dump(objs))
+    code, out, err = run_cli(["trace", "ext.default", "--snapshot", str(snap), "--from-pod", "web/web-0", "-o",
+                              "json"])
+    assert code == 1, err
+    doc = json.loads(out)
+    (hop,) = [h for h in doc["hops"] if h["hop"] == "dns"]
+    assert hop["verdict"] == "broken" and "not queried" in hop["summary"]
+    assert "PolicyDeniesDNS" in {f["code"] for f in doc["findings"]}

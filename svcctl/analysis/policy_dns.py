@@ -90,7 +90,9 @@ class DNSGate:
                    "--dns-anyway sends the queries regardless (from where svcctl runs)", *self.notes]
         return Hop("dns", HopVerdict.BROKEN,
                    f"the client's Egress blocks DNS ({on} to the cluster DNS; isolated by {pols}): not queried",
-                   details)
+                   details, {"queried": False, "egressBlockedBy": list(self.egress.applies),
+                             "deniedProtocols": list(self.egress.protocols_denied),
+                             "targetPorts": dict(sorted(self.ports.items()))})
 
 
 def dns_gate(world: PolicyWorld, client: Endpoint, dns: Service | None, dns_pods: list[JSON],

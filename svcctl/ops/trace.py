@@ -157,7 +157,7 @@ def build_trace(app: Context, raw_target: str, *, port_flag: str | None = None, 
 
     # ---- the client's Egress to the cluster DNS, judged before the DNS hop sends anything
     gate, pre = None, None
-    if service is not None and cluster and from_pod and service.type != "ExternalName":
+    if service is not None and cluster and from_pod:  # ExternalName too: its whole path is the DNS lookup
         from svcctl.ops.policy_dns import dns_policy_gate
 
         gate, pre = dns_policy_gate(app.source, from_pod, app.ns)
