@@ -13,20 +13,18 @@ EndpointSlice controller publishes its slice. Each case runs as a fresh process,
 
 from __future__ import annotations
 
-import argparse
 import json
 import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from common import Row, machine, median_run, table  # noqa: E402
+from common import Row, median_run, size_main  # noqa: E402
 
 REPEAT = {"small": 5, "full": 15}
 NS = "bench"
@@ -39,32 +37,9 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _objects() -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hostnames", "namespace": NS},
-         "spec": {"selector": {"app": "hostnames"}, "ports": [{"port": 80, "targetPort": 9376}]}}]
-    for i, (node, ready) in enumerate((("lab-a1", True), ("lab-a2", True), ("lab-b1", False))):
-        st = "True" if ready else "False"
-        out.append({"apiVersion": "v1", "kind": "Pod",
-                    "metadata": {"name": f"hostnames-{i}", "namespace": NS, "labels": {"app": "hostnames"}},
-                    "spec": {"nodeName": node, "containers": [{"name": "hostnames", "image": "registry.invalid/h:1",
-                                                               "ports": [{"containerPort": 9376}]}]},
-                    "status": {"phase": "Running", "podIP": f"198.18.42.{10 + i}",
-                               "podIPs": [{"ip": f"198.18.42.{10 + i}"}],
-                               "conditions": [{"type": "Ready", "status": st}]}})
-    out.append({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "hostnames-2.unhealthy", "namespace": NS},
-                "involvedObject": {"kind": "Pod", "namespace": NS, "name": "hostnames-2", "apiVersion": "v1"},
-                "reason": "Unhealthy", "type": "Warning", "count": 3,
-                "message": "Readiness probe failed: HTTP probe failed with statuscode: 503",
-                "firstTimestamp": "2026-12-01T00:00:00Z", "lastTimestamp": "2026-12-01T00:10:00Z",
-                "source": {"component": "kubelet", "host": "lab-b1"}})
-    return out
-
-
 def bench(size: str, repeat: int | None = None) -> list[Row]:
     from lab.controlplane import ControlPlane, LabUnavailable, bin_dir
-    from lab.states import node_objects
+    from lab.states import node_objects, probed_service
 
     kubectl = bin_dir() / "kubectl"
     if not kubectl.is_file():
@@ -80,7 +55,7 @@ def bench(size: str, repeat: int | None = None) -> list[Row]:
             return [Row("real", f"skipped: the control plane did not start: {e}", None)]
         try:
             started = time.perf_counter() - t0
-            for obj in [*node_objects(), *_objects()]:
+            for obj in [*node_objects(), *probed_service(NS, "hostnames", 9376, "198.18.42", ("lab-a1", "lab-a2", "lab-b1"))]:
                 cp.apply(obj)
             for _ in range(100):  # the controller publishes the slice
                 slices = cp.list(f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices")
@@ -124,12 +99,7 @@ def bench(size: str, repeat: int | None = None) -> list[Row]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", choices=sorted(REPEAT), default="small")
-    args = ap.parse_args()
-    print(f"machine: {machine()}")
-    print(table(bench(args.size)))
-    return 0
+    return size_main(__doc__, REPEAT, bench)
 
 
 if __name__ == "__main__":

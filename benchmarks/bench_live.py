@@ -13,7 +13,6 @@ With SVCCTL_BENCH_BEFORE=/path/to/another/checkout, the same commands also run f
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -21,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import SVCCTL, Row, machine, median_run, table
+from common import SVCCTL, Row, median_run, size_main
 
 REPEAT = {"small": 5, "full": 11}
 
@@ -108,12 +107,7 @@ def bench(size: str, repeat: int | None = None) -> list[Row]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", choices=sorted(REPEAT), default="small")
-    args = ap.parse_args()
-    print(f"machine: {machine()}")
-    print(table(bench(args.size)))
-    return 0
+    return size_main(__doc__, REPEAT, bench)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,9 @@ demo cluster: target < 0.5 s).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from common import SVCCTL, Row, machine, median_run, table
+from common import SVCCTL, Row, median_run, size_main
 
 REPEAT = {"small": 7, "full": 21}
 
@@ -32,12 +31,7 @@ def bench(size: str, repeat: int | None = None) -> list[Row]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", choices=sorted(REPEAT), default="small")
-    args = ap.parse_args()
-    print(f"machine: {machine()}")
-    print(table(bench(args.size)))
-    return 0
+    return size_main(__doc__, REPEAT, bench)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,3 +142,15 @@ def table(rows: list[Row], extra_cols: list[str] | None = None) -> str:
              for row in (head, *body)]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def size_main(doc: str | None, sizes: Iterable[str], bench: Callable[[str], list[Row]], default: str = "small") -> int:
+    """The command line of a benchmark that takes only --size: the machine, then its table."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", choices=sorted(sizes), default=default)
+    args = ap.parse_args()
+    print(f"machine: {machine()}")
+    print(table(bench(args.size)))
+    return 0

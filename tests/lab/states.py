@@ -232,3 +232,36 @@ def _pod(rng: random.Random, ns: str, name: str, app: str, i: int, state: State)
     if node in NODES:
         status["hostIP"] = NODES[node][1]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status}
+
+
+def probed_service(ns: str, name: str, target_port: int, subnet: str,
+                   nodes: tuple[str, str, str] = ("lab-a1", "lab-a1", "lab-a1")) -> list[JSON]:
+    """A Namespace and a Service whose three Pods have readiness probes, the third failing (not ready, with the
+    kubelet's Unhealthy Event): the one-Service answer the live tests and the live benchmark ask about."""
+    out: list[JSON] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+                       {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+                        "spec": {"selector": {"app": name},
+                                 "ports": [{"port": 80, "targetPort": target_port, "protocol": "TCP"}]}}]
+    for i, (node, ready) in enumerate(zip(nodes, (True, True, False), strict=True)):
+        st = "True" if ready else "False"
+        out.append({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": f"{name}-{i}", "namespace": ns, "labels": {"app": name}},
+                    "spec": {"nodeName": node, "containers": [{
+                        "name": name, "image": f"registry.invalid/{name}:1",
+                        "ports": [{"containerPort": target_port}],
+                        "readinessProbe": {"httpGet": {"path": "/healthz", "port": target_port}}}]},
+                    "status": {"phase": "Running", "podIP": f"{subnet}.{10 + i}",
+                               "podIPs": [{"ip": f"{subnet}.{10 + i}"}],
+                               "conditions": [{"type": "Ready", "status": st},
+                                              {"type": "ContainersReady", "status": st}],
+                               "containerStatuses": [{"name": name, "ready": ready, "restartCount": 0,
+                                                      "image": f"{name}:1", "imageID": "",
+                                                      "state": {"running": {"startedAt": "2026-12-01T00:00:00Z"}}}]}})
+    out.append({"apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": f"{name}-2.unhealthy", "namespace": ns},
+                "involvedObject": {"kind": "Pod", "namespace": ns, "name": f"{name}-2", "apiVersion": "v1"},
+                "reason": "Unhealthy", "type": "Warning", "count": 12,
+                "message": "Readiness probe failed: HTTP probe failed with statuscode: 503",
+                "firstTimestamp": "2026-12-01T00:00:00Z", "lastTimestamp": "2026-12-01T00:10:00Z",
+                "source": {"component": "kubelet", "host": nodes[2]}})
+    return out

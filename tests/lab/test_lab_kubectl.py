@@ -22,6 +22,7 @@ from svcctl.sources.kubeconfig import resolve
 
 from .controlplane import ControlPlane, bin_dir
 from .figures import FIGURES
+from .states import probed_service
 
 KUBECTL = bin_dir() / "kubectl"
 ROOT = Path(__file__).resolve().parents[2]  # this checkout: the plugin runs its svcctl
@@ -134,20 +135,8 @@ def plugin_env(k8s: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> d
                      f"'from svcctl.cli.main import {fn}; {fn}()' \"$@\"\n")
         p.chmod(0o755)
     kc = k8s.write_kubeconfig(d / "admin.kubeconfig")
-    k8s.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-    k8s.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": NS},
-               "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})
-    for i, ready in enumerate((True, True, False)):
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"web-{i}", "namespace": NS,
-                                                               "labels": {"app": "web"}},
-               "spec": {"nodeName": "lab-a1", "containers": [{"name": "web", "image": "registry.invalid/web:1",
-                                                              "ports": [{"containerPort": 8080}]}]}}
-        k8s.apply(pod)
-        st = "True" if ready else "False"
-        k8s.must("PUT", f"/api/v1/namespaces/{NS}/pods/web-{i}/status", {
-            **pod, "status": {"phase": "Running", "podIP": f"198.18.41.{10 + i}",
-                              "podIPs": [{"ip": f"198.18.41.{10 + i}"}],
-                              "conditions": [{"type": "Ready", "status": st}]}})
+    for obj in probed_service(NS, "web", 8080, "198.18.41"):
+        k8s.apply(obj)
     env = {"PATH": f"{d}:{KUBECTL.parent}:{os.environ['PATH']}", "KUBECONFIG": str(kc), "HOME": str(d),
            "NO_COLOR": "1"}
     for _ in range(100):  # the controller publishes the slice

@@ -18,6 +18,7 @@ import yaml
 
 from .controlplane import ControlPlane
 from .figures import FIGURES
+from .states import probed_service
 
 RunCli = Callable[..., tuple[int, str, str]]
 NS = "live"
@@ -25,33 +26,7 @@ RBAC = Path(__file__).resolve().parents[2] / "deploy" / "rbac.yaml"
 
 
 def _objects() -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
-                                 {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": NS},
-                                  "spec": {"selector": {"app": "web"},
-                                           "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]}}]
-    for i, ready in enumerate((True, True, False)):
-        st = "True" if ready else "False"
-        out.append({"apiVersion": "v1", "kind": "Pod",
-                    "metadata": {"name": f"web-{i}", "namespace": NS, "labels": {"app": "web"}},
-                    "spec": {"nodeName": "lab-a1", "containers": [{
-                        "name": "web", "image": "registry.invalid/web:1",
-                        "ports": [{"containerPort": 8080}],
-                        "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}}}]},
-                    "status": {"phase": "Running", "podIP": f"198.18.40.{10 + i}",
-                               "podIPs": [{"ip": f"198.18.40.{10 + i}"}],
-                               "conditions": [{"type": "Ready", "status": st},
-                                              {"type": "ContainersReady", "status": st}],
-                               "containerStatuses": [{"name": "web", "ready": ready, "restartCount": 0,
-                                                      "image": "web:1", "imageID": "",
-                                                      "state": {"running": {"startedAt": "2026-12-01T00:00:00Z"}}}]}})
-    out.append({"apiVersion": "v1", "kind": "Event",
-                "metadata": {"name": "web-2.unhealthy", "namespace": NS},
-                "involvedObject": {"kind": "Pod", "namespace": NS, "name": "web-2", "apiVersion": "v1"},
-                "reason": "Unhealthy", "type": "Warning", "count": 12,
-                "message": "Readiness probe failed: HTTP probe failed with statuscode: 503",
-                "firstTimestamp": "2026-12-01T00:00:00Z", "lastTimestamp": "2026-12-01T00:10:00Z",
-                "source": {"component": "kubelet", "host": "lab-a1"}})
-    return out
+    return probed_service(NS, "web", 8080, "198.18.40")
 
 
 def _rbac_docs() -> list[dict[str, Any]]:
