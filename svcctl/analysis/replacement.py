@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from svcctl.analysis.drift import EntryDrift, Unprogrammed
 from svcctl.dataplane.model import ServiceEntry
 from svcctl.findings import Severity
 from svcctl.model import Finding
@@ -157,14 +158,9 @@ def entry_drift(mode: str, e: ServiceEntry, want: list[ExpectedBackend], local: 
     hint = SYNC_HINT.get(mode, "check the dataplane agent on this node")
     want_keys = {w.key for w in want}
     have_keys = {(b.ip, b.port) for b in e.backends}
-    lines: list[str] = []
-    found: list[Finding] = []
+    drift = EntryDrift(reported)
+    lines, add = drift.lines, drift.add
     where = f"node {node or '?'}"
-
-    def add(code: str, key: str, f: Finding) -> None:
-        if (code, key) not in reported:
-            reported.add((code, key))
-            found.append(f)
 
     for b in e.backends:
         ex = by_key.get((b.ip, b.port))
@@ -219,23 +215,8 @@ def entry_drift(mode: str, e: ServiceEntry, want: list[ExpectedBackend], local: 
                     f"{label}: {b.address} is ready but {where} sends it no new connections: {why}",
                     pod=ex.pod, evidence=evidence,
                     hint="check the backend's health from this node; `cilium-dbg service list` shows the state"))
-    if not e.no_endpoints:
-        for w in want:
-            if w.key not in have_keys:
-                lines.append(f"missing: {w.ip}:{w.port} ({w.pod or 'no Pod'}) is {_api_state(w)} but not in "
-                             f"{agent}'s map")
-                add("EndpointNotProgrammed", f"{w.ip}:{w.port}", Finding(
-                    "EndpointNotProgrammed", Severity.ERROR,
-                    f"{label}: ready endpoint {w.ip}:{w.port} is not in {where}'s {mode} service map", pod=w.pod,
-                    evidence=f"EndpointSlice says {_api_state(w)}; the map lists "
-                             f"{', '.join(sorted(f'{i}:{p}' for i, p in have_keys)) or 'no backend'}", hint=hint))
-    elif want:
-        lines.append(f"{agent} has no backend for {label} but the API has {len(want)} usable endpoint(s)")
-        for w in want:
-            add("EndpointNotProgrammed", f"{w.ip}:{w.port}", Finding(
-                "EndpointNotProgrammed", Severity.ERROR,
-                f"{label}: ready endpoint {w.ip}:{w.port} is not in {where}'s {mode} service map "
-                "(the frontend has no backends)", pod=w.pod,
-                evidence=f"a frontend with no backends in {rules.source or mode} while the EndpointSlice is ready",
-                hint=hint))
-    return lines, found
+    drift.unprogrammed(label, want, have_keys, e.no_endpoints, Unprogrammed(
+        _api_state, f"{agent}'s map", f"{where}'s {mode} service map", "the map lists", hint,
+        f"{agent} has no backend for", "(the frontend has no backends)",
+        f"a frontend with no backends in {rules.source or mode} while the EndpointSlice is ready", hint))
+    return lines, drift.found

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from svcctl.analysis.dns import DNSReport
+from svcctl.analysis.drift import EntryDrift, Unprogrammed
 from svcctl.analysis.glue import glue_findings
 from svcctl.analysis.source import Source, SourceJudgement, judge_source
 from svcctl.analysis.topology import NodeEndpoint, port_policy
@@ -335,13 +336,8 @@ def _entry_drift(e: ServiceEntry, want: list[ExpectedBackend], local: bool,
     selection's topology mode in words, when hints narrowed the cluster set."""
     want_keys = {w.key for w in want}
     have_keys = {(b.ip, b.port) for b in e.backends}
-    lines: list[str] = []
-    found: list[Finding] = []
-
-    def add(code: str, key: str, f: Finding) -> None:
-        if (code, key) not in reported:
-            reported.add((code, key))
-            found.append(f)
+    drift = EntryDrift(reported)
+    lines, found, add = drift.lines, drift.found, drift.add
 
     for b in e.backends:
         if (b.ip, b.port) not in want_keys:
@@ -356,25 +352,11 @@ def _entry_drift(e: ServiceEntry, want: list[ExpectedBackend], local: bool,
                 pod=ex.pod if ex else None,
                 evidence=f"{b.chain or 'backend'} → {b.address} in {rules.source or rules.mode}",
                 hint="kube-proxy has not synced since the endpoint changed: check its logs and sync metrics"))
-    if not e.no_endpoints:
-        for w in want:
-            if w.key not in have_keys:
-                lines.append(f"missing: {w.ip}:{w.port} ({w.pod or 'no Pod'}) is ready but not in the rules")
-                add("EndpointNotProgrammed", f"{w.ip}:{w.port}", Finding(
-                    "EndpointNotProgrammed", Severity.ERROR,
-                    f"{label}: ready endpoint {w.ip}:{w.port} is not in node {node or '?'}'s rules", pod=w.pod,
-                    evidence=f"EndpointSlice says ready; {rules.mode} rules list "
-                             f"{', '.join(sorted(f'{i}:{p}' for i, p in have_keys)) or 'no backend'}",
-                    hint="kube-proxy has not programmed it yet, or is not syncing"))
-    elif want:
-        lines.append(f"the node rejects {label} but the API has {len(want)} usable endpoint(s)")
-        for w in want:
-            add("EndpointNotProgrammed", f"{w.ip}:{w.port}", Finding(
-                "EndpointNotProgrammed", Severity.ERROR,
-                f"{label}: ready endpoint {w.ip}:{w.port} is not in node {node or '?'}'s rules "
-                "(the node still says \"has no endpoints\")",
-                pod=w.pod, evidence="REJECT \"has no endpoints\" while the EndpointSlice is ready",
-                hint="kube-proxy has not synced since the endpoint became ready"))
+    drift.unprogrammed(label, want, have_keys, e.no_endpoints, Unprogrammed(
+        lambda w: "ready", "the rules", f"node {node or '?'}'s rules", f"{rules.mode} rules list",
+        "kube-proxy has not programmed it yet, or is not syncing", "the node rejects",
+        "(the node still says \"has no endpoints\")", "REJECT \"has no endpoints\" while the EndpointSlice is ready",
+        "kube-proxy has not synced since the endpoint became ready"))
     if local and not want and not e.no_local_endpoints and e.backends:
         lines.append(f"{e.kind}: traffic policy Local but no local endpoint in the API")
     return lines, found

@@ -581,19 +581,22 @@ _FINAL = re.compile(r"^(?P<cond>.*?)\s*(?P<verdict>drop|reject(?: with .*)?)$")
 _L4ONLY = re.compile(r"^(?:meta l4proto (?:tcp|udp|sctp|\{[^}]*\}))?$")
 
 
+# a rule's condition in words: the first pattern that matches the whole condition
+_COND_WORDS = (
+    (re.compile(r"ip6? daddr @cluster-ips ip6? saddr != (\S+)"),
+     "traffic to a ClusterIP from outside the pod network (source not in {0})"),
+    (re.compile(r"ip6? daddr (\S+) ip6? saddr != (\S+)"),
+     "traffic to {0} from outside the pod network (source not in {1})"),
+    (re.compile(r"ip6? saddr (\S+/\d+)"), "traffic from {0}"),
+    (re.compile(r"ip6? saddr (\S+)"), "hairpin traffic from the endpoint {0} to itself"),
+)
+
+
 def _cond_words(cond: str) -> str:
-    m = re.fullmatch(r"ip6? daddr @cluster-ips ip6? saddr != (\S+)", cond)
-    if m:
-        return f"traffic to a ClusterIP from outside the pod network (source not in {m.group(1)})"
-    m = re.fullmatch(r"ip6? daddr (\S+) ip6? saddr != (\S+)", cond)
-    if m:
-        return f"traffic to {m.group(1)} from outside the pod network (source not in {m.group(2)})"
-    m = re.fullmatch(r"ip6? saddr (\S+/\d+)", cond)
-    if m:
-        return f"traffic from {m.group(1)}"
-    m = re.fullmatch(r"ip6? saddr (\S+)", cond)
-    if m:
-        return f"hairpin traffic from the endpoint {m.group(1)} to itself"
+    for rx, words in _COND_WORDS:
+        m = rx.fullmatch(cond)
+        if m:
+            return words.format(*m.groups())
     if cond == "fib saddr type local":
         return "traffic from the node itself"
     if not cond:

@@ -5,11 +5,12 @@ Only commands from a fixed allow-list are ever run, as argv lists (never a shell
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from svcctl.dataplane import modes
@@ -321,16 +322,8 @@ def gather_node_dumps(app: NodeReadContext, node: str | None, only: set[str] | N
     where = f"pod {ns}/{name}"
 
     def run_in_pod(key: str) -> str:
-        try:
+        with _through_pod(node, where):
             out = execer(ns, name, container, list(ALLOWED_COMMANDS[key]))
-        except ForbiddenError as e:  # keep the type: callers may degrade on RBAC refusals
-            raise ForbiddenError(f"cannot read node {node}'s rules through {where}: {e.message}",
-                                 hint="grant create on pods/exec in kube-system (deploy/rbac.yaml, "
-                                      "svcctl-node-exec), or give --iptables-save FILE",
-                                 resource=e.resource) from None
-        except ClusterError as e:
-            raise ClusterError(f"cannot read node {node}'s rules through {where}: {e.message}",
-                               hint=e.hint) from None
         return out if isinstance(out, str) else ""
 
     if services and isinstance(src, ExecStatus):
@@ -339,21 +332,28 @@ def gather_node_dumps(app: NodeReadContext, node: str | None, only: set[str] | N
         status = src.exec_status
 
         def status_in_pod(argv: list[str]) -> tuple[str, str, int]:
-            try:
-                return status(ns, name, container, argv)
-            except ForbiddenError as e:
-                raise ForbiddenError(f"cannot read node {node}'s rules through {where}: {e.message}",
-                                     hint="grant create on pods/exec in kube-system (deploy/rbac.yaml, "
-                                          "svcctl-node-exec), or give --iptables-save FILE",
-                                     resource=e.resource) from None
-            except ClusterError as e:
-                raise ClusterError(f"cannot read node {node}'s rules through {where}: {e.message}",
-                                   hint=e.hint) from None
+            with _through_pod(node, where):
+                got = status(ns, name, container, argv)
+            return got
 
         cut = targeted.node_dumps(status_in_pod, node, where, services, mode, app.terminal.debug)
         if cut is not None:
             return cut
     return _collect(run_in_pod, mode_keys(mode) if mode else None, where, node, app.terminal.debug)
+
+
+@contextlib.contextmanager
+def _through_pod(node: str, where: str) -> Iterator[None]:
+    """An exec that failed, said as this node's rules not read through that Pod; a refusal keeps its type
+    (callers may degrade on RBAC refusals)."""
+    try:
+        yield
+    except ForbiddenError as e:
+        raise ForbiddenError(f"cannot read node {node}'s rules through {where}: {e.message}",
+                             hint="grant create on pods/exec in kube-system (deploy/rbac.yaml, svcctl-node-exec), "
+                                  "or give --iptables-save FILE", resource=e.resource) from None
+    except ClusterError as e:
+        raise ClusterError(f"cannot read node {node}'s rules through {where}: {e.message}", hint=e.hint) from None
 
 
 def read_conntrack(ni: NodeInputs) -> str | None:
