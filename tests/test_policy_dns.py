@@ -116,3 +116,15 @@ def test_an_externalname_service_is_gated_too(run_cli: RunCli, tmp_path: Path) -
     (hop,) = [h for h in doc["hops"] if h["hop"] == "dns"]
     assert hop["verdict"] == "broken" and "not queried" in hop["summary"]
     assert "PolicyDeniesDNS" in {f["code"] for f in doc["findings"]}
+
+
+def test_an_ipblock_of_the_dns_clusterip_admits_nothing(run_cli: RunCli, tmp_path: Path) -> None:
+    """After kube-proxy's DNAT the packet goes to a DNS Pod's IP: an ipBlock of the Service's ClusterIP never
+    matches it (kube-router's per-Pod chains, in FORWARD after the nat PREROUTING DNAT, match the Pod IP)."""
+    to_vip = _np("web", "allow-dns-vip", {
+        "podSelector": {}, "policyTypes": ["Egress"],
+        "egress": [{"to": [{"ipBlock": {"cidr": "10.96.0.10/32"}}],
+                    "ports": [{"protocol": "UDP", "port": 1053}, {"protocol": "TCP", "port": 1053}]}]})
+    doc = _trace(run_cli, _snap(tmp_path, to_vip))
+    (f,) = [f for f in doc["findings"] if f["code"] == "PolicyDeniesDNS"]
+    assert "web/allow-dns-vip" in f["evidence"]
