@@ -526,17 +526,8 @@ class LiveSource:
         try:
             chans = dialer.run(path, header, limit)
         except wsexec.UpgradeRefused as e:
-            code = e.status
-            self.debug(f"{what}: upgrade refused ({code})")
-            if code == 403:
-                raise ForbiddenError(f"forbidden: cannot exec into {namespace}/{pod}", resource="pods/exec",
-                                     hint="reading node rules through kube-proxy needs ClusterRole "
-                                          "svcctl-node-exec (deploy/rbac.yaml)") from None
-            if code == 401:
-                raise ClusterError(f"credentials rejected by {self.config.server} (401 Unauthorized)") from None
-            if code == 404:
-                raise ClusterError(f"{namespace}/{pod} not found for exec") from None
-            raise ClusterError(f"{what} failed: {code} {_status_message(e.body)}"[:240].rstrip()) from None
+            raise self._upgrade_refused(e.status, what, namespace, pod,
+                                        f"{what} failed: {e.status} {_status_message(e.body)}"[:240].rstrip()) from None
         except wsexec.ExecTimeout:
             raise ClusterError(f"{what} did not finish within {limit:g}s", hint="raise --request-timeout") from None
         except (wsexec.StreamFailed, ssl.SSLError) as e:
@@ -557,6 +548,20 @@ class LiveSource:
                     opts["context"] = _ws_context(opts)
                 self._ws_opts = opts
             return dict(self._ws_opts)
+
+    def _upgrade_refused(self, code: int, what: str, namespace: str, pod: str, otherwise: str) -> ClusterError:
+        """The error for an exec the API server would not upgrade to a stream (`otherwise`: for a status
+        without a meaning of its own)."""
+        self.debug(f"{what}: upgrade refused ({code})")
+        if code == 403:
+            return ForbiddenError(f"forbidden: cannot exec into {namespace}/{pod}", resource="pods/exec",
+                                  hint="reading node rules through kube-proxy needs ClusterRole svcctl-node-exec "
+                                       "(deploy/rbac.yaml)")
+        if code == 401:
+            return ClusterError(f"credentials rejected by {self.config.server} (401 Unauthorized)")
+        if code == 404:
+            return ClusterError(f"{namespace}/{pod} not found for exec")
+        return ClusterError(otherwise)
 
     def exec_in_pod(self, namespace: str, pod: str, container: str | None, argv: list[str]) -> str:
         """Run a read-only command in a Pod through the pods/exec websocket; its stdout, or ClusterError (also
@@ -637,16 +642,7 @@ class LiveSource:
                         chans[raw[0]] += raw[1:]
         except websocket.WebSocketBadStatusException as e:
             code = int(getattr(e, "status_code", 0) or 0)
-            self.debug(f"{what}: upgrade refused ({code})")
-            if code == 403:
-                raise ForbiddenError(f"forbidden: cannot exec into {namespace}/{pod}", resource="pods/exec",
-                                     hint="reading node rules through kube-proxy needs ClusterRole "
-                                          "svcctl-node-exec (deploy/rbac.yaml)") from None
-            if code == 401:
-                raise ClusterError(f"credentials rejected by {self.config.server} (401 Unauthorized)") from None
-            if code == 404:
-                raise ClusterError(f"{namespace}/{pod} not found for exec") from None
-            raise ClusterError(f"{what} failed: {code} {str(e)[:160]}") from None
+            raise self._upgrade_refused(code, what, namespace, pod, f"{what} failed: {code} {str(e)[:160]}") from None
         except websocket.WebSocketTimeoutException:
             raise ClusterError(f"{what} did not finish within {limit:g}s", hint="raise --request-timeout") from None
         except (websocket.WebSocketException, OSError) as e:
