@@ -21,6 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# No property test fails on time: a per-example deadline is a timed assertion, and this suite runs on loaded
+# 2-CPU machines (the properties, not the speed, are what is tested; speed is benchmarks/' business).
+settings.register_profile("svcctl", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("svcctl")
 
 sys.path.insert(0, os.path.dirname(__file__))
 

@@ -116,9 +116,9 @@ def sentence(trace: Told) -> str:
         return f.message.split(": ", 1)[-1] if ": " in f.message else f.message
     if service is not None and isinstance(ready, int) and isinstance(expected, int) and expected:
         head = (f"{ready} of {expected} Pod{'s' if expected != 1 else ''} serve{'s' if ready == 1 else ''}"
-                if ready < expected else f"all {expected} Pod{'s' if expected != 1 else ''} serve")
+                if ready < expected else f"all {expected} Pods serve" if expected > 1 else "its one Pod serves")
         if ready == 0 and expected:
-            head = f"none of the {expected} Pod{'s' if expected != 1 else ''} serves"
+            head = f"none of the {expected} Pods serves" if expected > 1 else "its one Pod does not serve"
         if pod_errors and ready < expected:
             g = group_findings(pod_errors)[0]
             n = len(g.pods) or 1

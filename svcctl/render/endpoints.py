@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.console import Group
@@ -9,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from svcctl.analysis.endpoints import EndpointRow, EndpointsReport, PortTuple, ServiceSummary
-from svcctl.model import Finding
+from svcctl.model import Finding, Service
 from svcctl.render.console import emit_document, finding_detail_lines, plain_table
 
 if TYPE_CHECKING:
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 STATE_STYLE = {"ready": "green", "not-ready": "red", "terminating": "yellow", "excluded": "red",
                "not-selected": "magenta"}
 SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+VERDICT_STYLE = {"ok": "bold green", "warning": "bold yellow", "broken": "bold red"}
 
 
 def _ports(ports: list[PortTuple]) -> str:
@@ -75,6 +77,22 @@ def _title(rep: EndpointsReport) -> str:
             f"{rep.expected} expected")
 
 
+@dataclass(frozen=True)
+class _Story:
+    """The report as the one-sentence story reads a trace (analysis.story.Told)."""
+
+    all_findings: list[Finding]
+    endpoint_counts: dict[str, int | None]
+    service: Service
+
+
+def headline(rep: EndpointsReport) -> str:
+    """The first line, as trace's: the verdict and why, before the table however long it is."""
+    from svcctl.analysis.story import sentence
+
+    return f"verdict: {rep.verdict} — {sentence(_Story(rep.findings, rep.counts, rep.service))}"
+
+
 def finding_lines(findings: list[Finding], detail: bool) -> list[str]:
     out: list[str] = []
     for f in findings:
@@ -89,7 +107,7 @@ def render_plain(rep: EndpointsReport, *, wide: bool, no_headers: bool) -> str:
     headers, rows = report_rows(rep, wide)
     parts = []
     if not no_headers:
-        parts.append(_title(rep))
+        parts += [headline(rep), _title(rep)]
     if rows:
         parts.append(plain_table(headers, rows, no_headers=no_headers))
     if rep.findings and not no_headers:
@@ -114,6 +132,8 @@ def render_rich(rep: EndpointsReport, *, wide: bool, no_headers: bool) -> Group:
         cells[4].stylize(STATE_STYLE.get(r[4], ""))
         table.add_row(*cells)
     items: list[Table | Text] = [table]
+    if not no_headers:
+        items.insert(0, Text(headline(rep), style=VERDICT_STYLE.get(rep.verdict.value, "bold")))
     if rep.findings and not no_headers:
         items.append(Text("\nfindings:", style="bold"))
         for f in rep.findings:
