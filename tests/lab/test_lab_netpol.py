@@ -439,6 +439,9 @@ def _send(node: RoutedNode, c: LabCase) -> bool:
     else:
         ns, src = node.outside, c.client.ip  # an outside address, another node, or a masquerading node
     (answer,) = node.probe(ns, [(src, c.backend.ip, c.port, c.protocol)])
+    if answer != "ok":
+        # once more, slower: a loaded machine must not turn a slow answer into "stopped" (a real stop stays one)
+        (answer,) = node.probe(ns, [(src, c.backend.ip, c.port, c.protocol)], timeout=3.0)
     return answer == "ok"
 
 
@@ -622,7 +625,7 @@ def test_same_node_masquerade_through_the_real_kube_proxy(k8s: ControlPlane, run
                 doc = json.loads(out)
                 hop = next(h for h in doc["ports"][0]["hops"] if h["hop"] == "policy")
                 (backend,) = hop["data"]["backends"]
-                wire = node.probe(client_ns, [("", vip, 6379, "TCP")])[0] == "ok"
+                wire = any(node.probe(client_ns, [("", vip, 6379, "TCP")], timeout=t)[0] == "ok" for t in (1.0, 3.0))
                 rows.append((cid, backend["allowed"], wire))
                 print(cid, hop["summary"], hop["details"][:3], "wire:", wire)
     finally:
