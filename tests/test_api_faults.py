@@ -6,7 +6,6 @@ HTTPS test API server, and RBAC enforced from deploy/rbac.yaml.
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import time
 from collections.abc import Callable
@@ -307,15 +306,10 @@ def test_gives_up_after_three_retries(apiserver: Factory, tmp_path: Path, run_cl
 
 # --------------------------------------------------------------------------- the same faults through `svcctl endpoints`
 
-needs_endpoints = pytest.mark.skipif(importlib.util.find_spec("svcctl.cli.endpoints") is None,
-                                     reason="the endpoints command has not landed")
-
-
 def endpoints(run_cli: RunCli, kc: Path | str, *args: str) -> tuple[int, str, str]:
     return run_cli(["endpoints", "hostnames", "--why-not", "--kubeconfig", str(kc), *args])
 
 
-@needs_endpoints
 def test_endpoints_unreachable_and_tls(apiserver: Factory, tmp_path: Path, run_cli: RunCli) -> None:
     from apiserver import make_ca
 
@@ -330,7 +324,6 @@ def test_endpoints_unreachable_and_tls(apiserver: Factory, tmp_path: Path, run_c
     assert (code, out) == (3, "") and "TLS verification" in one_line_error(err)
 
 
-@needs_endpoints
 def test_endpoints_401_and_timeout(apiserver: Factory, tmp_path: Path, run_cli: RunCli) -> None:
     srv = apiserver()
     bad = srv.write_kubeconfig(tmp_path / "bad", user={"token": "nope"})
@@ -341,7 +334,6 @@ def test_endpoints_401_and_timeout(apiserver: Factory, tmp_path: Path, run_cli: 
     assert (code, out) == (3, "") and "timed out after 0.5s" in one_line_error(err)
 
 
-@needs_endpoints
 def test_endpoints_403_events_degrades(apiserver: Factory, run_cli: RunCli) -> None:
     srv = apiserver()
     roles = load_roles(RBAC)
@@ -361,7 +353,6 @@ def test_endpoints_403_events_degrades(apiserver: Factory, run_cli: RunCli) -> N
     assert doc["apiVersion"] == "svcctl/v1" and doc["skippedChecks"]
 
 
-@needs_endpoints
 def test_endpoints_404_410_429(apiserver: Factory, run_cli: RunCli) -> None:
     srv = apiserver()
     code, out, err = run_cli(["endpoints", "hostname", "--kubeconfig", str(srv.kubeconfig)])
@@ -376,7 +367,6 @@ def test_endpoints_404_410_429(apiserver: Factory, run_cli: RunCli) -> None:
     assert [r.status for r in srv.requests if r.resource == "endpointslices"][:3] == [503, 503, 200]
 
 
-@needs_endpoints
 def test_endpoints_410_while_paging_recovers(apiserver: Factory, run_cli: RunCli) -> None:
     srv = apiserver(gen_cluster(3, pods_per_service=600, nodes=3))  # 600 Pods: two pages of 500
     srv.set_fault("pods", status=410, only_continue=True, times=1)
@@ -387,7 +377,6 @@ def test_endpoints_410_while_paging_recovers(apiserver: Factory, run_cli: RunCli
     assert first == [(200, False), (410, True), (200, False), (200, True)]
 
 
-@needs_endpoints
 def test_endpoints_under_the_namespaced_role(apiserver: Factory, run_cli: RunCli) -> None:
     """With only the Role variant, svcctl still answers and says which checks it could not make."""
     srv = apiserver()

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from apiserver import FakeAPIServer
 from gen_cluster import gen_cluster
 
@@ -136,7 +135,6 @@ def test_collect_all_namespaces_costs_one_list_per_kind(apiserver: Factory, run_
 
 
 def test_collect_node_rules_through_kube_proxy(apiserver: Factory, run_cli: RunCli, tmp_path: Path) -> None:
-    pytest.importorskip("svcctl.sources.node")
     objs = planted_cluster()
     objs.append({"apiVersion": "v1", "kind": "Pod",
                  "metadata": {"name": "kube-proxy-x1", "namespace": "kube-system", "labels": {"k8s-app": "kube-proxy"}},
