@@ -128,3 +128,19 @@ def test_an_ipblock_of_the_dns_clusterip_admits_nothing(run_cli: RunCli, tmp_pat
     doc = _trace(run_cli, _snap(tmp_path, to_vip))
     (f,) = [f for f in doc["findings"] if f["code"] == "PolicyDeniesDNS"]
     assert "web/allow-dns-vip" in f["evidence"]
+
+
+def test_check_from_pod_reports_the_clients_dns_egress(run_cli: RunCli, tmp_path: Path) -> None:
+    """`check --from-pod`: a client whose Egress blocks DNS cannot reach a Service by its name, whatever the
+    Service's own policies say; judged once for the client, reported on each Service checked."""
+    snap = _snap(tmp_path, _allow_dns(53))
+    code, out, err = run_cli(["check", "-n", "default", "--snapshot", snap, "--from-pod", "web/web-0", "-o", "json"])
+    doc = json.loads(out)
+    db = next(s for s in doc["services"] if s["name"] == "db")
+    dns = [f for f in db["findings"] if f["code"] == "PolicyDeniesDNS"]
+    assert len(dns) == 1 and dns[0]["check"] == "policy" and "port: 1053" in dns[0]["hint"], db["findings"]
+    assert code == 1 and db["status"] == "broken"
+    code, out, _ = run_cli(["check", "-n", "default", "--snapshot", _snap(tmp_path, _allow_dns(1053)),
+                            "--from-pod", "web/web-0", "-o", "json"])
+    db = next(s for s in json.loads(out)["services"] if s["name"] == "db")
+    assert "PolicyDeniesDNS" not in {f["code"] for f in db["findings"]}

@@ -17,7 +17,7 @@ from svcctl.analysis.policy import (
 )
 from svcctl.analysis.trace import proxy_view
 from svcctl.errors import InputError
-from svcctl.model import JSON, PodRef, Service
+from svcctl.model import JSON, Finding, PodRef, Service
 from svcctl.sources.base import ClusterSource
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ class PolicyChecker:
         self._client: JSON | None = None
         self._client_read = False
         self._all_ns: list[str] | None = None
+        self._dns: Finding | None | bool = False  # False: not judged yet; the client's DNS Egress, once
 
     def _ns(self, name: str) -> None:
         if name not in self._policies:
@@ -87,7 +88,20 @@ class PolicyChecker:
             for label, proto, bs in ports:
                 _, found, _ = policy_hop(world, svc.meta.key, label, bs, pods, client, proto, None, svc.selector)
                 rep.findings += found
+            dns = self._dns_finding()
+            if dns is not None and svc.meta.key != "kube-system/kube-dns":  # by name, every Service needs DNS
+                rep.findings.append(dns)
         return rep
+
+    def _dns_finding(self) -> Finding | None:
+        """PolicyDeniesDNS for the --from-pod client, judged once (the trace's gate before its DNS hop)."""
+        if self._dns is False:
+            from svcctl.ops.policy_dns import dns_policy_gate
+
+            assert self.from_pod is not None
+            gate, _ = dns_policy_gate(self.source, self.from_pod, self.default_ns)
+            self._dns = gate.finding if gate is not None else None
+        return None if isinstance(self._dns, bool) else self._dns
 
 
 def _why(source: ClusterSource) -> str:
