@@ -20,6 +20,7 @@ from gen_dumps import (  # noqa: E402
     probability,
 )
 
+from svcctl.analysis.ownership import chain_owner, orphan_chains  # noqa: E402
 from svcctl.dataplane import detect_mode, load_node_rules  # noqa: E402
 from svcctl.dataplane.hashes import (  # noqa: E402
     endpoint_chain,
@@ -30,8 +31,6 @@ from svcctl.dataplane.hashes import (  # noqa: E402
     service_chains,
 )
 from svcctl.dataplane.iptables import (  # noqa: E402
-    chain_owner,
-    orphan_chains,
     parse_iptables_save,
     parse_rule_text,
     probability_fraction,

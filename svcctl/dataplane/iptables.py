@@ -22,7 +22,6 @@ from fractions import Fraction
 from svcctl.dataplane.hashes import (
     IPTABLES_ENDPOINT_PREFIX,
     IPTABLES_SERVICE_PREFIXES,
-    endpoint_chain,
     spn_variants,
 )
 from svcctl.dataplane.model import Backend, NodeRules, RuleStats, ServiceEntry, Walk, in_scope
@@ -1084,58 +1083,3 @@ def parse_dump(text: str, source: str) -> Dump:
     """The raw tables and chains (for tools that want more than the service view)."""
     return parse_listing(text, source) if _check_first_line(_first_lines(text), source) == "list" else \
         parse_save_text(text, source)
-
-
-# ------------------------------------------------------------------ chain ownership, recomputed from the API
-
-
-@dataclass(frozen=True)
-class ChainOwner:
-    chain: str
-    service: str  # ns/name
-    port_name: str
-    protocol: str
-    kind: str  # SVC | SVL | EXT | FW | SEP
-    endpoint: str = ""  # ip:port for SEP chains
-
-
-def chain_index(services: Iterable[object], slices: Iterable[object]) -> dict[str, ChainOwner]:
-    """Every chain name the given Services (svcctl.model.Service) and EndpointSlices would have on a node."""
-    from svcctl.dataplane.hashes import service_chains
-    from svcctl.model import EndpointSlice, Service
-
-    index: dict[str, ChainOwner] = {}
-    by_svc: dict[str, list[EndpointSlice]] = {}
-    for sl in slices:
-        if isinstance(sl, EndpointSlice):
-            by_svc.setdefault(f"{sl.meta.namespace}/{sl.service_name}", []).append(sl)
-    for svc in services:
-        if not isinstance(svc, Service):
-            continue
-        key = f"{svc.meta.namespace}/{svc.meta.name}"
-        for p in svc.ports:
-            proto = p.protocol.lower()
-            for spn in spn_variants(svc.meta.namespace, svc.meta.name, p.name):
-                for prefix, ch in service_chains(spn, proto).items():
-                    index.setdefault(ch, ChainOwner(ch, key, p.name, p.protocol, prefix[5:-1]))
-                for sl in by_svc.get(key, []):
-                    ports = [sp.port for sp in sl.ports if (sp.name or "") == (p.name or "") and sp.port]
-                    for ep in sl.endpoints:
-                        for ip in ep.addresses:
-                            for port in ports:
-                                assert port is not None
-                                ch = endpoint_chain(spn, proto, ip, port)
-                                index.setdefault(ch, ChainOwner(ch, key, p.name, p.protocol, "SEP",
-                                                                f"{ip}:{port}" if ":" not in ip else f"[{ip}]:{port}"))
-    return index
-
-
-def chain_owner(chain: str, services: Iterable[object], slices: Iterable[object]) -> ChainOwner | None:
-    """Which Service port (and endpoint) a KUBE-SVC/SVL/EXT/FW/SEP chain belongs to; None = no current owner."""
-    return chain_index(services, slices).get(chain)
-
-
-def orphan_chains(chains: Iterable[str], services: Iterable[object], slices: Iterable[object]) -> list[str]:
-    """KUBE-* service/endpoint chains that belong to no current Service port or endpoint (stale)."""
-    index = chain_index(services, slices)
-    return sorted(c for c in chains if c.startswith(KUBE_PREFIXES) and c not in index)

@@ -90,7 +90,7 @@ def flag_orphans(app: Context, rules: NodeRules) -> None:
     the cluster's Services and EndpointSlices: `portProtoHash`, `servicePortEndpointChainName`)."""
     if not (app.snapshot or app.kubeconfig or app.context):
         return
-    from svcctl.dataplane.iptables import orphan_chains
+    from svcctl.analysis.ownership import orphan_chains
     from svcctl.errors import SvcctlError
     from svcctl.ops.endpoints import absent_from
 
