@@ -180,6 +180,10 @@ class FleetExec:
             got = self._index[kind].answer(argv)
             if got is not None:
                 return got
+        if argv[:1] == ["nft"] and argv[1:3] != ["list", "table"]:
+            # nft's targeted answers are not simulated here (tests/test_targeted_reads.py runs the real nft):
+            # as an nft without them would, the read then falls back to the whole table
+            return "", "Error: syntax error, unexpected get\n", 127
         if argv[:1] == ["nft"]:
             return (self.dump(kind, "nft"), "", 0) if kind.startswith("nft") else \
                 ("", "Error: No such file or directory; did you mean table 'filter' in family ip?\n", 1)

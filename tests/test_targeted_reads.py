@@ -224,3 +224,53 @@ def test_a_command_outside_the_shapes_is_refused_before_it_is_sent() -> None:
         targeted._run_round(execute, [["iptables", "-t", "nat", "-F", "KUBE-SVC-AC2ON6IKLZPGXVMV"]],
                             targeted.TargetedRead())
     assert sent == []
+
+
+# ------------------------------------------------------------------ nftables mode, the real nft
+
+
+@pytest.fixture(scope="module")
+def nft_lab() -> Iterator[Lab]:
+    ok, why = can_run()
+    if not ok:
+        pytest.skip(why)
+    from gen_dumps_ipvs_nft import GenService as NftService
+    from gen_dumps_ipvs_nft import nft_script
+
+    web = NftService("default", "web", "http", WEB_VIP, 80, [(ip, 8080) for ip in PODS], node_port=30080,
+                     external_ips=["198.18.9.9"], lb_ips=["198.18.9.10"], source_ranges=["198.18.0.0/16"])
+    empty = NftService("default", "empty", "http", EMPTY_VIP, 80, [])
+    more = [NftService("bulk", f"svc-{i}", "http", f"198.19.{1 + i // 250}.{i % 250 + 1}", 80,
+                       [(f"198.18.{100 + i // 250}.{i % 250 + 1}", 8080)]) for i in range(300)]
+    with Lab(prefix="svt-tgn", n_pods=0) as lab:
+        lab.nft_load(nft_script([web, empty, *more], pod_cidr="198.18.0.0/16", service_cidr="198.19.0.0/16"))
+        yield lab
+
+
+@pytest.mark.parametrize("name", ["web", "empty"])
+def test_nftables_mode_reads_the_services_chains_and_elements(nft_lab: Lab, apiserver: Factory, run_cli: RunCLI,
+                                                              tmp_path: Path, name: str) -> None:
+    srv = apiserver(objects())
+    ex = NetnsExec(nft_lab)
+    srv.exec_handler = ex
+    code, doc, err = trace(run_cli, srv, name)
+    nft = [a for a in ex.calls if a[0] == "nft"]
+    assert nft and all(targeted.allowed(a) for a in nft), ex.calls
+    assert not any(a[1:3] == ["list", "table"] for a in nft)  # never the whole table
+    # iptables first (the mode was not given): none of the Service's chains, and an iptables-save with no
+    # kube-proxy chains says nftables
+    assert ["iptables-save"] in ex.calls and ex.calls.index(["iptables-save"]) < ex.calls.index(nft[0])
+    if name == "web":
+        lists = {a[5] for a in nft if a[1] == "list"}
+        assert {"services", "masquerading"} <= lists
+        assert sum(c.startswith("endpoint-") for c in lists) == len(PODS)
+        gets = sorted(a[5] for a in nft if a[1] == "get")
+        assert gets == ["cluster-ips", "firewall-ips", "service-ips", "service-ips", "service-ips",
+                        "service-nodeports"], gets
+    else:
+        gets = [a[5] for a in nft if a[1] == "get"]
+        assert gets[-1] == "no-endpoint-services" and "service-ips" in gets
+    dump = tmp_path / "nft.txt"
+    dump.write_text(nft_lab.node_exec(["nft", "list", "table", "ip", "kube-proxy"]).stdout)
+    code2, whole, err2 = trace(run_cli, srv, name, "--nft", str(dump))
+    assert code2 == code and node_view(whole) == node_view(doc), (err, err2)

@@ -71,7 +71,11 @@ def allowed(argv: list[str]) -> bool:
     `iptables|ip6tables -t nat|filter -S CHAIN` for a per-Service chain (KUBE-SVC/SVL/EXT/FW/SEP-<hash>,
     KUBE-MARK-MASQ), and `iptables|ip6tables -t nat|filter -C ENTRY-CHAIN RULE` where RULE uses only the
     options kube-proxy's entry rules use (`-m`, `-p`, `-d`, `--dport`, `--comment`, `--dst-type`, `!`, `-j` to a
-    Service chain, KUBE-NODEPORTS, REJECT or DROP)."""
+    Service chain, KUBE-NODEPORTS, REJECT or DROP); and nftables mode's (sources/targeted_nft.py)."""
+    if argv[:1] == ["nft"]:
+        from svcctl.sources.targeted_nft import allowed as nft_allowed
+
+        return nft_allowed(argv)
     if len(argv) < 5 or argv[0] not in ("iptables", "ip6tables") or argv[1] != "-t":
         return False
     table, verb, chain = argv[2], argv[3], argv[4]
@@ -280,9 +284,11 @@ class TargetedRead:
     seconds: float = 0.0
 
 
-def _run_round(execute: Exec, argvs: list[list[str]], read: TargetedRead) -> list[tuple[str, str, int]]:
+def _run_round(execute: Exec, argvs: list[list[str]], read: TargetedRead,
+               shapes: Callable[[list[str]], bool] | None = None) -> list[tuple[str, str, int]]:
+    """One round of commands, in parallel; each checked against the allowed shapes before anything is sent."""
     for argv in argvs:
-        if not allowed(argv):
+        if not (shapes or allowed)(argv):
             raise NotAllowed(f"not a targeted read command: {argv!r}")
     read.commands += argvs
     if len(argvs) == 1:
@@ -384,19 +390,28 @@ TARGETED_NOTE = ("only the rules of the Service asked about were read from the n
 
 
 def node_dumps(execute: Exec, node: str, where: str, services: list[tuple[Service, list[EndpointSlice] | None]],
-               mode: str | None, debug: Callable[[str], None] | None = None) -> NodeDumps | None:
+               mode: str | None, debug: Callable[[str], None] | None = None,
+               before: TargetedRead | None = None) -> NodeDumps | None:
     """The node's rules for `services` through targeted reads (`execute` runs one argv in its kube-proxy Pod),
-    or None when they cannot be targeted (another mode: the caller reads the node whole, which also detects
-    its mode).
+    or None when they cannot be targeted (IPVS or a replacement: the caller reads the node whole, which also
+    detects its mode).
 
-    A family whose targeted read missed something the API says is there is read whole (`iptables-save`) once,
-    to confirm: its origin then says so, and every finding on it cites that whole read."""
+    iptables mode first when the mode is not known (its answer also tells an nftables node: none of the
+    Service's chains, and a whole `iptables-save` holding no kube-proxy rules). A family whose targeted read
+    missed something the API says is there is read whole once, to confirm: its origin then says so, and every
+    finding on it cites that whole read."""
     from svcctl.dataplane import modes
 
-    if mode not in (None, "iptables") or not services:
+    if mode not in (None, "iptables", "nftables") or not services:
         return None
+    read = TargetedRead()
     try:
-        read = read_targeted(execute, services)
+        if mode == "nftables":
+            from svcctl.sources import targeted_nft
+
+            targeted_nft.read_targeted(execute, services, read)
+        else:
+            read = read_targeted(execute, services)
     except ReadFailed as e:
         if debug is not None:
             debug(f"{where}: {e}: reading the node whole")
@@ -411,13 +426,18 @@ def node_dumps(execute: Exec, node: str, where: str, services: list[tuple[Servic
             dumps.texts[key] = text
             dumps.origins[key] = f"targeted {key} reads ({where})"
             continue
-        whole = list(modes.allowed_commands()[key])  # iptables-save / ip6tables-save
+        whole = list(modes.allowed_commands()[key])  # iptables-save / ip6tables-save / nft list table …
         out, err, rc = execute(whole)
         read.commands.append(whole)
         read.bytes_in += len(out) + len(err)
         if rc:
             return None  # the whole read again, through the caller: it reports the failure as every read does
         if mode is None and key == "iptables" and not found_any and modes.mode_from_iptables(out) != "iptables":
+            if modes.mode_from_iptables(out) == "nftables":
+                if debug is not None:
+                    debug(f"{where}: none of the Service's iptables rules, and iptables-save shows no kube-proxy "
+                          "chains: nftables mode, read targeted")
+                return node_dumps(execute, node, where, services, "nftables", debug, read)
             if debug is not None:
                 debug(f"{where}: none of the Service's iptables rules ({what}), and iptables-save shows another "
                       "mode: reading the node whole in that mode")
@@ -427,8 +447,11 @@ def node_dumps(execute: Exec, node: str, where: str, services: list[tuple[Servic
                               f"find {what}")
         dumps.streamed[key] = (f"the targeted read did not find {what}; the whole `{' '.join(whole)}` was read to "
                                "confirm: the counts are for the whole dump")
+    if before is not None:  # the iptables reads that showed an nftables node count too
+        read.commands[:0] = before.commands
+        read.bytes_in += before.bytes_in
     note = TARGETED_NOTE.format(n=len(read.commands), b=read.bytes_in)
     for key in dumps.texts:
         dumps.streamed.setdefault(key, note)
-    dumps.mode = "iptables"
+    dumps.mode = mode or "iptables"
     return dumps
