@@ -31,18 +31,17 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from svcctl.dataplane.dumps import NodeDumps
 from svcctl.dataplane.hashes import port_proto_hash, service_port_name
 from svcctl.model import EndpointSlice, Service
+from svcctl.sources.targeted_base import Exec, NotAllowed, ReadFailed, TargetedRead, has_endpoints, run_round
 
-# one exec: argv -> (stdout, stderr, exit status); a transport failure raises (ClusterError)
-Exec = Callable[[list[str]], tuple[str, str, int]]
+__all__ = ["Exec", "NotAllowed", "ReadFailed", "TargetedRead", "allowed", "node_dumps", "plan", "read_targeted"]
+
 
 MAX_ROUNDS = 4  # SVC/EXT/FW -> SVL/SEP -> (nothing deeper in kube-proxy's layout); a loop bound only
-WORKERS = 8  # commands of one round in flight at once, per node
 _BY_NAME = frozenset({"KUBE-MARK-MASQ", "KUBE-MARK-DROP"})  # the parser knows these chains by name: not read
 
 # ------------------------------------------------------------------ the allow-list of command shapes
@@ -176,15 +175,6 @@ def _nodeports_jump(v6: bool) -> Check:
                  "the KUBE-SERVICES rule that sends node addresses to KUBE-NODEPORTS")
 
 
-def _has_endpoints(slices: list[EndpointSlice] | None) -> bool | None:
-    """Whether kube-proxy has endpoints for it (ready, or serving-terminating when none is ready); None when
-    the slices are not known (both rule sets are then tried: the one with endpoints first)."""
-    if slices is None:
-        return None
-    eps = [e for s in slices for e in s.endpoints]
-    return any(e.ready is not False for e in eps) or any(e.serving and e.terminating for e in eps)
-
-
 def _pick(fp: FamilyPlan, has_eps: bool | None, with_eps: Check | None, without: Check | None) -> None:
     """Queue the rule kube-proxy writes for what the API says; unknown: the with-endpoints one, and the
     no-endpoints one as its alternative (checked only when the first is not there)."""
@@ -207,7 +197,7 @@ def plan(services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> list
     for svc, slices in services:
         if svc.type == "ExternalName" or not svc.cluster_ips or svc.cluster_ips[0] in ("", "None"):
             continue
-        has_eps = _has_endpoints(slices)
+        has_eps = has_endpoints(slices)
         fam_of = {ip: ("6" if ":" in ip else "4") for ip in
                   [*svc.cluster_ips, *svc.external_ips, *svc.load_balancer_ips] if ip and ip != "None"}
         families = sorted({fam_of[ip] for ip in svc.cluster_ips if ip in fam_of})
@@ -269,40 +259,8 @@ def plan(services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> list
 # ------------------------------------------------------------------ reading
 
 
-class NotAllowed(Exception):
-    """An argv outside the targeted shapes: refused before anything is sent (a bug, never a node's answer)."""
-
-
-@dataclass
-class TargetedRead:
-    """The cut dumps of one node (key -> iptables-save text), or what was missing (then read whole)."""
-
-    texts: dict[str, str] = field(default_factory=dict)
-    missing: dict[str, str] = field(default_factory=dict)  # key -> the first thing not found
-    commands: list[list[str]] = field(default_factory=list)
-    bytes_in: int = 0  # stdout + stderr of every command
-    seconds: float = 0.0
-
-
-def _run_round(execute: Exec, argvs: list[list[str]], read: TargetedRead,
-               shapes: Callable[[list[str]], bool] | None = None) -> list[tuple[str, str, int]]:
-    """One round of commands, in parallel; each checked against the allowed shapes before anything is sent."""
-    for argv in argvs:
-        if not (shapes or allowed)(argv):
-            raise NotAllowed(f"not a targeted read command: {argv!r}")
-    read.commands += argvs
-    if len(argvs) == 1:
-        results = [execute(argvs[0])]
-    else:
-        with ThreadPoolExecutor(max_workers=min(WORKERS, len(argvs)), thread_name_prefix="svcctl-t") as pool:
-            results = list(pool.map(execute, argvs))
-    read.bytes_in += sum(len(o) + len(e) for o, e, _ in results)
-    return results
-
-
-class ReadFailed(Exception):
-    """An answer a targeted read cannot use (exit status > 1: permission, a missing binary; output that is not
-    iptables' own): the node is read whole instead, which reports its own failure the usual way."""
+def _run_round(execute: Exec, argvs: list[list[str]], read: TargetedRead) -> list[tuple[str, str, int]]:
+    return run_round(execute, argvs, read, allowed)
 
 
 def _chain_text(out: str, chain: str) -> list[str]:

@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 
 from svcctl.dataplane.hashes import nft_service_chains, service_port_name
 from svcctl.model import EndpointSlice, Service
-from svcctl.sources.targeted import Exec, ReadFailed, TargetedRead, _has_endpoints
+from svcctl.sources.targeted_base import Exec, ReadFailed, TargetedRead, has_endpoints, run_round
 
 MAX_ROUNDS = 4
-WORKERS = 8
 SHARED_CHAINS = ("services", "masquerading")
 MAPS = ("service-ips", "cluster-ips", "service-nodeports", "firewall-ips", "no-endpoint-services",
         "no-endpoint-nodeports")
@@ -92,7 +91,7 @@ def plan(services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> list
     for svc, slices in services:
         if svc.type == "ExternalName" or not svc.cluster_ips or svc.cluster_ips[0] in ("", "None"):
             continue
-        has_eps = _has_endpoints(slices)
+        has_eps = has_endpoints(slices)
         fam_of = {ip: ("ip6" if ":" in ip else "ip") for ip in
                   [*svc.cluster_ips, *svc.external_ips, *svc.load_balancer_ips] if ip and ip != "None"}
         families = sorted({fam_of[ip] for ip in svc.cluster_ips if ip in fam_of})
@@ -145,8 +144,6 @@ def _inner(out: str) -> list[str]:
 
 def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[EndpointSlice] | None]],
                   read: TargetedRead | None = None) -> TargetedRead:
-    from svcctl.sources.targeted import _run_round
-
     read = read or TargetedRead()
     for fp in plan(services):
         chains: dict[str, list[str]] = {}
@@ -158,7 +155,7 @@ def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[Endpoint
             if not todo and not elems:
                 break
             argvs = [["nft", "list", "chain", fp.fam, "kube-proxy", c] for c in todo] + [e.argv(fp.fam) for e in elems]
-            results = _run_round(execute, argvs, read)
+            results = run_round(execute, argvs, read, allowed)
             alts: list[Element] = []
             for i, (out, _err, rc) in enumerate(results):
                 if rc > 1:
