@@ -19,6 +19,7 @@ Severity policy (one place, so `check` and `trace` agree):
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -618,12 +619,24 @@ def edit_distance(a: str, b: str) -> int:
     return d[-1][-1]
 
 
+_ASCII_DIGITS = str.maketrans("", "", "0123456789")
+
+
+@functools.lru_cache(maxsize=65536)
+def _no_digits(s: str) -> str:
+    """`s` without its digits (str.isdigit's); cached: `check -A` compares each selector value with the same
+    few hundred Pod label values of its namespace, once per Service."""
+    if s.isascii():
+        return s.translate(_ASCII_DIGITS)
+    return "".join(c for c in s if not c.isdigit())
+
+
 def looks_like_typo(want: str, have: str) -> bool:
     """hostname/hostnames, Web/web, fronted/frontend; not v1/v2 or web-1/web-2 (versions, instances)."""
     a, b = want.lower(), have.lower()
     if a == b:
         return True
-    if "".join(c for c in a if not c.isdigit()) == "".join(c for c in b if not c.isdigit()):
+    if _no_digits(a) == _no_digits(b):
         return False
     longest = max(len(a), len(b))
     if longest < 4:

@@ -140,6 +140,7 @@ def command(services: tuple[str, ...], selector: str | None, fail_on: str, wait_
         raise InputError(f"the bundle is a gzipped tarball: name it *.tar.gz, not {collect_path!r}")
     plan = make_plan(app, services, selector, fail_on, dns_flag, dns_server, cluster_domain, dns_timeout)
     plan.all_nodes, plan.parallel, plan.from_pod = all_nodes, parallel, from_pod
+    plan.collect = collect_path is not None
 
     progress = Progress(app)
     try:

@@ -147,6 +147,9 @@ _SHORT = {"-s": "-s", "--source": "-s", "--src": "-s", "-d": "-d", "--destinatio
           "--match": "-m", "-f": "-f", "--fragment": "-f"}
 
 
+_KEYS: dict[str, str] = dict(_SHORT)  # option word -> its (interned) key; grows with the options a dump uses
+
+
 def parse_rule_text(text: str, table: str, line: int, source: str) -> Rule:
     """Parse everything after `-A`: `CHAIN options… -j TARGET target-options…`."""
     toks = _tokens(text)
@@ -158,14 +161,19 @@ def parse_rule_text(text: str, table: str, line: int, source: str) -> Rule:
     i, n = 1, len(toks)
     negate = False
     in_target = False
+    keys = _KEYS
     while i < n:
         tok = toks[i]
         i += 1
         if tok == "!":
             negate = True
             continue
-        key = _SHORT.get(tok) or sys.intern(tok)
-        if key in ("-j", "-g"):
+        key = keys.get(tok)
+        if key is None:
+            key = sys.intern(tok)
+            if len(keys) < 4096 and key.startswith("-"):
+                keys[key] = key
+        if key == "-j" or key == "-g":
             if i >= n:
                 raise InputError(f"`{tok}` without a target", source=source, line=line)
             rule.target = toks[i]
@@ -180,13 +188,15 @@ def parse_rule_text(text: str, table: str, line: int, source: str) -> Rule:
             continue
         if not key.startswith("-"):
             raise InputError(f"unexpected word {tok!r} in rule", source=source, line=line)
-        # collect values up to the next option or `!`
-        vals: list[str] = []
-        while i < n and toks[i] != "!" and not (toks[i].startswith("-") and len(toks[i]) > 1
-                                                  and not toks[i][1].isdigit()):
-            vals.append(toks[i])
-            i += 1
-        value = " ".join(vals)
+        # the values up to the next option or `!`
+        j = i
+        while j < n:
+            t = toks[j]
+            if t == "!" or (t[:1] == "-" and len(t) > 1 and not t[1].isdigit()):
+                break
+            j += 1
+        value = toks[i] if j == i + 1 else " ".join(toks[i:j])
+        i = j
         if negate:
             value = "!" + value
             negate = False
@@ -631,6 +641,36 @@ def probability_fraction(text: str) -> Fraction:
     return Fraction(text).limit_denominator(1_000_000)
 
 
+_ONE = Fraction(1)
+_ZERO = Fraction(0)
+
+
+# a × b and a − b of the shares a walk computes, cached by the operands' identity: every Service of a dump walks
+# the same few shares (1/n, (n-1)/n …, themselves cached objects), and Fraction arithmetic (pure Python: a gcd per
+# operation, and a modular inverse to hash one) was a sixth of a whole-dump parse. The operands are kept in the
+# cache, so an id is never reused while its entry lives.
+_ARITH: dict[tuple[int, int, int], tuple[Fraction, Fraction, Fraction]] = {}
+
+
+def _fmul(a: Fraction, b: Fraction) -> Fraction:
+    return _arith(a, b, 0)
+
+
+def _fsub(a: Fraction, b: Fraction) -> Fraction:
+    return _arith(a, b, 1)
+
+
+def _arith(a: Fraction, b: Fraction, op: int) -> Fraction:
+    k = (id(a), id(b), op)
+    hit = _ARITH.get(k)
+    if hit is not None and hit[0] is a and hit[1] is b:
+        return hit[2]
+    r = a * b if op == 0 else a - b
+    if len(_ARITH) < 65536:
+        _ARITH[k] = (a, b, r)
+    return r
+
+
 def _copy(b: Backend) -> Backend:
     """A shallow copy of a Backend (its fields are immutable values)."""
     nb = Backend.__new__(Backend)
@@ -702,7 +742,7 @@ class _Follower:
         """The rule's `--probability` (1 without one); not a number (or nan) is an input error, not a crash."""
         text = r.opts.get("--probability")
         try:
-            return probability_fraction(text) if text is not None else Fraction(1)
+            return probability_fraction(text) if text is not None else _ONE
         except ValueError:
             raise InputError(f"bad --probability {text!r}", source=self.dump.source, line=r.line) from None
 
@@ -733,7 +773,7 @@ class _Follower:
             "external" if chain.startswith("KUBE-EXT-") else "service")
         if chain.startswith("KUBE-SVL-"):
             w.local = True
-        remaining = Fraction(1)
+        remaining = _ONE
         conditional: list[tuple[str, _Walk]] = []
         for r in rules:
             t = r.target
@@ -743,7 +783,7 @@ class _Follower:
                 continue
             if t == "KUBE-MARK-DROP":  # kube-proxy < 1.25: ETP Local without a local endpoint
                 w.notes.append("marked for drop (KUBE-MARK-DROP): no local endpoint on this node")
-                remaining = Fraction(0)
+                remaining = _ZERO
                 break
             if self.is_masq_chain(t):
                 self.visited.add(t)
@@ -762,16 +802,17 @@ class _Follower:
                 ip, port = _split_hostport(to)
                 p = self.probability(r)
                 # nat sees only each connection's first packet: a DNAT counter counts connections
-                w.backends.append(Backend(ip=ip, port=port, probability=remaining * p, chain="",
+                share = _fmul(remaining, p)
+                w.backends.append(Backend(ip=ip, port=port, probability=share, chain="",
                                           connections=r.counters[0] if r.counters else None))
-                remaining -= remaining * p
+                remaining = _fsub(remaining, share)
                 if remaining == 0:
                     break
                 continue
             if t in _TERMINAL:
                 if t in ("DROP", "REJECT"):
                     w.notes.append(f"{t} in {chain}")
-                remaining = Fraction(0)
+                remaining = _ZERO
                 break
             cond = _condition(r)
             if cond is not None:
@@ -780,10 +821,10 @@ class _Follower:
                 continue
             p = self.probability(r)
             sub = self.walk(t, depth + 1)
-            share = remaining * p
+            share = _fmul(remaining, p)
             for b in sub.backends:
                 nb = _copy(b)  # dataclasses.replace re-runs __init__: a tenth of a whole-dump parse
-                nb.probability = None if b.probability is None else share * b.probability
+                nb.probability = None if b.probability is None else _fmul(share, b.probability)
                 nb.chain = b.chain or (t if t.startswith("KUBE-SEP-") else "")
                 nb.local = True if (w.local or sub.local) else b.local
                 w.backends.append(nb)
@@ -800,7 +841,7 @@ class _Follower:
                     w.path.append(c)
             if sub.fell_through and p == 1:
                 w.fell_through = True
-            remaining -= share
+            remaining = _fsub(remaining, share)
             if remaining == 0:
                 break
         if remaining > 0 and not w.backends:

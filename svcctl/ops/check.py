@@ -44,6 +44,7 @@ class Plan:
     all_nodes: bool = False  # --all-nodes: every node's rules through its kube-proxy Pod
     parallel: int = 8
     from_pod: str | None = None  # the policy check's one client (NS/POD)
+    collect: bool = False  # --collect-on-failure: every object read is kept whole for the bundle
 
 
 @dataclass
@@ -178,6 +179,10 @@ def run_attempt(app: Context, plan: Plan, progress: Progress, attempt: int) -> A
     from svcctl.sources.coverage import coverage_of, summary_line
 
     partial = summary_line(coverage_of(src))  # what the input holds and lacks: the answer is only that good
+    if not plan.refs and not plan.collect:  # many Services: their reads answered from lists read once
+        from svcctl.sources.prefetch import prefetch
+
+        src = prefetch(src, app.ns_or_all, [s for _, _, s in targets if s is not None], plan.selector is None)
     for label in (partial, plan.dns_reason, drift_reason):
         if label:
             run.report.notes.append(label)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -142,7 +141,11 @@ def hint_lines(f: Finding, indent: str, *, where: bool = False) -> list[str]:
 
 
 def dump_json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
+    from svcctl.render.jsonout import write_json
+
+    parts: list[str] = []
+    write_json(obj, parts.append)
+    return "".join(parts) + "\n"
 
 
 def dump_yaml(obj: Any) -> str:
@@ -158,13 +161,10 @@ def emit_document(obj: Any, output: str) -> None:
         sys.stdout.write(dump_yaml(obj))
         return
     # the same text as dump_json, written in batches: a whole 10,000-Service dump's JSON is never one string
-    buf: list[str] = []
-    for chunk in json.JSONEncoder(indent=2, sort_keys=False, default=str).iterencode(obj):
-        buf.append(chunk)
-        if len(buf) >= 16384:
-            sys.stdout.write("".join(buf))
-            buf.clear()
-    sys.stdout.write("".join(buf) + "\n")
+    from svcctl.render.jsonout import write_json
+
+    write_json(obj, sys.stdout.write)
+    sys.stdout.write("\n")
 
 
 def plain_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], no_headers: bool = False) -> str:

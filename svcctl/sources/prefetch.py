@@ -1,0 +1,230 @@
+"""Every Service of a namespace (or all) checked from lists read once, not from a dozen requests per Service.
+
+`check -A` asks each Service's questions through the ClusterSource interface (its slices, v1 Endpoints, Pods by
+selector, near misses by selector key, the same labels elsewhere, the Nodes its Pods name): bounded for one
+Service, but 10,000 Services made ≈180,000 requests, and every answer built fresh objects (gigabytes). Here the
+kinds those questions read are listed once, page by page (Services are already listed by the caller; then
+EndpointSlices, v1 Endpoints, Pods and Nodes), and each question is answered from them the way the API server
+answers it: in the list's (key) order, label selectors through `selectors.labels_match`, `limit` as the first
+that many. A kind whose list is refused or fails is not prefetched: its questions go to the source one by one as
+before, so a refusal is still reported per Service. Anything else goes straight to the source.
+
+Pods keep only the part of their API JSON the checks read again (`raw`: the policy check's labels, IP,
+hostNetwork, node and container ports), so 100,000 Pods stay in memory as objects, not as their whole JSON;
+a `--collect-on-failure` bundle needs the whole objects, and is not asked of this source.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from svcctl.errors import SvcctlError
+from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Service
+from svcctl.selectors import labels_match, parse_selector
+from svcctl.sources.base import ClusterSource, CountsRefusals, NodeDumps, PagedReads
+
+PREFETCH_MIN = 20  # fewer Services than this: the per-Service reads cost less than the lists
+
+
+def _refusals(src: object) -> int:
+    return src.refusals if isinstance(src, CountsRefusals) else 0
+
+
+def _slim(raw: JSON) -> JSON:
+    """The part of a Pod's JSON read again after parsing (the policy check's `pod_endpoint`)."""
+    meta = raw.get("metadata") or {}
+    spec = raw.get("spec") or {}
+    status = raw.get("status") or {}
+
+    def ports(cs: Any) -> list[JSON]:
+        return [{"name": c.get("name"), "ports": c.get("ports")} for c in cs or [] if isinstance(c, dict)]
+
+    return {"apiVersion": raw.get("apiVersion"), "kind": raw.get("kind"),
+            "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"), "labels": meta.get("labels")},
+            "spec": {"nodeName": spec.get("nodeName"), "hostNetwork": spec.get("hostNetwork"),
+                     "containers": ports(spec.get("containers")), "initContainers": ports(spec.get("initContainers"))},
+            "status": {"podIP": status.get("podIP"), "podIPs": status.get("podIPs"), "phase": status.get("phase")}}
+
+
+class _PodPool:
+    """Pods in list order, indexed by (namespace, key, value) and (namespace, key); namespace None: all."""
+
+    def __init__(self) -> None:
+        self.by_pair: dict[tuple[str | None, str, str], list[Pod]] = {}
+        self.by_key: dict[tuple[str | None, str], list[Pod]] = {}
+        self.by_ns: dict[str | None, list[Pod]] = {}
+
+    def add(self, p: Pod) -> None:
+        ns = p.meta.namespace
+        for scope in (ns, None):
+            self.by_ns.setdefault(scope, []).append(p)
+            for k, v in p.meta.labels.items():
+                self.by_pair.setdefault((scope, k, v), []).append(p)
+                self.by_key.setdefault((scope, k), []).append(p)
+
+    def select(self, namespace: str | None, selector: str | None, limit: int | None) -> list[Pod]:
+        terms = parse_selector(selector)
+        pool: list[Pod] | None = None
+        for key, op, value in terms:  # the fewest candidates any one term allows
+            cand = (self.by_pair.get((namespace, key, value or ""), []) if op == "=" else
+                    self.by_key.get((namespace, key), []) if op == "exists" else None)
+            if cand is not None and (pool is None or len(cand) < len(pool)):
+                pool = cand
+        if pool is None:
+            pool = self.by_ns.get(namespace, [])
+        out: list[Pod] = []
+        for p in pool:
+            if labels_match(p.meta.labels, terms):
+                out.append(p)
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+
+class Prefetched:
+    """A ClusterSource answering the per-Service reads of many Services from lists read once (see the module)."""
+
+    def __init__(self, src: ClusterSource, namespace: str | None, services: list[Service], complete: bool) -> None:
+        self._src = src
+        self.name = src.name
+        self.skipped = src.skipped
+        self._services = services if complete else None  # every Service of `namespace`, in list order
+        self._scope = namespace
+        self._by_key = {(s.meta.namespace, s.meta.name): s for s in services}
+        self._slices = self._grouped(lambda: self._iter_slices(namespace))
+        self._endpoints: dict[tuple[str, str], Endpoints] | None = None
+        list_all = getattr(src, "list_all_endpoints", None)
+        if callable(list_all):
+            eps = self._try(lambda: list_all(namespace))
+            if eps is not None:
+                self._endpoints = {(e.meta.namespace, e.meta.name): e for e in eps}
+        self._pods: _PodPool | None = None
+        pods = self._try(lambda: self._iter_pods(namespace))
+        if pods is not None:
+            self._pods = pods
+        self._events: dict[tuple[str, str, str], list[Event]] | None = None
+        list_events = getattr(src, "list_all_events", None)
+        if callable(list_events):
+            events = self._try(lambda: list_events(namespace))
+            if events is not None:
+                self._events = {}
+                for e in events:
+                    self._events.setdefault((e.meta.namespace, e.involved_kind, e.involved_name), []).append(e)
+        nodes = self._try(src.list_nodes)
+        self._nodes: dict[str, Node] | None = {n.meta.name: n for n in nodes} if nodes is not None else None
+        self._node_list = nodes
+
+    # ------------------------------------------------------------------ the lists
+
+    def _try(self, read: Any) -> Any:
+        """One list; None when it was refused or failed (then its questions go to the source one by one)."""
+        before, refusals = len(self._src.skipped), _refusals(self._src)
+        try:
+            out = read()
+        except SvcctlError:
+            return None
+        if len(self._src.skipped) != before or _refusals(self._src) != refusals:
+            return None  # refused: each Service's own read is refused again, and says so for that Service
+        return out
+
+    def _grouped(self, read: Any) -> dict[tuple[str, str], list[EndpointSlice]] | None:
+        slices = self._try(read)
+        if slices is None:
+            return None
+        out: dict[tuple[str, str], list[EndpointSlice]] = {}
+        for sl in slices:
+            name = sl.service_name
+            if name:
+                out.setdefault((sl.meta.namespace, name), []).append(sl)
+        return out
+
+    def _iter_slices(self, namespace: str | None) -> list[EndpointSlice]:
+        src = self._src
+        return list(src.iter_endpoint_slices(namespace)) if isinstance(src, PagedReads) else []
+
+    def _iter_pods(self, namespace: str | None) -> _PodPool:
+        pool = _PodPool()
+        src = self._src
+        assert isinstance(src, PagedReads)
+        for p in src.iter_pods(namespace):
+            p.raw = _slim(p.raw)
+            pool.add(p)
+        return pool
+
+    # ------------------------------------------------------------------ ClusterSource, from the lists
+
+    def get_service(self, namespace: str, name: str) -> Service:
+        s = self._by_key.get((namespace, name))
+        return s if s is not None else self._src.get_service(namespace, name)
+
+    def list_services(self, namespace: str | None, label_selector: str | None = None,
+                      limit: int | None = None) -> list[Service]:
+        if self._services is None or label_selector or (self._scope is not None and namespace != self._scope):
+            return self._src.list_services(namespace, label_selector, limit)
+        out = [s for s in self._services if namespace is None or s.meta.namespace == namespace]
+        return out[:limit] if limit is not None else out
+
+    def list_endpoint_slices(self, namespace: str, service_name: str) -> list[EndpointSlice]:
+        if self._slices is None:
+            return self._src.list_endpoint_slices(namespace, service_name)
+        return list(self._slices.get((namespace, service_name), []))
+
+    def get_endpoints(self, namespace: str, name: str) -> Endpoints | None:
+        if self._endpoints is None:
+            return self._src.get_endpoints(namespace, name)
+        return self._endpoints.get((namespace, name))
+
+    def list_pods(self, namespace: str | None, label_selector: str | None = None,
+                  limit: int | None = None) -> list[Pod]:
+        if self._pods is None or (self._scope is not None and namespace != self._scope):
+            return self._src.list_pods(namespace, label_selector, limit)
+        return self._pods.select(namespace, label_selector, limit)
+
+    def get_nodes(self, names: list[str]) -> dict[str, Node | None]:
+        if self._nodes is None:
+            return self._src.get_nodes(names)
+        return {n: self._nodes.get(n) for n in dict.fromkeys(x for x in names if x)}
+
+    def list_nodes(self) -> list[Node]:
+        return list(self._node_list) if self._node_list is not None else self._src.list_nodes()
+
+    # ------------------------------------------------------------------ the rest: the source's own
+
+    def default_namespace(self) -> str:
+        return self._src.default_namespace()
+
+    def get_pod(self, namespace: str, name: str) -> Pod | None:
+        return self._src.get_pod(namespace, name)
+
+    def list_events(self, namespace: str, kind: str, names: list[str]) -> list[Event]:
+        if self._events is None or (self._scope is not None and namespace != self._scope):
+            return self._src.list_events(namespace, kind, names)
+        out: list[Event] = []
+        for n in dict.fromkeys(x for x in names if x):
+            out += self._events.get((namespace, kind, n), [])
+        return out
+
+    def node_dumps(self, node: str) -> NodeDumps | None:
+        return self._src.node_dumps(node)
+
+    def namespaces(self) -> list[str]:
+        return self._src.namespaces()
+
+    def list_network_policies(self, namespace: str) -> list[JSON] | None:
+        return self._src.list_network_policies(namespace)
+
+    def get_namespace(self, name: str) -> JSON | None:
+        return self._src.get_namespace(name)
+
+    def list_admin_network_policies(self) -> tuple[list[JSON], list[JSON]] | None:
+        return self._src.list_admin_network_policies()
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._src, attr)  # capabilities (refusals, kube-proxy exec …): the source's own
+
+
+def prefetch(src: ClusterSource, namespace: str | None, services: list[Service], complete: bool) -> ClusterSource:
+    """`src`, or a Prefetched view of it when many Services are checked from a source that pages its lists."""
+    if len(services) < PREFETCH_MIN or not isinstance(src, PagedReads):
+        return src
+    return Prefetched(src, namespace, services, complete)

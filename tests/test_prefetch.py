@@ -1,0 +1,83 @@
+"""`check -A` answers every Service from lists read once (sources/prefetch.py): the report is the one the
+per-Service reads give, through the real client against the test API server, also when a kind is refused."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from gen_cluster import _pod, gen_cluster
+
+import svcctl.sources.prefetch as prefetch
+
+RunCli = Callable[..., tuple[int, str, str]]
+
+
+def cluster() -> list[dict[str, Any]]:
+    objs = gen_cluster(24, pods_per_service=3, nodes=5, namespaces=3, crowd="crowd")
+    # a near miss that looks like a typo, the same labels in another namespace, a finished Pod
+    objs.append(_pod("default", "hostname", "hostname-typo", "10.200.0.1", "node-0001", True))
+    objs.append(_pod("team-001", "hostnames", "hostnames-elsewhere", "10.200.0.2", "node-0002", True))
+    done = _pod("crowd", "svc-00002", "svc-00002-done", "10.200.0.3", "node-0003", False)
+    done["status"]["phase"] = "Succeeded"
+    objs.append(done)
+    return objs
+
+
+def report(run_cli: RunCli, kubeconfig: str, *args: str) -> tuple[int, Any]:
+    code, out, err = run_cli(["check", "-A", "--no-dns", "-o", "json", "--kubeconfig", kubeconfig, *args])
+    assert out.startswith("{"), err
+    doc = json.loads(out)
+
+    def strip(o: Any) -> Any:
+        if isinstance(o, dict):
+            return {k: strip(v) for k, v in o.items() if k != "seconds"}
+        if isinstance(o, list):
+            return [strip(x) for x in o]
+        return o
+
+    return code, strip(doc)
+
+
+def requests(srv: Any, run: Callable[[], Any]) -> int:
+    srv.reset_counters()
+    run()
+    return int(srv.request_count)
+
+
+@pytest.mark.parametrize("refused", [None, "pods", "endpointslices", "endpoints", "events", "nodes"])
+def test_prefetched_check_is_the_per_service_check(refused: str | None, apiserver: Any, run_cli: RunCli,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from apiserver import Grant
+
+    srv = apiserver(copy.deepcopy(cluster()))
+    if refused:
+        allowed = {"services", "pods", "endpoints", "endpointslices", "events", "nodes", "namespaces",
+                   "networkpolicies"} - {refused}
+        srv.set_rbac([Grant(frozenset({"", "discovery.k8s.io", "networking.k8s.io"}), frozenset(allowed),
+                            frozenset({"get", "list", "watch"}), frozenset(), None)])
+    kc = str(srv.kubeconfig)
+    out: dict[str, tuple[int, Any]] = {}
+    n: dict[str, int] = {}
+    n["lists"] = requests(srv, lambda: out.__setitem__("lists", report(run_cli, kc)))
+    monkeypatch.setattr(prefetch, "PREFETCH_MIN", 10**9)
+    n["each"] = requests(srv, lambda: out.__setitem__("each", report(run_cli, kc)))
+    if out["lists"] != out["each"]:
+        import difflib
+
+        a = json.dumps(out["each"], indent=1, sort_keys=True).splitlines()
+        b = json.dumps(out["lists"], indent=1, sort_keys=True).splitlines()
+        pytest.fail("\n".join(list(difflib.unified_diff(a, b, lineterm="", n=4))[:80]))
+    doc = out["lists"][1]
+    assert len(doc["services"]) == 24
+    if refused is None:
+        codes = {f["code"] for s in doc["services"] for f in s["endpoints"]["findings"]}
+        assert {"SelectorMismatch", "OtherNamespace"} <= codes, codes
+        assert n["lists"] < n["each"] // 3, n  # a few lists instead of a dozen requests per Service
+    else:
+        said = [s for s in doc["services"] if f'"{refused}\\" is forbidden' in json.dumps(s)
+                or f"{refused} is forbidden" in json.dumps(s) or "forbidden" in json.dumps(s).lower()]
+        assert len(said) == len(doc["services"]), refused  # every Service says what it could not read
