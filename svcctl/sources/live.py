@@ -577,8 +577,9 @@ class LiveSource:
         """(stdout, stderr, exit status) of a read-only command in a Pod (a targeted read's "no such chain" is
         an answer, not a failure); ClusterError when the exec itself fails.
 
-        The whole exchange runs in a worker thread bounded by --request-timeout (a stalled stream must not hang
-        the CLI)."""
+        The whole exchange is bounded by --request-timeout (a stalled stream must not hang the CLI): svcctl's own
+        client checks the deadline at every socket step; behind a proxy, websocket-client runs in a worker thread
+        that is given up on at the deadline."""
         what = f"exec {namespace}/{pod}: {' '.join(argv)}"
         limit = self.request_timeout or 60.0
         self.requests += 1
@@ -591,12 +592,15 @@ class LiveSource:
             except BaseException as e:  # noqa: BLE001 - handed to the calling thread
                 result["error"] = e
 
-        worker = threading.Thread(target=work, name="svcctl-exec", daemon=True)
-        worker.start()
-        worker.join(limit)
-        if worker.is_alive():
-            self.debug(f"{what}: no answer within {limit:g}s")
-            raise ClusterError(f"{what} did not finish within {limit:g}s", hint="raise --request-timeout")
+        if not self.configuration.proxy:
+            work()  # svcctl's own client keeps the deadline itself (every socket step): no thread per exec
+        else:
+            worker = threading.Thread(target=work, name="svcctl-exec", daemon=True)
+            worker.start()
+            worker.join(limit)
+            if worker.is_alive():
+                self.debug(f"{what}: no answer within {limit:g}s")
+                raise ClusterError(f"{what} did not finish within {limit:g}s", hint="raise --request-timeout")
         if "error" in result:
             raise result["error"]
         out, err, rc = result["value"]

@@ -91,6 +91,7 @@ class Dialer:
         sock: socket.socket = raw
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            raw.settimeout(_left(deadline))  # the TLS handshake and the upgrade get what is left, not `limit` again
             if self.secure:
                 assert self.context is not None
                 with self._lock:
@@ -100,6 +101,7 @@ class Dialer:
             request = (f"GET {self.prefix}{path} HTTP/1.1\r\nHost: {self.netloc}\r\nUpgrade: websocket\r\n"
                        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
                        + "".join(f"{h}\r\n" for h in headers) + "\r\n")
+            sock.settimeout(_left(deadline))
             sock.sendall(request.encode())
             f = sock.makefile("rb")
             status, head = _read_head(f)
@@ -123,6 +125,13 @@ class Dialer:
         finally:
             with contextlib.suppress(OSError):
                 sock.close()
+
+
+def _left(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise ExecTimeout()
+    return left
 
 
 def _read_head(f: BinaryIO) -> tuple[int, dict[str, str]]:
