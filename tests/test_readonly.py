@@ -280,7 +280,11 @@ def test_targeted_reads_only_list_or_check() -> None:
     ok = [["iptables", "-t", "nat", "-S", "KUBE-SVC-AC2ON6IKLZPGXVMV"],
           ["ip6tables", "-t", "nat", "-S", "KUBE-SEP-AC2ON6IKLZPGXVMV"],
           ["iptables", "-t", "nat", "-C", "KUBE-SERVICES", "-m", "comment", "--comment", "default/a:http cluster IP",
-           "-m", "tcp", "-p", "tcp", "-d", "10.96.0.1", "--dport", "80", "-j", "KUBE-SVC-AC2ON6IKLZPGXVMV"]]
+           "-m", "tcp", "-p", "tcp", "-d", "10.96.0.1", "--dport", "80", "-j", "KUBE-SVC-AC2ON6IKLZPGXVMV"],
+          ["conntrack", "-L", "-d", "10.96.0.1"], ["conntrack", "-L", "-f", "ipv6", "-d", "fd00::1"],
+          ["conntrack", "-L", "-p", "tcp", "--dport", "30080"],
+          ["nft", "list", "chain", "ip", "kube-proxy", "service-AC2ON6IK-default/a/tcp/http"],
+          ["nft", "get", "element", "ip", "kube-proxy", "service-ips", "{", "10.96.0.1", ".", "tcp", ".", "80", "}"]]
     assert all(targeted.allowed(a) for a in ok)
     refused = [
         ["iptables", "-t", "nat", "-A", "KUBE-SERVICES", "-j", "KUBE-SVC-AC2ON6IKLZPGXVMV"],
@@ -295,5 +299,11 @@ def test_targeted_reads_only_list_or_check() -> None:
         ["iptables", "-t", "nat", "-C", "KUBE-SERVICES", "-m", "comment", "--comment", "x"],  # no target
         ["iptables", "-t", "nat", "-C", "INPUT", "-j", "KUBE-NODEPORTS"],
         ["ipvsadm", "-C"], ["nft", "flush", "ruleset"], ["sh", "-c", "iptables -t nat -S KUBE-SERVICES"],
+        ["conntrack", "-D", "-d", "10.96.0.1"], ["conntrack", "-F"], ["conntrack", "-L", "-d", "10.0.0.0/8"],
+        ["conntrack", "-L"],  # the whole table: not targeted (it is on the fixed list for a whole read)
+        ["nft", "list", "table", "ip", "kube-proxy"],  # idem
+        ["nft", "delete", "element", "ip", "kube-proxy", "service-ips", "{", "10.96.0.1", ".", "tcp", ".", "80", "}"],
+        ["nft", "list", "chain", "ip", "kube-proxy", "service-AC2ON6IK-a; flush ruleset"],
+        ["nft", "get", "element", "ip", "kube-proxy", "service-ips", "{", "10.96.0.1", "}", ";", "flush", "}"],
     ]
     assert not any(targeted.allowed(a) for a in refused), [a for a in refused if targeted.allowed(a)]

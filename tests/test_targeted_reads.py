@@ -125,6 +125,14 @@ def trace(run_cli: RunCLI, srv: FakeAPIServer, name: str, *extra: str) -> tuple[
     return code, json.loads(out), err
 
 
+def whole_inputs(lab: Lab, tmp_path: Path, flag: str, argv: list[str]) -> list[str]:
+    """The same node given whole: its rules dump and its whole connection table, as files."""
+    dump, ct = tmp_path / "rules.txt", tmp_path / "conntrack.txt"
+    dump.write_text(lab.node_exec(argv).stdout)
+    ct.write_text(lab.node_exec(["conntrack", "-L"], check=False).stdout)
+    return [flag, str(dump), "--conntrack", str(ct)]
+
+
 def node_view(doc: dict[str, Any]) -> Any:
     """The trace's answer about the node: hops and findings (where the rules came from left out)."""
     def clean(x: Any) -> Any:
@@ -152,15 +160,16 @@ def test_one_service_is_read_with_its_own_rules_only(lab: Lab, apiserver: Factor
     assert chains[:3] == [f"KUBE-EXT-{h}", f"KUBE-FW-{h}"] + [c for c in chains if c.startswith("KUBE-SEP-")][:1]
     assert sum(c.startswith("KUBE-SEP-") for c in chains) == len(PODS)
     assert f"KUBE-SVC-{h}" in chains
+    # its flows only: conntrack filtered by its addresses and its NodePort, never the whole table
+    assert sorted(a[2:] for a in ex.calls if a[0] == "conntrack") == [
+        ["-d", "198.18.9.10"], ["-d", "198.18.9.9"], ["-d", WEB_VIP], ["-p", "tcp", "--dport", "30080"]]
     checked = sorted(a[4] for a in ex.calls if a[3] == "-C")
     assert checked == ["KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL"] + ["KUBE-SERVICES"] * 4, checked
     # bytes: at most twice the Service's own rules, whatever else the node holds
     own = own_rules(save, "default/web:http")
     assert 0 < ex.bytes <= 2 * own, (ex.bytes, own)
     # the same answer as the whole dump of the same node
-    dump = tmp_path / "iptables-save.txt"
-    dump.write_text(save)
-    code2, whole, err2 = trace(run_cli, srv, "web", "--iptables-save", str(dump))
+    code2, whole, err2 = trace(run_cli, srv, "web", *whole_inputs(lab, tmp_path, "--iptables-save", ["iptables-save"]))
     assert code2 == code and node_view(whole) == node_view(doc), err2
 
 
@@ -178,7 +187,7 @@ def test_bytes_do_not_grow_with_the_node(lab: Lab, apiserver: Factory, run_cli: 
 
 def test_a_service_without_endpoints_is_its_reject_rule(lab: Lab, apiserver: Factory, run_cli: RunCLI,
                                                         tmp_path: Path) -> None:
-    save = load(lab, 100)
+    load(lab, 100)
     srv = apiserver(objects())
     ex = NetnsExec(lab)
     srv.exec_handler = ex
@@ -187,13 +196,12 @@ def test_a_service_without_endpoints_is_its_reject_rule(lab: Lab, apiserver: Fac
     # the trace reads the node before the slices: the rules for "has endpoints" are looked for first (the chain,
     # the cluster IP rule), then, not there, the rule kube-proxy writes for no endpoints
     h = port_proto_hash("default/empty:http", "tcp")
-    assert sorted((a[2], a[3], a[4], a[-1]) for a in ex.calls) == [
+    calls = [a for a in ex.calls if a[0] != "conntrack"]  # (its flows, read after the rules)
+    assert sorted((a[2], a[3], a[4], a[-1]) for a in calls) == [
         ("filter", "-C", "KUBE-SERVICES", "REJECT"), ("nat", "-C", "KUBE-SERVICES", f"KUBE-SVC-{h}"),
         ("nat", "-S", f"KUBE-SVC-{h}", f"KUBE-SVC-{h}")]
-    assert ex.calls[-1][2:4] == ["filter", "-C"]
-    dump = tmp_path / "iptables-save.txt"
-    dump.write_text(save)
-    code2, whole, _ = trace(run_cli, srv, "empty", "--iptables-save", str(dump))
+    assert calls[-1][2:4] == ["filter", "-C"]
+    code2, whole, _ = trace(run_cli, srv, "empty", *whole_inputs(lab, tmp_path, "--iptables-save", ["iptables-save"]))
     assert code == code2 and node_view(whole) == node_view(doc)
 
 
@@ -204,9 +212,10 @@ def test_nothing_found_is_confirmed_by_one_whole_read(lab: Lab, apiserver: Facto
     srv.exec_handler = ex
     code, doc, err = trace(run_cli, srv, "ghost")
     assert code == 1, err
-    whole = [a for a in ex.calls if not targeted.allowed(a)]
+    rules = [a for a in ex.calls if a[0] != "conntrack"]  # (its flows, read after the rules)
+    whole = [a for a in rules if not targeted.allowed(a)]
     assert whole == [["iptables-save"]], ex.calls
-    assert ex.calls[-1] == ["iptables-save"]  # after the targeted reads, never before
+    assert rules[-1] == ["iptables-save"]  # after the targeted reads, never before
     found = [f for f in doc["findings"] if f["code"] == "ServiceNotProgrammed"]
     assert found and "read whole to confirm" in found[0]["evidence"], found
 
@@ -270,7 +279,6 @@ def test_nftables_mode_reads_the_services_chains_and_elements(nft_lab: Lab, apis
     else:
         gets = [a[5] for a in nft if a[1] == "get"]
         assert gets[-1] == "no-endpoint-services" and "service-ips" in gets
-    dump = tmp_path / "nft.txt"
-    dump.write_text(nft_lab.node_exec(["nft", "list", "table", "ip", "kube-proxy"]).stdout)
-    code2, whole, err2 = trace(run_cli, srv, name, "--nft", str(dump))
+    code2, whole, err2 = trace(run_cli, srv, name,
+                               *whole_inputs(nft_lab, tmp_path, "--nft", ["nft", "list", "table", "ip", "kube-proxy"]))
     assert code2 == code and node_view(whole) == node_view(doc), (err, err2)

@@ -338,6 +338,7 @@ def gather_node_dumps(app: NodeReadContext, node: str | None, only: set[str] | N
 
         cut = targeted.node_dumps(status_in_pod, node, where, services, mode, app.terminal.debug)
         if cut is not None:
+            targeted.add_conntrack(cut, status_in_pod, where, services)  # the Service's flows (trace shows them)
             return cut
     return _collect(run_in_pod, mode_keys(mode) if mode else None, where, node, app.terminal.debug)
 

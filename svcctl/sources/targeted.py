@@ -71,6 +71,8 @@ def allowed(argv: list[str]) -> bool:
     KUBE-MARK-MASQ), and `iptables|ip6tables -t nat|filter -C ENTRY-CHAIN RULE` where RULE uses only the
     options kube-proxy's entry rules use (`-m`, `-p`, `-d`, `--dport`, `--comment`, `--dst-type`, `!`, `-j` to a
     Service chain, KUBE-NODEPORTS, REJECT or DROP); and nftables mode's (sources/targeted_nft.py)."""
+    if argv[:2] == ["conntrack", "-L"]:
+        return _conntrack_allowed(argv[2:])
     if argv[:1] == ["nft"]:
         from svcctl.sources.targeted_nft import allowed as nft_allowed
 
@@ -413,3 +415,52 @@ def node_dumps(execute: Exec, node: str, where: str, services: list[tuple[Servic
         dumps.streamed.setdefault(key, note)
     dumps.mode = mode or "iptables"
     return dumps
+
+
+# ------------------------------------------------------------------ the Service's flows
+
+
+def _conntrack_allowed(rest: list[str]) -> bool:
+    """`conntrack -L [-f ipv6] -d ADDR` and `conntrack -L [-f ipv6] -p PROTO --dport PORT`: the flows to one of
+    the Service's addresses, or to its NodePort (the kernel filters; only listing)."""
+    if rest[:2] == ["-f", "ipv6"]:
+        rest = rest[2:]
+    if len(rest) == 2 and rest[0] == "-d":
+        return bool(_ADDR.fullmatch(rest[1])) and "/" not in rest[1]
+    return (len(rest) == 4 and rest[0] == "-p" and rest[1] in _PROTO and rest[2] == "--dport"
+            and rest[3].isdecimal() and 0 < int(rest[3]) < 65536)
+
+
+def conntrack_commands(services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> list[list[str]]:
+    out: list[list[str]] = []
+    for svc, _ in services:
+        for ip in [*svc.cluster_ips, *svc.external_ips, *svc.load_balancer_ips]:
+            if ip and ip != "None":
+                argv = ["conntrack", "-L", *(["-f", "ipv6"] if ":" in ip else []), "-d", ip]
+                if argv not in out:
+                    out.append(argv)
+        for p in svc.ports:
+            if p.node_port:
+                argv = ["conntrack", "-L", "-p", p.protocol.lower(), "--dport", str(p.node_port)]
+                if argv not in out:
+                    out.append(argv)
+    return out
+
+
+def add_conntrack(dumps: NodeDumps, execute: Exec, where: str,
+                  services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> None:
+    """The flows to the Service (`conntrack -L -d VIP`, … -p PROTO --dport NODEPORT) as the dumps' `conntrack`:
+    the whole table holds every connection of the node. Best effort, like the whole read's: a node whose Pod
+    has no conntrack, or refuses it, gives no flows."""
+    argvs = conntrack_commands(services)
+    if not argvs:
+        return
+    try:
+        results = run_round(execute, argvs, TargetedRead(), allowed)
+    except Exception:  # noqa: BLE001 - flows are an extra: the rules stand without them
+        return
+    texts = [out for out, _, rc in results if rc == 0]
+    if len(texts) == len(argvs):
+        lines = list(dict.fromkeys(ln for t in texts for ln in t.splitlines() if ln.strip()))
+        dumps.texts["conntrack"] = "".join(f"{ln}\n" for ln in lines)
+        dumps.origins["conntrack"] = f"conntrack -L, the Service's flows only ({where})"
