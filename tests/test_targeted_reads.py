@@ -282,3 +282,24 @@ def test_nftables_mode_reads_the_services_chains_and_elements(nft_lab: Lab, apis
     code2, whole, err2 = trace(run_cli, srv, name,
                                *whole_inputs(nft_lab, tmp_path, "--nft", ["nft", "list", "table", "ip", "kube-proxy"]))
     assert code2 == code and node_view(whole) == node_view(doc), (err, err2)
+
+
+def test_rules_of_one_service_read_only_its_rules(lab: Lab, apiserver: Factory, run_cli: RunCLI,
+                                                   tmp_path: Path) -> None:
+    """`svcctl rules SVC --node N`: the targeted read too (the whole node only for `rules --node N`)."""
+    load(lab, 100)
+    srv = apiserver(objects())
+    ex = NetnsExec(lab)
+    srv.exec_handler = ex
+    base = ["rules", "web", "-n", "default", "-o", "json", "--kubeconfig", str(srv.kubeconfig)]
+    code, out, err = run_cli([*base, "--node", NODE])
+    assert code == 0, err
+    assert ex.calls and all(targeted.allowed(a) for a in ex.calls), ex.calls
+    dump = tmp_path / "iptables-save.txt"
+    dump.write_text(lab.iptables_save())
+    code2, out2, err2 = run_cli([*base, "--iptables-save", str(dump)])
+    assert code2 == 0, err2
+    assert json.loads(out)["services"] == json.loads(out2)["services"]
+    ex.calls.clear()
+    assert run_cli(["rules", "--node", NODE, "-o", "json", "--kubeconfig", str(srv.kubeconfig)])[0] == 0
+    assert ["iptables-save"] in ex.calls  # the whole node, asked for

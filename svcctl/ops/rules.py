@@ -23,7 +23,7 @@ def rules_namespace(app: Context) -> str:
 PortRow = tuple[str, ServicePort, list[str], list[str]]
 
 
-def service_ports(app: Context, only: set[str] | None) -> list[PortRow]:
+def service_ports(app: Context, only: set[str] | None, found: list[Service] | None = None) -> list[PortRow]:
     """(service port name, port, addresses) of the Services named in `only` (`ns/name[:port]` keys), or of every
     Service when `only` is None; empty when no cluster or snapshot was given or it cannot say."""
     if not app.has_cluster or not (app.snapshot or app.kubeconfig or app.context):
@@ -44,6 +44,8 @@ def service_ports(app: Context, only: set[str] | None) -> list[PortRow]:
                 wanted.append((app.source.get_service(ns, name), port_name))
             except SvcctlError:
                 continue
+            if found is not None:  # the Service itself, for a targeted node read
+                found.append(wanted[-1][0])
     out: list[PortRow] = []
     for svc, port_name in wanted:
         addrs = [a for a in (*svc.cluster_ips, *svc.external_ips, *svc.load_balancer_ips) if a and a != "None"]
@@ -128,10 +130,11 @@ class RulesReport:
 def read_rules(app: Context, only: set[str] | None) -> RulesReport:
     """`svcctl rules`: one node's rules read (scoped to `only`, the parser's keys of one Service, when given),
     entries named from the cluster's Services, and (iptables, whole node) chains that belong to none."""
-    named = service_ports(app, only) if only else []
+    found: list[Service] = []
+    named = service_ports(app, only, found) if only else []
     if named and only is not None:
         only |= set(address_keys(named))
-    dumps = app.node_dumps(app.node_inputs.node, only=only)
+    dumps = app.node_dumps(app.node_inputs.node, only=only, services=[(s, None) for s in found] or None)
     if dumps is None or not dumps:
         raise InputError("no node rules to read",
                          hint="give --iptables-save FILE (or --ipvsadm / --nft), --netns NAME, --local-node, "
