@@ -1,5 +1,5 @@
 """Big clusters: what one Service's answer costs (API requests, bytes, time) at 3 and at 10,000 Services, and what
-`svcctl endpoints -A` costs over a whole 100,000-Pod cluster.
+`svcctl endpoints -A` and `svcctl check -A` cost over a whole 100,000-Pod cluster.
 
 The test API server (tests/apiserver.py: real HTTPS, paging with limit/continue) runs in this process with a
 generated cluster (tests/gen_cluster.py: N Services × 10 Pods, 100 Nodes); each svcctl command runs as its own
@@ -103,13 +103,22 @@ def bench(size: str, repeat: int) -> list[Row]:
                                     note=(f"{summaries:,} rows; baseline {base['requests']} requests, "
                                           f"{_mb(base['bytes'])}, {b.rss_mb:.0f} MB") if ok
                                     else f"exit {r.rc}: {r.stderr[-200:]}"))
+                    # check -A: every Service's endpoints (with the why-not reads) and policy, judged one by one
+                    srv.reset_counters()
+                    c = run([*SVCCTL, "check", "-A", "--no-dns"], env=env)
+                    lines = c.stdout.strip().splitlines()
+                    rows.append(Row("cluster", f"check -A --no-dns ({n:,} Services, {pods:,} Pods)", c.seconds,
+                                    c.rss_mb, "paged read of Services+Pods+Slices", b.seconds,
+                                    {"requests": str(srv.request_count), "bytes": _mb(srv.bytes_sent)},
+                                    note=lines[-1][:90] if c.rc in (0, 1) and lines
+                                    else f"exit {c.rc}: {c.stderr[-200:]}"))
             finally:
                 srv.stop()
     small, big = min(one), max(one)
     for name in one[small]:
         s_t, s_req, s_b, s_rss = one[small][name]
         b_t, b_req, b_b, b_rss = one[big][name]
-        rows.insert(len(rows) - 1 if rows else 0,
+        rows.insert(max(0, len(rows) - 2),
                     Row("cluster", f"{name} ({big:,} Services)", b_t, b_rss, f"same at {small} Services", s_t,
                         {"requests": f"{b_req} (vs {s_req})", "bytes": f"{_mb(b_b)} (vs {_mb(s_b)})"}))
     return rows

@@ -88,7 +88,11 @@ class Prefetched:
         self._src = src
         self.name = src.name
         self.skipped = src.skipped
-        self._services = services if complete else None  # every Service of `namespace`, in list order
+        self._services: dict[str | None, list[Service]] | None = None  # every Service by namespace, list order
+        if complete:
+            self._services = {None: services}
+            for s in services:
+                self._services.setdefault(s.meta.namespace, []).append(s)
         self._scope = namespace
         self._by_key = {(s.meta.namespace, s.meta.name): s for s in services}
         self._slices = self._grouped(lambda: self._iter_slices(namespace))
@@ -161,8 +165,8 @@ class Prefetched:
                       limit: int | None = None) -> list[Service]:
         if self._services is None or label_selector or (self._scope is not None and namespace != self._scope):
             return self._src.list_services(namespace, label_selector, limit)
-        out = [s for s in self._services if namespace is None or s.meta.namespace == namespace]
-        return out[:limit] if limit is not None else out
+        out = self._services.get(namespace, [])
+        return out[:limit] if limit is not None else list(out)
 
     def list_endpoint_slices(self, namespace: str, service_name: str) -> list[EndpointSlice]:
         if self._slices is None:
