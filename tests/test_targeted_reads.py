@@ -303,3 +303,45 @@ def test_rules_of_one_service_read_only_its_rules(lab: Lab, apiserver: Factory, 
     ex.calls.clear()
     assert run_cli(["rules", "--node", NODE, "-o", "json", "--kubeconfig", str(srv.kubeconfig)])[0] == 0
     assert ["iptables-save"] in ex.calls  # the whole node, asked for
+
+
+def test_dual_stack_reads_each_family_with_its_own_tool() -> None:
+    """A dual-stack NodePort Service: iptables for its IPv4 address, ip6tables for its IPv6 one (each family's
+    NodePort jump in its own form), the same rules as both whole dumps."""
+    ok, why = can_run()
+    if not ok:
+        pytest.skip(why)
+    from svcctl.dataplane import load_node_rules
+    from svcctl.dataplane.dumps import NodeDumps
+    from svcctl.model import Service
+
+    port = [GenPort("http", 80, 8080, node_port=30080)]
+    t4 = iptables_save(GenCluster([GenService("default", "web", WEB_VIP, port, [GenEndpoint(PODS[0])])],
+                                  cluster_cidr="198.18.0.0/16"))
+    t6 = iptables_save(GenCluster([GenService("default", "web", "2001:db8:ff::10", port,
+                                              [GenEndpoint("2001:db8:1::10")])],
+                                  cluster_cidr="2001:db8:1::/64", banner="ip6tables-save v1.8.9 (nf_tables)"))
+    svc = Service.from_dict({"metadata": {"name": "web", "namespace": "default"}, "spec": {
+        "type": "NodePort", "clusterIP": WEB_VIP, "clusterIPs": [WEB_VIP, "2001:db8:ff::10"],
+        "ipFamilies": ["IPv4", "IPv6"],
+        "ports": [{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30080, "protocol": "TCP"}]}})
+    with Lab(prefix="svt-tg6", n_pods=0, ipv6=True) as lab:
+        lab.iptables_restore(t4)
+        lab.iptables_restore(t6, ipv6=True)
+        calls: list[list[str]] = []
+
+        def execute(argv: list[str]) -> tuple[str, str, int]:
+            calls.append(argv)
+            r = lab.node_exec(argv, check=False)
+            return r.stdout, r.stderr, r.returncode
+
+        cut = targeted.node_dumps(execute, NODE, "netns", [(svc, None)], None)
+        whole = NodeDumps(node=NODE, texts={"iptables": lab.iptables_save(), "ip6tables": lab.iptables_save(ipv6=True)})
+    assert cut is not None and set(cut.texts) == {"iptables", "ip6tables"}
+    assert all(targeted.allowed(a) for a in calls) and {a[0] for a in calls} == {"iptables", "ip6tables"}
+    assert [a for a in calls if a[0] == "ip6tables" and "-d" in a] and not [
+        a for a in calls if a[0] == "iptables" and any(":" in x for x in a[5:] if x.count(":") > 1)]
+    only = {"default/web", WEB_VIP, "2001:db8:ff::10"}
+    got = [e.to_json() for e in load_node_rules(cut, only=only).services]
+    assert got == [e.to_json() for e in load_node_rules(whole, only=only).services]
+    assert {e["address"] for e in got} >= {WEB_VIP, "2001:db8:ff::10"}

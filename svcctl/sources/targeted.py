@@ -167,14 +167,19 @@ _NODEPORTS_COMMENT = "kubernetes service nodeports; NOTE: this must be the last 
 def _nodeports_jump(v6: bool) -> Check:
     """The tail rule of KUBE-SERVICES that sends local-address traffic to KUBE-NODEPORTS (nodePortAddresses
     unset; IPv6 always excludes ::1, IPv4 includes localhost: kube-proxy's defaults)."""
+    what = "the KUBE-SERVICES rule that sends node addresses to KUBE-NODEPORTS"
     spec = ["-m", "comment", "--comment", _NODEPORTS_COMMENT, "-m", "addrtype", "--dst-type", "LOCAL"]
     line = f'-A KUBE-SERVICES -m comment --comment "{_NODEPORTS_COMMENT}" -m addrtype --dst-type LOCAL'
-    if v6:
-        spec += ["!", "-d", "::1/128"]
-        line = f'-A KUBE-SERVICES ! -d ::1/128 -m comment --comment "{_NODEPORTS_COMMENT}" -m addrtype ' \
-               "--dst-type LOCAL"
-    return Check("nat", "KUBE-SERVICES", [*spec, "-j", "KUBE-NODEPORTS"], line + " -j KUBE-NODEPORTS",
-                 "the KUBE-SERVICES rule that sends node addresses to KUBE-NODEPORTS")
+    plain = Check("nat", "KUBE-SERVICES", [*spec, "-j", "KUBE-NODEPORTS"], line + " -j KUBE-NODEPORTS", what)
+    lo = "::1/128" if v6 else "127.0.0.0/8"
+    no_lo = Check("nat", "KUBE-SERVICES", [*spec, "!", "-d", lo, "-j", "KUBE-NODEPORTS"],
+                  f'-A KUBE-SERVICES ! -d {lo} -m comment --comment "{_NODEPORTS_COMMENT}" -m addrtype '
+                  "--dst-type LOCAL -j KUBE-NODEPORTS", what)
+    # IPv6: kube-proxy excludes ::1 (older ones did not); IPv4: localhost included unless
+    # --iptables-localhost-nodeports=false. The usual form first, the other as its alternative.
+    first, other = (no_lo, plain) if v6 else (plain, no_lo)
+    first.alt = other
+    return first
 
 
 def _pick(fp: FamilyPlan, has_eps: bool | None, with_eps: Check | None, without: Check | None) -> None:
@@ -252,6 +257,8 @@ def plan(services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> list
         if nodeports[f]:
             jump = _nodeports_jump(f == "6")
             jump.needs_eps = True  # written whatever the Service; needed only when its NodePort rule is
+            if jump.alt is not None:
+                jump.alt.needs_eps = True
             fp.checks.append(jump)
         if fp.checks:  # KUBE-MARK-MASQ is not read: the parser knows it by name
             out.append(fp)
@@ -300,7 +307,8 @@ def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[Endpoint
                         raise ReadFailed(f"`{' '.join(argvs[i])}` did not answer like iptables -C")
                     confirmed.append(check)
                 elif check.alt is not None:
-                    check.alt.what = f"{check.what} (nor its no-endpoints rule)"
+                    if check.alt.what != check.what:
+                        check.alt.what = f"{check.what} (nor its no-endpoints rule)"
                     alts.append(check.alt)
                 else:
                     failed.append(check)
