@@ -71,16 +71,24 @@ def looks_like_ipvsadm(text: str) -> bool:
 # --------------------------------------------------------------------------- addresses
 
 
+_ADDRPORT = re.compile(r"\[([0-9a-fA-F:.]+)\]:(\d{1,10})|([0-9.]+):(\d{1,10})")  # int() refuses 4300+ digits
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_V4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")  # exactly what ipaddress.IPv4Address accepts
+
+
 def _split_addrport(s: str) -> tuple[str, int] | None:
-    """`10.0.1.175:80` / `[fd00::1]:80` → (ip, port); None when not numeric."""
-    m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d{1,10})|([0-9.]+):(\d{1,10})", s)  # int() refuses 4300+ digits
+    """`10.0.1.175:80` / `[fd00::1]:80` → (ip, port); None when not numeric.
+
+    A dotted quad is checked by one regex (ipaddress' own parse was most of a whole IPVS table's parse)."""
+    m = _ADDRPORT.fullmatch(s)
     if not m:
         return None
     ip = m.group(1) or m.group(3)
-    try:
-        ipaddress.ip_address(ip)
-    except ValueError:
-        return None
+    if m.group(3) is None or not _V4.fullmatch(ip):
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            return None
     port = int(m.group(2) or m.group(4))
     return (ip, port) if port <= 65535 else None
 
