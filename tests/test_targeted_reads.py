@@ -345,3 +345,24 @@ def test_dual_stack_reads_each_family_with_its_own_tool() -> None:
     got = [e.to_json() for e in load_node_rules(cut, only=only).services]
     assert got == [e.to_json() for e in load_node_rules(whole, only=only).services]
     assert {e["address"] for e in got} >= {WEB_VIP, "2001:db8:ff::10"}
+
+
+def test_known_endpoints_are_read_in_the_first_round() -> None:
+    """With the slices known (`--all-nodes` has them), the endpoints' KUBE-SEP chains are asked for together
+    with the Service's chain: the ready ones, as kube-proxy picks them, not the not-ready one."""
+    from svcctl.dataplane.hashes import endpoint_chain, port_proto_hash
+    from svcctl.model import EndpointSlice, Service
+
+    svc = Service.from_dict({"metadata": {"name": "web", "namespace": "default"}, "spec": {
+        "clusterIP": WEB_VIP, "clusterIPs": [WEB_VIP],
+        "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]}})
+    sl = EndpointSlice.from_dict({"metadata": {"name": "web-1", "namespace": "default"}, "addressType": "IPv4",
+                                  "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+                                  "endpoints": [{"addresses": [ip], "conditions": {"ready": i < 2}}
+                                                for i, ip in enumerate(PODS)]})
+    (fp,) = targeted.plan([(svc, [sl])])
+    spn = "default/web:http"
+    assert fp.chains == [f"KUBE-SVC-{port_proto_hash(spn, 'tcp')}",
+                         *(endpoint_chain(spn, "tcp", ip, 8080) for ip in PODS[:2])]
+    (unknown,) = targeted.plan([(svc, None)])
+    assert unknown.chains == fp.chains[:1]  # slices not known: found through the Service's chain
