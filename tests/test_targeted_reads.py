@@ -366,3 +366,44 @@ def test_known_endpoints_are_read_in_the_first_round() -> None:
                          *(endpoint_chain(spn, "tcp", ip, 8080) for ip in PODS[:2])]
     (unknown,) = targeted.plan([(svc, None)])
     assert unknown.chains == fp.chains[:1]  # slices not known: found through the Service's chain
+
+
+@pytest.mark.parametrize("policy", ["external", "internal"])
+def test_local_traffic_policy_without_a_local_endpoint(policy: str) -> None:
+    """externalTrafficPolicy / internalTrafficPolicy Local, the endpoints all on other nodes: kube-proxy's
+    filter-table DROP rules are checked too (they exist only in that state), so the targeted answer says
+    what the whole dump says: no local endpoint, new connections dropped."""
+    ok, why = can_run()
+    if not ok:
+        pytest.skip(why)
+    from svcctl.dataplane import load_node_rules
+    from svcctl.dataplane.dumps import NodeDumps
+    from svcctl.model import Service
+
+    ext = policy == "external"
+    gen = GenService("default", "web", WEB_VIP, [GenPort("http", 80, 8080, node_port=30080)],
+                     [GenEndpoint(ip, local=False) for ip in PODS], external_ips=["198.18.9.9"],
+                     etp_local=ext, itp_local=not ext)
+    svc = Service.from_dict({"metadata": {"name": "web", "namespace": "default"}, "spec": {
+        "type": "NodePort", "clusterIP": WEB_VIP, "clusterIPs": [WEB_VIP], "externalIPs": ["198.18.9.9"],
+        "externalTrafficPolicy": "Local" if ext else "Cluster", "internalTrafficPolicy": "Cluster" if ext else "Local",
+        "ports": [{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30080, "protocol": "TCP"}]}})
+    with Lab(prefix="svt-tgl", n_pods=0) as lab:
+        lab.iptables_restore(iptables_save(GenCluster([gen], cluster_cidr="198.18.0.0/16")))
+        calls: list[list[str]] = []
+
+        def execute(argv: list[str]) -> tuple[str, str, int]:
+            calls.append(argv)
+            r = lab.node_exec(argv, check=False)
+            return r.stdout, r.stderr, r.returncode
+
+        cut = targeted.node_dumps(execute, NODE, "netns", [(svc, None)], "iptables")
+        whole = NodeDumps(node=NODE, texts={"iptables": lab.iptables_save()})
+    assert cut is not None and ["iptables-save"] not in calls, calls  # no confirming read was needed
+    assert any(a[2:5] == ["filter", "-C", "KUBE-EXTERNAL-SERVICES" if ext else "KUBE-SERVICES"] and a[-1] == "DROP"
+               for a in calls)
+    only = {"default/web", WEB_VIP, "198.18.9.9"}
+    got = [e.to_json() for e in load_node_rules(cut, only=only).services]
+    assert got == [e.to_json() for e in load_node_rules(whole, only=only).services]
+    assert any(e.get("noLocalEndpoints") for e in got) or any("no endpoint on this node" in " ".join(e["notes"])
+                                                              for e in got), got

@@ -115,6 +115,7 @@ class Check:
     what: str  # in words, for the note when it is not found
     alt: Check | None = None  # the rule written instead when the Service has no endpoints (slices unknown)
     needs_eps: bool = False  # written only when the Service has endpoints: absent is fine when an alt was found
+    optional: bool = False  # written only in some node states (no local endpoint): absent says nothing
 
     def argv(self, binary: str) -> list[str]:
         return [binary, "-t", self.table, "-C", self.chain, *self.spec]
@@ -239,11 +240,17 @@ def plan(services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> list
             for f in families:
                 fp = fams[f]
                 for ip in (ip for ip in svc.cluster_ips if fam_of.get(ip) == f):
-                    _pick(fp, has_eps,
-                          _entry("nat", "KUBE-SERVICES", f"{spn} cluster IP", proto, ip, p.port, internal,
-                                 f"the cluster IP rule of {spn} ({ip}:{p.port})"),
-                          _entry("filter", "KUBE-SERVICES", none, proto, ip, p.port, "REJECT",
-                                 f"the no-endpoints rule of {spn} ({ip})"))
+                    cluster = _entry("nat", "KUBE-SERVICES", f"{spn} cluster IP", proto, ip, p.port, internal,
+                                     f"the cluster IP rule of {spn} ({ip}:{p.port})")
+                    no_eps = _entry("filter", "KUBE-SERVICES", none, proto, ip, p.port, "REJECT",
+                                    f"the no-endpoints rule of {spn} ({ip})")
+                    _pick(fp, has_eps, cluster, no_eps)
+                    if svc.internal_traffic_policy == "Local" and has_eps is not False:
+                        # no endpoint on this node: kube-proxy drops cluster IP traffic instead (filter table)
+                        local = _entry("filter", "KUBE-SERVICES", f"{spn} has no local endpoints", proto, ip,
+                                       p.port, "DROP", f"the no-local-endpoints rule of {spn} ({ip})")
+                        local.alt, cluster.alt = cluster.alt, local
+                        local.what = cluster.what
                 for ip in (ip for ip in svc.external_ips if fam_of.get(ip) == f):
                     _pick(fp, has_eps,
                           _entry("nat", "KUBE-SERVICES", f"{spn} external IP", proto, ip, p.port, external,
@@ -267,6 +274,17 @@ def plan(services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> list
                                  f"the NodePort rule of {spn} (:{p.node_port})"),
                           _entry("filter", "KUBE-EXTERNAL-SERVICES", none, proto, None, p.node_port, "REJECT",
                                  f"the no-endpoints NodePort rule of {spn}", local=True))
+                if svc.external_traffic_policy == "Local" and has_eps is not False:
+                    # with no endpoint on this node kube-proxy also drops external traffic (filter table)
+                    nolocal = f"{spn} has no local endpoints"
+                    drops = [_entry("filter", "KUBE-EXTERNAL-SERVICES", nolocal, proto, ip, p.port, "DROP", "")
+                             for ip in [*svc.external_ips, *svc.load_balancer_ips] if fam_of.get(ip) == f]
+                    if p.node_port:
+                        drops.append(_entry("filter", "KUBE-EXTERNAL-SERVICES", nolocal, proto, None, p.node_port,
+                                            "DROP", "", local=True))
+                    for d in drops:
+                        d.optional = True
+                        fp.checks.append(d)
                 if has_eps is not False:
                     seps = _endpoint_chains(spn, proto, p.name, p.protocol, slices or [], f == "6")
                     for chain in [internal, *([external] if external_used else []), *(["KUBE-FW-" + h] if fw else []),
@@ -327,6 +345,8 @@ def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[Endpoint
                     if out.strip():
                         raise ReadFailed(f"`{' '.join(argvs[i])}` did not answer like iptables -C")
                     confirmed.append(check)
+                elif check.optional:
+                    pass
                 elif check.alt is not None:
                     if check.alt.what != check.what:
                         check.alt.what = f"{check.what} (nor its no-endpoints rule)"
