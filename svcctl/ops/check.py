@@ -201,7 +201,8 @@ def run_attempt(app: Context, plan: Plan, progress: Progress, attempt: int) -> A
             checks.append(sc)
             continue
         g = gather(src, ns, name, why_not=True)
-        run.gathered.append(g)
+        if plan.collect:  # kept for the bundle only: 10,000 Services' reads are not held to the end otherwise
+            run.gathered.append(g)
         rep = analyze(g)
         sc.endpoints = rep
         sc.counts = dict(rep.counts)
