@@ -44,6 +44,7 @@ class Run:
     rc: int
     stdout: str = ""
     stderr: str = ""
+    cpu_s: float = 0.0  # the subprocess's own user + system CPU seconds
 
 
 @dataclass
@@ -64,9 +65,10 @@ class Row:
         return f"{self.seconds / self.baseline_seconds:.1f}x"
 
 
-# Fallback launcher when /usr/bin/time is missing: runs argv and prints its children's peak RSS (KiB) last.
+# Fallback launcher when /usr/bin/time is missing: runs argv and writes its children's peak RSS (KiB) and CPU.
 _LAUNCH = "import resource,subprocess,sys; rc=subprocess.call(sys.argv[2:]); " \
-          "open(sys.argv[1],'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(rc)"
+          "u=resource.getrusage(resource.RUSAGE_CHILDREN); " \
+          "open(sys.argv[1],'w').write(f'{u.ru_maxrss} {u.ru_utime} {u.ru_stime}'); sys.exit(rc)"
 
 
 def run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 1800, cwd: str | Path = ROOT) -> Run:
@@ -78,7 +80,7 @@ def run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 180
     with tempfile.TemporaryDirectory(prefix="svcctl-run-") as tmp:
         rss_file = os.path.join(tmp, "rss")
         if os.path.exists("/usr/bin/time"):
-            launch = ["/usr/bin/time", "-f", "%M", "-o", rss_file, *argv]
+            launch = ["/usr/bin/time", "-f", "%M %U %S", "-o", rss_file, *argv]
         else:
             launch = [sys.executable, "-c", _LAUNCH, rss_file, *argv]
         started = time.perf_counter()
@@ -88,12 +90,14 @@ def run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 180
         except subprocess.TimeoutExpired as e:
             return Run(time.perf_counter() - started, 0.0, -9, "", f"timed out after {e.timeout}s")
         seconds = time.perf_counter() - started
-        try:
-            rss_kb = int(Path(rss_file).read_text().split()[-1])
+        rss_kb, cpu = 0, 0.0
+        try:  # the last line (/usr/bin/time prints "Command exited with non-zero status N" before it)
+            fields = Path(rss_file).read_text().strip().splitlines()[-1].split()
+            rss_kb, cpu = int(fields[0]), float(fields[1]) + float(fields[2])
         except (OSError, ValueError, IndexError):
-            rss_kb = 0
+            pass
         return Run(seconds, rss_kb / 1024, proc.returncode, proc.stdout.decode(errors="replace"),
-                   proc.stderr.decode(errors="replace"))
+                   proc.stderr.decode(errors="replace"), cpu)
 
 
 def median_run(argv: list[str], n: int, warm: bool = False, **kw: object) -> Run:

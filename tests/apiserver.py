@@ -353,6 +353,7 @@ class FakeAPIServer:
         self.requests: list[Request] = []
         self.writes: list[Request] = []  # every non-GET attempt
         self.execs: list[tuple[str, str, str, list[str]]] = []
+        self.exec_seconds: list[float] = []  # each exec: from the connection's accept to its last frame written
         self.faults: list[Fault] = []
         self.grants: list[Grant] | None = None  # None = RBAC off (everything allowed)
         self.exec_handler: ExecHandler | None = None
@@ -436,6 +437,7 @@ class FakeAPIServer:
             self.requests.clear()
             self.writes.clear()
             self.execs.clear()
+            self.exec_seconds.clear()
 
     @property
     def request_count(self) -> int:
@@ -466,12 +468,17 @@ class FakeAPIServer:
         class Httpd(ThreadingHTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+            # a fleet read opens hundreds of exec connections at once: socketserver's backlog of 5 drops their
+            # SYNs, and each dropped one waits for TCP's 1 s retransmission (a real API server listens with more)
+            request_queue_size = 4096
 
             def get_request(self) -> tuple[socket.socket, Any]:
                 sock, addr = self.socket.accept()
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle stall between header and body
                 # the handshake runs lazily in the handler thread, so a bad client cannot stall accept()
-                return ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+                tls = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                tls.accepted = time.monotonic()  # type: ignore[attr-defined]  # exec latency: from the accept
+                return tls, addr
 
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # TLS failures and clients that gave up (timeouts) are expected
@@ -787,6 +794,10 @@ class _Handler(BaseHTTPRequestHandler):
                              b"Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n")
             self.wfile.write(bytes(frames))
             self.wfile.flush()
+            accepted = getattr(self.connection, "accepted", None)
+            if accepted is not None:
+                with api._lock:
+                    api.exec_seconds.append(time.monotonic() - accepted)
             time.sleep(0.05)
         except (OSError, ssl.SSLError):
             pass
