@@ -20,7 +20,7 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 
 # The real Kubernetes components the lab tests use as referee (tests/lab/): built once from the Go module proxy
-# and cached per version in ~/.cache/svcctl-lab (about 10-12 minutes cold on 2 cores; nothing to do after).
+# and cached per version in ~/.cache/svcctl-lab (10-25 minutes cold on 2 cores, kube-router's included; nothing to do after).
 bash tests/lab/build.sh
 # kube-router, only as a real NetworkPolicy engine for tests/lab/test_lab_netpol.py (cached the same way)
 bash tests/lab/build_kube_router.sh
