@@ -1,8 +1,8 @@
 """Big clusters: what one Service's answer costs (API requests, bytes, time) at 3 and at 10,000 Services, and what
 `svcctl endpoints -A` and `svcctl check -A` cost over a whole 100,000-Pod cluster.
 
-The test API server (tests/apiserver.py: real HTTPS, paging with limit/continue) runs in this process with a
-generated cluster (tests/gen_cluster.py: N Services × 10 Pods, 100 Nodes); each svcctl command runs as its own
+The test API server (tests/support/apiserver.py: real HTTPS, paging with limit/continue) runs in this process with a
+generated cluster (tests/support/gen_cluster.py: N Services × 10 Pods, 100 Nodes); each svcctl command runs as its own
 subprocess through the real kubernetes client, and is timed with its own peak RSS. Baselines, same run:
 - one Service: the same command against the 3-Service cluster (the answer should cost the same);
 - `-A`: a bare paged read of every Service, Pod and EndpointSlice (urllib, 500 per page, each page parsed and

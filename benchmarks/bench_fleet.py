@@ -1,8 +1,8 @@
 """Fleet: `svcctl trace hostnames --all-nodes` over simulated nodes, each answering exec with its own dump after
 an artificial network latency, with `--parallel 16` against sequential (`--parallel 1`) in the same run.
 
-The test API server runs in this process (real HTTPS and websocket exec, tests/apiserver.py); every node has a
-kube-proxy Pod whose `iptables-save` is generated for that node (tests/gen_fleet.py): every 10th node has a stale
+The test API server runs in this process (real HTTPS and websocket exec, tests/support/apiserver.py); every node has a
+kube-proxy Pod whose `iptables-save` is generated for that node (tests/support/gen_fleet.py): every 10th node has a stale
 endpoint, every 25th misses one, one node's exec fails. svcctl runs as a subprocess through the real client.
 "nodes phase" is the report's own time for reading and judging the nodes (the rest is start-up and API reads).
 
@@ -80,8 +80,8 @@ BASELINE_NODES = {"small": 8, "full": 2}
 
 class BigNodeExec:
     """Every node holds the same big iptables rules (the `hostnames` Service and `services - 1` others, each with
-    5 endpoints, hostnames 9; tests/gen_dumps.py): whole `iptables-save` answered with the dump, the targeted commands as
-    iptables answers them (tests/gen_fleet.RuleIndex), each after `latency` seconds (the node's and the network's
+    5 endpoints, hostnames 9; tests/support/gen_dumps.py): whole `iptables-save` answered with the dump, the targeted commands as
+    iptables answers them (tests/support/gen_fleet.RuleIndex), each after `latency` seconds (the node's and the network's
     time). `whole_only`: targeted commands are "not found" (exit 127), so svcctl reads each node whole — today's
     read, the baseline."""
 

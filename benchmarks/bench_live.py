@@ -1,5 +1,5 @@
 """Live latency: how long a one-Service answer, a failure on an unreachable server and a dynamic completion take
-against the test API server (tests/apiserver.py: real HTTPS, 3 Services), each as a fresh subprocess.
+against the test API server (tests/support/apiserver.py: real HTTPS, 3 Services), each as a fresh subprocess.
 
 kubectl is not installed here, so the baselines measured in the same run are
 - `python3 -c pass`: the floor any Python CLI pays;

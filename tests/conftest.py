@@ -29,6 +29,7 @@ settings.register_profile("svcctl", deadline=None, suppress_health_check=[Health
 settings.load_profile("svcctl")
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "support"))  # the fakes and generators
 
 from apiserver import PKI, FakeAPIServer, make_pki  # noqa: E402
 
@@ -79,7 +80,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
 def apiserver(pki: PKI, tmp_path: Path) -> Iterator[Callable[..., FakeAPIServer]]:
     """Factory: `apiserver(source="demo", **kw)` → a started FakeAPIServer with `.kubeconfig` written.
 
-    `source` is a snapshot path, a SnapshotSource, or a list of object dicts (see tests/gen_cluster.py);
+    `source` is a snapshot path, a SnapshotSource, or a list of object dicts (see tests/support/gen_cluster.py);
     keyword arguments go to FakeAPIServer (token=, require_client_cert=, copy=)."""
     started: list[FakeAPIServer] = []
 

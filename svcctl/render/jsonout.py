@@ -4,7 +4,7 @@ The standard library writes indented JSON with its pure-Python encoder (the C on
 3.13): a nest of generators, one `yield` per token, which costs more than parsing the dump it describes (a whole
 10,000-Service node is 100,000 backends). This writes the same characters with one function call per container,
 strings through the C `encode_basestring_ascii`, and hands the text out in batches so a big document is never
-one string. The output is byte-for-byte the standard library's (tests/test_jsonout.py).
+one string. The output is byte-for-byte the standard library's (tests/cli/test_jsonout.py).
 """
 
 from __future__ import annotations

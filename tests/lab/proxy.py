@@ -1,4 +1,4 @@
-"""The real kube-proxy, inside the node namespace of a `tests/netns.py` Lab, watching the lab's API server.
+"""The real kube-proxy, inside the node namespace of a `tests/support/netns.py` Lab, watching the lab's API server.
 
 kube-proxy must never touch the host: it runs under `ip netns exec <node namespace>`, and reaches the API server
 (127.0.0.1 on the host) through two `socat`s joined by a UNIX socket, which crosses network namespaces without

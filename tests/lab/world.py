@@ -1,4 +1,4 @@
-"""A node run by the real kube-proxy: the cluster objects for a `tests/netns.py` Lab, and a catalogue of Service
+"""A node run by the real kube-proxy: the cluster objects for a `tests/support/netns.py` Lab, and a catalogue of Service
 shapes with what each way in must do.
 
 The Lab's four Pod namespaces are the node's Pods (pod0, pod1 ready; pod2 not ready; pod3 ready but terminating);

@@ -1,0 +1,101 @@
+"""Start-up cost: `svcctl --help`, `--version` and snapshot-only commands never import the kubernetes client (it
+alone costs more than the rest of svcctl's start-up). Each case runs in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+HEAVY = ("kubernetes", "urllib3", "websocket", "dns.resolver")
+
+PROBE = r"""
+import contextlib, io, json, sys
+from svcctl.cli.main import run
+out, err = io.StringIO(), io.StringIO()
+with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    code = run("svcctl", json.loads(sys.argv[1]))
+heavy = json.loads(sys.argv[2])
+print(json.dumps({"code": code, "out": out.getvalue()[:2000], "err": err.getvalue()[-2000:],
+                  "loaded": sorted(m for m in sys.modules if m.split(".")[0] in heavy or m in heavy)}))
+"""
+
+
+def run_fresh(args: list[str], heavy: tuple[str, ...] = HEAVY) -> dict[str, object]:
+    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args), json.dumps([h.split(".")[0] for h in heavy])],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    res: dict[str, object] = json.loads(proc.stdout)
+    return res
+
+
+@pytest.mark.parametrize("args", [
+    ["--help"],
+    ["--version"],
+    ["trace", "--help"],
+    ["trace", "hostnames", "--snapshot", "demo", "--no-dns"],
+    ["endpoints", "hostnames", "--why-not", "--snapshot", "demo"],
+    ["rules", "hostnames", "--snapshot", "demo", "-o", "json"],
+])
+def test_never_imports_the_kubernetes_client(args: list[str]) -> None:
+    res = run_fresh(args)
+    assert res["code"] in (0, 1), res
+    loaded = [str(m) for m in res["loaded"]]  # type: ignore[attr-defined]
+    assert not [m for m in loaded if m.split(".")[0] in ("kubernetes", "urllib3", "websocket")], loaded
+
+
+def test_the_probe_would_see_the_client_if_it_were_imported(tmp_path: Path) -> None:
+    """The same probe on a live command (whose cluster does not answer) does see it: the check above can fail."""
+    kc = tmp_path / "kubeconfig"
+    kc.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "x",
+        "clusters": [{"name": "x", "cluster": {"server": "https://127.0.0.1:9", "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "x", "user": {"token": "t"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x", "namespace": "default"}}]}))
+    res = run_fresh(["endpoints", "hostnames", "--kubeconfig", str(kc), "--request-timeout", "1"])
+    assert res["code"] == 3, res
+    loaded = [str(m) for m in res["loaded"]]  # type: ignore[attr-defined]
+    assert any(m.split(".")[0] == "kubernetes" for m in loaded), (res, loaded)
+
+
+def test_import_time_of_help_has_no_client_modules() -> None:
+    """`python -X importtime -m svcctl --help`: the import log itself names no kubernetes module."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "svcctl", "--help"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120, check=False)
+    assert proc.returncode == 0
+    names = [ln.rsplit("|", 1)[-1].strip() for ln in proc.stderr.splitlines() if ln.startswith("import time:")]
+    assert names and "svcctl.cli.main" in names
+    assert not [n for n in names if n.split(".")[0] == "kubernetes"]
+
+
+GENERATED = ("kubernetes.client.api.", "kubernetes.client.models", "kubernetes.client.api_client", "kubernetes.config",
+             "kubernetes.stream", "kubernetes.dynamic", "pydantic")
+
+
+@pytest.mark.parametrize("args", [
+    ["endpoints", "hostnames", "--why-not", "-o", "json"],
+    ["trace", "hostnames", "--node", "kind-worker", "--no-dns", "-o", "json"],
+])
+def test_live_commands_use_only_the_clients_rest_layer(apiserver: Any, args: list[str]) -> None:
+    """A live answer (and a node read through kube-proxy exec) loads the client's configuration and rest layer,
+    never the generated API classes, models or kubeconfig loader: those were most of a live command's time."""
+    from gen_fleet import kube_proxy_pod
+
+    srv = apiserver("demo")
+    srv.load([kube_proxy_pod("kind-worker")])
+    dump = (ROOT / "svcctl/data/demo/nodes/kind-worker/iptables-save.txt").read_text()
+    srv.exec_handler = lambda ns, pod, container, argv: ((dump, "", 0) if argv[0] == "iptables-save"
+                                                         else ("", "no such command\n", 127))
+    res = run_fresh([*args, "--kubeconfig", str(srv.kubeconfig)], heavy=("kubernetes", "pydantic"))
+    assert res["code"] in (0, 1), res
+    loaded = [str(m) for m in res["loaded"]]  # type: ignore[attr-defined]
+    assert "kubernetes.client.rest" in loaded and "kubernetes.client.configuration" in loaded, loaded
+    assert [m for m in loaded if m.startswith(GENERATED) or m == "kubernetes.client.api"] == []
+    assert [r.path for r in srv.requests if r.path.startswith("/api/v1/namespaces/default/services/hostnames")]
+    if args[0] == "trace":
+        assert srv.execs and srv.execs[0][1] == "kube-proxy-kind-worker", srv.execs
