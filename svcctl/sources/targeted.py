@@ -70,13 +70,18 @@ def allowed(argv: list[str]) -> bool:
     `iptables|ip6tables -t nat|filter -S CHAIN` for a per-Service chain (KUBE-SVC/SVL/EXT/FW/SEP-<hash>,
     KUBE-MARK-MASQ), and `iptables|ip6tables -t nat|filter -C ENTRY-CHAIN RULE` where RULE uses only the
     options kube-proxy's entry rules use (`-m`, `-p`, `-d`, `--dport`, `--comment`, `--dst-type`, `!`, `-j` to a
-    Service chain, KUBE-NODEPORTS, REJECT or DROP); and nftables mode's (sources/targeted_nft.py)."""
+    Service chain, KUBE-NODEPORTS, REJECT or DROP); and nftables mode's (sources/targeted_nft.py) and IPVS
+    mode's (sources/targeted_ipvs.py)."""
     if argv[:2] == ["conntrack", "-L"]:
         return _conntrack_allowed(argv[2:])
     if argv[:1] == ["nft"]:
         from svcctl.sources.targeted_nft import allowed as nft_allowed
 
         return nft_allowed(argv)
+    if argv[:1] in (["ipvsadm"], ["ipset"], ["ip"]):
+        from svcctl.sources.targeted_ipvs import allowed as ipvs_allowed
+
+        return ipvs_allowed(argv)
     if len(argv) < 5 or argv[0] not in ("iptables", "ip6tables") or argv[1] != "-t":
         return False
     table, verb, chain = argv[2], argv[3], argv[4]
@@ -402,16 +407,17 @@ def node_dumps(execute: Exec, node: str, where: str, services: list[tuple[Servic
                mode: str | None, debug: Callable[[str], None] | None = None,
                before: TargetedRead | None = None) -> NodeDumps | None:
     """The node's rules for `services` through targeted reads (`execute` runs one argv in its kube-proxy Pod),
-    or None when they cannot be targeted (IPVS or a replacement: the caller reads the node whole, which also
-    detects its mode).
+    or None when they cannot be targeted (a replacement: the caller reads the node whole, which also detects
+    its mode).
 
     iptables mode first when the mode is not known (its answer also tells an nftables node: none of the
-    Service's chains, and a whole `iptables-save` holding no kube-proxy rules). A family whose targeted read
+    Service's chains, and a whole `iptables-save` holding no kube-proxy rules; an IPVS node: that iptables-save
+    holds IPVS mode's glue, and is kept for its checks). A family whose targeted read
     missed something the API says is there is read whole once, to confirm: its origin then says so, and every
     finding on it cites that whole read."""
     from svcctl.dataplane import modes
 
-    if mode not in (None, "iptables", "nftables") or not services:
+    if mode not in (None, "iptables", "nftables", "ipvs") or not services:
         return None
     read = TargetedRead()
     try:
@@ -419,6 +425,10 @@ def node_dumps(execute: Exec, node: str, where: str, services: list[tuple[Servic
             from svcctl.sources import targeted_nft
 
             targeted_nft.read_targeted(execute, services, read)
+        elif mode == "ipvs":
+            from svcctl.sources import targeted_ipvs
+
+            targeted_ipvs.read_targeted(execute, services, read)
         else:
             read = read_targeted(execute, services)
     except ReadFailed as e:
@@ -447,6 +457,15 @@ def node_dumps(execute: Exec, node: str, where: str, services: list[tuple[Servic
                     debug(f"{where}: none of the Service's iptables rules, and iptables-save shows no kube-proxy "
                           "chains: nftables mode, read targeted")
                 return node_dumps(execute, node, where, services, "nftables", debug, read)
+            if modes.mode_from_iptables(out) == "ipvs":
+                if debug is not None:
+                    debug(f"{where}: none of the Service's iptables rules, and iptables-save shows IPVS mode's "
+                          "glue: IPVS mode, read targeted")
+                got = node_dumps(execute, node, where, services, "ipvs", debug, read)
+                if got is not None:  # its glue rules (KUBE-CLUSTER-IP match-set, KUBE-LOOP-BACK) are checked
+                    got.texts["iptables"] = out
+                    got.origins["iptables"] = f"{' '.join(whole)} ({where})"
+                return got
             if debug is not None:
                 debug(f"{where}: none of the Service's iptables rules ({what}), and iptables-save shows another "
                       "mode: reading the node whole in that mode")

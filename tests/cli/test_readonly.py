@@ -275,8 +275,8 @@ def test_allow_list_is_read_only() -> None:
 
 
 def test_targeted_reads_only_list_or_check() -> None:
-    """The targeted shapes (sources/targeted.py): `-S` of one per-Service chain, `-C` (check) of one entry rule;
-    no verb that writes, no other chain, no option outside kube-proxy's entry rules, no other binary."""
+    """The targeted shapes (sources/targeted.py): `-S` of one per-Service chain, `-C` (check) of one entry rule,
+    one IPVS virtual server, one ipset member `test`, one address on kube-ipvs0; no verb that writes, no other chain, no option outside kube-proxy's entry rules, no other binary."""
     ok = [["iptables", "-t", "nat", "-S", "KUBE-SVC-AC2ON6IKLZPGXVMV"],
           ["ip6tables", "-t", "nat", "-S", "KUBE-SEP-AC2ON6IKLZPGXVMV"],
           ["iptables", "-t", "nat", "-C", "KUBE-SERVICES", "-m", "comment", "--comment", "default/a:http cluster IP",
@@ -284,7 +284,10 @@ def test_targeted_reads_only_list_or_check() -> None:
           ["conntrack", "-L", "-d", "10.96.0.1"], ["conntrack", "-L", "-f", "ipv6", "-d", "fd00::1"],
           ["conntrack", "-L", "-p", "tcp", "--dport", "30080"],
           ["nft", "list", "chain", "ip", "kube-proxy", "service-AC2ON6IK-default/a/tcp/http"],
-          ["nft", "get", "element", "ip", "kube-proxy", "service-ips", "{", "10.96.0.1", ".", "tcp", ".", "80", "}"]]
+          ["nft", "get", "element", "ip", "kube-proxy", "service-ips", "{", "10.96.0.1", ".", "tcp", ".", "80", "}"],
+          ["ipvsadm", "-Ln", "-t", "10.96.0.1:80"], ["ipvsadm", "-Ln", "-u", "[fd00::a]:53"],
+          ["ipset", "test", "KUBE-CLUSTER-IP", "10.96.0.1,tcp:80"],  # a lookup: `test` changes nothing
+          ["ip", "-o", "addr", "show", "dev", "kube-ipvs0", "to", "10.96.0.1/32"], ["ip", "-o", "addr", "show", "up"]]
     assert all(targeted.allowed(a) for a in ok)
     refused = [
         ["iptables", "-t", "nat", "-A", "KUBE-SERVICES", "-j", "KUBE-SVC-AC2ON6IKLZPGXVMV"],
@@ -305,5 +308,9 @@ def test_targeted_reads_only_list_or_check() -> None:
         ["nft", "delete", "element", "ip", "kube-proxy", "service-ips", "{", "10.96.0.1", ".", "tcp", ".", "80", "}"],
         ["nft", "list", "chain", "ip", "kube-proxy", "service-AC2ON6IK-a; flush ruleset"],
         ["nft", "get", "element", "ip", "kube-proxy", "service-ips", "{", "10.96.0.1", "}", ";", "flush", "}"],
+        ["ipvsadm", "-D", "-t", "10.96.0.1:80"], ["ipvsadm", "-Ln", "-t", "10.96.0.1:80", "-C"], ["ipvsadm", "-Z"],
+        ["ipset", "add", "KUBE-CLUSTER-IP", "10.96.0.1,tcp:80"], ["ipset", "del", "KUBE-CLUSTER-IP", "10.96.0.1,tcp:80"],
+        ["ipset", "flush", "KUBE-CLUSTER-IP"], ["ipset", "destroy"], ["ipset", "list"],  # (whole: on the fixed list)
+        ["ip", "addr", "del", "10.96.0.1/32", "dev", "kube-ipvs0"], ["ip", "link", "set", "kube-ipvs0", "up"],
     ]
     assert not any(targeted.allowed(a) for a in refused), [a for a in refused if targeted.allowed(a)]

@@ -402,6 +402,15 @@ def print_ipvsadm(vss: list[VS], fmt: str = "list") -> str:
     return "\n".join(out) + "\n"
 
 
+def print_ipvsadm_service(v: VS) -> str:
+    """What `ipvsadm -Ln -t|-u|--sctp-service ADDR:PORT` prints: ipvsadm.c's list_service is print_title (the two
+    column-title lines, no `IP Virtual Server version` banner: that is list_all's) and print_service_entry."""
+    return print_ipvsadm([v], "list").split("\n", 1)[1]
+
+
+NO_SUCH_SERVICE = "No such service\n"  # list_service's stderr (ipvs_strerror(ESRCH)) for a missing one, exit 1
+
+
 def services_to_vs(services: list[GenService]) -> list[VS]:
     out = []
     for s in services:
