@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # test_targeted_reads, beside it
 
 from apiserver import FakeAPIServer  # noqa: E402
 from gen_dumps_ipvs_nft import NO_SUCH_SERVICE, VS, print_ipvsadm, print_ipvsadm_service  # noqa: E402
