@@ -2,8 +2,8 @@
 
     python3 benchmarks/run_all.py [--size small|full] [--only startup,live,real,nodes,cluster,fleet] [--markdown FILE]
 
-`small` (CI, a few minutes): start-up; 1,000-Service dumps in each mode; one Service at 3 vs 2,000 Services and
-`endpoints -A` over 20,000 Pods; 40 nodes. `full` (by hand): 1,000 / 10,000 / 50,000-Service dumps; 3 vs
+`small` (CI, a few minutes): start-up; 1,000-Service dumps in each mode; one Service at 3 vs 2,000 Services,
+`endpoints -A` and `check -A` over 20,000 Pods; 40 nodes. `full` (by hand): 1,000 / 10,000 / 50,000-Service dumps; 3 vs
 10,000 Services and 100,000 Pods; 200 nodes. Exit 0 unless a benchmark crashes (figures are never judged here).
 """
 
@@ -25,7 +25,7 @@ AREAS: dict[str, tuple[str, list[str]]] = {
     "live": ("Live latency: one Service, an unreachable server, a completion (median of repeated runs)", []),
     "real": ("Live latency against the real kube-apiserver, beside the real kubectl (median of repeated runs)", []),
     "nodes": ("Big nodes: one Service vs the whole dump, per mode", ["mode", "dump", "µs/line"]),
-    "cluster": ("Big clusters: API cost of one Service, and endpoints -A", ["requests", "bytes"]),
+    "cluster": ("Big clusters: API cost of one Service, endpoints -A and check -A", ["requests", "bytes"]),
     "fleet": ("Fleet: --all-nodes, parallel vs sequential; targeted reads vs whole dumps",
               ["requests", "nodes phase", "bytes/node", "execs/node"]),
 }
