@@ -7,7 +7,8 @@ endpoint, every 25th misses one, one node's exec fails. svcctl runs as a subproc
 "nodes phase" is the report's own time for reading and judging the nodes (the rest is start-up and API reads).
 
 `bench_big`: `check hostnames --all-nodes --parallel 32` over nodes holding 100 (small) or 50,000 (full) Services
-each, through targeted reads, beside today's whole-dump read of the same nodes (on fewer nodes, extrapolated).
+each, through targeted reads, beside today's whole-dump read of the same nodes (on fewer nodes, extrapolated);
+`bench_big_ipvs` the same over IPVS-mode nodes (`ipvsadm -Ln -t`, `ipset test`, … against the whole reads).
 
     python benchmarks/bench_fleet.py [--size small|full] [--latency 0.05] [--only all|parallel|big]
 """
@@ -184,6 +185,148 @@ def bench_big(size: str, latency: float = 0.05, parallel: int = 32, nodes: int |
     return rows
 
 
+# what iptables-save shows on a node whose kube-proxy runs in IPVS mode: its glue chains, a few kB whatever the
+# node holds (pkg/proxy/ipvs/proxier.go writes the same rules for 1 or 50,000 Services: they match ipsets)
+IPVS_IPTABLES = """*nat
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-POSTROUTING - [0:0]
+:KUBE-NODE-PORT - [0:0]
+:KUBE-LOAD-BALANCER - [0:0]
+:KUBE-MARK-MASQ - [0:0]
+-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING
+-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000
+-A KUBE-POSTROUTING -m comment --comment "Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose" \
+-m set --match-set KUBE-LOOP-BACK dst,dst,src -j MASQUERADE
+-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
+-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0
+-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
+-A KUBE-SERVICES ! -s 10.128.0.0/9 -m comment --comment "Kubernetes service cluster ip + port for masquerade \
+purpose" -m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ
+-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT
+-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT
+COMMIT
+"""
+
+
+class BigIpvsExec:
+    """Every node in IPVS mode with the same big tables (the `hostnames` Service and `services - 1` others, 5
+    endpoints each; tests/support/gen_dumps_ipvs_nft.py prints ipvsadm's format): `ipvsadm -Ln` / `ipset list` /
+    `ip addr show kube-ipvs0` answered whole, `ipvsadm -Ln -t ADDR:PORT` as ipvsadm's list_service prints it,
+    `ipset test` and `ip -o addr show …` with those tools' words (tests/sources/test_targeted_ipvs.py runs the
+    real ipset and ip), the iptables reads from the IPVS-mode glue above, each after `latency` seconds.
+    `whole_only`: targeted commands are "not found" (exit 127), so svcctl reads each node whole (the baseline)."""
+
+    def __init__(self, services: int, latency: float) -> None:
+        from gen_dumps_ipvs_nft import VS, big_services, print_ipvsadm, print_ipvsadm_service, services_to_vs
+        from gen_fleet import READY, VIP, RuleIndex
+
+        vss = [VS("TCP", VIP, 80, reals=[{"ip": ip, "port": 9376} for ip in READY]),
+               *services_to_vs(big_services(services - 1, 5))]
+        self.whole = {("ipvsadm", "-Ln"): print_ipvsadm(vss, "list")}
+        self.bound = {v.address for v in vss}
+        self._print_one = print_ipvsadm_service
+        self._vs_by = {(v.address, v.port): v for v in vss}
+        self.members = {f"{v.address},tcp:{v.port}" for v in vss}
+        members = sorted(self.members)
+        self.whole[("ipset", "list")] = (
+            "Name: KUBE-CLUSTER-IP\nType: hash:ip,port\nRevision: 6\nHeader: family inet hashsize 1024 maxelem 65536 "
+            f"bucketsize 12 initval 0x4a7b9c31\nSize in memory: {64 * len(members)}\nReferences: 2\n"
+            f"Number of entries: {len(members)}\nMembers:\n" + "".join(f"{m}\n" for m in members))
+        self.whole[("ip", "addr", "show", "kube-ipvs0")] = (
+            "5: kube-ipvs0: <BROADCAST,NOARP> mtu 1500 qdisc noop state DOWN group default \n"
+            "    link/ether 9e:5f:02:c1:7a:4d brd ff:ff:ff:ff:ff:ff\n"
+            + "".join(f"    inet {v.address}/32 scope global kube-ipvs0\n       valid_lft forever preferred_lft "
+                      "forever\n" for v in vss))
+        self.whole[("iptables-save",)] = IPVS_IPTABLES
+        self.index = RuleIndex(IPVS_IPTABLES)
+        self.latency = latency
+        self.whole_only = False
+        self.bytes_out = 0
+        self.calls = 0
+
+    def _answer(self, argv: list[str]) -> tuple[str, str, int]:
+        got = self.whole.get(tuple(argv))
+        if got is not None:
+            return got, "", 0
+        if self.whole_only:
+            return "", f"{argv[0]}: not found\n", 127
+        if argv[:2] == ["ipvsadm", "-Ln"] and len(argv) == 4 and argv[2] == "-t":
+            addr, _, port = argv[3].rpartition(":")
+            v = self._vs_by.get((addr, int(port)))
+            return (self._print_one(v), "", 0) if v is not None else ("", "No such service\n", 1)
+        if argv[:2] == ["ipset", "test"]:
+            if argv[2] == "KUBE-CLUSTER-IP" and argv[3] in self.members:
+                return "", f"Warning: {argv[3]} is in set {argv[2]}.\n", 0
+            return "", f"{argv[3]} is NOT in set {argv[2]}.\n", 1
+        if argv[:7] == ["ip", "-o", "addr", "show", "dev", "kube-ipvs0", "to"]:
+            a = argv[7].split("/")[0]
+            if a in self.bound:
+                return f"5: kube-ipvs0    inet {argv[7]} scope global kube-ipvs0\\       valid_lft forever " \
+                       "preferred_lft forever\n", "", 0
+            return "", "", 0
+        if argv == ["ip", "-o", "addr", "show", "up"]:
+            return ("1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n"
+                    "2: eth0    inet 172.18.0.2/16 brd 172.18.255.255 scope global eth0\\       valid_lft forever "
+                    "preferred_lft forever\n"), "", 0
+        if argv[:1] == ["iptables"]:
+            return self.index.answer(argv) or ("", "bad\n", 2)
+        return "", f"{argv[0]}: not found\n", 127
+
+    def __call__(self, ns: str, pod: str, container: str, argv: list[str]) -> tuple[str, str, int]:
+        import time
+
+        time.sleep(self.latency)
+        self.calls += 1
+        out = self._answer(argv)
+        self.bytes_out += len(out[0]) + len(out[1]) + sum(len(a) + 1 for a in argv)
+        return out
+
+
+def bench_big_ipvs(size: str, latency: float = 0.05, parallel: int = 32, nodes: int | None = None,
+                   services: int | None = None) -> list[Row]:
+    """The same `check hostnames --all-nodes` over IPVS-mode nodes: targeted reads against the whole reads."""
+    from apiserver import FakeAPIServer, make_pki
+    from gen_fleet import fleet_objects
+
+    n, n_services = BIG[size]
+    n, n_services = nodes or n, services or n_services
+    nb = min(BASELINE_NODES[size], n)
+    handler = BigIpvsExec(n_services, latency)
+    dump = sum(len(t) for t in handler.whole.values())
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="svcctl-bench-fleet-") as tmp:
+        pki = make_pki(Path(tmp) / "pki")
+        for label, count, whole in (("targeted", n, False), ("whole", nb, True)):
+            srv = FakeAPIServer(fleet_objects(count), pki, copy=False).start()
+            try:
+                srv.exec_handler = handler
+                handler.whole_only, handler.bytes_out, handler.calls = whole, 0, 0
+                kc = srv.write_kubeconfig(Path(tmp) / f"kubeconfig-{label}")
+                r = run([*SVCCTL, "check", "hostnames", "--all-nodes", "--parallel", str(parallel), "-o", "json",
+                         "--request-timeout", "600"], env={"KUBECONFIG": str(kc)})
+                results[label] = (r, handler.bytes_out / count, handler.calls / count)
+            finally:
+                srv.stop()
+    (t, t_bytes, t_calls), (w, w_bytes, w_calls) = results["targeted"], results["whole"]
+    extrapolated = w.seconds * max(1.0, n / max(parallel, nb)) if nb < n else w.seconds
+    return [
+        Row("fleet", f"IPVS: check hostnames --all-nodes --parallel {parallel}: targeted reads ({n} nodes × "
+                     f"{n_services:,} Services, {latency * 1000:.0f} ms exec latency)", t.seconds, t.rss_mb,
+            f"whole ipvsadm/ipset/ip addr per node, {nb} nodes measured, ×{n}/{max(parallel, nb)} extrapolated",
+            extrapolated, {"bytes/node": _size(t_bytes), "execs/node": f"{t_calls:.0f}",
+                           "svcctl CPU": f"{t.cpu_s:.1f} s", "simulator CPU": ""}, f"exit {t.rc}"),
+        Row("fleet", f"IPVS baseline: the same, whole reads per node ({nb} nodes × {n_services:,} Services)",
+            w.seconds, w.rss_mb, "", None, {"bytes/node": _size(w_bytes), "execs/node": f"{w_calls:.0f}",
+                                            "svcctl CPU": f"{w.cpu_s:.1f} s", "simulator CPU": ""},
+            f"exit {w.rc}; whole reads {_size(dump)}"),
+    ]
+
+
 def _size(n: float) -> str:
     for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= div:
@@ -203,7 +346,8 @@ def main() -> int:
     if args.only in ("all", "parallel"):
         print(table(bench(args.size, args.latency), ["requests", "nodes phase"]))
     if args.only in ("all", "big"):
-        print(table(bench_big(args.size, args.latency, nodes=args.nodes, services=args.services),
+        print(table(bench_big(args.size, args.latency, nodes=args.nodes, services=args.services)
+                    + bench_big_ipvs(args.size, args.latency, nodes=args.nodes, services=args.services),
                     ["bytes/node", "execs/node", "svcctl CPU", "simulator CPU"]))
     return 0
 

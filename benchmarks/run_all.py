@@ -54,7 +54,7 @@ def runner(area: str, size: str) -> Callable[[], list[Row]]:
         return lambda: bench_cluster.bench(size, 3)
     import bench_fleet
 
-    return lambda: bench_fleet.bench(size) + bench_fleet.bench_big(size)
+    return lambda: bench_fleet.bench(size) + bench_fleet.bench_big(size) + bench_fleet.bench_big_ipvs(size)
 
 
 def main() -> int:
