@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,14 @@ def lab() -> Iterator[Lab]:
     if not ok:
         pytest.skip(why)
     with Lab(prefix="svt-tgi", n_pods=0) as lab:
+        # the bridge's IPv6 link-local address is `tentative` until duplicate address detection ends, a word more
+        # in `ip -o addr show up`: wait for it, so every test sees the node the same
+        for _ in range(50):
+            if "tentative" not in lab.node_exec(targeted_ipvs.NODE_ADDRESSES).stdout:
+                break
+            time.sleep(0.1)
+        else:
+            lab.node_exec(["sysctl", "-qw", "net.ipv6.conf.br0.disable_ipv6=1"])  # this namespace's only
         yield lab
 
 
