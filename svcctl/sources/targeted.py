@@ -78,7 +78,7 @@ def allowed(argv: list[str]) -> bool:
         from svcctl.sources.targeted_nft import allowed as nft_allowed
 
         return nft_allowed(argv)
-    if argv[:1] in (["ipvsadm"], ["ipset"], ["ip"]):
+    if argv[:1] in (["ipvsadm"], ["ipset"], ["ip"]) or "--match-set" in argv:  # (IPVS mode's glue checks)
         from svcctl.sources.targeted_ipvs import allowed as ipvs_allowed
 
         return ipvs_allowed(argv)
@@ -428,7 +428,7 @@ def node_dumps(execute: Exec, node: str, where: str, services: list[tuple[Servic
         elif mode == "ipvs":
             from svcctl.sources import targeted_ipvs
 
-            targeted_ipvs.read_targeted(execute, services, read)
+            targeted_ipvs.read_targeted(execute, services, read, iptables=before is None)
         else:
             read = read_targeted(execute, services)
     except ReadFailed as e:

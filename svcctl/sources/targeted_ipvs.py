@@ -45,12 +45,28 @@ _HOST = re.compile(rf"{_V4}/32|{_V6}/128")
 NO_SUCH_SERVICE = ("No such service", "Memory allocation problem")
 DUMMY = "kube-ipvs0"
 NODE_ADDRESSES = ["ip", "-o", "addr", "show", "up"]
+LOOP_BACK_COMMENT = "Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose"
+# IPVS mode's two iptables glue rules the parser checks for, exactly as proxier.go writes them (acceptIPVSTraffic,
+# writeIptablesRules); each is the same on every node, so it is checked with `-C` (argv) rather than read
+# (KUBE-SERVICES and KUBE-POSTROUTING are small in IPVS mode, but -S of KUBE-SERVICES is not targeted in
+# iptables mode): (chain, rule as iptables-save prints it, the -C argv)
+GLUE_RULES = [
+    ("KUBE-SERVICES", "-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT",
+     ["iptables", "-t", "nat", "-C", "KUBE-SERVICES", "-m", "set", "--match-set", "KUBE-CLUSTER-IP", "dst,dst", "-j",
+      "ACCEPT"]),
+    ("KUBE-POSTROUTING", f'-A KUBE-POSTROUTING -m comment --comment "{LOOP_BACK_COMMENT}" -m set --match-set '
+                         "KUBE-LOOP-BACK dst,dst,src -j MASQUERADE",
+     ["iptables", "-t", "nat", "-C", "KUBE-POSTROUTING", "-m", "comment", "--comment", LOOP_BACK_COMMENT, "-m", "set",
+      "--match-set", "KUBE-LOOP-BACK", "dst,dst,src", "-j", "MASQUERADE"]),
+]
 
 
 def allowed(argv: list[str]) -> bool:
     """The IPVS targeted shapes, all read-only: `ipvsadm -Ln -t|-u|--sctp-service ADDR:PORT` (one virtual server),
     `ipset test SET MEMBER` for one of kube-proxy's service sets (a lookup: `test` changes nothing),
-    `ip -o addr show dev kube-ipvs0 to ADDR/32|/128` and `ip -o addr show up`."""
+    `ip -o addr show dev kube-ipvs0 to ADDR/32|/128`, `ip -o addr show up`, and the `-C` checks of GLUE_RULES."""
+    if any(argv == g[2] for g in GLUE_RULES):
+        return True
     if argv[:2] == ["ipvsadm", "-Ln"]:
         return len(argv) == 4 and argv[2] in SWITCH.values() and bool(_ADDRPORT.fullmatch(argv[3]))
     if argv[:2] == ["ipset", "test"]:
@@ -167,9 +183,10 @@ _PROTO_NUM = {"TCP": 6, "UDP": 17, "SCTP": 132}
 
 
 def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[EndpointSlice] | None]],
-                  read: TargetedRead | None = None) -> TargetedRead:
+                  read: TargetedRead | None = None, iptables: bool = True) -> TargetedRead:
     """The Service's virtual servers and glue, in two rounds (the node's addresses first when it has a NodePort,
-    with everything that does not need them); texts under the whole reads' keys: ipvs, ipset, kube-ipvs0."""
+    with everything that does not need them); texts under the whole reads' keys: ipvs, ipset, kube-ipvs0, and
+    iptables (GLUE_RULES checked; `iptables` False: the caller has the whole iptables-save already)."""
     read = read or TargetedRead()
     pl = plan(services)
     if not pl.servers and not pl.nodeports:
@@ -178,12 +195,15 @@ def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[Endpoint
     members: dict[str, list[str]] = {}  # set -> members found (a set asked about with none found: empty)
     bound: list[str] = []
     dummy_missing = False
+    glue_found: list[tuple[str, str]] = []
     missing: list[str] = []
     todo = list(pl.servers)
     first = True
     while todo or first:
         argvs: list[list[str]] = [NODE_ADDRESSES] if first and pl.nodeports else []
         asked_addrs = len(argvs)
+        glue = list(GLUE_RULES) if first and iptables else []
+        argvs += [g[2] for g in glue]
         argvs += [v.argv() for v in todo]
         tests = list(dict.fromkeys(v.ipset for v in todo if v.ipset is not None))
         argvs += [["ipset", "test", s, m] for s, m in tests]
@@ -198,6 +218,13 @@ def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[Endpoint
                 raise ReadFailed(f"`{' '.join(NODE_ADDRESSES)}` exited with {rc}: {err.strip()[:200]}")
             nxt = _nodeport_servers(pl, _node_addresses(out))
             i = 1
+        for chain, line, argv in glue:
+            out, err, rc = results[i]
+            i += 1
+            if rc == 0 and not out.strip():
+                glue_found.append((chain, line))
+            elif rc not in (1, 2):  # 1: no such rule / chain, 2: no such set (kube-proxy writes none when empty)
+                raise ReadFailed(f"`{' '.join(argv[:5])} …` exited with {rc}: {err.strip()[:200]}")
         for v in todo:
             out, err, rc = results[i]
             i += 1
@@ -241,6 +268,9 @@ def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[Endpoint
     read.texts["ipvs"] = _listing(entries)
     read.texts["ipset"] = "".join(f"Name: {s}\nMembers:\n" + "".join(f"{m}\n" for m in ms) + "\n"
                                   for s, ms in members.items())
+    if iptables:  # the glue rules found, as iptables-save prints them
+        read.texts["iptables"] = ("*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-POSTROUTING - [0:0]\n"
+                                  + "".join(f"{ln}\n" for _, ln in glue_found) + "COMMIT\n")
     if not dummy_missing:
         # the bound addresses as `ip addr show` prints them (the parser reads the `inet` lines)
         read.texts["kube-ipvs0"] = "".join(f"    {'inet6' if ':' in a else 'inet'} {a}/{128 if ':' in a else 32} "

@@ -64,6 +64,15 @@ def state(fillers: int) -> tuple[list[VS], dict[str, list[str]], list[str]]:
     return vss, sets, bound
 
 
+# IPVS mode's iptables glue (pkg/proxy/ipvs/proxier.go): the same rules whatever the node holds
+IPVS_GLUE = ("*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-POSTROUTING - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n"
+             '-A KUBE-POSTROUTING -m comment --comment "Kubernetes endpoints dst ip:port, source ip for solving hairpin '
+             'purpose" -m set --match-set KUBE-LOOP-BACK dst,dst,src -j MASQUERADE\n'
+             '-A KUBE-SERVICES ! -s 198.18.0.0/16 -m comment --comment "Kubernetes service cluster ip + port for '
+             'masquerade purpose" -m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ\n'
+             "-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT\nCOMMIT\n")
+
+
 class IpvsNode:
     """A node in IPVS mode: ipvsadm answered from the generated virtual servers, the rest run in the lab's node
     namespace (real ipsets, a real kube-ipvs0 link). Calls and bytes (answers and requests) recorded."""
@@ -74,11 +83,14 @@ class IpvsNode:
         self.calls: list[list[str]] = []
         self.bytes = 0
         self._lock = threading.Lock()
+        lab.node_exec(["iptables", "-t", "nat", "-F"])  # (rules matching a set keep it from being destroyed)
+        lab.node_exec(["iptables", "-t", "nat", "-X"])
         lab.node_exec(["ipset", "flush"], check=False)
         lab.node_exec(["ipset", "destroy"], check=False)
         lines = [f"create {n} {t}" for n, t in SETS.items()]
         lines += [f"add {n} {m}" for n, ms in self.sets.items() for m in ms]
         lab.node_exec(["ipset", "restore"], input="\n".join(lines) + "\n")
+        lab.iptables_restore(IPVS_GLUE)
         # kube-proxy's link is a dummy (never set up); this kernel may lack the dummy module: a bridge, left down.
         # Made once per lab and emptied (a new link would get a new index, which `ip -o` prints: other bytes)
         if lab.node_exec(["ip", "link", "show", "kube-ipvs0"], check=False).returncode:
@@ -119,9 +131,9 @@ class IpvsNode:
         return n
 
     def whole_inputs(self, tmp_path: Path) -> list[str]:
-        """The same node given whole, as files: `ipvsadm -Ln`, `ipset list`, `ip addr show kube-ipvs0`, and its
-        whole connection table."""
-        files = {"--ipvsadm": self.answer(["ipvsadm", "-Ln"])[0],
+        """The same node given whole, as files: `ipvsadm -Ln`, `iptables-save`, `ipset list`, `ip addr show
+        kube-ipvs0`, and its whole connection table."""
+        files = {"--ipvsadm": self.answer(["ipvsadm", "-Ln"])[0], "--iptables-save": self.lab.iptables_save(),
                  "--conntrack": self.lab.node_exec(["conntrack", "-L"], check=False).stdout,
                  "--ipset": self.lab.node_exec(["ipset", "list"]).stdout,
                  "--ip-addr": self.lab.node_exec(["ip", "addr", "show", "kube-ipvs0"]).stdout}
@@ -181,6 +193,7 @@ def test_one_service_is_read_with_its_own_virtual_servers_only(lab: Lab, apiserv
         ("KUBE-LOAD-BALANCER", f"{LB},tcp:80"), ("KUBE-NODE-PORT-TCP", "30080")])
     assert sorted(a[7] for a in rules if a[:2] == ["ip", "-o"] and len(a) == 8) == sorted(
         f"{a}/32" for a in WEB_ADDRS if a != NODE_IP)  # a node address is not bound to kube-ipvs0
+    assert sorted(a for a in rules if "--match-set" in a) == sorted(g[2] for g in targeted_ipvs.GLUE_RULES)
     own = node.own(WEB_ADDRS, WEB_MEMBERS)
     assert 0 < node.bytes <= 2 * own, (node.bytes, own)
     whole_bytes = sum(len(Path(f).read_text()) for f in node.whole_inputs(tmp_path)[1::2])
@@ -252,20 +265,13 @@ def test_the_mode_is_learnt_from_iptables_save(lab: Lab) -> None:
     from svcctl.model import Service
 
     node = IpvsNode(lab, 100)
-    lab.iptables_restore("*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-POSTROUTING - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n"
-                         '-A KUBE-POSTROUTING -m comment --comment "Kubernetes endpoints dst ip:port, source ip for '
-                         'solving hairpin purpose" -m set --match-set KUBE-LOOP-BACK dst,dst,src -j MASQUERADE\n'
-                         "-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT\nCOMMIT\n")
     svc = Service.from_dict({"metadata": {"name": "web", "namespace": "default"}, "spec": {
         "clusterIP": WEB_VIP, "clusterIPs": [WEB_VIP],
         "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]}})
-    try:
-        cut = targeted.node_dumps(lambda argv: node("", "", "", argv), NODE, "netns", [(svc, None)], None)
-    finally:
-        lab.node_exec(["iptables", "-t", "nat", "-F"])
-        lab.node_exec(["iptables", "-t", "nat", "-X"])
-    assert cut is not None and cut.mode == "ipvs" and "iptables" in cut.texts
+    cut = targeted.node_dumps(lambda argv: node("", "", "", argv), NODE, "netns", [(svc, None)], None)
+    assert cut is not None and cut.mode == "ipvs" and cut.texts["iptables"] == lab.iptables_save()
     assert [a[0] for a in node.calls].count("iptables-save") == 1 and ["ipvsadm", "-Ln"] not in node.calls
+    assert not [a for a in node.calls if "--match-set" in a]  # that iptables-save has the glue: not checked again
     (entry,) = load_node_rules(cut, only={"default/web", WEB_VIP}).services
     assert (entry.address, entry.port, len(entry.backends), entry.glue) == (WEB_VIP, 80, len(PODS), [])
 
@@ -285,6 +291,8 @@ def test_ipvsadm_says_no_such_service_in_either_words() -> None:
                 return "", err, rc
             if argv[0] == "ipset":
                 return "", f"{argv[3]} is in set {argv[2]}.\n", 0
+            if argv[0] == "iptables":  # the glue rules: there
+                return "", "", 0
             return f"5: kube-ipvs0    inet {WEB_VIP}/32 scope global kube-ipvs0\\       valid_lft forever\n", "", 0
 
         if missing is None:
