@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from svcctl.findings import Severity, check_finding
@@ -82,8 +83,9 @@ class ObjectMeta:
             resource_version=_s(d.get("resourceVersion")),
         )
 
-    @property
+    @cached_property
     def key(self) -> str:
+        """`ns/name`: built once (check -A asks it millions of times; a name never changes once read)."""
         return f"{self.namespace}/{self.name}" if self.namespace else self.name
 
 

@@ -30,6 +30,10 @@ settings.load_profile("svcctl")
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "support"))  # the fakes and generators
+# a test module that reuses another's cases imports it by name (`from test_collect import …`), whichever group it
+# is in and whichever files a run selects (test file names are unique across the groups)
+for _group in ("analysis", "cli", "dataplane", "e2e", "faults", "sources"):
+    sys.path.append(os.path.join(os.path.dirname(__file__), _group))
 
 from apiserver import PKI, FakeAPIServer, make_pki  # noqa: E402
 

@@ -153,7 +153,7 @@ def test_real_mangle_rules_name_each_mark(run_cli: RunCli, tmp_path: Path) -> No
 def test_live_kube_router_agent_gives_its_mangle_rules(apiserver, run_cli: RunCli) -> None:  # type: ignore[no-untyped-def]
     """Through the kube-router Pod: `ipvsadm -Ln` and `iptables-save -t mangle` (both on the allow-list); the
     mark is named by the node's rule, with no hash involved (the mark here is not the hash's)."""
-    from test_replace import AgentExec, _agent_pod
+    from agents import AgentExec, agent_pod
 
     sc = gen.scenario()
     objs = gen.cluster_objects(sc)
@@ -163,7 +163,7 @@ def test_live_kube_router_agent_gives_its_mangle_rules(apiserver, run_cli: RunCl
     ipvs = gen.kube_router_ipvsadm(sc, dsr=True).replace("FWM  15773 rr", "FWM  4242 rr")
     answers = {("kube-router-node-a", ("ipvsadm", "-Ln")): ipvs,
                ("kube-router-node-a", ("iptables-save", "-t", "mangle")): _kube_router_mangle([(LB, 443, 4242)])}
-    srv = apiserver(objs + [_agent_pod("kube-router", "node-a")], copy=False)
+    srv = apiserver(objs + [agent_pod("kube-router", "node-a")], copy=False)
     handler = AgentExec(answers)
     srv.exec_handler = handler
     code, out, err = run_cli(["trace", f"{LB}:443", "--node", "node-a", "--no-dns", "-o", "json"],

@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HERE))
 
 import gen_replace_dumps as gen  # noqa: E402
+from agents import AgentExec, agent_pod  # noqa: E402
 from gen_dumps import iptables_save  # noqa: E402
 
 FX = HERE / "fixtures"
@@ -383,36 +384,9 @@ def test_rules_cli_and_bad_file_exit_code(run_cli: RunCli, tmp_path: Path) -> No
 # ------------------------------------------------------------------------------------------------ live: agent Pods
 
 
-def _agent_pod(app: str, node: str, ns: str = "kube-system") -> dict[str, object]:
-    from scenarios import builder as b
-
-    container = {"cilium": "cilium-agent"}.get(app, app)
-    return b.pod(f"{app}-{node}", {"k8s-app": app}, ns=ns, ip="198.18.1.1" if node == "node-a" else "198.18.1.2",
-                 node=node, containers=[b.container(container, ports=[])])
-
-
-class AgentExec:
-    """The agents' answers to pods/exec: Cilium's listings (cilium-dbg, or only the legacy `cilium` binary),
-    calico-node's NAT dump, kube-router's ipvsadm; anything else is `command not found`."""
-
-    def __init__(self, answers: dict[tuple[str, tuple[str, ...]], str], legacy_only: set[str] | None = None) -> None:
-        self.answers = answers
-        self.legacy_only = legacy_only or set()
-        self.calls: list[tuple[str, str | None, list[str]]] = []
-
-    def __call__(self, ns: str, pod: str, container: str | None, argv: list[str]) -> tuple[str, str, int]:
-        self.calls.append((pod, container, argv))
-        if argv[0] == "cilium-dbg" and pod in self.legacy_only:
-            return "", 'OCI runtime exec failed: exec: "cilium-dbg": executable file not found in $PATH\n', 126
-        key = (pod, tuple(["cilium-dbg", *argv[1:]] if argv[0] == "cilium" else argv))
-        if key in self.answers:
-            return self.answers[key], "", 0
-        return "", f"{argv[0]}: command not found\n", 127
-
-
 def _cilium_server(apiserver, drift_on_b: bool = True):  # type: ignore[no-untyped-def]
     sc = gen.scenario()
-    objs = gen.cluster_objects(sc) + [_agent_pod("cilium", "node-a"), _agent_pod("cilium", "node-b")]
+    objs = gen.cluster_objects(sc) + [agent_pod("cilium", "node-a"), agent_pod("cilium", "node-b")]
     srv = apiserver(objs, copy=False)
     lb, rev = gen.cilium_bpf_lb_list(sc, "1.14")
     b_text = (CIL / "service-list-1.14.txt").read_text()
@@ -430,7 +404,7 @@ def _cilium_server(apiserver, drift_on_b: bool = True):  # type: ignore[no-untyp
     return srv, handler
 
 
-def test_live_trace_reads_the_cilium_agent_pod(apiserver, run_cli: RunCli) -> None:  # type: ignore[no-untyped-def]
+def test_live_trace_reads_the_ciliumagent_pod(apiserver, run_cli: RunCli) -> None:  # type: ignore[no-untyped-def]
     srv, handler = _cilium_server(apiserver)
     code, out, err = run_cli(["trace", "demo/web", "--node", "node-a", "-o", "json"],
                              env={"KUBECONFIG": str(srv.kubeconfig)})
@@ -475,7 +449,7 @@ def test_live_calico_and_kube_router_agents(apiserver, run_cli: RunCli) -> None:
         ("kube-router", "kube-system", {("kube-router-node-a", ("ipvsadm", "-Ln")): gen.kube_router_ipvsadm(sc)},
          "kube-router"),
     ]:
-        srv = apiserver(gen.cluster_objects(sc) + [_agent_pod(app, "node-a", ns)], copy=False)
+        srv = apiserver(gen.cluster_objects(sc) + [agent_pod(app, "node-a", ns)], copy=False)
         handler = AgentExec(answers)
         srv.exec_handler = handler
         code, out, err = run_cli(["trace", "demo/shop", "--node", "node-a", "--no-dns", "-o", "json"],

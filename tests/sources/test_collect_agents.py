@@ -12,7 +12,7 @@ HERE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HERE))
 
 import gen_replace_dumps as gen  # noqa: E402
-from test_replace import AgentExec, _agent_pod  # noqa: E402
+from agents import AgentExec, agent_pod  # noqa: E402
 
 from svcctl.sources.snapshot import SnapshotSource  # noqa: E402
 
@@ -27,7 +27,7 @@ def test_collect_reads_each_agent_and_the_bundle_traces_the_same(apiserver, run_
                ("cilium-node-a", ("cilium-dbg", "bpf", "lb", "list")): lb,
                ("cilium-node-a", ("cilium-dbg", "bpf", "lb", "list", "--revnat")): rev,
                ("calico-node-node-b", ("calico-node", "-bpf", "nat", "dump")): gen.calico_nat_dump(sc, "3.28")}
-    objs = gen.cluster_objects(sc) + [_agent_pod("cilium", "node-a"), _agent_pod("calico-node", "node-b",
+    objs = gen.cluster_objects(sc) + [agent_pod("cilium", "node-a"), agent_pod("calico-node", "node-b",
                                                                                    "calico-system")]
     srv = apiserver(objs, copy=False)
     handler = AgentExec(answers)
