@@ -10,7 +10,7 @@ from svcctl.errors import ExitStatus, InputError
 
 if TYPE_CHECKING:
     from svcctl.dataplane.model import NodeRules
-    from svcctl.model import Service
+    from svcctl.model import EndpointSlice, Service
     from svcctl.ops.context import Context
     from svcctl.sources.base import NodeDumps
 
@@ -54,7 +54,7 @@ def fleet_rule_sets(app: Context, services: list[Service], parallel: int
     only = FleetTarget([(s, []) for s in services]).only if 0 < len(services) <= 20 else None
     with FleetProgress(app) as progress:
         reads = read_fleet(app.source, parallel=parallel, mode=app.node_inputs.mode, only=only,
-                           targets=[(s, None) for s in services] if only is not None else None,
+                           targets=_with_slices(app, services) if only is not None else None,
                            on_start=progress.on_start,
                            on_read=lambda r: progress.on_read(r.node, r.rules.mode if r.rules else None, r.error))
     out: list[tuple[str | None, NodeRules, NodeDumps]] = [
@@ -67,3 +67,23 @@ def fleet_rule_sets(app: Context, services: list[Service], parallel: int
     elif not reads:
         note = "drift: no nodes found"
     return out, note
+
+
+def _with_slices(app: Context, services: list[Service]) -> list[tuple[Service, list[EndpointSlice] | None]]:
+    """The Services with their EndpointSlices (one request each, for the few a targeted read is for): knowing the
+    endpoints, each node's read asks for their KUBE-SEP chains with the Service's own, one exec round instead of
+    two, and checks only the rule set (with or without endpoints) the API implies. A Service whose slices cannot
+    be read (refused: the live source then answers [] and counts a refusal) gets None: both rule sets are tried
+    and the chains found are followed, as before."""
+    from svcctl.errors import SvcctlError
+
+    src = app.source
+    out: list[tuple[Service, list[EndpointSlice] | None]] = []
+    for s in services:
+        refused = getattr(src, "refusals", 0)
+        try:
+            slices: list[EndpointSlice] | None = src.list_endpoint_slices(s.meta.namespace, s.meta.name)
+        except SvcctlError:
+            slices = None
+        out.append((s, None if getattr(src, "refusals", 0) != refused else slices))
+    return out

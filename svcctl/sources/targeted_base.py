@@ -3,6 +3,7 @@ callable, the record of what was read, one round of commands in parallel behind 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from svcctl.model import EndpointSlice
 # one exec: argv -> (stdout, stderr, exit status); a transport failure raises (ClusterError)
 Exec = Callable[[list[str]], tuple[str, str, int]]
 
-WORKERS = 8  # commands of one round in flight at once, per node
+WORKERS = 16  # commands of one round in flight at once, per node (a Service of 9 endpoints with its slices known: 11, one wave)
 
 
 def has_endpoints(slices: list[EndpointSlice] | None) -> bool | None:
@@ -39,6 +40,20 @@ class TargetedRead:
     seconds: float = 0.0
 
 
+_POOL: list[ThreadPoolExecutor] = []
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One pool for every node's rounds, built on first use: its threads are reused (a fleet read of 1,000 nodes
+    made 11 threads per node, one per exec, each started and joined under the GIL). Idle threads are reused
+    before new ones start, so it grows only to the execs in flight at once (--parallel × WORKERS at most)."""
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(max_workers=1024, thread_name_prefix="svcctl-t"))
+        return _POOL[0]
+
+
 def run_round(execute: Exec, argvs: list[list[str]], read: TargetedRead,
               shapes: Callable[[list[str]], bool]) -> list[tuple[str, str, int]]:
     """One round of commands, in parallel; each checked against the allowed shapes before anything is sent."""
@@ -49,8 +64,11 @@ def run_round(execute: Exec, argvs: list[list[str]], read: TargetedRead,
     if len(argvs) == 1:
         results = [execute(argvs[0])]
     else:
-        with ThreadPoolExecutor(max_workers=min(WORKERS, len(argvs)), thread_name_prefix="svcctl-t") as pool:
-            results = list(pool.map(execute, argvs))
+        pool = _pool()
+        results = []
+        for i in range(0, len(argvs), WORKERS):
+            futures = [pool.submit(execute, a) for a in argvs[i:i + WORKERS]]
+            results += [f.result() for f in futures]
     read.bytes_in += sum(len(o) + len(e) for o, e, _ in results)
     return results
 
