@@ -287,7 +287,9 @@ def test_targeted_reads_only_list_or_check() -> None:
           ["nft", "get", "element", "ip", "kube-proxy", "service-ips", "{", "10.96.0.1", ".", "tcp", ".", "80", "}"],
           ["ipvsadm", "-Ln", "-t", "10.96.0.1:80"], ["ipvsadm", "-Ln", "-u", "[fd00::a]:53"],
           ["ipset", "test", "KUBE-CLUSTER-IP", "10.96.0.1,tcp:80"],  # a lookup: `test` changes nothing
-          ["ip", "-o", "addr", "show", "dev", "kube-ipvs0", "to", "10.96.0.1/32"], ["ip", "-o", "addr", "show", "up"]]
+          ["ip", "-o", "addr", "show", "dev", "kube-ipvs0", "to", "10.96.0.1/32"], ["ip", "-o", "addr", "show", "up"],
+          ["iptables", "-t", "nat", "-C", "KUBE-SERVICES", "-m", "set", "--match-set", "KUBE-CLUSTER-IP", "dst,dst",
+           "-j", "ACCEPT"]]
     assert all(targeted.allowed(a) for a in ok)
     refused = [
         ["iptables", "-t", "nat", "-A", "KUBE-SERVICES", "-j", "KUBE-SVC-AC2ON6IKLZPGXVMV"],
@@ -312,5 +314,9 @@ def test_targeted_reads_only_list_or_check() -> None:
         ["ipset", "add", "KUBE-CLUSTER-IP", "10.96.0.1,tcp:80"], ["ipset", "del", "KUBE-CLUSTER-IP", "10.96.0.1,tcp:80"],
         ["ipset", "flush", "KUBE-CLUSTER-IP"], ["ipset", "destroy"], ["ipset", "list"],  # (whole: on the fixed list)
         ["ip", "addr", "del", "10.96.0.1/32", "dev", "kube-ipvs0"], ["ip", "link", "set", "kube-ipvs0", "up"],
+        ["iptables", "-t", "nat", "-D", "KUBE-SERVICES", "-m", "set", "--match-set", "KUBE-CLUSTER-IP", "dst,dst",
+         "-j", "ACCEPT"],  # IPVS mode's glue rule: only its exact `-C` check is allowed
+        ["iptables", "-t", "nat", "-C", "KUBE-SERVICES", "-m", "set", "--match-set", "KUBE-CLUSTER-IP", "dst,dst",
+         "-j", "DROP"],
     ]
     assert not any(targeted.allowed(a) for a in refused), [a for a in refused if targeted.allowed(a)]
