@@ -36,7 +36,15 @@ from dataclasses import dataclass, field
 from svcctl.dataplane.dumps import NodeDumps
 from svcctl.dataplane.hashes import port_proto_hash, service_port_name
 from svcctl.model import EndpointSlice, Service
-from svcctl.sources.targeted_base import Exec, NotAllowed, ReadFailed, TargetedRead, has_endpoints, run_round
+from svcctl.sources.targeted_base import (
+    Exec,
+    NotAllowed,
+    ReadFailed,
+    TargetedRead,
+    pick,
+    planned,
+    run_round,
+)
 
 __all__ = ["Exec", "NotAllowed", "ReadFailed", "TargetedRead", "allowed", "node_dumps", "plan", "read_targeted"]
 
@@ -188,21 +196,6 @@ def _nodeports_jump(v6: bool) -> Check:
     return first
 
 
-def _pick(fp: FamilyPlan, has_eps: bool | None, with_eps: Check | None, without: Check | None) -> None:
-    """Queue the rule kube-proxy writes for what the API says; unknown: the with-endpoints one, and the
-    no-endpoints one as its alternative (checked only when the first is not there)."""
-    if has_eps is False:
-        if without is not None:
-            fp.checks.append(without)
-        return
-    if with_eps is None:
-        return
-    if has_eps is None:
-        with_eps.alt = without
-        with_eps.needs_eps = without is None
-    fp.checks.append(with_eps)
-
-
 def _endpoint_chains(spn: str, proto: str, port_name: str, protocol: str, slices: list[EndpointSlice],
                      v6: bool) -> list[str]:
     """The KUBE-SEP chains of the endpoints the API lists (ready ones, else serving-terminating ones, as
@@ -226,13 +219,9 @@ def plan(services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> list
     """The chains to read and the entry rules to check, per address family (IPv4 first)."""
     fams = {"4": FamilyPlan("iptables", "iptables"), "6": FamilyPlan("ip6tables", "ip6tables")}
     nodeports = {"4": False, "6": False}
-    for svc, slices in services:
-        if svc.type == "ExternalName" or not svc.cluster_ips or svc.cluster_ips[0] in ("", "None"):
-            continue
-        has_eps = has_endpoints(slices)
-        fam_of = {ip: ("6" if ":" in ip else "4") for ip in
-                  [*svc.cluster_ips, *svc.external_ips, *svc.load_balancer_ips] if ip and ip != "None"}
-        families = sorted({fam_of[ip] for ip in svc.cluster_ips if ip in fam_of})
+    for one in planned(services, "4", "6"):
+        svc, slices, has_eps, fam_of, families = (one.service, one.slices, one.has_eps, one.family_of,
+                                                  one.families)
         for p in svc.ports:
             proto = p.protocol.lower()
             spn = service_port_name(svc.meta.namespace, svc.meta.name, p.name)
@@ -249,7 +238,7 @@ def plan(services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> list
                                      f"the cluster IP rule of {spn} ({ip}:{p.port})")
                     no_eps = _entry("filter", "KUBE-SERVICES", none, proto, ip, p.port, "REJECT",
                                     f"the no-endpoints rule of {spn} ({ip})")
-                    _pick(fp, has_eps, cluster, no_eps)
+                    pick(fp.checks, has_eps, cluster, no_eps)
                     if svc.internal_traffic_policy == "Local" and has_eps is not False:
                         # no endpoint on this node: kube-proxy drops cluster IP traffic instead (filter table)
                         local = _entry("filter", "KUBE-SERVICES", f"{spn} has no local endpoints", proto, ip,
@@ -257,24 +246,24 @@ def plan(services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> list
                         local.alt, cluster.alt = cluster.alt, local
                         local.what = cluster.what
                 for ip in (ip for ip in svc.external_ips if fam_of.get(ip) == f):
-                    _pick(fp, has_eps,
+                    pick(fp.checks, has_eps,
                           _entry("nat", "KUBE-SERVICES", f"{spn} external IP", proto, ip, p.port, external,
                                  f"the external IP rule of {spn} ({ip})"),
                           _entry("filter", "KUBE-EXTERNAL-SERVICES", none, proto, ip, p.port, "REJECT",
                                  f"the no-endpoints rule of {spn} ({ip})"))
                 for ip in (ip for ip in svc.load_balancer_ips if fam_of.get(ip) == f):
                     if fw:
-                        _pick(fp, has_eps, _entry("filter", "KUBE-PROXY-FIREWALL",
+                        pick(fp.checks, has_eps, _entry("filter", "KUBE-PROXY-FIREWALL",
                                                   f"{spn} traffic not accepted by KUBE-FW-{h}", proto, ip, p.port,
                                                   "DROP", f"the firewall rule of {spn} ({ip})"), None)
-                    _pick(fp, has_eps,
+                    pick(fp.checks, has_eps,
                           _entry("nat", "KUBE-SERVICES", f"{spn} loadbalancer IP", proto, ip, p.port,
                                  ("KUBE-FW-" + h) if fw else external, f"the load-balancer IP rule of {spn} ({ip})"),
                           _entry("filter", "KUBE-EXTERNAL-SERVICES", none, proto, ip, p.port, "REJECT",
                                  f"the no-endpoints rule of {spn} ({ip})"))
                 if p.node_port:
                     nodeports[f] = has_eps is not False
-                    _pick(fp, has_eps,
+                    pick(fp.checks, has_eps,
                           _entry("nat", "KUBE-NODEPORTS", spn, proto, None, p.node_port, external,
                                  f"the NodePort rule of {spn} (:{p.node_port})"),
                           _entry("filter", "KUBE-EXTERNAL-SERVICES", none, proto, None, p.node_port, "REJECT",

@@ -4,11 +4,12 @@ callable, the record of what was read, one round of commands in parallel behind 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
-from svcctl.model import EndpointSlice
+from svcctl.model import EndpointSlice, Service
 
 # one exec: argv -> (stdout, stderr, exit status); a transport failure raises (ClusterError)
 Exec = Callable[[list[str]], tuple[str, str, int]]
@@ -76,3 +77,52 @@ def run_round(execute: Exec, argvs: list[list[str]], read: TargetedRead,
 class ReadFailed(Exception):
     """An answer a targeted read cannot use (exit status > 1: permission, a missing binary; output that is not
     iptables' own): the node is read whole instead, which reports its own failure the usual way."""
+
+
+class Probe(Protocol):
+    """A rule or map element a targeted read checks; `alt` is what kube-proxy writes instead when the Service has
+    no endpoints, `needs_eps` that the probe is written only when it has some."""
+
+    alt: Any
+    needs_eps: bool
+
+
+P = TypeVar("P", bound=Probe)
+
+
+def pick(queue: list[P], has_eps: bool | None, with_eps: P | None, without: P | None) -> None:
+    """Queue the probe kube-proxy writes for what the API says; endpoints unknown: the with-endpoints one, and
+    the no-endpoints one as its alternative (checked only when the first is not there)."""
+    if has_eps is False:
+        if without is not None:
+            queue.append(without)
+        return
+    if with_eps is None:
+        return
+    if has_eps is None:
+        with_eps.alt = without
+        with_eps.needs_eps = without is None
+    queue.append(with_eps)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One Service a targeted read plans for: whether it has endpoints (None: slices unknown), each of its
+    addresses' family in the mode's own words, and the families of its ClusterIPs."""
+
+    service: Service
+    slices: list[EndpointSlice] | None
+    has_eps: bool | None
+    family_of: dict[str, str]
+    families: list[str]
+
+
+def planned(services: Iterable[tuple[Service, list[EndpointSlice] | None]], v4: str, v6: str) -> Iterator[Planned]:
+    """The Services kube-proxy writes rules for (not ExternalName, not headless), with their families."""
+    for svc, slices in services:
+        if svc.type == "ExternalName" or not svc.cluster_ips or svc.cluster_ips[0] in ("", "None"):
+            continue
+        fam_of = {ip: (v6 if ":" in ip else v4) for ip in
+                  [*svc.cluster_ips, *svc.external_ips, *svc.load_balancer_ips] if ip and ip != "None"}
+        yield Planned(svc, slices, has_endpoints(slices), fam_of,
+                      sorted({fam_of[ip] for ip in svc.cluster_ips if ip in fam_of}))

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from svcctl.model import EndpointSlice, Service
-from svcctl.sources.targeted_base import Exec, ReadFailed, TargetedRead, run_round
+from svcctl.sources.targeted_base import Exec, ReadFailed, TargetedRead, planned, run_round
 
 SWITCH = {"TCP": "-t", "UDP": "-u", "SCTP": "--sctp-service"}
 _SETS = re.compile(r"KUBE-(?:6-)?(?:CLUSTER-IP|EXTERNAL-IP|EXTERNAL-IP-LOCAL|LOAD-BALANCER|NODE-PORT-TCP|"
@@ -116,11 +116,10 @@ def plan(services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> Plan
     from svcctl.dataplane.hashes import service_port_name
 
     out = Plan()
-    for svc, _slices in services:
-        if svc.type == "ExternalName" or not svc.cluster_ips or svc.cluster_ips[0] in ("", "None"):
-            continue
+    for one in planned(services, "4", "6"):
+        svc = one.service
         local = svc.external_traffic_policy == "Local"
-        fams = sorted({"6" if ":" in ip else "4" for ip in svc.cluster_ips if ip and ip != "None"})
+        fams = one.families
         for p in svc.ports:
             proto = p.protocol.upper()
             if proto not in SWITCH:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from svcctl.dataplane.hashes import nft_service_chains, service_port_name
 from svcctl.model import EndpointSlice, Service
-from svcctl.sources.targeted_base import Exec, ReadFailed, TargetedRead, has_endpoints, run_round
+from svcctl.sources.targeted_base import Exec, ReadFailed, TargetedRead, pick, planned, run_round
 
 MAX_ROUNDS = 4
 SHARED_CHAINS = ("services", "masquerading")
@@ -73,28 +73,10 @@ class FamilyPlan:
     elements: list[Element] = field(default_factory=list)
 
 
-def _pick(fp: FamilyPlan, has_eps: bool | None, with_eps: Element | None, without: Element | None) -> None:
-    if has_eps is False:
-        if without is not None:
-            fp.elements.append(without)
-        return
-    if with_eps is None:
-        return
-    if has_eps is None:
-        with_eps.alt = without
-        with_eps.needs_eps = without is None
-    fp.elements.append(with_eps)
-
-
 def plan(services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> list[FamilyPlan]:
     fams = {"ip": FamilyPlan("ip", "nftables"), "ip6": FamilyPlan("ip6", "nftables6")}
-    for svc, slices in services:
-        if svc.type == "ExternalName" or not svc.cluster_ips or svc.cluster_ips[0] in ("", "None"):
-            continue
-        has_eps = has_endpoints(slices)
-        fam_of = {ip: ("ip6" if ":" in ip else "ip") for ip in
-                  [*svc.cluster_ips, *svc.external_ips, *svc.load_balancer_ips] if ip and ip != "None"}
-        families = sorted({fam_of[ip] for ip in svc.cluster_ips if ip in fam_of})
+    for one in planned(services, "ip", "ip6"):
+        svc, has_eps, fam_of, families = one.service, one.has_eps, one.family_of, one.families
         fw = bool(svc.load_balancer_source_ranges and svc.load_balancer_ips)
         for p in svc.ports:
             proto = p.protocol.lower()
@@ -110,14 +92,14 @@ def plan(services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> list
                 addrs += [(ip, "load-balancer IP") for ip in svc.load_balancer_ips if fam_of.get(ip) == f]
                 for ip, kind in addrs:
                     key = [ip, ".", proto, ".", port]
-                    _pick(fp, has_eps, Element("service-ips", key, f"the {kind} element of {spn} ({ip}:{port})"),
+                    pick(fp.elements, has_eps, Element("service-ips", key, f"the {kind} element of {spn} ({ip}:{port})"),
                           Element("no-endpoint-services", key, f"the no-endpoints element of {spn} ({ip})"))
                     if fw and kind == "load-balancer IP":
-                        _pick(fp, has_eps, Element("firewall-ips", key, f"the firewall element of {spn} ({ip})"),
+                        pick(fp.elements, has_eps, Element("firewall-ips", key, f"the firewall element of {spn} ({ip})"),
                               None)
                 if p.node_port:
                     key = [proto, ".", str(p.node_port)]
-                    _pick(fp, has_eps, Element("service-nodeports", key, f"the NodePort element of {spn}"),
+                    pick(fp.elements, has_eps, Element("service-nodeports", key, f"the NodePort element of {spn}"),
                           Element("no-endpoint-nodeports", key, f"the no-endpoints NodePort element of {spn}"))
                 if has_eps is not False:
                     want = ["service-"]
