@@ -197,3 +197,33 @@ def test_progress_is_a_rich_bar_on_a_terminal() -> None:
     assert "reading nodes" in text and "3/3" in text
     assert "\x1b[" in text  # drawn with terminal control codes, not plain lines
     assert "[1/3]" not in text
+
+
+def test_check_all_nodes_asks_for_the_endpoint_chains_in_the_first_round(apiserver: Factory,
+                                                                          run_cli: RunCLI) -> None:
+    """`check --all-nodes` gives each node's targeted read the Service's EndpointSlices: its endpoints' KUBE-SEP
+    chains are asked while the Service's own chain is still unanswered (one round trip, not two). Each node's
+    `-S KUBE-SVC-…` answer is held until one of its `-S KUBE-SEP-…` arrives: without the slices none would come
+    before that answer (the 10 s wait only bounds the failure)."""
+    import threading
+
+    srv, inner = fleet_server(apiserver, {node_name(0): "ok", node_name(1): "ok"}, 2)
+    sep_seen = {node_name(i): threading.Event() for i in range(2)}
+    early: dict[str, bool] = {}
+
+    def handler(ns: str, pod: str, container: str, argv: list[str]) -> tuple[str, str, int]:
+        node = pod.removeprefix("kube-proxy-")
+        if argv[:4] == ["iptables", "-t", "nat", "-S"] and argv[4].startswith("KUBE-SEP-"):
+            sep_seen[node].set()
+        if argv[:4] == ["iptables", "-t", "nat", "-S"] and argv[4].startswith("KUBE-SVC-"):
+            early[node] = sep_seen[node].wait(10)
+        return inner(ns, pod, container, argv)
+
+    srv.exec_handler = handler
+    code, out, err = run_cli(["check", "hostnames", "--all-nodes", "--parallel", "2", "-o", "json",
+                              "--request-timeout", "30"], env={"KUBECONFIG": str(srv.kubeconfig)})
+    assert code in (0, 1) and out.startswith("{"), err  # 1: the not-ready Pod's finding, not drift
+    assert early == {node_name(0): True, node_name(1): True}
+    doc = json.loads(out)
+    assert [d["node"] for d in doc["summary"]["checks"]["drift"]] == [node_name(0), node_name(1)]
+    assert not [f for s in doc["services"] for f in s["findings"] if f["check"] == "drift"]
