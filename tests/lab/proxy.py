@@ -8,23 +8,22 @@ with `iptables-save` / `nft list ruleset` there, and send real packets from the 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from .controlplane import STARTED, ControlPlane, bin_dir, free_port
+from .agent import NetnsAgent
+from .controlplane import ControlPlane, bin_dir
 
 CLUSTER_CIDR = "198.18.0.0/16"
 
 
 @dataclass
-class KubeProxy:
+class KubeProxy(NetnsAgent):
+    log_name = "kube-proxy"
+
     cp: ControlPlane
     netns: str
     node_name: str
@@ -35,20 +34,7 @@ class KubeProxy:
     masquerade_all: bool = False  # iptables.masqueradeAll: every connection to a Service is SNATed
 
     def start(self) -> KubeProxy:
-        self.work.mkdir(parents=True, exist_ok=True)
-        sock = self.work / "apiserver.sock"
-        with contextlib.suppress(FileNotFoundError):
-            sock.unlink()
-        self.port = free_port()
-        self._spawn("socat-host", ["socat", f"UNIX-LISTEN:{sock},fork,mode=600",
-                                   f"TCP:127.0.0.1:{self.cp.api_port}"])
-        for _ in range(50):
-            if sock.exists():
-                break
-            time.sleep(0.05)
-        self._spawn("socat-netns", ["ip", "netns", "exec", self.netns, "socat",
-                                    f"TCP-LISTEN:{self.port},bind=127.0.0.1,fork,reuseaddr",
-                                    f"UNIX-CONNECT:{sock}"])
+        self.port = self.bridge_api()
         kc = self.cp.write_kubeconfig(self.work / "kube-proxy.kubeconfig", "system:kube-proxy",
                                       server=f"https://127.0.0.1:{self.port}")
         cfg = {
@@ -69,20 +55,10 @@ class KubeProxy:
         self.wait_healthy()
         return self
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
-        log = open(self.work / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it
-        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True)
-        log.close()
-        self.procs.append(p)
-        STARTED.append(p)
-
     def wait_healthy(self, timeout: float = 60) -> None:
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
-            for p in self.procs:
-                if p.poll() is not None:
-                    raise AssertionError(f"{p.args[:4]} exited ({p.returncode}):\n{self.log_tail()}")
+            self.check_alive()
             r = subprocess.run(["ip", "netns", "exec", self.netns, "python3", "-c",
                                 "import urllib.request,sys;"
                                 "sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:10256/healthz',"
@@ -92,26 +68,3 @@ class KubeProxy:
             time.sleep(0.2)
         raise AssertionError(f"kube-proxy not healthy after {timeout:.0f} s:\n{self.log_tail()}")
 
-    def log_tail(self, n: int = 40) -> str:
-        p = self.work / "kube-proxy.log"
-        return "\n".join(p.read_text(errors="replace").splitlines()[-n:]) if p.exists() else ""
-
-    def stop(self) -> None:
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGTERM)
-        for p in reversed(self.procs):
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=5)
-        self.procs.clear()
-
-    def __enter__(self) -> KubeProxy:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
