@@ -14,7 +14,6 @@ EndpointSlice controller publishes its slice. Each case runs as a fresh process,
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import tempfile
 import time
@@ -32,13 +31,10 @@ NS = "bench"
 SVCCTL = [sys.executable, "-m", "svcctl"]
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bench(size: str, repeat: int | None = None) -> list[Row]:
+    from apiserver import closed_port
     from lab.controlplane import ControlPlane, LabUnavailable, bin_dir
     from lab.states import node_objects, probed_service
 
@@ -66,7 +62,7 @@ def bench(size: str, repeat: int | None = None) -> list[Row]:
             kc = cp.write_kubeconfig(Path(tmp) / "kubeconfig")
             dead = Path(tmp) / "kubeconfig-dead"
             doc = json.loads(kc.read_text())
-            doc["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{_closed_port()}"
+            doc["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{closed_port()}"
             dead.write_text(json.dumps(doc))
             home = Path(tmp) / "home"  # kubectl's discovery cache starts empty, as on a fresh machine
             home.mkdir()

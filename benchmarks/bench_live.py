@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -45,14 +44,10 @@ for p in paths:
 """
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # closed again when this returns: connections are refused
 
 
 def bench(size: str, repeat: int | None = None) -> list[Row]:
-    from apiserver import FakeAPIServer, make_pki
+    from apiserver import FakeAPIServer, closed_port, make_pki
     from gen_cluster import gen_cluster
 
     n = repeat or REPEAT[size]
@@ -65,7 +60,7 @@ def bench(size: str, repeat: int | None = None) -> list[Row]:
             kc = srv.write_kubeconfig(Path(tmp) / "kubeconfig")
             dead = Path(tmp) / "kubeconfig-dead"
             doc = srv.kubeconfig_dict()
-            doc["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{_closed_port()}"
+            doc["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{closed_port()}"
             dead.write_text(json.dumps(doc))
             floor = median_run([sys.executable, "-c", "pass"], n, warm=True)
             rows.append(Row("live", f"python3 -c pass (median of {n})", floor.seconds, floor.rss_mb,

@@ -18,18 +18,12 @@ RunCli = Callable[..., tuple[int, str, str]]
 JSON = dict[str, Any]
 
 
-def _np(ns: str, name: str, spec: JSON) -> JSON:
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": {"name": name, "namespace": ns}, "spec": spec}
 
 
-def _ns(name: str) -> JSON:
-    return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}}}
 
 
 def _allow_dns(port: int) -> JSON:
-    return _np("web", f"allow-dns-{port}", {
+    return b.network_policy("web", f"allow-dns-{port}", {
         "podSelector": {}, "policyTypes": ["Egress"],
         "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                             "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
@@ -49,8 +43,8 @@ def _snap(tmp_path: Path, *policies: JSON) -> str:
                 containers=[b.container("redis", [("redis", 6379, "TCP")])])
     web = b.pod("web-0", {"role": "web"}, ns="web", ip="10.244.1.20", node="node-a")
     objs = [svc, db0, web, DNS_SVC, COREDNS, b.endpoint_slice(svc, [b.endpoint(db0)], ports=[("redis", 6379, "TCP")]),
-            b.node("node-a", ip="192.168.1.1"), _ns("default"), _ns("web"), _ns("kube-system"),
-            _np("web", "default-deny-egress", {"podSelector": {}, "policyTypes": ["Egress"]}), *policies]
+            b.node("node-a", ip="192.168.1.1"), b.namespace("default"), b.namespace("web"), b.namespace("kube-system"),
+            b.network_policy("web", "default-deny-egress", {"podSelector": {}, "policyTypes": ["Egress"]}), *policies]
     path = tmp_path / "cluster.yaml"
     path.write_text(yaml.safe_dump(b.as_list(objs)))
     return str(path)
@@ -121,7 +115,7 @@ def test_an_externalname_service_is_gated_too(run_cli: RunCli, tmp_path: Path) -
 def test_an_ipblock_of_the_dns_clusterip_admits_nothing(run_cli: RunCli, tmp_path: Path) -> None:
     """After kube-proxy's DNAT the packet goes to a DNS Pod's IP: an ipBlock of the Service's ClusterIP never
     matches it (kube-router's per-Pod chains, in FORWARD after the nat PREROUTING DNAT, match the Pod IP)."""
-    to_vip = _np("web", "allow-dns-vip", {
+    to_vip = b.network_policy("web", "allow-dns-vip", {
         "podSelector": {}, "policyTypes": ["Egress"],
         "egress": [{"to": [{"ipBlock": {"cidr": "10.96.0.10/32"}}],
                     "ports": [{"protocol": "UDP", "port": 1053}, {"protocol": "TCP", "port": 1053}]}]})

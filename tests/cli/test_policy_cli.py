@@ -16,23 +16,17 @@ RunCli = Callable[..., tuple[int, str, str]]
 JSON = dict[str, Any]
 
 
-def _ns(name: str, labels: dict[str, str] | None = None) -> JSON:
-    return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name, **(labels or {})}}}
 
 
-def _np(ns: str, name: str, spec: JSON) -> JSON:
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": {"name": name, "namespace": ns}, "spec": spec}
 
 
-DB_INGRESS = _np("default", "db-ingress", {
+DB_INGRESS = b.network_policy("default", "db-ingress", {
     "podSelector": {"matchLabels": {"app": "db"}},
     "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "web"}},
                            "podSelector": {"matchLabels": {"role": "web"}}}],
                  "ports": [{"protocol": "TCP", "port": "redis"}]}]})
-WEB_DENY_EGRESS = _np("web", "default-deny-egress", {"podSelector": {}, "policyTypes": ["Egress"]})
-WEB_ALLOW = _np("web", "allow-db-and-dns", {
+WEB_DENY_EGRESS = b.network_policy("web", "default-deny-egress", {"podSelector": {}, "policyTypes": ["Egress"]})
+WEB_ALLOW = b.network_policy("web", "allow-db-and-dns", {
     "podSelector": {}, "policyTypes": ["Egress"],
     "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "default"}},
                         "podSelector": {"matchLabels": {"app": "db"}}}], "ports": [{"port": 6379}]},
@@ -57,7 +51,7 @@ def _cluster(*policies: JSON) -> list[JSON]:
                     containers=[b.container("coredns", [("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")])])
     sl = b.endpoint_slice(svc, [b.endpoint(db0), b.endpoint(db1)], ports=[("redis", 6379, "TCP")])
     return [svc, db0, db1, web, api, batch, dns_svc, coredns, sl, b.node("node-a", ip="192.168.1.1"),
-            b.node("node-b", ip="192.168.1.2"), _ns("default"), _ns("web", {"team": "web"}), _ns("kube-system"),
+            b.node("node-b", ip="192.168.1.2"), b.namespace("default"), b.namespace("web", {"team": "web"}), b.namespace("kube-system"),
             *policies]
 
 
@@ -130,7 +124,7 @@ def test_half_matching_one_peer_and_is_explained(run_cli: RunCli, tmp_path: Path
 
 
 def test_some_backends_denied_is_a_warning(run_cli: RunCli, tmp_path: Path) -> None:
-    only_db1 = _np("default", "db-1-locked", {
+    only_db1 = b.network_policy("default", "db-1-locked", {
         "podSelector": {"matchLabels": {"statefulset.kubernetes.io/pod-name": "db-1"}}, "policyTypes": ["Ingress"]})
     snap = _write(tmp_path, _cluster(only_db1))
     code, doc, _ = _trace(run_cli, snap, "--from-pod", "default/batch-0")
@@ -163,7 +157,7 @@ def test_unknown_client_is_said_as_such(run_cli: RunCli, tmp_path: Path) -> None
 
 
 def test_malformed_policy_is_one_line_exit_2(run_cli: RunCli, tmp_path: Path) -> None:
-    bad = _np("default", "bad", {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0/33"}}]}]})
+    bad = b.network_policy("default", "bad", {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0/33"}}]}]})
     snap = _write(tmp_path, _cluster(bad))
     code, out, err = run_cli(["trace", "default/db", "--snapshot", snap, "--from-pod", "web/web-0"])
     assert code == 2 and "malformed policy" in err and "Traceback" not in err
@@ -181,7 +175,7 @@ def test_plain_output_names_the_hop(run_cli: RunCli, tmp_path: Path) -> None:
 @pytest.mark.usefixtures("pki")
 def test_live_reads_one_policy_list_per_namespace_and_agrees_with_the_snapshot(
         run_cli: RunCli, apiserver: Any, tmp_path: Path) -> None:
-    objects = _cluster(DB_INGRESS, WEB_DENY_EGRESS, _np("unrelated", "deny", {"podSelector": {}}))
+    objects = _cluster(DB_INGRESS, WEB_DENY_EGRESS, b.network_policy("unrelated", "deny", {"podSelector": {}}))
     snap = _write(tmp_path, objects)
     _, want, _ = _trace(run_cli, snap, "--from-pod", "web/web-0")
     srv = apiserver(objects)
@@ -244,7 +238,7 @@ def test_a_calico_node_gets_a_note(run_cli: RunCli, tmp_path: Path) -> None:
     assert any("the node runs Calico" in d and "GlobalNetworkPolicy" in d for d in hop["details"])
 
 
-DB_DENY_ALL = _np("default", "db-deny", {"podSelector": {"matchLabels": {"app": "db"}}, "policyTypes": ["Ingress"]})
+DB_DENY_ALL = b.network_policy("default", "db-deny", {"podSelector": {"matchLabels": {"app": "db"}}, "policyTypes": ["Ingress"]})
 
 
 def _check(run_cli: RunCli, snap: str, *args: str) -> tuple[int, JSON]:
@@ -291,7 +285,7 @@ def test_check_without_policies_in_the_snapshot_skips_the_check(run_cli: RunCli,
 
 @pytest.mark.usefixtures("pki")
 def test_collect_keeps_what_the_policy_hop_reads(run_cli: RunCli, apiserver: Any, tmp_path: Path) -> None:
-    objects = _cluster(DB_INGRESS, WEB_DENY_EGRESS, ANP_DENY_WEB, _np("unrelated", "deny", {"podSelector": {}}))
+    objects = _cluster(DB_INGRESS, WEB_DENY_EGRESS, ANP_DENY_WEB, b.network_policy("unrelated", "deny", {"podSelector": {}}))
     srv = apiserver(objects)
     kc = {"KUBECONFIG": str(srv.kubeconfig)}
     for client in (["--from-pod", "web/web-0"], ["--node", "node-a"]):
@@ -342,7 +336,7 @@ def test_deploy_rbac_grants_what_the_policy_hop_reads(run_cli: RunCli, apiserver
 
 
 def test_from_a_node_is_the_node_itself(run_cli: RunCli, tmp_path: Path) -> None:
-    node_ok = _np("default", "from-nodes", {"podSelector": {"matchLabels": {"app": "db"}},
+    node_ok = b.network_policy("default", "from-nodes", {"podSelector": {"matchLabels": {"app": "db"}},
                                             "ingress": [{"from": [{"ipBlock": {"cidr": "192.168.1.2/32"}}]}]})
     snap = _write(tmp_path, _cluster(node_ok))
     _, doc, _ = _trace(run_cli, snap, "--from", "node/node-b")

@@ -29,18 +29,12 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 DB_VIP, DNS_VIP = "198.19.0.60", "198.19.0.10"
 
 
-def _np(ns: str, name: str, spec: JSON) -> JSON:
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": {"name": name, "namespace": ns}, "spec": spec}
 
 
-def _ns(name: str) -> JSON:
-    return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}}}
 
 
-DENY_EGRESS = _np("web", "default-deny-egress", {"podSelector": {}, "policyTypes": ["Egress"]})
-ALLOW_DNS = _np("web", "allow-dns", {
+DENY_EGRESS = b.network_policy("web", "default-deny-egress", {"podSelector": {}, "policyTypes": ["Egress"]})
+ALLOW_DNS = b.network_policy("web", "allow-dns", {
     "podSelector": {}, "policyTypes": ["Egress"],
     "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                         "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
@@ -57,7 +51,7 @@ def _snapshot(tmp_path: Path, dns_ip: str, *policies: JSON) -> str:
     coredns = b.pod("coredns-0", {"k8s-app": "kube-dns"}, ns="kube-system", ip=dns_ip, node="node-a",
                     containers=[b.container("coredns", [("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")])])
     objs = [svc, db0, web, dns_svc, coredns, b.endpoint_slice(svc, [b.endpoint(db0)], ports=[("redis", 6379, "TCP")]),
-            b.node("node-a", ip="198.18.1.1"), _ns("default"), _ns("web"), _ns("kube-system"), *policies]
+            b.node("node-a", ip="198.18.1.1"), b.namespace("default"), b.namespace("web"), b.namespace("kube-system"), *policies]
     path = tmp_path / "cluster.yaml"
     path.write_text(yaml.safe_dump(b.as_list(objs)))
     return str(path)

@@ -6,14 +6,13 @@ HTTPS test API server, and RBAC enforced from deploy/rbac.yaml.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver import FakeAPIServer, load_roles
+from apiserver import FakeAPIServer, closed_port, load_roles
 from gen_cluster import gen_cluster
 
 from svcctl.errors import ClusterError, ForbiddenError, NotFoundError
@@ -33,12 +32,6 @@ def live(srv: FakeAPIServer, kubeconfig: Path | None = None, **kw: Any) -> LiveS
     return src
 
 
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
 
 
 def one_line_error(err: str) -> str:

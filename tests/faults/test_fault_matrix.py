@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver import FakeAPIServer, _objects_of, grants_from_role, load_roles, make_ca
+from apiserver import FakeAPIServer, _objects_of, closed_port, grants_from_role, load_roles, make_ca
 from dnsserver import StubResponder
 from gen_cluster import gen_cluster
 
@@ -52,12 +51,6 @@ def exec_answer(ns: str, pod: str, container: str, argv: list[str]) -> tuple[str
     return "", "", 0
 
 
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
 
 
 def commands(kc: str, tmp: Path, dns: str) -> dict[str, list[str]]:

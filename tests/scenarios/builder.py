@@ -182,6 +182,17 @@ def v1_endpoints(svc: JSON, ready: list[str], *, annotations: dict[str, str] | N
                                    for p in svc["spec"].get("ports", []) if isinstance(p["targetPort"], int)]}]}
 
 
+def namespace(name: str, labels: dict[str, str] | None = None) -> JSON:
+    """A Namespace with the label the API server sets on every one (`kubernetes.io/metadata.name`)."""
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name, **(labels or {})}}}
+
+
+def network_policy(ns: str, name: str, spec: JSON) -> JSON:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+
 def as_list(objects: list[JSON]) -> JSON:
     return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": objects}
 

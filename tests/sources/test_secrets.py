@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import socket
 import sys
 import tarfile
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver import FakeAPIServer, _objects_of, make_ca
+from apiserver import FakeAPIServer, _objects_of, closed_port, make_ca
 from test_collect import PLANTED, planted_cluster
 
 RunCli = Callable[..., tuple[int, str, str]]
@@ -50,12 +49,6 @@ def kube_proxy_pod() -> dict[str, Any]:
             "status": {"phase": "Running"}}
 
 
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
 
 
 def secrets_of(srv: FakeAPIServer) -> list[str]:

@@ -820,3 +820,12 @@ def _fault_message(code: int) -> str:
     return {429: "Too many requests, please try again later.",
             500: "Internal error occurred: injected by the test",
             503: "service unavailable", 410: EXPIRED_MESSAGE}.get(code, f"injected fault {code}")
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (bound, then closed): connections to it are refused."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
