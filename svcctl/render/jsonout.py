@@ -27,18 +27,11 @@ def _float(o: float) -> str:
 
 
 def _key(k: Any) -> str:
+    """A dict key as json writes it: a string as itself, None, booleans and numbers as their JSON in quotes."""
     if isinstance(k, str):
         return str(_enc_str(k))
-    if k is True:
-        return '"true"'
-    if k is False:
-        return '"false"'
-    if k is None:
-        return '"null"'
-    if isinstance(k, int):
-        return '"' + int.__repr__(k) + '"'
-    if isinstance(k, float):
-        return '"' + _float(k) + '"'
+    if k is None or isinstance(k, (bool, int, float)):
+        return '"' + str(_scalar(k)) + '"'
     raise TypeError(f"keys must be str, int, float, bool or None, not {k.__class__.__name__}")
 
 
