@@ -9,7 +9,6 @@ endpoint, a Pod unready in the API only, DNS stopped.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from dnsserver import DnsmasqServer, zone_from_source  # noqa: E402
 from gen_dumps import GenCluster, GenEndpoint, GenPort, GenService, iptables_save  # noqa: E402
 from gen_dumps_ipvs_nft import GenService as NftService  # noqa: E402
 from gen_dumps_ipvs_nft import nft_script  # noqa: E402
-from netns import Lab, can_run  # noqa: E402
+from netns import Lab, require_netns  # noqa: E402
 from test_iptables_netns import chi_square_p  # noqa: E402
 
 from svcctl.sources.snapshot import SnapshotSource  # noqa: E402
@@ -37,12 +36,6 @@ P_MIN = 0.001
 RunCli = Callable[..., tuple[int, str, str]]
 
 
-def _require_lab() -> None:
-    ok, why = can_run()
-    if not ok:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"end-to-end trace tests must run in CI: {why}")
-        pytest.skip(why)
 
 
 def cluster_objects(lab: Lab, *, unready: set[str] = frozenset(), slice_unready: set[str] = frozenset(),
@@ -105,7 +98,7 @@ def nft_rules(lab: Lab, layout: str) -> str:
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    _require_lab()
+    require_netns(what="end-to-end trace tests")
     with Lab(prefix="svt-e2e", n_pods=3) as lab_:
         yield lab_
 

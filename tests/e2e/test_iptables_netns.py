@@ -23,7 +23,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gen_dumps import GenCluster, GenEndpoint, GenPort, GenService, iptables_save  # noqa: E402
-from netns import Lab, can_run  # noqa: E402
+from netns import Lab, require_netns  # noqa: E402
 
 from svcctl.dataplane.conntrack import backend_counts, flows_to, parse_conntrack  # noqa: E402
 
@@ -35,12 +35,6 @@ P_MIN = 0.001  # reject "shares are 1/3 each" only below this p-value
 WEB_VIP, EMPTY_VIP, STICKY_VIP = "198.19.0.10", "198.19.0.11", "198.19.0.12"
 
 
-def _require_lab() -> None:
-    ok, why = can_run()
-    if not ok:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"netns tests must run in CI: {why}")
-        pytest.skip(why)
 
 
 def cluster_for(lab: Lab) -> GenCluster:
@@ -54,7 +48,7 @@ def cluster_for(lab: Lab) -> GenCluster:
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    _require_lab()
+    require_netns()
     with Lab(prefix="svt-ipt", n_pods=3) as lab_:
         lab_.iptables_restore(iptables_save(cluster_for(lab_)))
         yield lab_
@@ -179,7 +173,7 @@ def test_forwarded_client_goes_through_prerouting(lab: Lab) -> None:
 
 
 def test_missing_netns_is_exit_3() -> None:
-    _require_lab()
+    require_netns()
     r = svcctl("rules", "--netns", f"svt-ipt-{os.getpid()}-does-not-exist")
     assert r.returncode == 3
     assert "does not exist" in r.stderr
@@ -187,7 +181,7 @@ def test_missing_netns_is_exit_3() -> None:
 
 def test_unreferenced_chain_after_partial_sync(tmp_path: Path) -> None:
     """A stale KUBE-SVC chain loaded into a real namespace is reported, and carries no traffic."""
-    _require_lab()
+    require_netns()
     with Lab(prefix="svt-ipt", n_pods=2) as lab_:
         c = GenCluster(services=[GenService("demo", "web", WEB_VIP, [GenPort("http", 80, lab_.port)],
                                             [GenEndpoint(p.ip) for p in lab_.pods])],
@@ -249,7 +243,7 @@ def test_kube_proxy_exec_path_reads_the_same_rules(lab: Lab) -> None:
 
 def test_ipv6_rules_with_ip6tables(tmp_path: Path) -> None:
     """Dual-stack node: ip6tables-restore'd rules, requests to an IPv6 VIP, read back with --netns."""
-    _require_lab()
+    require_netns()
     with Lab(prefix="svt-ipt", n_pods=3, ipv6=True) as lab6:
         vip6 = "2001:db8:ff::10"
         c = GenCluster(services=[GenService("demo", "web6", vip6, [GenPort("http", 80, lab6.port)],
@@ -296,7 +290,7 @@ def test_iptables_list_output_reads_like_the_save(lab: Lab, verbose: bool) -> No
 
 
 def test_namespace_without_kube_proxy_rules_is_exit_3() -> None:
-    _require_lab()
+    require_netns()
     with Lab(prefix="svt-ipt", n_pods=1) as bare:
         r = svcctl("rules", "--netns", bare.node)
         assert r.returncode == 3

@@ -9,8 +9,6 @@ Addresses: pods 198.18.1.0/24, VIPs 198.19.0.0/16, all inside namespaces tests/s
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -22,7 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gen_dumps_ipvs_nft import GenService, nft_script  # noqa: E402
-from netns import Lab, can_run  # noqa: E402
+from netns import Lab, require_netns  # noqa: E402
 
 from svcctl.dataplane.conntrack import backend_counts, flows_to, parse_conntrack  # noqa: E402
 from svcctl.dataplane.model import NodeRules  # noqa: E402
@@ -35,14 +33,6 @@ P_MIN = 0.001  # reject "each backend gets 1/3" only when a fair split would pro
 WEB_VIP, EMPTY_VIP, STICKY_VIP = "198.19.0.20", "198.19.0.21", "198.19.0.22"
 
 
-def _require_lab() -> None:
-    ok, why = can_run()
-    if ok and shutil.which("nft") is None:
-        ok, why = False, "`nft` is not installed"
-    if not ok:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"netns tests must run in CI: {why}")
-        pytest.skip(why)
 
 
 def chi_square_p(counts: list[int], expected: list[float]) -> float:
@@ -71,7 +61,7 @@ def script_for(lab: Lab, layout: str) -> str:
 
 @pytest.fixture(scope="module", params=["A", "B"])
 def lab(request: pytest.FixtureRequest) -> Iterator[tuple[Lab, str]]:
-    _require_lab()
+    require_netns("nft")
     layout = str(request.param)
     with Lab(prefix="svt-nft", n_pods=3) as lab_:
         lab_.nft_load(script_for(lab_, layout))

@@ -19,7 +19,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dnsserver import TTL, require_dnsmasq  # noqa: E402
-from netns import Lab, can_run  # noqa: E402
+from netns import Lab, require_netns  # noqa: E402
 from scenarios import builder as b  # noqa: E402
 
 pytestmark = [pytest.mark.netns, pytest.mark.dnsserver]
@@ -59,11 +59,7 @@ def _snapshot(tmp_path: Path, dns_ip: str, *policies: JSON) -> str:
 
 @pytest.fixture
 def dns_lab(tmp_path: Path) -> Iterator[tuple[Lab, Path]]:
-    ok, why = can_run()
-    if not ok:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"netns tests must run in CI: {why}")
-        pytest.skip(why)
+    require_netns()
     binary = require_dnsmasq()
     with Lab(prefix="svt-pdns", n_pods=1) as lab:
         pod = lab.pods[0]  # the "CoreDNS Pod": dnsmasq on its address, port 53

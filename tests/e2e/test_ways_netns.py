@@ -10,8 +10,6 @@ node 198.18.2.1 (towards the client) and 198.18.3.1 (a second address), pods 198
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -25,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gen_dumps import GenCluster, GenEndpoint, GenPort, GenService, iptables_save  # noqa: E402
 from gen_dumps_ipvs_nft import GenService as NftService  # noqa: E402
 from gen_dumps_ipvs_nft import nft_script  # noqa: E402
-from netns import Lab, can_run  # noqa: E402
+from netns import Lab, require_netns  # noqa: E402
 
 pytestmark = pytest.mark.netns
 
@@ -38,14 +36,6 @@ NODE_PORT = 30080
 N = 45  # connections per way: a backend is missed with probability 3 * (2/3)^45 < 1e-7
 
 
-def _require_lab() -> None:
-    ok, why = can_run()
-    if ok and shutil.which("nft") is None:
-        ok, why = False, "`nft` is not installed"
-    if not ok:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"netns tests must run in CI: {why}")
-        pytest.skip(why)
 
 
 def cluster_objects(lab: Lab) -> list[dict[str, Any]]:
@@ -115,7 +105,7 @@ def nft_rules(lab: Lab) -> str:
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    _require_lab()
+    require_netns("nft")
     with Lab(prefix="svt-ways", n_pods=3, udp=True) as lab_:
         lab_.add_node_address(NODE_IP2)
         lab_.add_client("cl0")  # 198.18.2.2, routed through the node at 198.18.2.1

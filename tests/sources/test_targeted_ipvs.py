@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # test_targeted_reads,
 
 from apiserver import FakeAPIServer  # noqa: E402
 from gen_dumps_ipvs_nft import NO_SUCH_SERVICE, VS, print_ipvsadm, print_ipvsadm_service  # noqa: E402
-from netns import Lab, can_run  # noqa: E402
+from netns import Lab, require_netns  # noqa: E402
 from test_targeted_reads import EMPTY_VIP, GHOST_VIP, NODE, PODS, WEB_VIP, node_view, objects  # noqa: E402
 
 from svcctl.sources import targeted, targeted_base, targeted_ipvs  # noqa: E402
@@ -147,9 +147,7 @@ class IpvsNode:
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    ok, why = can_run()
-    if not ok:
-        pytest.skip(why)
+    require_netns()
     with Lab(prefix="svt-tgi", n_pods=0) as lab:
         # the bridge's IPv6 link-local address is `tentative` until duplicate address detection ends, a word more
         # in `ip -o addr show up`: wait for it, so every test sees the node the same

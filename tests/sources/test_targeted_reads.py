@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from apiserver import FakeAPIServer  # noqa: E402
 from gen_dumps import GenCluster, GenEndpoint, GenPort, GenService, iptables_save  # noqa: E402
 from gen_fleet import kube_proxy_pod  # noqa: E402
-from netns import Lab, can_run  # noqa: E402
+from netns import Lab, require_netns  # noqa: E402
 
 from svcctl.dataplane.hashes import port_proto_hash  # noqa: E402
 from svcctl.sources import targeted  # noqa: E402
@@ -39,9 +39,7 @@ PODS = ["198.18.1.10", "198.18.1.11", "198.18.1.12"]
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    ok, why = can_run()
-    if not ok:
-        pytest.skip(why)
+    require_netns()
     with Lab(prefix="svt-tgt", n_pods=0) as lab:
         yield lab
 
@@ -240,9 +238,7 @@ def test_a_command_outside_the_shapes_is_refused_before_it_is_sent() -> None:
 
 @pytest.fixture(scope="module")
 def nft_lab() -> Iterator[Lab]:
-    ok, why = can_run()
-    if not ok:
-        pytest.skip(why)
+    require_netns()
     from gen_dumps_ipvs_nft import GenService as NftService
     from gen_dumps_ipvs_nft import nft_script
 
@@ -308,9 +304,7 @@ def test_rules_of_one_service_read_only_its_rules(lab: Lab, apiserver: Factory, 
 def test_dual_stack_reads_each_family_with_its_own_tool() -> None:
     """A dual-stack NodePort Service: iptables for its IPv4 address, ip6tables for its IPv6 one (each family's
     NodePort jump in its own form), the same rules as both whole dumps."""
-    ok, why = can_run()
-    if not ok:
-        pytest.skip(why)
+    require_netns()
     from svcctl.dataplane import load_node_rules
     from svcctl.dataplane.dumps import NodeDumps
     from svcctl.model import Service
@@ -373,9 +367,7 @@ def test_local_traffic_policy_without_a_local_endpoint(policy: str) -> None:
     """externalTrafficPolicy / internalTrafficPolicy Local, the endpoints all on other nodes: kube-proxy's
     filter-table DROP rules are checked too (they exist only in that state), so the targeted answer says
     what the whole dump says: no local endpoint, new connections dropped."""
-    ok, why = can_run()
-    if not ok:
-        pytest.skip(why)
+    require_netns()
     from svcctl.dataplane import load_node_rules
     from svcctl.dataplane.dumps import NodeDumps
     from svcctl.model import Service

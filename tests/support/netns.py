@@ -146,6 +146,20 @@ def can_run() -> tuple[bool, str]:
     return True, ""
 
 
+def require_netns(*tools: str, what: str = "netns tests") -> None:
+    """Skip where this machine cannot build a lab (and the `tools` it needs); in CI, where it must, fail instead."""
+    import pytest
+
+    ok, why = can_run()
+    for tool in tools:
+        if ok and shutil.which(tool) is None:
+            ok, why = False, f"`{tool}` is not installed"
+    if not ok:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{what} must run in CI: {why}")
+        pytest.skip(why)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
