@@ -13,18 +13,8 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 from svcctl.findings import Severity, check_finding
-
-JSON = dict[str, Any]
-
-
-def put(out: JSON, **fields: Any) -> JSON:
-    """Add each field that says something to a JSON document: None and empty strings and collections are left
-    out, 0 and False are kept (pass `flag or None` for a flag written only when set). Returns `out`."""
-    for key, value in fields.items():
-        if value is None or (isinstance(value, (str, list, dict, set, tuple)) and not value):
-            continue
-        out[key] = value
-    return out
+from svcctl.jsonput import JSON as JSON  # re-exported: the model's readers and writers name them from here
+from svcctl.jsonput import put as put
 
 
 def _d(obj: Any) -> JSON:

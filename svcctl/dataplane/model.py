@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from svcctl.model import put
+from svcctl.jsonput import put
 
 ENTRY_KINDS = ("ClusterIP", "NodePort", "ExternalIP", "LoadBalancer")
 # ServiceEntry.glue flags (IPVS: a virtual server is reached only when its VIP is bound and in the ipset)

@@ -4,11 +4,14 @@ that belong to none."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from svcctl.dataplane.model import NodeRules
 from svcctl.errors import InputError
-from svcctl.model import Service, ServicePort
 from svcctl.ops.context import Context
+
+if TYPE_CHECKING:
+    from svcctl.model import Service, ServicePort
 
 
 def rules_namespace(app: Context) -> str:
@@ -20,7 +23,7 @@ def rules_namespace(app: Context) -> str:
 
 
 # (service port name, port, addresses, the load-balancer IPs among them)
-PortRow = tuple[str, ServicePort, list[str], list[str]]
+PortRow = tuple[str, "ServicePort", list[str], list[str]]
 
 
 def service_ports(app: Context, only: set[str] | None, found: list[Service] | None = None) -> list[PortRow]:

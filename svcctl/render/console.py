@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
-from svcctl.model import Finding
-
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
+
+    from svcctl.model import Finding
 
 
 def color_wanted(flag: bool | None, stream: Any) -> bool:

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from svcctl.dataplane.dumps import NodeDumps as NodeDumps  # re-exported: the sources fill it
 from svcctl.dataplane.modes import dump_files
-from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, PodRef, Service
 from svcctl.selectors import labels_match as labels_match  # re-exported (sources filter as the API does)
 from svcctl.selectors import parse_selector as parse_selector
 from svcctl.selectors import selector_string as selector_string
 from svcctl.sources.coverage import HasCoverage as HasCoverage  # re-exported with the other capabilities
+
+if TYPE_CHECKING:  # annotations only: a node-file read never builds the API model
+    from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, PodRef, Service
 
 # key -> file name in a snapshot's nodes/<node>/ directory: the built-in modes' (the registry has the live list)
 NODE_DUMP_FILES = dump_files()

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from svcctl.model import JSON
+from svcctl.jsonput import JSON
 
 # resource (as RBAC and `skipped` name it) -> kind
 RESOURCES = {

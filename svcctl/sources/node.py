@@ -8,14 +8,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from svcctl.dataplane import modes
 from svcctl.errors import ClusterError, ForbiddenError, InputError
-from svcctl.model import PodRef
 from svcctl.sources.base import ExecStatus, KubeProxyExec, NodeDumps, RecordedDumps
 from svcctl.sources.inputs import NodeInputs as NodeInputs  # re-exported
 
@@ -61,6 +59,8 @@ def run_allowed(key: str, netns: str | None = None, timeout: float = COMMAND_TIM
     """Run one allow-listed read-only command (inside `netns` when given) and return its stdout."""
     if key not in ALLOWED_COMMANDS:
         raise ValueError(f"command {key!r} is not on the allow-list")
+    import subprocess  # here: a node-file read never runs a command, and subprocess is a slow import
+
     argv = list(ALLOWED_COMMANDS[key])
     if netns is not None:
         argv = ["ip", "netns", "exec", netns, *argv]
@@ -318,6 +318,8 @@ def gather_node_dumps(app: NodeReadContext, node: str | None, only: set[str] | N
                                       "or give --iptables-save FILE", resource="pods")
         app.terminal.warn(f"no kube-proxy Pod found on node {node} (give --iptables-save FILE)")
         return None
+    from svcctl.model import PodRef
+
     ns, name, container = PodRef(*pod)  # a stand-in's plain (namespace, name) reads as one too
     where = f"pod {ns}/{name}"
 

@@ -99,3 +99,53 @@ def test_live_commands_use_only_the_clients_rest_layer(apiserver: Any, args: lis
     assert [r.path for r in srv.requests if r.path.startswith("/api/v1/namespaces/default/services/hostnames")]
     if args[0] == "trace":
         assert srv.execs and srv.execs[0][1] == "kube-proxy-kind-worker", srv.execs
+
+
+
+# what a one-Service read of a node file needs no part of: the API model (its dataclasses were a tenth of the
+# run), the trace analysis, rich, and subprocess (no command runs)
+FILE_READ_UNNEEDED = ("svcctl.model", "svcctl.analysis", "rich", "subprocess", "kubernetes")
+
+PROBE_MODULES = r"""
+import contextlib, io, json, sys
+from svcctl.cli.main import run
+out = io.StringIO()
+with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+    code = run("svcctl", json.loads(sys.argv[1]))
+print(json.dumps({"code": code, "out": out.getvalue(), "modules": sorted(sys.modules)}))
+"""
+
+
+def _unneeded_loaded(args: list[str]) -> tuple[dict[str, Any], list[str]]:
+    proc = subprocess.run([sys.executable, "-c", PROBE_MODULES, json.dumps(args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    res: dict[str, Any] = json.loads(proc.stdout)
+    return res, [m for m in res["modules"] if any(m == u or m.startswith(u + ".") for u in FILE_READ_UNNEEDED)]
+
+
+@pytest.fixture(scope="module")
+def big_iptables_save(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dump past the streaming threshold, so the streamed cut is what runs."""
+    from gen_big_dumps import write_iptables_save
+
+    path = tmp_path_factory.mktemp("startup") / "iptables-save.txt"
+    write_iptables_save(str(path), 400)
+    return path
+
+
+@pytest.mark.parametrize("ask", ["ns0/svc300", "10.96.1.45:80", "default/hostnames", "10.0.1.175:80"])
+def test_a_one_service_file_read_imports_only_what_it_uses(ask: str, big_iptables_save: Path) -> None:
+    dump = str(big_iptables_save) if ask.startswith(("ns0", "10.96.1.")) else \
+        str(ROOT / "svcctl/data/demo/nodes/kind-worker/iptables-save.txt")
+    res, loaded = _unneeded_loaded(["rules", ask, "--iptables-save", dump, "-o", "json"])
+    assert res["code"] == 0, res["out"][-500:]
+    assert json.loads(res["out"])["services"], res["out"][-500:]
+    assert loaded == []
+
+
+def test_the_module_probe_sees_the_model_when_a_snapshot_needs_it() -> None:
+    """The same probe with a snapshot (whose Services are read) does see svcctl.model: the check above can fail."""
+    res, loaded = _unneeded_loaded(["rules", "hostnames", "--snapshot", "demo", "-o", "json"])
+    assert res["code"] == 0, res["out"][-500:]
+    assert "svcctl.model" in loaded
