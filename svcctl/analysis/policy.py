@@ -1242,13 +1242,17 @@ class PolicyReport:
                 "notes": self.notes, "skipped": self.skipped or None}
 
 
+ReachMemo = dict[tuple[Any, ...], tuple[Tri, frozenset[str], frozenset[str]]]
+
+
 def reachability(world: PolicyWorld, service_key: str, ports: list[tuple[str, str, list[tuple[str, int, str | None]]]],
-                 backend_pods: dict[str, JSON], namespaces: list[str]) -> PolicyReport:
+                 backend_pods: dict[str, JSON], namespaces: list[str], memo: ReachMemo | None = None) -> PolicyReport:
     """For each namespace, whether its Pods can reach the Service's backends through their Ingress: `all`
     (any Pod of it, every backend), `some` (some Pods or some backends: labels decide), or `none`.
 
     `ports` is (label, protocol, [(ip, targetPort, pod)]) per Service port. The namespaces' own Egress is not
-    judged here (a Pod's labels are needed for that: give --from-pod)."""
+    judged here (a Pod's labels are needed for that: give --from-pod). `memo` (one per `world`, kept across the
+    Services of `check -A`): each answer once per (client namespace, backend class), see `_reach_classes`."""
     rep = PolicyReport(service_key)
     if world.unreadable or any(ps is None for ps in world.policies.values()):
         rep.skipped = f"policy: {world.unreadable or 'the NetworkPolicies could not be read'}"
@@ -1260,6 +1264,74 @@ def reachability(world: PolicyWorld, service_key: str, ports: list[tuple[str, st
         return rep
     applying: set[str] = set()
     ipblocks: set[str] = set()
+    if memo is not None:
+        _reach_classes(world, policies, ports, backend_pods, namespaces, memo, rep, applying, ipblocks)
+    else:
+        _reach_each(world, policies, ports, backend_pods, namespaces, rep, applying, ipblocks)
+    if rep.reach and all(v == "none" for v in rep.reach.values()):
+        extra = f"; only {', '.join(sorted(ipblocks))} may (ipBlock)" if ipblocks else ""
+        rep.findings.append(Finding(
+            "PolicyIsolatesService", Severity.WARNING,
+            f"{service_key}: no Pod of any namespace ({len(rep.reach)} checked) can reach its endpoints{extra}",
+            evidence=f"Ingress of every backend is isolated by {', '.join(sorted(applying))} and no rule admits a "
+                     "Pod", hint="add an ingress rule for the clients (namespaceSelector and podSelector), or check "
+                     "one client with --from-pod NS/POD", where="networking.k8s.io/v1 NetworkPolicy"))
+    rep.notes.append("Egress of the client namespaces is not judged without --from-pod")
+    return rep
+
+
+def _ipblocks(policies: list[NetworkPolicy], applies: list[str]) -> set[str]:
+    return {p.ip_block.describe() for pol in policies if pol.key in applies for rule in pol.ingress for p in rule.peers
+            if p.ip_block is not None}
+
+
+def _reach_classes(world: PolicyWorld, policies: list[NetworkPolicy],
+                   ports: list[tuple[str, str, list[tuple[str, int, str | None]]]], backend_pods: dict[str, JSON],
+                   namespaces: list[str], memo: ReachMemo, rep: PolicyReport, applying: set[str],
+                   ipblocks: set[str]) -> None:
+    """`_reach_each`'s answers, each connection judged once per (client namespace, backend class). A client
+    "some Pod of namespace N" has no labels, no IP and no node, so its Egress is not judged and the backend's
+    Ingress reads only the backend's namespace, labels, hostNetwork and container ports, and the port: backends
+    alike in those get the same answer, whatever their name or IP. And when no NetworkPolicy can select the
+    backend and there is no admin tier, the client's namespace does not matter either (nothing reads it)."""
+    admin = world.admin
+    has_admin = admin is not None and bool(admin[0] or admin[1])
+    classes: dict[tuple[Any, ...], tuple[Endpoint, int, str, bool]] = {}
+    for _, proto, bs in ports:
+        for ip, tport, pod in bs:
+            raw = backend_pods.get(pod or "")
+            if raw is None:
+                continue
+            be = pod_endpoint(raw, world.namespace(str((raw.get("metadata") or {}).get("namespace") or "default")))
+            be.ip = ip
+            assert be.namespace is not None
+            cls = (be.namespace.name, tuple(sorted(be.labels.items())), be.host_network, tuple(be.ports), tport,
+                   proto)
+            if cls not in classes:
+                free = not has_admin and all(_applies(p, be, INGRESS) is False for p in policies)
+                classes[cls] = (be, tport, proto, free)
+    if not classes:
+        return
+    for ns in sorted(set(namespaces)):
+        client = Endpoint("nspod", None, world.namespace(ns), label=f"a Pod of namespace {ns}")
+        results: set[Tri] = set()
+        for cls, (be, tport, proto, free) in classes.items():
+            key = (None if free else ns, *cls)
+            hit = memo.get(key)
+            if hit is None:
+                r = connection(policies, client, be, tport, proto, None, None, admin)
+                hit = memo[key] = (r.allowed, frozenset(r.ingress.applies), frozenset(_ipblocks(policies,
+                                                                                               r.ingress.applies)))
+            results.add(hit[0])
+            applying |= hit[1]
+            ipblocks |= hit[2]
+        rep.reach[ns] = ("all" if results == {True} else "none" if results == {False} else "some")
+
+
+def _reach_each(world: PolicyWorld, policies: list[NetworkPolicy],
+                ports: list[tuple[str, str, list[tuple[str, int, str | None]]]], backend_pods: dict[str, JSON],
+                namespaces: list[str], rep: PolicyReport, applying: set[str], ipblocks: set[str]) -> None:
+    """Every (client namespace, backend) connection judged on its own: the reference for `_reach_classes`."""
     for ns in sorted(set(namespaces)):
         client = Endpoint("nspod", None, world.namespace(ns), label=f"a Pod of namespace {ns}")
         results: list[Tri] = []
@@ -1282,16 +1354,6 @@ def reachability(world: PolicyWorld, service_key: str, ports: list[tuple[str, st
             continue
         rep.reach[ns] = ("all" if all(x is True for x in results) else
                          "none" if all(x is False for x in results) else "some")
-    if rep.reach and all(v == "none" for v in rep.reach.values()):
-        extra = f"; only {', '.join(sorted(ipblocks))} may (ipBlock)" if ipblocks else ""
-        rep.findings.append(Finding(
-            "PolicyIsolatesService", Severity.WARNING,
-            f"{service_key}: no Pod of any namespace ({len(rep.reach)} checked) can reach its endpoints{extra}",
-            evidence=f"Ingress of every backend is isolated by {', '.join(sorted(applying))} and no rule admits a "
-                     "Pod", hint="add an ingress rule for the clients (namespaceSelector and podSelector), or check "
-                     "one client with --from-pod NS/POD", where="networking.k8s.io/v1 NetworkPolicy"))
-    rep.notes.append("Egress of the client namespaces is not judged without --from-pod")
-    return rep
 
 
 def needs_namespace_labels(world: PolicyWorld) -> bool:

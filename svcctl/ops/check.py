@@ -188,7 +188,7 @@ def run_attempt(app: Context, plan: Plan, progress: Progress, attempt: int) -> A
             run.report.notes.append(label)
     from svcctl.ops.policy_check import PolicyChecker
 
-    policy = PolicyChecker(src, plan.from_pod, app.ns)
+    policy = PolicyChecker(src, plan.from_pod, app.ns, shared=src is not app.source)
     run.report.checks["policy"] = f"from {plan.from_pod}" if plan.from_pod else "namespaces"
     checks: list[ServiceCheck] = []
     for i, (ns, name, svc) in enumerate(targets, 1):

@@ -9,6 +9,8 @@ skipped check, never "there are none".
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
@@ -42,8 +44,24 @@ from svcctl.sources.coverage import RESOURCES, Coverage
 T = TypeVar("T")
 
 
+_CAPS: weakref.WeakKeyDictionary[object, tuple[bool, bool]] = weakref.WeakKeyDictionary()
+
+
+def _caps(source: object) -> tuple[bool, bool]:
+    """(counts refusals, has coverage), once per source: a runtime Protocol check costs ≈20 µs, and `check -A`
+    makes a dozen reads per Service."""
+    try:
+        return _CAPS[source]
+    except (KeyError, TypeError):
+        pass
+    caps = (isinstance(source, CountsRefusals), isinstance(source, HasCoverage))
+    with contextlib.suppress(TypeError):  # not weakly referable or not hashable: asked each time
+        _CAPS[source] = caps
+    return caps
+
+
 def _refusals(source: ClusterSource) -> int:
-    return source.refusals if isinstance(source, CountsRefusals) else 0
+    return int(source.refusals) if _caps(source)[0] else 0  # type: ignore[attr-defined]
 
 
 def _read(source: ClusterSource, g: Gathered, check: str, resource: str, fn: Callable[[], T], default: T) -> T:
@@ -62,7 +80,7 @@ def _read(source: ClusterSource, g: Gathered, check: str, resource: str, fn: Cal
         return default
     for s in source.skipped[before:]:
         g.skipped.append((check, s.resource, s.reason))
-    last = source.last_refusal if isinstance(source, CountsRefusals) else None
+    last = source.last_refusal if _caps(source)[0] else None  # type: ignore[attr-defined]
     if _refusals(source) != refusals and last is not None:
         g.skipped.append((check, last.resource, last.reason))  # refused again (recorded once in `skipped`)
     return out
@@ -70,7 +88,7 @@ def _read(source: ClusterSource, g: Gathered, check: str, resource: str, fn: Cal
 
 def absent_from(source: ClusterSource, resource: str) -> str | None:
     """Why the input cannot show `resource` at all (a kind a snapshot does not hold), else None."""
-    cov = source.coverage if isinstance(source, HasCoverage) else None
+    cov = source.coverage if _caps(source)[1] else None  # type: ignore[attr-defined]
     kind = RESOURCES.get(resource.split(" ")[0])
     return cov.absent_reason(kind) if isinstance(cov, Coverage) and kind is not None else None
 
@@ -102,23 +120,30 @@ def gather(source: ClusterSource, namespace: str, name: str, *, why_not: bool = 
                    lambda: source.list_pods(ns, selector_string(sel)), [])
     selected = {p.key for p in g.pods}
     if why_not:
-        near: dict[str, Pod] = {}
         no_pods: list[Pod] = []
-        for key in sorted(sel):
-            # existence selector `key`: one request per selector key, whatever the namespace's size
-            found = _read(source, g, CHK_NEAR, "pods", partial(source.list_pods, ns, key, NEAR_MISS_CAP), no_pods)
-            if len(found) >= NEAR_MISS_CAP:
-                g.capped.append(f"near-miss search read only the first {NEAR_MISS_CAP} Pods labelled {key!r}")
-            for p in found:
-                if p.key not in selected:
-                    near.setdefault(p.key, p)
-        g.near = sorted(near.values(), key=lambda x: x.key)
+        indexed = _near_from_index(source, g, ns, sel, selected)
+        if indexed is not None:
+            g.near, capped, any_near = indexed
+            g.capped += capped
+        else:
+            near: dict[str, Pod] = {}
+            for key in sorted(sel):
+                # existence selector `key`: one request per selector key, whatever the namespace's size
+                found = _read(source, g, CHK_NEAR, "pods", partial(source.list_pods, ns, key, NEAR_MISS_CAP),
+                              no_pods)
+                if len(found) >= NEAR_MISS_CAP:
+                    g.capped.append(f"near-miss search read only the first {NEAR_MISS_CAP} Pods labelled {key!r}")
+                for p in found:
+                    if p.key not in selected:
+                        near.setdefault(p.key, p)
+            g.near = sorted(near.values(), key=lambda x: x.key)
+            any_near = bool(g.near)
         others = _read(source, g, CHK_ELSEWHERE, "pods (all namespaces)",
                        partial(source.list_pods, None, selector_string(sel), NEAR_MISS_CAP), no_pods)
         if len(others) >= NEAR_MISS_CAP:
             g.capped.append(f"other-namespace search read only the first {NEAR_MISS_CAP} matching Pods")
         g.elsewhere = sorted((p for p in others if p.meta.namespace != ns), key=lambda x: x.key)
-        if g.near:
+        if any_near:
             g.services = _read(source, g, CHK_INTENT, "services",
                                lambda: source.list_services(ns, None, NEAR_MISS_CAP), [])
             if len(g.services) >= NEAR_MISS_CAP:
@@ -135,6 +160,19 @@ def gather(source: ClusterSource, namespace: str, name: str, *, why_not: bool = 
             g.events = _read(source, g, CHK_EVENTS, "events",
                              lambda: source.list_events(ns, "Pod", unready), [])
     return g
+
+
+def _near_from_index(source: ClusterSource, g: Gathered, ns: str, sel: dict[str, str],
+                     selected: set[str]) -> tuple[list[Pod], list[str], bool] | None:
+    """The near-miss search answered by a source that indexed the Pods (`check -A`'s lists: sources/prefetch.py),
+    or None. Only the Pods the analysis can use come back (see Prefetched.near_candidates)."""
+    fast = getattr(source, "near_candidates", None)
+    if not callable(fast) or absent_from(source, "pods") is not None:
+        return None
+    targets = {f"{ep.target_namespace or sl.meta.namespace}/{ep.target_name}" for sl in g.slices for ep in sl.endpoints
+               if ep.target_kind == "Pod" and ep.target_name}
+    out: tuple[list[Pod], list[str], bool] | None = fast(ns, sel, selected, targets - selected)
+    return out
 
 
 def analyze_service(source: ClusterSource, namespace: str, name: str, *, why_not: bool = True) -> EndpointsReport:

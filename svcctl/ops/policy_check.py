@@ -1,6 +1,8 @@
 """`svcctl check`'s policy check, wired: per Service, which namespaces' Pods can reach it (Ingress of its
 backends), and with --from-pod the whole connection from that one client. Reads are cached across Services:
-one NetworkPolicy list and one Namespace GET per namespace, the admin tiers once."""
+one NetworkPolicy list and one Namespace GET per namespace, the admin tiers once. With `shared` (check -A from
+lists read once), each namespace's parsed policy world and its reachability answers are kept across Services too:
+a connection is judged once per (client namespace, backend class), not once per Pod per Service."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from typing import TYPE_CHECKING
 from svcctl.analysis.policy import (
     PolicyInputError,
     PolicyReport,
+    PolicyWorld,
+    ReachMemo,
     client_endpoint,
     make_world,
     needs_namespace_labels,
@@ -25,8 +29,10 @@ if TYPE_CHECKING:
 
 
 class PolicyChecker:
-    def __init__(self, source: ClusterSource, from_pod: str | None, default_ns: str) -> None:
+    def __init__(self, source: ClusterSource, from_pod: str | None, default_ns: str, shared: bool = False) -> None:
         self.source = source
+        self.shared = shared
+        self._worlds: dict[tuple[object, ...], tuple[PolicyWorld, ReachMemo]] = {}
         self.from_pod = from_pod
         self.default_ns = default_ns
         self._policies: dict[str, list[JSON] | None] = {}
@@ -62,24 +68,24 @@ class PolicyChecker:
                     raise InputError(f'pod "{ref.name}" not found in namespace "{client_ns}"')
             self._ns(client_ns)
         wanted = {ns, *( [client_ns] if client_ns else [])}
-        try:
-            world = make_world({k: v for k, v in self._policies.items() if k in wanted}, self._namespaces,
-                               _why(self.source) if any(self._policies[k] is None for k in wanted) else "", admin)
-        except PolicyInputError as e:
-            raise InputError(f"malformed policy: {e}") from None
-        if needs_namespace_labels(world):  # a namespaceSelector on more than the name: each Namespace's labels
-            for n in self._all_ns:
-                if n not in self._namespaces:
-                    self._namespaces[n] = self.source.get_namespace(n)
-            world = make_world({k: v for k, v in self._policies.items() if k in wanted}, self._namespaces,
-                               world.unreadable, admin)
+        unreadable = _why(self.source) if any(self._policies[k] is None for k in wanted) else ""
+        # the world is a function of these (the Namespaces read only grow); a new one when any changes
+        wkey = (tuple(sorted(wanted)), unreadable, len(self._namespaces))
+        known = self._worlds.get(wkey) if self.shared else None
+        if known is not None:
+            world, memo = known
+        else:
+            world = self._world(wanted, unreadable, admin)
+            memo = {}
+            if self.shared:
+                self._worlds[wkey] = (world, memo)
         pods = {p.key: p.raw for p in g.pods}
         ports = []
         for p in svc.ports:
             view = proxy_view(svc, p, g.slices, None)
             used = view.cluster or [e for e in view.all_endpoints if e.ready]
             ports.append((p.name or str(p.port), p.protocol, [(e.ip, e.port, e.pod) for e in used]))
-        rep = reachability(world, svc.meta.key, ports, pods, self._all_ns)
+        rep = reachability(world, svc.meta.key, ports, pods, self._all_ns, memo if self.shared else None)
         refused = next((s.reason for s in self.source.skipped if s.resource == "adminnetworkpolicies"), None)
         if refused is not None:
             rep.notes.append(f"AdminNetworkPolicies could not be read ({refused}): the admin tiers are not evaluated")
@@ -92,6 +98,22 @@ class PolicyChecker:
             if dns is not None and svc.meta.key != "kube-system/kube-dns":  # by name, every Service needs DNS
                 rep.findings.append(dns)
         return rep
+
+    def _world(self, wanted: set[str], unreadable: str,
+               admin: tuple[list[JSON], list[JSON]] | None) -> PolicyWorld:
+        try:
+            world = make_world({k: v for k, v in self._policies.items() if k in wanted}, self._namespaces,
+                               unreadable, admin)
+        except PolicyInputError as e:
+            raise InputError(f"malformed policy: {e}") from None
+        if needs_namespace_labels(world):  # a namespaceSelector on more than the name: each Namespace's labels
+            assert self._all_ns is not None
+            for n in self._all_ns:
+                if n not in self._namespaces:
+                    self._namespaces[n] = self.source.get_namespace(n)
+            world = make_world({k: v for k, v in self._policies.items() if k in wanted}, self._namespaces,
+                               world.unreadable, admin)
+        return world
 
     def _dns_finding(self) -> Finding | None:
         """PolicyDeniesDNS for the --from-pod client, judged once (the trace's gate before its DNS hop)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from svcctl.analysis.endpoints import NEAR_MISS_CAP, _no_digits, looks_like_typo
 from svcctl.errors import SvcctlError
 from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Service
 from svcctl.selectors import labels_match, parse_selector
@@ -81,6 +82,44 @@ class _PodPool:
         return out
 
 
+class _NearPage:
+    """The near-miss search's one page for (namespace, key): the first NEAR_MISS_CAP Pods carrying `key`, indexed
+    by label so a selector's candidates are found without comparing the selector with each of those Pods."""
+
+    __slots__ = ("pods", "keys", "by_pair", "values")
+
+    def __init__(self, pods: list[Pod]) -> None:
+        self.pods = pods
+        self.keys = {p.key for p in pods}
+        self.by_pair: dict[tuple[str, str], list[Pod]] = {}
+        # label key -> its values here, grouped by looks_like_typo's first two tests (lowercase without digits)
+        # (each group by lowercase value: its values as written)
+        self.values: dict[str, dict[str, dict[str, list[str]]]] = {}
+        for p in pods:
+            for k, v in p.meta.labels.items():
+                lst = self.by_pair.setdefault((k, v), [])
+                if not lst:
+                    low = v.lower()
+                    self.values.setdefault(k, {}).setdefault(_no_digits(low), {}).setdefault(low, []).append(v)
+                lst.append(p)
+
+    def candidates(self, selector: dict[str, str], out: dict[str, Pod]) -> None:
+        """Into `out`: the Pods sharing a selector value, or carrying a value that looks like a typo of one. Any other
+        Pod of the page matches no key and is no typo, which the near-miss analysis skips (`_near_misses`)."""
+        for key, want in selector.items():
+            for p in self.by_pair.get((key, want), ()):
+                out.setdefault(p.key, p)
+            low = want.lower()
+            same = _no_digits(low)
+            for group, by_low in self.values.get(key, {}).items():
+                # within its own group looks_like_typo is "the same but for case" (web-1/web-2 are not typos)
+                values = by_low.get(low, []) if group == same else [v for vs in by_low.values() for v in vs]
+                for have in values:
+                    if have != want and (group == same or looks_like_typo(want, have)):
+                        for p in self.by_pair[(key, have)]:
+                            out.setdefault(p.key, p)
+
+
 class Prefetched:
     """A ClusterSource answering the per-Service reads of many Services from lists read once (see the module)."""
 
@@ -103,6 +142,7 @@ class Prefetched:
             if eps is not None:
                 self._endpoints = {(e.meta.namespace, e.meta.name): e for e in eps}
         self._pods: _PodPool | None = None
+        self._near: dict[tuple[str, str], _NearPage] = {}
         pods = self._try(lambda: self._iter_pods(namespace))
         if pods is not None:
             self._pods = pods
@@ -183,6 +223,33 @@ class Prefetched:
         if self._pods is None or (self._scope is not None and namespace != self._scope):
             return self._src.list_pods(namespace, label_selector, limit)
         return self._pods.select(namespace, label_selector, limit)
+
+    def near_candidates(self, namespace: str, selector: dict[str, str], selected: set[str],
+                        targets: set[str]) -> tuple[list[Pod], list[str], bool] | None:
+        """The near-miss search of `gather` from the list, without a comparison per Pod: (the Pods of the search
+        that the analysis can report or name, sorted by key; its cap notes; whether the search found any Pod not
+        selected). The Pods left out are the ones `_near_misses` would skip (no selector value shared, no typo) and
+        that no slice endpoint names (`targets`: the stale-endpoint check asks whether such a Pod was found).
+        None: the Pods were not listed here (then the search goes to the source)."""
+        if self._pods is None or (self._scope is not None and namespace != self._scope):
+            return None
+        found: dict[str, Pod] = {}
+        capped: list[str] = []
+        any_other = False
+        for key in sorted(selector):
+            page = self._near.get((namespace, key))
+            if page is None:
+                page = self._near[(namespace, key)] = _NearPage(self._pods.select(namespace, key, NEAR_MISS_CAP))
+            if len(page.pods) >= NEAR_MISS_CAP:
+                capped.append(f"near-miss search read only the first {NEAR_MISS_CAP} Pods labelled {key!r}")
+            if not any_other:
+                any_other = any(p.key not in selected for p in page.pods)
+            page.candidates(selector, found)
+            for t in targets:
+                if t in page.keys and t not in found:
+                    found[t] = next(p for p in page.pods if p.key == t)
+        near = sorted((p for k, p in found.items() if k not in selected), key=lambda x: x.key)
+        return near, capped, any_other
 
     def get_nodes(self, names: list[str]) -> dict[str, Node | None]:
         if self._nodes is None:

@@ -1,0 +1,143 @@
+"""`check -A`'s fast path (lists read once, the near-miss search from an index, policy reach once per backend
+class) gives the report of the per-Service path, on a generated cluster with near misses of every kind
+(typos, case, a second key missing or different, finished Pods, stale slice endpoints), Pods elsewhere, and
+NetworkPolicies and an AdminNetworkPolicy that isolate, admit some namespaces, or only an ipBlock."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from gen_cluster import _pod, gen_cluster
+from scenarios.builder import namespace, network_policy
+
+import svcctl.sources.prefetch as prefetch
+
+RunCli = Callable[..., tuple[int, str, str]]
+JSON = dict[str, Any]
+
+
+def _find(objs: list[JSON], kind: str, ns: str, name: str) -> JSON:
+    return next(o for o in objs if o["kind"] == kind and o["metadata"].get("namespace") == ns
+                and o["metadata"]["name"] == name)
+
+
+def _pods_of(objs: list[JSON], ns: str, app: str) -> list[JSON]:
+    return [o for o in objs if o["kind"] == "Pod" and o["metadata"]["namespace"] == ns
+            and o["metadata"]["labels"].get("app") == app]
+
+
+def tricky_cluster() -> list[JSON]:
+    objs = gen_cluster(40, pods_per_service=3, nodes=5, namespaces=3)  # svc-N lives in team-(N % 3)
+    add = objs.append
+    # near misses: an edit-distance typo, a case typo, a finished Pod with a typo (skipped)
+    add(_pod("default", "hostname", "hostname-typo", "10.200.0.1", "node-0001", True))
+    add(_pod("team-001", "SVC-00001", "case-typo", "10.200.0.2", "node-0002", True))
+    done = _pod("team-001", "svc-0004", "svc-00004-done", "10.200.0.3", "node-0003", False)
+    done["status"]["phase"] = "Succeeded"
+    add(done)
+    # two keys: svc-00002 selects tier=frontend too; one Pod misses tier, one has a typo of it, one another tier
+    _find(objs, "Service", "team-002", "svc-00002")["spec"]["selector"]["tier"] = "frontend"
+    for p in _pods_of(objs, "team-002", "svc-00002"):
+        p["metadata"]["labels"]["tier"] = "frontend"
+    for name, tier in (("no-tier", None), ("tier-typo", "fronted"), ("tier-db", "db")):
+        p = _pod("team-002", "svc-00002", f"svc-00002-{name}", f"10.200.1.{len(name)}", "node-0004", True)
+        if tier:
+            p["metadata"]["labels"]["tier"] = tier
+        add(p)
+    # svc-00006 selects version=v2 of Pods that are v1: nothing selected, its v1 Pods are the likely intended
+    _find(objs, "Service", "team-000", "svc-00006")["spec"]["selector"]["version"] = "v2"
+    for p in _pods_of(objs, "team-000", "svc-00006"):
+        p["metadata"]["labels"]["version"] = "v1"
+    # svc-00003's slice still lists a Pod whose labels changed
+    old = _pod("team-000", "svc-00003-old", "svc-00003-gone", "10.200.2.1", "node-0001", True)
+    add(old)
+    sl = _find(objs, "EndpointSlice", "team-000", "svc-00003-abcde")
+    sl["endpoints"].append({"addresses": ["10.200.2.1"], "conditions": {"ready": True, "serving": True,
+                                                                         "terminating": False},
+                            "nodeName": "node-0001", "targetRef": {"kind": "Pod", "name": "svc-00003-gone",
+                                                                   "namespace": "team-000"}})
+    # svc-00004's labels in another namespace
+    add(_pod("team-000", "svc-00004", "svc-00004-elsewhere", "10.200.3.1", "node-0002", True))
+    # policies: team-001 isolated; in team-002 one Service admits a labelled namespace, one only an ipBlock, one
+    # an AND peer (namespace and Pod labels: cannot tell for "some Pod"); an ANP denies team-000 into team-002
+    add(namespace("team-000", {"team": "frontend"}))
+    add(network_policy("team-001", "deny-all", {"podSelector": {}, "policyTypes": ["Ingress"]}))
+    add(network_policy("team-002", "from-frontend", {
+        "podSelector": {"matchLabels": {"app": "svc-00002"}}, "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "frontend"}}}]}]}))
+    add(network_policy("team-002", "ipblock-only", {
+        "podSelector": {"matchLabels": {"app": "svc-00005"}}, "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"ipBlock": {"cidr": "192.0.2.0/24"}}]}]}))
+    add(network_policy("team-002", "and-peer", {
+        "podSelector": {"matchLabels": {"app": "svc-00008"}}, "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "frontend"}},
+                               "podSelector": {"matchLabels": {"role": "client"}}}],
+                     "ports": [{"port": 9376, "protocol": "TCP"}]}]}))
+    add({"apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "AdminNetworkPolicy",
+         "metadata": {"name": "no-frontend-to-svc-00011"},
+         "spec": {"priority": 10, "subject": {"pods": {
+             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "team-002"}},
+             "podSelector": {"matchLabels": {"app": "svc-00011"}}}},
+             "ingress": [{"name": "deny-frontend", "action": "Deny",
+                          "from": [{"namespaces": {"matchLabels": {"team": "frontend"}}}]}]}})
+    return objs
+
+
+def report(run_cli: RunCli, kubeconfig: str, *args: str) -> tuple[int, Any]:
+    code, out, err = run_cli(["check", "-A", "--no-dns", "-o", "json", "--kubeconfig", kubeconfig, *args])
+    assert out.startswith("{"), err
+
+    def strip(o: Any) -> Any:
+        if isinstance(o, dict):
+            return {k: strip(v) for k, v in o.items() if k != "seconds"}
+        if isinstance(o, list):
+            return [strip(x) for x in o]
+        return o
+
+    return code, strip(json.loads(out))
+
+
+@pytest.mark.parametrize("args", [(), ("--from-pod", "team-000/svc-00003-632524106-00000")])
+def test_fast_check_all_is_the_per_service_check(args: tuple[str, ...], apiserver: Any, run_cli: RunCli,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    srv = apiserver(copy.deepcopy(tricky_cluster()))
+    kc = str(srv.kubeconfig)
+    fast = report(run_cli, kc, *args)
+    monkeypatch.setattr(prefetch, "PREFETCH_MIN", 10**9)  # every Service through its own reads, as for one
+    each = report(run_cli, kc, *args)
+    if fast != each:
+        import difflib
+
+        a = json.dumps(each, indent=1, sort_keys=True).splitlines()
+        b = json.dumps(fast, indent=1, sort_keys=True).splitlines()
+        pytest.fail("\n".join(list(difflib.unified_diff(a, b, "per-Service", "fast", lineterm="", n=4))[:120]))
+    services = {f'{s["namespace"]}/{s["name"]}': s for s in fast[1]["services"]}
+    assert len(services) == 40
+
+    def codes(key: str) -> set[str]:
+        s = services[key]
+        return {f["code"] for f in s["endpoints"]["findings"]} | {f["code"] for f in s["policy"]["findings"]}
+
+    # the comparison is not of empty reports: every kind of finding above is in them
+    assert "SelectorMismatch" in codes("default/hostnames")
+    assert "SelectorMismatch" in codes("team-001/svc-00001")  # SVC-00001: a case typo
+    assert "SelectorMismatch" in codes("team-002/svc-00002")  # no tier / a typo of it
+    assert {"NoMatchingPods", "SelectorMismatch"} <= codes("team-000/svc-00006")
+    assert "StaleSliceEndpoint" in codes("team-000/svc-00003")
+    assert "OtherNamespace" in codes("team-001/svc-00004")
+    near = [f["pod"] for f in services["team-002/svc-00002"]["endpoints"]["findings"]
+            if f["code"] == "SelectorMismatch"]
+    assert sorted(near) == ["team-002/svc-00002-no-tier", "team-002/svc-00002-tier-typo"]
+    if not args:
+        reach = {k: s["policy"]["reach"] for k, s in services.items()}
+        assert "PolicyIsolatesService" in codes("team-001/svc-00007")
+        assert reach["team-002/svc-00002"] == {"default": "none", "team-000": "all", "team-001": "none",
+                                               "team-002": "none"}
+        assert set(reach["team-002/svc-00008"].values()) == {"some", "none"}
+        assert set(reach["team-002/svc-00005"].values()) == {"some"}  # an ipBlock: some Pod's IP may be in it
+        assert reach["team-002/svc-00011"]["team-000"] == "none"
+        assert reach["team-002/svc-00011"]["team-001"] == "all"
