@@ -66,23 +66,36 @@ class Table:
     name: str
     chains: dict[str, list[Rule]] = field(default_factory=dict)  # declared chains in order, with their rules
     policies: dict[str, str] = field(default_factory=dict)
-    # per-service chains of a whole dump, kept as (line number, text) and parsed when the packet walk reaches
-    # them (each once): a 10,000-Service node then costs its text, not 300k parsed rules
-    lazy: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    # per-service chains of a whole dump, kept as where their lines are in `text` — runs of consecutive lines,
+    # each (first line number, start offset, end offset, lines) — and parsed when the packet walk reaches them:
+    # a 10,000-Service node then costs its text and a tuple per chain, not 300k parsed rules or line strings
+    lazy: dict[str, list[tuple[int, int, int, int]]] = field(default_factory=dict)
     source: str = ""
+    text: str = ""
+
+    def raw_lines(self, chain: str) -> list[tuple[int, str]] | None:
+        """(line number, stripped text) of a lazily kept chain's rules; None when it has none kept."""
+        runs = self.lazy.get(chain)
+        if runs is None:
+            return None
+        out: list[tuple[int, str]] = []
+        text = self.text
+        for no, start, end, _count in runs:
+            out.extend((no + i, ln.strip()) for i, ln in enumerate(text[start:end].rstrip("\n").split("\n")))
+        return out
 
     def rules(self, chain: str) -> list[Rule] | None:
         parsed = self.chains.get(chain)
-        raw = self.lazy.get(chain)
+        raw = self.raw_lines(chain)
         if raw is None:
             return parsed
         return (parsed or []) + [_parse_line(text, self.name, no, self.source) for no, text in raw]
 
     def n_rules(self, chain: str) -> int:
-        return len(self.chains.get(chain) or ()) + len(self.lazy.get(chain) or ())
+        return len(self.chains.get(chain) or ()) + sum(r[3] for r in self.lazy.get(chain) or ())
 
     def total_rules(self) -> int:
-        return sum(len(v) for v in self.chains.values()) + sum(len(v) for v in self.lazy.values())
+        return sum(len(v) for v in self.chains.values()) + sum(r[3] for v in self.lazy.values() for r in v)
 
 
 def _parse_line(line: str, table: str, no: int, source: str) -> Rule:
@@ -150,8 +163,69 @@ _SHORT = {"-s": "-s", "--source": "-s", "--src": "-s", "-d": "-d", "--destinatio
 _KEYS: dict[str, str] = dict(_SHORT)  # option word -> its (interned) key; grows with the options a dump uses
 
 
+# The rule shapes kube-proxy writes (as iptables-save prints them) for every Service and endpoint: a whole dump is
+# 95% such lines. Each is matched by one regex and built straight into the Rule `parse_rule_text` would build,
+# options in the same order (tests/dataplane/test_iptables_fast.py holds the two equal on every rule of the
+# generators' dumps and the fixtures); any other line, or one these do not match whole, takes the general path.
+_V = r"([^\s\"!-][^\s\"]*)"  # one value word (not an option, not `!`, not quoted)
+_C = r'"((?:[^"\\-][^"\\]*)?)"'  # a quoted comment without escapes, not starting with `-`
+FAST = True  # the kube-proxy-shaped fast paths (off: every rule through the general parse and walk, for tests)
+_FAST_RULES: dict[str, re.Pattern[str]] = {
+    # KUBE-SVC-… → one endpoint, by chance / the last one / KUBE-SEP-… masquerade / DNAT
+    "-m ": re.compile(r"-m comment --comment " + _C +
+                      r"(?: -m statistic --mode random --probability " + _V + r")? -j " + _V + r"$"),
+    "-s ": re.compile(r"-s " + _V + r" -m comment --comment " + _C + r" -j " + _V + r"$"),
+    "-p ": re.compile(r"-p " + _V + r" -m comment --comment " + _C + r" -m " + _V + r" -j DNAT --to-destination " +
+                      _V + r"$"),
+    # KUBE-SERVICES entries and KUBE-SVC-…'s masquerade of traffic from outside the cluster CIDR
+    "-d ": re.compile(r"-d " + _V + r" -p " + _V + r" -m comment --comment " + _C + r" -m " + _V +
+                      r" --dport " + _V + r" -j " + _V + r"$"),
+    "! -": re.compile(r"! -s " + _V + r" -d " + _V + r" -p " + _V + r" -m comment --comment " + _C + r" -m " + _V +
+                      r" --dport " + _V + r" -j " + _V + r"$"),
+}
+
+
+def _fast_rule(text: str, table: str, line: int) -> Rule | None:
+    """The Rule of one of kube-proxy's own rule shapes (text after `-A `), None for any other."""
+    sp = text.find(" ")
+    if sp <= 0:
+        return None
+    rx = _FAST_RULES.get(text[sp + 1:sp + 4])
+    if rx is None:
+        return None
+    m = rx.match(text, sp + 1)
+    if m is None:
+        return None
+    chain = text[:sp]
+    kind = text[sp + 1:sp + 3]
+    g = m.groups()
+    if kind == "-m":
+        if g[1] is None:
+            return Rule(chain, table, line, {"--comment": g[0], "-m": "comment"}, g[2])
+        return Rule(chain, table, line, {"--comment": g[0], "--mode": "random", "--probability": g[1],
+                                         "-m": "comment,statistic"}, g[2])
+    if kind == "-s":
+        return Rule(chain, table, line, {"-s": g[0], "--comment": g[1], "-m": "comment"}, g[2])
+    if kind == "-p":
+        return Rule(chain, table, line, {"-p": g[0], "--comment": g[1], "-m": "comment," + g[2]}, "DNAT",
+                    {"--to-destination": g[3]})
+    if kind == "-d":
+        return Rule(chain, table, line, {"-d": g[0], "-p": g[1], "--comment": g[2], "--dport": g[4],
+                                         "-m": "comment," + g[3]}, g[5])
+    return Rule(chain, table, line, {"-s": "!" + g[0], "-d": g[1], "-p": g[2], "--comment": g[3], "--dport": g[5],
+                                     "-m": "comment," + g[4]}, g[6])
+
+
 def parse_rule_text(text: str, table: str, line: int, source: str) -> Rule:
     """Parse everything after `-A`: `CHAIN options… -j TARGET target-options…`."""
+    rule = _fast_rule(text, table, line) if FAST else None
+    if rule is not None:
+        return rule
+    return _parse_rule_text(text, table, line, source)
+
+
+def _parse_rule_text(text: str, table: str, line: int, source: str) -> Rule:
+    """The general parse of one rule: any options, in any order, negations, several values, quoted words."""
     toks = _tokens(text)
     if not toks:
         raise InputError("`-A` without a chain name", source=source, line=line)
@@ -259,6 +333,11 @@ def _banner(line: str, dump: Dump) -> None:
                           "the legacy and nf_tables backends (check `iptables-legacy-save` too)")
 
 
+# the rest of a chain's run of rules after its first line (the backreference keeps it to that one chain), in one
+# regex step instead of a Python loop turn per line
+_RUN_RE = re.compile(r"-A (\S+) [^\n]*\n(?:-A \1 [^\n]*\n)*")
+
+
 def _iter_lines(text: str) -> Iterator[str]:
     """Lines without building a list of all of them (io.StringIO would copy the text at 4 bytes a char)."""
     pos, n = 0, len(text)
@@ -274,7 +353,15 @@ def parse_save_text(text: str, source: str) -> Dump:
     """Parse a whole iptables-save (with or without `-c` counters) into tables and chains."""
     dump = Dump(source=source)
     table: Table | None = None
-    for no, raw in enumerate(_iter_lines(text), 1):
+    pos, n, no = 0, len(text), 0
+    run_re = _RUN_RE
+    while pos < n:
+        nl = text.find("\n", pos)
+        if nl < 0:
+            nl = n
+        ls, raw = pos, text[pos:nl]
+        pos = nl + 1
+        no += 1
         line = raw.strip()
         if not line:
             continue
@@ -299,7 +386,17 @@ def parse_save_text(text: str, source: str) -> Dump:
                 if lazy is None:
                     lazy = table.lazy[chain] = []
                     table.chains.setdefault(chain, [])
-                lazy.append((no, line))
+                    table.text = text
+                count = 1
+                if c0 == "-" and raw[:1] == "-" and FAST:
+                    m = run_re.match(text, ls)
+                    if m is not None and m.group(1) == chain and m.end() > pos:
+                        count = text.count("\n", ls, m.end())
+                        pos = m.end()
+                lazy.append((no, ls, min(pos, n), count))
+                dump.n_rules += count
+                no += count - 1
+                continue
             else:
                 rule = _parse_line(line, table.name, no, source)
                 rules = table.chains.get(rule.chain)
@@ -746,6 +843,38 @@ class _Follower:
         except ValueError:
             raise InputError(f"bad --probability {text!r}", source=self.dump.source, line=r.line) from None
 
+    def _endpoint_walk(self, chain: str) -> _Walk | None:
+        """What `walk` finds in an endpoint chain as kube-proxy writes it (its hairpin masquerade, then the DNAT),
+        read from the two lines' text without building their Rules; None for any other shape (counters,
+        affinity, …), which the general walk reads. Endpoint chains are most of a dump's rules."""
+        if self.nat.chains.get(chain):
+            return None
+        runs = self.nat.lazy.get(chain)
+        if runs is None or len(runs) != 1 or not 0 < runs[0][3] <= 2:
+            return None
+        no, start, end, _count = runs[0]
+        raw = [(no, ln) for ln in self.nat.text[start:end].rstrip("\n").split("\n")]
+        at = 4 + len(chain)
+        masq: list[str] = []
+        if len(raw) == 2:
+            line = raw[0][1]
+            m = _FAST_RULES["-s "].match(line, at)
+            if m is None or m.group(3) != "KUBE-MARK-MASQ" or not line.startswith(chain, 3) or line[at - 1] != " ":
+                return None
+            masq.append("hairpin traffic (an endpoint to itself via the Service) is masqueraded")
+        line = raw[-1][1]
+        m = _FAST_RULES["-p "].match(line, at)
+        if m is None or not line.startswith(chain, 3) or line[at - 1] != " ":
+            return None
+        self.visited.add(chain)
+        if masq:
+            self.visited.add("KUBE-MARK-MASQ")
+        ip, port = _split_hostport(m.group(4))
+        share = _fmul(_ONE, _ONE)
+        _fsub(_ONE, share)
+        return _Walk(backends=[Backend(ip=ip, port=port, probability=share, chain="", connections=None)],
+                     path=[chain], masquerade=masq)
+
     def is_masq_chain(self, chain: str) -> bool:
         """KUBE-MARK-MASQ, or any chain that only sets marks (per-service chains never are)."""
         if chain == "KUBE-MARK-MASQ":
@@ -758,6 +887,10 @@ class _Follower:
     def walk(self, chain: str, depth: int = 0) -> _Walk:
         if chain in self.cache:
             return self.cache[chain]
+        if FAST and chain.startswith(IPTABLES_ENDPOINT_PREFIX) and depth <= 20:
+            ew = self._endpoint_walk(chain)
+            if ew is not None:
+                return ew
         self.visited.add(chain)
         w = _Walk(path=[chain])
         rules = self.nat.rules(chain)

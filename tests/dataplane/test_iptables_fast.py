@@ -1,0 +1,150 @@
+"""The whole-dump fast paths of the iptables parser (`iptables.FAST`: kube-proxy's rule shapes matched by one regex
+each, endpoint chains read from their text, a chain's run of lines kept as offsets) give the same model as the
+general parser and walk, on every generator's dumps and on the fixtures, rule by rule and entry by entry."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gen_dumps import (  # noqa: E402
+    GenCluster,
+    GenEndpoint,
+    GenPort,
+    GenService,
+    big_cluster,
+    demo_cluster,
+    iptables_save,
+)
+
+from svcctl.dataplane import iptables  # noqa: E402
+from svcctl.errors import InputError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def _shapes() -> GenCluster:
+    """Every kind of Service the generator writes: affinity, traffic policy Local, NodePorts, load balancers with
+    source ranges, external IPs, no endpoints, UDP, two ports."""
+    eps = [GenEndpoint("10.244.1.2"), GenEndpoint("10.244.2.3", local=False), GenEndpoint("10.244.3.4")]
+    return GenCluster(services=[
+        GenService("a", "plain", "10.96.0.11", [GenPort("http", 80, 8080)], eps),
+        GenService("a", "sticky", "10.96.0.12", [GenPort("http", 80, 8080)], eps, affinity_seconds=10800),
+        GenService("a", "local", "10.96.0.13", [GenPort("http", 80, 8080, node_port=30080)], eps, etp_local=True,
+                   lb_ips=["198.18.0.10"], health_check_node_port=32000),
+        GenService("a", "internal", "10.96.0.14", [GenPort("http", 80, 8080)], eps, itp_local=True),
+        GenService("a", "fw", "10.96.0.15", [GenPort("http", 80, 8080, node_port=30081)], eps,
+                   lb_ips=["198.18.0.11"], source_ranges=["198.18.5.0/24"]),
+        GenService("a", "ext", "10.96.0.16", [GenPort("http", 80, 8080)], eps, external_ips=["198.18.0.12"]),
+        GenService("a", "empty", "10.96.0.17", [GenPort("http", 80, 8080, node_port=30082)], []),
+        GenService("a", "dns", "10.96.0.18", [GenPort("dns", 53, 53, "UDP"), GenPort("dns-tcp", 53, 53)],
+                   eps[:1]),
+        GenService("a", "one", "10.96.0.19", [GenPort("", 443, 6443)], [GenEndpoint("172.18.0.2", local=False)]),
+    ])
+
+
+def _dumps() -> Iterator[tuple[str, str]]:
+    yield "demo", iptables_save(demo_cluster())
+    yield "shapes", iptables_save(_shapes())
+    yield "shapes, counters", iptables_save(_shapes(), counters=True)
+    no_comments = _shapes()
+    no_comments.comments = False
+    yield "shapes, no comments", iptables_save(no_comments)
+    masq_all = _shapes()
+    masq_all.masquerade_all = True
+    yield "shapes, masquerade all", iptables_save(masq_all)
+    yield "big", iptables_save(big_cluster(60, 4))
+    yield "big, counters", iptables_save(big_cluster(30, 3), counters=True)
+    yield "big, no comments", iptables_save(big_cluster(30, 3, comments=False))
+    big = iptables_save(big_cluster(20, 3))
+    yield "CRLF", big.replace("\n", "\r\n")
+    yield "indented and blank lines", "\n".join(("  " + ln if i % 7 == 0 else ln) + ("\n" if i % 5 == 0 else "")
+                                                for i, ln in enumerate(big.splitlines())) + "\n"
+    yield "no final newline", big.rstrip("\n")
+    sys.path.insert(0, str(ROOT / "tests" / "support"))
+    import tempfile
+
+    from gen_big_dumps import write_iptables_save
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "big.txt"
+        write_iptables_save(str(path), 40, 5)
+        yield "gen_big_dumps", path.read_text()
+    for path in sorted([*ROOT.glob("svcctl/data/**/*iptables*.txt"), *ROOT.glob("tests/fixtures/**/*iptables*.txt")]):
+        yield str(path.relative_to(ROOT)), path.read_text(errors="replace")
+
+
+def _model(text: str, fast: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setattr(iptables, "FAST", fast)
+    try:
+        dump = iptables.parse_dump(text, "dump")
+    except InputError as err:
+        return ("error", err.message, err.line)
+    tables = {name: {"policies": t.policies, "chains": list(t.chains),
+                     "rules": {c: [_rule(r) for r in t.rules(c) or []] for c in t.chains}}
+              for name, t in dump.tables.items()}
+    rules = iptables.parse_iptables_save(text, "dump")
+    return tables, dump.n_rules, dump.n_chains, json.dumps(rules.to_json(), indent=1, default=str)
+
+
+def _rule(r: iptables.Rule) -> tuple[Any, ...]:
+    # items in order: the walk's words for a condition follow the options' order
+    return (r.chain, r.table, r.line, list(r.opts.items()), r.target, list(r.target_opts.items()), r.goto,
+            r.counters)
+
+
+DUMPS = list(_dumps())
+
+
+@pytest.mark.parametrize("name,text", DUMPS, ids=[d[0] for d in DUMPS])
+def test_the_fast_paths_give_the_general_parsers_model(name: str, text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    general = _model(text, False, monkeypatch)
+    fast = _model(text, True, monkeypatch)
+    assert fast == general
+
+
+def test_the_fixtures_and_generators_take_the_fast_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Most rules of a generated dump are read by the fast shapes (else the test above compares nothing)."""
+    text = iptables_save(big_cluster(20, 3))
+    lines = [ln[3:] for ln in text.splitlines() if ln.startswith("-A ")]
+    fast = [ln for i, ln in enumerate(lines) if iptables._fast_rule(ln, "nat", i) is not None]
+    assert len(fast) > 0.9 * len(lines)
+    dump = iptables.parse_save_text(text, "dump")
+    assert max(run[3] for runs in dump.tables["nat"].lazy.values() for run in runs) > 1  # runs, not lines
+
+
+@pytest.mark.parametrize("line", [
+    'KUBE-SEP-X -s 10.0.0.1/32 -m comment --comment "a/b:c" -j KUBE-MARK-MASQ',
+    'KUBE-SEP-X -p tcp -m comment --comment "a/b:c" -m tcp -j DNAT --to-destination 10.0.0.1:80',
+    'KUBE-SVC-X -m comment --comment "a/b:c -> 10.0.0.1:80" -m statistic --mode random --probability 0.5 -j '
+    'KUBE-SEP-X',
+    'KUBE-SVC-X -m comment --comment "" -j KUBE-SEP-X',
+    'KUBE-SERVICES -d 10.96.0.1/32 -p tcp -m comment --comment "a/b:c cluster IP" -m tcp --dport 80 -j KUBE-SVC-X',
+    'KUBE-SVC-X ! -s 10.244.0.0/16 -d 10.96.0.1/32 -p tcp -m comment --comment "a/b:c cluster IP" -m tcp '
+    '--dport 80 -j KUBE-MARK-MASQ',
+])
+def test_each_fast_shape_builds_the_general_rule(line: str) -> None:
+    fast = iptables._fast_rule(line, "nat", 7)
+    assert fast is not None
+    assert _rule(fast) == _rule(iptables._parse_rule_text(line, "nat", 7, "x"))
+
+
+@pytest.mark.parametrize("line", [
+    'KUBE-SEP-X -s 10.0.0.1/32 -m comment --comment "a/b:c" -j KUBE-MARK-MASQ --extra',
+    'KUBE-SEP-X -s ! -m comment --comment "a/b:c" -j KUBE-MARK-MASQ',
+    'KUBE-SEP-X -s -x -m comment --comment "a/b:c" -j KUBE-MARK-MASQ',
+    'KUBE-SVC-X -m comment --comment "-x" -j KUBE-SEP-X',
+    'KUBE-SVC-X -m comment --comment "a\\"b" -j KUBE-SEP-X',
+    'KUBE-SVC-X -m comment --comment "a" b -j KUBE-SEP-X',
+    'KUBE-SEP-X -p tcp -m comment --comment "a/b:c" -m recent --set --name KUBE-SEP-X --mask 255.255.255.255 '
+    '--rsource -m tcp -j DNAT --to-destination 10.0.0.1:80',
+])
+def test_other_lines_take_the_general_parse(line: str) -> None:
+    assert iptables._fast_rule(line, "nat", 7) is None
