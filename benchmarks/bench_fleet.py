@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from common import SVCCTL, Row, machine, run, table
 
@@ -45,8 +47,9 @@ def bench(size: str, latency: float = 0.05, parallel: int = 16) -> list[Row]:
         pki = make_pki(Path(tmp) / "pki")
         srv = FakeAPIServer(fleet_objects(n), pki, copy=False).start()
         try:
-            handler = FleetExec(behaviours(n, pattern), latency=latency)
+            handler = FleetExec(behaviours(n, pattern))
             srv.exec_handler = handler
+            srv.exec_latency = latency  # once per exec (a batched round is one)
             kc = srv.write_kubeconfig(Path(tmp) / "kubeconfig")
             env = {"KUBECONFIG": str(kc)}
             expect = sum(1 for i in range(n) if pattern(i) in ("stale", "missing"))
@@ -82,24 +85,21 @@ BASELINE_NODES = {"small": 8, "full": 2}
 class BigNodeExec:
     """Every node holds the same big iptables rules (the `hostnames` Service and `services - 1` others, each with
     5 endpoints, hostnames 9; tests/support/gen_dumps.py): whole `iptables-save` answered with the dump, the targeted commands as
-    iptables answers them (tests/support/gen_fleet.RuleIndex), each after `latency` seconds (the node's and the network's
-    time). `whole_only`: targeted commands are "not found" (exit 127), so svcctl reads each node whole — today's
-    read, the baseline."""
+    iptables answers them (tests/support/gen_fleet.RuleIndex). The test API server waits `latency` seconds before
+    each exec's answer (the node's and the network's time; a batched `sh -c` round is one exec, its commands run
+    through this handler one after another, tests/support/sh_standin.py). `whole_only`: targeted commands are
+    "not found" (exit 127), so svcctl reads each node whole — today's read, the baseline."""
 
-    def __init__(self, text: str, latency: float) -> None:
+    def __init__(self, text: str) -> None:
         from gen_fleet import RuleIndex
 
         self.text = text
         self.index = RuleIndex(text)
-        self.latency = latency
         self.whole_only = False
         self.bytes_out = 0
         self.calls = 0
 
     def __call__(self, ns: str, pod: str, container: str, argv: list[str]) -> tuple[str, str, int]:
-        import time
-
-        time.sleep(self.latency)
         self.calls += 1
         if argv == ["iptables-save"]:
             out: tuple[str, str, int] = (self.text, "", 0)
@@ -118,6 +118,13 @@ def big_dump(services: int) -> str:
     hostnames = GenService("default", "hostnames", VIP, [GenPort("http", 80, 9376)], [GenEndpoint(ip) for ip in READY])
     others = big_cluster(services - 1, 5).services  # 5 endpoints each: 50,000 × 10 would not fit in its pod range
     return iptables_save(GenCluster([hostnames, *others], cluster_cidr="10.128.0.0/9"))
+
+
+def _per_node(srv: Any, handler: Any, count: int) -> str:
+    """pods/exec requests per node, and the node commands they ran (a batched `sh -c` round runs several)."""
+    execs = len(srv.execs) / count
+    commands = handler.calls / count
+    return f"{execs:.1f} ({commands:.0f} commands)" if commands != execs else f"{execs:.0f}"
 
 
 def _cpu_self() -> float:
@@ -144,7 +151,7 @@ def bench_big(size: str, latency: float = 0.05, parallel: int = 32, nodes: int |
     n, n_services = nodes or n, services or n_services
     nb = min(BASELINE_NODES[size], n)
     text = big_dump(n_services)
-    handler = BigNodeExec(text, latency)
+    handler = BigNodeExec(text)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="svcctl-bench-fleet-") as tmp:
         pki = make_pki(Path(tmp) / "pki")
@@ -152,7 +159,7 @@ def bench_big(size: str, latency: float = 0.05, parallel: int = 32, nodes: int |
         for label, count, whole in (("targeted", n, False), ("whole", nb, True)):
             srv = FakeAPIServer(fleet_objects(count), pki, copy=False).start()
             try:
-                srv.exec_handler = handler
+                srv.exec_handler, srv.exec_latency = handler, latency
                 handler.whole_only, handler.bytes_out, handler.calls = whole, 0, 0
                 kc = srv.write_kubeconfig(Path(tmp) / f"kubeconfig-{label}")
                 cpu0 = _cpu_self()
@@ -160,7 +167,7 @@ def bench_big(size: str, latency: float = 0.05, parallel: int = 32, nodes: int |
                          "--request-timeout", "600"], env={"KUBECONFIG": str(kc)})
                 sim_cpu = _cpu_self() - cpu0
                 lat = list(srv.exec_seconds)
-                results[label] = (r, handler.bytes_out / count, handler.calls / count, sim_cpu, lat)
+                results[label] = (r, sum(srv.exec_bytes) / count, _per_node(srv, handler, count), sim_cpu, lat)
             finally:
                 srv.stop()
     (t, t_bytes, t_calls, t_sim, t_lat), (w, w_bytes, w_calls, w_sim, _) = results["targeted"], results["whole"]
@@ -174,11 +181,11 @@ def bench_big(size: str, latency: float = 0.05, parallel: int = 32, nodes: int |
                              f"{n_services:,} Services, {latency * 1000:.0f} ms exec latency)", t.seconds, t.rss_mb,
                     f"whole iptables-save per node, {nb} nodes measured, ×{n}/{max(parallel, nb)} extrapolated",
                     extrapolated,
-                    {"bytes/node": _size(t_bytes), "execs/node": f"{t_calls:.0f}",
+                    {"bytes/node": _size(t_bytes), "execs/node": t_calls,
                      "svcctl CPU": f"{t.cpu_s:.1f} s", "simulator CPU": f"{t_sim:.1f} s"}, note_t))
     rows.append(Row("fleet", f"baseline: the same, whole iptables-save per node ({nb} nodes × {n_services:,} Services)",
                     w.seconds, w.rss_mb, "", None,
-                    {"bytes/node": _size(w_bytes), "execs/node": f"{w_calls:.0f}",
+                    {"bytes/node": _size(w_bytes), "execs/node": w_calls,
                      "svcctl CPU": f"{w.cpu_s:.1f} s", "simulator CPU": f"{w_sim:.1f} s"},
                     f"exit {w.rc}; {per_node_whole:.2f} s per node at --parallel {parallel}; dump "
                     f"{_size(len(text))}"))
@@ -218,10 +225,11 @@ class BigIpvsExec:
     endpoints each; tests/support/gen_dumps_ipvs_nft.py prints ipvsadm's format): `ipvsadm -Ln` / `ipset list` /
     `ip addr show kube-ipvs0` answered whole, `ipvsadm -Ln -t ADDR:PORT` as ipvsadm's list_service prints it,
     `ipset test` and `ip -o addr show …` with those tools' words (tests/sources/test_targeted_ipvs.py runs the
-    real ipset and ip), the iptables reads from the IPVS-mode glue above, each after `latency` seconds.
+    real ipset and ip), the iptables reads from the IPVS-mode glue above (the test API server waits the latency
+    once per exec).
     `whole_only`: targeted commands are "not found" (exit 127), so svcctl reads each node whole (the baseline)."""
 
-    def __init__(self, services: int, latency: float) -> None:
+    def __init__(self, services: int) -> None:
         from gen_dumps_ipvs_nft import VS, big_services, print_ipvsadm, print_ipvsadm_service, services_to_vs
         from gen_fleet import READY, VIP, RuleIndex
 
@@ -244,7 +252,6 @@ class BigIpvsExec:
                       "forever\n" for v in vss))
         self.whole[("iptables-save",)] = IPVS_IPTABLES
         self.index = RuleIndex(IPVS_IPTABLES)
-        self.latency = latency
         self.whole_only = False
         self.bytes_out = 0
         self.calls = 0
@@ -278,9 +285,6 @@ class BigIpvsExec:
         return "", f"{argv[0]}: not found\n", 127
 
     def __call__(self, ns: str, pod: str, container: str, argv: list[str]) -> tuple[str, str, int]:
-        import time
-
-        time.sleep(self.latency)
         self.calls += 1
         out = self._answer(argv)
         self.bytes_out += len(out[0]) + len(out[1]) + sum(len(a) + 1 for a in argv)
@@ -288,40 +292,43 @@ class BigIpvsExec:
 
 
 def bench_big_ipvs(size: str, latency: float = 0.05, parallel: int = 32, nodes: int | None = None,
-                   services: int | None = None) -> list[Row]:
-    """The same `check hostnames --all-nodes` over IPVS-mode nodes: targeted reads against the whole reads."""
+                   services: int | None = None, given_mode: bool = False) -> list[Row]:
+    """The same `check hostnames --all-nodes` over IPVS-mode nodes: targeted reads against the whole reads
+    (`given_mode`: with `--mode ipvs`, else the mode is told by each node's first round)."""
     from apiserver import FakeAPIServer, make_pki
     from gen_fleet import fleet_objects
 
     n, n_services = BIG[size]
     n, n_services = nodes or n, services or n_services
     nb = min(BASELINE_NODES[size], n)
-    handler = BigIpvsExec(n_services, latency)
+    handler = BigIpvsExec(n_services)
     dump = sum(len(t) for t in handler.whole.values())
+    mode = ["--mode", "ipvs"] if given_mode else []
     results = {}
     with tempfile.TemporaryDirectory(prefix="svcctl-bench-fleet-") as tmp:
         pki = make_pki(Path(tmp) / "pki")
         for label, count, whole in (("targeted", n, False), ("whole", nb, True)):
             srv = FakeAPIServer(fleet_objects(count), pki, copy=False).start()
             try:
-                srv.exec_handler = handler
+                srv.exec_handler, srv.exec_latency = handler, latency
                 handler.whole_only, handler.bytes_out, handler.calls = whole, 0, 0
                 kc = srv.write_kubeconfig(Path(tmp) / f"kubeconfig-{label}")
                 r = run([*SVCCTL, "check", "hostnames", "--all-nodes", "--parallel", str(parallel), "-o", "json",
-                         "--request-timeout", "600"], env={"KUBECONFIG": str(kc)})
-                results[label] = (r, handler.bytes_out / count, handler.calls / count)
+                         "--request-timeout", "600", *mode], env={"KUBECONFIG": str(kc)})
+                results[label] = (r, sum(srv.exec_bytes) / count, _per_node(srv, handler, count))
             finally:
                 srv.stop()
     (t, t_bytes, t_calls), (w, w_bytes, w_calls) = results["targeted"], results["whole"]
     extrapolated = w.seconds * max(1.0, n / max(parallel, nb)) if nb < n else w.seconds
     return [
-        Row("fleet", f"IPVS: check hostnames --all-nodes --parallel {parallel}: targeted reads ({n} nodes × "
+        Row("fleet", f"IPVS: check hostnames --all-nodes --parallel {parallel}{' --mode ipvs' if given_mode else ''}: "
+                     f"targeted reads ({n} nodes × "
                      f"{n_services:,} Services, {latency * 1000:.0f} ms exec latency)", t.seconds, t.rss_mb,
             f"whole ipvsadm/ipset/ip addr per node, {nb} nodes measured, ×{n}/{max(parallel, nb)} extrapolated",
-            extrapolated, {"bytes/node": _size(t_bytes), "execs/node": f"{t_calls:.0f}",
+            extrapolated, {"bytes/node": _size(t_bytes), "execs/node": t_calls,
                            "svcctl CPU": f"{t.cpu_s:.1f} s", "simulator CPU": ""}, f"exit {t.rc}"),
         Row("fleet", f"IPVS baseline: the same, whole reads per node ({nb} nodes × {n_services:,} Services)",
-            w.seconds, w.rss_mb, "", None, {"bytes/node": _size(w_bytes), "execs/node": f"{w_calls:.0f}",
+            w.seconds, w.rss_mb, "", None, {"bytes/node": _size(w_bytes), "execs/node": w_calls,
                                             "svcctl CPU": f"{w.cpu_s:.1f} s", "simulator CPU": ""},
             f"exit {w.rc}; whole reads {_size(dump)}"),
     ]
@@ -338,17 +345,24 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", choices=sorted(NODES), default="small")
     ap.add_argument("--latency", type=float, default=0.05)
-    ap.add_argument("--only", choices=["all", "parallel", "big"], default="all")
+    ap.add_argument("--only", choices=["all", "parallel", "big", "iptables", "ipvs"], default="all",
+                    help="big: both modes' big nodes; iptables / ipvs: one of them")
     ap.add_argument("--nodes", type=int, help="bench_big: nodes instead of the size's")
     ap.add_argument("--services", type=int, help="bench_big: Services per node instead of the size's")
     args = ap.parse_args()
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} before")
     if args.only in ("all", "parallel"):
         print(table(bench(args.size, args.latency), ["requests", "nodes phase"]))
-    if args.only in ("all", "big"):
-        print(table(bench_big(args.size, args.latency, nodes=args.nodes, services=args.services)
-                    + bench_big_ipvs(args.size, args.latency, nodes=args.nodes, services=args.services),
-                    ["bytes/node", "execs/node", "svcctl CPU", "simulator CPU"]))
+    rows: list[Row] = []
+    if args.only in ("all", "big", "iptables"):
+        rows += bench_big(args.size, args.latency, nodes=args.nodes, services=args.services)
+    if args.only in ("all", "big", "ipvs"):
+        for given in (False, True):
+            rows += bench_big_ipvs(args.size, args.latency, nodes=args.nodes, services=args.services,
+                                   given_mode=given)
+    if rows:
+        print(table(rows, ["bytes/node", "execs/node", "svcctl CPU", "simulator CPU"]))
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} after")
     return 0
 
 

@@ -54,7 +54,8 @@ def runner(area: str, size: str) -> Callable[[], list[Row]]:
         return lambda: bench_cluster.bench(size, 3)
     import bench_fleet
 
-    return lambda: bench_fleet.bench(size) + bench_fleet.bench_big(size) + bench_fleet.bench_big_ipvs(size)
+    return lambda: (bench_fleet.bench(size) + bench_fleet.bench_big(size) + bench_fleet.bench_big_ipvs(size)
+                    + bench_fleet.bench_big_ipvs(size, given_mode=True))
 
 
 def main() -> int:

@@ -21,6 +21,7 @@ from svcctl.dataplane.model import NodeRules
 from svcctl.errors import InputError, SvcctlError
 from svcctl.model import EndpointSlice, Pod, PodRef, Service
 from svcctl.sources.base import ClusterSource, ExecStatus, KubeProxyExec, NodeDumps, Warmable
+from svcctl.sources.batch import Memo
 from svcctl.sources.node import ALLOWED_COMMANDS, mode_from_iptables
 
 DEFAULT_PARALLEL = 8
@@ -94,7 +95,7 @@ class NodeRead:
 
 def read_node(source: ClusterSource, node: str, pod: PodRef | None, mode: str | None,
               only: set[str] | None = None, agent: tuple[str, PodRef] | None = None,
-              targets: Targets | None = None) -> NodeRead:
+              targets: Targets | None = None, memo: Memo | None = None) -> NodeRead:
     """Read and parse one node's rules; every failure becomes `error`, never an exception.
 
     `agent`: (mode, Pod) of the Cilium / calico-node / kube-router agent, used where kube-proxy is absent.
@@ -126,7 +127,7 @@ def read_node(source: ClusterSource, node: str, pod: PodRef | None, mode: str | 
         return NodeRead(node, error="this source cannot exec into kube-proxy Pods")
     execer = source.exec_in_pod
     try:
-        cut = _targeted(source, node, pod, mode, targets) if targets else None
+        cut = _targeted(source, node, pod, mode, targets, memo) if targets else None
         dumps = cut if cut is not None else read_node_dumps(execer, node, pod, mode)
     except SvcctlError as e:
         return NodeRead(node, error=e.message, seconds=time.monotonic() - started)
@@ -138,15 +139,19 @@ def read_node(source: ClusterSource, node: str, pod: PodRef | None, mode: str | 
     return NodeRead(node, rules, dumps, None, time.monotonic() - started)
 
 
-def _targeted(source: ClusterSource, node: str, pod: PodRef, mode: str | None, targets: Targets) -> NodeDumps | None:
-    """The node's rules for `targets` only, through targeted reads; None: read it whole."""
-    from svcctl.sources import targeted
+def _targeted(source: ClusterSource, node: str, pod: PodRef, mode: str | None, targets: Targets,
+              memo: Memo | None = None) -> NodeDumps | None:
+    """The node's rules for `targets` only, through targeted reads, each round one `sh -c` exec where the
+    container has a shell (`memo`: which nodes of the fleet have none); None: read it whole."""
+    from svcctl.sources import batch, targeted
 
     if not isinstance(source, ExecStatus):
         return None
     ns, name, container = pod
-    return targeted.node_dumps(lambda argv: source.exec_status(ns, name, container, argv), node,
-                               f"pod {ns}/{name}", targets, mode)
+    debug = getattr(source, "debug", None)
+    execute = batch.Batched(lambda argv: source.exec_status(ns, name, container, argv), node,
+                            debug if callable(debug) else None, memo)
+    return targeted.node_dumps(execute, node, f"pod {ns}/{name}", targets, mode)
 
 
 def fleet_nodes(source: ClusterSource) -> tuple[list[str], dict[str, PodRef]]:
@@ -186,8 +191,9 @@ def read_fleet(source: ClusterSource, *, parallel: int = DEFAULT_PARALLEL, mode:
         on_start(len(nodes))
     _warm(source)
     out: list[NodeRead] = []
+    memo = Memo()  # which nodes' kube-proxy containers have no sh (batched rounds), for this fleet read
     with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="svcctl-node") as pool:
-        futures = {pool.submit(read_node, source, n, pods.get(n), mode, only, agents.get(n), targets): n
+        futures = {pool.submit(read_node, source, n, pods.get(n), mode, only, agents.get(n), targets, memo): n
                    for n in nodes}
         for fut in as_completed(futures):
             try:

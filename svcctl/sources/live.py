@@ -729,8 +729,9 @@ def _exit_code(status: bytes, what: str) -> int:
             return 0
         causes = (doc.get("details") or {}).get("causes") or []
         code = next((c.get("message") for c in causes if c.get("reason") == "ExitCode"), None)
-        if code is None:
-            raise ClusterError(f"{what} failed: {str(doc.get('message') or doc.get('reason') or '')[:200]}")
+        if code is None:  # the runtime's own failure (its reason is at the end: `exec: "sh": executable file …`)
+            msg = str(doc.get("message") or doc.get("reason") or "")
+            raise ClusterError(f"{what} failed: {msg if len(msg) <= 400 else msg[:150] + ' … ' + msg[-250:]}")
         return int(code)
     except (ValueError, TypeError, AttributeError):
         raise ClusterError(f"{what}: unreadable exec status") from None

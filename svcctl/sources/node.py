@@ -1,6 +1,8 @@
 """Where a node's rules come from: files, a network namespace, this machine, a snapshot, or kube-proxy exec.
 
-Only commands from a fixed allow-list are ever run, as argv lists (never a shell), and all of them only read.
+Only commands from a fixed allow-list are ever run, as argv lists, and all of them only read. The one shell
+is kube-proxy's own `sh -c` for a round of targeted reads batched into one exec (sources/batch.py): its script
+is composed only from allow-listed argvs, every word quoted, never free-form.
 """
 
 from __future__ import annotations
@@ -329,15 +331,16 @@ def gather_node_dumps(app: NodeReadContext, node: str | None, only: set[str] | N
         return out if isinstance(out, str) else ""
 
     if services and isinstance(src, ExecStatus):
-        from svcctl.sources import targeted
+        from svcctl.sources import batch, targeted
 
         status = src.exec_status
 
-        def status_in_pod(argv: list[str]) -> tuple[str, str, int]:
+        def one_in_pod(argv: list[str]) -> tuple[str, str, int]:
             with _through_pod(node, where):
                 got = status(ns, name, container, argv)
             return got
 
+        status_in_pod = batch.Batched(one_in_pod, node, app.terminal.debug)  # a round as one `sh -c` exec
         cut = targeted.node_dumps(status_in_pod, node, where, services, mode, app.terminal.debug)
         if cut is not None:
             targeted.add_conntrack(cut, status_in_pod, where, services)  # the Service's flows (trace shows them)

@@ -388,8 +388,8 @@ def _save_text(chains: dict[str, list[str]], confirmed: list[Check]) -> str:
 
 # ------------------------------------------------------------------ one node, as NodeDumps
 
-TARGETED_NOTE = ("only the rules of the Service asked about were read from the node ({n} targeted commands, "
-                 "{b} bytes): the counts are those rules'")
+TARGETED_NOTE = ("only the rules of the Service asked about were read from the node ({n} targeted commands in "
+                 "{e} execs, {b} bytes): the counts are those rules'")
 
 
 def node_dumps(execute: Exec, node: str, where: str, services: list[tuple[Service, list[EndpointSlice] | None]],
@@ -437,6 +437,7 @@ def node_dumps(execute: Exec, node: str, where: str, services: list[tuple[Servic
         whole = list(modes.allowed_commands()[key])  # iptables-save / ip6tables-save / nft list table …
         out, err, rc = execute(whole)
         read.commands.append(whole)
+        read.execs += 1
         read.bytes_in += len(out) + len(err)
         if rc:
             return None  # the whole read again, through the caller: it reports the failure as every read does
@@ -467,7 +468,8 @@ def node_dumps(execute: Exec, node: str, where: str, services: list[tuple[Servic
     if before is not None:  # the iptables reads that showed an nftables node count too
         read.commands[:0] = before.commands
         read.bytes_in += before.bytes_in
-    note = TARGETED_NOTE.format(n=len(read.commands), b=read.bytes_in)
+        read.execs += before.execs
+    note = TARGETED_NOTE.format(n=len(read.commands), e=read.execs, b=read.bytes_in)
     for key in dumps.texts:
         dumps.streamed.setdefault(key, note)
     dumps.mode = mode or "iptables"

@@ -37,7 +37,8 @@ class TargetedRead:
     texts: dict[str, str] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)  # key -> the first thing not found
     commands: list[list[str]] = field(default_factory=list)
-    bytes_in: int = 0  # stdout + stderr of every command
+    bytes_in: int = 0  # stdout + stderr of every command (a batch exec's: with its frames)
+    execs: int = 0  # pods/exec calls (a batched round is one per sh -c)
     seconds: float = 0.0
 
 
@@ -57,11 +58,18 @@ def _pool() -> ThreadPoolExecutor:
 
 def run_round(execute: Exec, argvs: list[list[str]], read: TargetedRead,
               shapes: Callable[[list[str]], bool]) -> list[tuple[str, str, int]]:
-    """One round of commands, in parallel; each checked against the allowed shapes before anything is sent."""
+    """One round of commands, each checked against the allowed shapes before anything is sent: as batch execs
+    when `execute` can (sources/batch.py), else one exec per command, in parallel."""
     for argv in argvs:
         if not shapes(argv):
             raise NotAllowed(f"not a targeted read command: {argv!r}")
     read.commands += argvs
+    many = getattr(execute, "run_many", None)  # sources/batch.Batched: the round as one `sh -c` exec
+    batched = many(argvs) if many is not None and len(argvs) > 1 else None
+    if batched is not None:
+        read.execs += batched.execs
+        read.bytes_in += batched.bytes_in
+        return list(batched.results)
     if len(argvs) == 1:
         results = [execute(argvs[0])]
     else:
@@ -70,6 +78,7 @@ def run_round(execute: Exec, argvs: list[list[str]], read: TargetedRead,
         for i in range(0, len(argvs), WORKERS):
             futures = [pool.submit(execute, a) for a in argvs[i:i + WORKERS]]
             results += [f.result() for f in futures]
+    read.execs += len(argvs)
     read.bytes_in += sum(len(o) + len(e) for o, e, _ in results)
     return results
 

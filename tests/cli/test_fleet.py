@@ -11,7 +11,7 @@ import pytest
 from apiserver import FakeAPIServer
 from gen_fleet import NOT_READY, READY, FleetExec, fleet_objects, node_name
 
-from svcctl.sources import targeted
+from svcctl.sources import batch, targeted
 from svcctl.sources.node import ALLOWED_COMMANDS
 
 ALLOWED = {tuple(v) for v in ALLOWED_COMMANDS.values()}
@@ -98,7 +98,38 @@ def test_one_list_of_kube_proxy_pods_for_the_whole_fleet(apiserver: Factory, run
     for calls in per_node.values():
         assert sorted(a[3] for a in calls) == ["-C"] + ["-S"] * 10, calls
         assert not any(a == ["iptables-save"] for a in calls)
-    assert len([r for r in srv.requests if r.resource == "pods/exec"]) == len(handler.calls) == 12 * 11
+    assert len(handler.calls) == 12 * 11
+    # the 11 commands of a node's round in one exec: `sh -c` of exactly those allow-listed argvs, framed
+    assert len([r for r in srv.requests if r.resource == "pods/exec"]) == 12
+    for _, pod, _, argv in srv.execs:
+        got = batch.decode(argv)
+        assert got is not None and got.commands == per_node[pod.removeprefix("kube-proxy-")], argv
+
+
+def test_a_container_without_sh_is_read_one_exec_per_command(apiserver: Factory, run_cli: RunCLI) -> None:
+    """No /bin/sh in the kube-proxy image: the runtime refuses the batch (containerd's "executable file not
+    found"); each node is then read one exec per command, the same answer, and -v says why. After FLEET_AFTER
+    such nodes (and none with a shell) the other nodes are not tried."""
+    behaviour = {node_name(i): "stale" if i == 1 else "ok" for i in range(6)}
+    srv, handler = fleet_server(apiserver, behaviour, 6)
+    code, with_sh, err = run_fleet(run_cli, srv, "-o", "json", "--parallel", "1")
+    assert code == 1, err
+    commands = sorted(map(str, handler.calls))
+    # a round per exec: one per node, and a second on the stale node for the chain of the endpoint the API
+    # does not count (its jump was found in the first round's answer)
+    assert len(srv.execs) == 6 + 1, [len(e[3]) for e in srv.execs]
+    srv.shell = False
+    srv.reset_counters()
+    handler.calls.clear()
+    code2, without, err2 = run_fleet(run_cli, srv, "-o", "json", "--parallel", "1", "-v")
+    assert code2 == code, err2
+    assert [n["findings"] for n in json.loads(without)["nodes"]] == [n["findings"] for n in json.loads(with_sh)["nodes"]]
+    tried = [e for e in srv.execs if e[3][:1] == ["sh"]]
+    assert len(tried) == batch.FLEET_AFTER, [e[1] for e in tried]
+    assert sorted(map(str, handler.calls)) == commands  # the same commands, each its own exec
+    assert len(srv.execs) == len(tried) + len(commands)
+    assert "no sh in its kube-proxy container" in err2 and "executable file not found" in err2
+    assert "one exec per command on the other nodes too" in err2
 
 
 def test_plain_progress_lines_and_table_when_piped(apiserver: Factory, run_cli: RunCLI) -> None:
@@ -199,15 +230,18 @@ def test_progress_is_a_rich_bar_on_a_terminal() -> None:
     assert "[1/3]" not in text
 
 
-def test_check_all_nodes_asks_for_the_endpoint_chains_in_the_first_round(apiserver: Factory,
-                                                                          run_cli: RunCLI) -> None:
+@pytest.mark.parametrize("shell", [True, False])
+def test_check_all_nodes_asks_for_the_endpoint_chains_in_the_first_round(apiserver: Factory, run_cli: RunCLI,
+                                                                          shell: bool) -> None:
     """`check --all-nodes` gives each node's targeted read the Service's EndpointSlices: its endpoints' KUBE-SEP
-    chains are asked while the Service's own chain is still unanswered (one round trip, not two). Each node's
-    `-S KUBE-SVC-…` answer is held until one of its `-S KUBE-SEP-…` arrives: without the slices none would come
-    before that answer (the 10 s wait only bounds the failure)."""
+    chains are asked while the Service's own chain is still unanswered (one round trip, not two). With a shell
+    in the container they are in the same `sh -c` exec as the Service's chain, after it; without one, each
+    node's `-S KUBE-SVC-…` answer is held until one of its `-S KUBE-SEP-…` arrives: without the slices none
+    would come before that answer (the 10 s wait only bounds the failure)."""
     import threading
 
     srv, inner = fleet_server(apiserver, {node_name(0): "ok", node_name(1): "ok"}, 2)
+    srv.shell = shell
     sep_seen = {node_name(i): threading.Event() for i in range(2)}
     early: dict[str, bool] = {}
 
@@ -216,14 +250,22 @@ def test_check_all_nodes_asks_for_the_endpoint_chains_in_the_first_round(apiserv
         if argv[:4] == ["iptables", "-t", "nat", "-S"] and argv[4].startswith("KUBE-SEP-"):
             sep_seen[node].set()
         if argv[:4] == ["iptables", "-t", "nat", "-S"] and argv[4].startswith("KUBE-SVC-"):
-            early[node] = sep_seen[node].wait(10)
+            early[node] = sep_seen[node].wait(0 if shell else 10)
         return inner(ns, pod, container, argv)
 
     srv.exec_handler = handler
     code, out, err = run_cli(["check", "hostnames", "--all-nodes", "--parallel", "2", "-o", "json",
                               "--request-timeout", "30"], env={"KUBECONFIG": str(srv.kubeconfig)})
     assert code in (0, 1) and out.startswith("{"), err  # 1: the not-ready Pod's finding, not drift
-    assert early == {node_name(0): True, node_name(1): True}
+    if shell:
+        assert len(srv.execs) == 2, [e[3][:3] for e in srv.execs]
+        for *_, argv in srv.execs:
+            got = batch.decode(argv)
+            assert got is not None
+            chains = [c[4] for c in got.commands if c[3] == "-S"]
+            assert chains[0].startswith("KUBE-SVC-") and sum(c.startswith("KUBE-SEP-") for c in chains) == len(READY)
+    else:
+        assert early == {node_name(0): True, node_name(1): True}
     doc = json.loads(out)
     assert [d["node"] for d in doc["summary"]["checks"]["drift"]] == [node_name(0), node_name(1)]
     assert not [f for s in doc["services"] for f in s["findings"] if f["check"] == "drift"]

@@ -23,7 +23,7 @@ import pytest
 from apiserver import FakeAPIServer, _objects_of
 from dnsserver import StubResponder
 
-from svcctl.sources import targeted
+from svcctl.sources import batch, targeted
 from svcctl.sources.node import ALLOWED_COMMANDS
 
 RunCli = Callable[..., tuple[int, str, str]]
@@ -118,7 +118,9 @@ def test_every_command_only_reads(cluster: FakeAPIServer, run_cli: RunCli, tmp_p
     assert cluster.execs, "no command read node rules through kube-proxy"
     for ns, pod, _container, argv in cluster.execs:
         assert (ns, pod) == ("kube-system", "kube-proxy-kw")
-        assert tuple(argv) in ALLOWED or targeted.allowed(argv), argv
+        # a batched round (`sh -c`): exactly the script svcctl composes from allow-listed commands, nothing else
+        assert tuple(argv) in ALLOWED or targeted.allowed(argv) or batch.allowed_batch(argv), argv
+    assert any(batch.allowed_batch(e[3]) for e in cluster.execs)
 
 
 def test_completion_only_reads(cluster: FakeAPIServer, run_cli: RunCli) -> None:

@@ -357,6 +357,13 @@ class FakeAPIServer:
         self.faults: list[Fault] = []
         self.grants: list[Grant] | None = None  # None = RBAC off (everything allowed)
         self.exec_handler: ExecHandler | None = None
+        # the container has /bin/sh (kube-proxy's image does): a batched `sh -c SCRIPT` from svcctl runs each
+        # of its commands through exec_handler (tests/support/sh_standin.py); False: the runtime's answer for a
+        # missing executable (containerd's InternalError Status); None: `sh -c` goes to exec_handler as it is
+        # (a handler running the real sh)
+        self.shell: bool | None = True
+        self.exec_latency = 0.0  # seconds before each exec's answer (the node's and the network's time)
+        self.exec_bytes: list[int] = []  # each exec: its request line and the frames answered
         self.continue_epoch = 0
         self.resource_version = 1000
         self._lock = threading.Lock()
@@ -438,6 +445,7 @@ class FakeAPIServer:
             self.writes.clear()
             self.execs.clear()
             self.exec_seconds.clear()
+            self.exec_bytes.clear()
 
     @property
     def request_count(self) -> int:
@@ -769,7 +777,19 @@ class _Handler(BaseHTTPRequestHandler):
         with api._lock:
             api.execs.append((ns, pod, container, argv))
         handler = api.exec_handler
-        out, err, rc = handler(ns, pod, container, argv) if handler else ("", "exec not configured\n", 126)
+        if api.exec_latency:
+            time.sleep(api.exec_latency)
+        no_exe = False
+        if handler is None:
+            out, err, rc = "", "exec not configured\n", 126
+        elif argv[:2] == ["sh", "-c"] and len(argv) == 3 and api.shell:
+            from sh_standin import run_sh
+
+            out, err, rc = run_sh(argv[2], lambda inner: handler(ns, pod, container, inner))
+        elif argv[:1] == ["sh"] and api.shell is False:
+            out, err, rc, no_exe = "", "", 126, True
+        else:
+            out, err, rc = handler(ns, pod, container, argv)
         accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
         req.status = 101
         api.record(req)
@@ -780,6 +800,12 @@ class _Handler(BaseHTTPRequestHandler):
             frames += _ws_frame(b"\x02" + err.encode())
         if rc == 0:
             status: JSON = {"metadata": {}, "status": "Success"}
+        elif no_exe:  # what the kubelet relays from containerd when the executable is not in the image
+            status = {"metadata": {}, "status": "Failure", "reason": "InternalError", "code": 500,
+                      "message": "Internal error occurred: error executing command in container: failed to exec in "
+                                 f'container: failed to start exec "{os.urandom(8).hex()}": OCI runtime exec failed: '
+                                 f'exec failed: unable to start container process: exec: "{argv[0]}": executable '
+                                 "file not found in $PATH: unknown"}
         else:
             status = {"metadata": {}, "status": "Failure",
                       "message": f"command terminated with non-zero exit code: exit status {rc}",
@@ -788,6 +814,8 @@ class _Handler(BaseHTTPRequestHandler):
         frames += _ws_frame(b"\x03" + json.dumps(status).encode())
         frames += _ws_frame(struct.pack("!H", 1000), opcode=0x8)
         req.bytes = len(frames)
+        with api._lock:
+            api.exec_bytes.append(len(self.requestline) + len(frames))
         try:
             self.wfile.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                              b"Sec-WebSocket-Accept: " + accept + b"\r\n"
