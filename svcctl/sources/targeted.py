@@ -51,6 +51,11 @@ __all__ = ["Exec", "NotAllowed", "ReadFailed", "TargetedRead", "allowed", "node_
 
 MAX_ROUNDS = 4  # SVC/EXT/FW -> SVL/SEP -> (nothing deeper in kube-proxy's layout); a loop bound only
 _BY_NAME = frozenset({"KUBE-MARK-MASQ", "KUBE-MARK-DROP"})  # the parser knows these chains by name: not read
+# a nat chain only kube-proxy's IPVS mode makes (pkg/proxy/ipvs/proxier.go iptablesChains; iptables mode's is
+# KUBE-NODEPORTS): asked with `-S` in the first round when the mode is not given, so an IPVS node shows its mode
+# without a whole iptables-save. `-S` of an absent chain touches no set match (a `-C` of IPVS mode's match-set
+# glue could make a legacy iptables load xt_set on a node of another mode); its few fixed rules are not kept
+IPVS_TELL = "KUBE-NODE-PORT"
 
 # ------------------------------------------------------------------ the allow-list of command shapes
 
@@ -96,7 +101,7 @@ def allowed(argv: list[str]) -> bool:
     if table not in _ENTRY_CHAINS:
         return False
     if verb == "-S":
-        return len(argv) == 5 and table == "nat" and bool(_CHAIN.fullmatch(chain))
+        return len(argv) == 5 and table == "nat" and (bool(_CHAIN.fullmatch(chain)) or chain == IPVS_TELL)
     if verb != "-C" or chain not in _ENTRY_CHAINS[table]:
         return False
     rest, i, jumped = argv[5:], 0, False
@@ -309,8 +314,10 @@ def _chain_text(out: str, chain: str) -> list[str]:
     return [ln for ln in out.splitlines() if ln.startswith(f"-A {chain} ")]
 
 
-def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> TargetedRead:
-    """Run the plan through `execute`, round by round; each family's rules as a small iptables-save text."""
+def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[EndpointSlice] | None]],
+                  tell: bool = False) -> TargetedRead:
+    """Run the plan through `execute`, round by round; each family's rules as a small iptables-save text.
+    `tell` (the mode not given): the first round also asks for IPVS_TELL (`read.ipvs_shown`)."""
     started = time.monotonic()
     read = TargetedRead()
     for fp in plan(services):
@@ -322,7 +329,12 @@ def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[Endpoint
             if not todo and not checks:
                 break
             argvs = [[fp.binary, "-t", "nat", "-S", c] for c in todo] + [c.argv(fp.binary) for c in checks]
-            results = _run_round(execute, argvs, read)
+            probe = [fp.binary, "-t", "nat", "-S", IPVS_TELL] if tell else None
+            tell = False
+            results = _run_round(execute, argvs + ([probe] if probe else []), read)
+            if probe is not None:
+                out, _, rc = results.pop()
+                read.ipvs_shown = rc == 0 and f"-N {IPVS_TELL}" in out.splitlines()[:1]
             alts: list[Check] = []
             for i, (out, err, rc) in enumerate(results):
                 if rc > (1 if i < len(todo) else 2):  # -S: 1 = no such chain; -C: 1/2 = no such rule/target
@@ -356,6 +368,9 @@ def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[Endpoint
                             and t not in _BY_NAME and _CHAIN.fullmatch(t):
                         nxt.append(t)
             todo, checks = nxt, alts
+            if read.ipvs_shown and not chains and not confirmed:
+                failed += [c for c in checks if c not in failed]  # not looked for further: an IPVS node
+                break  # without the Service's iptables rules: its IPVS reads are the next round
         no_eps = any(c.target == "REJECT" for c in confirmed)
         missing = [c for c in failed if not (c.needs_eps and no_eps)]
         if missing:
@@ -400,8 +415,9 @@ def node_dumps(execute: Exec, node: str, where: str, services: list[tuple[Servic
     its mode).
 
     iptables mode first when the mode is not known (its answer also tells an nftables node: none of the
-    Service's chains, and a whole `iptables-save` holding no kube-proxy rules; an IPVS node: that iptables-save
-    holds IPVS mode's glue, and is kept for its checks). A family whose targeted read
+    Service's chains, and a whole `iptables-save` holding no kube-proxy rules; an IPVS node: none of them and
+    IPVS mode's own IPVS_TELL chain, asked in the same round, so its IPVS reads and glue checks are the next
+    round; or else an iptables-save holding IPVS mode's glue, kept for its checks). A family whose targeted read
     missed something the API says is there is read whole once, to confirm: its origin then says so, and every
     finding on it cites that whole read."""
     from svcctl.dataplane import modes
@@ -417,9 +433,9 @@ def node_dumps(execute: Exec, node: str, where: str, services: list[tuple[Servic
         elif mode == "ipvs":
             from svcctl.sources import targeted_ipvs
 
-            targeted_ipvs.read_targeted(execute, services, read, iptables=before is None)
+            targeted_ipvs.read_targeted(execute, services, read, iptables=before is None or before.ipvs_shown)
         else:
-            read = read_targeted(execute, services)
+            read = read_targeted(execute, services, tell=mode is None)
     except ReadFailed as e:
         if debug is not None:
             debug(f"{where}: {e}: reading the node whole")
@@ -434,6 +450,11 @@ def node_dumps(execute: Exec, node: str, where: str, services: list[tuple[Servic
             dumps.texts[key] = text
             dumps.origins[key] = f"targeted {key} reads ({where})"
             continue
+        if mode is None and key in ("iptables", "ip6tables") and not found_any and read.ipvs_shown:
+            if debug is not None:
+                debug(f"{where}: none of the Service's iptables rules, and IPVS mode's own {IPVS_TELL} chain is "
+                      "there: IPVS mode, read targeted (its glue rules checked with -C)")
+            return node_dumps(execute, node, where, services, "ipvs", debug, read)
         whole = list(modes.allowed_commands()[key])  # iptables-save / ip6tables-save / nft list table …
         out, err, rc = execute(whole)
         read.commands.append(whole)

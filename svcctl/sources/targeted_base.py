@@ -39,6 +39,7 @@ class TargetedRead:
     commands: list[list[str]] = field(default_factory=list)
     bytes_in: int = 0  # stdout + stderr of every command (a batch exec's: with its frames)
     execs: int = 0  # pods/exec calls (a batched round is one per sh -c)
+    ipvs_shown: bool = False  # the node has IPVS mode's own KUBE-NODE-PORT chain (targeted.IPVS_TELL)
     seconds: float = 0.0
 
 

@@ -93,12 +93,14 @@ def test_one_list_of_kube_proxy_pods_for_the_whole_fleet(apiserver: Factory, run
     assert all(not n["findings"] for n in json.loads(out)["nodes"])
     pod_lists = [r for r in srv.requests if r.resource == "pods" and r.verb == "list"]
     assert len(pod_lists) == 1 and pod_lists[0].query.get("labelSelector") == "k8s-app=kube-proxy"
-    # per node, targeted reads only: the Service's chain, its cluster IP rule checked, its 9 endpoint chains
+    # per node, targeted reads only: the Service's chain, its cluster IP rule checked, its 9 endpoint chains,
+    # and (the mode not given) IPVS mode's own chain, which would tell an IPVS node
     per_node = {node_name(i): [a for n, a in handler.calls if n == node_name(i)] for i in range(12)}
     for calls in per_node.values():
-        assert sorted(a[3] for a in calls) == ["-C"] + ["-S"] * 10, calls
+        assert sorted(a[3] for a in calls) == ["-C"] + ["-S"] * 11, calls
+        assert calls[-1] == ["iptables", "-t", "nat", "-S", targeted.IPVS_TELL]
         assert not any(a == ["iptables-save"] for a in calls)
-    assert len(handler.calls) == 12 * 11
+    assert len(handler.calls) == 12 * 12
     # the 11 commands of a node's round in one exec: `sh -c` of exactly those allow-listed argvs, framed
     assert len([r for r in srv.requests if r.resource == "pods/exec"]) == 12
     for _, pod, _, argv in srv.execs:

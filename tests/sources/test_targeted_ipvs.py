@@ -274,6 +274,48 @@ def test_the_mode_is_learnt_from_iptables_save(lab: Lab) -> None:
     assert (entry.address, entry.port, len(entry.backends), entry.glue) == (WEB_VIP, 80, len(PODS), [])
 
 
+def test_the_mode_is_told_by_ipvs_modes_own_chain_in_the_first_round(lab: Lab) -> None:
+    """The mode not given, on a node with IPVS mode's KUBE-NODE-PORT chain (kube-proxy makes it in IPVS mode
+    only): the first round's `-S KUBE-NODE-PORT` shows the mode, so no iptables-save is read; the virtual
+    server, its ipset member and kube-ipvs0 address and the glue rules (`-C`) are the second round (no round
+    for the no-endpoints rule the slices would otherwise be looked for in). Batched (the test API server's
+    stand-in sh), that is two execs; the answer is the one learnt from the whole iptables-save."""
+    from sh_standin import run_sh
+
+    from svcctl.dataplane import load_node_rules
+    from svcctl.model import Service
+    from svcctl.sources import batch
+
+    node = IpvsNode(lab, 100)
+    lab.node_exec(["iptables", "-t", "nat", "-N", "KUBE-NODE-PORT"])
+    svc = Service.from_dict({"metadata": {"name": "web", "namespace": "default"}, "spec": {
+        "clusterIP": WEB_VIP, "clusterIPs": [WEB_VIP],
+        "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]}})
+    execs: list[list[str]] = []
+
+    def run(argv: list[str]) -> tuple[str, str, int]:
+        execs.append(argv)
+        if argv[:2] == ["sh", "-c"]:  # each command as the node answers it (ipvsadm simulated: no ip_vs here)
+            assert batch.decode(argv) is not None
+            return run_sh(argv[2], lambda a: node("", "", "", a))
+        return node("", "", "", argv)
+
+    cut = targeted.node_dumps(batch.Batched(run, NODE), NODE, "netns", [(svc, None)], None)
+    assert cut is not None and cut.mode == "ipvs"
+    assert ["iptables-save"] not in node.calls and ["ipvsadm", "-Ln"] not in node.calls
+    assert ["iptables", "-t", "nat", "-S", "KUBE-NODE-PORT"] in node.calls
+    assert len(execs) == 2 and all(batch.decode(e) for e in execs)
+    assert [a for a in node.calls if "--match-set" in a]  # the glue checked with -C, not read
+    (entry,) = load_node_rules(cut, only={"default/web", WEB_VIP}).services
+    lab.node_exec(["iptables", "-t", "nat", "-X", "KUBE-NODE-PORT"])
+    learnt = targeted.node_dumps(lambda argv: node("", "", "", argv), NODE, "netns", [(svc, None)], None)
+    assert learnt is not None and learnt.mode == "ipvs"
+    (other,) = load_node_rules(learnt, only={"default/web", WEB_VIP}).services
+    assert (entry.address, entry.port, sorted(b.ip for b in entry.backends), entry.glue) == \
+        (other.address, other.port, sorted(b.ip for b in other.backends), other.glue)
+    assert len(entry.backends) == len(PODS) and entry.glue == []
+
+
 def test_ipvsadm_says_no_such_service_in_either_words() -> None:
     """ipvsadm's list_service exits 1 with ipvs_strerror(errno): `No such service` for ESRCH, or `Memory
     allocation problem` from builds that took libnl 3's NLE_OBJ_NOTFOUND (12) for errno ENOMEM; another

@@ -153,7 +153,9 @@ def test_one_service_is_read_with_its_own_rules_only(lab: Lab, apiserver: Factor
     assert code == 0, err
     # the commands: per-Service chains and entry-rule checks only, never a whole dump
     assert ex.calls and all(targeted.allowed(a) for a in ex.calls), ex.calls
-    chains = sorted(a[4] for a in ex.calls if a[3] == "-S")
+    # (the mode not given: IPVS mode's own chain is asked once, in the first round, to tell an IPVS node)
+    assert ex.calls.count(["iptables", "-t", "nat", "-S", targeted.IPVS_TELL]) == 1
+    chains = sorted(a[4] for a in ex.calls if a[3] == "-S" and a[4] != targeted.IPVS_TELL)
     h = port_proto_hash("default/web:http", "tcp")
     assert chains[:3] == [f"KUBE-EXT-{h}", f"KUBE-FW-{h}"] + [c for c in chains if c.startswith("KUBE-SEP-")][:1]
     assert sum(c.startswith("KUBE-SEP-") for c in chains) == len(PODS)
@@ -194,7 +196,8 @@ def test_a_service_without_endpoints_is_its_reject_rule(lab: Lab, apiserver: Fac
     # the trace reads the node before the slices: the rules for "has endpoints" are looked for first (the chain,
     # the cluster IP rule), then, not there, the rule kube-proxy writes for no endpoints
     h = port_proto_hash("default/empty:http", "tcp")
-    calls = [a for a in ex.calls if a[0] != "conntrack"]  # (its flows, read after the rules)
+    # (its flows, read after the rules; IPVS mode's chain, asked to tell an IPVS node)
+    calls = [a for a in ex.calls if a[0] != "conntrack" and a[-1] != targeted.IPVS_TELL]
     assert sorted((a[2], a[3], a[4], a[-1]) for a in calls) == [
         ("filter", "-C", "KUBE-SERVICES", "REJECT"), ("nat", "-C", "KUBE-SERVICES", f"KUBE-SVC-{h}"),
         ("nat", "-S", f"KUBE-SVC-{h}", f"KUBE-SVC-{h}")]
