@@ -828,6 +828,9 @@ class _Walk(Walk):
     local: bool = False
 
 
+_HAIRPIN = "hairpin traffic (an endpoint to itself via the Service) is masqueraded"
+
+
 class _Follower:
     def __init__(self, nat: Table, dump: Dump) -> None:
         self.nat = nat
@@ -843,37 +846,129 @@ class _Follower:
         except ValueError:
             raise InputError(f"bad --probability {text!r}", source=self.dump.source, line=r.line) from None
 
-    def _endpoint_walk(self, chain: str) -> _Walk | None:
-        """What `walk` finds in an endpoint chain as kube-proxy writes it (its hairpin masquerade, then the DNAT),
-        read from the two lines' text without building their Rules; None for any other shape (counters,
-        affinity, …), which the general walk reads. Endpoint chains are most of a dump's rules."""
+    def _lines(self, chain: str, most: int) -> list[tuple[int, int]] | None:
+        """(start, end) of each of a lazily kept chain's lines when they are one run of at most `most` lines and
+        none of its rules was parsed already; None otherwise."""
         if self.nat.chains.get(chain):
             return None
         runs = self.nat.lazy.get(chain)
-        if runs is None or len(runs) != 1 or not 0 < runs[0][3] <= 2:
+        if runs is None or len(runs) != 1 or not 0 < runs[0][3] <= most:
             return None
-        no, start, end, _count = runs[0]
-        raw = [(no, ln) for ln in self.nat.text[start:end].rstrip("\n").split("\n")]
+        _no, pos, end, _count = runs[0]
+        text = self.nat.text
+        out: list[tuple[int, int]] = []
+        while pos < end:
+            nl = text.find("\n", pos, end)
+            nl = end if nl < 0 else nl
+            out.append((pos, nl))
+            pos = nl + 1
+        return out
+
+    def _endpoint_parts(self, chain: str) -> tuple[str, int, bool] | None:
+        """(address, port, hairpin masquerade) of an endpoint chain as kube-proxy writes it (its hairpin
+        masquerade, then the DNAT), read from the lines' text without building their Rules; None for any other
+        shape (counters, affinity, …), which the general walk reads. Endpoint chains are most of a dump's rules."""
+        lines = self._lines(chain, 2)
+        if lines is None:
+            return None
+        text = self.nat.text
         at = 4 + len(chain)
-        masq: list[str] = []
-        if len(raw) == 2:
-            line = raw[0][1]
-            m = _FAST_RULES["-s "].match(line, at)
-            if m is None or m.group(3) != "KUBE-MARK-MASQ" or not line.startswith(chain, 3) or line[at - 1] != " ":
+        for ls, _le in lines:
+            if not text.startswith(chain, ls + 3) or text[ls + at - 1] != " ":
                 return None
-            masq.append("hairpin traffic (an endpoint to itself via the Service) is masqueraded")
-        line = raw[-1][1]
-        m = _FAST_RULES["-p "].match(line, at)
-        if m is None or not line.startswith(chain, 3) or line[at - 1] != " ":
+        hairpin = False
+        if len(lines) == 2:
+            m = _FAST_RULES["-s "].match(text, lines[0][0] + at, lines[0][1])
+            if m is None or m.group(3) != "KUBE-MARK-MASQ":
+                return None
+            hairpin = True
+        m = _FAST_RULES["-p "].match(text, lines[-1][0] + at, lines[-1][1])
+        if m is None:
             return None
+        to = m.group(4)
+        host, _, port = to.rpartition(":")
+        if host and port.isdigit() and "-" not in to and "[" not in to:
+            return host, int(port), hairpin
+        ip, num = _split_hostport(to)
+        return ip, num, hairpin
+
+    def _endpoint_walk(self, chain: str) -> _Walk | None:
+        """`walk` of an endpoint chain of kube-proxy's shape (`_endpoint_parts`), None for any other."""
+        parts = self._endpoint_parts(chain)
+        if parts is None:
+            return None
+        ip, port, hairpin = parts
         self.visited.add(chain)
-        if masq:
+        masq: list[str] = []
+        if hairpin:
             self.visited.add("KUBE-MARK-MASQ")
-        ip, port = _split_hostport(m.group(4))
+            masq.append(_HAIRPIN)
         share = _fmul(_ONE, _ONE)
         _fsub(_ONE, share)
         return _Walk(backends=[Backend(ip=ip, port=port, probability=share, chain="", connections=None)],
                      path=[chain], masquerade=masq)
+
+    def _service_walk(self, chain: str) -> _Walk | None:
+        """`walk` of a KUBE-SVC- chain as kube-proxy writes it — its masquerade of traffic from outside the
+        cluster, then one jump per endpoint (each but the last by chance) to endpoint chains of kube-proxy's shape —
+        from the lines' text, without a Rule or a walk per endpoint; None for any other shape. Everything is read
+        before anything is recorded, so the general walk can take over from scratch."""
+        lines = self._lines(chain, 100_000)
+        if lines is None:
+            return None
+        text = self.nat.text
+        at = 4 + len(chain)
+        masq_words = None
+        jumps: list[tuple[str, Fraction, tuple[str, int, bool]]] = []
+        rx_jump = _FAST_RULES["-m "]
+        for k, (ls, le) in enumerate(lines):
+            if not text.startswith(chain, ls + 3) or text[ls + at - 1] != " ":
+                return None
+            if k == 0 and text.startswith("! -s ", ls + at):
+                m = _FAST_RULES["! -"].match(text, ls + at, le)
+                if m is None or m.group(7) != "KUBE-MARK-MASQ":
+                    return None
+                masq_words = f"traffic not from {m.group(1)} is masqueraded"
+                continue
+            m = rx_jump.match(text, ls + at, le)
+            if m is None:
+                return None
+            target = m.group(3)
+            if not target.startswith(IPTABLES_ENDPOINT_PREFIX):
+                return None
+            try:
+                p = probability_fraction(m.group(2)) if m.group(2) is not None else _ONE
+            except ValueError:
+                return None
+            parts = self._endpoint_parts(target)
+            if parts is None:
+                return None
+            jumps.append((target, p, parts))
+        self.visited.add(chain)
+        w = _Walk(path=[chain])
+        if masq_words is not None:
+            self.visited.add("KUBE-MARK-MASQ")
+            w.masquerade.append(masq_words)
+        remaining = _ONE
+        one = _fmul(_ONE, _ONE)  # each endpoint chain's own share, as its walk computes it
+        for target, p, (ip, port, hairpin) in jumps:
+            share = _fmul(remaining, p)
+            self.visited.add(target)
+            w.backends.append(Backend(ip=ip, port=port, probability=_fmul(share, one), chain=target, local=None,
+                                      connections=None))
+            if hairpin:
+                self.visited.add("KUBE-MARK-MASQ")
+                if _HAIRPIN not in w.masquerade:
+                    w.masquerade.append(_HAIRPIN)
+            remaining = _fsub(remaining, share)
+            if remaining == 0:
+                break
+        if remaining > 0 and not w.backends:
+            w.fell_through = True
+        elif remaining > 0 and remaining != 1:
+            w.notes.append(f"a share of {remaining} falls through {chain} without a backend")
+        self.cache[chain] = w
+        return w
 
     def is_masq_chain(self, chain: str) -> bool:
         """KUBE-MARK-MASQ, or any chain that only sets marks (per-service chains never are)."""
@@ -887,10 +982,11 @@ class _Follower:
     def walk(self, chain: str, depth: int = 0) -> _Walk:
         if chain in self.cache:
             return self.cache[chain]
-        if FAST and chain.startswith(IPTABLES_ENDPOINT_PREFIX) and depth <= 20:
-            ew = self._endpoint_walk(chain)
-            if ew is not None:
-                return ew
+        if FAST and depth <= 20:
+            fw = self._endpoint_walk(chain) if chain.startswith(IPTABLES_ENDPOINT_PREFIX) else \
+                self._service_walk(chain) if chain.startswith("KUBE-SVC-") else None
+            if fw is not None:
+                return fw
         self.visited.add(chain)
         w = _Walk(path=[chain])
         rules = self.nat.rules(chain)

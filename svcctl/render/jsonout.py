@@ -16,6 +16,19 @@ from typing import Any
 _BATCH = 8192
 
 
+class Mapped:
+    """A JSON array of `fn(item)` for each of `items`, made as it is written: a whole dump's entries then never
+    exist as dicts side by side. With `text`, `fn(item, indent)` returns the item's JSON text itself (for items of
+    one fixed shape, e.g. backends, whose writer is held equal to writing their dict)."""
+
+    __slots__ = ("fn", "items", "text")
+
+    def __init__(self, items: list[Any], fn: Callable[..., Any], text: bool = False) -> None:
+        self.items = items
+        self.fn = fn
+        self.text = text
+
+
 def _float(o: float) -> str:
     if o != o:
         return "NaN"
@@ -83,6 +96,9 @@ def write_json(obj: Any, write: Callable[[str], Any]) -> None:
                 elif vc is dict or vc is list:
                     out.append(sep + ks + ": ")
                     value(v, inner)
+                elif vc is Mapped:
+                    out.append(sep + ks + ": ")
+                    mapped(v, inner)
                 else:
                     s = _scalar(v)
                     if s is None:
@@ -106,6 +122,9 @@ def write_json(obj: Any, write: Callable[[str], Any]) -> None:
                 elif vc is dict or vc is list:
                     out.append(sep)
                     value(v, inner)
+                elif vc is Mapped:
+                    out.append(sep)
+                    mapped(v, inner)
                 else:
                     s = _scalar(v)
                     if s is None:
@@ -124,5 +143,26 @@ def write_json(obj: Any, write: Callable[[str], Any]) -> None:
         s = _scalar(o)
         out.append(s if s is not None else "null")
 
-    value(obj, "\n")
+    def mapped(m: Mapped, nl: str) -> None:
+        if not m.items:
+            out.append("[]")
+            return
+        inner = nl + "  "
+        sep = "[" + inner
+        fn = m.fn
+        for item in m.items:
+            if m.text:
+                out.append(sep + fn(item, inner))
+            else:
+                out.append(sep)
+                value(fn(item), inner)
+            sep = "," + inner
+            if len(out) >= _BATCH:
+                flush()
+        out.append(nl + "]")
+
+    if obj.__class__ is Mapped:
+        mapped(obj, "\n")
+    else:
+        value(obj, "\n")
     flush()

@@ -148,3 +148,12 @@ def test_each_fast_shape_builds_the_general_rule(line: str) -> None:
 ])
 def test_other_lines_take_the_general_parse(line: str) -> None:
     assert iptables._fast_rule(line, "nat", 7) is None
+
+
+def test_a_generated_services_chains_are_walked_from_their_text() -> None:
+    """Every KUBE-SVC- chain of a generated dump is walked by the fast path (the model test then compares it)."""
+    dump = iptables.parse_save_text(iptables_save(big_cluster(10, 3)), "dump")
+    nat = dump.tables["nat"]
+    fol = iptables._Follower(nat, dump)
+    svc = [c for c in nat.chains if c.startswith("KUBE-SVC-")]
+    assert svc and all(fol._service_walk(c) is not None for c in svc)
