@@ -152,6 +152,7 @@ class CheckReport:
     attempts: int = 1
     waited_seconds: float | None = None
     notes: list[str] = field(default_factory=list)
+    spool: Any = field(default=None, repr=False, compare=False)  # render/check_stream.ReportSpool, when spooled
 
     def count(self, status: str) -> int:
         return sum(1 for s in self.services if s.status == status)
@@ -203,9 +204,11 @@ class CheckReport:
         return (f"{n} Service{'' if n == 1 else 's'} checked: {self.count(HEALTHY)} healthy, "
                 f"{self.count(WARNING)} with warnings, {self.count(BROKEN)} broken")
 
-    def to_json(self) -> JSON:
+    def to_json(self, services: list[Any] | None = None) -> JSON:
+        """The document; `services`: what stands in for the Services' list (a spooled report prints its own)."""
         return {"apiVersion": "svcctl/v1", "kind": "CheckReport", "summary": self.summary(),
-                "services": [s.to_json() for s in self.services], "notes": self.notes}
+                "services": [s.to_json() for s in self.services] if services is None else services,
+                "notes": self.notes}
 
 
 def sort_checks(checks: Iterable[ServiceCheck]) -> list[ServiceCheck]:

@@ -191,6 +191,14 @@ def run_attempt(app: Context, plan: Plan, progress: Progress, attempt: int) -> A
     policy = PolicyChecker(src, plan.from_pod, app.ns, shared=src is not app.source)
     run.report.checks["policy"] = f"from {plan.from_pod}" if plan.from_pod else "namespaces"
     checks: list[ServiceCheck] = []
+    spool = None
+    from svcctl.sources import prefetch as _prefetch
+
+    if not plan.refs and not plan.collect and len(targets) >= _prefetch.PREFETCH_MIN:
+        # many Services: each report cut to what the output prints, once made
+        from svcctl.render.check_stream import ReportSpool
+
+        spool = run.report.spool = ReportSpool(app.output)
     for i, (ns, name, svc) in enumerate(targets, 1):
         progress.service(i, len(targets), f"{ns}/{name}")
         t0 = time.monotonic()
@@ -225,7 +233,7 @@ def run_attempt(app: Context, plan: Plan, progress: Progress, attempt: int) -> A
         if sc.policy.skipped:
             sc.skipped.append(sc.policy.skipped)
         sc.seconds = time.monotonic() - t0
-        checks.append(sc)
+        checks.append(spool.add(sc) if spool is not None else sc)
     run.report.services = sort_checks(checks)
     if not targets:
         where = "any namespace" if app.all_namespaces else f"namespace {app.ns}"

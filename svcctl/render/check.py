@@ -271,7 +271,11 @@ def render_check(app: OutputOptions, report: CheckReport) -> None:
     import sys
 
     fmt = app.output
-    if fmt == "json":
+    if fmt == "json" and report.spool is not None:
+        from svcctl.render.check_stream import write_report_json
+
+        write_report_json(report, report.spool, sys.stdout.write)
+    elif fmt == "json":
         sys.stdout.write(dump_json(report.to_json()))
     elif fmt == "yaml":
         sys.stdout.write(dump_yaml(report.to_json()))

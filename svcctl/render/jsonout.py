@@ -67,8 +67,9 @@ def _scalar(o: Any) -> str | None:
     return str(_enc_str(str(o)))  # default=str
 
 
-def write_json(obj: Any, write: Callable[[str], Any]) -> None:
-    """`obj` as `json.dumps(obj, indent=2, default=str)` would print it (no trailing newline), through `write`."""
+def write_json(obj: Any, write: Callable[[str], Any], nl: str = "\n") -> None:
+    """`obj` as `json.dumps(obj, indent=2, default=str)` would print it (no trailing newline), through `write`;
+    `nl` is the newline and indentation it starts at (deeper: `obj` as an item nested in a bigger document)."""
     out: list[str] = []
     enc_str = _enc_str
 
@@ -162,7 +163,7 @@ def write_json(obj: Any, write: Callable[[str], Any]) -> None:
         out.append(nl + "]")
 
     if obj.__class__ is Mapped:
-        mapped(obj, "\n")
+        mapped(obj, nl)
     else:
-        value(obj, "\n")
+        value(obj, nl)
     flush()

@@ -22,7 +22,8 @@ from svcctl.analysis.endpoints import NEAR_MISS_CAP, _no_digits, looks_like_typo
 from svcctl.errors import SvcctlError
 from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Service
 from svcctl.selectors import labels_match, parse_selector
-from svcctl.sources.base import ClusterSource, CountsRefusals, NodeDumps, PagedReads
+from svcctl.sources.base import ClusterSource, CountsRefusals, HasCoverage, NodeDumps, PagedReads
+from svcctl.sources.coverage import Coverage
 
 PREFETCH_MIN = 20  # fewer Services than this: the per-Service reads cost less than the lists
 
@@ -45,6 +46,12 @@ def _slim(raw: JSON) -> JSON:
             "spec": {"nodeName": spec.get("nodeName"), "hostNetwork": spec.get("hostNetwork"),
                      "containers": ports(spec.get("containers")), "initContainers": ports(spec.get("initContainers"))},
             "status": {"podIP": status.get("podIP"), "podIPs": status.get("podIPs"), "phase": status.get("phase")}}
+
+
+def _absent(src: object, kind: str) -> bool:
+    """Whether the input cannot hold `kind` at all (a snapshot without it), as `ops.endpoints.absent_from` asks."""
+    cov = src.coverage if isinstance(src, HasCoverage) else None
+    return isinstance(cov, Coverage) and cov.absent_reason(kind) is not None
 
 
 class _PodPool:
@@ -133,6 +140,8 @@ class Prefetched:
             for s in services:
                 self._services.setdefault(s.meta.namespace, []).append(s)
         self._scope = namespace
+        for s in services:
+            s.raw = {}  # as for the slices below: only a bundle reads it again
         self._by_key = {(s.meta.namespace, s.meta.name): s for s in services}
         self._slices = self._grouped(lambda: self._iter_slices(namespace))
         self._endpoints: dict[tuple[str, str], Endpoints] | None = None
@@ -140,6 +149,11 @@ class Prefetched:
         if callable(list_all):
             eps = self._try(lambda: list_all(namespace))
             if eps is not None:
+                # their JSON is read again only to stand in for EndpointSlices the input does not hold
+                keep = self._slices is None or _absent(src, "EndpointSlice")
+                for e in eps:
+                    if not keep:
+                        e.raw = {}
                 self._endpoints = {(e.meta.namespace, e.meta.name): e for e in eps}
         self._pods: _PodPool | None = None
         self._near: dict[tuple[str, str], _NearPage] = {}
@@ -153,6 +167,7 @@ class Prefetched:
             if events is not None:
                 self._events = {}
                 for e in events:
+                    e.raw = {}  # only `--collect-on-failure` reads it, and is not asked of this source
                     self._events.setdefault((e.meta.namespace, e.involved_kind, e.involved_name), []).append(e)
         nodes = self._try(src.list_nodes)
         self._nodes: dict[str, Node] | None = {n.meta.name: n for n in nodes} if nodes is not None else None
@@ -177,6 +192,7 @@ class Prefetched:
             return None
         out: dict[tuple[str, str], list[EndpointSlice]] = {}
         for sl in slices:
+            sl.raw = {}  # read again only for a `--collect-on-failure` bundle, which is not asked of this source
             name = sl.service_name
             if name:
                 out.setdefault((sl.meta.namespace, name), []).append(sl)

@@ -87,6 +87,16 @@ def tricky_cluster() -> list[JSON]:
     return objs
 
 
+def output(run_cli: RunCli, kubeconfig: str, fmt: str, *args: str) -> tuple[int, str]:
+    code, out, err = run_cli(["check", "-A", "--no-dns", "-o", fmt, "--kubeconfig", kubeconfig, *args])
+    assert out, err
+    if fmt == "junit":  # each Service's time is its own
+        import re
+
+        out = re.sub(r' time="[0-9.]+"', "", out)
+    return code, out
+
+
 def report(run_cli: RunCli, kubeconfig: str, *args: str) -> tuple[int, Any]:
     code, out, err = run_cli(["check", "-A", "--no-dns", "-o", "json", "--kubeconfig", kubeconfig, *args])
     assert out.startswith("{"), err
@@ -107,8 +117,12 @@ def test_fast_check_all_is_the_per_service_check(args: tuple[str, ...], apiserve
     srv = apiserver(copy.deepcopy(tricky_cluster()))
     kc = str(srv.kubeconfig)
     fast = report(run_cli, kc, *args)
+    formats = ("json", "table", "wide", "junit", "github", "markdown")
+    fast_text = {fmt: output(run_cli, kc, fmt, *args) for fmt in formats}
     monkeypatch.setattr(prefetch, "PREFETCH_MIN", 10**9)  # every Service through its own reads, as for one
     each = report(run_cli, kc, *args)
+    for fmt in formats:  # the outputs printed from the cut-down reports (render/check_stream.py)
+        assert fast_text[fmt] == output(run_cli, kc, fmt, *args), fmt
     if fast != each:
         import difflib
 

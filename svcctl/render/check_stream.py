@@ -1,0 +1,108 @@
+"""`check` over thousands of Services: each Service's report cut to what its output needs as soon as it is made.
+
+An endpoints report holds every Pod's verdict, every endpoint row and the slices (≈ 45 kB in memory per Service;
+10,000 Services were 450 MB held to the end for a table that prints one row and the findings of each). Here,
+once a Service is checked, its endpoints report is replaced by its findings alone (what the table, wide, JUnit,
+GitHub and Markdown outputs read of it); for `-o json` the Service's whole JSON is written first to a temporary
+file, and the document is printed from it: the same bytes as `dump_json(report.to_json())`, with the memory of
+one Service. YAML output keeps the reports (PyYAML writes the document in one piece).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import IO, Any
+
+from svcctl.analysis.check import CheckReport, ServiceCheck
+from svcctl.model import JSON, Finding
+from svcctl.render.jsonout import write_json
+
+_MARK = "\x00svcctl-spooled-services\x00"
+_AT = "\n    "  # the indentation of one item of the report's "services" list (dump_json's indent=2, two levels)
+
+
+class _Findings:
+    """A check's report reduced to its findings (the rest was printed, or is not printed, already)."""
+
+    __slots__ = ("findings",)
+
+    def __init__(self, findings: list[Finding]) -> None:
+        self.findings = findings
+
+    def to_json(self) -> JSON:
+        raise RuntimeError("this report was spooled: print it with write_report_json")
+
+
+class ReportSpool:
+    """Where `run_attempt` hands each checked Service (see the module)."""
+
+    def __init__(self, output: str) -> None:
+        self.output = output
+        self._file: IO[bytes] | None = None
+        self._where: dict[int, tuple[int, int]] = {}  # id(the compact ServiceCheck) -> (offset, length) in _file
+        self._kept: list[ServiceCheck] = []  # the compact checks, alive while the spool is (their ids are keys)
+
+    @property
+    def keeps_reports(self) -> bool:
+        return self.output == "yaml"
+
+    def add(self, sc: ServiceCheck) -> ServiceCheck:
+        """The ServiceCheck to keep in place of `sc`."""
+        if self.keeps_reports or sc.endpoints is None:
+            return sc
+        offset = length = 0
+        if self.output == "json":
+            if self._file is None:
+                self._file = tempfile.TemporaryFile()  # noqa: SIM115 (as long as the report; deleted when closed)
+            parts: list[str] = []
+            write_json(sc.to_json(), parts.append, _AT)
+            data = "".join(parts).encode()
+            offset = self._file.seek(0, 2)
+            length = self._file.write(data)
+        compact = ServiceCheck(sc.namespace, sc.name, _Findings(list(sc.endpoints.findings)), sc.dns, sc.drift,
+                               sc.policy, sc.extra, sc.skipped, sc.counts, sc.seconds)
+        if self.output == "json":
+            self._where[id(compact)] = (offset, length)
+            self._kept.append(compact)
+        return compact
+
+    def spooled(self, sc: ServiceCheck) -> bool:
+        return id(sc) in self._where
+
+    def read(self, sc: ServiceCheck) -> str:
+        assert self._file is not None
+        offset, length = self._where[id(sc)]
+        self._file.seek(offset)
+        return self._file.read(length).decode()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def write_report_json(report: CheckReport, spool: ReportSpool, write: Any) -> None:
+    """`dump_json(report.to_json())`, each spooled Service's JSON copied from the spool in the report's order."""
+    from svcctl.render.console import dump_json
+
+    if not report.services:
+        write(dump_json(report.to_json()))
+        return
+    head, tail = dump_json(report.to_json(services=[_MARK])).split(_json_str(_MARK), 1)
+    write(head)
+    for i, s in enumerate(report.services):
+        if i:
+            write("," + _AT)
+        if spool.spooled(s):
+            write(spool.read(s))
+        else:
+            parts: list[str] = []
+            write_json(s.to_json(), parts.append, _AT)
+            write("".join(parts))
+    write(tail)
+
+
+def _json_str(s: str) -> str:
+    from json.encoder import encode_basestring_ascii
+
+    return str(encode_basestring_ascii(s))
