@@ -168,9 +168,11 @@ def run_attempt(app: Context, plan: Plan, progress: Progress, attempt: int) -> A
     src = app.source
     targets = select_services(app, plan)
     if plan.all_nodes:
-        rule_sets, drift_reason = fleet_rule_sets(app, [s for _, _, s in targets if s is not None], plan.parallel)
+        every = not plan.refs and plan.selector is None and app.ns_or_all is None  # check -A: the cluster's all
+        rule_sets, drift_reason, drift_how = fleet_rule_sets(app, [s for _, _, s in targets if s is not None],
+                                                             plan.parallel, every)
     else:
-        rule_sets, drift_reason = node_rule_sets(app)
+        (rule_sets, drift_reason), drift_how = node_rule_sets(app), ""
     progress.start(attempt, len(targets), src.name)
     run = Attempt(CheckReport(fail_on=plan.fail_on, source=src.name))
     run.report.checks = {"endpoints": True, "dns": ("query" if plan.dns_query else "predict") if plan.dns else "off",
@@ -183,7 +185,7 @@ def run_attempt(app: Context, plan: Plan, progress: Progress, attempt: int) -> A
         from svcctl.sources.prefetch import prefetch
 
         src = prefetch(src, app.ns_or_all, [s for _, _, s in targets if s is not None], plan.selector is None)
-    for label in (partial, plan.dns_reason, drift_reason):
+    for label in (partial, plan.dns_reason, drift_how, drift_reason):
         if label:
             run.report.notes.append(label)
     from svcctl.ops.policy_check import PolicyChecker

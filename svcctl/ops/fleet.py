@@ -39,19 +39,31 @@ def run_fleet(app: Context, services: list[Service], parallel: int, fail_on: str
     return int(exit_for(report.verdict, fail_on)) if nodes else int(ExitStatus.OK)
 
 
-def fleet_rule_sets(app: Context, services: list[Service], parallel: int
-                    ) -> tuple[list[tuple[str | None, NodeRules, NodeDumps]], str]:
-    """For `check --all-nodes`: every readable node's rules (node, rules, dumps), and a note naming the nodes that
-    could not be read ("" when all could). Few Services: the parsers' one-Service path; many: whole dumps."""
+def fleet_rule_sets(app: Context, services: list[Service], parallel: int, every: bool = False
+                    ) -> tuple[list[tuple[str | None, NodeRules, NodeDumps]], str, str]:
+    """For `check --all-nodes`: every readable node's rules (node, rules, dumps), a note naming the nodes that
+    could not be read ("" when all could), and one saying how they were read. Up to TARGETED_MAX Services: each
+    node is asked for their rules only (targeted reads, a round per exec); more, or `every` Service of the
+    cluster (its whole dump is exactly their rules, in one exec): whole dumps."""
     from svcctl.render.fleet import FleetProgress
-    from svcctl.sources.fleet import FleetTarget, read_fleet
+    from svcctl.sources.fleet import TARGETED_MAX, FleetTarget, read_fleet
 
     if app.snapshot or app.node_inputs.files or app.node_inputs.netns or app.node_inputs.local:
         raise InputError("--all-nodes reads every node through its kube-proxy Pod: it needs a live cluster",
                          hint="drop --snapshot / dump files, or use --node NAME for one node")
     if app.node_inputs.no_exec:
         raise InputError("--all-nodes needs to exec into kube-proxy Pods; --no-exec forbids it")
-    only = FleetTarget([(s, []) for s in services]).only if 0 < len(services) <= 20 else None
+    n = len(services)
+    targeted = 0 < n <= TARGETED_MAX and not every
+    only = FleetTarget([(s, []) for s in services]).only if targeted else None
+    if targeted:
+        how = f"drift: each node was asked for the rules of the {n} Service(s) checked only (targeted reads)"
+    elif n:
+        why = ("every Service of the cluster is checked: its whole dump is exactly their rules" if every else
+               f"{n} Services, more than the {TARGETED_MAX} a targeted read asks for")
+        how = f"drift: each node's rules were read whole ({why})"
+    else:
+        how = ""
     with FleetProgress(app) as progress:
         reads = read_fleet(app.source, parallel=parallel, mode=app.node_inputs.mode, only=only,
                            targets=_with_slices(app, services) if only is not None else None,
@@ -66,7 +78,7 @@ def fleet_rule_sets(app: Context, services: list[Service], parallel: int
                 + "; ".join(f"{r.node}: {r.error}" for r in bad[:10]) + (" …" if len(bad) > 10 else ""))
     elif not reads:
         note = "drift: no nodes found"
-    return out, note
+    return out, note, how
 
 
 def _with_slices(app: Context, services: list[Service]) -> list[tuple[Service, list[EndpointSlice] | None]]:
@@ -76,9 +88,24 @@ def _with_slices(app: Context, services: list[Service]) -> list[tuple[Service, l
     be read (refused: the live source then answers [] and counts a refusal) gets None: both rule sets are tried
     and the chains found are followed, as before."""
     from svcctl.errors import SvcctlError
+    from svcctl.sources.base import BulkSlices
 
     src = app.source
     out: list[tuple[Service, list[EndpointSlice] | None]] = []
+    if len(services) > 20 and isinstance(src, BulkSlices):  # many: one (paged) list instead of one read each
+        namespaces = {s.meta.namespace for s in services}
+        refused = getattr(src, "refusals", 0)
+        try:
+            listed: list[EndpointSlice] | None = src.list_all_endpoint_slices(
+                next(iter(namespaces)) if len(namespaces) == 1 else None)
+        except SvcctlError:
+            listed = None
+        if listed is not None and getattr(src, "refusals", 0) == refused:
+            by: dict[tuple[str, str], list[EndpointSlice]] = {}
+            for sl in listed:
+                if sl.service_name:
+                    by.setdefault((sl.meta.namespace, sl.service_name), []).append(sl)
+            return [(s, by.get((s.meta.namespace, s.meta.name), [])) for s in services]
     for s in services:
         refused = getattr(src, "refusals", 0)
         try:

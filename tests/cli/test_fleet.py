@@ -271,3 +271,62 @@ def test_check_all_nodes_asks_for_the_endpoint_chains_in_the_first_round(apiserv
     doc = json.loads(out)
     assert [d["node"] for d in doc["summary"]["checks"]["drift"]] == [node_name(0), node_name(1)]
     assert not [f for s in doc["services"] for f in s["findings"] if f["check"] == "drift"]
+
+
+def _dump_of(objs: list[dict[str, Any]]) -> str:
+    """The iptables-save kube-proxy writes for the objects' Services (their ready endpoints): every node's."""
+    from gen_dumps import GenCluster, GenEndpoint, GenPort, GenService, iptables_save
+
+    ready: dict[tuple[str, str], list[str]] = {}
+    for o in objs:
+        if o["kind"] == "EndpointSlice":
+            key = (o["metadata"]["namespace"], o["metadata"]["labels"]["kubernetes.io/service-name"])
+            ready.setdefault(key, []).extend(e["addresses"][0] for e in o["endpoints"] if e["conditions"]["ready"])
+    gens = [GenService(o["metadata"]["namespace"], o["metadata"]["name"], o["spec"]["clusterIP"],
+                       [GenPort(p["name"], p["port"], p["targetPort"]) for p in o["spec"]["ports"]],
+                       [GenEndpoint(ip) for ip in ready.get((o["metadata"]["namespace"], o["metadata"]["name"]), [])])
+            for o in objs if o["kind"] == "Service"]
+    return iptables_save(GenCluster(gens, cluster_cidr="10.128.0.0/9"))
+
+
+@pytest.mark.parametrize("case", ["selected", "every", "over the bound"])
+def test_check_all_nodes_of_many_services_reads_them_targeted_up_to_a_bound(
+        apiserver: Factory, run_cli: RunCLI, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
+    """`check --all-nodes` of 30 Services: each node is asked for their rules only, batched (a few execs per
+    node, no whole dump), and the output says so; `check -A` (every Service of the cluster: the whole dump is
+    exactly their rules) and more Services than the bound read each node whole, and say why. The drift answer
+    is the same either way."""
+    from gen_fleet import RuleIndex
+
+    from svcctl.sources import fleet
+
+    objs = fleet_objects(3, services=30)
+    dump = _dump_of(objs)
+    index = RuleIndex(dump)
+    srv = apiserver(objs, copy=False)
+    srv.exec_handler = lambda ns, pod, c, argv: ((dump, "", 0) if argv == ["iptables-save"] else
+                                                 index.answer(argv) or ("", "not found\n", 127))
+    if case == "over the bound":
+        monkeypatch.setattr(fleet, "TARGETED_MAX", 10)
+    args = ["check", "-A", "--all-nodes", "--no-dns", "-o", "json", "--kubeconfig", str(srv.kubeconfig)]
+    code, out, err = run_cli(args if case == "every" else [*args, "-l", "app"])
+    assert code in (0, 1) and out.startswith("{"), err
+    doc = json.loads(out)
+    assert len(doc["services"]) == 30
+    notes = " ".join(doc["notes"])
+    drift = sorted((s["namespace"], s["name"], f["code"]) for s in doc["services"] for f in s["findings"]
+                   if f["check"] == "drift")
+    saves = [e for e in srv.execs if e[3] == ["iptables-save"]]
+    if case == "selected":
+        assert "asked for the rules of the 30 Service(s) checked only (targeted reads)" in notes, notes
+        # ≈ 360 commands a node: one round, split into a few execs of ≤ 6 kB scripts
+        assert saves == [] and len(srv.execs) <= 3 * 6, [len(e[3][2]) for e in srv.execs]
+        assert all(batch.decode(e[3]) is not None for e in srv.execs)
+        commands = [c for e in srv.execs for c in batch.decode(e[3]).commands]  # type: ignore[union-attr]
+        assert len({c[4] for c in commands if c[3] == "-S"}) > 30 * 5  # every Service's chain and endpoints
+    else:
+        assert len(saves) == 3 and len(srv.execs) == 3
+        why = "every Service of the cluster is checked" if case == "every" else "30 Services, more than the 10"
+        assert "each node's rules were read whole (" + why in notes, notes
+    assert drift == [], drift  # (the rules match the API: nothing to find, however they were read)
+    assert [c["node"] for c in doc["summary"]["checks"]["drift"]] == [node_name(i) for i in range(3)]
