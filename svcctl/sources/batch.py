@@ -17,7 +17,8 @@ What keeps this read-only and inside the allow-list:
   was written before the nonce was drawn, so it cannot end a frame early or forge one; an answer whose
   frames are not exactly the ones sent is not used.
 - The commands run one after another in the shell, each with stdin from /dev/null; each one's exit status
-  is in its frame, so `-C`'s "no such rule" (1) is read as it is without a shell.
+  is in its frame, so `-C`'s "no such rule" (1) is read as it is without a shell. A round too long for one
+  request line (MAX_ENCODED) is split into several execs, run in parallel like a round's single commands.
 
 No shell in the container (the exec fails as "not found" / "executable file not found", or exits 126 / 127
 without a frame): that node's rounds go one exec per command, as before, remembered for the node, and for the
@@ -217,11 +218,13 @@ class Batched:
         parts = chunks(argvs)
         if len(parts) == 1:
             answers = [self._one(parts[0])]
-        else:
-            from svcctl.sources.targeted_base import _pool
+        else:  # several execs of the round in parallel, as many at once as a round's single commands
+            from svcctl.sources.targeted_base import WORKERS, _pool
 
-            futures = [_pool().submit(self._one, p) for p in parts]
-            answers = [f.result() for f in futures]
+            answers = []
+            for i in range(0, len(parts), WORKERS):
+                futures = [_pool().submit(self._one, p) for p in parts[i:i + WORKERS]]
+                answers += [f.result() for f in futures]
         if any(a is None for a in answers):
             return None
         got = [a for a in answers if a is not None]
