@@ -155,3 +155,19 @@ def test_fast_check_all_is_the_per_service_check(args: tuple[str, ...], apiserve
         assert set(reach["team-002/svc-00005"].values()) == {"some"}  # an ipBlock: some Pod's IP may be in it
         assert reach["team-002/svc-00011"]["team-000"] == "none"
         assert reach["team-002/svc-00011"]["team-001"] == "all"
+
+
+def test_pre_encoded_pages_are_the_same_bytes(apiserver: Any) -> None:
+    """The benchmarks' test API server joins list pages from objects encoded once (apiserver.pre_encode)."""
+    from apiserver import Encoded
+
+    srv = apiserver(copy.deepcopy(tricky_cluster()))
+    queries = [("pods", None, {"limit": "7"}), ("pods", "team-001", {"limit": "5"}), ("services", None, {}),
+               ("endpointslices", "team-002", {"limit": "3"})]
+    first = srv.list_objects("pods", None, {"limit": "7"})[1]
+    queries.append(("pods", None, {"limit": "7", "continue": first["metadata"]["continue"]}))
+    plain = [json.dumps(srv.list_objects(*q)[1], separators=(",", ":")).encode() for q in queries]
+    srv.pre_encode()
+    encoded = [srv.list_objects(*q)[1] for q in queries]
+    assert all(isinstance(e, Encoded) for e in encoded)
+    assert [bytes(e) for e in encoded] == plain
