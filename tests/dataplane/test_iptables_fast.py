@@ -117,7 +117,9 @@ def test_the_fixtures_and_generators_take_the_fast_paths(monkeypatch: pytest.Mon
     fast = [ln for i, ln in enumerate(lines) if iptables._fast_rule(ln, "nat", i) is not None]
     assert len(fast) > 0.9 * len(lines)
     dump = iptables.parse_save_text(text, "dump")
-    assert max(run[3] for runs in dump.tables["nat"].lazy.values() for run in runs) > 1  # runs, not lines
+    nat = dump.tables["nat"]
+    assert max(nat.n_rules(c) for c in nat.lazy) > 1
+    assert all(v.__class__ is int for v in nat.lazy.values())  # each chain one run of lines, not a line each
 
 
 @pytest.mark.parametrize("line", [
