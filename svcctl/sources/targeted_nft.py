@@ -26,6 +26,10 @@ from svcctl.sources.targeted_base import Exec, ReadFailed, TargetedRead, pick, p
 
 MAX_ROUNDS = 4
 SHARED_CHAINS = ("services", "masquerading")
+# the node addresses NodePorts are accepted on (the `services` chain matches `ip daddr @nodeport-ips`): a few
+# elements whatever the node holds, listed for a Service with a NodePort
+SHARED_SETS = ("nodeport-ips",)
+_AFFINITY_REF = re.compile(r"@(affinity-[A-Z2-7]{8}-[A-Za-z0-9_./:-]{1,240})")
 MAPS = ("service-ips", "cluster-ips", "service-nodeports", "firewall-ips", "no-endpoint-services",
         "no-endpoint-nodeports")
 _PER_SERVICE = re.compile(r"(?:service|external|local|firewall|endpoint|affinity)-[A-Z2-7]{8}-[A-Za-z0-9_./:-]{1,240}"
@@ -36,12 +40,16 @@ _PROTO = {"tcp", "udp", "sctp"}
 
 def allowed(argv: list[str]) -> bool:
     """The nftables targeted shapes: `nft list chain ip|ip6 kube-proxy CHAIN` (a per-Service chain, or
-    `services` / `masquerading`), and `nft get element ip|ip6 kube-proxy MAP { KEY }` for one of kube-proxy's
+    `services` / `masquerading`), `nft list set ip|ip6 kube-proxy SET` (`nodeport-ips`, or a Service's
+    `affinity-…` set), and `nft get element ip|ip6 kube-proxy MAP { KEY }` for one of kube-proxy's
     service maps, KEY `ADDR . PROTO . PORT`, `PROTO . PORT` or (cluster-ips) `ADDR`."""
     if len(argv) < 6 or argv[0] != "nft" or argv[3] not in ("ip", "ip6") or argv[4] != "kube-proxy":
         return False
     if argv[1:3] == ["list", "chain"]:
         return len(argv) == 6 and (argv[5] in SHARED_CHAINS or bool(_PER_SERVICE.fullmatch(argv[5])))
+    if argv[1:3] == ["list", "set"]:  # nodeport-ips, or a Service's session-affinity set
+        return len(argv) == 6 and (argv[5] in SHARED_SETS or (argv[5].startswith("affinity-")
+                                                               and bool(_PER_SERVICE.fullmatch(argv[5]))))
     if argv[1:3] != ["get", "element"] or argv[5] not in MAPS or len(argv) < 9 or argv[6] != "{" or argv[-1] != "}":
         return False
     key = argv[7:-1]
@@ -60,6 +68,7 @@ class Element:
     what: str
     alt: Element | None = None  # the no-endpoints element kube-proxy writes instead (slices unknown)
     needs_eps: bool = False
+    optional: bool = False  # written only in some node states (no local endpoint): absent says nothing
 
     def argv(self, fam: str) -> list[str]:
         return ["nft", "get", "element", fam, "kube-proxy", self.map, "{", *self.key, "}"]
@@ -71,6 +80,7 @@ class FamilyPlan:
     key: str  # NodeDumps key: nftables | nftables6
     chains: list[str] = field(default_factory=list)
     elements: list[Element] = field(default_factory=list)
+    sets: list[str] = field(default_factory=list)
 
 
 def plan(services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> list[FamilyPlan]:
@@ -101,6 +111,16 @@ def plan(services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> list
                     key = [proto, ".", str(p.node_port)]
                     pick(fp.elements, has_eps, Element("service-nodeports", key, f"the NodePort element of {spn}"),
                           Element("no-endpoint-nodeports", key, f"the no-endpoints NodePort element of {spn}"))
+                    fp.sets += [s for s in SHARED_SETS if s not in fp.sets]
+                if svc.external_traffic_policy == "Local" and has_eps is not False:
+                    # no endpoint on this node: kube-proxy also drops external traffic (a `drop` element of the
+                    # no-endpoint maps, beside the Service's own elements)
+                    drops = [Element("no-endpoint-services", [ip, ".", proto, ".", port], "", optional=True)
+                             for ip, kind in addrs if kind != "cluster IP"]
+                    if p.node_port:
+                        drops.append(Element("no-endpoint-nodeports", [proto, ".", str(p.node_port)], "",
+                                             optional=True))
+                    fp.elements += drops
                 if has_eps is not False:
                     want = ["service-"]
                     if p.node_port or svc.external_ips or svc.load_balancer_ips:
@@ -132,11 +152,14 @@ def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[Endpoint
         maps: dict[str, tuple[str, list[str]]] = {}  # name -> (type line, elements)
         found: list[Element] = []
         failed: list[Element] = []
-        todo, elems = list(fp.chains), list(fp.elements)
+        sets: dict[str, list[str]] = {}
+        todo, elems, set_todo = list(fp.chains), list(fp.elements), list(fp.sets)
         for _ in range(MAX_ROUNDS):
-            if not todo and not elems:
+            if not todo and not elems and not set_todo:
                 break
-            argvs = [["nft", "list", "chain", fp.fam, "kube-proxy", c] for c in todo] + [e.argv(fp.fam) for e in elems]
+            argvs = [["nft", "list", "chain", fp.fam, "kube-proxy", c] for c in todo]
+            argvs += [["nft", "list", "set", fp.fam, "kube-proxy", s] for s in set_todo]
+            argvs += [e.argv(fp.fam) for e in elems]
             results = run_round(execute, argvs, read, allowed)
             alts: list[Element] = []
             for i, (out, _err, rc) in enumerate(results):
@@ -146,7 +169,11 @@ def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[Endpoint
                     if rc == 0:
                         chains[todo[i]] = _inner(out)
                     continue
-                e = elems[i - len(todo)]
+                if i < len(todo) + len(set_todo):
+                    if rc == 0:  # (absent: an older kube-proxy without nodeport-ips, an affinity set gone)
+                        sets[set_todo[i - len(todo)]] = _inner(out)
+                    continue
+                e = elems[i - len(todo) - len(set_todo)]
                 if rc == 0:
                     inner = _inner(out)
                     typ = next((ln for ln in inner if ln.strip().startswith(("type ", "flags "))), "")
@@ -158,19 +185,25 @@ def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[Endpoint
                     if m.group(1) not in entry[1]:
                         entry[1].append(m.group(1))
                     found.append(e)
+                elif e.optional:
+                    pass
                 elif e.alt is not None:
                     e.alt.what = f"{e.what} (nor its no-endpoints element)"
                     alts.append(e.alt)
                 else:
                     failed.append(e)
             nxt: list[str] = []
+            nxt_sets: list[str] = []
             for lines in chains.values():
                 for ln in lines:
                     for t in re.findall(r"(?:goto|jump) ([^\s,}]+)", ln):
                         if t not in chains and t not in nxt and _PER_SERVICE.fullmatch(t):
                             nxt.append(t)
-            todo, elems = nxt, alts
-        no_eps = any(e.map.startswith("no-endpoint-") for e in found)
+                    for t in _AFFINITY_REF.findall(ln):
+                        if t not in sets and t not in set_todo and t not in nxt_sets:
+                            nxt_sets.append(t)
+            todo, elems, set_todo = nxt, alts, nxt_sets
+        no_eps = any(e.map.startswith("no-endpoint-") and not e.optional for e in found)
         missing = [e for e in failed if not (e.needs_eps and no_eps)]
         if missing:
             read.missing[fp.key] = missing[0].what
@@ -178,6 +211,8 @@ def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[Endpoint
         for name, (typ, elements) in maps.items():
             body += [f"\tmap {name} {{" if name != "cluster-ips" else f"\tset {name} {{", typ,
                      "\t\telements = { " + ", ".join(elements) + " }", "\t}"]
+        for lines in sets.values():
+            body += lines
         for lines in chains.values():
             body += lines
         body.append("}")

@@ -5,7 +5,8 @@ its rules for a catalogue of Service shapes (tests/lab/world.py): ClusterIP, Nod
 ranges, externalIPs, no endpoints, only terminating endpoints, externalTrafficPolicy / internalTrafficPolicy
 Local with and without local endpoints, session affinity, UDP, several and named ports, topology hints. svcctl
 reads those rules live (`--netns`) and as text; its backends for every way in must be the Pods that real packets
-reach, and its trace of each healthy Service must find no drift.
+reach, and its trace of each healthy Service must find no drift. Its targeted reads, batched through the real sh
+(one `sh -c` exec per round) and one exec per command, must give what the whole dump gives.
 """
 
 from __future__ import annotations
@@ -208,3 +209,65 @@ def test_text_dumps_read_the_same_as_live(world: World, run_cli: RunCli, tmp_pat
                       for e in doc["services"] if (e.get("name") or "").startswith(f"{w.ns}/"))
 
     assert key(text) == key(live)
+
+
+def _batch_entries(dumps: Any, mode: str, only: set[str], name: str) -> list[tuple[Any, ...]]:
+    from svcctl.dataplane import load_node_rules
+
+    rules = load_node_rules(dumps, mode=mode, only=only)
+    return sorted((e.name, e.kind, e.protocol, e.address, e.port, e.no_endpoints, e.no_local_endpoints,
+                   e.affinity_seconds, tuple(sorted((b.ip, b.port, str(b.probability)) for b in e.backends)))
+                  for e in rules.services if (e.name or "").split(":")[0] == name)
+
+
+@pytest.mark.parametrize("shape", shapes(), ids=lambda s: s.name)
+def test_a_batched_read_of_the_real_rules_is_the_whole_reads_answer(world: World, shape: Shape,
+                                                                    run_cli: RunCli) -> None:
+    """Batched targeted reads (svcctl/sources/batch.py) of the real kube-proxy's rules through the real sh: the
+    Service's rules read targeted as `--all-nodes` reads them (its EndpointSlices known), each round one `sh -c`
+    of the composed script run by the node namespace's dash, and again one exec per command; both give the
+    entries and the drift findings the whole dump gives."""
+    from svcctl.sources import batch, targeted
+    from svcctl.sources.fleet import FleetTarget
+    from svcctl.sources.live import LiveSource
+    from svcctl.sources.node import mode_keys, read_commands
+
+    w = world
+    _wait_programmed(w, run_cli)
+    src = LiveSource.from_options(str(w.kubeconfig), None, 30.0)
+    svc = src.get_service(w.ns, shape.name)
+    slices = src.list_endpoint_slices(w.ns, shape.name)
+    only = FleetTarget([(svc, slices)]).only
+    execs: list[list[str]] = []
+
+    def run(argv: list[str]) -> tuple[str, str, int]:
+        execs.append(argv)
+        r = w.lab.node_exec(argv, check=False)
+        return r.stdout, r.stderr, r.returncode
+
+    batched = targeted.node_dumps(batch.Batched(run, w.node), w.node, "netns", [(svc, slices)], w.mode)
+    sent = list(execs)
+    execs.clear()
+    single = targeted.node_dumps(run, w.node, "netns", [(svc, slices)], w.mode)
+    whole = read_commands(mode_keys(w.mode), w.lab.node, "netns")
+    assert batched is not None and single is not None
+    name = f"{w.ns}/{shape.name}"
+    want = _batch_entries(whole, w.mode, only, name)
+    assert want, f"{shape.name}: no entries in the whole dump"
+    assert _batch_entries(batched, w.mode, only, name) == _batch_entries(single, w.mode, only, name)  # batching changes nothing
+    from svcctl.analysis.fleet import judge_node
+    from svcctl.dataplane import load_node_rules
+
+    def judged(d: Any) -> list[tuple[str, str]]:
+        res = judge_node(w.node, load_node_rules(d, mode=w.mode, only=only), [(svc, slices)], 0.0, "")
+        return sorted((f.code, f.message) for f in res.findings)
+
+    assert judged(batched) == judged(whole)
+    assert _batch_entries(batched, w.mode, only, name) == want
+    # a round of several commands is one `sh -c` exec (a one-command round, such as the no-endpoints REJECT
+    # check alone, goes as it is)
+    shells = [a for a in sent if a[:2] == ["sh", "-c"]]
+    assert all(batch.decode(a) is not None for a in shells), sent
+    asked = [c for a in sent for c in (batch.decode(a).commands if a[:2] == ["sh", "-c"] else [a])]  # type: ignore[union-attr]
+    assert sorted(map(str, asked)) == sorted(map(str, execs))  # the same commands
+    assert len(sent) < len(execs) if len(execs) > 1 else sent == execs, (len(sent), len(execs))
