@@ -4,7 +4,9 @@ mode (iptables-save, `nft list table ip kube-proxy`, `ipvsadm -Ln`), against gre
 Per mode and size, each as its own subprocess with its peak RSS:
 - one Service: `svcctl rules SVC --MODE FILE -o json` and `svcctl trace VIP:80 --MODE FILE -o json` (the cut path:
   only that Service's chains / map elements / virtual server are parsed) — target < 1 s and < 200 MB at 10,000;
-- the whole dump: `svcctl rules --MODE FILE -o json` (linear in the dump: see the µs-per-line column);
+- the whole dump: `svcctl rules --MODE FILE -o json` (linear in the dump: the µs-per-line column is its CPU time,
+  user + system, per line of the file; `×file` its peak RSS over the file's size), beside `wc -l` of the file
+  and, in iptables mode, the general parser (`iptables.FAST` off: no kube-proxy-shaped fast path) on the same file;
 - one Service from a file of 1 MB or more is streamed (sources/scoped.py; every mode): its memory should stay
   flat from 10,000 to 50,000 Services;
 - baseline: grep for the Service by hand — iptables: its comment, then its KUBE-SVC chain's rules; nftables: its
@@ -64,6 +66,11 @@ def _grep(mode: str, path: str, cmds: list[list[str]], repeat: int) -> tuple[flo
     return seconds, rss, f"{found.count(chr(10))} lines"
 
 
+# the whole-dump command with the iptables parser's fast paths off: the general parser and walk, as before them
+_GENERAL = ("import sys; import svcctl.dataplane.iptables as ip; ip.FAST = False; from svcctl.cli.main import run; "
+            "sys.exit(run('svcctl', sys.argv[1:]))")
+
+
 def bench(size: str, repeat: int = 3, modes: tuple[str, ...] = MODES) -> list[Row]:
     rows: list[Row] = []
     # the fixed cost in this run, to read the one-Service rows against: an interpreter, and svcctl's start-up
@@ -90,22 +97,31 @@ def bench(size: str, repeat: int = 3, modes: tuple[str, ...] = MODES) -> list[Ro
                                  _entries(one.stdout)))
                 tr = median_run([*SVCCTL, "trace", f"{vip}:80", flag, path, "-o", "json"], repeat)
                 rows.append(_row(mode, dump, f"trace {vip}:80 (one Service)", tr, base, g_s, lines, ""))
-                whole = run([*SVCCTL, "rules", flag, path, "-o", "json"]) if n <= 50_000 else None
-                if whole is not None:
-                    rows.append(_row(mode, dump, "rules (whole dump)", whole, base, g_s, lines,
-                                     _entries(whole.stdout), per_line=True))
-                rows[-3].note = (rows[-3].note + f"; dump generated in {gen:.1f} s").lstrip("; ")
+                load = os.getloadavg()[0]
+                wc = run(["wc", "-l", path])
+                whole = run([*SVCCTL, "rules", flag, path, "-o", "json"])
+                rows.append(_row(mode, dump, "rules (whole dump)", whole, "wc -l", wc.seconds, lines,
+                                 _entries(whole.stdout) + f"; load {load:.1f}", per_line=True, file_mb=mb))
+                if mode == "iptables":
+                    general = run([sys.executable, "-c", _GENERAL, "rules", flag, path, "-o", "json"])
+                    same = "same output" if general.stdout == whole.stdout else "OUTPUT DIFFERS"
+                    rows.append(_row(mode, dump, "baseline: general parser (FAST off), whole dump", general, "wc -l",
+                                     wc.seconds, lines, same, per_line=True, file_mb=mb))
+                    rows[-2].baseline, rows[-2].baseline_seconds = "general parser", general.seconds
+                rows[-4 if mode == "iptables" else -3].note = (
+                    rows[-4 if mode == "iptables" else -3].note + f"; dump generated in {gen:.1f} s").lstrip("; ")
     return rows
 
 
 def _row(mode: str, dump: str, case: str, r: object, base: str, base_s: float, lines: int, note: str,
-         per_line: bool = False) -> Row:
+         per_line: bool = False, file_mb: float = 0.0) -> Row:
     from common import Run
 
     assert isinstance(r, Run)
     if r.rc not in (0, 1):
         note = f"exit {r.rc}: {r.stderr.strip()[-160:]}"
-    extra = {"mode": mode, "dump": dump, "µs/line": f"{r.seconds / lines * 1e6:.2f}" if per_line else ""}
+    extra = {"mode": mode, "dump": dump, "µs/line": f"{r.cpu_s / lines * 1e6:.2f}" if per_line else "",
+             "×file": f"{r.rss_mb / file_mb:.1f}" if per_line and file_mb else ""}
     return Row("nodes", case, r.seconds, r.rss_mb, base, base_s, extra, note)
 
 
@@ -127,7 +143,7 @@ def main() -> int:
     ap.add_argument("--modes", default=",".join(MODES))
     args = ap.parse_args()
     print(f"machine: {machine()}")
-    print(table(bench(args.size, args.repeat, tuple(args.modes.split(","))), ["mode", "dump", "µs/line"]))
+    print(table(bench(args.size, args.repeat, tuple(args.modes.split(","))), ["mode", "dump", "µs/line", "×file"]))
     return 0
 
 
