@@ -360,6 +360,9 @@ def _banner(line: str, dump: Dump) -> None:
 
 # the rest of a chain's run of rules after its first line (the backreference keeps it to that one chain), in one
 # regex step instead of a Python loop turn per line
+# a run of chain declarations (`:NAME POLICY [p:b]`, single-spaced), and each one's name and policy
+_DECL_RUN = re.compile(r"(?::\S+(?: \S+)*\n)+")
+_DECL = re.compile(r":(\S+)(?: (\S+))?[^\n]*\n")
 _RUN_RE = re.compile(r"-A (\S+) [^\n]*\n(?:-A \1 [^\n]*\n)*")
 
 
@@ -441,6 +444,20 @@ def parse_save_text(text: str, source: str) -> Dump:
             dump.n_rules += 1
             continue
         if c0 == ":":
+            if FAST and table is not None and raw[:1] == ":":
+                m = _DECL_RUN.match(text, ls)
+                if m is not None and m.end() > pos:  # this declaration and the ones after it, in one step
+                    chains, policies = table.chains, table.policies
+                    decls = _DECL.findall(text, ls, m.end())
+                    for name, policy in decls:
+                        if name not in chains:
+                            chains[name] = _NO_RULES
+                        if policy and policy != "-":
+                            policies[name] = policy
+                    dump.n_chains += len(decls)
+                    no += len(decls) - 1
+                    pos = m.end()
+                    continue
             parts = line[1:].split()
             if not parts or table is None:
                 raise InputError("chain declaration outside a table", source=source, line=no)
@@ -874,6 +891,14 @@ class _Follower:
         self.dump = dump
         self.visited: set[str] = set()
         self.cache: dict[str, _Walk] = {}
+        self.claimed: set[int] = set()  # walks (by id) whose backends an entry took
+
+    def claim(self, w: _Walk) -> bool:
+        """True the first time an entry takes this walk's backends (with the fast paths on)."""
+        if not FAST or id(w) in self.claimed:
+            return False
+        self.claimed.add(id(w))
+        return True
 
     def probability(self, r: Rule) -> Fraction:
         """The rule's `--probability` (1 without one); not a number (or nan) is an input error, not a crash."""
@@ -1170,9 +1195,14 @@ def _entry_from_rule(r: Rule, kind_default: str) -> ServiceEntry:
     return ServiceEntry(name=name, protocol=proto, address=addr, port=port, kind=kind)
 
 
-def _apply_walk(entry: ServiceEntry, walk: _Walk, prefix_path: list[str]) -> None:
-    entry.backends = [_copy(b) for b in walk.backends]
+def _apply_walk(entry: ServiceEntry, walk: _Walk, prefix_path: list[str], owned: bool = False) -> None:
+    """The walk's findings into the entry. `owned`: the first entry the walk is applied to takes its backends
+    themselves (read-only in the walk's cache from then on), the others copies: a whole dump holds each backend
+    once, not twice."""
     entry.path = prefix_path + [c for c in walk.path if c not in prefix_path]
+    local = any(c.startswith("KUBE-SVL-") for c in entry.path) and not any(
+        c.startswith("KUBE-SVC-") for c in entry.path)
+    entry.backends = list(walk.backends) if owned and not local else [_copy(b) for b in walk.backends]
     entry.masquerade = list(walk.masquerade)
     everything = [m for m in entry.masquerade if m.startswith("all ")]
     if everything:  # "all traffic is masqueraded" says it all
@@ -1230,7 +1260,8 @@ def follow(dump: Dump) -> NodeRules:
                     if nd.startswith("127."):
                         e.notes.append("also reachable on localhost (127.0.0.0/8)")
                         e.address = nd
-                    _apply_walk(e, fol.walk(nr.target), [t])
+                    sub = fol.walk(nr.target)
+                    _apply_walk(e, sub, [t], owned=fol.claim(sub))
                     _add(rules, e, per_service, entry_rule_count, dump.hash_names)
                 continue
             if t in _TERMINAL or t in _NON_TERMINAL:
@@ -1242,7 +1273,8 @@ def follow(dump: Dump) -> NodeRules:
                 early_masq.setdefault(key, []).append(masquerade_words(r, "service"))
                 continue
             e = _entry_from_rule(r, "ClusterIP")
-            _apply_walk(e, fol.walk(t), [])
+            sub = fol.walk(t)
+            _apply_walk(e, sub, [], owned=fol.claim(sub))
             for m in reversed(early_masq.get((e.address, str(e.port), e.protocol), [])):
                 if m not in e.masquerade:
                     e.masquerade.insert(0, m)
