@@ -372,6 +372,7 @@ class FakeAPIServer:
         self._thread: threading.Thread | None = None
         self.kubeconfig: Path | None = None
         self.encoded: dict[int, bytes] | None = None  # pre_encode(): each object's JSON, by id
+        self._flat: dict[tuple[str, str | None], list[JSON]] = {}  # pre_encode(): each unfiltered list
         self.load(_objects_of(objects, copy))
 
     # ------------------------------------------------------------------ data
@@ -386,6 +387,7 @@ class FakeAPIServer:
 
     def load(self, objects: Iterable[JSON]) -> None:
         self.encoded = None
+        self._flat = {}
         namespaces: set[str] = set()
         for o in objects:
             kind = o.get("kind")
@@ -600,9 +602,15 @@ class FakeAPIServer:
             pools = [self.store[resource][k] for k in sorted(self.store[resource], key=lambda x: x or "")]
         else:
             pools = [self.store[resource].get(namespace, [])]
-        items = [o for pool in pools for o in pool
-                 if (not lsel or label_match(o.get("metadata", {}).get("labels") or {}, lsel))
-                 and (not fsel or field_match(o, fsel))]
+        flat = self._flat.get((resource, namespace)) if self.encoded is not None and not lsel and not fsel else None
+        if flat is not None:
+            items = flat  # frozen (pre_encode): the whole list, not rebuilt for each of its pages
+        else:
+            items = [o for pool in pools for o in pool
+                     if (not lsel or label_match(o.get("metadata", {}).get("labels") or {}, lsel))
+                     and (not fsel or field_match(o, fsel))]
+            if self.encoded is not None and not lsel and not fsel:
+                self._flat[(resource, namespace)] = items
         offset = 0
         token = query.get("continue")
         if token:
