@@ -236,6 +236,10 @@ def run_attempt(app: Context, plan: Plan, progress: Progress, attempt: int) -> A
             sc.skipped.append(sc.policy.skipped)
         sc.seconds = time.monotonic() - t0
         checks.append(spool.add(sc) if spool is not None else sc)
+    if src is not app.source:
+        from svcctl.sources.prefetch import release
+
+        release(src)
     run.report.services = sort_checks(checks)
     if not targets:
         where = "any namespace" if app.all_namespaces else f"namespace {app.ns}"
