@@ -23,6 +23,7 @@ from svcctl.analysis.trace import proxy_view
 from svcctl.errors import InputError
 from svcctl.model import JSON, Finding, PodRef, Service
 from svcctl.sources.base import ClusterSource
+from svcctl.sources.prefetch import pod_json
 
 if TYPE_CHECKING:
     from svcctl.analysis.endpoints import Gathered
@@ -79,7 +80,7 @@ class PolicyChecker:
             memo = {}
             if self.shared:
                 self._worlds[wkey] = (world, memo)
-        pods = {p.key: p.raw for p in g.pods}
+        pods = {p.key: pod_json(p) for p in g.pods}
         ports = []
         for p in svc.ports:
             view = proxy_view(svc, p, g.slices, None)

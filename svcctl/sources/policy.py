@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from svcctl.errors import ClusterError, NotFoundError
 from svcctl.model import JSON, Pod, PodRef, Service
 from svcctl.sources.base import ClusterSource, selector_string
+from svcctl.sources.prefetch import pod_json
 
 DNS_NAMESPACE, DNS_SERVICE = "kube-system", "kube-dns"
 
@@ -55,7 +56,7 @@ def gather_client_inputs(source: ClusterSource, from_pod: str, default_ns: str) 
             inp.dns_service = dns
             inp.dns_ips = [ip for ip in dns.cluster_ips if ip and ip != "None"]
             if dns.selector:
-                inp.dns_pods = [p.raw for p in source.list_pods(DNS_NAMESPACE, selector_string(dns.selector))]
+                inp.dns_pods = [pod_json(p) for p in source.list_pods(DNS_NAMESPACE, selector_string(dns.selector))]
                 inp.namespaces.setdefault(DNS_NAMESPACE, source.get_namespace(DNS_NAMESPACE))
     inp.admin = source.list_admin_network_policies()
     inp.admin_read = True
@@ -92,7 +93,7 @@ def gather_policy_inputs(source: ClusterSource, service: Service, pod_keys: list
     if service.selector and wanted:
         for p in source.list_pods(ns, selector_string(service.selector)):
             if p.key in wanted:
-                inp.backends[p.key] = p.raw
+                inp.backends[p.key] = pod_json(p)
     for key in sorted(wanted - set(inp.backends)):
         ref = PodRef.parse(key, ns)
         raw = _raw(source.get_pod(ref.namespace, ref.name))

@@ -9,9 +9,9 @@ answers it: in the list's (key) order, label selectors through `selectors.labels
 that many. A kind whose list is refused or fails is not prefetched: its questions go to the source one by one as
 before, so a refusal is still reported per Service. Anything else goes straight to the source.
 
-Pods keep only the part of their API JSON the checks read again (`raw`: the policy check's labels, IP,
-hostNetwork, node and container ports), so 100,000 Pods stay in memory as objects, not as their whole JSON;
-a `--collect-on-failure` bundle needs the whole objects, and is not asked of this source.
+No object keeps its API JSON (`raw`): the checks read the model, and the policy checks read a Pod's JSON
+through `pod_json`, which rebuilds the part they read; a `--collect-on-failure` bundle needs the whole objects,
+and is not asked of this source.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from svcctl.analysis.endpoints import NEAR_MISS_CAP, _no_digits, looks_like_typo
 from svcctl.errors import SvcctlError
-from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Service
+from svcctl.model import JSON, Container, Endpoints, EndpointSlice, Event, Node, Pod, Service
 from svcctl.selectors import labels_match, parse_selector
 from svcctl.sources.base import ClusterSource, CountsRefusals, HasCoverage, NodeDumps, PagedReads
 from svcctl.sources.coverage import Coverage
@@ -33,20 +33,29 @@ def _refusals(src: object) -> int:
     return src.refusals if isinstance(src, CountsRefusals) else 0
 
 
-def _slim(raw: JSON) -> JSON:
-    """The part of a Pod's JSON read again after parsing (the policy check's `pod_endpoint`)."""
-    meta = raw.get("metadata") or {}
-    spec = raw.get("spec") or {}
-    status = raw.get("status") or {}
+class _Dropped(dict[str, Any]):
+    """The `raw` of a Pod listed here: its JSON was dropped once parsed (see pod_json)."""
 
-    def ports(cs: Any) -> list[JSON]:
-        return [{"name": c.get("name"), "ports": c.get("ports")} for c in cs or [] if isinstance(c, dict)]
 
-    return {"apiVersion": raw.get("apiVersion"), "kind": raw.get("kind"),
-            "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace"), "labels": meta.get("labels")},
-            "spec": {"nodeName": spec.get("nodeName"), "hostNetwork": spec.get("hostNetwork"),
-                     "containers": ports(spec.get("containers")), "initContainers": ports(spec.get("initContainers"))},
-            "status": {"podIP": status.get("podIP"), "podIPs": status.get("podIPs"), "phase": status.get("phase")}}
+_DROPPED: JSON = _Dropped()
+
+
+def pod_json(p: Pod) -> JSON:
+    """A Pod's JSON as the policy checks read it (`pod_endpoint`, the DNS gate's ports): the Pod's own, or, for a
+    Pod listed here (whose JSON was dropped: 100,000 Pods' JSON was 180 MB), the same fields rebuilt from the
+    model: name, namespace, labels, node, hostNetwork, container ports, IP, phase."""
+    if p.raw is not _DROPPED:
+        return p.raw
+
+    def ports(cs: list[Container]) -> list[JSON]:
+        return [{"name": c.name, "ports": [{"name": cp.name, "containerPort": cp.container_port,
+                                            "protocol": cp.protocol} for cp in c.ports]} for c in cs]
+
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": p.meta.name, "namespace": p.meta.namespace, "labels": p.meta.labels},
+            "spec": {"nodeName": p.node_name, "hostNetwork": p.host_network, "containers": ports(p.containers),
+                     "initContainers": ports(p.init_containers)},
+            "status": {"podIP": p.pod_ip, "podIPs": [{"ip": ip} for ip in p.pod_ips], "phase": p.phase}}
 
 
 def _absent(src: object, kind: str) -> bool:
@@ -208,7 +217,7 @@ class Prefetched:
         src = self._src
         assert isinstance(src, PagedReads)
         for p in src.iter_pods(namespace):
-            p.raw = _slim(p.raw)
+            p.raw = _DROPPED
             pool.add(p)
         return pool
 

@@ -84,6 +84,25 @@ def tricky_cluster() -> list[JSON]:
              "podSelector": {"matchLabels": {"app": "svc-00011"}}}},
              "ingress": [{"name": "deny-frontend", "action": "Deny",
                           "from": [{"namespaces": {"matchLabels": {"team": "frontend"}}}]}]}})
+    # kube-dns behind a named targetPort, and an Egress policy of the --from-pod client's namespace: the DNS gate
+    # reads the DNS Pods' container ports (pod_json: rebuilt from the model for Pods listed once)
+    dns = _find(objs, "Service", "default", "hostnames")
+    dns = copy.deepcopy(dns)
+    dns["metadata"].update(name="kube-dns", namespace="kube-system", uid="svc-kube-dns", labels={"k8s-app": "kube-dns"})
+    dns["spec"].update(clusterIP="10.96.0.10", clusterIPs=["10.96.0.10"], selector={"k8s-app": "kube-dns"},
+                       ports=[{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": "dns"},
+                              {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": "dns-tcp"}])
+    add(dns)
+    for i in range(2):
+        p = _pod("kube-system", "coredns", f"coredns-{i}", f"10.200.4.{i + 1}", "node-0000", True)
+        p["metadata"]["labels"] = {"k8s-app": "kube-dns"}
+        p["spec"]["containers"][0]["ports"] = [{"name": "dns", "containerPort": 5353, "protocol": "UDP"},
+                                               {"name": "dns-tcp", "containerPort": 5353, "protocol": "TCP"}]
+        add(p)
+    add(network_policy("team-000", "egress-dns-only", {
+        "podSelector": {}, "policyTypes": ["Egress"],
+        "egress": [{"to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                    "ports": [{"port": 53, "protocol": "UDP"}]}]}))
     return objs
 
 
@@ -130,7 +149,7 @@ def test_fast_check_all_is_the_per_service_check(args: tuple[str, ...], apiserve
         b = json.dumps(fast, indent=1, sort_keys=True).splitlines()
         pytest.fail("\n".join(list(difflib.unified_diff(a, b, "per-Service", "fast", lineterm="", n=4))[:120]))
     services = {f'{s["namespace"]}/{s["name"]}': s for s in fast[1]["services"]}
-    assert len(services) == 40
+    assert len(services) == 41
 
     def codes(key: str) -> set[str]:
         s = services[key]
@@ -146,11 +165,13 @@ def test_fast_check_all_is_the_per_service_check(args: tuple[str, ...], apiserve
     near = [f["pod"] for f in services["team-002/svc-00002"]["endpoints"]["findings"]
             if f["code"] == "SelectorMismatch"]
     assert sorted(near) == ["team-002/svc-00002-no-tier", "team-002/svc-00002-tier-typo"]
-    if not args:
+    if args:  # the client may only send to port 53, and the DNS Pods listen on 5353 (their named port)
+        assert "PolicyDeniesDNS" in codes("team-001/svc-00001"), codes("team-001/svc-00001")
+    else:
         reach = {k: s["policy"]["reach"] for k, s in services.items()}
         assert "PolicyIsolatesService" in codes("team-001/svc-00007")
-        assert reach["team-002/svc-00002"] == {"default": "none", "team-000": "all", "team-001": "none",
-                                               "team-002": "none"}
+        assert reach["team-002/svc-00002"] == {"default": "none", "kube-system": "none", "team-000": "all",
+                                               "team-001": "none", "team-002": "none"}
         assert set(reach["team-002/svc-00008"].values()) == {"some", "none"}
         assert set(reach["team-002/svc-00005"].values()) == {"some"}  # an ipBlock: some Pod's IP may be in it
         assert reach["team-002/svc-00011"]["team-000"] == "none"
