@@ -46,6 +46,8 @@ def looks_like_kube_router(ipvs_text: str, ip_addr_text: str | None = None, ipta
         return True
     if iptables_text and "KUBE-ROUTER-" in iptables_text:
         return True
+    if "FWM" not in ipvs_text or "Tunnel" not in ipvs_text:  # memchr-fast; the regexes try every position
+        return False
     return bool(re.search(r"^FWM\s+\d+", ipvs_text, re.M) and re.search(r"->\s+\S+\s+Tunnel\s", ipvs_text))
 
 

@@ -211,6 +211,27 @@ def test_text_dumps_read_the_same_as_live(world: World, run_cli: RunCli, tmp_pat
     assert key(text) == key(live)
 
 
+def test_the_fast_paths_read_the_real_rules_as_the_general_parser(world: World, run_cli: RunCli,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real kube-proxy's iptables-save (both families) gives the same model with the iptables parser's
+    kube-proxy-shaped fast paths on as with the general parse and walk alone (tests/dataplane/test_iptables_fast.py
+    holds the same on the generators' dumps), and the fast paths do read most of it."""
+    from svcctl.dataplane import iptables
+
+    if world.mode != "iptables":
+        pytest.skip("the fast paths are iptables mode's")
+    _wait_programmed(world, run_cli)
+    for text in (world.lab.iptables_save(), world.lab.iptables_save(ipv6=True)):
+        models = []
+        for fast in (False, True):
+            monkeypatch.setattr(iptables, "FAST", fast)
+            models.append(json.dumps(iptables.parse_iptables_save(text, "node").to_json(), default=str))
+        assert models[0] == models[1]
+        assert f"{world.ns}/" in models[1]
+        lines = [ln[3:] for ln in text.splitlines() if ln.startswith("-A KUBE-SEP-")]
+        assert lines and sum(iptables._fast_rule(ln, "nat", 1) is not None for ln in lines) > len(lines) / 2
+
+
 def _batch_entries(dumps: Any, mode: str, only: set[str], name: str) -> list[tuple[Any, ...]]:
     from svcctl.dataplane import load_node_rules
 
