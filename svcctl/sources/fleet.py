@@ -99,7 +99,8 @@ class NodeRead:
 
 def read_node(source: ClusterSource, node: str, pod: PodRef | None, mode: str | None,
               only: set[str] | None = None, agent: tuple[str, PodRef] | None = None,
-              targets: Targets | None = None, memo: Memo | None = None) -> NodeRead:
+              targets: Targets | None = None, memo: Memo | None = None,
+              node_ips: list[str] | None = None) -> NodeRead:
     """Read and parse one node's rules; every failure becomes `error`, never an exception.
 
     `agent`: (mode, Pod) of the Cilium / calico-node / kube-router agent, used where kube-proxy is absent.
@@ -131,7 +132,7 @@ def read_node(source: ClusterSource, node: str, pod: PodRef | None, mode: str | 
         return NodeRead(node, error="this source cannot exec into kube-proxy Pods")
     execer = source.exec_in_pod
     try:
-        cut = _targeted(source, node, pod, mode, targets, memo) if targets else None
+        cut = _targeted(source, node, pod, mode, targets, memo, node_ips or []) if targets else None
         dumps = cut if cut is not None else read_node_dumps(execer, node, pod, mode)
     except SvcctlError as e:
         return NodeRead(node, error=e.message, seconds=time.monotonic() - started)
@@ -144,7 +145,7 @@ def read_node(source: ClusterSource, node: str, pod: PodRef | None, mode: str | 
 
 
 def _targeted(source: ClusterSource, node: str, pod: PodRef, mode: str | None, targets: Targets,
-              memo: Memo | None = None) -> NodeDumps | None:
+              memo: Memo | None = None, node_ips: list[str] | None = None) -> NodeDumps | None:
     """The node's rules for `targets` only, through targeted reads, each round one `sh -c` exec where the
     container has a shell (`memo`: which nodes of the fleet have none); None: read it whole."""
     from svcctl.sources import batch, targeted
@@ -155,13 +156,19 @@ def _targeted(source: ClusterSource, node: str, pod: PodRef, mode: str | None, t
     debug = getattr(source, "debug", None)
     execute = batch.Batched(lambda argv: source.exec_status(ns, name, container, argv), node,
                             debug if callable(debug) else None, memo)
-    return targeted.node_dumps(execute, node, f"pod {ns}/{name}", targets, mode)
+    return targeted.node_dumps(execute, node, f"pod {ns}/{name}", targets, mode, node_ips=node_ips or [])
 
 
-def fleet_nodes(source: ClusterSource) -> tuple[list[str], dict[str, PodRef]]:
-    """Every node (the API's Nodes and every node running kube-proxy) and each one's kube-proxy Pod."""
+def fleet_nodes(source: ClusterSource, addresses: dict[str, list[str]] | None = None
+                ) -> tuple[list[str], dict[str, PodRef]]:
+    """Every node (the API's Nodes and every node running kube-proxy) and each one's kube-proxy Pod;
+    `addresses` gets each Node's InternalIP and ExternalIP addresses (for targeted reads' NodePort checks)."""
     pods = kube_proxy_pods(source)
-    return sorted({n.meta.name for n in source.list_nodes()} | set(pods)), pods
+    listed = source.list_nodes()
+    if addresses is not None:
+        for n in listed:
+            addresses[n.meta.name] = [*n.addresses.get("InternalIP", []), *n.addresses.get("ExternalIP", [])]
+    return sorted({n.meta.name for n in listed} | set(pods)), pods
 
 
 def fleet_agents(source: ClusterSource, nodes: list[str], pods: dict[str, PodRef],
@@ -188,7 +195,8 @@ def read_fleet(source: ClusterSource, *, parallel: int = DEFAULT_PARALLEL, mode:
 
     `only`: the parsers' one-Service keys, when only a few Services will be judged; `targets`: those Services,
     so each node is asked only for their rules (targeted reads)."""
-    all_nodes, pods = fleet_nodes(source)
+    addresses: dict[str, list[str]] = {}
+    all_nodes, pods = fleet_nodes(source, addresses)
     nodes = all_nodes if nodes is None else nodes
     agents = fleet_agents(source, nodes, pods, mode)
     if on_start is not None:
@@ -197,8 +205,8 @@ def read_fleet(source: ClusterSource, *, parallel: int = DEFAULT_PARALLEL, mode:
     out: list[NodeRead] = []
     memo = Memo()  # which nodes' kube-proxy containers have no sh (batched rounds), for this fleet read
     with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="svcctl-node") as pool:
-        futures = {pool.submit(read_node, source, n, pods.get(n), mode, only, agents.get(n), targets, memo): n
-                   for n in nodes}
+        futures = {pool.submit(read_node, source, n, pods.get(n), mode, only, agents.get(n), targets, memo,
+                               addresses.get(n, [])): n for n in nodes}
         for fut in as_completed(futures):
             try:
                 res = fut.result()

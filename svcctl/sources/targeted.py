@@ -134,6 +134,7 @@ class Check:
     alt: Check | None = None  # the rule written instead when the Service has no endpoints (slices unknown)
     needs_eps: bool = False  # written only when the Service has endpoints: absent is fine when an alt was found
     optional: bool = False  # written only in some node states (no local endpoint): absent says nothing
+    group: str = ""  # one of several forms of the same rule, all asked at once: one of them must be there
 
     def argv(self, binary: str) -> list[str]:
         return [binary, "-t", self.table, "-C", self.chain, *self.spec]
@@ -183,9 +184,11 @@ def _entry(table: str, chain: str, comment: str, proto: str, ip: str | None, por
 _NODEPORTS_COMMENT = "kubernetes service nodeports; NOTE: this must be the last rule in this chain"
 
 
-def _nodeports_jump(v6: bool) -> Check:
-    """The tail rule of KUBE-SERVICES that sends local-address traffic to KUBE-NODEPORTS (nodePortAddresses
-    unset; IPv6 always excludes ::1, IPv4 includes localhost: kube-proxy's defaults)."""
+def _nodeports_jump(v6: bool, node_ips: Iterable[str] = ()) -> list[Check]:
+    """The tail rule of KUBE-SERVICES that sends local-address traffic to KUBE-NODEPORTS, in each form
+    kube-proxy writes it, all asked at once (one must be there): nodePortAddresses unset (IPv6 always excludes
+    ::1, IPv4 includes localhost unless --iptables-localhost-nodeports=false), or one rule per node address
+    (nodePortAddresses `primary` or CIDRs: `-d IP`; the Node object's addresses of the family)."""
     what = "the KUBE-SERVICES rule that sends node addresses to KUBE-NODEPORTS"
     spec = ["-m", "comment", "--comment", _NODEPORTS_COMMENT, "-m", "addrtype", "--dst-type", "LOCAL"]
     line = f'-A KUBE-SERVICES -m comment --comment "{_NODEPORTS_COMMENT}" -m addrtype --dst-type LOCAL'
@@ -195,10 +198,16 @@ def _nodeports_jump(v6: bool) -> Check:
                   f'-A KUBE-SERVICES ! -d {lo} -m comment --comment "{_NODEPORTS_COMMENT}" -m addrtype '
                   "--dst-type LOCAL -j KUBE-NODEPORTS", what)
     # IPv6: kube-proxy excludes ::1 (older ones did not); IPv4: localhost included unless
-    # --iptables-localhost-nodeports=false. The usual form first, the other as its alternative.
-    first, other = (no_lo, plain) if v6 else (plain, no_lo)
-    first.alt = other
-    return first
+    # --iptables-localhost-nodeports=false. The usual form first
+    forms = [no_lo, plain] if v6 else [plain, no_lo]
+    for ip in dict.fromkeys(a for a in node_ips if (":" in a) == v6):
+        forms.append(Check("nat", "KUBE-SERVICES", ["-m", "comment", "--comment", _NODEPORTS_COMMENT, "-d", ip,
+                                                    "-j", "KUBE-NODEPORTS"],
+                           f'-A KUBE-SERVICES -d {_host(ip)} -m comment --comment "{_NODEPORTS_COMMENT}" '
+                           "-j KUBE-NODEPORTS", what))
+    for c in forms:
+        c.group, c.needs_eps = "nodeports", True  # written whatever the Service; needed only with its NodePort
+    return forms
 
 
 def _endpoint_chains(spn: str, proto: str, port_name: str, protocol: str, slices: list[EndpointSlice],
@@ -220,8 +229,11 @@ def _endpoint_chains(spn: str, proto: str, port_name: str, protocol: str, slices
     return list(dict.fromkeys(endpoint_chain(spn, proto, a, port) for a, port, _, _ in use))
 
 
-def plan(services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> list[FamilyPlan]:
-    """The chains to read and the entry rules to check, per address family (IPv4 first)."""
+def plan(services: Iterable[tuple[Service, list[EndpointSlice] | None]],
+         node_ips: Iterable[str] = ()) -> list[FamilyPlan]:
+    """The chains to read and the entry rules to check, per address family (IPv4 first); `node_ips`: the
+    node's addresses (the Node object's), for the NodePort jump kube-proxy writes per address."""
+    node_ips = list(node_ips)
     fams = {"4": FamilyPlan("iptables", "iptables"), "6": FamilyPlan("ip6tables", "ip6tables")}
     nodeports = {"4": False, "6": False}
     for one in planned(services, "4", "6"):
@@ -293,11 +305,7 @@ def plan(services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> list
     out = []
     for f, fp in fams.items():
         if nodeports[f]:
-            jump = _nodeports_jump(f == "6")
-            jump.needs_eps = True  # written whatever the Service; needed only when its NodePort rule is
-            if jump.alt is not None:
-                jump.alt.needs_eps = True
-            fp.checks.append(jump)
+            fp.checks += _nodeports_jump(f == "6", node_ips)
         if fp.checks:  # KUBE-MARK-MASQ is not read: the parser knows it by name
             out.append(fp)
     return out
@@ -315,12 +323,12 @@ def _chain_text(out: str, chain: str) -> list[str]:
 
 
 def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[EndpointSlice] | None]],
-                  tell: bool = False) -> TargetedRead:
+                  tell: bool = False, node_ips: Iterable[str] = ()) -> TargetedRead:
     """Run the plan through `execute`, round by round; each family's rules as a small iptables-save text.
     `tell` (the mode not given): the first round also asks for IPVS_TELL (`read.ipvs_shown`)."""
     started = time.monotonic()
     read = TargetedRead()
-    for fp in plan(services):
+    for fp in plan(services, node_ips):
         chains: dict[str, list[str]] = {}
         confirmed: list[Check] = []
         failed: list[Check] = []
@@ -351,7 +359,7 @@ def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[Endpoint
                     if out.strip():
                         raise ReadFailed(f"`{' '.join(argvs[i])}` did not answer like iptables -C")
                     confirmed.append(check)
-                elif check.optional:
+                elif check.optional or check.group:
                     pass
                 elif check.alt is not None:
                     if check.alt.what != check.what:
@@ -371,6 +379,9 @@ def read_targeted(execute: Exec, services: Iterable[tuple[Service, list[Endpoint
             if read.ipvs_shown and not chains and not confirmed:
                 failed += [c for c in checks if c not in failed]  # not looked for further: an IPVS node
                 break  # without the Service's iptables rules: its IPVS reads are the next round
+        for group in dict.fromkeys(c.group for c in fp.checks if c.group):
+            if not any(c.group == group for c in confirmed):  # none of the rule's forms is there
+                failed.append(next(c for c in fp.checks if c.group == group))
         no_eps = any(c.target == "REJECT" for c in confirmed)
         missing = [c for c in failed if not (c.needs_eps and no_eps)]
         if missing:
@@ -409,7 +420,7 @@ TARGETED_NOTE = ("only the rules of the Service asked about were read from the n
 
 def node_dumps(execute: Exec, node: str, where: str, services: list[tuple[Service, list[EndpointSlice] | None]],
                mode: str | None, debug: Callable[[str], None] | None = None,
-               before: TargetedRead | None = None) -> NodeDumps | None:
+               before: TargetedRead | None = None, node_ips: Iterable[str] = ()) -> NodeDumps | None:
     """The node's rules for `services` through targeted reads (`execute` runs one argv in its kube-proxy Pod),
     or None when they cannot be targeted (a replacement: the caller reads the node whole, which also detects
     its mode).
@@ -419,7 +430,8 @@ def node_dumps(execute: Exec, node: str, where: str, services: list[tuple[Servic
     IPVS mode's own IPVS_TELL chain, asked in the same round, so its IPVS reads and glue checks are the next
     round; or else an iptables-save holding IPVS mode's glue, kept for its checks). A family whose targeted read
     missed something the API says is there is read whole once, to confirm: its origin then says so, and every
-    finding on it cites that whole read."""
+    finding on it cites that whole read. `node_ips`: the Node object's addresses (the NodePort jump rule
+    kube-proxy writes per address with nodePortAddresses set)."""
     from svcctl.dataplane import modes
 
     if mode not in (None, "iptables", "nftables", "ipvs") or not services:
@@ -435,7 +447,7 @@ def node_dumps(execute: Exec, node: str, where: str, services: list[tuple[Servic
 
             targeted_ipvs.read_targeted(execute, services, read, iptables=before is None or before.ipvs_shown)
         else:
-            read = read_targeted(execute, services, tell=mode is None)
+            read = read_targeted(execute, services, tell=mode is None, node_ips=node_ips)
     except ReadFailed as e:
         if debug is not None:
             debug(f"{where}: {e}: reading the node whole")

@@ -104,6 +104,11 @@ def plan(services: Iterable[tuple[Service, list[EndpointSlice] | None]]) -> list
                     key = [ip, ".", proto, ".", port]
                     pick(fp.elements, has_eps, Element("service-ips", key, f"the {kind} element of {spn} ({ip}:{port})"),
                           Element("no-endpoint-services", key, f"the no-endpoints element of {spn} ({ip})"))
+                    if kind == "cluster IP" and has_eps and svc.internal_traffic_policy == "Local":
+                        # no endpoint on this node: its cluster IP is a `drop` element of no-endpoint-services
+                        # instead (proxier.go: internalTrafficFilterVerdict)
+                        fp.elements[-1].alt = Element("no-endpoint-services", key,
+                                                      f"the no-local-endpoints element of {spn} ({ip})")
                     if fw and kind == "load-balancer IP":
                         pick(fp.elements, has_eps, Element("firewall-ips", key, f"the firewall element of {spn} ({ip})"),
                               None)
