@@ -272,7 +272,13 @@ def address_types(service: Service) -> list[str]:
     return ["IPv4", "IPv6"]
 
 
+def _ipv4_octet(o: str) -> bool:
+    return 0 < len(o) <= 3 and o.isascii() and o.isdigit() and (o[0] != "0" or o == "0") and int(o) <= 255
+
+
 def ip_family(ip: str) -> str | None:
+    if ":" not in ip and ip.count(".") == 3 and all(map(_ipv4_octet, ip.split("."))):
+        return "IPv4"  # what ipaddress accepts as IPv4, without building the address (twice per Pod in check -A)
     try:
         return "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4"
     except ValueError:
@@ -929,7 +935,7 @@ def _ports_findings(svc: Service, rep: EndpointsReport, v: PodVerdict, p: Pod, e
 
 def _near_misses(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
     sel = g.service.selector or {}
-    others = [s for s in g.services if s.selector and s.meta.name != g.service.meta.name]
+    others_: list[Service] | None = None  # the namespace's other selector Services, once a Pod gets this far
     for p in sorted(g.near, key=lambda x: x.meta.name):
         if p.phase in ("Succeeded", "Failed") or p.meta.namespace != g.service.meta.namespace:
             continue
@@ -943,7 +949,9 @@ def _near_misses(g: Gathered, rep: EndpointsReport, pods: list[Pod]) -> None:
             # a value that is not a typo (track=canary, name=checkout) names another workload on purpose; only
             # when the Service selects nothing at all are such Pods the likely intended ones (version=v2 vs v1)
             continue
-        intended = [s.meta.name for s in others
+        if others_ is None:
+            others_ = [s for s in g.services if s.selector and s.meta.name != g.service.meta.name]
+        intended = [s.meta.name for s in others_
                     if labels_match(p.meta.labels, parse_selector(selector_string(s.selector or {})))]
         parts = [f"{k}={h} (Service wants {k}={w}" + (", looks like a typo)" if (k, w, h) in typos else ")")
                  for k, w, h in differing]

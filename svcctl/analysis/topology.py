@@ -170,6 +170,8 @@ def _family_of(ip: str) -> str:
 
 
 def _canonical(ip: str) -> str:
+    if ":" not in ip:  # IPv4: a valid address is already canonical, an invalid one is returned as it is
+        return ip
     try:
         return str(ipaddress.ip_address(ip))  # ParseIPSloppy(...).String()
     except ValueError:
