@@ -218,6 +218,8 @@ class Prefetched:
                 self._endpoints = {(e.meta.namespace, e.meta.name): e for e in eps}
         self._pods: _PodPool | None = None
         self._near: dict[tuple[str, str], _NearPage] = {}
+        self._ns_read = False
+        self._ns_objects: dict[str, JSON] | None = None
         pods = self._try(lambda: self._iter_pods(namespace))
         if pods is not None:
             self._pods = pods
@@ -359,14 +361,29 @@ class Prefetched:
     def node_dumps(self, node: str) -> NodeDumps | None:
         return self._src.node_dumps(node)
 
+    def _namespace_objects(self) -> dict[str, JSON] | None:
+        """Every Namespace from the one list `namespaces()` reads anyway, so the policy check's Namespace GETs (one
+        per namespace with Services) are answered from it; None when that list is refused or not offered (then
+        both go to the source as before)."""
+        if self._ns_read:
+            return self._ns_objects
+        self._ns_read = True
+        list_ns = getattr(self._src, "list_namespace_objects", None)
+        objs = self._try(list_ns) if callable(list_ns) else None
+        if objs is not None:
+            self._ns_objects = {str((o.get("metadata") or {}).get("name") or ""): o for o in objs}
+        return self._ns_objects
+
     def namespaces(self) -> list[str]:
-        return self._src.namespaces()
+        objs = self._namespace_objects()
+        return sorted(objs) if objs is not None else self._src.namespaces()
 
     def list_network_policies(self, namespace: str) -> list[JSON] | None:
         return self._src.list_network_policies(namespace)
 
     def get_namespace(self, name: str) -> JSON | None:
-        return self._src.get_namespace(name)
+        objs = self._namespace_objects()
+        return objs.get(name) if objs is not None else self._src.get_namespace(name)
 
     def list_admin_network_policies(self) -> tuple[list[JSON], list[JSON]] | None:
         return self._src.list_admin_network_policies()
