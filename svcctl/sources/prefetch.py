@@ -219,6 +219,8 @@ class Prefetched:
         self._pods: _PodPool | None = None
         self._near: dict[tuple[str, str], _NearPage] = {}
         self._ns_read = False
+        self._policies: dict[str, list[JSON]] | None = None
+        self._policies_read = False
         self._ns_objects: dict[str, JSON] | None = None
         pods = self._try(lambda: self._iter_pods(namespace))
         if pods is not None:
@@ -379,7 +381,34 @@ class Prefetched:
         return sorted(objs) if objs is not None else self._src.namespaces()
 
     def list_network_policies(self, namespace: str) -> list[JSON] | None:
-        return self._src.list_network_policies(namespace)
+        if not self._policies_read:
+            self._policies, self._policies_read = self._all_policies(), True
+        if self._policies is None or (self._scope is not None and namespace != self._scope):
+            return self._src.list_network_policies(namespace)
+        return list(self._policies.get(namespace, []))
+
+    def _all_policies(self) -> dict[str, list[JSON]] | None:
+        """Every NetworkPolicy in one list (scope: -n's namespace, or all) instead of one list per namespace with
+        Services, grouped by namespace in list order. Refused or not served: None, and the refusal leaves no trace
+        (it is taken back from the source's record), so each namespace's own read says what it says, as before."""
+        list_all = getattr(self._src, "list_all_network_policies", None)
+        if not callable(list_all):
+            return None
+        src = self._src
+        before = (len(src.skipped), getattr(src, "refusals", None), getattr(src, "last_refusal", None))
+        try:
+            items = list_all(self._scope)
+        except SvcctlError:
+            items = None
+        if items is None or len(src.skipped) != before[0] or getattr(src, "refusals", None) != before[1]:
+            del src.skipped[before[0]:]
+            if before[1] is not None:
+                src.refusals, src.last_refusal = before[1], before[2]  # type: ignore[attr-defined]
+            return None
+        out: dict[str, list[JSON]] = {}
+        for o in items:
+            out.setdefault(str((o.get("metadata") or {}).get("namespace") or ""), []).append(o)
+        return out
 
     def get_namespace(self, name: str) -> JSON | None:
         objs = self._namespace_objects()

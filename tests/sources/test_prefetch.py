@@ -48,7 +48,8 @@ def requests(srv: Any, run: Callable[[], Any]) -> int:
     return int(srv.request_count)
 
 
-@pytest.mark.parametrize("refused", [None, "pods", "endpointslices", "endpoints", "events", "nodes", "namespaces"])
+@pytest.mark.parametrize("refused", [None, "pods", "endpointslices", "endpoints", "events", "nodes", "namespaces",
+                                     "networkpolicies"])
 def test_prefetched_check_is_the_per_service_check(refused: str | None, apiserver: Any, run_cli: RunCli,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from apiserver import Grant
