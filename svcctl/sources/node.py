@@ -341,11 +341,24 @@ def gather_node_dumps(app: NodeReadContext, node: str | None, only: set[str] | N
             return got
 
         status_in_pod = batch.Batched(one_in_pod, node, app.terminal.debug)  # a round as one `sh -c` exec
-        cut = targeted.node_dumps(status_in_pod, node, where, services, mode, app.terminal.debug)
+        cut = targeted.node_dumps(status_in_pod, node, where, services, mode, app.terminal.debug,
+                                  node_ips=_node_ips(src, node, services))
         if cut is not None:
             targeted.add_conntrack(cut, status_in_pod, where, services)  # the Service's flows (trace shows them)
             return cut
     return _collect(run_in_pod, mode_keys(mode) if mode else None, where, node, app.terminal.debug)
+
+
+def _node_ips(src: ClusterSource, node: str, services: list[tuple[Service, list[EndpointSlice] | None]]) -> list[str]:
+    """The Node object's InternalIP and ExternalIP addresses, for a Service with a NodePort (kube-proxy's
+    NodePort jump rule is one per node address when nodePortAddresses is set): one GET, else none."""
+    if not any(p.node_port for svc, _ in services for p in svc.ports):
+        return []
+    try:
+        got = src.get_nodes([node]).get(node)
+    except ClusterError:
+        return []
+    return [*got.addresses.get("InternalIP", []), *got.addresses.get("ExternalIP", [])] if got is not None else []
 
 
 @contextlib.contextmanager

@@ -164,9 +164,10 @@ def test_one_service_is_read_with_its_own_rules_only(lab: Lab, apiserver: Factor
     assert sorted(a[2:] for a in ex.calls if a[0] == "conntrack") == [
         ["-d", "198.18.9.10"], ["-d", "198.18.9.9"], ["-d", WEB_VIP], ["-p", "tcp", "--dport", "30080"]]
     checked = sorted(a[4] for a in ex.calls if a[3] == "-C")
-    # (KUBE-SERVICES: its cluster IP, external IP and load-balancer IP rules, and both forms of the NodePort
-    # jump, asked at once: localhost included or not; no node addresses are given here for the per-address form)
-    assert checked == ["KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL"] + ["KUBE-SERVICES"] * 5, checked
+    # (KUBE-SERVICES: its cluster IP, external IP and load-balancer IP rules, and the three forms of the
+    # NodePort jump, asked at once: localhost included or not, and one `-d` rule for the Node's InternalIP)
+    assert checked == ["KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL"] + ["KUBE-SERVICES"] * 6, checked
+    assert any(a[3] == "-C" and a[-1] == "KUBE-NODEPORTS" and "198.18.1.1" in a for a in ex.calls)
     # bytes: at most twice the Service's own rules, whatever else the node holds
     own = own_rules(save, "default/web:http")
     assert 0 < ex.bytes <= 2 * own, (ex.bytes, own)
