@@ -569,7 +569,7 @@ class LiveSource:
         out, err, rc = self.exec_status(namespace, pod, container, argv)
         if rc:
             last = next((ln for ln in reversed(err.splitlines()) if ln.strip()), "")
-            raise ClusterError(f"exec {namespace}/{pod}: {' '.join(argv)} exited with {rc}"
+            raise ClusterError(f"exec {namespace}/{pod}: {_said(argv)} exited with {rc}"
                                + (f": {last[:200]}" if last else ""))
         return out
 
@@ -580,7 +580,7 @@ class LiveSource:
         The whole exchange is bounded by --request-timeout (a stalled stream must not hang the CLI): svcctl's own
         client checks the deadline at every socket step; behind a proxy, websocket-client runs in a worker thread
         that is given up on at the deadline."""
-        what = f"exec {namespace}/{pod}: {' '.join(argv)}"
+        what = f"exec {namespace}/{pod}: {_said(argv)}"
         limit = self.request_timeout or 60.0
         self.requests += 1
         started = time.monotonic()
@@ -717,6 +717,14 @@ def _ws_proxy(conf: Any) -> JSON:
     u = urlsplit(conf.proxy)
     kind = u.scheme if u.scheme in ("socks4", "socks4a", "socks5", "socks5h") else "http"
     return {"http_proxy_host": u.hostname, "http_proxy_port": u.port, "proxy_type": kind}
+
+
+def _said(argv: list[str]) -> str:
+    """An argv in words for messages: a batched round (sources/batch.py) as its command count, not its script."""
+    if len(argv) == 3 and argv[:2] == ["sh", "-c"]:
+        n = sum(1 for ln in argv[2].splitlines() if ln.startswith("f "))
+        return f"sh -c (a batch of {n} read-only commands)"
+    return " ".join(argv)
 
 
 def _exit_code(status: bytes, what: str) -> int:

@@ -72,6 +72,7 @@ def test_the_drifted_nodes_are_flagged_and_bad_nodes_do_not_stop_the_rest(apiser
                       (node_name(8), "no k8s-app=kube-proxy Pod")):
         n = nodes[name]
         assert n["readable"] is False and why in n["error"], n
+        assert "\n" not in n["error"] and "f() {" not in n["error"], n  # a batch is said in words, not its script
         assert [(f["code"], f["severity"]) for f in n["findings"]] == [("NodeUnreadable", "warning")]
     s = doc["summary"]
     assert (s["nodes"], s["readable"], s["unreadable"], s["drifted"], s["clean"]) == (9, 6, 3, 3, 3)
