@@ -1297,13 +1297,17 @@ def _reach_classes(world: PolicyWorld, policies: list[NetworkPolicy],
     admin = world.admin
     has_admin = admin is not None and bool(admin[0] or admin[1])
     classes: dict[tuple[Any, ...], tuple[Endpoint, int, str, bool]] = {}
+    seen: dict[int, Endpoint] = {}  # id(raw) -> its Endpoint: a Pod behind several ports is read once
     for _, proto, bs in ports:
         for ip, tport, pod in bs:
             raw = backend_pods.get(pod or "")
             if raw is None:
                 continue
-            be = pod_endpoint(raw, world.namespace(str((raw.get("metadata") or {}).get("namespace") or "default")))
-            be.ip = ip
+            be = seen.get(id(raw))
+            if be is None:
+                be = seen[id(raw)] = pod_endpoint(raw, world.namespace(str((raw.get("metadata") or {}).get(
+                    "namespace") or "default")))
+                be.ip = ip
             assert be.namespace is not None
             cls = (be.namespace.name, tuple(sorted(be.labels.items())), be.host_network, tuple(be.ports), tport,
                    proto)
@@ -1313,12 +1317,14 @@ def _reach_classes(world: PolicyWorld, policies: list[NetworkPolicy],
     if not classes:
         return
     for ns in sorted(set(namespaces)):
-        client = Endpoint("nspod", None, world.namespace(ns), label=f"a Pod of namespace {ns}")
+        client: Endpoint | None = None  # built only when an answer is not known yet
         results: set[Tri] = set()
         for cls, (be, tport, proto, free) in classes.items():
             key = (None if free else ns, *cls)
             hit = memo.get(key)
             if hit is None:
+                if client is None:
+                    client = Endpoint("nspod", None, world.namespace(ns), label=f"a Pod of namespace {ns}")
                 r = connection(policies, client, be, tport, proto, None, None, admin)
                 hit = memo[key] = (r.allowed, frozenset(r.ingress.applies), frozenset(_ipblocks(policies,
                                                                                                r.ingress.applies)))
