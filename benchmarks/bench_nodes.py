@@ -7,6 +7,8 @@ Per mode and size, each as its own subprocess with its peak RSS:
 - the whole dump: `svcctl rules --MODE FILE -o json` (linear in the dump: the µs-per-line column is its CPU time,
   user + system, per line of the file; `×file` its peak RSS over the file's size), beside `wc -l` of the file
   and, in iptables mode, the general parser (`iptables.FAST` off: no kube-proxy-shaped fast path) on the same file;
+- `cpu`: the command's own user + system CPU time (the median run's), steadier than the wall time on a shared
+  machine;
 - one Service from a file of 1 MB or more is streamed (sources/scoped.py; every mode): its memory should stay
   flat from 10,000 to 50,000 Services;
 - baseline: grep for the Service by hand — iptables: its comment, then its KUBE-SVC chain's rules; nftables: its
@@ -77,7 +79,8 @@ def bench(size: str, repeat: int = 3, modes: tuple[str, ...] = MODES) -> list[Ro
     floor = median_run([sys.executable, "-c", "pass"], repeat, warm=True)
     start = median_run([*SVCCTL, "--version"], repeat, warm=True)
     rows.append(Row("nodes", "python3 -c pass / svcctl --version", start.seconds, start.rss_mb, "python3 -c pass",
-                    floor.seconds, {"mode": "-", "dump": "-", "µs/line": ""}, "the fixed cost of any run"))
+                    floor.seconds, {"mode": "-", "dump": "-", "cpu": f"{start.cpu_s * 1000:.0f} ms", "µs/line": ""},
+                    f"the fixed cost of any run; the floor's CPU {floor.cpu_s * 1000:.0f} ms"))
     with tempfile.TemporaryDirectory(prefix="svcctl-bench-nodes-") as tmp:
         for mode in modes:
             for n in SIZES[size]:
@@ -120,7 +123,8 @@ def _row(mode: str, dump: str, case: str, r: object, base: str, base_s: float, l
     assert isinstance(r, Run)
     if r.rc not in (0, 1):
         note = f"exit {r.rc}: {r.stderr.strip()[-160:]}"
-    extra = {"mode": mode, "dump": dump, "µs/line": f"{r.cpu_s / lines * 1e6:.2f}" if per_line else "",
+    extra = {"mode": mode, "dump": dump, "cpu": f"{r.cpu_s * 1000:.0f} ms" if r.cpu_s < 1 else f"{r.cpu_s:.2f} s",
+             "µs/line": f"{r.cpu_s / lines * 1e6:.2f}" if per_line else "",
              "×file": f"{r.rss_mb / file_mb:.1f}" if per_line and file_mb else ""}
     return Row("nodes", case, r.seconds, r.rss_mb, base, base_s, extra, note)
 
@@ -143,7 +147,7 @@ def main() -> int:
     ap.add_argument("--modes", default=",".join(MODES))
     args = ap.parse_args()
     print(f"machine: {machine()}")
-    print(table(bench(args.size, args.repeat, tuple(args.modes.split(","))), ["mode", "dump", "µs/line", "×file"]))
+    print(table(bench(args.size, args.repeat, tuple(args.modes.split(","))), ["mode", "dump", "cpu", "µs/line", "×file"]))
     return 0
 
 

@@ -109,7 +109,7 @@ def median_run(argv: list[str], n: int, warm: bool = False, **kw: object) -> Run
     runs.sort(key=lambda r: r.seconds)
     mid = runs[len(runs) // 2]
     return Run(statistics.median(r.seconds for r in runs), max(r.rss_mb for r in runs), mid.rc, mid.stdout,
-               mid.stderr)
+               mid.stderr, statistics.median(r.cpu_s for r in runs))
 
 
 def machine() -> str:

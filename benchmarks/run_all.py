@@ -24,7 +24,7 @@ AREAS: dict[str, tuple[str, list[str]]] = {
     "startup": ("Start-up (median of repeated runs)", []),
     "live": ("Live latency: one Service, an unreachable server, a completion (median of repeated runs)", []),
     "real": ("Live latency against the real kube-apiserver, beside the real kubectl (median of repeated runs)", []),
-    "nodes": ("Big nodes: one Service vs the whole dump, per mode", ["mode", "dump", "µs/line", "×file"]),
+    "nodes": ("Big nodes: one Service vs the whole dump, per mode", ["mode", "dump", "cpu", "µs/line", "×file"]),
     "cluster": ("Big clusters: API cost of one Service, endpoints -A and check -A", ["requests", "bytes", "cpu"]),
     "fleet": ("Fleet: --all-nodes, parallel vs sequential; targeted reads vs whole dumps",
               ["requests", "nodes phase", "bytes/node", "execs/node"]),
