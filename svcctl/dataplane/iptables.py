@@ -68,15 +68,16 @@ class Table:
     chains: dict[str, list[Rule]] = field(default_factory=dict)  # declared chains in order, with their rules
     policies: dict[str, str] = field(default_factory=dict)
     # per-service chains of a whole dump, kept as where their lines are in `text` — runs of consecutive lines,
-    # each one int packing (first line number, start offset, end offset) (`_run`), a list of them for a chain in
-    # several runs — and parsed when the packet walk reaches them: a 10,000-Service node then costs its text and
-    # an int per chain, not 300k parsed rules or line strings
+    # each one int packing its first line's number, its start and end offsets and its number of lines (`_run`),
+    # a list of them for a chain in several runs — and parsed when the packet walk reaches them: a 10,000-Service
+    # node then costs its text and an int per chain, not 300k parsed rules or line strings
     lazy: dict[str, int | list[int]] = field(default_factory=dict)
     source: str = ""
     text: str = ""
 
-    def runs(self, chain: str) -> list[tuple[int, int, int]] | None:
-        """(first line number, start, end) of each run of a lazily kept chain's lines; None when none are kept."""
+    def runs(self, chain: str) -> list[tuple[int, int, int, int]] | None:
+        """(first line number, start, end, lines) of each run of a lazily kept chain's lines; None when none are
+        kept."""
         v = self.lazy.get(chain)
         if v is None:
             return None
@@ -89,13 +90,17 @@ class Table:
             return None
         out: list[tuple[int, str]] = []
         text = self.text
-        for no, start, end in runs:
+        for no, start, end, _count in runs:
             out.extend((no + i, ln.strip()) for i, ln in enumerate(text[start:end].rstrip("\n").split("\n")))
         return out
 
     def _n_lazy(self, chain: str) -> int:
-        return sum(self.text.count("\n", start, end) + (0 if self.text.endswith("\n", start, end) else 1)
-                   for _no, start, end in self.runs(chain) or ())
+        v = self.lazy.get(chain)
+        if v is None:
+            return 0
+        if isinstance(v, int):
+            return v & _OFF_MASK
+        return sum(r & _OFF_MASK for r in v)
 
     def rules(self, chain: str) -> list[Rule] | None:
         parsed = self.chains.get(chain)
@@ -115,12 +120,14 @@ _OFF_BITS = 40  # offsets and line numbers up to a terabyte / a trillion lines
 _OFF_MASK = (1 << _OFF_BITS) - 1
 
 
-def _run(no: int, start: int, end: int) -> int:
-    return (no << (2 * _OFF_BITS)) | (start << _OFF_BITS) | end
+def _run(no: int, start: int, end: int, count: int) -> int:
+    return (no << (3 * _OFF_BITS)) | (start << (2 * _OFF_BITS)) | (end << _OFF_BITS) | count
 
 
-def _unrun(run: int) -> tuple[int, int, int]:
-    return run >> (2 * _OFF_BITS), (run >> _OFF_BITS) & _OFF_MASK, run & _OFF_MASK
+def _unrun(run: int) -> tuple[int, int, int, int]:
+    """(first line number, start, end, lines) of a packed run."""
+    return (run >> (3 * _OFF_BITS), (run >> (2 * _OFF_BITS)) & _OFF_MASK, (run >> _OFF_BITS) & _OFF_MASK,
+            run & _OFF_MASK)
 
 
 def _parse_line(line: str, table: str, no: int, source: str) -> Rule:
@@ -421,7 +428,7 @@ def parse_save_text(text: str, source: str) -> Dump:
                     if m is not None and m.group(1) == chain and m.end() > pos:
                         count = text.count("\n", ls, m.end())
                         pos = m.end()
-                run = _run(no, ls, min(pos, n))
+                run = _run(no, ls, min(pos, n), count)
                 lazy = table.lazy.get(chain)
                 if lazy is None:
                     table.lazy[chain] = run
@@ -916,7 +923,9 @@ class _Follower:
         run = self.nat.lazy.get(chain)
         if run is None or run.__class__ is not int:
             return None
-        _no, pos, end = _unrun(run)
+        _no, pos, end, count = _unrun(run)
+        if count > most:
+            return None
         text = self.nat.text
         out: list[tuple[int, int]] = []
         while pos < end:
@@ -932,10 +941,22 @@ class _Follower:
         """(address, port, hairpin masquerade) of an endpoint chain as kube-proxy writes it (its hairpin
         masquerade, then the DNAT), read from the lines' text without building their Rules; None for any other
         shape (counters, affinity, …), which the general walk reads. Endpoint chains are most of a dump's rules."""
-        lines = self._lines(chain, 2)
-        if lines is None:
+        if self.nat.chains.get(chain):
             return None
+        run = self.nat.lazy.get(chain)
+        if run is None or run.__class__ is not int:
+            return None
+        _no, start, end, count = _unrun(run)
         text = self.nat.text
+        if count == 1:
+            le = text.find("\n", start, end)
+            lines = [(start, end if le < 0 else le)]
+        elif count == 2:
+            mid = text.find("\n", start, end)
+            le = text.find("\n", mid + 1, end)
+            lines = [(start, mid), (mid + 1, end if le < 0 else le)]
+        else:
+            return None
         at = 4 + len(chain)
         for ls, _le in lines:
             if not text.startswith(chain, ls + 3) or text[ls + at - 1] != " ":
