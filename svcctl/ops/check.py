@@ -236,10 +236,9 @@ def run_attempt(app: Context, plan: Plan, progress: Progress, attempt: int) -> A
             sc.skipped.append(sc.policy.skipped)
         sc.seconds = time.monotonic() - t0
         checks.append(spool.add(sc) if spool is not None else sc)
-    if src is not app.source:
-        from svcctl.sources.prefetch import release
+    from svcctl.sources.prefetch import release
 
-        release(src)
+    release()
     run.report.services = sort_checks(checks)
     if not targets:
         where = "any namespace" if app.all_namespaces else f"namespace {app.ns}"
@@ -265,6 +264,9 @@ def run_check(app: Context, plan: Plan, progress: Progress, wait: float | None, 
         try:
             last = run_attempt(app, plan, progress, attempt_no)
         except ClusterError as e:
+            from svcctl.sources.prefetch import release
+
+            release()  # the lists' objects, frozen for the attempt that failed
             if deadline is None:
                 raise
             error, last = e, None

@@ -429,17 +429,24 @@ def prefetch(src: ClusterSource, namespace: str | None, services: list[Service],
     # again while they are built (10,000 Services: 22 s of CPU instead of 9), and then once per few thousand
     # allocations of every Service's check. So it is off while they are read, and they are frozen (left out of
     # its scans; reference counting still frees them) until `release`.
+    global _frozen
     was_on = gc.isenabled()
     gc.disable()
     try:
         return Prefetched(src, namespace, services, complete)
     finally:
         gc.freeze()
+        _frozen = True
         if was_on:
             gc.enable()
 
 
-def release(src: ClusterSource) -> None:
-    """After the check of a Prefetched source: its objects go back to the collector's care."""
-    if isinstance(src, Prefetched):
+_frozen = False
+
+
+def release() -> None:
+    """After a check from a Prefetched source (also when it failed): its objects back in the collector's care."""
+    global _frozen
+    if _frozen:
         gc.unfreeze()
+        _frozen = False
