@@ -217,6 +217,14 @@ _FAST_RULES: dict[str, re.Pattern[str]] = {
 }
 
 
+# an endpoint chain's whole run as kube-proxy writes it: its hairpin masquerade and its DNAT (or the DNAT alone),
+# each line as the "-s " and "-p " shapes above read it, in one match
+_EP_DNAT = (r"-A (\S+) -p " + _V + r" -m comment --comment " + _C + r" -m " + _V + r" -j DNAT --to-destination " + _V
+            + r"\n?")
+_EP_RUN_2 = re.compile(r"-A (\S+) -s " + _V + r" -m comment --comment " + _C + r" -j KUBE-MARK-MASQ\n" + _EP_DNAT)
+_EP_RUN_1 = re.compile(_EP_DNAT)
+
+
 def _fast_rule(text: str, table: str, line: int) -> Rule | None:
     """The Rule of one of kube-proxy's own rule shapes (text after `-A `), None for any other."""
     sp = text.find(" ")
@@ -891,6 +899,37 @@ class _Walk(Walk):
 
 _HAIRPIN = "hairpin traffic (an endpoint to itself via the Service) is masqueraded"
 
+# a Service chain's printed `--probability` texts (None: the last, unconditional jump) -> each endpoint's share and
+# what is left after them, as the walk computes them one jump at a time (the shares of a chain of n endpoints are
+# the same in every Service with n endpoints)
+_CASCADES: dict[tuple[str | None, ...], tuple[list[Fraction], Fraction] | None] = {}
+
+
+def _cascade(probs: tuple[str | None, ...]) -> tuple[list[Fraction], Fraction] | None:
+    """Each jump's backend share (the walk's `remaining × p × 1`) until nothing remains, and the remainder;
+    None when a printed probability is not a number (the general walk then says so)."""
+    hit = _CASCADES.get(probs, False)
+    if hit is not False:
+        return hit  # type: ignore[return-value]
+    out: list[Fraction] = []
+    remaining = _ONE
+    one = _fmul(_ONE, _ONE)  # each endpoint chain's own share, as its walk computes it
+    result: tuple[list[Fraction], Fraction] | None
+    try:
+        for text in probs:
+            p = probability_fraction(text) if text is not None else _ONE
+            share = _fmul(remaining, p)
+            out.append(_fmul(share, one))
+            remaining = _fsub(remaining, share)
+            if remaining == 0:
+                break
+        result = (out, remaining)
+    except ValueError:
+        result = None
+    if len(_CASCADES) < 4096:
+        _CASCADES[probs] = result
+    return result
+
 
 class _Follower:
     def __init__(self, nat: Table, dump: Dump) -> None:
@@ -947,30 +986,18 @@ class _Follower:
         if run is None or run.__class__ is not int:
             return None
         _no, start, end, count = _unrun(run)
-        text = self.nat.text
-        if count == 1:
-            le = text.find("\n", start, end)
-            lines = [(start, end if le < 0 else le)]
-        elif count == 2:
-            mid = text.find("\n", start, end)
-            le = text.find("\n", mid + 1, end)
-            lines = [(start, mid), (mid + 1, end if le < 0 else le)]
+        if count == 2:
+            m = _EP_RUN_2.fullmatch(self.nat.text, start, end)
+            if m is None or m.group(1) != chain or m.group(4) != chain:
+                return None
+            hairpin, to = True, m.group(8)
+        elif count == 1:
+            m = _EP_RUN_1.fullmatch(self.nat.text, start, end)
+            if m is None or m.group(1) != chain:
+                return None
+            hairpin, to = False, m.group(5)
         else:
             return None
-        at = 4 + len(chain)
-        for ls, _le in lines:
-            if not text.startswith(chain, ls + 3) or text[ls + at - 1] != " ":
-                return None
-        hairpin = False
-        if len(lines) == 2:
-            m = _FAST_RULES["-s "].match(text, lines[0][0] + at, lines[0][1])
-            if m is None or m.group(3) != "KUBE-MARK-MASQ":
-                return None
-            hairpin = True
-        m = _FAST_RULES["-p "].match(text, lines[-1][0] + at, lines[-1][1])
-        if m is None:
-            return None
-        to = m.group(4)
         host, _, port = to.rpartition(":")
         if host and port.isascii() and port.isdigit() and len(port) <= 10 and "-" not in to and "[" not in to:
             return host, int(port), hairpin
@@ -1004,7 +1031,8 @@ class _Follower:
         text = self.nat.text
         at = 4 + len(chain)
         masq_words = None
-        jumps: list[tuple[str, Fraction, tuple[str, int, bool]]] = []
+        jumps: list[tuple[str, tuple[str, int, bool]]] = []
+        probs: list[str | None] = []
         rx_jump = _FAST_RULES["-m "]
         for k, (ls, le) in enumerate(lines):
             if not text.startswith(chain, ls + 3) or text[ls + at - 1] != " ":
@@ -1021,33 +1049,28 @@ class _Follower:
             target = m.group(3)
             if not target.startswith(IPTABLES_ENDPOINT_PREFIX):
                 return None
-            try:
-                p = probability_fraction(m.group(2)) if m.group(2) is not None else _ONE
-            except ValueError:
-                return None
             parts = self._endpoint_parts(target)
             if parts is None:
                 return None
-            jumps.append((target, p, parts))
+            jumps.append((target, parts))
+            probs.append(m.group(2))
+        shares = _cascade(tuple(probs))
+        if shares is None:
+            return None
         self.visited.add(chain)
         w = _Walk(path=[chain])
         if masq_words is not None:
             self.visited.add("KUBE-MARK-MASQ")
             w.masquerade.append(masq_words)
-        remaining = _ONE
-        one = _fmul(_ONE, _ONE)  # each endpoint chain's own share, as its walk computes it
-        for target, p, (ip, port, hairpin) in jumps:
-            share = _fmul(remaining, p)
+        backend_shares, remaining = shares
+        for (target, (ip, port, hairpin)), bshare in zip(jumps, backend_shares, strict=False):  # to the last share
             self.visited.add(target)
-            w.backends.append(Backend(ip=ip, port=port, probability=_fmul(share, one), chain=target, local=None,
+            w.backends.append(Backend(ip=ip, port=port, probability=bshare, chain=target, local=None,
                                       connections=None))
             if hairpin:
                 self.visited.add("KUBE-MARK-MASQ")
                 if _HAIRPIN not in w.masquerade:
                     w.masquerade.append(_HAIRPIN)
-            remaining = _fsub(remaining, share)
-            if remaining == 0:
-                break
         if remaining > 0 and not w.backends:
             w.fell_through = True
         elif remaining > 0 and remaining != 1:
