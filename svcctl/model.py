@@ -190,14 +190,14 @@ class Service:
 # --------------------------------------------------------------------------- Pod
 
 
-@dataclass
+@dataclass(slots=True)
 class ContainerPort:
     container_port: int
     protocol: str = "TCP"
     name: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class Container:
     name: str
     ports: list[ContainerPort] = field(default_factory=list)
@@ -218,7 +218,7 @@ class Container:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class ContainerStatus:
     name: str
     ready: bool = False
@@ -256,7 +256,7 @@ class ContainerStatus:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class Condition:
     type: str
     status: str
@@ -293,7 +293,7 @@ class PodRef(NamedTuple):
         return cls(pod.meta.namespace or default_namespace, pod.meta.name, container)
 
 
-@dataclass
+@dataclass(slots=True)
 class Pod:
     meta: ObjectMeta
     node_name: str = ""
@@ -365,7 +365,7 @@ class Pod:
 # --------------------------------------------------------------------------- EndpointSlice / Endpoints
 
 
-@dataclass
+@dataclass(slots=True)
 class SliceEndpoint:
     addresses: list[str]
     ready: bool | None = None
@@ -414,7 +414,7 @@ class SliceEndpoint:
         return bool(self.terminating)
 
 
-@dataclass
+@dataclass(slots=True)
 class SlicePort:
     name: str = ""
     port: int | None = None

@@ -433,6 +433,11 @@ class LiveSource:
             for i in items:
                 yield Pod.from_dict(_kinded(i, "Pod"))
 
+    def iter_pod_pages(self, namespace: str | None) -> Iterator[list[JSON]]:
+        """The Pods' list pages as decoded JSON (check -A builds its Pods from them: `pod_pages`); a refusal raises
+        ForbiddenError like iter_pods."""
+        yield from self._pages(f"pods {_where(namespace)}", "pods", _path("pods", namespace))
+
     def list_all_endpoints(self, namespace: str | None) -> list[Endpoints]:
         return self._list_all("endpoints", "Endpoints", namespace, Endpoints.from_dict)
 

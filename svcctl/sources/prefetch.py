@@ -25,6 +25,7 @@ from svcctl.model import JSON, Container, ContainerStatus, Endpoints, EndpointSl
 from svcctl.selectors import labels_match, parse_selector
 from svcctl.sources.base import ClusterSource, CountsRefusals, HasCoverage, NodeDumps, PagedReads
 from svcctl.sources.coverage import Coverage
+from svcctl.sources.pod_pages import PodBuilder
 
 PREFETCH_MIN = 20  # fewer Services than this: the per-Service reads cost less than the lists
 
@@ -303,6 +304,18 @@ class Prefetched:
         src = self._src
         assert isinstance(src, PagedReads)
         share = _Sharing()
+        pages = getattr(src, "iter_pod_pages", None)
+        if callable(pages):  # built from the page's JSON, the replicas' equal parts once (pod_pages)
+            build = PodBuilder(_DROPPED)
+            for items in pages(namespace):
+                for i in items:
+                    p = build.build(i)
+                    if p is None:
+                        p = Pod.from_dict(i)
+                        p.raw = _DROPPED
+                        share.pod(p)
+                    pool.add(p)
+            return pool
         for p in src.iter_pods(namespace):
             p.raw = _DROPPED
             share.pod(p)

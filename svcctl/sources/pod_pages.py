@@ -1,0 +1,247 @@
+"""Pods of a list page built straight from their decoded JSON, with the values replicas share held once.
+
+`check -A` builds every Pod of the cluster (100,000 at the benchmark's size): `Pod.from_dict` walks each field
+through the model's generic readers and builds a fresh container and status object per Pod, which the prefetch
+then replaced by the workload's shared ones (≈ 40 µs per Pod). Here the fields the model keeps are read from the
+dict directly, and a Pod's containers, container statuses, label set and owner kinds are looked up by the raw
+values they are built from, so the replicas' objects are built once. The result equals `Pod.from_dict` followed
+by the prefetch's sharing (`tests/sources/test_pod_pages.py` compares them field by field); anything not shaped
+like the API's JSON (a wrong type anywhere) goes through `Pod.from_dict` itself, so malformed input fails or
+reads exactly as before.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+from svcctl.model import JSON, Condition, Container, ContainerStatus, ObjectMeta, Pod, _time
+
+_STATES = ("waiting", "running", "terminated")
+
+
+class PodBuilder:
+    """Builds the Pods of one read (see the module); `build` says None for a Pod the fast path does not take."""
+
+    __slots__ = ("_str", "_labels", "_kinds", "_containers", "_statuses", "_gates", "_times", "_empty", "raw")
+
+    def __init__(self, raw: JSON) -> None:
+        self._str: dict[str, str] = {}
+        self._labels: dict[tuple[tuple[str, Any], ...], dict[str, str]] = {}
+        self._kinds: dict[tuple[Any, ...], list[str]] = {}
+        self._containers: dict[tuple[Any, ...], list[Container]] = {}
+        self._statuses: dict[tuple[Any, ...], list[ContainerStatus]] = {}
+        self._gates: dict[tuple[Any, ...], list[str]] = {}
+        self._times: dict[str, _dt.datetime | None] = {}
+        self._empty: dict[str, str] = {}
+        self.raw = raw  # each Pod's `raw` (the prefetch's marker that the JSON was dropped)
+
+    def build(self, d: JSON) -> Pod | None:
+        """The Pod, or None when `d` is not shaped as the fast path expects (the caller then uses from_dict)."""
+        try:
+            return self._build(d)
+        except (TypeError, AttributeError, ValueError, KeyError):
+            return None
+
+    def s(self, v: str) -> str:
+        return self._str.setdefault(v, v)
+
+    def _time(self, v: Any) -> _dt.datetime | None:
+        if v is None:
+            return None
+        try:
+            return self._times[v]
+        except KeyError:
+            t = self._times[v] = _time(v)
+            return t
+
+    def _build(self, d: JSON) -> Pod | None:
+        md, spec, status = d.get("metadata"), d.get("spec"), d.get("status")
+        if md is None or type(md) is not dict:
+            return None
+        if spec is None:
+            spec = {}
+        if status is None:
+            status = {}
+        if type(spec) is not dict or type(status) is not dict:
+            return None
+        s = self.s
+        name, ns, uid, rv = md.get("name"), md.get("namespace"), md.get("uid"), md.get("resourceVersion")
+        if not (_str_or_none(name) and _str_or_none(ns) and _str_or_none(uid) and _str_or_none(rv)):
+            return None
+        labels = self._label_set(md.get("labels"))
+        if labels is None:
+            return None
+        ann = md.get("annotations")
+        if ann:
+            if type(ann) is not dict or any(type(v) is not str for v in ann.values()):
+                return None
+            annotations = dict(ann)
+        else:
+            if ann is not None and type(ann) is not dict:
+                return None
+            annotations = self._empty
+        owners = md.get("ownerReferences")
+        if owners:
+            key = tuple(o["kind"] for o in owners)  # a dict without kind, or not a dict: the fallback
+            kinds = self._kinds.get(key)
+            if kinds is None:
+                if any(type(k) is not str for k in key):
+                    return None
+                kinds = self._kinds[key] = list(key)
+        else:
+            if owners is not None and type(owners) is not list:
+                return None
+            kinds = self._kinds.setdefault((), [])
+        meta = ObjectMeta(name or "", s(ns or ""), labels, annotations, uid or "",
+                          self._time(md.get("deletionTimestamp")), self._time(md.get("creationTimestamp")),
+                          kinds, rv or "")
+        pip = status.get("podIP")
+        node, phase, host_ip = spec.get("nodeName"), status.get("phase"), status.get("hostIP")
+        hostname, subdomain = spec.get("hostname"), spec.get("subdomain")
+        reason, message = status.get("reason"), status.get("message")
+        if not (_str_or_none(pip) and _str_or_none(node) and _str_or_none(phase) and _str_or_none(host_ip)
+                and _str_or_none(hostname) and _str_or_none(subdomain) and _str_or_none(reason)
+                and _str_or_none(message)):
+            return None
+        pip = pip or ""
+        raw_ips = status.get("podIPs")
+        if raw_ips:
+            pips = []
+            for x in raw_ips:
+                ip = x.get("ip")
+                if ip:
+                    if type(ip) is not str:
+                        return None
+                    pips.append(pip if ip == pip else ip)
+            if not pips and pip:
+                pips = [pip]
+        else:
+            if raw_ips is not None and type(raw_ips) is not list:
+                return None
+            pips = [pip] if pip else []
+        conditions = []
+        raw_conds = status.get("conditions")
+        if raw_conds:
+            for c in raw_conds:
+                ct, cs, cr, cm = c.get("type"), c.get("status"), c.get("reason"), c.get("message")
+                if not (_str_or_none(ct) and _str_or_none(cs) and _str_or_none(cr) and _str_or_none(cm)):
+                    return None
+                conditions.append(Condition(s(ct or ""), s(cs or ""), s(cr or ""), cm or "",
+                                            self._time(c.get("lastTransitionTime"))))
+        elif raw_conds is not None and type(raw_conds) is not list:
+            return None
+        containers = self._container_list(spec.get("containers"))
+        init_containers = self._container_list(spec.get("initContainers"))
+        statuses = self._status_list(status.get("containerStatuses"))
+        init_statuses = self._status_list(status.get("initContainerStatuses"))
+        if containers is None or init_containers is None or statuses is None or init_statuses is None:
+            return None
+        raw_gates = spec.get("readinessGates")
+        if raw_gates:
+            gkey = tuple(g["conditionType"] for g in raw_gates)
+            gates = self._gates.get(gkey)
+            if gates is None:
+                if any(type(g) is not str for g in gkey):
+                    return None
+                gates = self._gates[gkey] = list(gkey)
+        else:
+            if raw_gates is not None and type(raw_gates) is not list:
+                return None
+            gates = self._gates.setdefault((), [])
+        return Pod(meta, s(node or ""), s(phase or ""), pip, pips, s(host_ip or ""), bool(spec.get("hostNetwork")),
+                   hostname or "", subdomain or "", containers, init_containers, conditions, statuses,
+                   init_statuses, gates, reason or "", message or "", self.raw)
+
+    def _label_set(self, raw: Any) -> dict[str, str] | None:
+        if not raw:
+            if raw is not None and type(raw) is not dict:
+                return None
+            return self._labels.setdefault((), {})
+        key = tuple(raw.items())
+        got = self._labels.get(key)
+        if got is None:
+            if any(type(v) is not str for _, v in key):
+                return None
+            s = self.s
+            got = self._labels[key] = {s(k): s(v) for k, v in key}
+        return got
+
+    def _container_list(self, raw: Any) -> list[Container] | None:
+        """A workload's replicas have the same containers (names, ports, probes): one list for all of them."""
+        if not raw:
+            if raw is not None and type(raw) is not list:
+                return None
+            return self._containers.setdefault((), [])
+        key = tuple((c.get("name"), c.get("restartPolicy"), bool(c.get("readinessProbe")),
+                     tuple((p.get("containerPort"), p.get("protocol"), p.get("name")) for p in c.get("ports") or ()))
+                    for c in raw)
+        got = self._containers.get(key)
+        if got is None:
+            for name, policy, _, ports in key:
+                if type(name) is not str or not _str_or_none(policy):
+                    return None
+                for port, proto, pname in ports:
+                    if type(port) is not int or not _str_or_none(proto) or not _str_or_none(pname):
+                        return None
+            got = [Container.from_dict(c) for c in raw]
+            s = self.s
+            for c in got:
+                c.name = s(c.name)
+                for cp in c.ports:
+                    cp.protocol, cp.name = s(cp.protocol), s(cp.name)
+            self._containers[key] = got
+        return got
+
+    def _status_list(self, raw: Any) -> list[ContainerStatus] | None:
+        """Container statuses hold no timestamp the model keeps: the healthy replicas have the same ones."""
+        if not raw:
+            if raw is not None and type(raw) is not list:
+                return None
+            return self._statuses.setdefault((), [])
+        key = tuple(_status_key(c) for c in raw)
+        got = self._statuses.get(key)
+        if got is None:
+            for k in key:
+                if k is None:
+                    return None
+            got = [ContainerStatus.from_dict(c) for c in raw]
+            s = self.s
+            for c in got:
+                c.name, c.reason = s(c.name), s(c.reason)
+            self._statuses[key] = got
+        return got
+
+
+def _str_or_none(v: Any) -> bool:
+    return v is None or type(v) is str
+
+
+def _status_key(c: JSON) -> tuple[Any, ...] | None:
+    """What `ContainerStatus.from_dict` reads of one status, raw; None when not of the API's types."""
+    name, started, restarts = c.get("name"), c.get("started"), c.get("restartCount")
+    if type(name) is not str or not (started is None or type(started) is bool) \
+            or not (restarts is None or type(restarts) is int):
+        return None
+    st = c.get("state")
+    state: Any = None
+    if st:
+        for k in _STATES:
+            v = st.get(k)  # present but null: skipped, as from_dict does
+            if v is not None:
+                state = (k, v.get("reason"), v.get("message"), v.get("exitCode"))
+                break
+        if state is not None and not (_str_or_none(state[1]) and _str_or_none(state[2])
+                                      and (state[3] is None or type(state[3]) is int)):
+            return None
+    elif st is not None and type(st) is not dict:
+        return None
+    last = c.get("lastState")
+    lr = None
+    if last:
+        t = last.get("terminated")
+        if t:
+            lr = t.get("reason")
+            if not _str_or_none(lr):
+                return None
+    return (name, bool(c.get("ready")), started, restarts or 0, state, lr)

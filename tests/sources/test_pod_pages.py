@@ -1,0 +1,79 @@
+"""check -A builds its Pods from the list pages' JSON (sources/pod_pages.py): each Pod equals `Pod.from_dict`'s,
+the replicas' equal parts are one object, and JSON not shaped as the API's is left to `Pod.from_dict`."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from gen_cluster import _pod, gen_cluster
+
+from svcctl.model import Pod
+from svcctl.sources.pod_pages import PodBuilder
+
+
+def pods() -> list[dict[str, Any]]:
+    out = [o for o in gen_cluster(6, pods_per_service=3, nodes=3, namespaces=2) if o.get("kind") == "Pod"]
+    odd = _pod("default", "web", "web-odd", "10.200.0.1", "node-0001", False)
+    odd["metadata"]["annotations"] = {"a": "b"}
+    odd["metadata"]["deletionTimestamp"] = "2026-11-20T10:00:00Z"
+    odd["metadata"]["ownerReferences"] = [{"kind": "StatefulSet", "name": "web"}]
+    odd["spec"].update(hostNetwork=True, hostname="web-0", subdomain="web", readinessGates=[{"conditionType": "g"}],
+                       initContainers=[{"name": "side", "restartPolicy": "Always",
+                                        "ports": [{"containerPort": 80, "name": "http"}]}])
+    odd["status"].update(reason="Evicted", message="low on memory", podIPs=[{"ip": "10.200.0.1"}, {"ip": "fd00::1"}],
+                         initContainerStatuses=[{"name": "side", "ready": False, "restartCount": 3,
+                                                 "state": {"waiting": None, "terminated": {"reason": "Error",
+                                                                                           "exitCode": 2}},
+                                                 "lastState": {"terminated": {"reason": "OOMKilled"}}}])
+    odd["status"]["conditions"][0].update(reason="ReadinessGatesNotReady", message="gate g")
+    bare = {"metadata": {"name": "bare", "namespace": "default"}}
+    return [*out, odd, bare]
+
+
+def test_each_pod_is_from_dicts() -> None:
+    b = PodBuilder({})
+    for d in pods():
+        want = Pod.from_dict(copy.deepcopy(d))
+        want.raw = {}
+        got = b.build(d)
+        assert got is not None, d["metadata"]["name"]
+        assert got == want, d["metadata"]["name"]
+
+
+def test_replicas_share_their_containers_and_labels() -> None:
+    b = PodBuilder({})
+    a, c = (b.build(d) for d in pods()[:2])
+    assert a is not None and c is not None
+    assert a.meta.name != c.meta.name
+    assert a.containers is c.containers and a.container_statuses is c.container_statuses
+    assert a.meta.labels is c.meta.labels and a.meta.owner_kinds is c.meta.owner_kinds
+    assert a.conditions is not c.conditions  # their timestamps differ in a real cluster: one per Pod
+
+
+@pytest.mark.parametrize("path,value", [
+    (("metadata", "labels", "app"), 7),
+    (("metadata", "labels"), ["app"]),
+    (("metadata", "name"), 5),
+    (("metadata",), None),
+    (("metadata", "ownerReferences"), [None]),
+    (("spec", "containers", 0, "ports", 0, "containerPort"), "80"),
+    (("spec", "containers", 0, "ports", 0), None),
+    (("spec", "containers", 0, "name"), None),
+    (("status", "podIPs", 0), None),
+    (("status", "conditions", 0), None),
+    (("status", "containerStatuses", 0, "restartCount"), "2"),
+    (("status", "containerStatuses", 0, "state"), {"terminated": {"exitCode": True}}),
+    (("status", "containerStatuses", 0, "state"), "running"),
+    (("spec",), [1]),
+])
+def test_json_not_of_the_api_s_shape_goes_to_from_dict(path: tuple[Any, ...], value: Any) -> None:
+    d = copy.deepcopy(pods()[0])
+    b = PodBuilder({})
+    assert b.build(copy.deepcopy(d)) is not None  # the fast path takes it as the API writes it
+    at: Any = d
+    for k in path[:-1]:
+        at = at[k]
+    at[path[-1]] = value
+    assert b.build(d) is None
