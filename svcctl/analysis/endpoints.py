@@ -272,13 +272,15 @@ def address_types(service: Service) -> list[str]:
     return ["IPv4", "IPv6"]
 
 
-def _ipv4_octet(o: str) -> bool:
-    return 0 < len(o) <= 3 and o.isascii() and o.isdigit() and (o[0] != "0" or o == "0") and int(o) <= 255
+# an IPv4 octet as ipaddress accepts it: 1-3 ASCII digits, no leading zero, at most 255
+_OCTETS = frozenset(str(i) for i in range(256))
 
 
 def ip_family(ip: str) -> str | None:
-    if ":" not in ip and ip.count(".") == 3 and all(map(_ipv4_octet, ip.split("."))):
-        return "IPv4"  # what ipaddress accepts as IPv4, without building the address (twice per Pod in check -A)
+    if ":" not in ip and ip.count(".") == 3:
+        a, b, c, d = ip.split(".")
+        if a in _OCTETS and b in _OCTETS and c in _OCTETS and d in _OCTETS:
+            return "IPv4"  # what ipaddress accepts as IPv4, without building the address (twice per Pod in check -A)
     try:
         return "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4"
     except ValueError:

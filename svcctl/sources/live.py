@@ -426,6 +426,14 @@ class LiveSource:
         except ForbiddenError as e:
             self._degrade("endpointslices", e)
 
+    def iter_endpoint_slice_pages(self, namespace: str | None) -> Iterator[list[JSON]]:
+        """iter_endpoint_slices' pages as decoded JSON (check -A builds its slices from them: `pod_pages`)."""
+        try:
+            yield from self._pages(f"endpointslices {_where(namespace)}", "endpointslices",
+                                   _path("endpointslices", namespace))
+        except ForbiddenError as e:
+            self._degrade("endpointslices", e)
+
     def iter_pods(self, namespace: str | None, label_selector: str | None = None) -> Iterator[Pod]:
         """Pods page by page (see iter_endpoint_slices); a refusal raises ForbiddenError like list_pods."""
         for items in self._pages(f"pods {_where(namespace)}", "pods", _path("pods", namespace),

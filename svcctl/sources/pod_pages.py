@@ -15,7 +15,22 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-from svcctl.model import JSON, Condition, Container, ContainerStatus, ObjectMeta, Pod, _time
+from svcctl.model import (
+    JSON,
+    Condition,
+    Container,
+    ContainerStatus,
+    EndpointSlice,
+    ObjectMeta,
+    Pod,
+    SliceEndpoint,
+    SlicePort,
+    _d,
+    _l,
+    _opt_int,
+    _s,
+    _time,
+)
 
 _STATES = ("waiting", "running", "terminated")
 
@@ -23,7 +38,8 @@ _STATES = ("waiting", "running", "terminated")
 class PodBuilder:
     """Builds the Pods of one read (see the module); `build` says None for a Pod the fast path does not take."""
 
-    __slots__ = ("_str", "_labels", "_kinds", "_containers", "_statuses", "_gates", "_times", "_empty", "raw")
+    __slots__ = ("_str", "_labels", "_kinds", "_containers", "_statuses", "_gates", "_hints", "_times", "_empty",
+                 "raw")
 
     def __init__(self, raw: JSON) -> None:
         self._str: dict[str, str] = {}
@@ -32,6 +48,7 @@ class PodBuilder:
         self._containers: dict[tuple[Any, ...], list[Container]] = {}
         self._statuses: dict[tuple[Any, ...], list[ContainerStatus]] = {}
         self._gates: dict[tuple[Any, ...], list[str]] = {}
+        self._hints: dict[tuple[str, ...], list[str]] = {}  # a slice endpoint's zone and node hints
         self._times: dict[str, _dt.datetime | None] = {}
         self._empty: dict[str, str] = {}
         self.raw = raw  # each Pod's `raw` (the prefetch's marker that the JSON was dropped)
@@ -211,6 +228,69 @@ class PodBuilder:
                 c.name, c.reason = s(c.name), s(c.reason)
             self._statuses[key] = got
         return got
+
+
+    def slice(self, d: JSON) -> EndpointSlice | None:
+        """The EndpointSlice (its `raw` is the builder's), or None when `d` is not of the API's shape; its endpoints
+        read directly, with the strings that repeat from endpoint to endpoint held once."""
+        try:
+            return self._slice(d)
+        except (TypeError, AttributeError, ValueError, KeyError):
+            return None
+
+    def _slice(self, d: JSON) -> EndpointSlice | None:
+        raw_eps = d.get("endpoints")
+        eps: list[SliceEndpoint] = []
+        if raw_eps is not None:
+            if type(raw_eps) is not list:
+                return None
+            for e in raw_eps:
+                ep = self._endpoint(e)
+                if ep is None:
+                    return None
+                eps.append(ep)
+        s = self.s
+        m = ObjectMeta.from_dict(_d(d.get("metadata")))
+        m.namespace = s(m.namespace)
+        m.labels = self._labels.setdefault(tuple(m.labels.items()), m.labels)
+        if not m.annotations:
+            m.annotations = self._empty
+        m.owner_kinds = self._kinds.setdefault(tuple(m.owner_kinds), m.owner_kinds)
+        ports = [SlicePort(s(_s(_d(p).get("name"))), _opt_int(_d(p).get("port")), s(_s(_d(p).get("protocol")) or "TCP"))
+                 for p in _l(d.get("ports"))]
+        return EndpointSlice(m, s(_s(d.get("addressType")) or "IPv4"), eps, ports, self.raw)
+
+    def _endpoint(self, e: JSON) -> SliceEndpoint | None:
+        s = self.s
+        hints = e.get("hints")
+        if hints is not None:  # topology hints: the model's own reader, their lists held once
+            ep = SliceEndpoint.from_dict(e)
+            ep.node_name, ep.zone, ep.hostname = s(ep.node_name), s(ep.zone), s(ep.hostname)
+            ep.target_kind, ep.target_namespace = s(ep.target_kind), s(ep.target_namespace)
+            ep.zone_hints = self._hints.setdefault(("zones", *ep.zone_hints), ep.zone_hints)
+            ep.node_hints = self._hints.setdefault(("nodes", *ep.node_hints), ep.node_hints)
+            return ep
+        addrs = e["addresses"]
+        if type(addrs) is not list:
+            return None
+        for a in addrs:
+            if type(a) is not str:
+                return None
+        cond, tr = e.get("conditions"), e.get("targetRef")
+        if cond is None:
+            cond = self._empty
+        if tr is None:
+            tr = self._empty
+        if type(cond) is not dict or type(tr) is not dict:
+            return None
+        node, host, zone = e.get("nodeName"), e.get("hostname"), e.get("zone")
+        kind, name, ns = tr.get("kind"), tr.get("name"), tr.get("namespace")
+        for v in (node, host, zone, kind, name, ns):
+            if v is not None and type(v) is not str:
+                return None
+        none = self._hints.setdefault((), [])
+        return SliceEndpoint(addrs, cond.get("ready"), cond.get("serving"), cond.get("terminating"), s(node or ""),
+                             s(host or ""), s(zone or ""), s(kind or ""), name or "", s(ns or ""), none, none)
 
 
 def _str_or_none(v: Any) -> bool:

@@ -286,18 +286,37 @@ class Prefetched:
         if slices is None:
             return None
         out: dict[tuple[str, str], list[EndpointSlice]] = {}
-        share = _Sharing()
         for sl in slices:
-            sl.raw = {}  # read again only for a `--collect-on-failure` bundle, which is not asked of this source
-            share.slice(sl)
             name = sl.service_name
             if name:
                 out.setdefault((sl.meta.namespace, name), []).append(sl)
         return out
 
     def _iter_slices(self, namespace: str | None) -> list[EndpointSlice]:
+        """Every slice, its JSON dropped (read again only for a `--collect-on-failure` bundle, which is not asked of
+        this source) and its equal values held once."""
         src = self._src
-        return list(src.iter_endpoint_slices(namespace)) if isinstance(src, PagedReads) else []
+        out: list[EndpointSlice] = []
+        share = _Sharing()
+        pages = getattr(src, "iter_endpoint_slice_pages", None)
+        if callable(pages):  # built from the page's JSON (pod_pages)
+            build = PodBuilder({})
+            for items in pages(namespace):
+                for i in items:
+                    sl = build.slice(i)
+                    if sl is None:
+                        sl = EndpointSlice.from_dict(i)
+                        sl.raw = {}
+                        share.slice(sl)
+                    out.append(sl)
+            return out
+        if not isinstance(src, PagedReads):
+            return out
+        for sl in src.iter_endpoint_slices(namespace):
+            sl.raw = {}
+            share.slice(sl)
+            out.append(sl)
+        return out
 
     def _iter_pods(self, namespace: str | None) -> _PodPool:
         pool = _PodPool()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from gen_cluster import _pod, gen_cluster
 
-from svcctl.model import Pod
+from svcctl.model import EndpointSlice, Pod
 from svcctl.sources.pod_pages import PodBuilder
 
 
@@ -77,3 +77,48 @@ def test_json_not_of_the_api_s_shape_goes_to_from_dict(path: tuple[Any, ...], va
         at = at[k]
     at[path[-1]] = value
     assert b.build(d) is None
+
+
+def slices() -> list[dict[str, Any]]:
+    out = [o for o in gen_cluster(6, pods_per_service=3, nodes=3, namespaces=2) if o.get("kind") == "EndpointSlice"]
+    odd = copy.deepcopy(out[0])
+    odd["metadata"]["annotations"] = {"a": "b"}
+    odd["endpoints"][0].update(hostname="web-0", zone="z1", conditions={"ready": False, "terminating": True},
+                               hints={"forZones": [{"name": "z1"}], "forNodes": [{"name": "node-0001"}]})
+    odd["endpoints"][1].pop("targetRef")
+    odd["endpoints"][1].pop("conditions")
+    odd["ports"] = [{"name": "http", "port": 80}, {"port": 53, "protocol": "UDP"}]
+    odd["addressType"] = "IPv6"
+    return [*out, odd, {"metadata": {"name": "empty", "namespace": "default"}}]
+
+
+def test_each_slice_is_from_dicts() -> None:
+    b = PodBuilder({})
+    for d in slices():
+        want = EndpointSlice.from_dict(copy.deepcopy(d))
+        want.raw = {}
+        got = b.slice(d)
+        assert got is not None, d["metadata"]["name"]
+        assert got == want, d["metadata"]["name"]
+
+
+@pytest.mark.parametrize("path,value", [
+    (("endpoints", 0, "addresses", 0), None),
+    (("endpoints", 0, "addresses"), None),
+    (("endpoints", 0), None),
+    (("endpoints", 0, "conditions"), []),
+    (("endpoints", 0, "nodeName"), 3),
+    (("endpoints", 0, "targetRef", "name"), ["x"]),
+    (("endpoints",), {"a": 1}),
+    (("metadata",), "x"),
+    (("ports",), [3]),
+])
+def test_slice_json_not_of_the_api_s_shape_goes_to_from_dict(path: tuple[Any, ...], value: Any) -> None:
+    d = copy.deepcopy(slices()[0])
+    b = PodBuilder({})
+    assert b.slice(copy.deepcopy(d)) is not None
+    at: Any = d
+    for k in path[:-1]:
+        at = at[k]
+    at[path[-1]] = value
+    assert b.slice(d) is None
