@@ -4,8 +4,10 @@
 through the model's generic readers and builds a fresh container and status object per Pod, which the prefetch
 then replaced by the workload's shared ones (≈ 40 µs per Pod). Here the fields the model keeps are read from the
 dict directly, and a Pod's containers, container statuses, label set and owner kinds are looked up by the raw
-values they are built from, so the replicas' objects are built once. The result equals `Pod.from_dict` followed
-by the prefetch's sharing (`tests/sources/test_pod_pages.py` compares them field by field); anything not shaped
+values they are built from, so the replicas' objects are built once. A Pod's uid, resourceVersion,
+creationTimestamp and annotations are not kept (no check of a Pod reads them: a real cluster's Pods carry kilobytes
+of annotations). Otherwise the result equals `Pod.from_dict` followed by the prefetch's sharing
+(`tests/sources/test_pod_pages.py` compares them field by field); anything not shaped
 like the API's JSON (a wrong type anywhere) goes through `Pod.from_dict` itself, so malformed input fails or
 reads exactly as before.
 """
@@ -82,22 +84,21 @@ class PodBuilder:
             status = {}
         if type(spec) is not dict or type(status) is not dict:
             return None
-        s = self.s
-        name, ns, uid, rv = md.get("name"), md.get("namespace"), md.get("uid"), md.get("resourceVersion")
-        if not (_str_or_none(name) and _str_or_none(ns) and _str_or_none(uid) and _str_or_none(rv)):
-            return None
+        strs = self._str
+        name, ns = md.get("name"), md.get("namespace")
+        pip = status.get("podIP")
+        node, phase, host_ip = spec.get("nodeName"), status.get("phase"), status.get("hostIP")
+        hostname, subdomain = spec.get("hostname"), spec.get("subdomain")
+        reason, message = status.get("reason"), status.get("message")
+        for v in (name, ns, pip, node, phase, host_ip, hostname, subdomain, reason, message):
+            if v is not None and type(v) is not str:
+                return None
         labels = self._label_set(md.get("labels"))
         if labels is None:
             return None
         ann = md.get("annotations")
-        if ann:
-            if type(ann) is not dict or any(type(v) is not str for v in ann.values()):
-                return None
-            annotations = dict(ann)
-        else:
-            if ann is not None and type(ann) is not dict:
-                return None
-            annotations = self._empty
+        if ann is not None and type(ann) is not dict:
+            return None  # from_dict's error; the annotations themselves are not kept (no check reads a Pod's)
         owners = md.get("ownerReferences")
         if owners:
             key = tuple(o["kind"] for o in owners)  # a dict without kind, or not a dict: the fallback
@@ -110,17 +111,11 @@ class PodBuilder:
             if owners is not None and type(owners) is not list:
                 return None
             kinds = self._kinds.setdefault((), [])
-        meta = ObjectMeta(name or "", s(ns or ""), labels, annotations, uid or "",
-                          self._time(md.get("deletionTimestamp")), self._time(md.get("creationTimestamp")),
-                          kinds, rv or "")
-        pip = status.get("podIP")
-        node, phase, host_ip = spec.get("nodeName"), status.get("phase"), status.get("hostIP")
-        hostname, subdomain = spec.get("hostname"), spec.get("subdomain")
-        reason, message = status.get("reason"), status.get("message")
-        if not (_str_or_none(pip) and _str_or_none(node) and _str_or_none(phase) and _str_or_none(host_ip)
-                and _str_or_none(hostname) and _str_or_none(subdomain) and _str_or_none(reason)
-                and _str_or_none(message)):
-            return None
+        deleted = md.get("deletionTimestamp")
+        ns = ns or ""
+        # uid, resourceVersion, creationTimestamp and annotations: read by no check of a Pod, not kept (see module)
+        meta = ObjectMeta(name or "", strs.setdefault(ns, ns), labels, self._empty, "",
+                          None if deleted is None else self._time(deleted), None, kinds, "")
         pip = pip or ""
         raw_ips = status.get("podIPs")
         if raw_ips:
@@ -142,10 +137,12 @@ class PodBuilder:
         if raw_conds:
             for c in raw_conds:
                 ct, cs, cr, cm = c.get("type"), c.get("status"), c.get("reason"), c.get("message")
-                if not (_str_or_none(ct) and _str_or_none(cs) and _str_or_none(cr) and _str_or_none(cm)):
-                    return None
-                conditions.append(Condition(s(ct or ""), s(cs or ""), s(cr or ""), cm or "",
-                                            self._time(c.get("lastTransitionTime"))))
+                for v in (ct, cs, cr, cm):
+                    if v is not None and type(v) is not str:
+                        return None
+                ct, cs, cr = ct or "", cs or "", cr or ""
+                conditions.append(Condition(strs.setdefault(ct, ct), strs.setdefault(cs, cs), strs.setdefault(cr, cr),
+                                            cm or "", self._time(c.get("lastTransitionTime"))))
         elif raw_conds is not None and type(raw_conds) is not list:
             return None
         containers = self._container_list(spec.get("containers"))
@@ -166,7 +163,9 @@ class PodBuilder:
             if raw_gates is not None and type(raw_gates) is not list:
                 return None
             gates = self._gates.setdefault((), [])
-        return Pod(meta, s(node or ""), s(phase or ""), pip, pips, s(host_ip or ""), bool(spec.get("hostNetwork")),
+        node, phase, host_ip = node or "", phase or "", host_ip or ""
+        return Pod(meta, strs.setdefault(node, node), strs.setdefault(phase, phase), pip, pips,
+                   strs.setdefault(host_ip, host_ip), bool(spec.get("hostNetwork")),
                    hostname or "", subdomain or "", containers, init_containers, conditions, statuses,
                    init_statuses, gates, reason or "", message or "", self.raw)
 
