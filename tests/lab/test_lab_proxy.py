@@ -234,6 +234,7 @@ def test_text_dumps_read_the_same_as_live(world: World, run_cli: RunCli, tmp_pat
     assert key(text) == key(live)
 
 
+@pytest.mark.parametrize("world", ["iptables"], indirect=True)  # the fast paths are iptables mode's
 def test_the_fast_paths_read_the_real_rules_as_the_general_parser(world: World, run_cli: RunCli,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The real kube-proxy's iptables-save (both families) gives the same model with the iptables parser's
@@ -241,8 +242,6 @@ def test_the_fast_paths_read_the_real_rules_as_the_general_parser(world: World, 
     holds the same on the generators' dumps), and the fast paths do read most of it."""
     from svcctl.dataplane import iptables
 
-    if world.mode != "iptables":
-        pytest.skip("the fast paths are iptables mode's")
     _wait_programmed(world, run_cli)
     for text in (world.lab.iptables_save(), world.lab.iptables_save(ipv6=True)):
         models = []
