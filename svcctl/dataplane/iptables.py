@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from operator import attrgetter
+from sys import intern
 
 from svcctl.dataplane.hashes import (
     IPTABLES_ENDPOINT_PREFIX,
@@ -430,6 +431,7 @@ def parse_save_text(text: str, source: str) -> Dump:
             sp = rest.find(" ", 3)
             chain = rest[3:] if sp < 0 else rest[3:sp]
             if table.name == "nat" and chain.startswith(KUBE_PREFIXES):
+                chain = intern(chain)  # the declaration's string: one per chain in the index, not one per use
                 count = 1
                 if c0 == "-" and raw[:1] == "-" and FAST:
                     m = run_re.match(text, ls)
@@ -465,6 +467,7 @@ def parse_save_text(text: str, source: str) -> Dump:
                     chains, policies = table.chains, table.policies
                     decls = _DECL.findall(text, ls, m.end())
                     for name, policy in decls:
+                        name = intern(name)
                         if name not in chains:
                             chains[name] = _NO_RULES
                         if policy and policy != "-":
@@ -1046,7 +1049,7 @@ class _Follower:
             m = rx_jump.match(text, ls + at, le)
             if m is None:
                 return None
-            target = m.group(3)
+            target = intern(m.group(3))  # the index's string, shared by the visited set and the backend
             if not target.startswith(IPTABLES_ENDPOINT_PREFIX):
                 return None
             parts = self._endpoint_parts(target)
@@ -1268,7 +1271,7 @@ def follow(dump: Dump) -> NodeRules:
     rules.notes.extend(dump.notes)
     nat = dump.tables.get("nat")
     filt = dump.tables.get("filter")
-    per_service: dict[str, set[str]] = {}
+    per_service: dict[str, list[ServiceEntry]] = {}  # its chains' set made when counted: not 10,000 sets at once
     entry_rule_count: dict[str, int] = {}
     fol = _Follower(nat or Table("nat"), dump)
     early_masq: dict[tuple[str, str, str], list[str]] = {}
@@ -1336,18 +1339,18 @@ def follow(dump: Dump) -> NodeRules:
         rules.stats.extra["natRules"] = nat.total_rules()
         rules.stats.extra["sepChains"] = sum(1 for c in nat.chains if c.startswith("KUBE-SEP-"))
         rules.stats.extra["svcChains"] = sum(1 for c in nat.chains if c.startswith(IPTABLES_SERVICE_PREFIXES))
-        for spn, chains in per_service.items():
+        for spn, entries in per_service.items():
             rules.stats.per_service[spn] = entry_rule_count.get(spn, 0) + sum(
-                nat.n_rules(c) for c in chains)
+                nat.n_rules(c) for c in _chains_of(entries))
         rules.unreferenced_chains = sorted(
             c for c in nat.chains if c.startswith(KUBE_PREFIXES) and c not in fol.visited)
         if rules.unreferenced_chains:
             rules.notes.append(f"{len(rules.unreferenced_chains)} KUBE-SVC/SEP chain(s) exist but nothing "
                                "jumps to them (stale, left by a partial sync): they do not carry traffic")
     elif nat is not None:
-        for spn, chains in per_service.items():
+        for spn, entries in per_service.items():
             rules.stats.per_service[spn] = entry_rule_count.get(spn, 0) + sum(
-                nat.n_rules(c) for c in chains)
+                nat.n_rules(c) for c in _chains_of(entries))
     for spn_name, n in entry_rule_count.items():
         rules.stats.per_service.setdefault(spn_name, n)
     if filt is not None and not partial:
@@ -1355,7 +1358,16 @@ def follow(dump: Dump) -> NodeRules:
     return rules
 
 
-def _add(rules: NodeRules, e: ServiceEntry, per_service: dict[str, set[str]], counts: dict[str, int],
+def _chains_of(entries: list[ServiceEntry]) -> set[str]:
+    """The chains a Service's entries pass through: their paths and their backends' endpoint chains."""
+    chains: set[str] = set()
+    for e in entries:
+        chains.update(e.path)
+        chains.update(b.chain for b in e.backends if b.chain)
+    return chains
+
+
+def _add(rules: NodeRules, e: ServiceEntry, per_service: dict[str, list[ServiceEntry]], counts: dict[str, int],
          hash_names: dict[str, str] | None = None) -> None:
     if e.name is None and hash_names:
         for c in e.path:
@@ -1365,8 +1377,7 @@ def _add(rules: NodeRules, e: ServiceEntry, per_service: dict[str, set[str]], co
                 break
     rules.services.append(e)
     key = e.name or f"{e.address}:{e.port}/{e.protocol}"
-    per_service.setdefault(key, set()).update(e.path)
-    per_service[key].update(b.chain for b in e.backends if b.chain)
+    per_service.setdefault(key, []).append(e)
     counts[key] = counts.get(key, 0) + 1
 
 

@@ -64,7 +64,8 @@ class ProxyMode:
 
     def has_text(self, texts: Mapping[str, str]) -> bool:
         """Whether its rules dump is non-empty (decides the mode when no mode's rules are recognised)."""
-        return bool((texts.get(self.rules_key) or "").strip())
+        text = texts.get(self.rules_key)
+        return not (text or " ").isspace()  # not `.strip()`: that copies a whole dump
 
     def require(self, dumps: NodeDumps, message: str, hint: str) -> tuple[str, str]:
         """The rules dump's text and origin; an input error when it is absent."""

@@ -32,37 +32,50 @@ LEGACY_WARNING = "# Warning: iptables-legacy tables present"
 # and was twice as slow), the first line matched on its own
 _CHAIN_NAME = re.compile(r"(?::|Chain |-A )(KUBE-[A-Z0-9-]+)")
 _CHAIN_NAME_NL = re.compile(r"\n(?::|Chain |-A )(KUBE-[A-Z0-9-]+)")
-_LAST: list[tuple[str, frozenset[str]]] = []
+# the per-Service chains' prefixes: a summary keeps which of them appear, not their names (110,000 at 10,000 Services)
+_PER_SERVICE = ("KUBE-SVC-", "KUBE-SEP-", "KUBE-EXT-", "KUBE-SVL-", "KUBE-FW-")
+_LAST: list[tuple[str, frozenset[str], frozenset[str]]] = []
 
 
 def kube_chains(text: str) -> set[str]:
-    """Every KUBE-* chain an iptables-save or `iptables -L` text declares or appends to.
-
-    The answer for the last text asked about is kept (by identity): mode detection and the notes ask up to six
-    times about the same dump, and each scan of a whole 10,000-Service dump is a tenth of a second."""
-    if _LAST and _LAST[0][0] is text:
-        return set(_LAST[0][1])
+    """Every KUBE-* chain an iptables-save or `iptables -L` text declares or appends to."""
     found = set(_CHAIN_NAME_NL.findall(text))
     m = _CHAIN_NAME.match(text)
     if m:
         found.add(m.group(1))
-    _LAST[:] = [(text, frozenset(found))]
     return found
+
+
+def _summary(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(the KUBE-* chains other than per-Service ones, the per-Service prefixes that appear) of a text — all mode
+    detection and the notes ask. Kept for the last text asked about (by identity): they ask up to six times about
+    the same dump, each scan of a 10,000-Service dump a tenth of a second; the names themselves are not kept (a
+    set of 110,000 strings held through the parse was a tenth of a whole dump's memory)."""
+    if _LAST and _LAST[0][0] is text:
+        return _LAST[0][1], _LAST[0][2]
+    names: set[str] = set()
+    prefixes: set[str] = set()
+    for c in kube_chains(text):
+        if c.startswith(_PER_SERVICE):
+            prefixes.add(c[:c.index("-", 5) + 1])
+        else:
+            names.add(c)
+    _LAST[:] = [(text, frozenset(names), frozenset(prefixes))]
+    return _LAST[0][1], _LAST[0][2]
 
 
 def ipvs_chains(text: str) -> list[str]:
     """The IPVS-mode-only chains present (kube-proxy --proxy-mode=ipvs wrote this iptables ruleset)."""
-    found = kube_chains(text)
+    found, _ = _summary(text)
     return [c for c in IPVS_CHAINS if c in found]
 
 
 def kube_proxy_absent(text: str) -> str | None:
     """A sentence when an iptables text holds tables but none of kube-proxy's chains (of any mode), else None."""
-    if not text.strip():
+    if not text or text.isspace():  # not `text.strip()`: a copy of the whole dump, at the parse's peak
         return None
-    chains = kube_chains(text)
-    proxy = {c for c in chains if c not in KUBELET_CHAINS}
-    if proxy:
+    chains, prefixes = _summary(text)
+    if prefixes or any(c not in KUBELET_CHAINS for c in chains):
         return None
     seen = f" (only kubelet's {', '.join(sorted(chains))})" if chains else ""
     return (f"no kube-proxy chains in this dump{seen}: kube-proxy is not running on this node, or a replacement "
@@ -71,11 +84,11 @@ def kube_proxy_absent(text: str) -> str | None:
 
 def old_layout(text: str) -> str | None:
     """A sentence when an iptables dump holds chains of an older kube-proxy's layout."""
-    chains = kube_chains(text)
+    chains, prefixes = _summary(text)
     old = sorted(c for c in chains if c.startswith(OLD_IPTABLES_PREFIXES))
     if not old:
         return None
-    current = any(c.startswith(("KUBE-SVL-", "KUBE-EXT-")) for c in chains)
+    current = bool(prefixes & {"KUBE-SVL-", "KUBE-EXT-"})
     shown = ", ".join(old[:3]) + (f" (+{len(old) - 3} more)" if len(old) > 3 else "")
     if current:
         return (f"{len(old)} KUBE-XLB- chain(s) of kube-proxy before 1.24 beside the current KUBE-SVL-/KUBE-EXT- "
@@ -96,7 +109,7 @@ def legacy_and_nft_of(dumps: NodeDumps) -> bool:
 def name_what_was_found(parts: list[NodeRules], texts: list[str]) -> None:
     """Notes that name what an iptables dump is when it is not a current kube-proxy's iptables mode: no
     kube-proxy chains at all (not running, or replaced), or an older kube-proxy's layout."""
-    given = [t for t in texts if t.strip()]
+    given = [t for t in texts if t and not t.isspace()]
     for part, text in zip(parts, given, strict=False):
         absent = kube_proxy_absent(text)
         if absent and not part.services:

@@ -40,7 +40,7 @@ class IptablesMode(ProxyMode):
         return "KUBE-CLUSTER-IP" not in ipt and ("KUBE-SVC-" in ipt or "KUBE-SERVICES" in ipt)
 
     def has_text(self, texts: Mapping[str, str]) -> bool:
-        return bool((texts.get("iptables") or "").strip() or (texts.get("ip6tables") or "").strip())
+        return any(not (texts.get(k) or " ").isspace() for k in ("iptables", "ip6tables"))
 
     def parse(self, dumps: NodeDumps, scope: Scope | None) -> NodeRules:
         from svcctl.dataplane.iptables import parse_iptables_save
@@ -48,7 +48,7 @@ class IptablesMode(ProxyMode):
         parts = []
         for key in ("iptables", "ip6tables"):
             text = dumps.get(key)
-            if text is not None and text.strip():
+            if text and not text.isspace():  # not `text.strip()`: that copies the whole dump
                 part = parse_iptables_save(text, dumps.origins.get(key, key), only=keys_of(scope))
                 if key == "ip6tables":
                     part.tables = {"ipv6:" + t.split(":", 1)[1] for t in part.tables}

@@ -28,7 +28,8 @@ class NftablesMode(ProxyMode):
         return "kube-proxy" in nft or "service-ips" in nft
 
     def has_text(self, texts: Mapping[str, str]) -> bool:
-        return bool((texts.get("nftables") or "").strip())
+        text = texts.get("nftables")
+        return not (text or " ").isspace()  # not `.strip()`: that copies a whole dump
 
     def parse(self, dumps: NodeDumps, scope: Scope | None) -> NodeRules:
         from svcctl.dataplane.nftables import parse_nft
