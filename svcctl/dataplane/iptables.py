@@ -894,7 +894,7 @@ def _condition(rule: Rule) -> str | None:
     return " and ".join(parts) if parts else None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Walk(Walk):
     fell_through: bool = False  # some share reaches the end of the chain (dropped / not DNATed)
     local: bool = False
@@ -932,6 +932,9 @@ def _cascade(probs: tuple[str | None, ...]) -> tuple[list[Fraction], Fraction] |
     if len(_CASCADES) < 4096:
         _CASCADES[probs] = result
     return result
+
+
+_PORT_INTS: dict[str, int] = {}
 
 
 class _Follower:
@@ -1003,7 +1006,12 @@ class _Follower:
             return None
         host, _, port = to.rpartition(":")
         if host and port.isascii() and port.isdigit() and len(port) <= 10 and "-" not in to and "[" not in to:
-            return host, int(port), hairpin
+            num = _PORT_INTS.get(port)
+            if num is None:
+                num = int(port)
+                if len(port) <= 5:  # one int per port number, not one per backend (100,000 at 10,000 Services)
+                    _PORT_INTS[port] = num
+            return host, num, hairpin
         ip, num = _split_hostport(to)
         return ip, num, hairpin
 

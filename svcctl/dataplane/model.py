@@ -185,7 +185,7 @@ class RuleStats:
         return {"rules": self.rules, "chains": self.chains, "perService": self.per_service, **self.extra}
 
 
-@dataclass
+@dataclass(slots=True)  # one per Service chain walked (10,000 held while a dump is followed)
 class Walk:
     """What following one entry's chains has found so far: every rule-based mode's walk extends it."""
 

@@ -572,7 +572,7 @@ def _render_stmt(s: Any) -> str:
 # --------------------------------------------------------------------------- interpreter
 
 
-@dataclass
+@dataclass(slots=True)
 class _Walk(Walk):
     no_local: bool = False
     dropped: str | None = None
