@@ -43,8 +43,10 @@ class PodBuilder:
     __slots__ = ("_str", "_labels", "_kinds", "_containers", "_statuses", "_gates", "_hints", "_times", "_empty",
                  "raw")
 
-    def __init__(self, raw: JSON) -> None:
-        self._str: dict[str, str] = {}
+    def __init__(self, raw: JSON, strings: dict[str, str] | None = None) -> None:
+        # `strings` shared by the slices' and the Pods' builders: a Pod's name and IP are then the strings its slice
+        # endpoint already holds (≈ 130 bytes less per Pod)
+        self._str: dict[str, str] = {} if strings is None else strings
         self._labels: dict[tuple[tuple[str, Any], ...], dict[str, str]] = {}
         self._kinds: dict[tuple[Any, ...], list[str]] = {}
         self._containers: dict[tuple[Any, ...], list[Container]] = {}
@@ -114,9 +116,11 @@ class PodBuilder:
         deleted = md.get("deletionTimestamp")
         ns = ns or ""
         # uid, resourceVersion, creationTimestamp and annotations: read by no check of a Pod, not kept (see module)
-        meta = ObjectMeta(name or "", strs.setdefault(ns, ns), labels, self._empty, "",
+        name = name or ""
+        meta = ObjectMeta(strs.setdefault(name, name), strs.setdefault(ns, ns), labels, self._empty, "",
                           None if deleted is None else self._time(deleted), None, kinds, "")
         pip = pip or ""
+        pip = strs.setdefault(pip, pip)
         raw_ips = status.get("podIPs")
         if raw_ips:
             pips = []
@@ -125,7 +129,7 @@ class PodBuilder:
                 if ip:
                     if type(ip) is not str:
                         return None
-                    pips.append(pip if ip == pip else ip)
+                    pips.append(strs.setdefault(ip, ip))
             if not pips and pip:
                 pips = [pip]
         else:
@@ -288,8 +292,10 @@ class PodBuilder:
             if v is not None and type(v) is not str:
                 return None
         none = self._hints.setdefault((), [])
+        strs = self._str
+        addrs = [strs.setdefault(a, a) for a in addrs]
         return SliceEndpoint(addrs, cond.get("ready"), cond.get("serving"), cond.get("terminating"), s(node or ""),
-                             s(host or ""), s(zone or ""), s(kind or ""), name or "", s(ns or ""), none, none)
+                             s(host or ""), s(zone or ""), s(kind or ""), s(name or ""), s(ns or ""), none, none)
 
 
 def _str_or_none(v: Any) -> bool:

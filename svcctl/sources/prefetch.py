@@ -234,6 +234,7 @@ class Prefetched:
         for s in services:
             s.raw = {}  # as for the slices below: only a bundle reads it again
         self._by_key = {(s.meta.namespace, s.meta.name): s for s in services}
+        self._strings: dict[str, str] = {}  # the slices' and the Pods' strings, held once while the lists are read
         self._slices = self._grouped(lambda: self._iter_slices(namespace))
         self._endpoints: dict[tuple[str, str], Endpoints] | None = None
         list_all = getattr(src, "list_all_endpoints", None)
@@ -260,6 +261,7 @@ class Prefetched:
         self._policies_read = False
         self._ns_objects: dict[str, JSON] | None = None
         pods = self._try(lambda: self._iter_pods(namespace))
+        self._strings = {}
         if pods is not None:
             self._pods = pods
         self._events: dict[tuple[str, str, str], list[Event]] | None = None
@@ -307,7 +309,7 @@ class Prefetched:
         share = _Sharing()
         pages = getattr(src, "iter_endpoint_slice_pages", None)
         if callable(pages):  # built from the page's JSON (pod_pages)
-            build = PodBuilder({})
+            build = PodBuilder({}, self._strings)
             for items in pages(namespace):
                 for i in items:
                     sl = build.slice(i)
@@ -332,7 +334,7 @@ class Prefetched:
         share = _Sharing()
         pages = getattr(src, "iter_pod_pages", None)
         if callable(pages):  # built from the page's JSON, the replicas' equal parts once (pod_pages)
-            build = PodBuilder(_DROPPED)
+            build = PodBuilder(_DROPPED, self._strings)
             for items in pages(namespace):
                 for i in items:
                     p = build.build(i)
