@@ -45,10 +45,13 @@ def entries(rules: Any) -> str:
     return json.dumps([s.to_json() for s in rules.services], sort_keys=True)
 
 
-@pytest.fixture
-def tiny_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(params=[True, False], ids=["mapped", "read"])
+def tiny_chunks(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """Chunks (and mapped windows: the granularity, 4 KB) small enough that blocks cross their edges, through a
+    mapped window of the file and through chunks read into a buffer."""
     monkeypatch.setattr(scoped, "STREAM_MIN_BYTES", 0)
     monkeypatch.setattr(scoped, "CHUNK", 2048)
+    monkeypatch.setattr(scoped, "MAPPED", request.param)
 
 
 @pytest.mark.parametrize("comments", [True, False])
@@ -169,14 +172,16 @@ def nft_asks(text: str) -> list[str]:
 
 @pytest.mark.parametrize("name", ["layout-a", "layout-b", "ip6-a", "ip6-b", "stale"])
 @pytest.mark.parametrize("chunk", [300, 2048, 1 << 20])
+@pytest.mark.parametrize("mapped", [True, False])
 def test_cut_nft_equals_the_whole_listing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,
-                                          chunk: int) -> None:
+                                          chunk: int, mapped: bool) -> None:
     """The real `nft list table` output (the fixtures were printed by the real nft), every ask, chunks small
     enough that blocks cross their edges."""
     from svcctl.dataplane.nftables import parse_nft
 
     monkeypatch.setattr(scoped, "STREAM_MIN_BYTES", 0)
     monkeypatch.setattr(scoped, "CHUNK", chunk)
+    monkeypatch.setattr(scoped, "MAPPED", mapped)
     path = NFT / f"{name}.txt"
     text = path.read_text()
     asked = 0
