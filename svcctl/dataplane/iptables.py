@@ -110,6 +110,25 @@ class Table:
             return parsed
         return (parsed or []) + [_parse_line(text, self.name, no, self.source) for no, text in raw]
 
+    def iter_rules(self, chain: str) -> Iterator[Rule] | None:
+        """`rules(chain)` one at a time: a lazily kept chain's lines parsed as they are read; None as `rules`."""
+        parsed = self.chains.get(chain)
+        runs = self.runs(chain)
+        if runs is None:
+            return None if parsed is None else iter(parsed)
+        return self._iter_rules(parsed or [], runs)
+
+    def _iter_rules(self, parsed: list[Rule], runs: list[tuple[int, int, int, int]]) -> Iterator[Rule]:
+        yield from parsed
+        text = self.text
+        for no, start, end, _count in runs:
+            pos, i = start, 0
+            while pos < end:
+                nl = text.find("\n", pos, end)
+                nl = end if nl < 0 else nl
+                yield _parse_line(text[pos:nl].strip(), self.name, no + i, self.source)
+                pos, i = nl + 1, i + 1
+
     def n_rules(self, chain: str) -> int:
         return len(self.chains.get(chain) or ()) + (self._n_lazy(chain) if chain in self.lazy else 0)
 
@@ -393,6 +412,9 @@ def _iter_lines(text: str) -> Iterator[str]:
         pos = nl + 1
 
 
+# kept as runs too, and parsed one rule at a time as the follow reads them: their Rules (10,000s) never all exist
+_ENTRY_CHAINS = frozenset({"KUBE-SERVICES", "KUBE-NODEPORTS"})
+
 # the rules of a chain declared (or kept lazily) with none parsed: one shared empty list, never appended to (the
 # parse gives a chain its own list at its first parsed rule), instead of 110,000 empty lists at 10,000 Services
 _NO_RULES: list[Rule] = []
@@ -430,7 +452,7 @@ def parse_save_text(text: str, source: str) -> Dump:
                                  line=no)
             sp = rest.find(" ", 3)
             chain = rest[3:] if sp < 0 else rest[3:sp]
-            if table.name == "nat" and chain.startswith(KUBE_PREFIXES):
+            if table.name == "nat" and (chain.startswith(KUBE_PREFIXES) or chain in _ENTRY_CHAINS):
                 chain = intern(chain)  # the declaration's string: one per chain in the index, not one per use
                 count = 1
                 if c0 == "-" and raw[:1] == "-" and FAST:
@@ -1284,11 +1306,11 @@ def follow(dump: Dump) -> NodeRules:
     fol = _Follower(nat or Table("nat"), dump)
     early_masq: dict[tuple[str, str, str], list[str]] = {}
     if nat is not None:
-        svc_rules = nat.rules("KUBE-SERVICES")
+        svc_rules = nat.iter_rules("KUBE-SERVICES")
         if svc_rules is None:
             rules.notes.append("no KUBE-SERVICES chain in the nat table: kube-proxy is not in iptables mode here "
                                "(or not running)")
-        for r in svc_rules or []:
+        for r in svc_rules or ():
             t = r.target
             if t is None:
                 continue
@@ -1305,7 +1327,7 @@ def follow(dump: Dump) -> NodeRules:
                 if t in fol.visited:
                     continue
                 fol.visited.add(t)
-                for nr in nat.rules(t) or []:
+                for nr in nat.iter_rules(t) or ():
                     if not nr.target:
                         continue
                     e = _entry_from_rule(nr, "NodePort")

@@ -121,7 +121,7 @@ def format_share(p: Fraction | None) -> str | None:
 EXTERNAL_OR_LB_NOTE = "an external or load-balancer IP (nftables does not tell them apart)"
 
 
-@dataclass
+@dataclass(slots=True)  # a whole dump holds one per Service port and entry kind: 10,000s
 class ServiceEntry:
     """One address:port a packet can be sent to, and where it goes from there."""
 
