@@ -21,7 +21,18 @@ from typing import Any
 
 from svcctl.analysis.endpoints import NEAR_MISS_CAP, _no_digits, looks_like_typo
 from svcctl.errors import SvcctlError
-from svcctl.model import JSON, Container, ContainerStatus, Endpoints, EndpointSlice, Event, Node, Pod, Service
+from svcctl.model import (
+    JSON,
+    Container,
+    ContainerStatus,
+    Endpoints,
+    EndpointSlice,
+    Event,
+    Node,
+    ObjectMeta,
+    Pod,
+    Service,
+)
 from svcctl.selectors import labels_match, parse_selector
 from svcctl.sources.base import ClusterSource, CountsRefusals, HasCoverage, NodeDumps, PagedReads
 from svcctl.sources.coverage import Coverage
@@ -78,14 +89,17 @@ class _Sharing:
     def s(self, v: str) -> str:
         return self._str.setdefault(v, v)
 
-    def slice(self, sl: EndpointSlice) -> None:
-        s = self.s
-        m = sl.meta
-        m.namespace = s(m.namespace)
+    def _meta(self, m: ObjectMeta) -> None:
+        """What a slice's and a Pod's metadata repeat across the cluster: one copy of each."""
+        m.namespace = self.s(m.namespace)
         m.labels = self._labels.setdefault(tuple(m.labels.items()), m.labels)
         if not m.annotations:
             m.annotations = self._empty
         m.owner_kinds = self._kinds.setdefault(tuple(m.owner_kinds), m.owner_kinds)
+
+    def slice(self, sl: EndpointSlice) -> None:
+        s = self.s
+        self._meta(sl.meta)
         sl.address_type = s(sl.address_type)
         for ep in sl.endpoints:
             ep.node_name, ep.zone, ep.hostname = s(ep.node_name), s(ep.zone), s(ep.hostname)
@@ -97,12 +111,7 @@ class _Sharing:
 
     def pod(self, p: Pod) -> None:
         s = self.s
-        m = p.meta
-        m.namespace = s(m.namespace)
-        m.labels = self._labels.setdefault(tuple(m.labels.items()), m.labels)
-        if not m.annotations:
-            m.annotations = self._empty
-        m.owner_kinds = self._kinds.setdefault(tuple(m.owner_kinds), m.owner_kinds)
+        self._meta(p.meta)
         p.node_name, p.phase, p.host_ip = s(p.node_name), s(p.phase), s(p.host_ip)
         for cond in p.conditions:
             cond.type, cond.status, cond.reason = s(cond.type), s(cond.status), s(cond.reason)

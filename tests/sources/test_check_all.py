@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from gen_cluster import _pod, gen_cluster
 from scenarios.builder import namespace, network_policy
+from test_prefetch import report  # check -A's JSON without its timings
 
 import svcctl.sources.prefetch as prefetch
 
@@ -114,20 +115,6 @@ def output(run_cli: RunCli, kubeconfig: str, fmt: str, *args: str) -> tuple[int,
 
         out = re.sub(r' time="[0-9.]+"', "", out)
     return code, out
-
-
-def report(run_cli: RunCli, kubeconfig: str, *args: str) -> tuple[int, Any]:
-    code, out, err = run_cli(["check", "-A", "--no-dns", "-o", "json", "--kubeconfig", kubeconfig, *args])
-    assert out.startswith("{"), err
-
-    def strip(o: Any) -> Any:
-        if isinstance(o, dict):
-            return {k: strip(v) for k, v in o.items() if k != "seconds"}
-        if isinstance(o, list):
-            return [strip(x) for x in o]
-        return o
-
-    return code, strip(json.loads(out))
 
 
 @pytest.mark.parametrize("args", [(), ("--from-pod", "team-000/svc-00003-632524106-00000")])
