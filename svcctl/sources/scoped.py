@@ -128,10 +128,7 @@ def _scan(path: str, searches: list[Search], on_partial: Callable[[bytes, int], 
             buf[:held] = buf[end:filled]
             base += end
             if discover is not None and found:
-                more = [x for x in discover(found) if x[0] not in {y[0] for y in searches}]
-                if more:
-                    searches += more
-                    added_at = base if added_at is None else added_at
+                added_at = _discover(discover, found, searches, base, added_at)
             if last:
                 break
         view.release()
@@ -166,13 +163,20 @@ def _scan_mapped(path: str, searches: list[Search], on_partial: Callable[[bytes,
                 mm.close()
             base = at + end
             if discover is not None and found:
-                more = [x for x in discover(found) if x[0] not in {y[0] for y in searches}]
-                if more:
-                    searches += more
-                    added_at = base if added_at is None else added_at
+                added_at = _discover(discover, found, searches, base, added_at)
             if last:
                 break
     return base if added_at is None else added_at
+
+
+def _discover(discover: Callable[[list[bytes]], list[Search]], found: list[bytes], searches: list[Search],
+              base: int, added_at: int | None) -> int | None:
+    """Add the searches the new blocks ask for (in place); where the first were added, which the pass ends at."""
+    more = [x for x in discover(found) if x[0] not in {y[0] for y in searches}]
+    if more:
+        searches += more
+        added_at = base if added_at is None else added_at
+    return added_at
 
 
 def _hits(buf: Buf, lo: int, end: int, base: int, last: bool, searches: list[Search],
