@@ -136,26 +136,17 @@ def _quantile(xs: list[float], q: float) -> float:
     return sorted(xs)[min(len(xs) - 1, int(q * len(xs)))] if xs else 0.0
 
 
-def bench_big(size: str, latency: float = 0.05, parallel: int = 32, nodes: int | None = None,
-              services: int | None = None) -> list[Row]:
-    """`check hostnames --all-nodes --parallel 32`, targeted reads against today's whole-dump read.
-
-    Beside the wall time: svcctl's own CPU (user + system of its process) and the simulator's (this process: the
-    test API server's threads answering every exec), and each exec's time in the simulator, from its
-    connection's accept to its last frame (the 50 ms latency included): when that stays near the latency, the
-    simulator is not what svcctl waits for."""
+def _targeted_and_whole(handler: Any, n: int, nb: int, latency: float, parallel: int, extra: list[str],
+                        ) -> dict[str, tuple[Any, float, str, float, list[float]]]:
+    """`check hostnames --all-nodes` against a test API server whose nodes answer through `handler`: targeted
+    over `n` nodes, then whole (the handler answering only whole reads) over `nb`; per run its result, the bytes
+    moved per node, the execs per node, the simulator's CPU (this process) and each exec's time in it."""
     from apiserver import FakeAPIServer, make_pki
     from gen_fleet import fleet_objects
 
-    n, n_services = BIG[size]
-    n, n_services = nodes or n, services or n_services
-    nb = min(BASELINE_NODES[size], n)
-    text = big_dump(n_services)
-    handler = BigNodeExec(text)
-    rows: list[Row] = []
+    results = {}
     with tempfile.TemporaryDirectory(prefix="svcctl-bench-fleet-") as tmp:
         pki = make_pki(Path(tmp) / "pki")
-        results = {}
         for label, count, whole in (("targeted", n, False), ("whole", nb, True)):
             srv = FakeAPIServer(fleet_objects(count), pki, copy=False).start()
             try:
@@ -164,12 +155,31 @@ def bench_big(size: str, latency: float = 0.05, parallel: int = 32, nodes: int |
                 kc = srv.write_kubeconfig(Path(tmp) / f"kubeconfig-{label}")
                 cpu0 = _cpu_self()
                 r = run([*SVCCTL, "check", "hostnames", "--all-nodes", "--parallel", str(parallel), "-o", "json",
-                         "--request-timeout", "600"], env={"KUBECONFIG": str(kc)})
+                         "--request-timeout", "600", *extra], env={"KUBECONFIG": str(kc)})
                 sim_cpu = _cpu_self() - cpu0
-                lat = list(srv.exec_seconds)
-                results[label] = (r, sum(srv.exec_bytes) / count, _per_node(srv, handler, count), sim_cpu, lat)
+                results[label] = (r, sum(srv.exec_bytes) / count, _per_node(srv, handler, count), sim_cpu,
+                                  list(srv.exec_seconds))
             finally:
                 srv.stop()
+    return results
+
+
+def bench_big(size: str, latency: float = 0.05, parallel: int = 32, nodes: int | None = None,
+              services: int | None = None) -> list[Row]:
+    """`check hostnames --all-nodes --parallel 32`, targeted reads against today's whole-dump read.
+
+    Beside the wall time: svcctl's own CPU (user + system of its process) and the simulator's (this process: the
+    test API server's threads answering every exec), and each exec's time in the simulator, from its
+    connection's accept to its last frame (the 50 ms latency included): when that stays near the latency, the
+    simulator is not what svcctl waits for."""
+
+    n, n_services = BIG[size]
+    n, n_services = nodes or n, services or n_services
+    nb = min(BASELINE_NODES[size], n)
+    text = big_dump(n_services)
+    handler = BigNodeExec(text)
+    rows: list[Row] = []
+    results = _targeted_and_whole(handler, n, nb, latency, parallel, [])
     (t, t_bytes, t_calls, t_sim, t_lat), (w, w_bytes, w_calls, w_sim, _) = results["targeted"], results["whole"]
     per_node_whole = w.seconds / nb
     extrapolated = w.seconds * max(1.0, n / max(parallel, nb)) if nb < n else w.seconds
@@ -295,8 +305,6 @@ def bench_big_ipvs(size: str, latency: float = 0.05, parallel: int = 32, nodes: 
                    services: int | None = None, given_mode: bool = False) -> list[Row]:
     """The same `check hostnames --all-nodes` over IPVS-mode nodes: targeted reads against the whole reads
     (`given_mode`: with `--mode ipvs`, else the mode is told by each node's first round)."""
-    from apiserver import FakeAPIServer, make_pki
-    from gen_fleet import fleet_objects
 
     n, n_services = BIG[size]
     n, n_services = nodes or n, services or n_services
@@ -304,21 +312,8 @@ def bench_big_ipvs(size: str, latency: float = 0.05, parallel: int = 32, nodes: 
     handler = BigIpvsExec(n_services)
     dump = sum(len(t) for t in handler.whole.values())
     mode = ["--mode", "ipvs"] if given_mode else []
-    results = {}
-    with tempfile.TemporaryDirectory(prefix="svcctl-bench-fleet-") as tmp:
-        pki = make_pki(Path(tmp) / "pki")
-        for label, count, whole in (("targeted", n, False), ("whole", nb, True)):
-            srv = FakeAPIServer(fleet_objects(count), pki, copy=False).start()
-            try:
-                srv.exec_handler, srv.exec_latency = handler, latency
-                handler.whole_only, handler.bytes_out, handler.calls = whole, 0, 0
-                kc = srv.write_kubeconfig(Path(tmp) / f"kubeconfig-{label}")
-                r = run([*SVCCTL, "check", "hostnames", "--all-nodes", "--parallel", str(parallel), "-o", "json",
-                         "--request-timeout", "600", *mode], env={"KUBECONFIG": str(kc)})
-                results[label] = (r, sum(srv.exec_bytes) / count, _per_node(srv, handler, count))
-            finally:
-                srv.stop()
-    (t, t_bytes, t_calls), (w, w_bytes, w_calls) = results["targeted"], results["whole"]
+    results = _targeted_and_whole(handler, n, nb, latency, parallel, mode)
+    (t, t_bytes, t_calls, _, _), (w, w_bytes, w_calls, _, _) = results["targeted"], results["whole"]
     extrapolated = w.seconds * max(1.0, n / max(parallel, nb)) if nb < n else w.seconds
     return [
         Row("fleet", f"IPVS: check hostnames --all-nodes --parallel {parallel}{' --mode ipvs' if given_mode else ''}: "
