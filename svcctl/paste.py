@@ -23,7 +23,7 @@ from svcctl.errors import InputError
 if TYPE_CHECKING:
     from svcctl.dataplane.dumps import NodeDumps
 
-# section kind -> the node dump key it feeds (svcctl.sources.base.NODE_DUMP_FILES)
+# section kind -> the node dump key it feeds (svcctl.sources.base.node_dump_files())
 KIND_KEYS = {
     "iptables-save": "iptables", "iptables-list": "iptables", "iptables-restore": "iptables",
     "ipvsadm": "ipvs", "ipvsadm-conns": "ipvs-conns", "conntrack": "conntrack", "nft": "nftables",

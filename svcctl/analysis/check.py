@@ -8,11 +8,11 @@ warning, and is healthy otherwise (info findings never count against it).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from svcctl.durations import parse_duration as parse_duration  # re-exported: `check --wait` reads it here
 from svcctl.findings import FAIL_ON_CHOICES, FailOn, Severity, Verdict, verdict_of
 from svcctl.model import JSON, Finding
 
@@ -213,32 +213,6 @@ class CheckReport:
 
 def sort_checks(checks: Iterable[ServiceCheck]) -> list[ServiceCheck]:
     return sorted(checks, key=lambda s: (s.namespace, s.name))
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-
-
-def parse_duration(text: str) -> float:
-    """`90`, `90s`, `5m`, `1m30s`, `1h`, `500ms` → seconds. ValueError when unreadable."""
-    t = text.strip().lower()
-    if not t:
-        raise ValueError("empty duration")
-    try:
-        value = float(t)
-    except ValueError:
-        pos = 0
-        value = 0.0
-        for m in _DURATION.finditer(t):
-            if m.start() != pos:
-                raise ValueError(f"cannot read duration {text!r}") from None
-            n = float(m.group(1))
-            value += n * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2)]
-            pos = m.end()
-        if pos != len(t):
-            raise ValueError(f"cannot read duration {text!r}") from None
-    if value < 0:
-        raise ValueError(f"negative duration {text!r}")
-    return value
 
 
 def format_duration(seconds: float) -> str:

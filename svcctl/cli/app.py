@@ -141,7 +141,7 @@ def _setter(attr: str, *, sub: str | None = None) -> Callable[..., Any]:
 
 def parse_request_timeout(text: str) -> float:
     """kubectl's --request-timeout: `0` (no timeout), a bare number of seconds, or a duration (`2s`, `1m`)."""
-    from svcctl.analysis.check import parse_duration
+    from svcctl.durations import parse_duration
 
     return parse_duration(text)
 

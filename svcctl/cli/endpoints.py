@@ -11,7 +11,7 @@ from svcctl.findings import Verdict
 
 def split_service(text: str, default_ns: str) -> tuple[str, str]:
     """`name` or `ns/name` (also `svc/name`, `service/name` as kubectl writes them)."""
-    from svcctl.ops.check import split_ref
+    from svcctl.ops.refs import split_ref
 
     ns, name = split_ref(text)
     return ns or default_ns, name

@@ -20,6 +20,7 @@ from svcctl.findings import Severity
 from svcctl.model import Finding, Service
 from svcctl.ops.context import Context
 from svcctl.ops.fleet import fleet_rule_sets
+from svcctl.ops.refs import split_ref as split_ref  # re-exported: the CLI and tests read it from here
 
 if TYPE_CHECKING:
 
@@ -54,18 +55,6 @@ class Attempt:
     report: CheckReport
     gathered: list[Gathered] = field(default_factory=list)
     dumps: list[NodeDumps] = field(default_factory=list)
-
-
-def split_ref(ref: str) -> tuple[str | None, str]:
-    """`name` or `ns/name` (also `svc/name`, `service/name` as kubectl writes them); None: no namespace given."""
-    parts = ref.split("/")
-    if len(parts) == 2 and parts[0] in ("svc", "service", "services"):
-        parts = [parts[1]]
-    if len(parts) == 1 and parts[0]:
-        return None, parts[0]
-    if len(parts) == 2 and all(parts):
-        return parts[0], parts[1]
-    raise InputError(f"cannot read Service {ref!r}", hint="give NAME or NAMESPACE/NAME")
 
 
 def make_plan(app: Context, services: tuple[str, ...], selector: str | None, fail_on: str, dns_flag: bool | None,

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from svcctl.dataplane.dumps import NodeDumps as NodeDumps  # re-exported: the sources fill it
-from svcctl.dataplane.modes import dump_files
 from svcctl.selectors import labels_match as labels_match  # re-exported (sources filter as the API does)
 from svcctl.selectors import parse_selector as parse_selector
 from svcctl.selectors import selector_string as selector_string
@@ -20,8 +19,14 @@ from svcctl.sources.coverage import HasCoverage as HasCoverage  # re-exported wi
 if TYPE_CHECKING:  # annotations only: a node-file read never builds the API model
     from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, PodRef, Service
 
-# key -> file name in a snapshot's nodes/<node>/ directory: the built-in modes' (the registry has the live list)
-NODE_DUMP_FILES = dump_files()
+
+
+def node_dump_files() -> dict[str, str]:
+    """key -> file name in a snapshot's nodes/<node>/ directory (the registry's live list). A function, not a
+    module constant, so a live read that never touches a node does not load every mode to import this module."""
+    from svcctl.dataplane.modes import dump_files
+
+    return dump_files()
 
 
 @dataclass

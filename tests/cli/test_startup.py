@@ -63,6 +63,24 @@ def test_the_probe_would_see_the_client_if_it_were_imported(tmp_path: Path) -> N
     assert any(m.split(".")[0] == "kubernetes" for m in loaded), (res, loaded)
 
 
+def test_an_unreachable_server_fails_before_loading_what_an_answer_needs(tmp_path: Path) -> None:
+    """Failing on an unreachable server is a target of its own (issue 19: <= 0.3 s): `endpoints` must reach its
+    first request without the check operation, the dataplane modes or their model, which only an answer uses."""
+    kc = tmp_path / "kubeconfig"
+    kc.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "x",
+        "clusters": [{"name": "x", "cluster": {"server": "https://127.0.0.1:9", "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "x", "user": {"token": "t"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x", "namespace": "default"}}]}))
+    res = run_fresh(["endpoints", "ns1/hostnames", "--kubeconfig", str(kc), "--request-timeout", "1"],
+                    heavy=("svcctl", "kubernetes"))
+    assert res["code"] == 3, res
+    loaded = [str(m) for m in res["loaded"]]  # type: ignore[attr-defined]
+    assert "svcctl.sources.live" in loaded and "svcctl.ops.refs" in loaded, loaded  # the probe sees svcctl's own
+    assert [m for m in loaded if m in ("svcctl.ops.check", "svcctl.analysis.check")
+            or m.startswith(("svcctl.dataplane.modes", "svcctl.dataplane.model"))] == [], loaded
+
+
 def test_import_time_of_help_has_no_client_modules() -> None:
     """`python -X importtime -m svcctl --help`: the import log itself names no kubernetes module."""
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "svcctl", "--help"], capture_output=True,

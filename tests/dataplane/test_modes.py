@@ -123,13 +123,13 @@ def test_trace_reads_a_registered_mode_from_a_snapshot(run_cli: RunCli, toy: Toy
 
 
 def test_the_built_in_tables_come_from_the_registry() -> None:
-    from svcctl.sources.base import NODE_DUMP_FILES
+    from svcctl.sources.base import node_dump_files
     from svcctl.sources.node import ALLOWED_COMMANDS
 
     assert modes.names()[:6] == ["cilium", "calico-ebpf", "kube-router", "iptables", "ipvs", "nftables"]
     assert modes.allowed_commands() == ALLOWED_COMMANDS
     assert ALLOWED_COMMANDS["iptables"] == ("iptables-save",) and ALLOWED_COMMANDS["conntrack"] == ("conntrack", "-L")
-    assert NODE_DUMP_FILES["nftables"] == "nft.txt" and NODE_DUMP_FILES["cilium"] == "cilium-service-list.txt"
+    assert node_dump_files()["nftables"] == "nft.txt" and node_dump_files()["cilium"] == "cilium-service-list.txt"
     assert modes.mode_from_iptables("-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst") == "ipvs"
     assert modes.mode_from_iptables(":KUBE-SERVICES - [0:0]") == "iptables"
     assert modes.mode_from_iptables("") == "nftables"
