@@ -486,11 +486,21 @@ class LiveSource:
         return [_kinded(i, "Namespace") for i in items]
 
     def get_namespace(self, name: str) -> JSON | None:
+        """The Namespace (its labels decide namespaceSelector peers). RBAC may grant `list` without `get`; then
+        the same object comes from a list narrowed to its name, so one Service's check sees the labels `check -A`
+        (which lists Namespaces) sees, at one more request only when `get` is refused."""
         try:
             return self._get(f"namespace {name}", "namespaces", _path("namespaces", None, name))
         except ForbiddenError as e:
-            self._degrade("namespaces", e)
+            refused = e
+        try:
+            items = self._list(f"namespace {name}", "namespaces", _path("namespaces"),
+                               fieldSelector=f"metadata.name={name}")
+        except ForbiddenError:
+            self._degrade("namespaces", refused)
             return None
+        found = [i for i in items if (i.get("metadata") or {}).get("name") == name]
+        return _kinded(found[0], "Namespace") if found else None
 
     def list_admin_network_policies(self) -> tuple[list[JSON], list[JSON]] | None:
         """Both tiers of policy.networking.k8s.io/v1alpha1; None when the group is not served (404) or refused."""

@@ -49,17 +49,27 @@ def requests(srv: Any, run: Callable[[], Any]) -> int:
 
 
 @pytest.mark.parametrize("refused", [None, "pods", "endpointslices", "endpoints", "events", "nodes", "namespaces",
-                                     "networkpolicies"])
+                                     "networkpolicies", "get namespaces"])
 def test_prefetched_check_is_the_per_service_check(refused: str | None, apiserver: Any, run_cli: RunCli,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from apiserver import Grant
 
-    srv = apiserver(copy.deepcopy(cluster()))
-    if refused:
-        allowed = {"services", "pods", "endpoints", "endpointslices", "events", "nodes", "namespaces",
-                   "networkpolicies"} - {refused}
-        srv.set_rbac([Grant(frozenset({"", "discovery.k8s.io", "networking.k8s.io"}), frozenset(allowed),
-                            frozenset({"get", "list", "watch"}), frozenset(), None)])
+    objs = copy.deepcopy(cluster())
+    if refused == "get namespaces":  # a peer chosen by Namespace labels: each Namespace's labels are read
+        objs.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                     "metadata": {"name": "from-team-a", "namespace": "crowd"},
+                     "spec": {"podSelector": {}, "policyTypes": ["Ingress"],
+                              "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "a"}}}]}]}})
+    srv = apiserver(objs)
+    everything = {"services", "pods", "endpoints", "endpointslices", "events", "nodes", "namespaces", "networkpolicies"}
+    groups = frozenset({"", "discovery.k8s.io", "networking.k8s.io"})
+    if refused == "get namespaces":  # list without get: one Service's read narrows a list to its Namespace
+        srv.set_rbac([Grant(groups, frozenset(everything - {"namespaces"}), frozenset({"get", "list", "watch"}),
+                            frozenset(), None),
+                      Grant(groups, frozenset({"namespaces"}), frozenset({"list"}), frozenset(), None)])
+    elif refused:
+        srv.set_rbac([Grant(groups, frozenset(everything - {refused}), frozenset({"get", "list", "watch"}),
+                            frozenset(), None)])
     kc = str(srv.kubeconfig)
     out: dict[str, tuple[int, Any]] = {}
     n: dict[str, int] = {}
@@ -74,7 +84,10 @@ def test_prefetched_check_is_the_per_service_check(refused: str | None, apiserve
         pytest.fail("\n".join(list(difflib.unified_diff(a, b, lineterm="", n=4))[:80]))
     doc = out["lists"][1]
     assert len(doc["services"]) == 24
-    if refused is None:
+    if refused in (None, "get namespaces"):
+        said = [m for m in json.dumps(doc).split('"') if "namespaces" in m and "forbidden" in m
+                and "adminnetworkpolicies" not in m]
+        assert said == [], said  # the Namespaces' labels were read (with a list where get is refused)
         codes = {f["code"] for s in doc["services"] for f in s["endpoints"]["findings"]}
         assert {"SelectorMismatch", "OtherNamespace"} <= codes, codes
         assert n["lists"] < n["each"] // 3, n  # a few lists instead of a dozen requests per Service
