@@ -225,9 +225,6 @@ def run_attempt(app: Context, plan: Plan, progress: Progress, attempt: int) -> A
             sc.skipped.append(sc.policy.skipped)
         sc.seconds = time.monotonic() - t0
         checks.append(spool.add(sc) if spool is not None else sc)
-    from svcctl.sources.prefetch import release
-
-    release()
     run.report.services = sort_checks(checks)
     if not targets:
         where = "any namespace" if app.all_namespaces else f"namespace {app.ns}"
@@ -250,15 +247,18 @@ def run_check(app: Context, plan: Plan, progress: Progress, wait: float | None, 
         if attempt_no > 1:
             app.reset_source()  # a new read of the snapshot file / new API requests
         error: ClusterError | None = None
+        from svcctl.sources.prefetch import release
+
         try:
             last = run_attempt(app, plan, progress, attempt_no)
         except ClusterError as e:
-            from svcctl.sources.prefetch import release
-
-            release()  # the lists' objects, frozen for the attempt that failed
             if deadline is None:
                 raise
             error, last = e, None
+        finally:
+            # the lists' objects, frozen for the attempt: back in the collector's care once the attempt's source is
+            # dropped (unfrozen while still alive, the next full collection scanned millions of them for nothing)
+            release()
         if deadline is None or (last is not None and last.report.settled):
             break
         remaining = deadline - time.monotonic()

@@ -400,8 +400,31 @@ class LiveSource:
     def _list_all(self, resource: str, kind: str, namespace: str | None, read: Callable[[JSON], T]) -> list[T]:
         """Every object of one resource in the namespace (None: all); a refusal is recorded in `skipped` and
         reads as none (the check that needed them says it was skipped)."""
-        objs = self._list_kind(f"{resource} {_where(namespace)}", resource, namespace, kind)
-        return [] if objs is None else [read(o) for o in objs]
+        out = self.read_all(resource, kind, namespace, read)
+        return [] if out is None else out
+
+    def read_all(self, resource: str, kind: str, namespace: str | None, read: Callable[[JSON], T]) -> list[T] | None:
+        """Every object of one resource (namespace None: all) through `read`, page by page: each page's JSON is
+        dropped once read, so a caller that keeps less than the object (check -A's v1 Endpoints and Events)
+        never holds the whole list's JSON. A 410 on a continue token restarts the list once, as `_list` does;
+        None when refused (recorded in `skipped`)."""
+        what = f"{resource} {_where(namespace)}"
+        restarted = False
+        while True:
+            out: list[T] = []
+            try:
+                for page in self._pages(what, resource, _path(resource, namespace), restart=True):
+                    out += [read(_kinded(i, kind)) for i in page]
+                return out
+            except ForbiddenError as e:
+                self._degrade(resource, e)
+                return None
+            except _Expired:
+                if restarted:
+                    raise ClusterError(f"the list of {what} kept expiring while paging (410 Gone)",
+                                       hint="the cluster is changing fast; try again") from None
+                restarted = True
+                self.debug(f"continue token for {what} expired (410); restarting the list")
 
     def _list_kind(self, what: str, resource: str, namespace: str | None, kind: str) -> list[JSON] | None:
         """One resource's objects as JSON with their kind; None when refused (recorded in `skipped`)."""

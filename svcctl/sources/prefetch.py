@@ -32,6 +32,7 @@ from svcctl.model import (
     ObjectMeta,
     Pod,
     Service,
+    _d,
 )
 from svcctl.selectors import labels_match, parse_selector
 from svcctl.sources.base import ClusterSource, CountsRefusals, HasCoverage, NodeDumps, PagedReads
@@ -68,6 +69,12 @@ def pod_json(p: Pod) -> JSON:
             "spec": {"nodeName": p.node_name, "hostNetwork": p.host_network, "containers": ports(p.containers),
                      "initContainers": ports(p.init_containers)},
             "status": {"podIP": p.pod_ip, "podIPs": [{"ip": ip} for ip in p.pod_ips], "phase": p.phase}}
+
+
+def _event(d: JSON) -> Event:
+    e = Event.from_dict(d)
+    e.raw = {}  # only `--collect-on-failure` reads it, and is not asked of this source
+    return e
 
 
 class _Sharing:
@@ -247,21 +254,15 @@ class Prefetched:
         self._slices = self._grouped(lambda: self._iter_slices(namespace))
         self._endpoints: dict[tuple[str, str], Endpoints] | None = None
         list_all = getattr(src, "list_all_endpoints", None)
+        read_all = getattr(src, "read_all", None)  # page by page, each object read as it comes (live)
+        # their JSON is read again only to stand in for EndpointSlices the input does not hold
+        keep = self._slices is None or _absent(src, "EndpointSlice")
         if callable(list_all):
-            eps = self._try(lambda: list_all(namespace))
+            eps = self._try(lambda: read_all("endpoints", "Endpoints", namespace, Endpoints.from_dict if keep else
+                                             self._endpoints_object) if callable(read_all) else list_all(namespace))
             if eps is not None:
-                # their JSON is read again only to stand in for EndpointSlices the input does not hold
-                keep = self._slices is None or _absent(src, "EndpointSlice")
-                none: list[str] = []
-                for e in eps:
-                    if not keep:
-                        e.raw = {}
-                        svc = self._by_key.get((e.meta.namespace, e.meta.name))
-                        if svc is not None and svc.selector is not None:
-                            # a selector Service's v1 addresses are read by no check while its slices are listed
-                            # (only the over-capacity annotation is; the addresses stand in for a selectorless
-                            # Service's hand-made endpoints): 10,000 Services' were 10 MB
-                            e.ready_addresses = e.not_ready_addresses = none
+                if not keep:
+                    eps = [self._compact_endpoints(e) for e in eps]
                 self._endpoints = {(e.meta.namespace, e.meta.name): e for e in eps}
         self._pods: _PodPool | None = None
         self._near: dict[tuple[str, str], _NearPage] = {}
@@ -276,7 +277,8 @@ class Prefetched:
         self._events: dict[tuple[str, str, str], list[Event]] | None = None
         list_events = getattr(src, "list_all_events", None)
         if callable(list_events):
-            events = self._try(lambda: list_events(namespace))
+            events = self._try(lambda: read_all("events", "Event", namespace, _event)
+                               if callable(read_all) else list_events(namespace))
             if events is not None:
                 self._events = {}
                 for e in events:
@@ -287,6 +289,26 @@ class Prefetched:
         self._node_list = nodes
 
     # ------------------------------------------------------------------ the lists
+
+    _NO_ADDRESSES: list[str] = []
+
+    def _compact_endpoints(self, e: Endpoints) -> Endpoints:
+        """A v1 Endpoints as the checks read it while the slices are listed: no JSON (see the module); a selector
+        Service's addresses are read by no check then (only the over-capacity annotation is; the addresses stand
+        in for a selectorless Service's hand-made endpoints): 10,000 Services' were 10 MB."""
+        e.raw = {}
+        svc = self._by_key.get((e.meta.namespace, e.meta.name))
+        if svc is not None and svc.selector is not None:
+            e.ready_addresses = e.not_ready_addresses = self._NO_ADDRESSES
+        return e
+
+    def _endpoints_object(self, d: JSON) -> Endpoints:
+        """`_compact_endpoints(Endpoints.from_dict(d))` without reading the addresses it would drop."""
+        meta = ObjectMeta.from_dict(_d(d.get("metadata")))
+        svc = self._by_key.get((meta.namespace, meta.name))
+        if svc is not None and svc.selector is not None:
+            return Endpoints(meta, self._NO_ADDRESSES, self._NO_ADDRESSES, {})
+        return self._compact_endpoints(Endpoints.from_dict(d))
 
     def _try(self, read: Any) -> Any:
         """One list; None when it was refused or failed (then its questions go to the source one by one)."""

@@ -237,6 +237,26 @@ def test_continue_expired_restarts_once(apiserver: Factory) -> None:
     assert statuses == [(200, False), (410, True), (200, False), (200, True), (200, True)]
 
 
+def test_read_all_pages_restart_once_and_refusal(apiserver: Factory) -> None:
+    """read_all (check -A's v1 Endpoints and Events, each object read as its page comes): the objects of every
+    page through `read`, a 410 on a continue token restarts the list once, a refusal is recorded and is None."""
+    srv = apiserver(gen_cluster(3, pods_per_service=5, nodes=2))
+    src = live(srv)
+    src.page_size = 2
+    assert src.read_all("endpoints", "Endpoints", None, lambda d: (d["kind"], d["metadata"]["name"])) == [
+        ("Endpoints", "hostnames"), ("Endpoints", "svc-00001"), ("Endpoints", "svc-00002")]
+    assert sum(1 for r in srv.requests if r.path.endswith("/endpoints")) == 2  # 2 + 1 on two pages
+    srv.set_fault("events", status=410, only_continue=True, times=1)
+    srv.requests.clear()
+    names = src.read_all("events", "Event", None, lambda d: d["metadata"]["name"])
+    assert names is not None and len(names) == 3 and len(set(names)) == 3
+    assert [(r.status, bool(r.query.get("continue"))) for r in srv.requests] == [
+        (200, False), (410, True), (200, False), (200, True)]
+    srv.set_fault("events", status=403)
+    assert src.read_all("events", "Event", None, lambda d: d) is None
+    assert [s.resource for s in src.skipped] == ["events"]
+
+
 def test_continue_expiring_twice_is_an_error(apiserver: Factory) -> None:
     srv = apiserver(gen_cluster(3, pods_per_service=5, nodes=2))
     srv.set_fault("pods", status=410, only_continue=True)
