@@ -28,6 +28,10 @@ from svcctl.errors import InputError
 
 __all__ = ["parse_nft", "looks_like_nft", "is_iptables_nft", "spn_from_chain"]
 
+# kube-proxy-shaped fast paths for whole listings: block-at-a-time reading, chains walked from their text
+# (tests/dataplane/test_nftables_fast.py holds them equal to the general reader and walk)
+FAST = True
+
 _IPTABLES_NFT_HINT = ("this is iptables mode on the nf_tables backend; use --iptables-save with `iptables-save` "
                       "output (iptables-nft-save on older systems)")
 # kube-proxy's own iptables chains (kubelet's KUBE-FIREWALL / KUBE-KUBELET-CANARY exist in every mode)
@@ -40,7 +44,7 @@ _MAX_DEPTH = 16
 # --------------------------------------------------------------------------- neutral form
 
 
-@dataclass
+@dataclass(slots=True)  # a whole node's maps hold an element per Service port
 class _Elem:
     key: tuple[str, ...]
     value: str | None = None  # verdict ("goto x", "drop") or data ("10.0.0.1 . 80")
@@ -65,12 +69,47 @@ class _Rule:
     line: int | None = None
 
 
-@dataclass(slots=True)
 class _Chain:
-    name: str
-    rules: list[_Rule] = field(default_factory=list)
-    hook: str | None = None  # "nat prerouting" etc. for base chains
-    comment: str | None = None
+    """A chain; one the fast reader left as its lines' place in the listing (`lazy`: start, length, first line
+    number and rule count packed in one int, `src` the listing) makes its `_Rule`s only when they are asked for:
+    a whole node has a chain per endpoint, which the fast walk reads from its text."""
+
+    __slots__ = ("name", "_rules", "hook", "comment", "lazy", "src", "jumps")
+
+    def __init__(self, name: str, rules: list[_Rule] | None = None, hook: str | None = None,
+                 comment: str | None = None) -> None:
+        self.name = name
+        self._rules = rules
+        self.hook = hook  # "nat prerouting" etc. for base chains
+        self.comment = comment
+        self.lazy = 0
+        self.src = ""
+        self.jumps: tuple[str, ...] | None = None  # a fast-walked chain's jump targets, for `_reachable`
+
+    @property
+    def rules(self) -> list[_Rule]:
+        if self._rules is None:
+            self._rules = []
+            if self.lazy:
+                start, length, line, _ = _unpack(self.lazy)
+                add = _chain_line(self)
+                for k, raw in enumerate(self.src[start:start + length].split("\n")[:-1]):
+                    add(line + k, raw.strip())
+                self.lazy = 0
+        return self._rules
+
+    def count(self) -> int:
+        """How many rules it holds (without making a lazy chain's rules)."""
+        return self.lazy >> 120 if self.lazy else len(self.rules)
+
+
+def _pack(start: int, length: int, line: int, count: int) -> int:
+    return start | length << 40 | line << 80 | count << 120
+
+
+def _unpack(v: int) -> tuple[int, int, int, int]:
+    m = (1 << 40) - 1
+    return v & m, v >> 40 & m, v >> 80 & m, v >> 120
 
 
 @dataclass
@@ -198,6 +237,99 @@ def _duration(s: str) -> int | None:
 
 
 def _read_text(text: str, source: str) -> list[_Table]:
+    if FAST:
+        fast = _read_listing_fast(text)
+        if fast is not None:
+            return fast
+    return _read_text_general(text, source)
+
+
+# `nft list` of tables as nft prints them, read a block at a time (`_read_listing_fast`)
+_FT_TABLE = re.compile(r"table ([^\s{}]+) ([^\s{}\"]+) \{\n")
+# one step per item of a table: (1, 2) a chain of plain rule lines (no base-chain, comment or policy lines, no
+# quotes), its blank lines after it; (3, 4, 5) any other chain, set or map; a comment or flags line; a blank line; `}`
+_FT_ITEM = re.compile(
+    r"\tchain ([^\s\"{}]+) \{\n((?:\t\t(?!type |policy |devices =|comment )[^\s\"][^\n\"]*\n)*)\t\}\n\n*"
+    r"|\t(chain|set|map) ([^\s\"{}]+) \{\n((?:\t\t[^\n]*\n)*)\t\}\n\n*"
+    r"|\t(?:comment|flags) [^\n]*\n|\n+|\}(?:\n|$)")
+# what the general reader reads otherwise: other line ends (`splitlines` splits on them too) and `nft -a` handles
+_FT_UNUSUAL = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "# handle ")
+
+
+def _braces_close_at_end(body: str) -> bool:
+    """The general reader's brace depth over a block's lines ends the block at its last line, as the block
+    regex did (a rule with an unbalanced brace or a lone `}` inside would end it elsewhere)."""
+    depth = 1
+    for raw in body.split("\n")[:-1]:
+        s = raw.strip()
+        if s == "}" and depth == 1:
+            return False
+        depth += s.count("{") - s.count("}")
+    return depth == 1
+
+
+def _read_listing_fast(text: str) -> list[_Table] | None:
+    """`nft list table|ruleset` text as nft itself prints it (tab indents, one block after another) read with one
+    regex step per chain or set, each chain kept as its lines' place in the text (`_Chain.lazy`); None for
+    anything else (handles, CRLF, other blocks, damage), which the general reader then reads (and reports)."""
+    if any(ch in text for ch in _FT_UNUSUAL):
+        return None
+    tables: list[_Table] = []
+    pos, n, line = 0, len(text), 1
+    table_rx, item_rx, count, find = _FT_TABLE.match, _FT_ITEM.match, text.count, text.find
+    while pos < n:
+        if text[pos] == "\n":
+            pos, line = pos + 1, line + 1
+            continue
+        m = table_rx(text, pos)
+        if m is None:
+            return None
+        table = _Table(m.group(1), m.group(2))
+        tables.append(table)
+        chains = table.chains
+        pos, line = m.end(), line + 1
+        while True:
+            m = item_rx(text, pos)
+            if m is None:
+                return None
+            name = m.group(1)
+            if name is not None:  # a chain of plain rules: kept as its lines' place in the text
+                bs, be = m.span(2)
+                if name in chains:
+                    return None  # a chain listed twice: its rules add up, as the general reader does
+                rows = count("\n", bs, be)
+                c = chains[name] = _Chain(name)
+                if rows == 0:
+                    c._rules = []
+                else:
+                    if (find("{", bs, be) >= 0 or find("}", bs, be) >= 0) and not _braces_close_at_end(m.group(2)):
+                        return None
+                    c.lazy, c.src = _pack(bs, be - bs, line + 1, rows), text
+            elif m.group(3) is not None:
+                kind, name, body = m.group(3, 4, 5)
+                if ("{" in body or "}" in body) and not _braces_close_at_end(body):
+                    return None
+                rows_text = [raw.strip() for raw in body.split("\n")[:-1]]
+                if kind == "chain":
+                    if name in chains:
+                        return None
+                    c = chains[name] = _Chain(name, [])
+                    add = _chain_line(c)
+                    for k, s in enumerate(rows_text):
+                        add(line + 1 + k, s)
+                else:
+                    if name in table.sets:
+                        return None
+                    table.sets[name] = _set_from_text(name, kind == "map", [(0, s) for s in rows_text])
+            elif text[pos] == "}":
+                pos, line = m.end(), line + 1
+                break
+            line += count("\n", pos, m.end())
+            pos = m.end()
+    return tables
+
+
+def _read_text_general(text: str, source: str) -> list[_Table]:
     tables: list[_Table] = []
     lines = text.splitlines()
     if "# handle " in text:  # `nft -a list …`
@@ -332,8 +464,30 @@ def _set_from_text(name: str, is_map: bool, body: list[tuple[int, str]]) -> _Set
     if joined:
         inner = " ".join(joined)
         inner = inner[: inner.rfind("}")] if "}" in inner else inner
-        st.elements = [_parse_elem(e, is_map) for e in _split_top(inner)]
+        if FAST and _ELEM_PLAIN.search(inner) is None:
+            st.elements = _plain_elems(inner, is_map)
+        else:
+            st.elements = [_parse_elem(e, is_map) for e in _split_top(inner)]
     return st
+
+
+_ELEM_PLAIN = re.compile(r'["{}\[\](]|timeout|expires')
+
+
+def _plain_elems(inner: str, is_map: bool) -> list[_Elem]:
+    """`_parse_elem` of each element, for elements with no comment, timeout, quote or bracket (a whole node's
+    maps: `10.96.0.16 . tcp . 80 : goto service-…`): what it does to them, without its regexes."""
+    out: list[_Elem] = []
+    for raw in inner.split(","):
+        raw = raw.strip()
+        if not raw:
+            continue
+        value = None
+        if is_map and " : " in raw:
+            raw, value = raw.split(" : ", 1)
+            value = value.strip()
+        out.append(_Elem(tuple(p.strip() for p in raw.strip().split(" . ")), value))
+    return out
 
 
 # `nft -f` input / knftables transaction style: "add rule ip kube-proxy CHAIN …"
@@ -641,6 +795,8 @@ class _Interp:
             w.notes.append(f"chain {chain} is referenced but does not exist")
             w.dropped = w.dropped or "missing chain"
             return
+        if c.lazy and FAST and self._fast_walk(c, prob, w, depth, local, stack):
+            return
         stack = (*stack, chain)
         for rule in c.rules:
             text = (_COUNTER.sub("", rule.text) if "counter" in rule.text else rule.text).strip()
@@ -740,6 +896,88 @@ class _Interp:
                     return
                 continue
 
+    def _fast_walk(self, c: _Chain, prob: Fraction, w: _Walk, depth: int, local: bool,
+                   stack: tuple[str, ...]) -> bool:
+        """A chain of kube-proxy's own shape walked from its text (one regex), as the general walk would walk
+        its rules; False (nothing done) for any other chain, which the general walk then reads."""
+        v = c.lazy
+        start = v & _M40
+        text, end, name = c.src, start + (v >> 40 & _M40), c.name
+        if name.startswith("endpoint-"):
+            m = _FW_ENDPOINT.fullmatch(text, start, end)
+            if m is None:
+                return False
+            c.jumps = _MASQ_JUMP
+            self._endpoint(w, m, prob, name, local, set())
+            return True
+        if not name.startswith("service-"):
+            return False
+        m = _FW_SERVICE.fullmatch(text, start, end)
+        if m is None:
+            return False
+        targets: list[str] | None = None
+        pairs: list[tuple[str, int]] | None = None
+        if m["n_vmap"] is not None:  # layout A: a share of the endpoint chains each
+            n = int(m["n_vmap"])
+            targets = _vmap_targets(m["vmap"], n)
+            if targets is None:
+                return False
+        elif m["n_map"] is not None:  # layout B: the endpoints straight in a dnat map
+            n = int(m["n_map"])
+            pairs = _map_pairs(m["map"], n)
+            if pairs is None:
+                return False
+        masq = w.masquerade
+        if m["vip"] is not None:
+            phrase = f"traffic to {m['vip']} from outside the pod network (source not in {m['pods']}) is masqueraded"
+            if phrase not in masq:
+                masq.append(phrase)
+            c.jumps = (*_MASQ_JUMP, *targets) if targets else _MASQ_JUMP
+        else:
+            c.jumps = tuple(targets) if targets else ()
+        seen = {(b.ip, b.port) for b in w.backends}
+        if targets is not None:
+            share = _share(prob, n)
+            inner = (*stack, name)
+            chains, path, ep_rx = self.t.chains, w.path, _FW_ENDPOINT.fullmatch
+            deep = depth + 1 > _MAX_DEPTH
+            for target in targets:
+                ep = chains.get(target)
+                m = None
+                if ep is not None and ep.lazy and not deep and target not in inner and target.startswith("endpoint-"):
+                    v = ep.lazy
+                    start = v & _M40
+                    m = ep_rx(ep.src, start, start + (v >> 40 & _M40))
+                if m is None or ep is None:  # not an endpoint chain of kube-proxy's shape: the general walk
+                    self.walk(target, share, w, depth + 1, local, inner)
+                    seen = {(b.ip, b.port) for b in w.backends}
+                    continue
+                if ep.name not in path:
+                    path.append(ep.name)
+                ep.jumps = _MASQ_JUMP
+                self._endpoint(w, m, share, ep.name, local, seen)
+        elif pairs is not None:
+            share = _share(prob, n)
+            for ip, port in pairs:
+                self._add_backend(w, ip, port, share, name, local)
+        else:
+            self._add_backend(w, m["ip4"] or m["ip6"], _int(m["port"]), prob, name, local)  # one endpoint
+        return True
+
+    def _endpoint(self, w: _Walk, m: re.Match[str], prob: Fraction, name: str, local: bool,
+                  seen: set[tuple[str, int]]) -> None:
+        """An endpoint chain of kube-proxy's shape: its hairpin masquerade and its backend (`seen`: the walk's
+        backends so far, as (ip, port))."""
+        phrase = f"hairpin traffic from the endpoint {m['src']} to itself is masqueraded"
+        if phrase not in w.masquerade:
+            w.masquerade.append(phrase)
+        ip, port = m["ip4"] or m["ip6"], _int(m["port"])
+        if (ip, port) in seen:
+            self._add_backend(w, ip, port, prob, name, local)
+            return
+        seen.add((ip, port))
+        w.backends.append(Backend(ip, port, prob, name, None, None, None, True if local else None))
+
     def _affinity(self, set_name: str, w: _Walk) -> None:
         st = self.t.sets.get(set_name)
         if st is not None and st.timeout is not None:
@@ -765,6 +1003,84 @@ class _Interp:
                 return
         w.backends.append(Backend(ip=ip, port=port, probability=prob, chain=chain if chain.startswith("endpoint-") else "",
                                   local=True if local else None))
+
+
+# kube-proxy's per-Service chains as nft lists them (pkg/proxy/nftables/proxier.go): an endpoint chain's hairpin
+# masquerade and DNAT; a service chain's masquerade of traffic from outside the pod network, then its endpoints
+# (a numgen vmap of endpoint chains, a numgen dnat map, or one dnat)
+_FW_IP = r"[0-9a-fA-F.:]+"
+_FW_DNAT = r"meta l4proto (?:tcp|udp|sctp) dnat to (?:\[(?P<ip6>[0-9a-fA-F:.]+)\]|(?P<ip4>[0-9.]+)):(?P<port>\d{1,5})\n"
+_FW_ENDPOINT = re.compile(rf"\t\tip6? saddr (?P<src>{_FW_IP}) jump mark-for-masquerade\n\t\t{_FW_DNAT}")
+_FW_SERVICE = re.compile(
+    rf"(?:\t\tip6? daddr (?P<vip>{_FW_IP}) ip6? saddr != (?P<pods>[0-9a-fA-F.:/]+) jump mark-for-masquerade\n)?\t\t(?:"
+    r"numgen random mod (?P<n_vmap>[1-9]\d{0,9}) vmap \{ (?P<vmap>[^\n{}@\"()\[\]]*) \}\n"
+    r"|meta l4proto (?:tcp|udp|sctp) dnat (?:ip6? )?to numgen random mod (?P<n_map>[1-9]\d{0,9}) map "
+    r"\{ (?P<map>[^\n{}@\"()\[\]]*) \}\n"
+    rf"|{_FW_DNAT})")
+_FW_VMAP_ITEM = re.compile(r"(\d{1,10}) : (goto|jump) ([^\s,{}]+)")
+_FW_MAP_ITEM = re.compile(r"(\d{1,10}) : ([^\s,]+) \. (\d{1,5})(?:, |$)")
+_MASQ_JUMP = ("mark-for-masquerade",)
+_M40 = (1 << 40) - 1
+_INTS: dict[str, int] = {}
+_SHARES: dict[tuple[Fraction, int], Fraction] = {}
+
+
+def _int(s: str) -> int:
+    """int(s), one object for each port number (a whole node has 100,000 backends on a few ports)."""
+    v = _INTS.get(s)
+    if v is None:
+        v = _INTS[s] = int(s)
+    return v
+
+
+def _share(prob: Fraction, n: int) -> Fraction:
+    """prob / n, one Fraction for each (every Service of n endpoints has the same shares)."""
+    key = (prob, n)
+    v = _SHARES.get(key)
+    if v is None:
+        v = prob * Fraction(1, n)
+        if len(_SHARES) < 4096:
+            _SHARES[key] = v
+    return v
+
+
+def _vmap_targets(items: str, n: int) -> list[str] | None:
+    """`0 : goto a, 1 : goto b, …` with the keys 0…n-1 in order and each target once (what the general walk
+    reads as a 1/n share each, in this order); None otherwise."""
+    found = _FW_VMAP_ITEM.findall(items)
+    if len(found) != n or ", ".join(f"{k} : {verb} {t}" for k, verb, t in found) != items:
+        return None
+    out = [t for _, _, t in found]
+    if [k for k, _, _ in found] != _keys(n) or len(set(out)) != n:
+        return None
+    return out
+
+
+_KEYS: dict[int, list[str]] = {}
+
+
+def _keys(n: int) -> list[str]:
+    """["0", "1", …, str(n-1)]."""
+    v = _KEYS.get(n)
+    if v is None:
+        v = [str(i) for i in range(n)]
+        if len(_KEYS) < 1024:
+            _KEYS[n] = v
+    return v
+
+
+def _map_pairs(items: str, n: int) -> list[tuple[str, int]] | None:
+    """`0 : ip . port, 1 : …` with keys 0…n-1 in order; None otherwise."""
+    out: list[tuple[str, int]] = []
+    pos = 0
+    for m in _FW_MAP_ITEM.finditer(items):
+        if m.start() != pos or m.group(1) != str(len(out)):
+            return None
+        out.append((m.group(2), _int(m.group(3))))
+        pos = m.end()
+    if pos != len(items) or len(out) != n:
+        return None
+    return out
 
 
 def _verdict_target(value: str | None) -> tuple[str, str | None]:
@@ -810,7 +1126,16 @@ def _reachable(t: _Table) -> set[str]:
         if c in seen:
             continue
         seen.add(c)
-        for r in t.chains.get(c, _Chain(c)).rules:
+        ch = t.chains.get(c)
+        if ch is not None and ch.jumps is not None and ch.lazy and FAST:
+            todo += ch.jumps
+            continue
+        if ch is not None and ch.lazy and FAST:
+            start, length, _, _ = _unpack(ch.lazy)
+            if ch.src.find("vmap @", start, start + length) < 0:  # each rule's jumps, from the chain's text
+                todo += _JUMP_TARGET.findall(ch.src, start, start + length)
+                continue
+        for r in (ch or _Chain(c)).rules:
             if "goto" in r.text or "jump" in r.text:
                 todo += _JUMP_TARGET.findall(r.text)
             if "vmap @" not in r.text:
@@ -968,7 +1293,7 @@ def _rules_to_entries(t: _Table, rules: NodeRules) -> None:
 
 
 def _stats(t: _Table, stats: RuleStats, services: list[ServiceEntry]) -> None:
-    stats.rules += sum(len(c.rules) for c in t.chains.values())
+    stats.rules += sum(c.count() for c in t.chains.values())
     stats.chains += len(t.chains)
     ex = stats.extra
     ex["sets"] = ex.get("sets", 0) + sum(1 for s in t.sets.values() if not s.is_map)
@@ -981,7 +1306,7 @@ def _stats(t: _Table, stats: RuleStats, services: list[ServiceEntry]) -> None:
             per.setdefault(s.name, set()).update(c for c in s.path if c.startswith(_BASE_PREFIXES))
     for name, chains in per.items():
         stats.per_service[name] = stats.per_service.get(name, 0) + sum(
-            len(t.chains[c].rules) for c in chains if c in t.chains)
+            t.chains[c].count() for c in chains if c in t.chains)
 
 
 def parse_nft(text: str, source: str, only: set[str] | None = None) -> NodeRules:

@@ -1,0 +1,150 @@
+"""The whole-listing fast paths of the nftables reader (`nftables.FAST`: a listing read a block at a time, each
+chain kept as its lines' place in the text; kube-proxy's service and endpoint chains walked from that text) give
+the same model as the general reader and walk: every table, chain (hook, comment, rules with their line
+numbers), set and element, every entry's JSON and every error, on the generator's listings, on damaged and
+unusual variants of them, and on the recorded fixtures."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+
+from gen_big_dumps import nft_listing_lines  # noqa: E402
+from gen_dumps_ipvs_nft import big_services  # noqa: E402
+
+from svcctl.dataplane import nftables  # noqa: E402
+from svcctl.errors import InputError  # noqa: E402
+
+
+def _listing(n: int, eps: int) -> str:
+    return "\n".join(nft_listing_lines(big_services(n, eps))) + "\n"
+
+
+def _chain_block(text: str, prefix: str, k: int = 0) -> tuple[int, int]:
+    """The span of the k-th `chain PREFIX…` block (header to closing line, newline included)."""
+    starts = [m.start() for m in re.finditer(rf"(?m)^\tchain {re.escape(prefix)}", text)]
+    start = starts[k]
+    return start, text.index("\n\t}\n", start) + 4
+
+
+def _variants(big: str) -> Iterator[tuple[str, str]]:
+    """The generator's listing changed in the ways a real one can differ, each a step away from the fast shapes."""
+    yield "CRLF", big.replace("\n", "\r\n")
+    yield "no final newline", big.rstrip("\n")
+    yield "blank lines at the end", big + "\n\n"
+    yield "handles", re.sub(r"(?m)^(\t\t.*)$", r"\1 # handle 7", big, count=40)
+    yield "counters", big.replace("jump mark-for-masquerade\n", "counter packets 3 bytes 180 jump mark-for-masquerade\n", 30)
+    s, e = _chain_block(big, "endpoint-", 3)
+    yield "an endpoint chain missing", big[:s] + big[e:]
+    yield "an endpoint chain with another rule", big[:e - 3] + "\t\tip saddr 10.0.0.0/8 drop\n" + big[e - 3:]
+    yield "an endpoint chain with a comment", big[:e - 3] + '\t\tcounter comment "x y"\n' + big[e - 3:]
+    yield "an endpoint chain listed twice", big[:e] + big[s:e] + big[e:]
+    yield "a blank line in a chain", big[:e - 3] + "\n" + big[e - 3:]
+    yield "a line at column 0 in a chain", big[:e - 3] + "oops\n" + big[e - 3:]
+    yield "an unbalanced brace in a chain", big[:e - 3] + "\t\tip daddr { 10.0.0.1\n" + big[e - 3:]
+    yield "a lone brace line in a chain", big[:e - 3] + "\t\t}\n" + big[e - 3:]
+    s, e = _chain_block(big, "service-", 2)
+    svc = big[s:e]
+    yield "vmap jumps", big[:s] + svc.replace(": goto ", ": jump ") + big[e:]
+    yield "vmap keys out of order", big[:s] + svc.replace("0 : goto", "9 : goto", 1) + big[e:]
+    yield "a vmap key range", big[:s] + svc.replace("0 : goto", "0-1 : goto", 1) + big[e:]
+    first = re.search(r"0 : goto (\S+),", svc)
+    assert first
+    yield "a vmap target twice", big[:s] + svc.replace("1 : goto ", f"1 : goto {first.group(1)}, 9999 : goto ", 1) + big[e:]
+    yield "numgen mod more than the map", big[:s] + re.sub(r"mod \d+ vmap", "mod 12 vmap", svc) + big[e:]
+    yield "numgen mod 0", big[:s] + re.sub(r"mod \d+ vmap", "mod 0 vmap", svc) + big[e:]
+    yield "no masquerade rule", big[:s] + re.sub(r"\t\tip daddr .* jump mark-for-masquerade\n", "", svc) + big[e:]
+    yield "masquerade all", big[:s] + re.sub(r"\t\tip daddr .* jump mark-for-masquerade\n",
+                                              "\t\tjump mark-for-masquerade\n", svc) + big[e:]
+    yield "a service chain nothing reaches", big[:s] + svc.replace("chain service-", "chain service-STALE000-", 1) + big[e:]
+    yield "an endpoint chain that jumps to its service", big.replace(
+        "\t\tip saddr 10.128.0.11 jump mark-for-masquerade\n", "\t\tip saddr 10.128.0.11 jump mark-for-masquerade\n"
+        "\t\tgoto " + svc.split()[1] + "\n", 1)
+    yield "the same endpoint twice", big.replace("dnat to 10.128.0.12:8080", "dnat to 10.128.0.13:8080", 1)
+    yield "an IPv6 endpoint", big.replace("dnat to 10.128.0.12:8080", "dnat to [fd00::12]:8080", 1)
+    yield "a quoted chain name", big.replace("chain reject-chain {", 'chain "reject-chain" {', 1)
+    yield "another kind of block", big.replace("\tchain reject-chain {", "\tflowtable f {\n\t\thook ingress priority 0\n"
+                                               "\t}\n\n\tchain reject-chain {", 1)
+    yield "truncated", big[:len(big) // 2]
+    yield "a second table", big + big.replace("table ip kube-proxy", "table ip6 kube-proxy", 1)
+    yield "a nested base chain line", big.replace("\t\tjump services\n", "\t\tjump services\n\t\tpolicy drop;\n", 1)
+
+
+def _dumps() -> Iterator[tuple[str, str]]:
+    big = _listing(30, 4)
+    yield "generator", big
+    yield "generator, one endpoint each", _listing(8, 1)
+    yield "generator, 2,000 endpoints", _listing(2, 1000)
+    yield from _variants(big)
+    for path in sorted([*ROOT.glob("svcctl/data/**/nft*.txt"), *(ROOT / "tests" / "fixtures" / "nft").glob("*")]):
+        yield str(path.relative_to(ROOT)), path.read_text(errors="replace")
+
+
+def _model(text: str, fast: bool, monkeypatch: pytest.MonkeyPatch, only: set[str] | None = None) -> Any:
+    monkeypatch.setattr(nftables, "FAST", fast)
+    try:
+        tables = nftables._read_json(text, "dump") if text.lstrip().startswith("{") else nftables._read_text(
+            text, "dump")
+        model = [(t.family, t.name,
+                  [(name, c.hook, c.comment, c.count(), [(r.text, r.comment, r.line) for r in c.rules])
+                   for name, c in t.chains.items()],
+                  [(name, st.is_map, st.type, st.flags, st.timeout, st.comment,
+                    [(e.key, e.value, e.comment) for e in st.elements]) for name, st in t.sets.items()])
+                 for t in tables]
+    except InputError as err:
+        model = [("error", err.message, err.line)]
+    try:
+        rules = json.dumps(nftables.parse_nft(text, "dump", only=only).to_json(), indent=1, default=str)
+    except InputError as err:
+        rules = f"error {err.message} {err.line}"
+    return model, rules
+
+
+DUMPS = list(_dumps())
+
+
+@pytest.mark.parametrize("name,text", DUMPS, ids=[d[0] for d in DUMPS])
+def test_the_fast_paths_give_the_general_readers_model(name: str, text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    general = _model(text, False, monkeypatch)
+    fast = _model(text, True, monkeypatch)
+    assert fast == general
+
+
+@pytest.mark.parametrize("only", [{"ns3/svc3"}, {"10.96.0.20"}, {"10.96.0.20:80"}])
+def test_one_service_reads_the_same_both_ways(only: set[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    text = _listing(30, 4)
+    assert _model(text, True, monkeypatch, only) == _model(text, False, monkeypatch, only)
+
+
+def test_a_generated_listing_takes_the_fast_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every per-Service chain of a generated listing is kept as text and walked from it (else the tests above
+    compare the general path with itself)."""
+    monkeypatch.setattr(nftables, "FAST", True)
+    text = _listing(20, 3)
+    tables = nftables._read_listing_fast(text)
+    assert tables is not None
+    t = tables[0]
+    per_service = [c for name, c in t.chains.items() if nftables.spn_from_chain(name)]
+    assert len(per_service) == 20 * 4 and all(c.lazy for c in per_service)
+    walked: list[bool] = []
+    real = nftables._Interp._fast_walk
+
+    def spy(self: nftables._Interp, *args: Any) -> bool:
+        walked.append(real(self, *args))
+        return walked[-1]
+
+    monkeypatch.setattr(nftables._Interp, "_fast_walk", spy)
+    rules = nftables.parse_nft(text, "dump")
+    assert len(walked) == 20 and all(walked)  # the service chains; their endpoint chains inline
+    assert sum(len(e.backends) for e in rules.services) == 60
+    assert all(c.lazy for c in per_service)  # walked without making their rules
