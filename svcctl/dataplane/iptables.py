@@ -73,6 +73,15 @@ class Table:
     # a list of them for a chain in several runs — and parsed when the packet walk reaches them: a 10,000-Service
     # node then costs its text and an int per chain, not 300k parsed rules or line strings
     lazy: dict[str, int | list[int]] = field(default_factory=dict)
+    lazy_rules: int = 0  # the rules kept in `lazy`, counted as they are kept
+    # endpoint chains of kube-proxy's shape (its hairpin masquerade then the DNAT, or the DNAT alone, one run),
+    # read in one regex scan of a whole nat table (`_bulk_nat`): chain -> (address, port, hairpin masquerade, the
+    # chain's name), and once the walk has taken it, just whether it has the hairpin line (the walk's mark that it
+    # was reached, instead of a visited set of 100,000); where their lines are is looked up only when asked
+    # (`runs`), so they cost no index entries
+    eps: dict[str, tuple[str, int, bool, str] | bool] = field(default_factory=dict)
+    eps_at: tuple[int, int, int] = (0, 0, 0)  # the scanned rules: first line's start and number, end
+    eps_rules: int = 0
     source: str = ""
     text: str = ""
 
@@ -81,8 +90,19 @@ class Table:
         kept."""
         v = self.lazy.get(chain)
         if v is None:
-            return None
+            return self._ep_run(chain) if chain in self.eps else None
         return [_unrun(v)] if v.__class__ is int else [_unrun(r) for r in v]  # type: ignore[union-attr]
+
+    def _ep_run(self, chain: str) -> list[tuple[int, int, int, int]]:
+        """Where an endpoint chain of `eps` is: found again in the text (only tools and tests ask)."""
+        start, no, end = self.eps_at
+        text = self.text
+        pos = text.find(f"\n-A {chain} ", start - 1, end) + 1
+        count = 2 if _ep_hairpin(self.eps[chain]) else 1
+        stop = pos
+        for _ in range(count):
+            stop = text.find("\n", stop, end + 1) + 1
+        return [(no + text.count("\n", start, pos), pos, stop, count)]
 
     def raw_lines(self, chain: str) -> list[tuple[int, str]] | None:
         """(line number, stripped text) of a lazily kept chain's rules; None when it has none kept."""
@@ -98,7 +118,8 @@ class Table:
     def _n_lazy(self, chain: str) -> int:
         v = self.lazy.get(chain)
         if v is None:
-            return 0
+            ep = self.eps.get(chain)
+            return 0 if ep is None else 2 if _ep_hairpin(ep) else 1
         if isinstance(v, int):
             return v & _OFF_MASK
         return sum(r & _OFF_MASK for r in v)
@@ -130,10 +151,39 @@ class Table:
                 pos, i = nl + 1, i + 1
 
     def n_rules(self, chain: str) -> int:
-        return len(self.chains.get(chain) or ()) + (self._n_lazy(chain) if chain in self.lazy else 0)
+        return len(self.chains.get(chain) or ()) + self._n_lazy(chain)
+
+    def rules_counter(self) -> Callable[[Iterable[str]], int]:
+        """`sum(n_rules(c) for c in chains)` as one function over a set of chains (110,000 of them, in a
+        whole dump's per-Service counts)."""
+        lazy_get, eps_get, chains_get, mask = self.lazy.get, self.eps.get, self.chains.get, _OFF_MASK
+
+        def count(chains: Iterable[str]) -> int:
+            n = 0
+            for c in chains:
+                v = lazy_get(c)
+                if v is None:
+                    ep = eps_get(c)
+                    if ep is not None:
+                        n += 2 if _ep_hairpin(ep) else 1
+                elif isinstance(v, int):
+                    n += v & mask
+                else:
+                    n += sum(r & mask for r in v)
+                parsed = chains_get(c)
+                if parsed:
+                    n += len(parsed)
+            return n
+
+        return count
 
     def total_rules(self) -> int:
-        return sum(len(v) for v in self.chains.values()) + sum(self._n_lazy(c) for c in self.lazy)
+        return sum(len(v) for v in self.chains.values()) + self.lazy_rules + self.eps_rules
+
+
+def _ep_hairpin(v: tuple[str, int, bool, str] | bool) -> bool:
+    """Whether an `eps` endpoint chain has its hairpin masquerade line (two lines, else one)."""
+    return v if isinstance(v, bool) else v[2]
 
 
 _OFF_BITS = 40  # offsets and line numbers up to a terabyte / a trillion lines
@@ -420,12 +470,134 @@ _ENTRY_CHAINS = frozenset({"KUBE-SERVICES", "KUBE-NODEPORTS"})
 _NO_RULES: list[Rule] = []
 
 
+# a whole nat table's rules in two regex scans instead of a loop turn per run (`_bulk_nat`): the endpoint chains of
+# kube-proxy's shape (`_EP_RUN_2` / `_EP_RUN_1` as one run, a plain `a.b.c.d:port` DNAT read into its parts), and
+# the runs of every other chain
+_NV = r"[^\s\"!-][^\s\"]*"
+_NC = r'"(?:[^"\\\n-][^"\\\n]*)?"'
+_EP_SHAPE = (r"(KUBE-SEP-\S+) (?:-s " + _NV + r" -m comment --comment " + _NC + r" -j KUBE-MARK-MASQ\n-A \1 (-)|-)p " +
+             _NV + r" -m comment --comment " + _NC + r" -m " + _NV + r" -j DNAT --to-destination "
+             r"(?:(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})|(" + _NV + r"))(?=\n)(?!\n-A \1 )")
+_BULK_EP = re.compile(r"\n-A " + _EP_SHAPE)
+# a KUBE-SVC- chain's jump lines (`_FAST_RULES["-m "]`), each matched from the newline before it
+_SVC_JUMPS = re.compile(r"\n-A (\S+) -m comment --comment " + _NC + r"(?: -m statistic --mode random --probability (" +
+                        _NV + r"))? -j (" + _NV + r")(?=\n)")
+# the other runs: of chains not named KUBE-SEP- (fast), or of any chain not of that shape (when some KUBE-SEP-
+# chain is not)
+_BULK_OTHER = re.compile(r"\n-A (?!KUBE-SEP-)(\S+) [^\n]*(?:\n-A \1 [^\n]*)*")
+_BULK_NOT_EP = re.compile(r"\n-A (?!" + _EP_SHAPE + r")(\S+) [^\n]*(?:\n-A \6 [^\n]*)*")
+
+
+_WINDOW = 1 << 20
+
+
+def _windows(text: str, lo: int, end: int) -> Iterator[tuple[int, int]]:
+    """[a, b) spans of about `_WINDOW` characters covering [lo, end), each from a newline to a newline where the
+    chain changes (a window's last line then does not continue in the next one, which a regex cannot see)."""
+    a = lo
+    while end - a > _WINDOW:
+        b = text.find("\n-A ", a + _WINDOW, end)
+        while b >= 0:
+            prev = text.rfind("\n", a, b) + 4
+            sp = text.find(" ", b + 4, end)
+            if sp < 0 or not text.startswith(text[b + 4:sp + 1], prev):
+                break
+            b = text.find("\n-A ", b + 1, end)
+        if b < 0:
+            break
+        yield a, b
+        a = b
+    yield a, end
+
+
+def _bulk_nat(text: str, ls: int, table: Table, dump: Dump, no: int, source: str) -> tuple[int, int] | None:
+    """A nat table's rules from its first `-A` line (at `ls`, line `no`) to its COMMIT, indexed as the line loop
+    would index them, in two regex scans: (where COMMIT starts, the line number before it); None (nothing
+    changed) when its rules are not all plain `-A` lines, or a chain's lines are not where the scans say."""
+    lo = ls - 1
+    end = text.find("\nCOMMIT", lo)
+    if lo < 0 or end < 0 or text[lo] != "\n":
+        return None
+    count = text.count
+    total = count("\n-A ", lo, end)
+    if count("\n", lo, end) != total:  # a blank, indented, counted or other line: the line loop reads them
+        return None
+    eps: dict[str, tuple[str, int, bool, str] | bool] = {}
+    ep_lines = 0
+    ports = _PORT_INTS
+    for a, b in _windows(text, lo, end):  # a window at a time: the matches' strings never all exist at once
+        for chain, hairpin, ip, port, to in _BULK_EP.findall(text, a, b + 1):
+            if chain in eps:
+                return None  # one chain in two places
+            chain = intern(chain)
+            if ip:
+                num = ports.get(port)
+                if num is None:
+                    num = ports[port] = int(port)
+                eps[chain] = (ip, num, hairpin == "-", chain)
+            else:
+                eps[chain] = (*_to_parts(to), hairpin == "-", chain)
+            ep_lines += 2 if hairpin else 1
+    runs: list[tuple[str, int, int, int]] = []
+    for rx, group in ((_BULK_OTHER, 1), (_BULK_NOT_EP, 6)):
+        runs.clear()
+        lines = ep_lines
+        for m in rx.finditer(text, lo, end):
+            chain = m.group(group)
+            start, stop = m.span()
+            k = count("\n", start, stop)
+            runs.append((chain, start + 1, stop + 1, k))
+            lines += k
+            ep = eps.get(chain)
+            if ep is not None:  # some of its lines are not of the shape: the run has them all, or the check fails
+                lines -= 2 if _ep_hairpin(ep) else 1
+        if lines == total:
+            break
+    else:
+        return None
+    for chain, *_ in runs:
+        ep = eps.pop(chain, None)
+        if ep is not None:
+            ep_lines -= 2 if _ep_hairpin(ep) else 1
+    chains, lazy = table.chains, table.lazy
+    if not eps.keys() <= chains.keys():  # an undeclared one: the line loop places it in the chains' order
+        return None
+    at, line = ls, no
+    for chain, start, stop, k in runs:
+        line += count("\n", at, start)
+        at = start
+        if chain.startswith(KUBE_PREFIXES) or chain in _ENTRY_CHAINS:
+            chain = intern(chain)
+            run = _run(line, start, stop, k)
+            have = lazy.get(chain)
+            if have is None:
+                lazy[chain] = run
+                if chain not in chains:
+                    chains[chain] = _NO_RULES
+            elif have.__class__ is int:
+                lazy[chain] = [have, run]
+            else:
+                have.append(run)  # type: ignore[union-attr]
+            table.lazy_rules += k
+            continue
+        for i, raw in enumerate(text[start:stop - 1].split("\n")):
+            rule = _parse_line(raw.strip(), table.name, line + i, source)
+            rules = chains.get(rule.chain)
+            if rules is None or rules is _NO_RULES:
+                rules = chains[rule.chain] = []
+            rules.append(rule)
+    table.eps, table.eps_at, table.eps_rules, table.text = eps, (ls, no, end), ep_lines, text
+    dump.n_rules += total
+    return end + 1, no + count("\n", ls, end + 1) - 1
+
+
 def parse_save_text(text: str, source: str) -> Dump:
     """Parse a whole iptables-save (with or without `-c` counters) into tables and chains."""
     dump = Dump(source=source)
     table: Table | None = None
     pos, n, no = 0, len(text), 0
     run_re = _RUN_RE
+    scanned: set[str] = set()
     while pos < n:
         nl = text.find("\n", pos)
         if nl < 0:
@@ -450,6 +622,12 @@ def parse_save_text(text: str, source: str) -> Dump:
             if table is None:
                 raise InputError("rule outside a table (no `*nat` / `*filter` line before it)", source=source,
                                  line=no)
+            if FAST and table.name == "nat" and table.name not in scanned:  # its first rule: try the scan once
+                scanned.add(table.name)
+                bulk = _bulk_nat(text, ls, table, dump, no, source) if c0 == "-" and raw[:1] == "-" else None
+                if bulk is not None:
+                    pos, no = bulk
+                    continue
             sp = rest.find(" ", 3)
             chain = rest[3:] if sp < 0 else rest[3:sp]
             if table.name == "nat" and (chain.startswith(KUBE_PREFIXES) or chain in _ENTRY_CHAINS):
@@ -462,6 +640,7 @@ def parse_save_text(text: str, source: str) -> Dump:
                         pos = m.end()
                 run = _run(no, ls, min(pos, n), count)
                 lazy = table.lazy.get(chain)
+                table.lazy_rules += count
                 if lazy is None:
                     table.lazy[chain] = run
                     if chain not in table.chains:
@@ -959,6 +1138,19 @@ def _cascade(probs: tuple[str | None, ...]) -> tuple[list[Fraction], Fraction] |
 _PORT_INTS: dict[str, int] = {}
 
 
+def _to_parts(to: str) -> tuple[str, int]:
+    """A DNAT's `--to-destination` as (address, port)."""
+    host, _, port = to.rpartition(":")
+    if host and port.isascii() and port.isdigit() and len(port) <= 10 and "-" not in to and "[" not in to:
+        num = _PORT_INTS.get(port)
+        if num is None:
+            num = int(port)
+            if len(port) <= 5:  # one int per port number, not one per backend (100,000 at 10,000 Services)
+                _PORT_INTS[port] = num
+        return host, num
+    return _split_hostport(to)
+
+
 class _Follower:
     def __init__(self, nat: Table, dump: Dump) -> None:
         self.nat = nat
@@ -1010,10 +1202,16 @@ class _Follower:
         shape (counters, affinity, …), which the general walk reads. Endpoint chains are most of a dump's rules."""
         if self.nat.chains.get(chain):
             return None
-        run = self.nat.lazy.get(chain)
-        if run is None or run.__class__ is not int:
-            return None
-        _no, start, end, count = _unrun(run)
+        got = self.nat.eps.get(chain)
+        if got is not None:
+            if isinstance(got, tuple):
+                return got[0], got[1], got[2]
+            _no, start, end, count = self.nat._ep_run(chain)[0]  # taken by a walk already: read it again
+        else:
+            run = self.nat.lazy.get(chain)
+            if run is None or run.__class__ is not int:
+                return None
+            _no, start, end, count = _unrun(run)
         if count == 2:
             m = _EP_RUN_2.fullmatch(self.nat.text, start, end)
             if m is None or m.group(1) != chain or m.group(4) != chain:
@@ -1026,16 +1224,7 @@ class _Follower:
             hairpin, to = False, m.group(5)
         else:
             return None
-        host, _, port = to.rpartition(":")
-        if host and port.isascii() and port.isdigit() and len(port) <= 10 and "-" not in to and "[" not in to:
-            num = _PORT_INTS.get(port)
-            if num is None:
-                num = int(port)
-                if len(port) <= 5:  # one int per port number, not one per backend (100,000 at 10,000 Services)
-                    _PORT_INTS[port] = num
-            return host, num, hairpin
-        ip, num = _split_hostport(to)
-        return ip, num, hairpin
+        return (*_to_parts(to), hairpin)
 
     def _endpoint_walk(self, chain: str) -> _Walk | None:
         """`walk` of an endpoint chain of kube-proxy's shape (`_endpoint_parts`), None for any other."""
@@ -1058,50 +1247,70 @@ class _Follower:
         cluster, then one jump per endpoint (each but the last by chance) to endpoint chains of kube-proxy's shape —
         from the lines' text, without a Rule or a walk per endpoint; None for any other shape. Everything is read
         before anything is recorded, so the general walk can take over from scratch."""
-        lines = self._lines(chain, 100_000)
-        if lines is None:
+        nat = self.nat
+        if nat.chains.get(chain):
             return None
-        text = self.nat.text
-        at = 4 + len(chain)
+        run = nat.lazy.get(chain)
+        if run is None or run.__class__ is not int:
+            return None
+        _no, start, end, count = _unrun(run)
+        text = nat.text
+        at = start + 4 + len(chain)
         masq_words = None
-        jumps: list[tuple[str, tuple[str, int, bool]]] = []
+        if start == 0 or text[start - 1] != "\n":
+            return None
+        first = start - 1  # the newline before the first jump line
+        if text.startswith("! -s ", at):
+            le = text.find("\n", at, end)
+            le = end if le < 0 else le
+            m = _FAST_RULES["! -"].match(text, at, le)
+            if m is None or m.group(7) != "KUBE-MARK-MASQ":
+                return None
+            masq_words = f"traffic not from {m.group(1)} is masqueraded"
+            first, count = le, count - 1
+        # every jump line in one scan: as many matches as lines, each one line (they start at a newline)
+        jumps = _SVC_JUMPS.findall(text, first, end)
+        if len(jumps) != count:
+            return None
+        eps = nat.eps
+        targets: list[tuple[str, int, bool, str]] = []
         probs: list[str | None] = []
-        rx_jump = _FAST_RULES["-m "]
-        for k, (ls, le) in enumerate(lines):
-            if not text.startswith(chain, ls + 3) or text[ls + at - 1] != " ":
+        lined: set[str] = set()  # the endpoint chains read from their lines: marked in the visited set
+        for ch, prob, target in jumps:
+            if ch != chain:
                 return None
-            if k == 0 and text.startswith("! -s ", ls + at):
-                m = _FAST_RULES["! -"].match(text, ls + at, le)
-                if m is None or m.group(7) != "KUBE-MARK-MASQ":
+            ep = eps.get(target)
+            if not isinstance(ep, tuple):
+                if not target.startswith(IPTABLES_ENDPOINT_PREFIX):
                     return None
-                masq_words = f"traffic not from {m.group(1)} is masqueraded"
-                continue
-            m = rx_jump.match(text, ls + at, le)
-            if m is None:
-                return None
-            target = intern(m.group(3))  # the index's string, shared by the visited set and the backend
-            if not target.startswith(IPTABLES_ENDPOINT_PREFIX):
-                return None
-            parts = self._endpoint_parts(target)
-            if parts is None:
-                return None
-            jumps.append((target, parts))
-            probs.append(m.group(2))
+                parts = self._endpoint_parts(target)
+                if parts is None:
+                    return None
+                ep = (*parts, intern(target))
+                lined.add(ep[3])
+            targets.append(ep)
+            probs.append(prob or None)
         shares = _cascade(tuple(probs))
         if shares is None:
             return None
-        self.visited.add(chain)
+        visited = self.visited
+        visited.add(chain)
         w = _Walk(path=[chain])
         if masq_words is not None:
-            self.visited.add("KUBE-MARK-MASQ")
+            visited.add("KUBE-MARK-MASQ")
             w.masquerade.append(masq_words)
         backend_shares, remaining = shares
-        for (target, (ip, port, hairpin)), bshare in zip(jumps, backend_shares, strict=False):  # to the last share
-            self.visited.add(target)
-            w.backends.append(Backend(ip=ip, port=port, probability=bshare, chain=target, local=None,
-                                      connections=None))
-            if hairpin:
-                self.visited.add("KUBE-MARK-MASQ")
+        backends = w.backends
+        hairpin_seen = False
+        for (ip, port, hairpin, target), bshare in zip(targets, backend_shares, strict=False):  # to the last share
+            if lined and target in lined:
+                visited.add(target)
+            else:
+                eps[target] = hairpin  # reached (see Table.eps)
+            backends.append(Backend(ip, port, bshare, target))
+            if hairpin and not hairpin_seen:
+                hairpin_seen = True
+                visited.add("KUBE-MARK-MASQ")
                 if _HAIRPIN not in w.masquerade:
                     w.masquerade.append(_HAIRPIN)
         if remaining > 0 and not w.backends:
@@ -1115,7 +1324,7 @@ class _Follower:
         """KUBE-MARK-MASQ, or any chain that only sets marks (per-service chains never are)."""
         if chain == "KUBE-MARK-MASQ":
             return True
-        if chain in self.nat.lazy:
+        if chain in self.nat.lazy or chain in self.nat.eps:
             return False
         rules = self.nat.chains.get(chain)
         return bool(rules) and all(r.target == "MARK" for r in rules or [])
@@ -1367,13 +1576,24 @@ def follow(dump: Dump) -> NodeRules:
     partial = any(n.startswith("only the rules") for n in dump.notes)
     if nat is not None and not partial:
         rules.stats.extra["natRules"] = nat.total_rules()
-        rules.stats.extra["sepChains"] = sum(1 for c in nat.chains if c.startswith("KUBE-SEP-"))
-        rules.stats.extra["svcChains"] = sum(1 for c in nat.chains if c.startswith(IPTABLES_SERVICE_PREFIXES))
+        # one pass over the chains (110,000 at 10,000 Services) for both counts and the stale ones
+        seps = svcs = 0
+        unreferenced: list[str] = []
+        visited, eps_get = fol.visited, nat.eps.get
+        for c in nat.chains:
+            if c.startswith(KUBE_PREFIXES):
+                if c.startswith(IPTABLES_ENDPOINT_PREFIX):
+                    seps += 1
+                elif c.startswith(IPTABLES_SERVICE_PREFIXES):
+                    svcs += 1
+                if c not in visited and eps_get(c).__class__ is not bool:  # a bool: reached (Table.eps)
+                    unreferenced.append(c)
+        rules.stats.extra["sepChains"] = seps
+        rules.stats.extra["svcChains"] = svcs
+        count = nat.rules_counter()
         for spn, entries in per_service.items():
-            rules.stats.per_service[spn] = entry_rule_count.get(spn, 0) + sum(
-                nat.n_rules(c) for c in _chains_of(entries))
-        rules.unreferenced_chains = sorted(
-            c for c in nat.chains if c.startswith(KUBE_PREFIXES) and c not in fol.visited)
+            rules.stats.per_service[spn] = entry_rule_count.get(spn, 0) + count(_chains_of(entries))
+        rules.unreferenced_chains = sorted(unreferenced)
         if rules.unreferenced_chains:
             rules.notes.append(f"{len(rules.unreferenced_chains)} KUBE-SVC/SEP chain(s) exist but nothing "
                                "jumps to them (stale, left by a partial sync): they do not carry traffic")

@@ -169,6 +169,11 @@ def emit_document(obj: Any, output: str) -> None:
 
 def plain_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], no_headers: bool = False) -> str:
     """kubectl-like plain columns for pipes: no borders, two spaces between columns."""
+    from svcctl.render.plain import plain_columns
+
+    fast = plain_columns(None if no_headers else [h.upper() for h in headers], rows)
+    if fast is not None:  # tabulate's own text, without its per-cell work (render/plain.py)
+        return fast
     from tabulate import tabulate
 
     if no_headers:

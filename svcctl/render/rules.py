@@ -15,11 +15,20 @@ HEADERS = ["service port", "kind", "address", "backends", "affinity", "notes"]
 WIDE_HEADERS = ["masquerade", "chains"]  # long: only with -o wide
 
 
+_SHARES: dict[tuple[int, int], str] = {}  # a whole dump repeats the same few shares 100,000 times
+
+
 def share_text(p: Fraction | None) -> str:
     if p is None:
         return "by load"
-    frac = f"{p.numerator}/{p.denominator}" if p.denominator != 1 else str(p.numerator)
-    return f"{frac} ({float(p) * 100:.1f}%)"
+    key = (p.numerator, p.denominator)
+    hit = _SHARES.get(key)
+    if hit is None:
+        frac = f"{p.numerator}/{p.denominator}" if p.denominator != 1 else str(p.numerator)
+        hit = f"{frac} ({float(p) * 100:.1f}%)"
+        if len(_SHARES) < 4096:
+            _SHARES[key] = hit
+    return hit
 
 
 def backend_text(b: Backend) -> str:

@@ -68,6 +68,7 @@ def _dumps() -> Iterator[tuple[str, str]]:
     yield "indented and blank lines", "\n".join(("  " + ln if i % 7 == 0 else ln) + ("\n" if i % 5 == 0 else "")
                                                 for i, ln in enumerate(big.splitlines())) + "\n"
     yield "no final newline", big.rstrip("\n")
+    yield from _bulk_variants()
     sys.path.insert(0, str(ROOT / "tests" / "support"))
     import tempfile
 
@@ -79,6 +80,42 @@ def _dumps() -> Iterator[tuple[str, str]]:
         yield "gen_big_dumps", path.read_text()
     for path in sorted([*ROOT.glob("svcctl/data/**/*iptables*.txt"), *ROOT.glob("tests/fixtures/**/*iptables*.txt")]):
         yield str(path.relative_to(ROOT)), path.read_text(errors="replace")
+
+
+def _sep_lines(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if ln.startswith("-A KUBE-SEP-")]
+
+
+def _bulk_variants() -> Iterator[tuple[str, str]]:
+    """A generated dump edited where the whole-table scan (`iptables._bulk_nat`) must notice: an endpoint chain
+    in two places, one with a line of another shape before or after its own, one never declared, one shared by two
+    Services, one nothing jumps to, DNATs to IPv6, to a port range and to a bare address."""
+    base = iptables_save(big_cluster(12, 3))
+    seps = _sep_lines(base)
+    masq, dnat = seps[0], seps[1]  # one endpoint chain's hairpin masquerade and DNAT
+    chain = dnat.split()[1]
+    def last(text: str, line: str) -> str:  # as the nat table's last rule
+        head, _, tail = text.rpartition("\nCOMMIT\n")
+        return f"{head}\n{line}\nCOMMIT\n{tail}"
+
+    yield "bulk: an endpoint chain in two places", last(base.replace(dnat + "\n", ""), dnat)
+    yield "bulk: its DNAT alone, in two places", last(base.replace(masq + "\n", "").replace(dnat + "\n", ""),
+                                                      dnat).replace(seps[3] + "\n", f"{seps[3]}\n{dnat}\n")
+    extra = f"-A {chain} -m comment --comment x -j MARK --set-xmark 0x1/0x1"
+    yield "bulk: a line of another shape after the DNAT", base.replace(dnat + "\n", f"{dnat}\n{extra}\n")
+    yield "bulk: a line of another shape before the masquerade", base.replace(masq + "\n", f"{extra}\n{masq}\n")
+    yield "bulk: a line of another shape before a lone DNAT", base.replace(masq + "\n", f"{extra}\n")
+    yield "bulk: an undeclared endpoint chain", base.replace(f":{chain} - [0:0]\n", "")
+    other = seps[-1].split()[1]
+    yield "bulk: two Services share an endpoint chain", base.replace(f"-j {other}\n", f"-j {chain}\n", 1)
+    jump = next(ln for ln in base.splitlines() if ln.startswith("-A KUBE-SVC-") and f"-j {chain}" in ln)
+    yield "bulk: an endpoint chain nothing jumps to", base.replace(jump + "\n", "")
+    yield "bulk: DNATs elsewhere", base.replace(dnat, dnat.rsplit(" ", 1)[0] + " [2001:db8::5]:8080").replace(
+        seps[3], seps[3].rsplit(" ", 1)[0] + " 10.244.9.9:80-90").replace(
+        seps[5], seps[5].rsplit(" ", 1)[0] + " 10.244.9.8")
+    yield "bulk: a quoted backslash and a comment starting with a dash", base.replace(
+        masq, masq.replace('--comment "', '--comment "a\\\\b ')).replace(
+        seps[3], seps[3].replace('--comment "', '--comment "-'))
 
 
 def _model(text: str, fast: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -159,3 +196,26 @@ def test_a_generated_services_chains_are_walked_from_their_text() -> None:
     fol = iptables._Follower(nat, dump)
     svc = [c for c in nat.chains if c.startswith("KUBE-SVC-")]
     assert svc and all(fol._service_walk(c) is not None for c in svc)
+
+
+def test_a_generated_nat_table_is_indexed_in_one_scan() -> None:
+    """A generated dump's endpoint chains are all read by the whole-table scan, and only the other chains get an
+    index entry (the model test above compares what that gives with the general parser)."""
+    text = iptables_save(big_cluster(12, 3))
+    nat = iptables.parse_save_text(text, "dump").tables["nat"]
+    seps = {ln.split()[1] for ln in _sep_lines(text)}
+    assert set(nat.eps) == seps
+    assert not set(nat.lazy) & seps
+    assert all(nat.rules(c) for c in seps)  # each one's lines still found when asked
+
+
+@pytest.mark.parametrize("name", [n for n, _ in DUMPS if n.startswith("bulk: ")])
+def test_what_the_scan_cannot_vouch_for_is_read_otherwise(name: str) -> None:
+    """In each edited dump the chains the scan cannot vouch for are read from their lines (or the table by the
+    line loop), never from the scan's parts."""
+    text = dict(DUMPS)[name]
+    nat = iptables.parse_save_text(text, "dump").tables["nat"]
+    for c, ep in nat.eps.items():
+        lines = [ln for ln in text[text.index("*nat"):].splitlines() if ln.startswith(f"-A {c} ")]
+        assert len(lines) == (2 if iptables._ep_hairpin(ep) else 1)
+        assert nat.raw_lines(c) is not None and [t for _, t in nat.raw_lines(c) or []] == lines
