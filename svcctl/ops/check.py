@@ -153,9 +153,11 @@ def run_attempt(app: Context, plan: Plan, progress: Progress, attempt: int) -> A
     from svcctl.analysis.endpoints import analyze
     from svcctl.analysis.trace import drift_findings
     from svcctl.ops.endpoints import gather
+    from svcctl.sources import prefetch as _prefetch
 
     src = app.source
-    targets = select_services(app, plan)
+    with _prefetch.paused() if not plan.refs else contextlib.nullcontext():
+        targets = select_services(app, plan)
     if plan.all_nodes:
         every = not plan.refs and plan.selector is None and app.ns_or_all is None  # check -A: the cluster's all
         rule_sets, drift_reason, drift_how = fleet_rule_sets(app, [s for _, _, s in targets if s is not None],
@@ -183,8 +185,6 @@ def run_attempt(app: Context, plan: Plan, progress: Progress, attempt: int) -> A
     run.report.checks["policy"] = f"from {plan.from_pod}" if plan.from_pod else "namespaces"
     checks: list[ServiceCheck] = []
     spool = None
-    from svcctl.sources import prefetch as _prefetch
-
     if not plan.refs and not plan.collect and len(targets) >= _prefetch.PREFETCH_MIN:
         # many Services: each report cut to what the output prints, once made
         from svcctl.render.check_stream import ReportSpool
@@ -225,6 +225,8 @@ def run_attempt(app: Context, plan: Plan, progress: Progress, attempt: int) -> A
             sc.skipped.append(sc.policy.skipped)
         sc.seconds = time.monotonic() - t0
         checks.append(spool.add(sc) if spool is not None else sc)
+        if i % 500 == 0:
+            _prefetch.settle()
     run.report.services = sort_checks(checks)
     if not targets:
         where = "any namespace" if app.all_namespaces else f"namespace {app.ns}"

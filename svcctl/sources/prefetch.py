@@ -16,7 +16,9 @@ and is not asked of this source.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 from typing import Any
 
 from svcctl.analysis.endpoints import NEAR_MISS_CAP, _no_digits, looks_like_typo
@@ -38,6 +40,7 @@ from svcctl.selectors import labels_match, parse_selector
 from svcctl.sources.base import ClusterSource, CountsRefusals, HasCoverage, NodeDumps, PagedReads
 from svcctl.sources.coverage import Coverage
 from svcctl.sources.pod_pages import PodBuilder
+from svcctl.sources.read_ahead import read_ahead
 
 PREFETCH_MIN = 20  # fewer Services than this: the per-Service reads cost less than the lists
 
@@ -341,7 +344,7 @@ class Prefetched:
         pages = getattr(src, "iter_endpoint_slice_pages", None)
         if callable(pages):  # built from the page's JSON (pod_pages)
             build = PodBuilder({}, self._strings)
-            for items in pages(namespace):
+            for items in read_ahead(pages(namespace)):
                 for i in items:
                     sl = build.slice(i)
                     if sl is None:
@@ -366,7 +369,7 @@ class Prefetched:
         pages = getattr(src, "iter_pod_pages", None)
         if callable(pages):  # built from the page's JSON, the replicas' equal parts once (pod_pages)
             build = PodBuilder(_DROPPED, self._strings)
-            for items in pages(namespace):
+            for items in read_ahead(pages(namespace)):
                 for i in items:
                     p = build.build(i)
                     if p is None:
@@ -543,6 +546,28 @@ def prefetch(src: ClusterSource, namespace: str | None, services: list[Service],
 
 
 _frozen = False
+
+
+def settle() -> None:
+    """Within a check from a Prefetched source, now and then: what the checks so far made and keep (their
+    compact reports) frozen too. The young collections still run (short-lived cycles are collected); only the
+    full ones no longer rescan the kept reports again and again (10,000 Services: 5 of them, ≈ 0.6 s)."""
+    if _frozen:
+        gc.collect(1)  # the young cycles first: frozen, they would never be collected
+        gc.freeze()
+
+
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """The cyclic collector off while many long-lived objects are built (the caller's list of every Service before
+    `prefetch`: 10,000 Services made two full collections, ≈ 0.4 s, that found nothing)."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def release() -> None:
