@@ -118,6 +118,8 @@ class _Table:
     name: str
     chains: dict[str, _Chain] = field(default_factory=dict)
     sets: dict[str, _Set] = field(default_factory=dict)
+    # the fast reader's count of the chains' rules (a lazy chain's lines are its rules, made or not)
+    n_rules: int | None = None
 
     def chain(self, name: str) -> _Chain:
         if name not in self.chains:
@@ -246,12 +248,11 @@ def _read_text(text: str, source: str) -> list[_Table]:
 
 # `nft list` of tables as nft prints them, read a block at a time (`_read_listing_fast`)
 _FT_TABLE = re.compile(r"table ([^\s{}]+) ([^\s{}\"]+) \{\n")
-# one step per item of a table: (1, 2) a chain of plain rule lines (no base-chain, comment or policy lines, no
-# quotes), its blank lines after it; (3, 4, 5) any other chain, set or map; a comment or flags line; a blank line; `}`
-_FT_ITEM = re.compile(
-    r"\tchain ([^\s\"{}]+) \{\n((?:\t\t(?!type |policy |devices =|comment )[^\s\"][^\n\"]*\n)*)\t\}\n\n*"
-    r"|\t(chain|set|map) ([^\s\"{}]+) \{\n((?:\t\t[^\n]*\n)*)\t\}\n\n*"
-    r"|\t(?:comment|flags) [^\n]*\n|\n+|\}(?:\n|$)")
+# a table's items: a block's first line (its end is the first line that is exactly a tab and `}`), a comment or
+# flags line; what makes a chain's body more than rules (quotes: comments; base-chain, policy and comment lines;
+# a rule line not indented by exactly two tabs)
+_FT_HEAD = re.compile(r"\t(chain|set|map) ([^\s\"{}]+) \{\n|\t(?:comment|flags) [^\n]*\n")
+_FT_NOT_PLAIN = re.compile(r"\n\t\t(?:\s|type |policy |devices =|comment )")
 # what the general reader reads otherwise: other line ends (`splitlines` splits on them too) and `nft -a` handles
 _FT_UNUSUAL = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "# handle ")
 
@@ -276,7 +277,18 @@ def _read_listing_fast(text: str) -> list[_Table] | None:
         return None
     tables: list[_Table] = []
     pos, n, line = 0, len(text), 1
-    table_rx, item_rx, count, find = _FT_TABLE.match, _FT_ITEM.match, text.count, text.find
+    table_rx, head_rx = _FT_TABLE.match, _FT_HEAD.match
+    count, find = text.count, text.find
+    # where a chain stops being plain rules, found in one pass (a literal-led regex, then quotes by memchr);
+    # a chain is plain when none of these falls in it
+    marks = [m.start() for m in _FT_NOT_PLAIN.finditer(text)]
+    q = find('"')
+    while q >= 0:
+        marks.append(q)
+        q = find('"', q + 1)
+    marks.sort()
+    marks.append(n + 1)
+    mi = 0
     while pos < n:
         if text[pos] == "\n":
             pos, line = pos + 1, line + 1
@@ -287,45 +299,56 @@ def _read_listing_fast(text: str) -> list[_Table] | None:
         table = _Table(m.group(1), m.group(2))
         tables.append(table)
         chains = table.chains
+        n_rules = 0
         pos, line = m.end(), line + 1
         while True:
-            m = item_rx(text, pos)
+            ch = text[pos:pos + 1]
+            if ch == "\n":
+                pos, line = pos + 1, line + 1
+                continue
+            if ch == "}" and text[pos + 1:pos + 2] in ("\n", ""):
+                pos, line = pos + 2, line + 1
+                table.n_rules = n_rules
+                break
+            m = head_rx(text, pos)
             if m is None:
                 return None
-            name = m.group(1)
-            if name is not None:  # a chain of plain rules: kept as its lines' place in the text
-                bs, be = m.span(2)
+            kind = m.group(1)
+            if kind is None:  # a comment or flags line of the table
+                pos, line = m.end(), line + 1
+                continue
+            name = m.group(2)
+            bs = m.end()
+            close = find("\n\t}\n", bs - 1)
+            if close < 0:
+                return None
+            be = close + 1  # the body: bs … be; then the block's closing line
+            rows = count("\n", bs, be)
+            if rows and count("\n\t\t", bs - 1, be - 1) != rows:
+                return None  # a line not indented by two tabs before the block's end
+            if (find("{", bs, be) >= 0 or find("}", bs, be) >= 0) and not _braces_close_at_end(text[bs:be]):
+                return None
+            if kind == "chain":
                 if name in chains:
                     return None  # a chain listed twice: its rules add up, as the general reader does
-                rows = count("\n", bs, be)
                 c = chains[name] = _Chain(name)
-                if rows == 0:
+                while marks[mi] < bs - 1:
+                    mi += 1
+                if rows and marks[mi] >= be:  # rules only: kept as their place in the text
+                    c.lazy, c.src = bs | (be - bs) << 40 | (line + 1) << 80 | rows << 120, text  # _pack
+                    n_rules += rows
+                else:
                     c._rules = []
-                else:
-                    if (find("{", bs, be) >= 0 or find("}", bs, be) >= 0) and not _braces_close_at_end(m.group(2)):
-                        return None
-                    c.lazy, c.src = _pack(bs, be - bs, line + 1, rows), text
-            elif m.group(3) is not None:
-                kind, name, body = m.group(3, 4, 5)
-                if ("{" in body or "}" in body) and not _braces_close_at_end(body):
-                    return None
-                rows_text = [raw.strip() for raw in body.split("\n")[:-1]]
-                if kind == "chain":
-                    if name in chains:
-                        return None
-                    c = chains[name] = _Chain(name, [])
                     add = _chain_line(c)
-                    for k, s in enumerate(rows_text):
-                        add(line + 1 + k, s)
-                else:
-                    if name in table.sets:
-                        return None
-                    table.sets[name] = _set_from_text(name, kind == "map", [(0, s) for s in rows_text])
-            elif text[pos] == "}":
-                pos, line = m.end(), line + 1
-                break
-            line += count("\n", pos, m.end())
-            pos = m.end()
+                    for k, raw in enumerate(text[bs:be].split("\n")[:-1]):
+                        add(line + 1 + k, raw.strip())
+                    n_rules += len(c._rules)
+            else:
+                if name in table.sets:
+                    return None
+                table.sets[name] = _set_from_text(name, kind == "map",
+                                                  [(0, raw.strip()) for raw in text[bs:be].split("\n")[:-1]])
+            pos, line = be + 3, line + rows + 2
     return tables
 
 
@@ -935,11 +958,13 @@ class _Interp:
             c.jumps = (*_MASQ_JUMP, *targets) if targets else _MASQ_JUMP
         else:
             c.jumps = tuple(targets) if targets else ()
-        seen = {(b.ip, b.port) for b in w.backends}
         if targets is not None:
+            seen = {(b.ip, b.port) for b in w.backends}
             share = _share(prob, n)
             inner = (*stack, name)
-            chains, path, ep_rx = self.t.chains, w.path, _FW_ENDPOINT.fullmatch
+            chains, path, backends, ep_rx, ints = self.t.chains, w.path, w.backends, _FW_ENDPOINT.fullmatch, _INTS
+            on_path, masq_had = set(path), set(masq)  # what the general walk finds by scanning the lists
+            is_local = True if local else None
             deep = depth + 1 > _MAX_DEPTH
             for target in targets:
                 ep = chains.get(target)
@@ -950,12 +975,30 @@ class _Interp:
                     m = ep_rx(ep.src, start, start + (v >> 40 & _M40))
                 if m is None or ep is None:  # not an endpoint chain of kube-proxy's shape: the general walk
                     self.walk(target, share, w, depth + 1, local, inner)
-                    seen = {(b.ip, b.port) for b in w.backends}
+                    seen = {(b.ip, b.port) for b in backends}
+                    on_path, masq_had = set(path), set(masq)
                     continue
-                if ep.name not in path:
-                    path.append(ep.name)
+                # the endpoint chain's two rules: its hairpin masquerade and its DNAT
+                ep_name = ep.name
+                if ep_name not in on_path:
+                    path.append(ep_name)
+                    on_path.add(ep_name)
                 ep.jumps = _MASQ_JUMP
-                self._endpoint(w, m, share, ep.name, local, seen)
+                src, ip6, ip4, port_s = m.group(1, 2, 3, 4)
+                phrase = f"hairpin traffic from the endpoint {src} to itself is masqueraded"
+                if phrase not in masq_had:
+                    masq.append(phrase)
+                    masq_had.add(phrase)
+                ip = ip4 or ip6
+                port = ints.get(port_s)
+                if port is None:
+                    port = _int(port_s)
+                key = (ip, port)
+                if key in seen:
+                    self._add_backend(w, ip, port, share, ep_name, local)
+                    continue
+                seen.add(key)
+                backends.append(Backend(ip, port, share, ep_name, None, None, None, is_local))
         elif pairs is not None:
             share = _share(prob, n)
             for ip, port in pairs:
@@ -1017,12 +1060,12 @@ _FW_SERVICE = re.compile(
     r"|meta l4proto (?:tcp|udp|sctp) dnat (?:ip6? )?to numgen random mod (?P<n_map>[1-9]\d{0,9}) map "
     r"\{ (?P<map>[^\n{}@\"()\[\]]*) \}\n"
     rf"|{_FW_DNAT})")
-_FW_VMAP_ITEM = re.compile(r"(\d{1,10}) : (goto|jump) ([^\s,{}]+)")
+_FW_VMAP_ITEMS = re.compile(r"\d{1,10} : (?:goto|jump) [^\s,{}]+(?:, \d{1,10} : (?:goto|jump) [^\s,{}]+)*")
 _FW_MAP_ITEM = re.compile(r"(\d{1,10}) : ([^\s,]+) \. (\d{1,5})(?:, |$)")
 _MASQ_JUMP = ("mark-for-masquerade",)
 _M40 = (1 << 40) - 1
 _INTS: dict[str, int] = {}
-_SHARES: dict[tuple[Fraction, int], Fraction] = {}
+_SHARES: dict[tuple[int, int, int], Fraction] = {}
 
 
 def _int(s: str) -> int:
@@ -1035,7 +1078,7 @@ def _int(s: str) -> int:
 
 def _share(prob: Fraction, n: int) -> Fraction:
     """prob / n, one Fraction for each (every Service of n endpoints has the same shares)."""
-    key = (prob, n)
+    key = (prob.numerator, prob.denominator, n)
     v = _SHARES.get(key)
     if v is None:
         v = prob * Fraction(1, n)
@@ -1047,11 +1090,11 @@ def _share(prob: Fraction, n: int) -> Fraction:
 def _vmap_targets(items: str, n: int) -> list[str] | None:
     """`0 : goto a, 1 : goto b, …` with the keys 0…n-1 in order and each target once (what the general walk
     reads as a 1/n share each, in this order); None otherwise."""
-    found = _FW_VMAP_ITEM.findall(items)
-    if len(found) != n or ", ".join(f"{k} : {verb} {t}" for k, verb, t in found) != items:
+    if _FW_VMAP_ITEMS.fullmatch(items) is None:
         return None
-    out = [t for _, _, t in found]
-    if [k for k, _, _ in found] != _keys(n) or len(set(out)) != n:
+    parts = items.split(", ")
+    out = [p.rpartition(" ")[2] for p in parts]
+    if len(out) != n or [p.partition(" ")[0] for p in parts] != _keys(n) or len(set(out)) != n:
         return None
     return out
 
@@ -1293,7 +1336,7 @@ def _rules_to_entries(t: _Table, rules: NodeRules) -> None:
 
 
 def _stats(t: _Table, stats: RuleStats, services: list[ServiceEntry]) -> None:
-    stats.rules += sum(c.count() for c in t.chains.values())
+    stats.rules += t.n_rules if t.n_rules is not None else sum(c.count() for c in t.chains.values())
     stats.chains += len(t.chains)
     ex = stats.extra
     ex["sets"] = ex.get("sets", 0) + sum(1 for s in t.sets.values() if not s.is_map)
@@ -1304,9 +1347,14 @@ def _stats(t: _Table, stats: RuleStats, services: list[ServiceEntry]) -> None:
     for s in services:
         if s.name:
             per.setdefault(s.name, set()).update(c for c in s.path if c.startswith(_BASE_PREFIXES))
+    tc = t.chains
     for name, chains in per.items():
-        stats.per_service[name] = stats.per_service.get(name, 0) + sum(
-            t.chains[c].count() for c in chains if c in t.chains)
+        k = 0
+        for c in chains:
+            ch = tc.get(c)
+            if ch is not None:
+                k += ch.lazy >> 120 if ch.lazy else len(ch.rules)  # `count()`, inline: 100,000s of chains
+        stats.per_service[name] = stats.per_service.get(name, 0) + k
 
 
 def parse_nft(text: str, source: str, only: set[str] | None = None) -> NodeRules:
@@ -1368,7 +1416,12 @@ def _parse_nft(text: str, source: str, total_chains: int | None) -> NodeRules:
     return rules
 
 
+_DOTTED = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
+
+
 def _addr_key(a: str) -> tuple[int, bytes]:
+    if _DOTTED.fullmatch(a):  # what ip_address makes of a plain dotted quad, without building one
+        return (4, bytes(map(int, a.split("."))))
     import ipaddress
 
     try:
