@@ -21,7 +21,7 @@ from svcctl.analysis.policy import (
 )
 from svcctl.analysis.trace import proxy_view
 from svcctl.errors import InputError
-from svcctl.model import JSON, Finding, Pod, PodRef, Service
+from svcctl.model import JSON, Finding, PodRef, Service
 from svcctl.sources.base import ClusterSource
 from svcctl.sources.prefetch import pod_json
 
@@ -34,7 +34,6 @@ class PolicyChecker:
         self.source = source
         self.shared = shared
         self._worlds: dict[tuple[object, ...], tuple[PolicyWorld, ReachMemo]] = {}
-        self._templates: dict[tuple[object, ...], tuple[JSON, Pod]] = {}  # see check: one JSON per backend class
         self.from_pod = from_pod
         self.default_ns = default_ns
         self._policies: dict[str, list[JSON] | None] = {}
@@ -86,13 +85,14 @@ class PolicyChecker:
             # analysis.policy._reach_classes): the replicas of a workload share one JSON, built once, not per Pod
             # per Service (100,000 Pods' were ≈ 1 s)
             pods = {}
+            templates: dict[tuple[object, ...], JSON] = {}  # this Service's: kept across Services, 10 MB
             for pod in g.pods:
                 tkey = (pod.meta.namespace, id(pod.meta.labels), id(pod.containers), id(pod.init_containers),
                         pod.host_network)
-                tmpl = self._templates.get(tkey)
+                tmpl = templates.get(tkey)
                 if tmpl is None:
-                    tmpl = self._templates[tkey] = (pod_json(pod), pod)  # the Pod kept: its ids stay its own
-                pods[pod.key] = tmpl[0]
+                    tmpl = templates[tkey] = pod_json(pod)
+                pods[pod.key] = tmpl
         else:
             pods = {p.key: pod_json(p) for p in g.pods}
         ports = []

@@ -179,3 +179,19 @@ def test_pre_encoded_pages_are_the_same_bytes(apiserver: Any) -> None:
     encoded = [srv.list_objects(*q)[1] for q in queries]
     assert all(isinstance(e, Encoded) for e in encoded)
     assert [bytes(e) for e in encoded] == plain
+
+
+def test_the_spool_shares_equal_values_only() -> None:
+    """The kept checks' repeated values (reach, counts, skipped checks) held once: equal by type as well, since
+    1, 1.0 and True are equal keys that print differently."""
+    from svcctl.render.check_stream import ReportSpool
+
+    spool = ReportSpool("table")
+    a, b = {"ready": 1, "expected": 2}, {"ready": 1, "expected": 2}
+    assert spool._same(a) is a and spool._same(b) is a
+    assert spool._same({"ready": True, "expected": 2}) == {"ready": True, "expected": 2}
+    assert spool._same({"ready": True, "expected": 2})["ready"] is True
+    assert spool._same(["dns: off"]) is spool._same(["dns: off"])
+    assert spool._same([1]) is not spool._same([1.0])
+    odd = {"x": [1]}  # unhashable inside: kept as it is
+    assert spool._same(odd) is odd
