@@ -480,7 +480,7 @@ _EP_SHAPE = (r"(KUBE-SEP-\S+) (?:-s " + _NV + r" -m comment --comment " + _NC + 
              r"(?:(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})|(" + _NV + r"))(?=\n)(?!\n-A \1 )")
 _BULK_EP = re.compile(r"\n-A " + _EP_SHAPE)
 # a KUBE-SVC- chain's jump lines (`_FAST_RULES["-m "]`), each matched from the newline before it
-_SVC_JUMPS = re.compile(r"\n-A (\S+) -m comment --comment " + _NC + r"(?: -m statistic --mode random --probability (" +
+_SVC_JUMPS = re.compile(r"\n-A \S+ -m comment --comment " + _NC + r"(?: -m statistic --mode random --probability (" +
                         _NV + r"))? -j (" + _NV + r")(?=\n)")
 # the other runs: of chains not named KUBE-SEP- (fast), or of any chain not of that shape (when some KUBE-SEP-
 # chain is not)
@@ -519,25 +519,28 @@ def _bulk_nat(text: str, ls: int, table: Table, dump: Dump, no: int, source: str
     if lo < 0 or end < 0 or text[lo] != "\n":
         return None
     count = text.count
-    total = count("\n-A ", lo, end)
-    if count("\n", lo, end) != total:  # a blank, indented, counted or other line: the line loop reads them
-        return None
+    total = count("\n", lo, end)  # its lines; every one must be in a run the scans find (all `-A` lines)
     eps: dict[str, tuple[str, int, bool, str] | bool] = {}
     ep_lines = 0
     ports = _PORT_INTS
+    found_n = 0
+
+    def port_of(text: str) -> int:
+        num = ports[text] = int(text)
+        return num
+
     for a, b in _windows(text, lo, end):  # a window at a time: the matches' strings never all exist at once
-        for chain, hairpin, ip, port, to in _BULK_EP.findall(text, a, b + 1):
-            if chain in eps:
-                return None  # one chain in two places
-            chain = intern(chain)
-            if ip:
-                num = ports.get(port)
-                if num is None:
-                    num = ports[port] = int(port)
-                eps[chain] = (ip, num, hairpin == "-", chain)
-            else:
-                eps[chain] = (*_to_parts(to), hairpin == "-", chain)
-            ep_lines += 2 if hairpin else 1
+        found = _BULK_EP.findall(text, a, b + 1)
+        found_n += len(found)
+        ep_lines += len(found) + [f[1] for f in found].count("-")
+        # in comprehensions (C loops): the chain's name interned (the declaration's string), one int per port
+        eps.update({(c := intern(chain)): (ip, ports.get(port) or port_of(port), hairpin == "-", c)
+                    for chain, hairpin, ip, port, _ in found if ip})
+        for chain, hairpin, ip, _, to in found:
+            if not ip:
+                eps[intern(chain)] = (*_to_parts(to), hairpin == "-", intern(chain))
+    if len(eps) != found_n:
+        return None  # a chain in two places
     runs: list[tuple[str, int, int, int]] = []
     for rx, group in ((_BULK_OTHER, 1), (_BULK_NOT_EP, 6)):
         runs.clear()
@@ -588,7 +591,7 @@ def _bulk_nat(text: str, ls: int, table: Table, dump: Dump, no: int, source: str
             rules.append(rule)
     table.eps, table.eps_at, table.eps_rules, table.text = eps, (ls, no, end), ep_lines, text
     dump.n_rules += total
-    return end + 1, no + count("\n", ls, end + 1) - 1
+    return end + 1, no + total - 1
 
 
 def parse_save_text(text: str, source: str) -> Dump:
@@ -667,12 +670,11 @@ def parse_save_text(text: str, source: str) -> Dump:
                 if m is not None and m.end() > pos:  # this declaration and the ones after it, in one step
                     chains, policies = table.chains, table.policies
                     decls = _DECL.findall(text, ls, m.end())
-                    for name, policy in decls:
-                        name = intern(name)
-                        if name not in chains:
-                            chains[name] = _NO_RULES
-                        if policy and policy != "-":
-                            policies[name] = policy
+                    # names interned (one string a chain, shared with the index and the walk) in C loops
+                    chains.update(dict.fromkeys(map(intern, [d[0] for d in decls]), _NO_RULES) if not chains else
+                                  {c: _NO_RULES for c in map(intern, [d[0] for d in decls]) if c not in chains})
+                    for name, policy in [d for d in decls if d[1] and d[1] != "-"]:
+                        policies[intern(name)] = policy
                     dump.n_chains += len(decls)
                     no += len(decls) - 1
                     pos = m.end()
@@ -1121,7 +1123,7 @@ def _cascade(probs: tuple[str | None, ...]) -> tuple[list[Fraction], Fraction] |
     result: tuple[list[Fraction], Fraction] | None
     try:
         for text in probs:
-            p = probability_fraction(text) if text is not None else _ONE
+            p = probability_fraction(text) if text else _ONE  # "" or None: the last, unconditional jump
             share = _fmul(remaining, p)
             out.append(_fmul(share, one))
             remaining = _fsub(remaining, share)
@@ -1268,29 +1270,28 @@ class _Follower:
                 return None
             masq_words = f"traffic not from {m.group(1)} is masqueraded"
             first, count = le, count - 1
-        # every jump line in one scan: as many matches as lines, each one line (they start at a newline)
+        # every jump line in one scan: as many matches as lines, each one line (they start at a newline, and
+        # every line of the run starts with `-A chain `): (probability or "", target) each
         jumps = _SVC_JUMPS.findall(text, first, end)
         if len(jumps) != count:
             return None
         eps = nat.eps
-        targets: list[tuple[str, int, bool, str]] = []
-        probs: list[str | None] = []
-        lined: set[str] = set()  # the endpoint chains read from their lines: marked in the visited set
-        for ch, prob, target in jumps:
-            if ch != chain:
-                return None
-            ep = eps.get(target)
-            if not isinstance(ep, tuple):
-                if not target.startswith(IPTABLES_ENDPOINT_PREFIX):
-                    return None
-                parts = self._endpoint_parts(target)
-                if parts is None:
-                    return None
-                ep = (*parts, intern(target))
-                lined.add(ep[3])
-            targets.append(ep)
-            probs.append(prob or None)
-        shares = _cascade(tuple(probs))
+        eps_get = eps.get
+        targets = [eps_get(t) for _, t in jumps]
+        lined: set[str] | None = None  # the endpoint chains read from their lines: marked in the visited set
+        if None in targets or True in targets or False in targets:  # not read by the scan, or taken already
+            for k, ep in enumerate(targets):
+                if not isinstance(ep, tuple):
+                    target = jumps[k][1]
+                    if not target.startswith(IPTABLES_ENDPOINT_PREFIX):
+                        return None
+                    parts = self._endpoint_parts(target)
+                    if parts is None:
+                        return None
+                    targets[k] = (*parts, intern(target))
+                    lined = lined or set()
+                    lined.add(intern(target))
+        shares = _cascade(tuple([p for p, _ in jumps]))
         if shares is None:
             return None
         visited = self.visited
@@ -1300,19 +1301,21 @@ class _Follower:
             visited.add("KUBE-MARK-MASQ")
             w.masquerade.append(masq_words)
         backend_shares, remaining = shares
-        backends = w.backends
-        hairpin_seen = False
-        for (ip, port, hairpin, target), bshare in zip(targets, backend_shares, strict=False):  # to the last share
-            if lined and target in lined:
-                visited.add(target)
-            else:
-                eps[target] = hairpin  # reached (see Table.eps)
-            backends.append(Backend(ip, port, bshare, target))
-            if hairpin and not hairpin_seen:
-                hairpin_seen = True
-                visited.add("KUBE-MARK-MASQ")
-                if _HAIRPIN not in w.masquerade:
-                    w.masquerade.append(_HAIRPIN)
+        taken = targets[:len(backend_shares)]  # to the last share
+        w.backends = [Backend(ep[0], ep[1], bshare, ep[3])  # type: ignore[index]
+                      for ep, bshare in zip(taken, backend_shares, strict=False)]
+        if lined is None:
+            eps.update({ep[3]: ep[2] for ep in taken})  # type: ignore[index]  # reached (see Table.eps)
+        else:
+            for ep in taken:
+                if ep[3] in lined:  # type: ignore[index]
+                    visited.add(ep[3])  # type: ignore[index]
+                else:
+                    eps[ep[3]] = ep[2]  # type: ignore[index]
+        if True in [ep[2] for ep in taken]:  # type: ignore[index]
+            visited.add("KUBE-MARK-MASQ")
+            if _HAIRPIN not in w.masquerade:
+                w.masquerade.append(_HAIRPIN)
         if remaining > 0 and not w.backends:
             w.fell_through = True
         elif remaining > 0 and remaining != 1:
@@ -1485,19 +1488,27 @@ def _apply_walk(entry: ServiceEntry, walk: _Walk, prefix_path: list[str], owned:
     """The walk's findings into the entry. `owned`: the first entry the walk is applied to takes its backends
     themselves (read-only in the walk's cache from then on), the others copies: a whole dump holds each backend
     once, not twice."""
-    entry.path = prefix_path + [c for c in walk.path if c not in prefix_path]
-    local = any(c.startswith("KUBE-SVL-") for c in entry.path) and not any(
-        c.startswith("KUBE-SVC-") for c in entry.path)
+    entry.path = path = prefix_path + [c for c in walk.path if c not in prefix_path] if prefix_path else \
+        list(walk.path)
+    svl = svc = False
+    for c in path:
+        if c.startswith("KUBE-SVL-"):
+            svl = True
+        elif c.startswith("KUBE-SVC-"):
+            svc = True
+    local = svl and not svc
     entry.backends = list(walk.backends) if owned and not local else [_copy(b) for b in walk.backends]
-    entry.masquerade = list(walk.masquerade)
-    everything = [m for m in entry.masquerade if m.startswith("all ")]
-    if everything:  # "all traffic is masqueraded" says it all
-        entry.masquerade = everything[:1]
-    entry.notes.extend(n for n in walk.notes if n not in entry.notes)
+    if walk.masquerade:
+        everything = [m for m in walk.masquerade if m.startswith("all ")]
+        # "all traffic is masqueraded" says it all
+        entry.masquerade = everything[:1] if everything else list(walk.masquerade)
+    elif entry.masquerade:
+        entry.masquerade = []
+    if walk.notes:
+        entry.notes.extend(n for n in walk.notes if n not in entry.notes)
     entry.affinity_seconds = walk.affinity
-    entry.policy_local = any(c.startswith("KUBE-SVL-") for c in entry.path) and not any(
-        c.startswith("KUBE-SVC-") for c in entry.path)
-    if entry.policy_local:
+    entry.policy_local = local
+    if local:
         for b in entry.backends:
             b.local = True
     if walk.fell_through and not walk.backends:
@@ -1561,7 +1572,7 @@ def follow(dump: Dump) -> NodeRules:
             e = _entry_from_rule(r, "ClusterIP")
             sub = fol.walk(t)
             _apply_walk(e, sub, [], owned=fol.claim(sub))
-            for m in reversed(early_masq.get((e.address, str(e.port), e.protocol), [])):
+            for m in reversed(early_masq.get((e.address, str(e.port), e.protocol), []) if early_masq else []):
                 if m not in e.masquerade:
                     e.masquerade.insert(0, m)
             if t.startswith("KUBE-FW-"):

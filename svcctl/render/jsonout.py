@@ -14,6 +14,7 @@ from json.encoder import encode_basestring_ascii as _enc_str
 from typing import Any
 
 _BATCH = 8192
+_BATCH_CHARS = 1 << 20
 
 
 class Mapped:
@@ -151,9 +152,15 @@ def write_json(obj: Any, write: Callable[[str], Any], nl: str = "\n") -> None:
         inner = nl + "  "
         sep = "[" + inner
         fn = m.fn
+        size = 0
         for item in m.items:
             if m.text:
-                out.append(sep + fn(item, inner))
+                text = sep + fn(item, inner)
+                out.append(text)
+                size += len(text)
+                if size > _BATCH_CHARS:  # big items' texts (a whole entry each): a megabyte at a time
+                    flush()
+                    size = 0
             else:
                 out.append(sep)
                 value(fn(item), inner)

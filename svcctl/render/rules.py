@@ -114,19 +114,13 @@ def rules_document(rules: NodeRules) -> dict[str, Any]:
     return rules.to_json()
 
 
-def _entry_document(e: ServiceEntry) -> dict[str, Any]:
-    from svcctl.dataplane.model import Backend
-    from svcctl.render.jsonout import Mapped
-
-    return e.to_json(backends=Mapped(e.backends, Backend.json_text, text=True))
-
-
 def streamed_document(rules: NodeRules) -> dict[str, Any]:
     """The rules' JSON document with each entry made as it is written, its backends written as text: the same
     characters as `rules_document`, without a whole dump's 100,000 backend dicts in memory at once."""
+    from svcctl.render.entry_json import entry_text
     from svcctl.render.jsonout import Mapped
 
-    return rules.to_json(services=Mapped(rules.services, _entry_document))
+    return rules.to_json(services=Mapped(rules.services, entry_text, text=True))
 
 
 def render_rules(app: OutputOptions, rules: NodeRules) -> None:

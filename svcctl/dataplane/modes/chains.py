@@ -35,10 +35,14 @@ _CHAIN_NAME_NL = re.compile(r"\n(?::|Chain |-A )(KUBE-[A-Z0-9-]+)")
 # the per-Service chains' prefixes: a summary keeps which of them appear, not their names (110,000 at 10,000 Services)
 _PER_SERVICE = ("KUBE-SVC-", "KUBE-SEP-", "KUBE-EXT-", "KUBE-SVL-", "KUBE-FW-")
 _LAST: list[tuple[str, frozenset[str], frozenset[str]]] = []
-_NOT_PER_SERVICE = r"(?!" + "|".join(p[5:] for p in _PER_SERVICE) + ")"
-_OTHER_NAME = re.compile(r"(?::|Chain |-A )(KUBE-" + _NOT_PER_SERVICE + r"[A-Z0-9-]+)")
-_OTHER_NAME_NL = re.compile(r"\n(?::|Chain |-A )(KUBE-" + _NOT_PER_SERVICE + r"[A-Z0-9-]+)")
 _PREFIX_RES = [(p, (re.compile(r"(?::|Chain |-A )" + p), re.compile(r"\n(?::|Chain |-A )" + p))) for p in _PER_SERVICE]
+# one scan for the names and the rarer per-Service prefixes (a search for an absent prefix reads the whole dump):
+# every KUBE-* name but the 100,000s of KUBE-SVC-/KUBE-SEP- ones, which are only looked for
+_MANY = ("KUBE-SVC-", "KUBE-SEP-")
+_FEW = tuple(p for p in _PER_SERVICE if p not in _MANY)
+_NOT_MANY = r"(?!" + "|".join(p[5:] for p in _MANY) + ")"
+_SOME_NAME = re.compile(r"(?::|Chain |-A )(KUBE-" + _NOT_MANY + r"[A-Z0-9-]+)")
+_SOME_NAME_NL = re.compile(r"\n(?::|Chain |-A )(KUBE-" + _NOT_MANY + r"[A-Z0-9-]+)")
 
 
 def kube_chains(text: str) -> set[str]:
@@ -57,11 +61,13 @@ def _summary(text: str) -> tuple[frozenset[str], frozenset[str]]:
     set of 110,000 strings held through the parse was a tenth of a whole dump's memory)."""
     if _LAST and _LAST[0][0] is text:
         return _LAST[0][1], _LAST[0][2]
-    names = set(_OTHER_NAME_NL.findall(text))  # the per-Service ones are never listed, only looked for
-    m = _OTHER_NAME.match(text)
+    some = set(_SOME_NAME_NL.findall(text))
+    m = _SOME_NAME.match(text)
     if m:
-        names.add(m.group(1))
-    prefixes = {p for p, rx in _PREFIX_RES if rx[0].match(text) or rx[1].search(text)}
+        some.add(m.group(1))
+    prefixes = {p for p in _FEW if any(n.startswith(p) for n in some)}
+    names = {n for n in some if not n.startswith(_FEW)}  # the per-Service ones are never listed, only looked for
+    prefixes |= {p for p, rx in _PREFIX_RES if p in _MANY and (rx[0].match(text) or rx[1].search(text))}
     _LAST[:] = [(text, frozenset(names), frozenset(prefixes))]
     return _LAST[0][1], _LAST[0][2]
 
