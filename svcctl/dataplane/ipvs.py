@@ -48,6 +48,10 @@ SOURCE_HASH_SCHEDULERS = {"sh": "a hash of the source address", "mh": "a Maglev 
 NOTE_NOT_BOUND = "is not bound to kube-ipvs0"
 NOTE_NOT_IN_IPSET = "is missing from the KUBE-CLUSTER-IP ipset"
 
+# the fast reader of plain `ipvsadm -Ln` tables (`_read_listing_fast`; tests/dataplane/test_ipvs_fast.py holds it
+# equal to the general reader)
+FAST = True
+
 _NUM_HINT = "run `ipvsadm -Ln` (with -n): names cannot be matched to Services"
 _FORMAT_HINT = "give the output of `ipvsadm -Ln` (or `ipvsadm -Ln --stats`, `ipvsadm -S -n`)"
 
@@ -167,20 +171,7 @@ def parse_ipvsadm(text: str, source: str, *, ipset_text: str | None = None, ip_a
                 rules.notes.append("only the virtual servers of the addresses asked about were read; counts are "
                                    "for the whole table")
                 return rules
-    lines = text.splitlines()
-    first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
-    if first is None:
-        raise InputError("empty ipvsadm output", hint=_FORMAT_HINT, source=source)
-    head = lines[first].strip()
-    if head == "IPVS connection entries":
-        raise InputError("this is a connection list (`ipvsadm -Lnc`), not the virtual server table",
-                         hint="give `ipvsadm -Ln` output for the virtual server table",
-                         source=source, line=first + 1)
-    if head.startswith("-A ") or head.startswith("-a "):
-        vss = _parse_save(lines, source)
-        fmt = "save"
-    else:
-        vss, fmt = _parse_listing(lines, first, source)
+    vss, fmt = _read_vss(text, source)
     rules = NodeRules(mode="ipvs", source=source)
     rules.stats.extra["virtualServers"] = len(vss)
     rules.stats.extra["realServers"] = sum(len(v.reals) for v in vss)
@@ -197,6 +188,93 @@ def parse_ipvsadm(text: str, source: str, *, ipset_text: str | None = None, ip_a
     if iptables_text is not None and vss:  # with no Service the ipsets are empty and kube-proxy writes no
         _check_iptables(iptables_text, rules)  # match-set rules (proxier.go: `if !…isEmpty()`)
     return rules
+
+
+def _read_vss(text: str, source: str) -> tuple[list[_VS], str]:
+    """The virtual servers of an ipvsadm listing or `-S -n` dump, and which format it is."""
+    if FAST:
+        fast = _read_listing_fast(text)
+        if fast is not None:
+            return fast, "list"
+    lines = text.splitlines()
+    first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
+    if first is None:
+        raise InputError("empty ipvsadm output", hint=_FORMAT_HINT, source=source)
+    head = lines[first].strip()
+    if head == "IPVS connection entries":
+        raise InputError("this is a connection list (`ipvsadm -Lnc`), not the virtual server table",
+                         hint="give `ipvsadm -Ln` output for the virtual server table",
+                         source=source, line=first + 1)
+    if head.startswith("-A ") or head.startswith("-a "):
+        return _parse_save(lines, source), "save"
+    return _parse_listing(lines, first, source)
+
+
+# `ipvsadm -Ln` as ipvsadm prints it (print_service_entry: `%s %s` + ` persistent %u`; a real server
+# `  -> %-28s %-7s %-6d %-10u %-10u`), IPv4 virtual and real servers: one line each, read in bulk
+_FL_V4 = r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_FL_LINE = re.compile(rf"(?:(TCP|UDP|SCTP) +({_FL_V4}):(\d{{1,5}}) ([a-z]+)(?: persistent (\d{{1,10}}))?"
+                      rf"|  -> ({_FL_V4}):(\d{{1,5}}) +(Masq|Local|Tunnel|Route) +(-?\d{{1,20}}) +(\d{{1,20}}) +"
+                      r"(\d{1,20})) *\n")
+_FL_HEAD = ("Prot LocalAddress:Port Scheduler Flags\n"
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n")
+_FL_UNUSUAL = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
+_FL_CHUNK = 1 << 18  # the text read a window at a time: a window's tuples, not a whole table's, exist at once
+class _Ints(dict[str, int]):
+    """int(text), one object for each number's text (100,000 real servers on a few ports and weights): a
+    lookup, and `int` only for a text not seen before."""
+
+    def __missing__(self, key: str) -> int:
+        if len(self) > 65536:
+            self.clear()
+        v = self[key] = int(key)
+        return v
+
+
+_INTS = _Ints()
+_FORWARD_WORDS = {w: w for w in FORWARDS}
+
+
+def _read_listing_fast(text: str) -> list[_VS] | None:
+    """A plain `ipvsadm -Ln` of IPv4 virtual servers (rr/wrr/… with or without `persistent`), every line of
+    ipvsadm's own shape, read a window of lines per regex call; None for anything else (other formats, IPv6,
+    firewall marks, flags, blank lines, no final newline), which the general reader then reads."""
+    nl = text.find("\n")
+    if nl < 0 or not BANNER.match(text[:nl]) or not text.startswith(_FL_HEAD, nl + 1) or not text.endswith("\n"):
+        return None
+    if any(ch in text for ch in _FL_UNUSUAL):
+        return None
+    pos, n = nl + 1 + len(_FL_HEAD), len(text)
+    line = 4  # the first virtual server's line
+    vss: list[_VS] = []
+    cur: _VS | None = None
+    ints, words, find_all, count = _INTS, _FORWARD_WORDS, _FL_LINE.findall, text.count
+    while pos < n:
+        end = text.find("\n", min(pos + _FL_CHUNK, n - 1)) + 1 or n
+        rows = find_all(text, pos, end)
+        if len(rows) != count("\n", pos, end):
+            return None  # a line of another shape
+        for proto, vip, vport, sched, pers, rip, rport, fwd, w, act, inact in rows:
+            if proto:
+                port = ints[vport]
+                if port > 65535:
+                    return None
+                cur = _VS(proto, vip, port, line=line)
+                cur.scheduler = sched
+                if pers:
+                    cur.persistent = int(pers)
+                vss.append(cur)
+            else:
+                if cur is None:
+                    return None
+                port = ints[rport]
+                if port > 65535:
+                    return None
+                cur.reals.append(Backend(rip, port, None, "", ints[w], ints[act], ints[inact]))
+                cur.forwards.append(words[fwd])
+            line += 1
+        pos = end
+    return vss
 
 
 _VS_LINE = re.compile(r"(?m)^(?:TCP|UDP|SCTP|FWM) |^-A ")
@@ -523,8 +601,9 @@ def _shares(v: _VS) -> list[str]:
     live = [b for b in v.reals if not b.draining]
     if sched in SHARE_SCHEDULERS:
         if sched == "rr":
+            share, zero = _one_in(len(live)) if live else _ZERO, _ZERO  # one Fraction each (immutable)
             for b in v.reals:
-                b.probability = Fraction(1, len(live)) if (not b.draining and live) else Fraction(0)
+                b.probability = zero if b.draining else share
         else:
             total = sum(b.weight or 0 for b in live)
             for b in v.reals:
@@ -543,6 +622,20 @@ def _shares(v: _VS) -> list[str]:
         notes.append("weight 0 (draining, kube-proxy's graceful termination): " + ", ".join(drained)
                      + " gets no new connections; existing ones continue")
     return notes
+
+
+_ZERO = Fraction(0)
+_ONE_IN: dict[int, Fraction] = {}
+
+
+def _one_in(n: int) -> Fraction:
+    """Fraction(1, n), made once for each n (a whole table has 10,000s of virtual servers of a few sizes)."""
+    f = _ONE_IN.get(n)
+    if f is None:
+        f = Fraction(1, n)
+        if len(_ONE_IN) < 4096:
+            _ONE_IN[n] = f
+    return f
 
 
 @dataclass
