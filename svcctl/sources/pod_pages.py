@@ -4,7 +4,8 @@
 through the model's generic readers and builds a fresh container and status object per Pod, which the prefetch
 then replaced by the workload's shared ones (≈ 40 µs per Pod). Here the fields the model keeps are read from the
 dict directly, and a Pod's containers, container statuses, label set and owner kinds are looked up by the raw
-values they are built from, so the replicas' objects are built once. A Pod's uid, resourceVersion,
+values they are built from, so the replicas' objects are built once (their conditions too, when equal to the
+transition times: see _CONDITION_SETS). A Pod's uid, resourceVersion,
 creationTimestamp and annotations are not kept (no check of a Pod reads them: a real cluster's Pods carry kilobytes
 of annotations). Otherwise the result equals `Pod.from_dict` followed by the prefetch's sharing
 (`tests/sources/test_pod_pages.py` compares them field by field); anything not shaped
@@ -35,13 +36,18 @@ from svcctl.model import (
 )
 
 _STATES = ("waiting", "running", "terminated")
+# Pods whose conditions are equal, transition times included, share one list of them: the replicas of a workload
+# that became ready in the same second (a rollout, a node's restart; every Pod of the benchmark's generated
+# cluster). Where every Pod's times differ nothing is shared, so the lookup is bounded: past this many distinct
+# sets it starts over (≈ 1.5 MB at most).
+_CONDITION_SETS = 4096
 
 
 class PodBuilder:
     """Builds the Pods of one read (see the module); `build` says None for a Pod the fast path does not take."""
 
     __slots__ = ("_str", "_labels", "_kinds", "_containers", "_statuses", "_gates", "_hints", "_times", "_empty",
-                 "raw")
+                 "_conditions", "raw")
 
     def __init__(self, raw: JSON, strings: dict[str, str] | None = None) -> None:
         # `strings` shared by the slices' and the Pods' builders: a Pod's name and IP are then the strings its slice
@@ -54,6 +60,7 @@ class PodBuilder:
         self._gates: dict[tuple[Any, ...], list[str]] = {}
         self._hints: dict[tuple[str, ...], list[str]] = {}  # a slice endpoint's zone and node hints
         self._times: dict[str, _dt.datetime | None] = {}
+        self._conditions: dict[tuple[Any, ...], list[Condition]] = {}  # see _CONDITION_SETS
         self._empty: dict[str, str] = {}
         self.raw = raw  # each Pod's `raw` (the prefetch's marker that the JSON was dropped)
 
@@ -136,19 +143,27 @@ class PodBuilder:
             if raw_ips is not None and type(raw_ips) is not list:
                 return None
             pips = [pip] if pip else []
-        conditions = []
         raw_conds = status.get("conditions")
         if raw_conds:
-            for c in raw_conds:
-                ct, cs, cr, cm = c.get("type"), c.get("status"), c.get("reason"), c.get("message")
-                for v in (ct, cs, cr, cm):
-                    if v is not None and type(v) is not str:
-                        return None
-                ct, cs, cr = ct or "", cs or "", cr or ""
-                conditions.append(Condition(strs.setdefault(ct, ct), strs.setdefault(cs, cs), strs.setdefault(cr, cr),
-                                            cm or "", self._time(c.get("lastTransitionTime"))))
+            ckey = tuple([(c.get("type"), c.get("status"), c.get("reason"), c.get("message"),
+                           c.get("lastTransitionTime")) for c in raw_conds])
+            conditions = self._conditions.get(ckey)
+            if conditions is None:
+                conditions = []
+                for ct, cs, cr, cm, when in ckey:
+                    for v in (ct, cs, cr, cm):
+                        if v is not None and type(v) is not str:
+                            return None
+                    ct, cs, cr = ct or "", cs or "", cr or ""
+                    conditions.append(Condition(strs.setdefault(ct, ct), strs.setdefault(cs, cs),
+                                                strs.setdefault(cr, cr), cm or "", self._time(when)))
+                if len(self._conditions) >= _CONDITION_SETS:
+                    self._conditions.clear()
+                self._conditions[ckey] = conditions
         elif raw_conds is not None and type(raw_conds) is not list:
             return None
+        else:
+            conditions = []
         containers = self._container_list(spec.get("containers"))
         init_containers = self._container_list(spec.get("initContainers"))
         statuses = self._status_list(status.get("containerStatuses"))

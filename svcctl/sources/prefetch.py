@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -165,31 +166,80 @@ def _absent(src: object, kind: str) -> bool:
 
 
 class _PodPool:
-    """Pods in list order, indexed by (namespace, key, value) and (namespace, key); namespace None: all."""
+    """Pods in list order, indexed by (namespace, key, value) and (namespace, key); namespace None: all.
+
+    The API lists Pods in key order, namespace by namespace, so the whole cluster's list for a label is the
+    namespaces' lists one after the other: kept once, not a second time for "all namespaces" (100,000 Pods: half
+    the indexing, ≈ 4 MB). A list that comes back to a namespace it left is indexed for all namespaces too, the
+    first time one is asked."""
 
     def __init__(self) -> None:
         self.by_pair: dict[tuple[str | None, str, str], list[Pod]] = {}
         self.by_key: dict[tuple[str | None, str], list[Pod]] = {}
-        self.by_ns: dict[str | None, list[Pod]] = {}
+        self.by_ns: dict[str | None, list[Pod]] = {None: []}
+        # the namespaces holding each (key, value) / key, in list order: the cluster-wide lists are theirs joined
+        self._pair_ns: dict[tuple[str, str], list[str]] = {}
+        self._key_ns: dict[str, list[str]] = {}
+        self._last: str | None = None
+        self._grouped = True  # namespace by namespace so far
+        self._whole = False  # the "all namespaces" entries of by_pair / by_key made (a list not grouped)
 
     def add(self, p: Pod) -> None:
         ns = p.meta.namespace
-        for scope in (ns, None):
-            self.by_ns.setdefault(scope, []).append(p)
+        self.by_ns[None].append(p)
+        if ns != self._last:
+            if ns in self.by_ns:
+                self._grouped = False
+            self._last = ns
+        lst = self.by_ns.get(ns)
+        if lst is None:
+            lst = self.by_ns[ns] = []
+        lst.append(p)
+        by_pair, by_key = self.by_pair, self.by_key
+        for k, v in p.meta.labels.items():
+            pods = by_pair.get((ns, k, v))
+            if pods is None:
+                pods = by_pair[(ns, k, v)] = []
+                self._pair_ns.setdefault((k, v), []).append(ns)
+            pods.append(p)
+            pods = by_key.get((ns, k))
+            if pods is None:
+                pods = by_key[(ns, k)] = []
+                self._key_ns.setdefault(k, []).append(ns)
+            pods.append(p)
+
+    def _all_namespaces(self) -> None:
+        """by_pair / by_key for namespace None, in list order (only for a list not in namespace order)."""
+        self._whole = True
+        for p in self.by_ns[None]:
             for k, v in p.meta.labels.items():
-                self.by_pair.setdefault((scope, k, v), []).append(p)
-                self.by_key.setdefault((scope, k), []).append(p)
+                self.by_pair.setdefault((None, k, v), []).append(p)
+                self.by_key.setdefault((None, k), []).append(p)
+
+    def _candidates(self, namespace: str | None, key: str, op: str, value: str | None) -> tuple[int, Any] | None:
+        """(how many, the Pods in list order) one term allows; None for a term no index answers."""
+        if op not in ("=", "exists"):
+            return None
+        if namespace is not None or self._whole:
+            got = (self.by_pair.get((namespace, key, value or ""), []) if op == "=" else
+                   self.by_key.get((namespace, key), []))
+            return len(got), got
+        if op == "=":
+            lists = [self.by_pair[(ns, key, value or "")] for ns in self._pair_ns.get((key, value or ""), ())]
+        else:
+            lists = [self.by_key[(ns, key)] for ns in self._key_ns.get(key, ())]
+        return sum(map(len, lists)), itertools.chain.from_iterable(lists)
 
     def select(self, namespace: str | None, selector: str | None, limit: int | None) -> list[Pod]:
         terms = parse_selector(selector)
-        pool: list[Pod] | None = None
+        if namespace is None and not self._grouped and not self._whole:
+            self._all_namespaces()
+        best: tuple[int, Any] | None = None
         for key, op, value in terms:  # the fewest candidates any one term allows
-            cand = (self.by_pair.get((namespace, key, value or ""), []) if op == "=" else
-                    self.by_key.get((namespace, key), []) if op == "exists" else None)
-            if cand is not None and (pool is None or len(cand) < len(pool)):
-                pool = cand
-        if pool is None:
-            pool = self.by_ns.get(namespace, [])
+            cand = self._candidates(namespace, key, op, value)
+            if cand is not None and (best is None or cand[0] < best[0]):
+                best = cand
+        pool = best[1] if best is not None else self.by_ns.get(namespace, [])
         out: list[Pod] = []
         for p in pool:
             if labels_match(p.meta.labels, terms):

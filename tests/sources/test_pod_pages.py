@@ -53,7 +53,21 @@ def test_replicas_share_their_containers_and_labels() -> None:
     assert a.meta.name != c.meta.name
     assert a.containers is c.containers and a.container_statuses is c.container_statuses
     assert a.meta.labels is c.meta.labels and a.meta.owner_kinds is c.meta.owner_kinds
-    assert a.conditions is not c.conditions  # their timestamps differ in a real cluster: one per Pod
+    assert a.conditions is c.conditions  # equal, to the transition times (the generator's one timestamp)
+
+
+def test_conditions_are_shared_only_when_equal_to_the_second() -> None:
+    import svcctl.sources.pod_pages as pod_pages
+
+    b = PodBuilder({})
+    every = pods()
+    a, c, d = every[0], every[1], every[3]  # ready replicas (every[2] is its Service's not-ready one)
+    c["status"]["conditions"][0]["lastTransitionTime"] = "2026-11-20T09:00:01Z"
+    pa, pc, pd = b.build(a), b.build(c), b.build(d)
+    assert pa is not None and pc is not None and pd is not None
+    assert pa.conditions is not pc.conditions and pa.conditions is pd.conditions
+    assert pc.conditions[0].last_transition is not None and pc.conditions[0].last_transition.second == 1
+    assert len(b._conditions) <= pod_pages._CONDITION_SETS  # bounded where every Pod's times differ
 
 
 @pytest.mark.parametrize("path,value", [

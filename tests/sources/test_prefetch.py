@@ -95,3 +95,36 @@ def test_prefetched_check_is_the_per_service_check(refused: str | None, apiserve
         said = [s for s in doc["services"] if f'"{refused}\\" is forbidden' in json.dumps(s)
                 or f"{refused} is forbidden" in json.dumps(s) or "forbidden" in json.dumps(s).lower()]
         assert len(said) == len(doc["services"]), refused  # every Service says what it could not read
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_pod_pool_answers_as_a_filter_of_the_list(grouped: bool) -> None:
+    """The Pod index answers a selector as the API would, the first `limit` Pods in list order, in one namespace
+    and in all: from the namespaces' lists joined when the list comes namespace by namespace (as the API lists
+    them), from an index of its own when it does not."""
+    import random
+
+    from svcctl.model import Pod
+    from svcctl.selectors import labels_match, parse_selector
+
+    rnd = random.Random(7)
+    pods: list[Pod] = []
+    for i in range(400):
+        labels = {k: rnd.choice(["a", "b", "c"]) for k in ("app", "tier", "x") if rnd.random() < 0.7}
+        raw = _pod(f"ns-{rnd.randrange(5)}", "w", f"p-{i:03d}", "10.0.0.1", "node-0", True)
+        raw["metadata"]["labels"] = labels
+        pods.append(Pod.from_dict(raw))
+    if grouped:
+        pods.sort(key=lambda p: p.meta.namespace)
+    pool = prefetch._PodPool()
+    for p in pods:
+        pool.add(p)
+    selectors = [None, "app", "app=a", "app=a,tier=b", "tier,x=c", "app!=a", "x=c,app", "none=x"]
+    for ns in [None, "ns-0", "ns-3", "nowhere"]:
+        for sel in selectors:
+            for limit in (None, 1, 7):
+                terms = parse_selector(sel)
+                want = [p for p in pods if (ns is None or p.meta.namespace == ns) and labels_match(p.meta.labels,
+                                                                                                   terms)]
+                got = pool.select(ns, sel, limit)
+                assert [p.key for p in got] == [p.key for p in want[:limit]], (ns, sel, limit)
