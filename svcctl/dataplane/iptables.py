@@ -178,7 +178,7 @@ class Table:
         return count
 
     def total_rules(self) -> int:
-        return sum(len(v) for v in self.chains.values()) + self.lazy_rules + self.eps_rules
+        return sum(map(len, self.chains.values())) + self.lazy_rules + self.eps_rules
 
 
 def _ep_hairpin(v: tuple[str, int, bool, str] | bool) -> bool:
@@ -478,14 +478,21 @@ _NC = r'"(?:[^"\\\n-][^"\\\n]*)?"'
 _EP_SHAPE = (r"(KUBE-SEP-\S+) (?:-s " + _NV + r" -m comment --comment " + _NC + r" -j KUBE-MARK-MASQ\n-A \1 (-)|-)p " +
              _NV + r" -m comment --comment " + _NC + r" -m " + _NV + r" -j DNAT --to-destination "
              r"(?:(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})|(" + _NV + r"))(?=\n)(?!\n-A \1 )")
-_BULK_EP = re.compile(r"\n-A " + _EP_SHAPE)
-# a KUBE-SVC- chain's jump lines (`_FAST_RULES["-m "]`), each matched from the newline before it
-_SVC_JUMPS = re.compile(r"\n-A \S+ -m comment --comment " + _NC + r"(?: -m statistic --mode random --probability (" +
-                        _NV + r"))? -j (" + _NV + r")(?=\n)")
-# the other runs: of chains not named KUBE-SEP- (fast), or of any chain not of that shape (when some KUBE-SEP-
-# chain is not)
-_BULK_OTHER = re.compile(r"\n-A (?!KUBE-SEP-)(\S+) [^\n]*(?:\n-A \1 [^\n]*)*")
-_BULK_NOT_EP = re.compile(r"\n-A (?!" + _EP_SHAPE + r")(\S+) [^\n]*(?:\n-A \6 [^\n]*)*")
+
+
+@functools.cache
+def _bulk_res() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """The whole-table scans' regexes (endpoint chains, KUBE-SVC- jumps, other runs, runs not of the shape),
+    compiled when a whole dump is first read: compiling them was a third of this module's import, which every
+    one-Service read pays."""
+    return (re.compile(r"\n-A " + _EP_SHAPE),
+            # a KUBE-SVC- chain's jump lines (`_FAST_RULES["-m "]`), each matched from the newline before it
+            re.compile(r"\n-A \S+ -m comment --comment " + _NC + r"(?: -m statistic --mode random --probability (" +
+                       _NV + r"))? -j (" + _NV + r")(?=\n)"),
+            # the other runs: of chains not named KUBE-SEP- (fast), or of any chain not of that shape (when some
+            # KUBE-SEP- chain is not)
+            re.compile(r"\n-A (?!KUBE-SEP-)(\S+) [^\n]*(?:\n-A \1 [^\n]*)*"),
+            re.compile(r"\n-A (?!" + _EP_SHAPE + r")(\S+) [^\n]*(?:\n-A \6 [^\n]*)*"))
 
 
 _WINDOW = 1 << 20
@@ -524,13 +531,14 @@ def _bulk_nat(text: str, ls: int, table: Table, dump: Dump, no: int, source: str
     ep_lines = 0
     ports = _PORT_INTS
     found_n = 0
+    bulk_ep, _, bulk_other, bulk_not_ep = _bulk_res()
 
     def port_of(text: str) -> int:
         num = ports[text] = int(text)
         return num
 
     for a, b in _windows(text, lo, end):  # a window at a time: the matches' strings never all exist at once
-        found = _BULK_EP.findall(text, a, b + 1)
+        found = bulk_ep.findall(text, a, b + 1)
         found_n += len(found)
         ep_lines += len(found) + [f[1] for f in found].count("-")
         # in comprehensions (C loops): the chain's name interned (the declaration's string), one int per port
@@ -542,7 +550,7 @@ def _bulk_nat(text: str, ls: int, table: Table, dump: Dump, no: int, source: str
     if len(eps) != found_n:
         return None  # a chain in two places
     runs: list[tuple[str, int, int, int]] = []
-    for rx, group in ((_BULK_OTHER, 1), (_BULK_NOT_EP, 6)):
+    for rx, group in ((bulk_other, 1), (bulk_not_ep, 6)):
         runs.clear()
         lines = ep_lines
         for m in rx.finditer(text, lo, end):
@@ -563,7 +571,11 @@ def _bulk_nat(text: str, ls: int, table: Table, dump: Dump, no: int, source: str
         if ep is not None:
             ep_lines -= 2 if _ep_hairpin(ep) else 1
     chains, lazy = table.chains, table.lazy
-    if not eps.keys() <= chains.keys():  # an undeclared one: the line loop places it in the chains' order
+    declared = len(chains)
+    chains.update(dict.fromkeys(eps, _NO_RULES))  # (no rule is parsed yet in this table: all are _NO_RULES)
+    if len(chains) != declared:  # an undeclared one: the line loop places it in the chains' order
+        for c in list(chains)[declared:]:
+            del chains[c]
         return None
     at, line = ls, no
     for chain, start, stop, k in runs:
@@ -1160,6 +1172,7 @@ class _Follower:
         self.visited: set[str] = set()
         self.cache: dict[str, _Walk] = {}
         self.claimed: set[int] = set()  # walks (by id) whose backends an entry took
+        self.counts: dict[str, int] = {}  # a KUBE-SVC- chain walked from its text -> the rules of its chains
 
     def claim(self, w: _Walk) -> bool:
         """True the first time an entry takes this walk's backends (with the fast paths on)."""
@@ -1256,6 +1269,7 @@ class _Follower:
         if run is None or run.__class__ is not int:
             return None
         _no, start, end, count = _unrun(run)
+        run_count = count
         text = nat.text
         at = start + 4 + len(chain)
         masq_words = None
@@ -1272,7 +1286,7 @@ class _Follower:
             first, count = le, count - 1
         # every jump line in one scan: as many matches as lines, each one line (they start at a newline, and
         # every line of the run starts with `-A chain `): (probability or "", target) each
-        jumps = _SVC_JUMPS.findall(text, first, end)
+        jumps = _bulk_res()[1].findall(text, first, end)
         if len(jumps) != count:
             return None
         eps = nat.eps
@@ -1305,7 +1319,10 @@ class _Follower:
         w.backends = [Backend(ep[0], ep[1], bshare, ep[3])  # type: ignore[index]
                       for ep, bshare in zip(taken, backend_shares, strict=False)]
         if lined is None:
-            eps.update({ep[3]: ep[2] for ep in taken})  # type: ignore[index]  # reached (see Table.eps)
+            marks = {ep[3]: ep[2] for ep in taken}  # type: ignore[index]
+            eps.update(marks)  # reached (see Table.eps)
+            # the rules of its chains, for its Service's count: its own and one or two per endpoint chain
+            self.counts[chain] = run_count + len(marks) + sum(marks.values())
         else:
             for ep in taken:
                 if ep[3] in lined:  # type: ignore[index]
@@ -1481,7 +1498,9 @@ def _entry_from_rule(r: Rule, kind_default: str) -> ServiceEntry:
         t = r.target or ""
         kind = "LoadBalancer" if t.startswith("KUBE-FW-") else "ExternalIP" if t.startswith("KUBE-EXT-") \
             else kind_default
-    return ServiceEntry(name=name, protocol=proto, address=addr, port=port, kind=kind)
+    # its lists given (not made by the dataclass's factories, 10,000 entries × 7)
+    return ServiceEntry(name=name, protocol=proto, address=addr, port=port, kind=kind, backends=[], path=[],
+                        masquerade=[], source_ranges=[], notes=[], flags=[], glue=[])
 
 
 def _apply_walk(entry: ServiceEntry, walk: _Walk, prefix_path: list[str], owned: bool = False) -> None:
@@ -1601,9 +1620,12 @@ def follow(dump: Dump) -> NodeRules:
                     unreferenced.append(c)
         rules.stats.extra["sepChains"] = seps
         rules.stats.extra["svcChains"] = svcs
-        count = nat.rules_counter()
+        count, walked = nat.rules_counter(), fol.counts
         for spn, entries in per_service.items():
-            rules.stats.per_service[spn] = entry_rule_count.get(spn, 0) + count(_chains_of(entries))
+            path = entries[0].path
+            n = walked.get(path[0]) if len(entries) == 1 and len(path) == 1 else None  # counted by its walk
+            rules.stats.per_service[spn] = entry_rule_count.get(spn, 0) + (
+                count(_chains_of(entries)) if n is None else n)
         rules.unreferenced_chains = sorted(unreferenced)
         if rules.unreferenced_chains:
             rules.notes.append(f"{len(rules.unreferenced_chains)} KUBE-SVC/SEP chain(s) exist but nothing "
