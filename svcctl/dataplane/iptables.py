@@ -75,11 +75,13 @@ class Table:
     lazy: dict[str, int | list[int]] = field(default_factory=dict)
     lazy_rules: int = 0  # the rules kept in `lazy`, counted as they are kept
     # endpoint chains of kube-proxy's shape (its hairpin masquerade then the DNAT, or the DNAT alone, one run),
-    # read in one regex scan of a whole nat table (`_bulk_nat`): chain -> (address, port, hairpin masquerade, the
-    # chain's name), and once the walk has taken it, just whether it has the hairpin line (the walk's mark that it
-    # was reached, instead of a visited set of 100,000); where their lines are is looked up only when asked
-    # (`runs`), so they cost no index entries
-    eps: dict[str, tuple[str, int, bool, str] | bool] = field(default_factory=dict)
+    # read in one regex scan of a whole nat table (`_bulk_nat`): chain -> its Backend (address, port, chain; the
+    # walk that reaches it gives it its share and takes it, so a whole dump's backends are made once, where their
+    # parts are read), and once taken, just whether it has the hairpin line (the walk's mark that it was reached,
+    # instead of a visited set of 100,000); where their lines are is looked up only when asked (`runs`), so they
+    # cost no index entries
+    eps: dict[str, Backend | bool] = field(default_factory=dict)
+    eps_one: set[str] = field(default_factory=set)  # those of one line, the DNAT alone (no hairpin masquerade)
     eps_at: tuple[int, int, int] = (0, 0, 0)  # the scanned rules: first line's start and number, end
     eps_rules: int = 0
     source: str = ""
@@ -98,7 +100,7 @@ class Table:
         start, no, end = self.eps_at
         text = self.text
         pos = text.find(f"\n-A {chain} ", start - 1, end) + 1
-        count = 2 if _ep_hairpin(self.eps[chain]) else 1
+        count = self._ep_lines(chain, self.eps[chain])
         stop = pos
         for _ in range(count):
             stop = text.find("\n", stop, end + 1) + 1
@@ -119,7 +121,7 @@ class Table:
         v = self.lazy.get(chain)
         if v is None:
             ep = self.eps.get(chain)
-            return 0 if ep is None else 2 if _ep_hairpin(ep) else 1
+            return 0 if ep is None else self._ep_lines(chain, ep)
         if isinstance(v, int):
             return v & _OFF_MASK
         return sum(r & _OFF_MASK for r in v)
@@ -153,6 +155,12 @@ class Table:
     def n_rules(self, chain: str) -> int:
         return len(self.chains.get(chain) or ()) + self._n_lazy(chain)
 
+    def _ep_lines(self, chain: str, v: Backend | bool) -> int:
+        """An `eps` endpoint chain's lines: two with its hairpin masquerade, else one."""
+        if isinstance(v, bool):
+            return 2 if v else 1
+        return 1 if chain in self.eps_one else 2
+
     def rules_counter(self) -> Callable[[Iterable[str]], int]:
         """`sum(n_rules(c) for c in chains)` as one function over a set of chains (110,000 of them, in a
         whole dump's per-Service counts)."""
@@ -165,7 +173,7 @@ class Table:
                 if v is None:
                     ep = eps_get(c)
                     if ep is not None:
-                        n += 2 if _ep_hairpin(ep) else 1
+                        n += self._ep_lines(c, ep)
                 elif isinstance(v, int):
                     n += v & mask
                 else:
@@ -179,11 +187,6 @@ class Table:
 
     def total_rules(self) -> int:
         return sum(map(len, self.chains.values())) + self.lazy_rules + self.eps_rules
-
-
-def _ep_hairpin(v: tuple[str, int, bool, str] | bool) -> bool:
-    """Whether an `eps` endpoint chain has its hairpin masquerade line (two lines, else one)."""
-    return v if isinstance(v, bool) else v[2]
 
 
 _OFF_BITS = 40  # offsets and line numbers up to a terabyte / a trillion lines
@@ -527,7 +530,8 @@ def _bulk_nat(text: str, ls: int, table: Table, dump: Dump, no: int, source: str
         return None
     count = text.count
     total = count("\n", lo, end)  # its lines; every one must be in a run the scans find (all `-A` lines)
-    eps: dict[str, tuple[str, int, bool, str] | bool] = {}
+    eps: dict[str, Backend | bool] = {}
+    one: set[str] = set()
     ep_lines = 0
     ports = _PORT_INTS
     found_n = 0
@@ -542,11 +546,13 @@ def _bulk_nat(text: str, ls: int, table: Table, dump: Dump, no: int, source: str
         found_n += len(found)
         ep_lines += len(found) + [f[1] for f in found].count("-")
         # in comprehensions (C loops): the chain's name interned (the declaration's string), one int per port
-        eps.update({(c := intern(chain)): (ip, ports.get(port) or port_of(port), hairpin == "-", c)
+        eps.update({(c := intern(chain)): Backend(ip, ports.get(port) or port_of(port), None, c)
                     for chain, hairpin, ip, port, _ in found if ip})
         for chain, hairpin, ip, _, to in found:
             if not ip:
-                eps[intern(chain)] = (*_to_parts(to), hairpin == "-", intern(chain))
+                eps[intern(chain)] = Backend(*_to_parts(to), None, intern(chain))
+            if not hairpin:
+                one.add(intern(chain))
     if len(eps) != found_n:
         return None  # a chain in two places
     runs: list[tuple[str, int, int, int]] = []
@@ -559,17 +565,16 @@ def _bulk_nat(text: str, ls: int, table: Table, dump: Dump, no: int, source: str
             k = count("\n", start, stop)
             runs.append((chain, start + 1, stop + 1, k))
             lines += k
-            ep = eps.get(chain)
-            if ep is not None:  # some of its lines are not of the shape: the run has them all, or the check fails
-                lines -= 2 if _ep_hairpin(ep) else 1
+            if chain in eps:  # some of its lines are not of the shape: the run has them all, or the check fails
+                lines -= 1 if chain in one else 2
         if lines == total:
             break
     else:
         return None
     for chain, *_ in runs:
-        ep = eps.pop(chain, None)
-        if ep is not None:
-            ep_lines -= 2 if _ep_hairpin(ep) else 1
+        if eps.pop(chain, None) is not None:
+            ep_lines -= 1 if chain in one else 2
+            one.discard(chain)
     chains, lazy = table.chains, table.lazy
     declared = len(chains)
     chains.update(dict.fromkeys(eps, _NO_RULES))  # (no rule is parsed yet in this table: all are _NO_RULES)
@@ -601,7 +606,7 @@ def _bulk_nat(text: str, ls: int, table: Table, dump: Dump, no: int, source: str
             if rules is None or rules is _NO_RULES:
                 rules = chains[rule.chain] = []
             rules.append(rule)
-    table.eps, table.eps_at, table.eps_rules, table.text = eps, (ls, no, end), ep_lines, text
+    table.eps, table.eps_one, table.eps_at, table.eps_rules, table.text = eps, one, (ls, no, end), ep_lines, text
     dump.n_rules += total
     return end + 1, no + total - 1
 
@@ -1219,8 +1224,8 @@ class _Follower:
             return None
         got = self.nat.eps.get(chain)
         if got is not None:
-            if isinstance(got, tuple):
-                return got[0], got[1], got[2]
+            if not isinstance(got, bool):
+                return got.ip, got.port, chain not in self.nat.eps_one
             _no, start, end, count = self.nat._ep_run(chain)[0]  # taken by a walk already: read it again
         else:
             run = self.nat.lazy.get(chain)
@@ -1289,22 +1294,22 @@ class _Follower:
         jumps = _bulk_res()[1].findall(text, first, end)
         if len(jumps) != count:
             return None
-        eps = nat.eps
+        eps, one = nat.eps, nat.eps_one
         eps_get = eps.get
-        targets = [eps_get(t) for _, t in jumps]
-        lined: set[str] | None = None  # the endpoint chains read from their lines: marked in the visited set
-        if None in targets or True in targets or False in targets:  # not read by the scan, or taken already
-            for k, ep in enumerate(targets):
-                if not isinstance(ep, tuple):
-                    target = jumps[k][1]
-                    if not target.startswith(IPTABLES_ENDPOINT_PREFIX):
-                        return None
-                    parts = self._endpoint_parts(target)
-                    if parts is None:
-                        return None
-                    targets[k] = (*parts, intern(target))
-                    lined = lined or set()
-                    lined.add(intern(target))
+        targets = [eps_get(t) for _, t in jumps]  # each one's Backend, made by the scan
+        lined: dict[str, bool] | None = None  # those read from their lines (-> hairpin): marked in the visited set
+        for k, ep in enumerate(targets):
+            if ep.__class__ is not Backend:  # not read by the scan, or taken by another walk already
+                target = jumps[k][1]
+                if not target.startswith(IPTABLES_ENDPOINT_PREFIX):
+                    return None
+                parts = self._endpoint_parts(target)
+                if parts is None:
+                    return None
+                name = intern(target)
+                targets[k] = Backend(parts[0], parts[1], None, name)
+                lined = lined if lined is not None else {}
+                lined[name] = parts[2]
         shares = _cascade(tuple([p for p, _ in jumps]))
         if shares is None:
             return None
@@ -1315,21 +1320,29 @@ class _Follower:
             visited.add("KUBE-MARK-MASQ")
             w.masquerade.append(masq_words)
         backend_shares, remaining = shares
-        taken = targets[:len(backend_shares)]  # to the last share
-        w.backends = [Backend(ep[0], ep[1], bshare, ep[3])  # type: ignore[index]
-                      for ep, bshare in zip(taken, backend_shares, strict=False)]
+        taken: list[Backend] = targets[:len(backend_shares)]  # type: ignore[assignment]  # to the last share
+        if len(set(map(id, taken))) != len(taken):  # one endpoint chain jumped to twice: a Backend each
+            taken = [_copy(b) for b in taken]
+        for b, bshare in zip(taken, backend_shares, strict=False):
+            b.probability = bshare
+        w.backends = taken
         if lined is None:
-            marks = {ep[3]: ep[2] for ep in taken}  # type: ignore[index]
+            marks = {b.chain: b.chain not in one for b in taken} if one else dict.fromkeys([b.chain for b in taken],
+                                                                                          True)
             eps.update(marks)  # reached (see Table.eps)
             # the rules of its chains, for its Service's count: its own and one or two per endpoint chain
             self.counts[chain] = run_count + len(marks) + sum(marks.values())
+            hairpin = True in marks.values()
         else:
-            for ep in taken:
-                if ep[3] in lined:  # type: ignore[index]
-                    visited.add(ep[3])  # type: ignore[index]
+            hairpin = False
+            for b in taken:
+                if b.chain in lined:
+                    visited.add(b.chain)
+                    hairpin = hairpin or lined[b.chain]
                 else:
-                    eps[ep[3]] = ep[2]  # type: ignore[index]
-        if True in [ep[2] for ep in taken]:  # type: ignore[index]
+                    eps[b.chain] = hp = b.chain not in one
+                    hairpin = hairpin or hp
+        if hairpin:
             visited.add("KUBE-MARK-MASQ")
             if _HAIRPIN not in w.masquerade:
                 w.masquerade.append(_HAIRPIN)
