@@ -6,7 +6,8 @@ Per mode and size, each as its own subprocess with its peak RSS:
   only that Service's chains / map elements / virtual server are parsed) — target < 1 s and < 200 MB at 10,000;
 - the whole dump: `svcctl rules --MODE FILE -o json` (linear in the dump: the µs-per-line column is its CPU time,
   user + system, per line of the file; `×file` its peak RSS over the file's size), beside `wc -l` of the file
-  and, in iptables mode, the general parser (`iptables.FAST` off: no kube-proxy-shaped fast path) on the same file;
+  and the general parser (the mode's `FAST` off: no kube-proxy-shaped fast path) on the same file, whose output
+  must be the same;
 - `cpu`: the command's own user + system CPU time (the median run's), steadier than the wall time on a shared
   machine;
 - one Service from a file of 1 MB or more is streamed (sources/scoped.py; every mode): its memory should stay
@@ -68,8 +69,9 @@ def _grep(mode: str, path: str, cmds: list[list[str]], repeat: int) -> tuple[flo
     return seconds, rss, f"{found.count(chr(10))} lines"
 
 
-# the whole-dump command with the iptables parser's fast paths off: the general parser and walk, as before them
-_GENERAL = ("import sys; import svcctl.dataplane.iptables as ip; ip.FAST = False; from svcctl.cli.main import run; "
+# the whole-dump command with the mode's fast paths off (`FAST` of svcctl.dataplane.<mode>): the general parser
+# and walk, as before them
+_GENERAL = ("import sys; import svcctl.dataplane.{0} as m; m.FAST = False; from svcctl.cli.main import run; "
             "sys.exit(run('svcctl', sys.argv[1:]))")
 
 
@@ -105,14 +107,12 @@ def bench(size: str, repeat: int = 3, modes: tuple[str, ...] = MODES) -> list[Ro
                 whole = run([*SVCCTL, "rules", flag, path, "-o", "json"])
                 rows.append(_row(mode, dump, "rules (whole dump)", whole, "wc -l", wc.seconds, lines,
                                  _entries(whole.stdout) + f"; load {load:.1f}", per_line=True, file_mb=mb))
-                if mode == "iptables":
-                    general = run([sys.executable, "-c", _GENERAL, "rules", flag, path, "-o", "json"])
-                    same = "same output" if general.stdout == whole.stdout else "OUTPUT DIFFERS"
-                    rows.append(_row(mode, dump, "baseline: general parser (FAST off), whole dump", general, "wc -l",
-                                     wc.seconds, lines, same, per_line=True, file_mb=mb))
-                    rows[-2].baseline, rows[-2].baseline_seconds = "general parser", general.seconds
-                rows[-4 if mode == "iptables" else -3].note = (
-                    rows[-4 if mode == "iptables" else -3].note + f"; dump generated in {gen:.1f} s").lstrip("; ")
+                general = run([sys.executable, "-c", _GENERAL.format(mode), "rules", flag, path, "-o", "json"])
+                same = "same output" if general.stdout == whole.stdout else "OUTPUT DIFFERS"
+                rows.append(_row(mode, dump, "baseline: general parser (FAST off), whole dump", general, "wc -l",
+                                 wc.seconds, lines, same, per_line=True, file_mb=mb))
+                rows[-2].baseline, rows[-2].baseline_seconds = "general parser", general.seconds
+                rows[-4].note = (rows[-4].note + f"; dump generated in {gen:.1f} s").lstrip("; ")
     return rows
 
 
