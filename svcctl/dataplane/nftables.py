@@ -77,13 +77,13 @@ class _Chain:
     __slots__ = ("name", "_rules", "hook", "comment", "lazy", "src", "jumps")
 
     def __init__(self, name: str, rules: list[_Rule] | None = None, hook: str | None = None,
-                 comment: str | None = None) -> None:
+                 comment: str | None = None, lazy: int = 0, src: str = "") -> None:
         self.name = name
         self._rules = rules
         self.hook = hook  # "nat prerouting" etc. for base chains
         self.comment = comment
-        self.lazy = 0
-        self.src = ""
+        self.lazy = lazy
+        self.src = src
         self.jumps: tuple[str, ...] | None = None  # a fast-walked chain's jump targets, for `_reachable`
 
     @property
@@ -329,15 +329,16 @@ def _read_listing_fast(text: str) -> list[_Table] | None:
             if (find("{", bs, be) >= 0 or find("}", bs, be) >= 0) and not _braces_close_at_end(text[bs:be]):
                 return None
             if kind == "chain":
-                if name in chains:
-                    return None  # a chain listed twice: its rules add up, as the general reader does
-                c = chains[name] = _Chain(name)
                 while marks[mi] < bs - 1:
                     mi += 1
                 if rows and marks[mi] >= be:  # rules only: kept as their place in the text
-                    c.lazy, c.src = bs | (be - bs) << 40 | (line + 1) << 80 | rows << 120, text  # _pack
+                    c = _Chain(name, None, None, None, bs | (be - bs) << 40 | (line + 1) << 80 | rows << 120, text)
                     n_rules += rows
                 else:
+                    c = _Chain(name)
+                if chains.setdefault(name, c) is not c:
+                    return None  # a chain listed twice: its rules add up, as the general reader does
+                if not c.lazy:
                     c._rules = []
                     add = _chain_line(c)
                     for k, raw in enumerate(text[bs:be].split("\n")[:-1]):
@@ -349,6 +350,8 @@ def _read_listing_fast(text: str) -> list[_Table] | None:
                 table.sets[name] = _set_from_text(name, kind == "map",
                                                   [(0, raw.strip()) for raw in text[bs:be].split("\n")[:-1]])
             pos, line = be + 3, line + rows + 2
+            if text[pos:pos + 1] == "\n":  # the blank line nft prints between blocks
+                pos, line = pos + 1, line + 1
     return tables
 
 
@@ -1090,13 +1093,32 @@ def _share(prob: Fraction, n: int) -> Fraction:
 def _vmap_targets(items: str, n: int) -> list[str] | None:
     """`0 : goto a, 1 : goto b, …` with the keys 0…n-1 in order and each target once (what the general walk
     reads as a 1/n share each, in this order); None otherwise."""
-    if _FW_VMAP_ITEMS.fullmatch(items) is None:
-        return None
-    parts = items.split(", ")
-    out = [p.rpartition(" ")[2] for p in parts]
-    if len(out) != n or [p.partition(" ")[0] for p in parts] != _keys(n) or len(set(out)) != n:
-        return None
-    return out
+    if "jump" not in items:  # kube-proxy's gotos: the targets by a literal-led findall, the rest by one compare
+        out = _FW_GOTO_TARGET.findall(items)
+        if len(out) != n or ", ".join(map(str.__add__, _goto_heads(n), out)) != items:
+            return None
+    else:
+        if _FW_VMAP_ITEMS.fullmatch(items) is None:
+            return None
+        parts = items.split(", ")
+        out = [p.rpartition(" ")[2] for p in parts]
+        if len(out) != n or [p.partition(" ")[0] for p in parts] != _keys(n):
+            return None
+    return out if len(set(out)) == n else None
+
+
+_FW_GOTO_TARGET = re.compile(r" : goto ([^\s,{}]+)")
+_HEADS: dict[int, list[str]] = {}
+
+
+def _goto_heads(n: int) -> list[str]:
+    """["0 : goto ", "1 : goto ", …] for n items."""
+    v = _HEADS.get(n)
+    if v is None:
+        v = [f"{i} : goto " for i in range(n)]
+        if len(_HEADS) < 1024:
+            _HEADS[n] = v
+    return v
 
 
 _KEYS: dict[int, list[str]] = {}
