@@ -87,7 +87,7 @@ class ObjectMeta:
 # --------------------------------------------------------------------------- Service
 
 
-@dataclass
+@dataclass(slots=True)
 class ServicePort:
     port: int
     protocol: str = "TCP"
@@ -123,7 +123,7 @@ class ServicePort:
         return f"{self.name or self.port}/{self.protocol}"
 
 
-@dataclass
+@dataclass(slots=True)
 class Service:
     meta: ObjectMeta
     type: str = "ClusterIP"
@@ -426,7 +426,7 @@ class SlicePort:
     protocol: str = "TCP"
 
 
-@dataclass
+@dataclass(slots=True)
 class EndpointSlice:
     meta: ObjectMeta
     address_type: str = "IPv4"
@@ -456,7 +456,7 @@ class EndpointSlice:
         return self.meta.labels.get("endpointslice.kubernetes.io/managed-by", "")
 
 
-@dataclass
+@dataclass(slots=True)
 class Endpoints:
     """Legacy v1 Endpoints: read only for the over-capacity annotation and hand-made endpoints."""
 
@@ -524,7 +524,7 @@ class Node:
         return self.meta.labels.get("topology.kubernetes.io/zone", "")
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     meta: ObjectMeta
     involved_kind: str = ""

@@ -225,6 +225,11 @@ def run_attempt(app: Context, plan: Plan, progress: Progress, attempt: int) -> A
             sc.skipped.append(sc.policy.skipped)
         sc.seconds = time.monotonic() - t0
         checks.append(spool.add(sc) if spool is not None else sc)
+        if spool is not None:
+            done = getattr(src, "done", None)
+            if callable(done):
+                del g, rep  # the Service's objects: only the compact report is kept
+                done(ns, name)
         if i % 500 == 0:
             _prefetch.settle()
     run.report.services = sort_checks(checks)

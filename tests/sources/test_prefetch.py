@@ -128,3 +128,28 @@ def test_pod_pool_answers_as_a_filter_of_the_list(grouped: bool) -> None:
                                                                                                    terms)]
                 got = pool.select(ns, sel, limit)
                 assert [p.key for p in got] == [p.key for p in want[:limit]], (ns, sel, limit)
+
+
+def test_a_checked_services_slices_are_let_go_and_read_again_if_asked(apiserver: Any) -> None:
+    """check -A lets each Service's slices go once it is checked (`done`); asked again, they come from the API
+    (one request), never as "no slices"."""
+    from svcctl.sources.kubeconfig import resolve
+    from svcctl.sources.live import LiveSource
+
+    srv = apiserver(copy.deepcopy(cluster()))
+    src = LiveSource(resolve(str(srv.kubeconfig)))
+    services = src.list_services(None)
+    fast = prefetch.prefetch(src, None, services, True)
+    try:
+        assert isinstance(fast, prefetch.Prefetched)
+        first = fast.list_endpoint_slices("default", "hostnames")
+        assert [sl.meta.name for sl in first] == ["hostnames-abcde"]
+        before = src.requests
+        assert [sl.meta.name for sl in fast.list_endpoint_slices("default", "hostnames")] == ["hostnames-abcde"]
+        assert src.requests == before  # from the list
+        fast.done("default", "hostnames")
+        again = fast.list_endpoint_slices("default", "hostnames")
+        assert [sl.meta.name for sl in again] == ["hostnames-abcde"] and src.requests == before + 1
+        assert [e.addresses for e in again[0].endpoints] == [e.addresses for e in first[0].endpoints]
+    finally:
+        prefetch.release()
