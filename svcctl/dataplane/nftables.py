@@ -968,11 +968,11 @@ class _Interp:
             chains, path, backends, ep_rx, ints = self.t.chains, w.path, w.backends, _FW_ENDPOINT.fullmatch, _INTS
             on_path, masq_had = set(path), set(masq)  # what the general walk finds by scanning the lists
             is_local = True if local else None
-            deep = depth + 1 > _MAX_DEPTH
+            safe = depth + 1 <= _MAX_DEPTH and set(inner).isdisjoint(targets)  # no loop, not too deep
             for target in targets:
                 ep = chains.get(target)
                 m = None
-                if ep is not None and ep.lazy and not deep and target not in inner and target.startswith("endpoint-"):
+                if ep is not None and ep.lazy and safe and target.startswith("endpoint-"):
                     v = ep.lazy
                     start = v & _M40
                     m = ep_rx(ep.src, start, start + (v >> 40 & _M40))
@@ -993,9 +993,7 @@ class _Interp:
                     masq.append(phrase)
                     masq_had.add(phrase)
                 ip = ip4 or ip6
-                port = ints.get(port_s)
-                if port is None:
-                    port = _int(port_s)
+                port = ints[port_s]
                 key = (ip, port)
                 if key in seen:
                     self._add_backend(w, ip, port, share, ep_name, local)
@@ -1067,16 +1065,24 @@ _FW_VMAP_ITEMS = re.compile(r"\d{1,10} : (?:goto|jump) [^\s,{}]+(?:, \d{1,10} : 
 _FW_MAP_ITEM = re.compile(r"(\d{1,10}) : ([^\s,]+) \. (\d{1,5})(?:, |$)")
 _MASQ_JUMP = ("mark-for-masquerade",)
 _M40 = (1 << 40) - 1
-_INTS: dict[str, int] = {}
+class _Ints(dict[str, int]):
+    """int(text), one object for each number's text (a whole node has 100,000 backends on a few ports): a
+    lookup, and `int` only for a text not seen before."""
+
+    def __missing__(self, key: str) -> int:
+        if len(self) > 65536:
+            self.clear()
+        v = self[key] = int(key)
+        return v
+
+
+_INTS = _Ints()
 _SHARES: dict[tuple[int, int, int], Fraction] = {}
 
 
 def _int(s: str) -> int:
     """int(s), one object for each port number (a whole node has 100,000 backends on a few ports)."""
-    v = _INTS.get(s)
-    if v is None:
-        v = _INTS[s] = int(s)
-    return v
+    return _INTS[s]
 
 
 def _share(prob: Fraction, n: int) -> Fraction:
