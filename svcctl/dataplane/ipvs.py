@@ -193,9 +193,9 @@ def parse_ipvsadm(text: str, source: str, *, ipset_text: str | None = None, ip_a
 def _read_vss(text: str, source: str) -> tuple[list[_VS], str]:
     """The virtual servers of an ipvsadm listing or `-S -n` dump, and which format it is."""
     if FAST:
-        fast = _read_listing_fast(text)
+        fast = _read_save_fast(text) if text.startswith("-A ") else _read_listing_fast(text)
         if fast is not None:
-            return fast, "list"
+            return fast, "save" if text.startswith("-A ") else "list"
     lines = text.splitlines()
     first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
     if first is None:
@@ -233,6 +233,50 @@ class _Ints(dict[str, int]):
 
 _INTS = _Ints()
 _FORWARD_WORDS = {w: w for w in FORWARDS}
+
+
+# `ipvsadm -S -n` as ipvsadm writes it (`-A -t|-u ADDR:PORT -s SCHED [-p N]`, `-a … -r ADDR:PORT -m|-g|-i -w N`)
+_FS_LINE = re.compile(rf"(?:-A -([tu]) (({_FL_V4}):(\d{{1,5}})) -s ([a-z]+)(?: -p (\d{{1,10}}))?"
+                      rf"|-a -([tu]) ({_FL_V4}:\d{{1,5}}) -r ({_FL_V4}):(\d{{1,5}}) -([mgi]) -w (\d{{1,10}})) *\n")
+_FS_PROTO = {"t": "TCP", "u": "UDP"}
+_FS_FWD = {"m": "Masq", "g": "Route", "i": "Tunnel"}
+
+
+def _read_save_fast(text: str) -> list[_VS] | None:
+    """`ipvsadm -S -n` of IPv4 TCP/UDP virtual servers in ipvsadm's own option order, read a window of lines
+    per regex call; None for anything else, which `_parse_save` then reads (and reports)."""
+    if not text.endswith("\n") or any(ch in text for ch in _FL_UNUSUAL):
+        return None
+    pos, n, line = 0, len(text), 1
+    vss: list[_VS] = []
+    by_key: dict[tuple[str, str], _VS] = {}
+    ints, find_all, count = _INTS, _FS_LINE.findall, text.count
+    while pos < n:
+        end = text.find("\n", min(pos + _FL_CHUNK, n - 1)) + 1 or n
+        rows = find_all(text, pos, end)
+        if len(rows) != count("\n", pos, end):
+            return None  # a line of another shape
+        for t_vs, vaddr, vip, vport, sched, pers, t_rs, raddr, rip, rport, fwd, w in rows:
+            if t_vs:
+                port = ints[vport]
+                key = (_FS_PROTO[t_vs], vaddr)
+                if port > 65535 or key in by_key:
+                    return None
+                v = by_key[key] = _VS(key[0], vip, port, line=line)
+                v.scheduler = sched
+                if pers:
+                    v.persistent = int(pers)
+                vss.append(v)
+            else:
+                v2 = by_key.get((_FS_PROTO[t_rs], raddr))
+                port = ints[rport]
+                if v2 is None or port > 65535:
+                    return None
+                v2.reals.append(Backend(rip, port, None, "", ints[w]))
+                v2.forwards.append(_FS_FWD[fwd])
+            line += 1
+        pos = end
+    return vss
 
 
 def _read_listing_fast(text: str) -> list[_VS] | None:

@@ -1,5 +1,5 @@
-"""The IPVS reader's fast path for plain `ipvsadm -Ln` tables (`ipvs.FAST`: IPv4 virtual and real server lines of
-ipvsadm's own shape read a window at a time by one regex) gives the same virtual servers, the same NodeRules JSON
+"""The IPVS reader's fast paths for plain `ipvsadm -Ln` tables and `ipvsadm -S -n` dumps (`ipvs.FAST`: IPv4 virtual
+and real server lines of ipvsadm's own shape read a window at a time by one regex) give the same virtual servers, the same NodeRules JSON
 (with and without the glue) and the same errors as the general reader, on the generator's tables, on variants a
 step away from the fast shape, and on the recorded fixtures."""
 
@@ -71,6 +71,22 @@ def _dumps() -> Iterator[tuple[str, str]]:
     yield "a tunnel column", big.replace("Masq    1 ", "Tunnel  ipip 1 ", 1)
     yield "the same real server twice", big.replace("10.128.0.3:8080", "10.128.0.2:8080", 1)
     yield "a stray line", big.replace("TCP  10.96.0.17:80 rr\n", "TCP  10.96.0.17:80 rr\nhello\n", 1)
+    save = print_ipvsadm(_kube_shapes(), "save")
+    yield "kube-proxy's shapes, -S -n", save
+    big_save = print_ipvsadm([v for v in _kube_shapes() if v.protocol != "SCTP"] + [VS("TCP", f"10.96.1.{i}", 80, reals=[
+        {"ip": f"10.244.5.{i}", "port": 8080}, {"ip": f"10.244.6.{i}", "port": 8080, "weight": 2}])
+        for i in range(40)], "save")
+    yield "-S -n", big_save
+    s_lines = big_save.splitlines(keepends=True)
+    yield "-S -n, a real server before its service", "".join(s_lines[1:2] + s_lines[:1] + s_lines[2:])
+    yield "-S -n, a service twice", s_lines[0] + big_save
+    yield "-S -n, options in another order", big_save.replace(" -m -w 1\n", " -w 1 -m\n", 1)
+    yield "-S -n, no scheduler", big_save.replace(" -s rr\n", "\n", 1)
+    yield "-S -n, persistence without a timeout", big_save.replace(" -s rr\n", " -s rr -p\n", 1)
+    yield "-S -n, a port past 65535", big_save.replace(":8080 -m", ":80800 -m", 1)
+    yield "-S -n, trailing spaces", big_save.replace("\n", "  \n")
+    yield "-S -n, no final newline", big_save.rstrip("\n")
+    yield "-S -n, an IPv6 service", big_save.replace("-A -t 10.96.1.3:80", "-A -t [fd00::3]:80", 1)
     yield "empty", ""
     yield "only the headers", "".join(lines[:3])
     for path in sorted(FIX.glob("*.txt")):
@@ -119,4 +135,5 @@ def test_the_generators_tables_take_the_fast_path() -> None:
     for name in ("generator", "kube-proxy's shapes", "generator, one endpoint each"):
         vss = ipvs._read_listing_fast(dict(DUMPS)[name])
         assert vss, name
+    assert ipvs._read_save_fast(dict(DUMPS)["-S -n"])  # (SCTP's --sctp-service is the general reader's)
     assert sum(len(v.reals) for v in ipvs._read_listing_fast(dict(DUMPS)["generator"]) or []) == 160
