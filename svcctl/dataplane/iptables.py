@@ -448,9 +448,9 @@ def _banner(line: str, dump: Dump) -> None:
 
 # the rest of a chain's run of rules after its first line (the backreference keeps it to that one chain), in one
 # regex step instead of a Python loop turn per line
-# a run of chain declarations (`:NAME POLICY [p:b]`, single-spaced), and each one's name and policy
-_DECL_RUN = re.compile(r"(?::\S+(?: \S+)*\n)+")
-_DECL = re.compile(r":(\S+)(?: (\S+))?[^\n]*\n")
+# a chain declaration (`:NAME POLICY [p:b]`, single-spaced) as a whole line: its name and policy
+_DECL_LINE = re.compile(r"\n:(\S+)(?: (\S+)(?: \S+)*)?(?=\n)")
+_DECL_END = re.compile(r"\n[^:]")  # the end of a block of declarations
 _RUN_RE = re.compile(r"-A (\S+) [^\n]*\n(?:-A \1 [^\n]*\n)*")
 
 
@@ -683,10 +683,13 @@ def parse_save_text(text: str, source: str) -> Dump:
             continue
         if c0 == ":":
             if FAST and table is not None and raw[:1] == ":":
-                m = _DECL_RUN.match(text, ls)
-                if m is not None and m.end() > pos:  # this declaration and the ones after it, in one step
+                # this declaration and the ones after it, in one scan: as many matches as lines, each a whole
+                # line (`:NAME POLICY [p:b]`, single-spaced) from the newline before it
+                m = _DECL_END.search(text, ls)
+                stop = m.start() if m is not None else -1
+                decls = _DECL_LINE.findall(text, ls - 1, stop + 1) if stop > ls else []
+                if decls and len(decls) == text.count("\n", ls - 1, stop):
                     chains, policies = table.chains, table.policies
-                    decls = _DECL.findall(text, ls, m.end())
                     # names interned (one string a chain, shared with the index and the walk) in C loops
                     chains.update(dict.fromkeys(map(intern, [d[0] for d in decls]), _NO_RULES) if not chains else
                                   {c: _NO_RULES for c in map(intern, [d[0] for d in decls]) if c not in chains})
@@ -694,7 +697,7 @@ def parse_save_text(text: str, source: str) -> Dump:
                         policies[intern(name)] = policy
                     dump.n_chains += len(decls)
                     no += len(decls) - 1
-                    pos = m.end()
+                    pos = stop + 1
                     continue
             parts = line[1:].split()
             if not parts or table is None:

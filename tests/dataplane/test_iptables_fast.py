@@ -106,6 +106,8 @@ def _bulk_variants() -> Iterator[tuple[str, str]]:
     yield "bulk: a line of another shape before the masquerade", base.replace(masq + "\n", f"{extra}\n{masq}\n")
     yield "bulk: a line of another shape before a lone DNAT", base.replace(masq + "\n", f"{extra}\n")
     yield "bulk: an undeclared endpoint chain", base.replace(f":{chain} - [0:0]\n", "")
+    yield "declarations spaced otherwise", base.replace(f":{chain} - [0:0]", f":{chain}  -  [0:0]").replace(
+        ":KUBE-MARK-MASQ - [0:0]", ":KUBE-MARK-MASQ\t- [0:0]").replace(":POSTROUTING ACCEPT [0:0]", ":POSTROUTING")
     other = seps[-1].split()[1]
     yield "bulk: two Services share an endpoint chain", base.replace(f"-j {other}\n", f"-j {chain}\n", 1)
     jump = next(ln for ln in base.splitlines() if ln.startswith("-A KUBE-SVC-") and f"-j {chain}" in ln)
