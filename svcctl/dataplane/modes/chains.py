@@ -72,6 +72,18 @@ def _summary(text: str) -> tuple[frozenset[str], frozenset[str]]:
     return _LAST[0][1], _LAST[0][2]
 
 
+_GLUE: list[tuple[str, bool]] = []
+
+
+def cluster_ip_set(text: str) -> bool:
+    """Whether the text names IPVS mode's KUBE-CLUSTER-IP ipset; kept for the last text asked about (by identity):
+    mode detection asks twice per mode about the same dump, each search of a 10,000-Service dump 15 ms."""
+    if _GLUE and _GLUE[0][0] is text:
+        return _GLUE[0][1]
+    _GLUE[:] = [(text, "KUBE-CLUSTER-IP" in text)]
+    return _GLUE[0][1]
+
+
 def ipvs_chains(text: str) -> list[str]:
     """The IPVS-mode-only chains present (kube-proxy --proxy-mode=ipvs wrote this iptables ruleset)."""
     found, _ = _summary(text)

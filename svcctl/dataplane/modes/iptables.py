@@ -27,17 +27,19 @@ class IptablesMode(ProxyMode):
         return ("iptables", "ip6tables")
 
     def present(self, texts: Mapping[str, str]) -> bool:
-        from svcctl.dataplane.modes.chains import ipvs_chains
+        from svcctl.dataplane.modes.chains import cluster_ip_set, ipvs_chains
 
         ipt = (texts.get("iptables") or "") + (texts.get("ip6tables") or "")
         # IPVS mode's iptables rules match the KUBE-CLUSTER-IP ipset (once it has members) and always have its
         # own chains (KUBE-IPVS-FILTER, KUBE-NODE-PORT, …), even with no virtual server
-        if "KUBE-CLUSTER-IP" in ipt or ipvs_chains(ipt):
+        if cluster_ip_set(ipt) or ipvs_chains(ipt):
             return False
         return "KUBE-SVC-" in ipt or "cluster IP" in ipt or "has no endpoints" in ipt
 
     def claims_iptables(self, ipt: str) -> bool:
-        return "KUBE-CLUSTER-IP" not in ipt and ("KUBE-SVC-" in ipt or "KUBE-SERVICES" in ipt)
+        from svcctl.dataplane.modes.chains import cluster_ip_set
+
+        return not cluster_ip_set(ipt) and ("KUBE-SVC-" in ipt or "KUBE-SERVICES" in ipt)
 
     def has_text(self, texts: Mapping[str, str]) -> bool:
         return any(not (texts.get(k) or " ").isspace() for k in ("iptables", "ip6tables"))
