@@ -25,12 +25,9 @@ def plain_columns(headers: Sequence[str] | None, rows: Sequence[Sequence[Any]]) 
         cells.extend(row)
     if headers is not None:
         cells.extend(headers)
-    for c in cells:
-        if c.__class__ is not str or c[:1] == " " or c[-1:] == " ":
+    for c in cells:  # cell by cell: a whole dump's cells joined would be another copy of the table
+        if c.__class__ is not str or c[:1] == " " or c[-1:] == " " or not (c.isascii() and c.isprintable()):
             return None
-    joined = "".join(cells)
-    if not (joined.isascii() and joined.isprintable()):
-        return None
     # tabulate: each column as wide as its widest cell, and with headers at least the header's width + 2
     widths = [len(headers[i]) + 2 for i in range(ncols)] if headers is not None else [0] * ncols
     for row in rows:
