@@ -121,7 +121,7 @@ def _largenum(tok: str, source: str, line: int) -> int:
 # --------------------------------------------------------------------------- ipvsadm -Ln and friends
 
 
-@dataclass
+@dataclass(slots=True)  # a whole table holds one per virtual server: 50,000s
 class _VS:
     protocol: str
     address: str

@@ -29,7 +29,7 @@ class KubeRouterMode(ProxyMode):
     def present(self, texts: Mapping[str, str]) -> bool:
         ipvs = texts.get("ipvs") or ""
         ipt = texts.get("iptables") or ""
-        if not ipvs.strip() or "KUBE-CLUSTER-IP" in ipt:
+        if not ipvs or ipvs.isspace() or "KUBE-CLUSTER-IP" in ipt:  # not strip(): a copy of the whole dump
             return False
         from svcctl.dataplane.kube_router import looks_like_kube_router
 
