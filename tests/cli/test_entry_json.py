@@ -81,3 +81,56 @@ def test_every_generated_iptables_dump_streams_the_documents_text() -> None:
         n += bool(rules.services)
         assert _writer(streamed_document(rules)) == json.dumps(rules_document(rules), indent=2, default=str), name
     assert n > 20
+
+
+ints = st.one_of(st.sampled_from([0, 1, 80, 8080]), st.integers(-3, 70000), st.just(True))
+ipvs_backends = st.builds(
+    Backend, ip=st.one_of(texts, st.just(None)), port=ints,
+    probability=st.one_of(st.none(), st.sampled_from([Fraction(1, 10), Fraction(0), Fraction(1, 3)]),
+                          st.fractions(min_value=0, max_value=1, max_denominator=50)),
+    chain=st.sampled_from(["", "", "", "KUBE-SEP-X"]), weight=st.one_of(ints, st.none()),
+    active_conns=st.one_of(ints, st.none()), inactive_conns=st.one_of(ints, st.none()),
+    local=st.sampled_from([None, None, True]), draining=st.sampled_from([False, True, 0]),
+    connections=st.sampled_from([None, None, 3]), state=st.sampled_from(["", "", "terminating"]),
+    node=st.sampled_from(["", "", "n1"]))
+
+
+FIELDS = ("port", "probability", "weight", "active_conns", "inactive_conns", "draining", "chain", "node", "state",
+          "local", "connections", "ip")
+
+
+@settings(max_examples=400, deadline=None)
+@given(ipvs_backends, st.lists(ipvs_backends, max_size=3), st.sampled_from(["\n", "\n    ", "\n        "]))
+def test_ipvs_real_servers_texts_are_their_own_json_texts(base: Backend, others: list[Backend], nl: str) -> None:
+    """IPVS real servers (a weight, counters, no chain) are written from a text of the fields after the address,
+    reused while the fields are the same objects: runs of one backend, each broken by one field of another."""
+    from dataclasses import replace
+
+    from svcctl.render.entry_json import _backends_text
+
+    bs = [base, replace(base, ip="10.0.0.1")]
+    for o in others:
+        for f in FIELDS:
+            bs += [replace(base, **{f: getattr(o, f)}), replace(base, ip="10.0.0.2")]
+    assert _backends_text(bs, nl) == [b.json_text(nl) for b in bs]
+
+
+def test_every_ipvs_dump_streams_the_documents_text(monkeypatch: Any) -> None:
+    sys.path.insert(0, str(ROOT / "tests" / "dataplane"))
+    from test_ipvs_fast import DUMPS
+
+    from svcctl.dataplane import ipvs
+    from svcctl.errors import InputError
+    from svcctl.render.rules import rules_document, streamed_document
+
+    n = 0
+    for fast in (True, False):
+        monkeypatch.setattr(ipvs, "FAST", fast)
+        for name, text in DUMPS:
+            try:
+                rules = ipvs.parse_ipvsadm(text, "dump")
+            except InputError:
+                continue
+            n += bool(rules.services)
+            assert _writer(streamed_document(rules)) == json.dumps(rules_document(rules), indent=2, default=str), name
+    assert n > 20
