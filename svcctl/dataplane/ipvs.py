@@ -639,15 +639,22 @@ def _parse_save(lines: list[str], source: str) -> list[_VS]:
 def _shares(v: _VS) -> list[str]:
     notes: list[str] = []
     sched = v.scheduler or ""
-    for b in v.reals:
+    # one pass to find the draining real servers (weight 0; kube-proxy's usual table has none), a second to set
+    # the shares: a whole table is 100,000s of real servers
+    drained_rs = [b for b in v.reals if b.draining or (b.weight is not None and b.weight <= 0)]
+    for b in drained_rs:
         if b.weight is not None and b.weight <= 0:
             b.draining = True
-    live = [b for b in v.reals if not b.draining]
+    live = [b for b in v.reals if not b.draining] if drained_rs else v.reals
     if sched in SHARE_SCHEDULERS:
         if sched == "rr":
             share, zero = _one_in(len(live)) if live else _ZERO, _ZERO  # one Fraction each (immutable)
-            for b in v.reals:
-                b.probability = zero if b.draining else share
+            if drained_rs:
+                for b in v.reals:
+                    b.probability = zero if b.draining else share
+            else:
+                for b in v.reals:
+                    b.probability = share
         else:
             total = sum(b.weight or 0 for b in live)
             for b in v.reals:
@@ -661,7 +668,7 @@ def _shares(v: _VS) -> list[str]:
         else:
             notes.append(f"scheduler {sched}: the real server is chosen per connection from current load, "
                          "so shares depend on load")
-    drained = [b.address for b in v.reals if b.draining]
+    drained = [b.address for b in drained_rs]
     if drained:
         notes.append("weight 0 (draining, kube-proxy's graceful termination): " + ", ".join(drained)
                      + " gets no new connections; existing ones continue")

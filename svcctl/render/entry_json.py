@@ -138,6 +138,15 @@ def _str_list(items: object, nl: str) -> str | None:
     if items.__class__ is not list:
         return None
     inner = nl + "  "
+    if len(items) > 1:
+        # the strings joined and encoded in one call, the separator's escape then made the writer's separator:
+        # when no item holds the separator or a backslash, its escape is the only `\u001f` in the text
+        try:
+            joined = "\x1f".join(items)
+        except TypeError:
+            return None
+        if joined.count("\x1f") == len(items) - 1 and "\\" not in joined:  # (a str subclass encodes as a str)
+            return "[" + inner + _enc(joined).replace("\\u001f", '",' + inner + '"') + nl + "]"
     out = []
     for s in items:
         if s.__class__ is not str:

@@ -134,3 +134,26 @@ def test_every_ipvs_dump_streams_the_documents_text(monkeypatch: Any) -> None:
             n += bool(rules.services)
             assert _writer(streamed_document(rules)) == json.dumps(rules_document(rules), indent=2, default=str), name
     assert n > 20
+
+
+class _Str(str):
+    pass
+
+
+list_items = st.one_of(texts, st.sampled_from(["\x1f", "a\\u001fb", "\\", "\\u001f", "x\x1fy", "\n\t", "é"]),
+                       st.builds(_Str, texts), st.integers(0, 3), st.none())
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(list_items, min_size=1, max_size=8), st.sampled_from(["\n", "\n    ", "\n      "]))
+def test_a_string_lists_text_is_the_writers(items: list[Any], nl: str) -> None:
+    """Lists of strings (paths, masquerade phrases, notes) are encoded in one call and split at the separator's
+    escape: items holding the separator, its escape's text, a backslash, a str subclass or no string at all."""
+    from svcctl.render.entry_json import _str_list
+
+    text = _str_list(items, nl)
+    out: list[str] = []
+    write_json(items, out.append, nl)
+    assert text is None or text == "".join(out)
+    if all(s.__class__ is str for s in items):
+        assert text == "".join(out)
