@@ -803,7 +803,10 @@ def _entry(v: _VS, sets: dict[str, IPSet] | None, bound: set[str] | None) -> Ser
     notes = list(v.notes) + _shares(v)
     if v.sched_flags:
         notes.append("scheduler flags: " + ", ".join(v.sched_flags))
-    forwards = sorted({f for f in v.forwards if f and f != "Masq"})
+    other = set(v.forwards)  # (in C: a whole table is 100,000s of real servers, all Masq from kube-proxy)
+    other.discard("Masq")
+    other.discard("")
+    forwards = sorted(other)
     if forwards:
         notes.append("forwarding " + "/".join(forwards) + " (kube-proxy uses Masq): real servers outside "
                      "kube-proxy's control?")

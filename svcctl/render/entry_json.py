@@ -172,7 +172,7 @@ def entry_text(e: ServiceEntry, nl: str) -> str:
              '"kind": ' + _enc(e.kind) + i + '"backends": ']
     if e.backends:
         bnl = inner + "  "
-        parts.append("[" + bnl + ("," + bnl).join(_backends_text(e.backends, bnl)) + inner + "]")
+        parts += ("[" + bnl, ("," + bnl).join(_backends_text(e.backends, bnl)), inner + "]")
     else:
         parts.append("[]")
     parts.append(i + '"noEndpoints": ' + ("true" if e.no_endpoints else "false") + i + '"affinitySeconds": ' +

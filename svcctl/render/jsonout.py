@@ -154,8 +154,9 @@ def write_json(obj: Any, write: Callable[[str], Any], nl: str = "\n") -> None:
         fn = m.fn
         size = 0
         for item in m.items:
-            if m.text:
-                text = sep + fn(item, inner)
+            if m.text:  # (the item's text not copied onto its separator: a whole entry's is kilobytes)
+                text = fn(item, inner)
+                out.append(sep)
                 out.append(text)
                 size += len(text)
                 if size > _BATCH_CHARS:  # big items' texts (a whole entry each): a megabyte at a time
