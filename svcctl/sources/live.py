@@ -251,13 +251,22 @@ class LiveSource:
         if cap is not None:
             body = self._request(what, resource, path, limit=cap, **query)
             return [i for i in body.get("items") or [] if isinstance(i, dict)][:cap]
+
+        def read() -> list[JSON]:
+            items: list[JSON] = []
+            for page in self._pages(what, resource, path, restart=True, **query):
+                items += page
+            return items
+
+        return self._restarting(what, read)
+
+    def _restarting(self, what: str, read: Callable[[], T]) -> T:
+        """`read()` of a whole paged list, once more from the start when a continue token expires (410), then a
+        ClusterError: a list that keeps expiring is a cluster changing faster than it can be read."""
         restarted = False
         while True:
-            items: list[JSON] = []
             try:
-                for page in self._pages(what, resource, path, restart=True, **query):
-                    items += page
-                return items
+                return read()
             except _Expired:
                 if restarted:
                     raise ClusterError(f"the list of {what} kept expiring while paging (410 Gone)",
@@ -412,22 +421,18 @@ class LiveSource:
         never holds the whole list's JSON. A 410 on a continue token restarts the list once, as `_list` does;
         None when refused (recorded in `skipped`)."""
         what = f"{resource} {_where(namespace)}"
-        restarted = False
-        while True:
+
+        def read_pages() -> list[T]:
             out: list[T] = []
-            try:
-                for page in self._pages(what, resource, _path(resource, namespace), restart=True):
-                    out += [read(_kinded(i, kind)) for i in page]
-                return out
-            except ForbiddenError as e:
-                self._degrade(resource, e)
-                return None
-            except _Expired:
-                if restarted:
-                    raise ClusterError(f"the list of {what} kept expiring while paging (410 Gone)",
-                                       hint="the cluster is changing fast; try again") from None
-                restarted = True
-                self.debug(f"continue token for {what} expired (410); restarting the list")
+            for page in self._pages(what, resource, _path(resource, namespace), restart=True):
+                out += [read(_kinded(i, kind)) for i in page]
+            return out
+
+        try:
+            return self._restarting(what, read_pages)
+        except ForbiddenError as e:
+            self._degrade(resource, e)
+            return None
 
     def _list_kind(self, what: str, resource: str, namespace: str | None, kind: str) -> list[JSON] | None:
         """One resource's objects as JSON with their kind; None when refused (recorded in `skipped`)."""

@@ -49,14 +49,20 @@ def test_never_imports_the_kubernetes_client(args: list[str]) -> None:
     assert not [m for m in loaded if m.split(".")[0] in ("kubernetes", "urllib3", "websocket")], loaded
 
 
-def test_the_probe_would_see_the_client_if_it_were_imported(tmp_path: Path) -> None:
-    """The same probe on a live command (whose cluster does not answer) does see it: the check above can fail."""
+def dead_kubeconfig(tmp_path: Path) -> Path:
+    """A kubeconfig whose server is a port nothing listens on (the discard port)."""
     kc = tmp_path / "kubeconfig"
     kc.write_text(json.dumps({
         "apiVersion": "v1", "kind": "Config", "current-context": "x",
         "clusters": [{"name": "x", "cluster": {"server": "https://127.0.0.1:9", "insecure-skip-tls-verify": True}}],
         "users": [{"name": "x", "user": {"token": "t"}}],
         "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x", "namespace": "default"}}]}))
+    return kc
+
+
+def test_the_probe_would_see_the_client_if_it_were_imported(tmp_path: Path) -> None:
+    """The same probe on a live command (whose cluster does not answer) does see it: the check above can fail."""
+    kc = dead_kubeconfig(tmp_path)
     res = run_fresh(["endpoints", "hostnames", "--kubeconfig", str(kc), "--request-timeout", "1"])
     assert res["code"] == 3, res
     loaded = [str(m) for m in res["loaded"]]  # type: ignore[attr-defined]
@@ -66,12 +72,7 @@ def test_the_probe_would_see_the_client_if_it_were_imported(tmp_path: Path) -> N
 def test_an_unreachable_server_fails_before_loading_what_an_answer_needs(tmp_path: Path) -> None:
     """Failing on an unreachable server is a target of its own (issue 19: <= 0.3 s): `endpoints` must reach its
     first request without the check operation, the dataplane modes or their model, which only an answer uses."""
-    kc = tmp_path / "kubeconfig"
-    kc.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "x",
-        "clusters": [{"name": "x", "cluster": {"server": "https://127.0.0.1:9", "insecure-skip-tls-verify": True}}],
-        "users": [{"name": "x", "user": {"token": "t"}}],
-        "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x", "namespace": "default"}}]}))
+    kc = dead_kubeconfig(tmp_path)
     res = run_fresh(["endpoints", "ns1/hostnames", "--kubeconfig", str(kc), "--request-timeout", "1"],
                     heavy=("svcctl", "kubernetes"))
     assert res["code"] == 3, res
