@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
+from fast_walks import watch_fast_walks  # noqa: E402
 from gen_big_dumps import nft_listing_lines  # noqa: E402
 from gen_dumps_ipvs_nft import big_services  # noqa: E402
 
@@ -136,14 +137,7 @@ def test_a_generated_listing_takes_the_fast_paths(monkeypatch: pytest.MonkeyPatc
     t = tables[0]
     per_service = [c for name, c in t.chains.items() if nftables.spn_from_chain(name)]
     assert len(per_service) == 20 * 4 and all(c.lazy for c in per_service)
-    walked: list[bool] = []
-    real = nftables._Interp._fast_walk
-
-    def spy(self: nftables._Interp, *args: Any) -> bool:
-        walked.append(real(self, *args))
-        return walked[-1]
-
-    monkeypatch.setattr(nftables._Interp, "_fast_walk", spy)
+    walked = watch_fast_walks(monkeypatch)
     rules = nftables.parse_nft(text, "dump")
     assert len(walked) == 20 and all(walked)  # the service chains; their endpoint chains inline
     assert sum(len(e.backends) for e in rules.services) == 60

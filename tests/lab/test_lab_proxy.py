@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fast_walks import watch_fast_walks
 from netns import Lab
 
 from .controlplane import ControlPlane
@@ -265,14 +266,7 @@ def test_the_nft_fast_paths_read_the_real_ruleset_as_the_general_reader(world: W
 
     _wait_programmed(world, run_cli)
     text = world.lab.node_exec(["nft", "list", "ruleset"]).stdout
-    walked: list[bool] = []
-    real = nftables._Interp._fast_walk
-
-    def spy(self: nftables._Interp, *args: Any) -> bool:
-        walked.append(real(self, *args))
-        return walked[-1]
-
-    monkeypatch.setattr(nftables._Interp, "_fast_walk", spy)
+    walked = watch_fast_walks(monkeypatch)
     models = []
     for fast in (False, True):
         monkeypatch.setattr(nftables, "FAST", fast)
