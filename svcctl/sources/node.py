@@ -216,10 +216,9 @@ def read_files(files: dict[str, str], node: str, only: set[str] | None = None) -
             text = _read_stdin()
             origin = "<stdin>"
         else:
-            from svcctl.sources.readfile import read_text
-
             try:
-                text = read_text(path)  # a big file decoded from its mapping, not from a copy of its bytes
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    text = fh.read()
             except FileNotFoundError:
                 raise InputError("no such file", source=path) from None
             except IsADirectoryError:
