@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from svcctl.dataplane.ints import Ints
 from svcctl.dataplane.model import (
     GLUE_NOT_IN_IPSET,
     GLUE_VIP_NOT_BOUND,
@@ -220,18 +221,7 @@ _FL_HEAD = ("Prot LocalAddress:Port Scheduler Flags\n"
             "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n")
 _FL_UNUSUAL = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
 _FL_CHUNK = 1 << 18  # the text read a window at a time: a window's tuples, not a whole table's, exist at once
-class _Ints(dict[str, int]):
-    """int(text), one object for each number's text (100,000 real servers on a few ports and weights): a
-    lookup, and `int` only for a text not seen before."""
-
-    def __missing__(self, key: str) -> int:
-        if len(self) > 65536:
-            self.clear()
-        v = self[key] = int(key)
-        return v
-
-
-_INTS = _Ints()
+_INTS = Ints()
 _FORWARD_WORDS = {w: w for w in FORWARDS}
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from svcctl.dataplane.ints import Ints
 from svcctl.dataplane.model import EXTERNAL_OR_LB_NOTE, Backend, NodeRules, RuleStats, ServiceEntry, Walk
 from svcctl.errors import InputError
 
@@ -1065,18 +1066,7 @@ _FW_VMAP_ITEMS = re.compile(r"\d{1,10} : (?:goto|jump) [^\s,{}]+(?:, \d{1,10} : 
 _FW_MAP_ITEM = re.compile(r"(\d{1,10}) : ([^\s,]+) \. (\d{1,5})(?:, |$)")
 _MASQ_JUMP = ("mark-for-masquerade",)
 _M40 = (1 << 40) - 1
-class _Ints(dict[str, int]):
-    """int(text), one object for each number's text (a whole node has 100,000 backends on a few ports): a
-    lookup, and `int` only for a text not seen before."""
-
-    def __missing__(self, key: str) -> int:
-        if len(self) > 65536:
-            self.clear()
-        v = self[key] = int(key)
-        return v
-
-
-_INTS = _Ints()
+_INTS = Ints()
 _SHARES: dict[tuple[int, int, int], Fraction] = {}
 
 
