@@ -108,18 +108,9 @@ class PodBuilder:
         ann = md.get("annotations")
         if ann is not None and type(ann) is not dict:
             return None  # from_dict's error; the annotations themselves are not kept (no check reads a Pod's)
-        owners = md.get("ownerReferences")
-        if owners:
-            key = tuple(o["kind"] for o in owners)  # a dict without kind, or not a dict: the fallback
-            kinds = self._kinds.get(key)
-            if kinds is None:
-                if any(type(k) is not str for k in key):
-                    return None
-                kinds = self._kinds[key] = list(key)
-        else:
-            if owners is not None and type(owners) is not list:
-                return None
-            kinds = self._kinds.setdefault((), [])
+        kinds = self._field_list(md.get("ownerReferences"), "kind", self._kinds)
+        if kinds is None:
+            return None
         deleted = md.get("deletionTimestamp")
         ns = ns or ""
         # uid, resourceVersion, creationTimestamp and annotations: read by no check of a Pod, not kept (see module)
@@ -170,23 +161,30 @@ class PodBuilder:
         init_statuses = self._status_list(status.get("initContainerStatuses"))
         if containers is None or init_containers is None or statuses is None or init_statuses is None:
             return None
-        raw_gates = spec.get("readinessGates")
-        if raw_gates:
-            gkey = tuple(g["conditionType"] for g in raw_gates)
-            gates = self._gates.get(gkey)
-            if gates is None:
-                if any(type(g) is not str for g in gkey):
-                    return None
-                gates = self._gates[gkey] = list(gkey)
-        else:
-            if raw_gates is not None and type(raw_gates) is not list:
-                return None
-            gates = self._gates.setdefault((), [])
+        gates = self._field_list(spec.get("readinessGates"), "conditionType", self._gates)
+        if gates is None:
+            return None
         node, phase, host_ip = node or "", phase or "", host_ip or ""
         return Pod(meta, strs.setdefault(node, node), strs.setdefault(phase, phase), pip, pips,
                    strs.setdefault(host_ip, host_ip), bool(spec.get("hostNetwork")),
                    hostname or "", subdomain or "", containers, init_containers, conditions, statuses,
                    init_statuses, gates, reason or "", message or "", self.raw)
+
+    @staticmethod
+    def _field_list(raw: Any, field: str, cache: dict[tuple[Any, ...], list[str]]) -> list[str] | None:
+        """One string field of each item (owner kinds, readiness gates' condition types), one list per distinct
+        value; None when not of the API's shape (an item without the field, or not a dict, raises: the fallback)."""
+        if not raw:
+            if raw is not None and type(raw) is not list:
+                return None
+            return cache.setdefault((), [])
+        key = tuple(o[field] for o in raw)
+        got = cache.get(key)
+        if got is None:
+            if any(type(k) is not str for k in key):
+                return None
+            got = cache[key] = list(key)
+        return got
 
     def _label_set(self, raw: Any) -> dict[str, str] | None:
         if not raw:
