@@ -67,27 +67,25 @@ def command(service: str | None, fail_on: str) -> int:
       svcctl rules 10.0.1.175:80 --iptables-save node.txt -o json
       svcctl rules --netns node1 -o wide
     """
-    import gc
-
-    from svcctl.render.rules import render_rules
+    from svcctl.collector import paused
 
     # the collector stays paused from the parse (load_node_rules pauses it) through the writing, and the rules
-    # are dropped before it resumes: resumed right after the parse, its first passes walked the whole dump's
-    # objects while they were being written (0.07 s of 0.7 at 10,000 IPVS Services)
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        app = get_app()
-        only = service_keys(service, rules_namespace(app)) if service else None
-        report = read_rules(app, only)
-        if report.missing:
-            app.terminal.warn(f"{service} is not in this node's rules ({report.rules.source})")
-            if app.output in ("json", "yaml"):
-                render_rules(app, report.rules)
-            return exit_status(Verdict.BROKEN, fail_on)
-        render_rules(app, report.rules)
-        return exit_status(Verdict.OK, fail_on)
-    finally:
-        report = None  # type: ignore[assignment]
-        if was_enabled:
-            gc.enable()
+    # are dropped (with `_answer`'s locals) before it resumes: resumed right after the parse, its first passes
+    # walked the whole dump's objects while they were being written (0.07 s of 0.7 at 10,000 IPVS Services)
+    with paused():
+        return _answer(service, fail_on)
+
+
+def _answer(service: str | None, fail_on: str) -> int:
+    from svcctl.render.rules import render_rules
+
+    app = get_app()
+    only = service_keys(service, rules_namespace(app)) if service else None
+    report = read_rules(app, only)
+    if report.missing:
+        app.terminal.warn(f"{service} is not in this node's rules ({report.rules.source})")
+        if app.output in ("json", "yaml"):
+            render_rules(app, report.rules)
+        return exit_status(Verdict.BROKEN, fail_on)
+    render_rules(app, report.rules)
+    return exit_status(Verdict.OK, fail_on)

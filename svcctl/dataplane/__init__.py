@@ -58,15 +58,10 @@ def load_node_rules(dumps: NodeDumps, mode: str | None = None,
 
     The cyclic garbage collector is paused meanwhile: a whole dump's parse makes millions of objects and no cycles,
     and the collector's full passes over them were a quarter of its time."""
-    import gc
+    from svcctl.collector import paused
 
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused():
         return _load_streamed(dumps, mode, only)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _load_streamed(dumps: NodeDumps, mode: str | None, only: Scope | Iterable[str] | None) -> NodeRules:
