@@ -63,17 +63,25 @@ class Backend:
         """`to_json()` as indented JSON text at indentation `nl` (a newline and spaces), the characters the JSON
         writer makes of that dict (tests/cli/test_jsonout.py holds them equal): a whole dump has 100,000 backends,
         and writing each dict key by key was a third of its `rules -o json`."""
+        tail = self.json_tail(nl)
+        if tail is None:
+            import json  # a field of an unexpected type: the JSON module's own text of the dict, as deep as `nl`
+
+            return json.dumps(self.to_json(), indent=2, default=str).replace("\n", nl)
+        return f'{{{nl}  "ip": {_enc(self.ip)}' + tail
+
+    def json_tail(self, nl: str) -> str | None:
+        """`json_text(nl)` after the address (its text from `, "port"` to the closing brace), or None when a field
+        has a type the model does not give it (then `json_text` is the JSON module's). Without a chain or node of
+        its own (IPVS, nftables' dnat maps) it is a few cached texts for a whole dump."""
         w, a, ia, c, loc = self.weight, self.active_conns, self.inactive_conns, self.connections, self.local
         if not (self.ip.__class__ is str and self.port.__class__ is int and self.chain.__class__ is str
                 and self.node.__class__ is str and self.state.__class__ is str and self.draining.__class__ is bool
                 and (w is None or w.__class__ is int) and (a is None or a.__class__ is int)
                 and (ia is None or ia.__class__ is int) and (c is None or c.__class__ is int)
                 and (loc is None or loc.__class__ is bool)):
-            import json  # a field of an unexpected type: the JSON module's own text of the dict, as deep as `nl`
-
-            return json.dumps(self.to_json(), indent=2, default=str).replace("\n", nl)
+            return None
         p = self.probability
-        head = f'{{{nl}  "ip": {_enc(self.ip)}'
         tkey: tuple[Any, ...] | None = None
         if not self.chain and not self.node and (p is None or p.__class__ is Fraction):
             # no chain or node of its own (IPVS, nftables' dnat maps): the text after the address repeats
@@ -81,7 +89,7 @@ class Backend:
                     w, a, ia, loc, c)
             tail = _TAIL_TEXT.get(tkey)
             if tail is not None:
-                return head + tail
+                return tail
         i = "," + nl + "  "
         if p is None:
             prob = share = "null"
@@ -114,7 +122,7 @@ class Backend:
         text += nl + "}"
         if tkey is not None and len(_TAIL_TEXT) < 4096:
             _TAIL_TEXT[tkey] = text
-        return head + text
+        return text
 
 
 # (numerator, denominator) -> a share's JSON texts (its float, its "n/d"): a dump repeats the same few shares

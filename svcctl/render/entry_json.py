@@ -91,11 +91,7 @@ def _ipvs_texts(backends: list[Backend], nl: str) -> list[str]:
         if not (b.port is lport and b.probability is lp and b.weight is lw and b.active_conns is la
                 and b.inactive_conns is li and b.draining is ld):
             p = b.probability
-            new = None
-            if (b.port.__class__ is int and b.draining.__class__ is bool and b.weight.__class__ is int
-                    and b.active_conns.__class__ is int and (p is None or p.__class__ is Fraction)
-                    and (b.inactive_conns is None or b.inactive_conns.__class__ is int)):
-                new = _ipvs_tail(b, p, nl)
+            new = b.json_tail(nl)
             if new is None:
                 lport = lp = lw = la = li = ld = _NONE
                 out.append(b.json_text(nl))
@@ -108,29 +104,6 @@ def _ipvs_texts(backends: list[Backend], nl: str) -> list[str]:
 
 _NONE = object()
 _EMPTY = ""  # the one empty str: a backend's field is it, or not plainly empty (then the general writer)
-
-
-# (indentation, id of the share or None, port, weight, active, inactive, draining) -> (the share, the text after
-# the address): the share is held so that its id is not reused while the text is cached
-_IPVS_TAIL: dict[tuple[object, ...], tuple[Fraction | None, str]] = {}
-
-
-def _ipvs_tail(b: Backend, p: Fraction | None, nl: str) -> str | None:
-    """The text of `b.json_text(nl)` after its address: `json_text` itself on the same backend without an
-    address, so the two cannot differ."""
-    key = (nl, None if p is None else id(p), b.port, b.weight, b.active_conns, b.inactive_conns, b.draining)
-    hit = _IPVS_TAIL.get(key)
-    if hit is None or hit[0] is not p:
-        from dataclasses import replace
-
-        head = "{" + nl + '  "ip": ""'
-        text = replace(b, ip="").json_text(nl)
-        if not text.startswith(head):
-            return None
-        hit = (p, text[len(head):])
-        if len(_IPVS_TAIL) < 4096:
-            _IPVS_TAIL[key] = hit
-    return hit[1]
 
 
 def _str_list(items: object, nl: str) -> str | None:
