@@ -85,7 +85,7 @@ class PolicyChecker:
             # analysis.policy._reach_classes): the replicas of a workload share one JSON, built once, not per Pod
             # per Service (100,000 Pods' were ≈ 1 s)
             pods = {}
-            templates: dict[tuple[object, ...], JSON] = {}  # this Service's: kept across Services, 10 MB
+            templates: dict[tuple[object, ...], JSON] = {}  # this Service's only (kept across all, they were 10 MB)
             for pod in g.pods:
                 tkey = (pod.meta.namespace, id(pod.meta.labels), id(pod.containers), id(pod.init_containers),
                         pod.host_network)
