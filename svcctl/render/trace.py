@@ -5,15 +5,14 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from rich.text import Text
-from rich.tree import Tree
-
 from svcctl.analysis.story import Group, group_findings, sentence
 from svcctl.analysis.trace import BROKEN, OK, SKIPPED, WARNING, Hop, PortTrace, Trace
 from svcctl.dataplane.model import format_share
 from svcctl.render.console import emit_document, hint_lines
 
 if TYPE_CHECKING:
+    from rich.tree import Tree
+
     from svcctl.render.console import OutputOptions
 
 MARK = {OK: "✓", WARNING: "!", BROKEN: "✗", SKIPPED: "-"}
@@ -128,6 +127,8 @@ def render_plain(tr: Trace, wide: bool = False) -> str:
 
 
 def _hop_node(parent: Tree, pt: PortTrace | None, h: Hop, wide: bool) -> Tree:
+    from rich.text import Text
+
     t = Text(f"{MARK[h.verdict]} ", style=STYLE[h.verdict])
     t.append(f"{TITLES.get(h.name, h.name)}: ", style="bold")
     t.append(h.summary, style="red" if h.verdict == BROKEN else "")
@@ -144,6 +145,10 @@ def _hop_node(parent: Tree, pt: PortTrace | None, h: Hop, wide: bool) -> Tree:
 
 
 def render_tree(tr: Trace, wide: bool = False) -> Tree:
+    """The terminal's tree; rich is imported only here, so -o json and plain output never load it."""
+    from rich.text import Text
+    from rich.tree import Tree
+
     title = Text(f"verdict: {tr.verdict}", style=STYLE[tr.verdict])
     title.append(f" — {sentence(tr)}", style="bold")
     title.append(f"\ntrace {tr.target.raw}", style="bold")

@@ -168,3 +168,15 @@ def test_the_module_probe_sees_the_model_when_a_snapshot_needs_it() -> None:
     res, loaded = _unneeded_loaded(["rules", "hostnames", "--snapshot", "demo", "-o", "json"])
     assert res["code"] == 0, res["out"][-500:]
     assert "svcctl.model" in loaded
+
+
+@pytest.mark.parametrize("output", ["json", "table"])
+def test_a_trace_from_a_file_loads_rich_only_to_draw(output: str, big_iptables_save: Path) -> None:
+    """-o json and piped tables (the probe's stdout is not a terminal) never draw a rich tree, so never import rich
+    (it was ≈ 40 ms of a one-Service trace); the same probe does see rich where a command draws with it."""
+    res, _ = _unneeded_loaded(["trace", "10.96.1.45:80", "--iptables-save", str(big_iptables_save), "-o", output])
+    assert res["code"] in (0, 1), res["out"][-500:]
+    assert "10.96.1.45" in res["out"]
+    assert [m for m in res["modules"] if m == "rich" or m.startswith("rich.")] == []
+    drawn, _ = _unneeded_loaded(["check", "hostnames", "--snapshot", "demo"])
+    assert "rich" in drawn["modules"]
