@@ -41,6 +41,8 @@ def test_each_pod_is_from_dicts() -> None:
         # not kept: no check of a Pod reads them
         want.meta.uid, want.meta.resource_version, want.meta.creation_timestamp = "", "", None
         want.meta.annotations = {}
+        for c in want.conditions:
+            c.last_transition = None
         got = b.build(d)
         assert got is not None, d["metadata"]["name"]
         assert got == want, d["metadata"]["name"]
@@ -56,18 +58,25 @@ def test_replicas_share_their_containers_and_labels() -> None:
     assert a.conditions is c.conditions  # equal, to the transition times (the generator's one timestamp)
 
 
-def test_conditions_are_shared_only_when_equal_to_the_second() -> None:
+def test_conditions_are_shared_whatever_their_transition_times() -> None:
+    """The times are not kept (no check reads them): replicas ready at different moments share one list; a
+    different reason or message is a list of its own, and the lookup stays bounded."""
     import svcctl.sources.pod_pages as pod_pages
 
     b = PodBuilder({})
     every = pods()
     a, c, d = every[0], every[1], every[3]  # ready replicas (every[2] is its Service's not-ready one)
     c["status"]["conditions"][0]["lastTransitionTime"] = "2026-11-20T09:00:01Z"
+    d["status"]["conditions"][0]["message"] = "its own"
     pa, pc, pd = b.build(a), b.build(c), b.build(d)
     assert pa is not None and pc is not None and pd is not None
-    assert pa.conditions is not pc.conditions and pa.conditions is pd.conditions
-    assert pc.conditions[0].last_transition is not None and pc.conditions[0].last_transition.second == 1
-    assert len(b._conditions) <= pod_pages._CONDITION_SETS  # bounded where every Pod's times differ
+    assert pa.conditions is pc.conditions and pa.conditions is not pd.conditions
+    assert pc.conditions[0].last_transition is None and pd.conditions[0].message == "its own"
+    for i in range(pod_pages._CONDITION_SETS + 10):
+        e = copy.deepcopy(a)
+        e["status"]["conditions"][0]["message"] = f"m{i}"
+        assert b.build(e) is not None
+    assert len(b._conditions) <= pod_pages._CONDITION_SETS  # bounded where every Pod's messages differ
 
 
 @pytest.mark.parametrize("path,value", [
