@@ -58,7 +58,8 @@ def command(service: str | None, fail_on: str) -> int:
     picks at random, not round-robin), session affinity, when traffic is masqueraded, and what happens when a
     Service has no (local) endpoints. The summary says how many rules and chains kube-proxy writes.
     SERVICE (optional) is `name`, `ns/name`, `ns/name:port`, `VIP` or `VIP:port`; exit 1 when it is not in
-    the node's rules.
+    the node's rules. Where the rules carry addresses only (IPVS, Cilium's service list, ...), a name needs
+    cluster data (--snapshot, a kubeconfig) to map it to its addresses, else exit 2.
 
     \b
     Examples:

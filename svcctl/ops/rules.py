@@ -130,6 +130,20 @@ class RulesReport:
     missing: bool = False  # the one Service asked about is not in the node's rules
 
 
+def _unnameable(app: Context, only: set[str], mode: str) -> None:
+    """Rules that carry addresses, not Service names (IPVS, Cilium's service list, ...): a name no cluster data
+    maps to addresses cannot be looked for, so its absence is not a finding (exit 2, not 'not in this node's
+    rules')."""
+    name = min(k for k in only if "/" in k)
+    if app.has_cluster and (app.snapshot or app.kubeconfig or app.context):
+        raise InputError(f"{name}: the cluster data gave no such Service (not found or not readable), and {mode} "
+                         "rules name no Service",
+                         hint="check the name and namespace (-n), or ask by address: svcctl rules VIP[:PORT]")
+    raise InputError(f"{name}: {mode} rules name no Service, and no cluster data maps the name to its addresses",
+                     hint="ask by address (svcctl rules VIP[:PORT] with the same node input), or add --snapshot "
+                          "DIR or --kubeconfig so the name resolves")
+
+
 def read_rules(app: Context, only: set[str] | None) -> RulesReport:
     """`svcctl rules`: one node's rules read (scoped to `only`, the parser's keys of one Service, when given),
     entries named from the cluster's Services, and (iptables, whole node) chains that belong to none."""
@@ -161,6 +175,9 @@ def read_rules(app: Context, only: set[str] | None) -> RulesReport:
     if only is not None:
         from svcctl.dataplane.model import in_scope
 
-        rules.services = [s for s in rules.services if in_scope(s, only)]
+        read, rules.services = rules.services, [s for s in rules.services if in_scope(s, only)]
+        if not rules.services and read and all(e.name is None for e in read) and not named and \
+                any("/" in k for k in only):
+            _unnameable(app, only, rules.mode)
         return RulesReport(rules, missing=not rules.services)
     return RulesReport(rules)

@@ -219,3 +219,37 @@ def test_status_lines_are_never_hard_wrapped(run_cli: Any) -> None:
     assert code == 0
     line = next(ln for ln in err.splitlines() if "node dumps:" in ln)
     assert len(line) > 120 and "iptables-save.txt" in line and "nft.txt" in line
+
+
+IPVS_DEMO = DEMO_DUMP.parent / "ipvsadm.txt"
+ROOT_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def test_an_ipvs_dump_asked_by_name_without_cluster_data_is_an_input_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """IPVS virtual servers carry no Service names: without cluster data svcctl cannot look for a name, so it must
+    not say the Service is missing from the node (exit 1) — it says what it needs (exit 2)."""
+    rc, out, err = svcctl(capsys, "rules", "default/hostnames", "--ipvsadm", str(IPVS_DEMO), "-o", "json")
+    assert (rc, out) == (2, "")
+    assert "ipvs rules name no Service" in err and "not in this node's rules" not in err
+    assert len(err.strip().splitlines()) == 1
+    # the same name with the snapshot's Service maps to its addresses and is found
+    rc, out, err = svcctl(capsys, "rules", "default/hostnames", "--ipvsadm", str(IPVS_DEMO), "--snapshot", "demo",
+                          "-o", "json")
+    assert rc == 0, err
+    assert [e["name"] for e in json.loads(out)["services"]] == ["default/hostnames:default"]
+    # Cilium's service list names no Service either
+    rc, _, err = svcctl(capsys, "rules", "default/hostnames", "--cilium",
+                        str(ROOT_FIXTURES / "cilium" / "service-list-1.14.txt"))
+    assert rc == 2 and "cilium rules name no Service" in err
+    # asked by address, absence is a finding the dump can show
+    rc, _, err = svcctl(capsys, "rules", "198.18.250.250:80", "--ipvsadm", str(IPVS_DEMO))
+    assert rc == 1 and "not in this node's rules" in err
+
+
+def test_an_ipvs_dump_asked_for_a_name_the_cluster_lacks(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = svcctl(capsys, "rules", "default/nosuch", "--ipvsadm", str(IPVS_DEMO), "--snapshot", "demo")
+    assert (rc, out) == (2, "")
+    assert "default/nosuch: the cluster data gave no such Service" in err
+    # iptables rules name their Services: there the same question is answered from the dump itself
+    rc, _, err = svcctl(capsys, "rules", "default/nosuch", "--iptables-save", str(DEMO_DUMP), "--snapshot", "demo")
+    assert rc == 1 and "not in this node's rules" in err
