@@ -82,7 +82,7 @@ def _answer(service: str | None, fail_on: str) -> int:
 
     app = get_app()
     only = service_keys(service, rules_namespace(app)) if service else None
-    report = read_rules(app, only)
+    report = read_rules(app, only, as_text=app.output == "json")
     if report.missing:
         app.terminal.warn(f"{service} is not in this node's rules ({report.rules.source})")
         if app.output in ("json", "yaml"):

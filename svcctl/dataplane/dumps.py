@@ -25,6 +25,9 @@ class NodeDumps:
     # files read as pastes (svcctl.paste.Pasted): their sections and skipped lines, and those as sentences
     readings: list[Any] = field(default_factory=list)
     reading_notes: list[str] = field(default_factory=list)
+    # the caller needs nothing of the entries but their JSON (whole-dump `rules -o json` without cluster data): a
+    # reader may leave them in the text for the writer (`NodeRules.deferred`) instead of making the model
+    entries_as_text: bool = False
 
     def get(self, key: str) -> str | None:
         return self.texts.get(key)

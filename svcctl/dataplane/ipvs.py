@@ -147,14 +147,17 @@ _RS_LIST = re.compile(r"^\s*-> (?P<addr>\S+)\s+(?P<fwd>Masq|Local|Tunnel|Route)(
 
 
 def parse_ipvsadm(text: str, source: str, *, ipset_text: str | None = None, ip_addr_text: str | None = None,
-                  iptables_text: str | None = None, only: set[str] | None = None) -> NodeRules:
+                  iptables_text: str | None = None, only: set[str] | None = None,
+                  as_text: bool = False) -> NodeRules:
     """`ipvsadm -Ln` (or --stats / --rate / -S -n) → NodeRules (mode "ipvs"), checked against the glue if given.
 
     ipset_text: `ipset list` (classifies NodePort / external / LB entries, checks KUBE-CLUSTER-IP);
     ip_addr_text: `ip addr show kube-ipvs0` (every service address must be bound there);
     iptables_text: `iptables-save` (checks that the KUBE-CLUSTER-IP match-set rule exists);
     only: addresses (`VIP`, `VIP:port`, `[v6]:port`, `:nodePort`) to keep: the virtual servers of other addresses
-    are skipped before parsing (IPVS entries carry no names, so names alone cannot filter)."""
+    are skipped before parsing (IPVS entries carry no names, so names alone cannot filter);
+    as_text: the caller needs only the entries' JSON: a plain table without glue is checked and left in its text
+    (`rules.deferred`, written by render/ipvs_json.py), no entry made."""
     if "\x00" in text[:8192]:
         raise InputError("binary data, not ipvsadm output", source=source)
     if only:
@@ -172,6 +175,16 @@ def parse_ipvsadm(text: str, source: str, *, ipset_text: str | None = None, ip_a
                 rules.notes.append("only the virtual servers of the addresses asked about were read; counts are "
                                    "for the whole table")
                 return rules
+    if as_text and FAST and not only and ipset_text is None and ip_addr_text is None and iptables_text is None:
+        from svcctl.dataplane.ipvs_plain import plain_table
+
+        table = plain_table(text)
+        if table is not None:
+            rules = NodeRules(mode="ipvs", source=source, deferred=table)
+            rules.stats.extra["virtualServers"] = table.virtual_servers
+            rules.stats.extra["realServers"] = table.real_servers
+            rules.stats.rules = table.virtual_servers + table.real_servers
+            return rules
     vss, fmt = _read_vss(text, source)
     rules = NodeRules(mode="ipvs", source=source)
     rules.stats.extra["virtualServers"] = len(vss)
@@ -311,6 +324,24 @@ def _read_listing_fast(text: str) -> list[_VS] | None:
     return vss
 
 
+def plain_entries(vs_text: str) -> list[ServiceEntry]:
+    """The entries of whole virtual servers cut from a plain table that `ipvs_plain.plain_table` passed (their
+    lines, from a virtual server's to its last real server's), as `parse_ipvsadm` makes them without glue."""
+    vss = _read_listing_fast(_PLAIN_BANNER + _FL_HEAD + vs_text)
+    if vss is None:
+        raise ValueError("not virtual servers of a checked plain table")
+    return [_entry(v, None, None) for v in vss]
+
+
+def entry_of(protocol: str, address: str, port: int, scheduler: str, persistent: int | None,
+             reals: list[Backend]) -> ServiceEntry:
+    """The entry `parse_ipvsadm` makes (without glue) of a virtual server whose real servers all forward by Masq."""
+    v = _VS(protocol, address, port, scheduler=scheduler, persistent=persistent, reals=reals,
+            forwards=["Masq"] * len(reals))
+    return _entry(v, None, None)
+
+
+_PLAIN_BANNER = "IP Virtual Server version 1.2.1 (size=4096)\n"
 _VS_LINE = re.compile(r"(?m)^(?:TCP|UDP|SCTP|FWM) |^-A ")
 
 

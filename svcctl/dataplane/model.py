@@ -244,6 +244,9 @@ class NodeRules:
     # the rules is then not "not programmed" by kube-proxy
     proxy_absent: str = ""
     inputs: list[dict[str, Any]] = field(default_factory=list)  # pasted files: sections read, lines skipped
+    # the entries left in their checked text (NodeDumps.entries_as_text: ipvs_plain.PlainTable), for the JSON
+    # writer to read a window at a time; `services` is then empty
+    deferred: Any = field(default=None, repr=False, compare=False)
 
     def holds(self, family: str, table: str) -> bool:
         return not self.tables or f"{family}:{table}" in self.tables

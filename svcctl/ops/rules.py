@@ -144,9 +144,12 @@ def _unnameable(app: Context, only: set[str], mode: str) -> None:
                           "DIR or --kubeconfig so the name resolves")
 
 
-def read_rules(app: Context, only: set[str] | None) -> RulesReport:
+def read_rules(app: Context, only: set[str] | None, as_text: bool = False) -> RulesReport:
     """`svcctl rules`: one node's rules read (scoped to `only`, the parser's keys of one Service, when given),
-    entries named from the cluster's Services, and (iptables, whole node) chains that belong to none."""
+    entries named from the cluster's Services, and (iptables, whole node) chains that belong to none.
+
+    as_text: only the rules' JSON is wanted; without cluster data (nothing then names, classifies or checks the
+    entries) a whole dump's reader may leave them in the text for the writer (`NodeDumps.entries_as_text`)."""
     found: list[Service] = []
     named = service_ports(app, only, found) if only else []
     if named and only is not None:
@@ -157,6 +160,8 @@ def read_rules(app: Context, only: set[str] | None) -> RulesReport:
                          hint="give --iptables-save FILE (or --ipvsadm / --nft), --netns NAME, --local-node, "
                               "or --snapshot with nodes/<node>/ dumps")
     app.terminal.debug(f"node dumps: {', '.join(f'{k} from {v}' for k, v in dumps.origins.items())}")
+    dumps.entries_as_text = as_text and only is None and not (
+        app.has_cluster and (app.snapshot or app.kubeconfig or app.context))
     rules = app.load_rules(dumps, mode=app.node_inputs.mode, only=only)
     if any(e.name is None or e.kind == "ExternalIP" for e in rules.services):
         name_entries(rules, named if only is not None else service_ports(app, None))

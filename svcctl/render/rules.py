@@ -117,8 +117,15 @@ def rules_document(rules: NodeRules) -> dict[str, Any]:
 def streamed_document(rules: NodeRules) -> dict[str, Any]:
     """The rules' JSON document with each entry made as it is written, its backends written as text: the same
     characters as `rules_document`, without a whole dump's 100,000 backend dicts in memory at once."""
-    from svcctl.render.entry_json import entry_text
     from svcctl.render.jsonout import Mapped
+
+    if rules.deferred is not None:  # a whole IPVS table left in its text (ipvs_plain): written a window at a time
+        from functools import partial
+
+        from svcctl.render.ipvs_json import window_text
+
+        return rules.to_json(services=Mapped(rules.deferred.windows, partial(window_text, rules.deferred), text=True))
+    from svcctl.render.entry_json import entry_text
 
     return rules.to_json(services=Mapped(rules.services, entry_text, text=True))
 

@@ -59,13 +59,14 @@ class IpvsMode(ProxyMode):
         text, origin = self.require(dumps, "IPVS mode needs `ipvsadm -Ln` output", "give --ipvsadm FILE")
         # the glue (kube-ipvs0 addresses, KUBE-CLUSTER-IP ipset, iptables rules) when the node gave it
         rules = parse_ipvsadm(text, origin, only=keys_of(scope), ipset_text=dumps.get("ipset"),
-                              ip_addr_text=dumps.get("kube-ipvs0"), iptables_text=dumps.get("iptables"))
+                              ip_addr_text=dumps.get("kube-ipvs0"), iptables_text=dumps.get("iptables"),
+                              as_text=dumps.entries_as_text)
         missing = [what for key, what in (("kube-ipvs0", "VIP binding (no `ip addr show kube-ipvs0`)"),
                                           ("ipset", "KUBE-CLUSTER-IP ipset membership (no `ipset list`)"))
                    if dumps.get(key) is None]
         if missing:
             rules.notes.append("skipped: " + " and ".join(missing) + " checks: the node input lacks them")
-        if not rules.services and (scope is None or not scope.keys):
+        if not rules.services and rules.deferred is None and (scope is None or not scope.keys):
             found = ipvs_chains(dumps.get("iptables") or "")
             if found:
                 rules.notes = [n for n in rules.notes if not n.startswith("IPVS has no virtual servers")]
