@@ -1292,31 +1292,43 @@ def _reach_classes(world: PolicyWorld, policies: list[NetworkPolicy],
     """`_reach_each`'s answers, each connection judged once per (client namespace, backend class). A client
     "some Pod of namespace N" has no labels, no IP and no node, so its Egress is not judged and the backend's
     Ingress reads only the backend's namespace, labels, hostNetwork and container ports, and the port: backends
-    alike in those get the same answer, whatever their name or IP. And when no NetworkPolicy can select the
-    backend and there is no admin tier, the client's namespace does not matter either (nothing reads it)."""
+    alike in those get the same answer, whatever their name or IP (and without an admin tier the labels are read
+    only through which policies select the backend: the Services of a namespace under one policy share their
+    answers). And when no NetworkPolicy can select the backend and there is no admin tier, the client's namespace
+    does not matter either (nothing reads it): one answer for every namespace."""
     admin = world.admin
     has_admin = admin is not None and bool(admin[0] or admin[1])
     classes: dict[tuple[Any, ...], tuple[Endpoint, int, str, bool]] = {}
-    seen: dict[int, Endpoint] = {}  # id(raw) -> its Endpoint: a Pod behind several ports is read once
+    # id(raw) -> its Endpoint, what its class reads of its labels, and whether no policy can select it: a Pod
+    # behind several ports is read once
+    seen: dict[int, tuple[Endpoint, tuple[Any, ...], bool]] = {}
     for _, proto, bs in ports:
         for ip, tport, pod in bs:
             raw = backend_pods.get(pod or "")
             if raw is None:
                 continue
-            be = seen.get(id(raw))
-            if be is None:
-                be = seen[id(raw)] = pod_endpoint(raw, world.namespace(str((raw.get("metadata") or {}).get(
-                    "namespace") or "default")))
+            got = seen.get(id(raw))
+            if got is None:
+                be = pod_endpoint(raw, world.namespace(str((raw.get("metadata") or {}).get("namespace") or "default")))
                 be.ip = ip
+                applies = tuple([_applies(p, be, INGRESS) for p in policies])
+                free = not has_admin and all(a is False for a in applies)
+                # Without an admin tier, the Ingress of a backend reads its labels only through which policies
+                # select it (`_applies`, policy by policy): backends selected alike are one class, whatever their
+                # labels. The admin tiers' subject selectors read the labels themselves.
+                sel = tuple(sorted(be.labels.items())) if has_admin else applies
+                got = seen[id(raw)] = (be, sel, free)
+            be, sel, free = got
             assert be.namespace is not None
-            cls = (be.namespace.name, tuple(sorted(be.labels.items())), be.host_network, tuple(be.ports), tport,
-                   proto)
+            cls = (be.namespace.name, sel, be.host_network, tuple(be.ports), tport, proto)
             if cls not in classes:
-                free = not has_admin and all(_applies(p, be, INGRESS) is False for p in policies)
                 classes[cls] = (be, tport, proto, free)
     if not classes:
         return
-    for ns in sorted(set(namespaces)):
+    every = sorted(set(namespaces))
+    # no class's answer reads the client's namespace (none can be selected, no admin tier): one answer for all
+    judged = every[:1] if all(free for _, _, _, free in classes.values()) else every
+    for ns in judged:
         client: Endpoint | None = None  # built only when an answer is not known yet
         results: set[Tri] = set()
         for cls, (be, tport, proto, free) in classes.items():
@@ -1332,6 +1344,9 @@ def _reach_classes(world: PolicyWorld, policies: list[NetworkPolicy],
             applying |= hit[1]
             ipblocks |= hit[2]
         rep.reach[ns] = ("all" if results == {True} else "none" if results == {False} else "some")
+    if judged is not every:
+        for ns in every[1:]:
+            rep.reach[ns] = rep.reach[every[0]]
 
 
 def _reach_each(world: PolicyWorld, policies: list[NetworkPolicy],

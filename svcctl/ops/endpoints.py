@@ -67,22 +67,26 @@ def _refusals(source: ClusterSource) -> int:
 def _read(source: ClusterSource, g: Gathered, check: str, resource: str, fn: Callable[[], T], default: T) -> T:
     """One read; a refusal (raised, or recorded by the source in `skipped`) becomes a skipped check, and so
     does a kind the input does not hold (a snapshot without EndpointSlices): not read as "there are none"."""
-    why = absent_from(source, resource)
+    counts, covered = _caps(source)  # asked once: check -A makes seven reads per Service
+    why = absent_from(source, resource) if covered else None
     if why is not None:
         g.absent.append((check, resource.split(" ")[0], why))
         return default
     before = len(source.skipped)
-    refusals = _refusals(source)
+    refusals = int(source.refusals) if counts else 0  # type: ignore[attr-defined]
     try:
         out = fn()
     except ForbiddenError as e:
         g.skipped.append((check, e.resource or resource, e.message))
         return default
-    for s in source.skipped[before:]:
-        g.skipped.append((check, s.resource, s.reason))
-    last = source.last_refusal if _caps(source)[0] else None  # type: ignore[attr-defined]
-    if _refusals(source) != refusals and last is not None:
-        g.skipped.append((check, last.resource, last.reason))  # refused again (recorded once in `skipped`)
+    skipped = source.skipped
+    if len(skipped) != before:
+        for s in skipped[before:]:
+            g.skipped.append((check, s.resource, s.reason))
+    if counts and int(source.refusals) != refusals:  # type: ignore[attr-defined]
+        last = source.last_refusal  # type: ignore[attr-defined]
+        if last is not None:
+            g.skipped.append((check, last.resource, last.reason))  # refused again (recorded once in `skipped`)
     return out
 
 

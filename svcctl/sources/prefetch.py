@@ -604,6 +604,16 @@ class Prefetched:
     def list_admin_network_policies(self) -> tuple[list[JSON], list[JSON]] | None:
         return self._src.list_admin_network_policies()
 
+    # the source's refusal count, asked twice per read of every Service (`ops.endpoints._read`): as properties,
+    # not through __getattr__'s failed lookup first; a source that counts none has neither (AttributeError)
+    @property
+    def refusals(self) -> int:
+        return int(self._src.refusals)  # type: ignore[attr-defined]
+
+    @property
+    def last_refusal(self) -> Any:
+        return self._src.last_refusal  # type: ignore[attr-defined]
+
     def __getattr__(self, attr: str) -> Any:
         return getattr(self._src, attr)  # capabilities (refusals, kube-proxy exec …): the source's own
 
