@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from operator import attrgetter
+from operator import not_ as _not
 from sys import intern
 
 from svcctl.dataplane.hashes import (
@@ -1158,6 +1159,7 @@ def _cascade(probs: tuple[str | None, ...]) -> tuple[list[Fraction], Fraction] |
 
 
 _PORT_INTS: dict[str, int] = {}
+_MASQ_WORDS: dict[str, str] = {}  # a KUBE-SVC- chain's masquerade source CIDR -> its words
 
 
 def _to_parts(to: str) -> tuple[str, int]:
@@ -1290,7 +1292,12 @@ class _Follower:
             m = _FAST_RULES["! -"].match(text, at, le)
             if m is None or m.group(7) != "KUBE-MARK-MASQ":
                 return None
-            masq_words = f"traffic not from {m.group(1)} is masqueraded"
+            cidr = m.group(1)
+            masq_words = _MASQ_WORDS.get(cidr)
+            if masq_words is None:
+                masq_words = f"traffic not from {cidr} is masqueraded"
+                if len(_MASQ_WORDS) < 4096:  # (a node has a cluster CIDR or two: one text for every Service)
+                    _MASQ_WORDS[cidr] = masq_words
             first, count = le, count - 1
         # every jump line in one scan: as many matches as lines, each one line (they start at a newline, and
         # every line of the run starts with `-A chain `): (probability or "", target) each
@@ -1298,40 +1305,44 @@ class _Follower:
         if len(jumps) != count:
             return None
         eps, one = nat.eps, nat.eps_one
-        eps_get = eps.get
-        targets = [eps_get(t) for _, t in jumps]  # each one's Backend, made by the scan
+        # (probabilities, targets) as two tuples, each target's Backend (made by the scan) looked up in C loops
+        probs, tgts = zip(*jumps, strict=True) if jumps else ((), ())
+        targets = list(map(eps.get, tgts))
         lined: dict[str, bool] | None = None  # those read from their lines (-> hairpin): marked in the visited set
-        for k, ep in enumerate(targets):
-            if ep.__class__ is not Backend:  # not read by the scan, or taken by another walk already
-                target = jumps[k][1]
-                if not target.startswith(IPTABLES_ENDPOINT_PREFIX):
-                    return None
-                parts = self._endpoint_parts(target)
-                if parts is None:
-                    return None
-                name = intern(target)
-                targets[k] = Backend(parts[0], parts[1], None, name)
-                lined = lined if lined is not None else {}
-                lined[name] = parts[2]
-        shares = _cascade(tuple([p for p, _ in jumps]))
+        if not (targets and targets[0].__class__ is Backend and len(set(map(type, targets))) == 1):
+            for k, ep in enumerate(targets):
+                if ep.__class__ is not Backend:  # not read by the scan, or taken by another walk already
+                    target = tgts[k]
+                    if not target.startswith(IPTABLES_ENDPOINT_PREFIX):
+                        return None
+                    parts = self._endpoint_parts(target)
+                    if parts is None:
+                        return None
+                    name = intern(target)
+                    targets[k] = Backend(parts[0], parts[1], None, name)
+                    lined = lined if lined is not None else {}
+                    lined[name] = parts[2]
+        shares = _cascade(probs)
         if shares is None:
             return None
         visited = self.visited
         visited.add(chain)
-        w = _Walk(path=[chain])
-        if masq_words is not None:
-            visited.add("KUBE-MARK-MASQ")
-            w.masquerade.append(masq_words)
         backend_shares, remaining = shares
-        taken: list[Backend] = targets[:len(backend_shares)]  # type: ignore[assignment]  # to the last share
-        if len(set(map(id, taken))) != len(taken):  # one endpoint chain jumped to twice: a Backend each
+        n = len(backend_shares)
+        taken: list[Backend] = targets if n == len(targets) else targets[:n]  # type: ignore[assignment]
+        if len(set(map(id, taken))) != n:  # one endpoint chain jumped to twice: a Backend each
             taken = [_copy(b) for b in taken]
         for b, bshare in zip(taken, backend_shares, strict=False):
             b.probability = bshare
-        w.backends = taken
+        if masq_words is not None:
+            visited.add("KUBE-MARK-MASQ")
+            w = _Walk(taken, [chain], [masq_words])
+        else:
+            w = _Walk(taken, [chain])
         if lined is None:
-            marks = {b.chain: b.chain not in one for b in taken} if one else dict.fromkeys([b.chain for b in taken],
-                                                                                          True)
+            reached = tgts if n == len(tgts) else tgts[:n]  # (equal to the Backends' chains: eps's keys)
+            marks = dict(zip(reached, map(_not, map(one.__contains__, reached)), strict=True)) if one else \
+                dict.fromkeys(reached, True)
             eps.update(marks)  # reached (see Table.eps)
             # the rules of its chains, for its Service's count: its own and one or two per endpoint chain
             self.counts[chain] = run_count + len(marks) + sum(marks.values())
@@ -1349,12 +1360,17 @@ class _Follower:
             visited.add("KUBE-MARK-MASQ")
             if _HAIRPIN not in w.masquerade:
                 w.masquerade.append(_HAIRPIN)
-        if remaining > 0 and not w.backends:
-            w.fell_through = True
-        elif remaining > 0 and remaining != 1:
-            w.notes.append(f"a share of {remaining} falls through {chain} without a backend")
+        if remaining.numerator > 0:  # (not `remaining > 0`: Fraction's comparisons are Python calls)
+            if not w.backends:
+                w.fell_through = True
+            elif remaining != 1:
+                w.notes.append(f"a share of {remaining} falls through {chain} without a backend")
         self.cache[chain] = w
         return w
+
+    def plain_entry(self, t: str) -> bool:
+        """A KUBE-SERVICES jump to `t` is a service entry's (not a verdict, NodePorts, or an old masquerade mark)."""
+        return not (t in _TERMINAL or t in _NON_TERMINAL or t == "KUBE-NODEPORTS" or self.is_masq_chain(t))
 
     def is_masq_chain(self, chain: str) -> bool:
         """KUBE-MARK-MASQ, or any chain that only sets marks (per-service chains never are)."""
@@ -1505,13 +1521,20 @@ def _split_hostport(text: str) -> tuple[str, int]:
 
 
 def _entry_from_rule(r: Rule, kind_default: str) -> ServiceEntry:
-    name, kind = _entry_name(r.comment)
-    proto = (r.get("-p") or "tcp").lstrip("!").upper()
-    addr = _strip_host(r.get("-d") or "")
-    port_s = r.get("--dport") or "0"
+    opts = r.opts
+    return _entry(opts.get("--comment"), opts.get("-p"), opts.get("-d"), opts.get("--dport"), r.target, kind_default)
+
+
+def _entry(comment: str | None, p: str | None, d: str | None, dport: str | None, target: str | None,
+           kind_default: str) -> ServiceEntry:
+    """The entry of a rule with these options (`-p`, `-d`, `--dport`) and target."""
+    name, kind = _entry_name(comment)
+    proto = (p or "tcp").lstrip("!").upper()
+    addr = _strip_host(d or "")
+    port_s = dport or "0"
     port = int(port_s) if port_s.isdecimal() and len(port_s) <= 10 else 0
     if kind is None:
-        t = r.target or ""
+        t = target or ""
         kind = "LoadBalancer" if t.startswith("KUBE-FW-") else "ExternalIP" if t.startswith("KUBE-EXT-") \
             else kind_default
     # its lists given (not made by the dataclass's factories, 10,000 entries × 7)
@@ -1561,11 +1584,19 @@ def follow(dump: Dump) -> NodeRules:
     fol = _Follower(nat or Table("nat"), dump)
     early_masq: dict[tuple[str, str, str], list[str]] = {}
     if nat is not None:
-        svc_rules = nat.iter_rules("KUBE-SERVICES")
+        svc_rules = _entry_rules(nat, "KUBE-SERVICES", fol.plain_entry)
         if svc_rules is None:
             rules.notes.append("no KUBE-SERVICES chain in the nat table: kube-proxy is not in iptables mode here "
                                "(or not running)")
         for r in svc_rules or ():
+            if isinstance(r, tuple):  # an entry of kube-proxy's shape, as its match's groups (`_entry_rules`)
+                dst, proto, comment, _, dport, to = r
+                e = _entry(comment, proto, dst, dport, to, "ClusterIP")
+                sub = fol.walk(to)
+                _apply_walk(e, sub, [], owned=fol.claim(sub))
+                _entry_tail(e, to, nat, early_masq)
+                _add(rules, e, per_service, entry_rule_count, dump.hash_names)
+                continue
             t = r.target
             if t is None:
                 continue
@@ -1607,12 +1638,7 @@ def follow(dump: Dump) -> NodeRules:
             e = _entry_from_rule(r, "ClusterIP")
             sub = fol.walk(t)
             _apply_walk(e, sub, [], owned=fol.claim(sub))
-            for m in reversed(early_masq.get((e.address, str(e.port), e.protocol), []) if early_masq else []):
-                if m not in e.masquerade:
-                    e.masquerade.insert(0, m)
-            if t.startswith("KUBE-FW-"):
-                e.source_ranges = [src for x in nat.rules(t) or []
-                                   if x.target and (src := x.get("-s") or "") and not src.startswith("!")]
+            _entry_tail(e, t, nat, early_masq)
             _add(rules, e, per_service, entry_rule_count, dump.hash_names)
     if filt is not None:
         _filter_verdicts(rules, filt, entry_rule_count)
@@ -1625,8 +1651,15 @@ def follow(dump: Dump) -> NodeRules:
         # one pass over the chains (110,000 at 10,000 Services) for both counts and the stale ones
         seps = svcs = 0
         unreferenced: list[str] = []
-        visited, eps_get = fol.visited, nat.eps.get
-        for c in nat.chains:
+        visited, eps, eps_get = fol.visited, nat.eps, nat.eps.get
+        others: Iterable[str] = nat.chains
+        if eps:
+            # the endpoint chains the scan read (each a declared KUBE-SEP- chain), at once: a bool is one reached
+            seps = len(eps)
+            if list(map(type, eps.values())).count(bool) != seps:
+                unreferenced.extend(c for c, v in eps.items() if v.__class__ is not bool and c not in visited)
+            others = nat.chains.keys() - eps.keys()  # (in no order: only counted, and the stale ones sorted)
+        for c in others:
             if c.startswith(KUBE_PREFIXES):
                 if c.startswith(IPTABLES_ENDPOINT_PREFIX):
                     seps += 1
@@ -1655,6 +1688,46 @@ def follow(dump: Dump) -> NodeRules:
     if filt is not None and not partial:
         rules.stats.extra["filterRules"] = sum(len(v) for v in filt.chains.values())
     return rules
+
+
+def _entry_tail(e: ServiceEntry, t: str, nat: Table, early_masq: dict[tuple[str, str, str], list[str]]) -> None:
+    """A KUBE-SERVICES entry's masquerade marked one rule earlier (old kube-proxy) and its firewall's sources."""
+    for m in reversed(early_masq.get((e.address, str(e.port), e.protocol), []) if early_masq else []):
+        if m not in e.masquerade:
+            e.masquerade.insert(0, m)
+    if t.startswith("KUBE-FW-"):
+        e.source_ranges = [src for x in nat.rules(t) or []
+                           if x.target and (src := x.get("-s") or "") and not src.startswith("!")]
+
+
+def _entry_rules(nat: Table, chain: str, plain: Callable[[str], bool]) -> Iterator[Rule | tuple[str, ...]] | None:
+    """`nat.iter_rules(chain)`, except that a rule of kube-proxy's entry shape (`_FAST_RULES["-d "]`: address,
+    protocol, comment, port, target) whose target `plain` says is an entry's, not a jump the loop reads otherwise,
+    comes as that match's groups: 10,000 entries then make no Rule and no dict of options each."""
+    parsed = nat.chains.get(chain)
+    runs = nat.runs(chain)
+    if runs is None or parsed or not FAST:
+        return nat.iter_rules(chain)
+    return _entry_lines(nat, runs, plain)
+
+
+def _entry_lines(nat: Table, runs: list[tuple[int, int, int, int]],
+                 plain: Callable[[str], bool]) -> Iterator[Rule | tuple[str, ...]]:
+    text, name, source = nat.text, nat.name, nat.source
+    rx = _FAST_RULES["-d "]
+    for no, start, end, _count in runs:
+        pos, i = start, 0
+        while pos < end:
+            nl = text.find("\n", pos, end)
+            nl = end if nl < 0 else nl
+            line = text[pos:nl].strip()
+            sp = line.find(" ", 3)
+            m = rx.match(line, sp + 1) if sp > 3 and line.startswith("-d ", sp + 1) and line[:3] == "-A " else None
+            if m is not None and plain(m.group(6)):
+                yield m.groups()
+            else:
+                yield _parse_line(line, name, no + i, source)  # (its shape then read as `_fast_rule` reads it)
+            pos, i = nl + 1, i + 1
 
 
 def _chains_of(entries: list[ServiceEntry]) -> set[str]:

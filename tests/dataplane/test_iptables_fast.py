@@ -69,6 +69,7 @@ def _dumps() -> Iterator[tuple[str, str]]:
                                                 for i, ln in enumerate(big.splitlines())) + "\n"
     yield "no final newline", big.rstrip("\n")
     yield from _bulk_variants()
+    yield from _entry_variants()
     sys.path.insert(0, str(ROOT / "tests" / "support"))
     import tempfile
 
@@ -118,6 +119,27 @@ def _bulk_variants() -> Iterator[tuple[str, str]]:
     yield "bulk: a quoted backslash and a comment starting with a dash", base.replace(
         masq, masq.replace('--comment "', '--comment "a\\\\b ')).replace(
         seps[3], seps[3].replace('--comment "', '--comment "-'))
+
+
+def _entry_variants() -> Iterator[tuple[str, str]]:
+    """KUBE-SERVICES lines of the entry shape (`-d VIP -p … --dport … -j X`, read as their match's groups) whose
+    target is not a Service chain: old kube-proxy's masquerade mark before the entry, a chain that only sets marks,
+    verdicts, the NodePorts jump, a target never declared; and an entry line indented, with a CR, with odd spaces."""
+    base = iptables_save(big_cluster(12, 3))
+    lines = [ln for ln in base.splitlines() if ln.startswith("-A KUBE-SERVICES -d ")]
+    entry, other = lines[0], lines[3]
+    head = entry.rsplit(" -j ", 1)[0]
+    yield "entries: a masquerade mark before the entry", base.replace(entry, f"{head} -j KUBE-MARK-MASQ\n{entry}")
+    nat = base.index("*nat\n")
+    end = base.index("\nCOMMIT\n", nat)
+    marks = (base[:nat] + base[nat:end].replace(":KUBE-MARK-MASQ - [0:0]", ":KUBE-MARK-MASQ - [0:0]\n:MY-MARK - [0:0]")
+             + "\n-A MY-MARK -j MARK --set-xmark 0x4000/0x4000" + base[end:])
+    yield "entries: a jump to a chain that only sets marks", marks.replace(entry, f"{head} -j MY-MARK\n{entry}")
+    yield "entries: verdicts and NodePorts of the entry shape", base.replace(
+        entry, f"{head} -j RETURN\n{head} -j ACCEPT\n{head} -j KUBE-NODEPORTS\n{head} -j MARK\n{entry}")
+    yield "entries: a target never declared", base.replace(other, other.rsplit(" -j ", 1)[0] + " -j KUBE-SVC-NOPE")
+    yield "entries: an entry line indented, with a CR, spaced otherwise", base.replace(
+        entry, "  " + entry + "\r").replace(other, other.replace(" -p tcp", "  -p tcp"))
 
 
 def _model(text: str, fast: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
