@@ -253,6 +253,9 @@ _FT_TABLE = re.compile(r"table ([^\s{}]+) ([^\s{}\"]+) \{\n")
 # flags line; what makes a chain's body more than rules (quotes: comments; base-chain, policy and comment lines;
 # a rule line not indented by exactly two tabs)
 _FT_HEAD = re.compile(r"\t(chain|set|map) ([^\s\"{}]+) \{\n|\t(?:comment|flags) [^\n]*\n")
+# a chain of plain rule lines (each two tabs, then no brace or quote, and not what `_FT_NOT_PLAIN` marks): what the
+# block step below keeps lazy, read by one regex match (a whole node's endpoint chains: 100,000s)
+_FT_PLAIN_CHAIN = re.compile(r'\tchain ([^\s"{}]+) \{\n((?:\t\t(?!\s|type |policy |devices =|comment )[^\n{}"]+\n)+)\t\}\n')
 _FT_NOT_PLAIN = re.compile(r"\n\t\t(?:\s|type |policy |devices =|comment )")
 # what the general reader reads otherwise: other line ends (`splitlines` splits on them too) and `nft -a` handles
 _FT_UNUSUAL = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "# handle ")
@@ -278,7 +281,7 @@ def _read_listing_fast(text: str) -> list[_Table] | None:
         return None
     tables: list[_Table] = []
     pos, n, line = 0, len(text), 1
-    table_rx, head_rx = _FT_TABLE.match, _FT_HEAD.match
+    table_rx, head_rx, plain_rx = _FT_TABLE.match, _FT_HEAD.match, _FT_PLAIN_CHAIN.match
     count, find = text.count, text.find
     # where a chain stops being plain rules, found in one pass (a literal-led regex, then quotes by memchr);
     # a chain is plain when none of these falls in it
@@ -311,6 +314,22 @@ def _read_listing_fast(text: str) -> list[_Table] | None:
                 pos, line = pos + 2, line + 1
                 table.n_rules = n_rules
                 break
+            if plain_rx(text, pos) is not None:  # a run of chains of plain rule lines: one regex step each
+                while True:
+                    m = plain_rx(text, pos)
+                    if m is None:
+                        break
+                    bs, be = m.span(2)
+                    rows = count("\n", bs, be)
+                    c = _Chain(m.group(1), None, None, None, bs | (be - bs) << 40 | (line + 1) << 80 | rows << 120,
+                               text)
+                    if chains.setdefault(c.name, c) is not c:
+                        return None
+                    n_rules += rows
+                    pos, line = m.end(), line + rows + 2
+                    if text[pos:pos + 1] == "\n":
+                        pos, line = pos + 1, line + 1
+                continue
             m = head_rx(text, pos)
             if m is None:
                 return None
@@ -955,7 +974,8 @@ class _Interp:
             if pairs is None:
                 return False
         masq = w.masquerade
-        if m["vip"] is not None:
+        m_vip = m["vip"]
+        if m_vip is not None:
             phrase = f"traffic to {m['vip']} from outside the pod network (source not in {m['pods']}) is masqueraded"
             if phrase not in masq:
                 masq.append(phrase)
@@ -970,8 +990,10 @@ class _Interp:
             on_path, masq_had = set(path), set(masq)  # what the general walk finds by scanning the lists
             is_local = True if local else None
             safe = depth + 1 <= _MAX_DEPTH and set(inner).isdisjoint(targets)  # no loop, not too deep
+            canon: list[str] = []  # the targets as the chains' own names (the vmap text's copies are not kept)
             for target in targets:
                 ep = chains.get(target)
+                canon.append(target if ep is None else ep.name)
                 m = None
                 if ep is not None and ep.lazy and safe and target.startswith("endpoint-"):
                     v = ep.lazy
@@ -1001,6 +1023,7 @@ class _Interp:
                     continue
                 seen.add(key)
                 backends.append(Backend(ip, port, share, ep_name, None, None, None, is_local))
+            c.jumps = (*_MASQ_JUMP, *canon) if m_vip is not None else tuple(canon)
         elif pairs is not None:
             share = _share(prob, n)
             for ip, port in pairs:
@@ -1222,7 +1245,9 @@ def _services_rules(t: _Table) -> list[str]:
     return out
 
 
-def _rules_to_entries(t: _Table, rules: NodeRules) -> None:
+def _rules_to_entries(t: _Table, rules: NodeRules, later: Walks | None = None) -> None:
+    """The table's entries into `rules.services`; with `later`, each entry is a shell (its name, address, port,
+    kind and what the maps say of it) whose walk `later` makes when it is written."""
     it = _Interp(t)
     ipx = it.ipx
     cluster_ips = {e.key[0] for e in t.sets["cluster-ips"].elements} if "cluster-ips" in t.sets else set()
@@ -1265,10 +1290,25 @@ def _rules_to_entries(t: _Table, rules: NodeRules) -> None:
     entries: dict[tuple[str, str, int], ServiceEntry] = {}
 
     def add_entry(addr: str, proto: str, port: int, kind: str, target: str | None, via: list[str]) -> None:
+        if later is not None:
+            named = spn_from_chain(target) if target else None
+            shell = ServiceEntry(name=named[0] if named else None, protocol=proto, address=addr, port=port,
+                                 kind="LoadBalancer" if (addr, proto, port) in firewall else kind, path=list(via))
+            later.pending[id(shell)] = (fill, kind, target, via, [])
+            entries[(addr, proto, port)] = shell
+            rules.services.append(shell)
+            return
+        fill(None, addr, proto, port, kind, target, via, [])
+
+    def fill(entry: ServiceEntry | None, addr: str, proto: str, port: int, kind: str, target: str | None,
+             via: list[str], verdicts: list[bool]) -> ServiceEntry:
+        """The entry walked (a shell made whole: what was said of it since, its later notes and the no-endpoint
+        maps' verdicts, kept)."""
         w = _Walk()
         if target:
             it.walk(target, Fraction(1), w)
         named = spn_from_chain(target) if target else None
+        shell = entry
         entry = ServiceEntry(name=named[0] if named else None, protocol=proto, address=addr, port=port, kind=kind,
                              backends=w.backends, affinity_seconds=w.affinity or None,
                              path=via + w.path, masquerade=list(w.masquerade), notes=list(w.notes),
@@ -1290,8 +1330,18 @@ def _rules_to_entries(t: _Table, rules: NodeRules) -> None:
             entry.kind = "LoadBalancer"
         if kind == "ExternalIP" and key not in firewall:
             entry.notes.append(EXTERNAL_OR_LB_NOTE)
+        if shell is not None:
+            entry.name = shell.name
+            entry.notes += shell.notes
+            for drop in verdicts:  # the no-endpoint maps' verdicts, in order (see below)
+                if drop:
+                    entry.no_local_endpoints, entry.no_endpoints = True, False
+                else:
+                    entry.no_endpoints = True
+            return entry
         entries[key] = entry
         rules.services.append(entry)
+        return entry
 
     for e in t.sets.get("service-ips", _Set("")).elements:
         k3 = _key3(e)
@@ -1341,6 +1391,8 @@ def _rules_to_entries(t: _Table, rules: NodeRules) -> None:
                     entries[key] = entry
                     rules.services.append(entry)
                 entry.name = entry.name or e.comment
+                if later is not None and id(entry) in later.pending:
+                    later.pending[id(entry)][4].append(verdict == "drop")  # (a shell's: replayed on its walk)
                 if verdict == "drop":
                     # kube-proxy writes "drop" here only for a Local traffic policy without local endpoints
                     # (internalTrafficPolicy for the ClusterIP, externalTrafficPolicy for the others); a Service
@@ -1375,12 +1427,15 @@ def _stats(t: _Table, stats: RuleStats, services: list[ServiceEntry]) -> None:
         stats.per_service[name] = stats.per_service.get(name, 0) + k
 
 
-def parse_nft(text: str, source: str, only: set[str] | None = None) -> NodeRules:
+def parse_nft(text: str, source: str, only: set[str] | None = None, as_text: bool = False) -> NodeRules:
     """kube-proxy's nftables tables (text, JSON or `nft -f` style) → NodeRules (mode "nftables").
 
     `only`: names (`ns/svc`, `ns/svc:port`) and/or addresses (`VIP`, `VIP:port`, `:nodePort`), as for
     `parse_iptables_save`: the text is cut down to the chains and map elements those name before it is parsed,
-    so one Service costs a few scans of the text instead of reading every chain of a big node."""
+    so one Service costs a few scans of the text instead of reading every chain of a big node.
+
+    `as_text`: the caller writes the entries' JSON and needs nothing else of them: they are walked as they are
+    written (`rules.deferred`, a `Walks`), with the counts made after the last."""
     stripped = text.lstrip()
     if not stripped:
         raise InputError("empty nft dump", source=source)
@@ -1393,14 +1448,53 @@ def parse_nft(text: str, source: str, only: set[str] | None = None) -> NodeRules
         except (InputError, ValueError):
             pass  # a damaged dump: the whole parse below says where
     try:
-        return _parse_nft(text, source, None)
+        return _parse_nft(text, source, None, as_text)
     except ValueError as e:  # int() refuses numbers of more than 4300 digits (sys.get_int_max_str_digits)
         if "Exceeds the limit" not in str(e):
             raise
         raise InputError("a number thousands of digits long: not nft output", source=source) from None
 
 
-def _parse_nft(text: str, source: str, total_chains: int | None) -> NodeRules:
+def _count(t: _Table, rules: NodeRules, mine: list[ServiceEntry]) -> None:
+    """The table's counts and the chains nothing reaches (after its entries' walks: they mark what they read)."""
+    _stats(t, rules.stats, mine)
+    reach = _reachable(t)
+    rules.unreferenced_chains += sorted(c for c in t.chains if c not in reach and c.startswith(_BASE_PREFIXES))
+
+
+class Walks:
+    """A whole listing's entries walked as they are written (`NodeDumps.entries_as_text`: `rules -o json`), each
+    made, written and dropped in turn: `rules.services` holds their shells (name, address, port, kind, what the
+    maps say; after its walk, its path), not 100,000 backends and their masquerade phrases at once. The counts
+    and unreferenced chains need every walk: `finish` makes them after the last (the JSON has them after the
+    entries)."""
+
+    walked = True
+
+    def __init__(self) -> None:
+        # id of a shell -> (its walk, kind, target chain, the path to it, the no-endpoint maps' verdicts)
+        self.pending: dict[int, tuple[Callable[..., ServiceEntry], str, str | None, list[str], list[bool]]] = {}
+        self.tables: list[tuple[_Table, list[ServiceEntry]]] = []
+
+    def entry(self, e: ServiceEntry) -> ServiceEntry:
+        """The entry `e` stands for, walked (once; the shell keeps the walk's path for the counts)."""
+        p = self.pending.pop(id(e), None)
+        if p is None:
+            return e
+        fill, kind, target, via, verdicts = p
+        full = fill(e, e.address, e.protocol, e.port, kind, target, via, verdicts)
+        e.path = full.path
+        return full
+
+    def finish(self, rules: NodeRules) -> None:
+        for e in rules.services:  # (any not written)
+            self.entry(e)
+        for t, mine in self.tables:
+            _count(t, rules, mine)
+        self.tables = []
+
+
+def _parse_nft(text: str, source: str, total_chains: int | None, as_text: bool = False) -> NodeRules:
     stripped = text.lstrip()
     tables = _read_json(text, source) if stripped.startswith("{") else _read_text(text, source)
     kp = [t for t in tables if t.name == "kube-proxy"]
@@ -1414,15 +1508,18 @@ def _parse_nft(text: str, source: str, total_chains: int | None) -> NodeRules:
         raise InputError(f"no `kube-proxy` table in this nft dump (tables: {names})", source=source,
                          hint="run `nft list table ip kube-proxy` (and ip6) on the node")
     rules = NodeRules(mode="nftables", source=source)
+    later = Walks() if as_text and FAST and total_chains is None else None
+    rules.deferred = later
     if iptables_nft:
         rules.notes.append("the ruleset also holds iptables-nft KUBE-* chains (stale iptables-mode rules?)")
     for t in kp:
         before = len(rules.services)
-        _rules_to_entries(t, rules)
+        _rules_to_entries(t, rules, later)
         mine = rules.services[before:]
-        _stats(t, rules.stats, mine)
-        reach = _reachable(t)
-        rules.unreferenced_chains += sorted(c for c in t.chains if c not in reach and c.startswith(_BASE_PREFIXES))
+        if later is not None:
+            later.tables.append((t, mine))
+        else:
+            _count(t, rules, mine)
         if "services" not in t.chains:
             rules.notes.append(f"table {t.family} kube-proxy has no `services` chain: kube-proxy has not synced")
     if total_chains is not None:

@@ -130,9 +130,44 @@ def streamed_document(rules: NodeRules) -> dict[str, Any]:
     return rules.to_json(services=Mapped(rules.services, entry_text, text=True))
 
 
+def _emit_walked(rules: NodeRules) -> None:
+    """The document of rules whose entries are walked as they are written (`nftables.Walks`): the text up to
+    the end of the entries, streamed, then the rest (counts, unreferenced chains: made after the last walk) — the
+    same characters as `streamed_document`'s, the tail cut from the document written with no entries."""
+    import sys
+
+    from svcctl.render.entry_json import entry_text
+    from svcctl.render.jsonout import Mapped, write_json
+
+    walks = rules.deferred
+    doc = rules.to_json(services=Mapped(rules.services, lambda e, nl: entry_text(walks.entry(e), nl), text=True))
+    keys = list(doc)
+    head = {k: doc[k] for k in keys[:keys.index("services") + 1]}
+    held = [""]
+
+    def write(text: str) -> None:  # each batch as it comes, but the last: it ends in the head's closing brace
+        if held[0]:
+            sys.stdout.write(held[0])
+        held[0] = text
+
+    write_json(head, write)
+    if not held[0].endswith("\n}"):
+        raise AssertionError("the head of the document did not end as a dict does")
+    sys.stdout.write(held[0][:-2])
+    walks.finish(rules)
+    rest: list[str] = []
+    write_json(rules.to_json(services=[]), rest.append)
+    tail = "".join(rest)
+    sys.stdout.write(tail[tail.index('"services": []') + len('"services": []'):])
+    sys.stdout.write("\n")
+
+
 def render_rules(app: OutputOptions, rules: NodeRules) -> None:
     out = app.output
     if out == "json":
+        if getattr(rules.deferred, "walked", False):
+            _emit_walked(rules)
+            return
         emit_document(streamed_document(rules), out)
         return
     if out == "yaml":

@@ -87,6 +87,13 @@ def _dumps() -> Iterator[tuple[str, str]]:
     yield "generator, one endpoint each", _listing(8, 1)
     yield "generator, 2,000 endpoints", _listing(2, 1000)
     yield from _variants(big)
+    layout_a = (ROOT / "tests" / "fixtures" / "nft" / "layout-a.txt").read_text()
+    yield "no-endpoint verdicts on entries the service maps have too", layout_a.replace(
+        '{ 10.0.4.4 . tcp . 80 comment "ns4/empty:p" : goto reject-chain }',
+        '{ 10.0.4.4 . tcp . 80 comment "ns4/empty:p" : goto reject-chain,\n\t\t\t     10.0.5.5 . tcp . 80 comment '
+        '"ns5/nolocal:http" : drop,\n\t\t\t     10.0.2.2 . tcp . 80 : goto reject-chain }', 1).replace(
+        '{ tcp . 30999 comment "ns4/empty:p" : goto reject-chain }',
+        '{ tcp . 30999 comment "ns4/empty:p" : goto reject-chain, tcp . 30555 : drop }', 1)
     for path in sorted([*ROOT.glob("svcctl/data/**/nft*.txt"), *(ROOT / "tests" / "fixtures" / "nft").glob("*")]):
         yield str(path.relative_to(ROOT)), path.read_text(errors="replace")
 
@@ -142,3 +149,28 @@ def test_a_generated_listing_takes_the_fast_paths(monkeypatch: pytest.MonkeyPatc
     assert len(walked) == 20 and all(walked)  # the service chains; their endpoint chains inline
     assert sum(len(e.backends) for e in rules.services) == 60
     assert all(c.lazy for c in per_service)  # walked without making their rules
+
+
+def _document(text: str, fast: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
+    """`rules -o json` of the listing as the command writes it: with `fast`, its entries walked as they are
+    written (`as_text`, nftables.Walks); else the general reader's model through the ordinary writer."""
+    from svcctl.render.console import Output
+    from svcctl.render.rules import render_rules
+
+    monkeypatch.setattr(nftables, "FAST", fast)
+    try:
+        rules = nftables.parse_nft(text, "dump", as_text=fast)
+    except InputError as err:
+        return f"error {err.message} {err.line}"
+    assert (rules.deferred is not None) == fast
+    capsys.readouterr()
+    render_rules(Output(output="json"), rules)
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name,text", DUMPS, ids=[d[0] for d in DUMPS])
+def test_entries_walked_as_written_give_the_general_writers_text(name: str, text: str, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    general = _document(text, False, monkeypatch, capsys)
+    walked = _document(text, True, monkeypatch, capsys)
+    assert walked == general

@@ -39,7 +39,7 @@ class NftablesMode(ProxyMode):
         text6 = dumps.get("nftables6")
         if text6 and "table ip6 kube-proxy" in text6 and "table ip6 kube-proxy" not in text:
             text = text.rstrip("\n") + "\n" + text6  # the IPv6 table, read apart on a live node
-        rules = parse_nft(text, origin, only=keys_of(scope))
+        rules = parse_nft(text, origin, only=keys_of(scope), as_text=dumps.entries_as_text)
         # kube-proxy's nftables mode writes one table per family, holding both NAT and filtering
         fams = [f for f, head in (("ipv4", "table ip kube-proxy"), ("ipv6", "table ip6 kube-proxy")) if head in text]
         rules.tables = {f"{f}:{t}" for f in fams for t in ("nat", "filter")}
