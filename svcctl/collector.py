@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
+import sys
 from collections.abc import Iterator
+from typing import NoReturn
 
 
 @contextlib.contextmanager
@@ -20,3 +23,33 @@ def paused() -> Iterator[None]:
     finally:
         if was_on:
             gc.enable()
+
+
+# what the process holds to its end, for the OS to reclaim at once (`leave`), and whether the entry point ends it
+# right after the command (`end`): only then is anything kept, so in-process callers (the tests) free as usual
+_LEFT: list[object] = []
+ENDS_AFTER = False
+
+
+def leave(obj: object) -> None:
+    """Keep `obj` (a whole dump's model: 500,000 backends at 50,000 Services) to the end of the process instead of
+    freeing it object by object as the command returns (0.5 s of a 12 s `rules`); `end` then skips the
+    interpreter's teardown, which would free it the same way."""
+    if ENDS_AFTER:
+        _LEFT.append(obj)
+        gc.freeze()  # (made with the collector paused, they are all still young: no collection walks them now)
+
+
+def end(code: int) -> NoReturn:
+    """The entry point's exit: with something left (`leave`), the atexit hooks run (a kubeconfig's temporary
+    credentials removed), the output flushed and the process ended without the interpreter's teardown
+    (`os._exit`: no object freed one by one); otherwise `sys.exit`."""
+    if _LEFT:
+        import atexit
+
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # a closed pipe (`| head`) is not an error of ours
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)

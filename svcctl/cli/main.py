@@ -130,11 +130,17 @@ def run(prog_name: str, args: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run("svcctl"))
+    from svcctl import collector
+
+    collector.ENDS_AFTER = True  # the process ends after this command: what it leaves is the OS's to reclaim
+    collector.end(run("svcctl"))
 
 
 def kubectl_main() -> None:
-    sys.exit(run("kubectl svcctl"))
+    from svcctl import collector
+
+    collector.ENDS_AFTER = True
+    collector.end(run("kubectl svcctl"))
 
 
 def kubectl_complete_main() -> None:

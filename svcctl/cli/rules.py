@@ -89,4 +89,8 @@ def _answer(service: str | None, fail_on: str) -> int:
             render_rules(app, report.rules)
         return exit_status(Verdict.BROKEN, fail_on)
     render_rules(app, report.rules)
+    if only is None:  # a whole node's model: the OS's to reclaim when the process ends, not freed object by object
+        from svcctl.collector import leave
+
+        leave(report)
     return exit_status(Verdict.OK, fail_on)
