@@ -44,7 +44,7 @@ def end(code: int) -> NoReturn:
     """The entry point's exit: with something left (`leave`), the atexit hooks run (a kubeconfig's temporary
     credentials removed), the output flushed and the process ended without the interpreter's teardown
     (`os._exit`: no object freed one by one); otherwise `sys.exit`."""
-    if _LEFT:
+    if _LEFT and sys.getprofile() is None and sys.gettrace() is None:  # (a profiler, coverage: their teardown)
         import atexit
 
         atexit._run_exitfuncs()

@@ -530,7 +530,6 @@ def _bulk_nat(text: str, ls: int, table: Table, dump: Dump, no: int, source: str
     if lo < 0 or end < 0 or text[lo] != "\n":
         return None
     count = text.count
-    total = count("\n", lo, end)  # its lines; every one must be in a run the scans find (all `-A` lines)
     eps: dict[str, Backend | bool] = {}
     one: set[str] = set()
     ep_lines = 0
@@ -556,18 +555,25 @@ def _bulk_nat(text: str, ls: int, table: Table, dump: Dump, no: int, source: str
                 one.add(intern(chain))
     if len(eps) != found_n:
         return None  # a chain in two places
-    runs: list[tuple[str, int, int, int]] = []
+    runs: list[tuple[str, int, int, int, int]] = []
     for rx, group in ((bulk_other, 1), (bulk_not_ep, 6)):
         runs.clear()
         lines = ep_lines
+        # the table's lines counted once, run by run and between them (every one must be in a run the scans find:
+        # all `-A` lines), which also numbers each run's first line
+        before, prev = 0, lo
         for m in rx.finditer(text, lo, end):
             chain = m.group(group)
             start, stop = m.span()
+            before += count("\n", prev, start)
             k = count("\n", start, stop)
-            runs.append((chain, start + 1, stop + 1, k))
+            runs.append((chain, start + 1, stop + 1, k, no + before))
+            before += k
+            prev = stop
             lines += k
             if chain in eps:  # some of its lines are not of the shape: the run has them all, or the check fails
                 lines -= 1 if chain in one else 2
+        total = before + count("\n", prev, end)
         if lines == total:
             break
     else:
@@ -583,10 +589,7 @@ def _bulk_nat(text: str, ls: int, table: Table, dump: Dump, no: int, source: str
         for c in list(chains)[declared:]:
             del chains[c]
         return None
-    at, line = ls, no
-    for chain, start, stop, k in runs:
-        line += count("\n", at, start)
-        at = start
+    for chain, start, stop, k, line in runs:
         if chain.startswith(KUBE_PREFIXES) or chain in _ENTRY_CHAINS:
             chain = intern(chain)
             run = _run(line, start, stop, k)

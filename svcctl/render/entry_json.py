@@ -103,6 +103,7 @@ def _ipvs_texts(backends: list[Backend], nl: str) -> list[str]:
 
 
 _NONE = object()
+_MASQ_TEXT: dict[tuple[str, ...], str] = {}  # (indentation, *an entry's masquerade words) -> their list's text
 _EMPTY = ""  # the one empty str: a backend's field is it, or not plainly empty (then the general writer)
 
 
@@ -126,6 +127,22 @@ def _str_list(items: object, nl: str) -> str | None:
             return None
         out.append(_enc(s))
     return "[" + inner + ("," + inner).join(out) + nl + "]"
+
+
+def _masq_list(items: object, nl: str) -> str | None:
+    """`_str_list` of an entry's masquerade words: the same one or two in every entry of a dump, so cached."""
+    if items.__class__ is not list:
+        return None
+    key = (nl, *items)
+    try:
+        text = _MASQ_TEXT.get(key)
+    except TypeError:  # an unhashable item: not words
+        return _str_list(items, nl)
+    if text is None:
+        text = _str_list(items, nl)
+        if text is not None and len(_MASQ_TEXT) < 256 and all(w.__class__ is str for w in key):
+            _MASQ_TEXT[key] = text
+    return text
 
 
 def entry_text(e: ServiceEntry, nl: str) -> str:
@@ -157,7 +174,7 @@ def entry_text(e: ServiceEntry, nl: str) -> str:
     for key, attr in _LISTS:
         items = getattr(e, attr)
         if items:
-            text = _str_list(items, inner)
+            text = _masq_list(items, inner) if key == "masquerade" else _str_list(items, inner)
             if text is None:
                 return _general(e, nl)
             parts.append(i + '"' + key + '": ' + text)

@@ -157,3 +157,22 @@ def test_a_string_lists_text_is_the_writers(items: list[Any], nl: str) -> None:
     assert text is None or text == "".join(out)
     if all(s.__class__ is str for s in items):
         assert text == "".join(out)
+
+
+class _Word(str):
+    pass
+
+
+def test_masquerade_words_written_once_are_the_writers_text_everywhere() -> None:
+    """An entry's masquerade list is cached by its words (the same one or two in every entry of a dump): the same
+    words at other depths, words that are equal but of another class, and items that cannot be keys still give
+    the writer's text."""
+    words = ["traffic not from 10.244.0.0/16 is masqueraded", "hairpin traffic is masqueraded"]
+    odd: list[Any] = [words, [_Word(words[0]), words[1]], [1, True], [True, 1], [["x"]], [{"a": 1}], words[:1]]
+    es = [ServiceEntry("a/b:c", "TCP", "10.96.0.1", 80, masquerade=list(m)) for m in odd for _ in range(2)]
+    for depth in range(3):
+        doc: Any = {"services": [e.to_json() for e in es]}
+        lazy: Any = {"services": Mapped(es, entry_text, text=True)}
+        for _ in range(depth):
+            doc, lazy = {"x": [doc]}, {"x": [lazy]}
+        assert _writer(lazy) == json.dumps(doc, indent=2, default=str)
