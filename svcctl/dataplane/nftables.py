@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -75,7 +75,7 @@ class _Chain:
     number and rule count packed in one int, `src` the listing) makes its `_Rule`s only when they are asked for:
     a whole node has a chain per endpoint, which the fast walk reads from its text."""
 
-    __slots__ = ("name", "_rules", "hook", "comment", "lazy", "src", "jumps")
+    __slots__ = ("name", "_rules", "hook", "comment", "lazy", "src", "jumps", "reached")
 
     def __init__(self, name: str, rules: list[_Rule] | None = None, hook: str | None = None,
                  comment: str | None = None, lazy: int = 0, src: str = "") -> None:
@@ -86,6 +86,7 @@ class _Chain:
         self.lazy = lazy
         self.src = src
         self.jumps: tuple[str, ...] | None = None  # a fast-walked chain's jump targets, for `_reachable`
+        self.reached = False  # `_reachable`'s mark (not a set of every chain's name: 550,000 at 50,000 Services)
 
     @property
     def rules(self) -> list[_Rule]:
@@ -1203,14 +1204,22 @@ _JUMP_TARGET = re.compile(r"\b(?:goto|jump) ([^\s,}]+)")
 
 
 def _reachable(t: _Table) -> set[str]:
-    seen: set[str] = set()
-    todo = [c for c, ch in t.chains.items() if ch.hook]
+    """Marks the table's chains the base chains reach (`_Chain.reached`); returns the names reached that are no
+    chain of the table."""
+    missing: set[str] = set()
+    chains = t.chains
+    todo = [c for c, ch in chains.items() if ch.hook]
     while todo:
         c = todo.pop()
-        if c in seen:
+        ch = chains.get(c)
+        if ch is None:
+            if c in missing:
+                continue
+            missing.add(c)
+        elif ch.reached:
             continue
-        seen.add(c)
-        ch = t.chains.get(c)
+        else:
+            ch.reached = True
         if ch is not None and ch.jumps is not None and ch.lazy and FAST:
             todo += ch.jumps
             continue
@@ -1230,7 +1239,7 @@ def _reachable(t: _Table) -> set[str]:
                     _, tgt = _verdict_target(e.value)
                     if tgt:
                         todo.append(tgt)
-    return seen
+    return missing
 
 
 def _services_rules(t: _Table) -> list[str]:
@@ -1293,15 +1302,16 @@ def _rules_to_entries(t: _Table, rules: NodeRules, later: Walks | None = None) -
         if later is not None:
             named = spn_from_chain(target) if target else None
             shell = ServiceEntry(name=named[0] if named else None, protocol=proto, address=addr, port=port,
-                                 kind="LoadBalancer" if (addr, proto, port) in firewall else kind, path=list(via))
-            later.pending[id(shell)] = (fill, kind, target, via, [])
+                                 kind="LoadBalancer" if (addr, proto, port) in firewall else kind)
+            ch = t.chains.get(target or "")
+            later.pending[id(shell)] = (fill, kind, target if ch is None else ch.name, via)  # (the chain's own name)
             entries[(addr, proto, port)] = shell
             rules.services.append(shell)
             return
-        fill(None, addr, proto, port, kind, target, via, [])
+        fill(None, addr, proto, port, kind, target, via, ())
 
     def fill(entry: ServiceEntry | None, addr: str, proto: str, port: int, kind: str, target: str | None,
-             via: list[str], verdicts: list[bool]) -> ServiceEntry:
+             via: list[str], verdicts: Iterable[bool]) -> ServiceEntry:
         """The entry walked (a shell made whole: what was said of it since, its later notes and the no-endpoint
         maps' verdicts, kept)."""
         w = _Walk()
@@ -1351,7 +1361,7 @@ def _rules_to_entries(t: _Table, rules: NodeRules, later: Walks | None = None) -
         addr, proto, port = k3
         _, target = _verdict_target(e.value)
         kind = "ClusterIP" if (target or "").startswith("service-") or addr in cluster_ips else "ExternalIP"
-        add_entry(addr, proto, port, kind, target, ["services", "@service-ips"])
+        add_entry(addr, proto, port, kind, target, _VIA_IPS)
     for e in t.sets.get("service-nodeports", _Set("")).elements:
         k2 = _key2(e)
         if k2 is None:
@@ -1360,7 +1370,7 @@ def _rules_to_entries(t: _Table, rules: NodeRules, later: Walks | None = None) -
         proto, port = k2
         _, target = _verdict_target(e.value)
         for addr in nodeport_addrs or [""]:
-            add_entry(addr, proto, port, "NodePort", target, ["services", "@service-nodeports"])
+            add_entry(addr, proto, port, "NodePort", target, _VIA_NODEPORTS)
             if nodeport_via:
                 rules.services[-1].notes.append(f"NodePort accepted on {nodeport_via}")
 
@@ -1391,8 +1401,8 @@ def _rules_to_entries(t: _Table, rules: NodeRules, later: Walks | None = None) -
                     entries[key] = entry
                     rules.services.append(entry)
                 entry.name = entry.name or e.comment
-                if later is not None and id(entry) in later.pending:
-                    later.pending[id(entry)][4].append(verdict == "drop")  # (a shell's: replayed on its walk)
+                if later is not None and id(entry) in later.pending:  # (a shell's: replayed on its walk)
+                    later.verdicts.setdefault(id(entry), []).append(verdict == "drop")
                 if verdict == "drop":
                     # kube-proxy writes "drop" here only for a Local traffic policy without local endpoints
                     # (internalTrafficPolicy for the ClusterIP, externalTrafficPolicy for the others); a Service
@@ -1403,6 +1413,12 @@ def _rules_to_entries(t: _Table, rules: NodeRules, later: Walks | None = None) -
                 else:
                     entry.no_endpoints = True
                     entry.notes.append(f"new connections are {action} by @{mapname}: the service has no endpoints")
+    if later is not None:
+        entries.clear()  # (held by the walks' closure otherwise; a shell's walk looks nothing up)
+
+
+_VIA_IPS = ["services", "@service-ips"]  # (each entry's path is a new list made from these)
+_VIA_NODEPORTS = ["services", "@service-nodeports"]
 
 
 def _stats(t: _Table, stats: RuleStats, services: list[ServiceEntry]) -> None:
@@ -1413,12 +1429,27 @@ def _stats(t: _Table, stats: RuleStats, services: list[ServiceEntry]) -> None:
     ex["maps"] = ex.get("maps", 0) + sum(1 for s in t.sets.values() if s.is_map)
     ex["mapElements"] = ex.get("mapElements", 0) + sum(len(s.elements) for s in t.sets.values() if s.is_map)
     ex["setElements"] = ex.get("setElements", 0) + sum(len(s.elements) for s in t.sets.values() if not s.is_map)
-    per: dict[str, set[str]] = {}
+    # a service port's chains (those of its entries' paths, each once), by name in the order names first appear;
+    # a set per name only where a name has more than one entry (a set of ~11 chains each for 50,000 Services
+    # was 35 MB at the end of a whole listing's JSON)
+    many: dict[str, set[str]] = {}
+    seen: set[str] = set()
     for s in services:
         if s.name:
-            per.setdefault(s.name, set()).update(c for c in s.path if c.startswith(_BASE_PREFIXES))
+            if s.name in seen:
+                many[s.name] = set()
+            seen.add(s.name)
+    for s in services:
+        if s.name in many:
+            many[s.name].update(c for c in s.path if c.startswith(_BASE_PREFIXES))
     tc = t.chains
-    for name, chains in per.items():
+    done: set[str] = set()
+    for s in services:
+        name = s.name
+        if not name or name in done:
+            continue
+        chains = many[name] if name in many else {c for c in s.path if c.startswith(_BASE_PREFIXES)}
+        done.add(name)
         k = 0
         for c in chains:
             ch = tc.get(c)
@@ -1458,8 +1489,9 @@ def parse_nft(text: str, source: str, only: set[str] | None = None, as_text: boo
 def _count(t: _Table, rules: NodeRules, mine: list[ServiceEntry]) -> None:
     """The table's counts and the chains nothing reaches (after its entries' walks: they mark what they read)."""
     _stats(t, rules.stats, mine)
-    reach = _reachable(t)
-    rules.unreferenced_chains += sorted(c for c in t.chains if c not in reach and c.startswith(_BASE_PREFIXES))
+    _reachable(t)
+    rules.unreferenced_chains += sorted(c for c, ch in t.chains.items() if not ch.reached
+                                        and c.startswith(_BASE_PREFIXES))
 
 
 class Walks:
@@ -1472,8 +1504,9 @@ class Walks:
     walked = True
 
     def __init__(self) -> None:
-        # id of a shell -> (its walk, kind, target chain, the path to it, the no-endpoint maps' verdicts)
-        self.pending: dict[int, tuple[Callable[..., ServiceEntry], str, str | None, list[str], list[bool]]] = {}
+        # id of a shell -> (its walk, kind, target chain, the path to it); the no-endpoint maps' verdicts on it
+        self.pending: dict[int, tuple[Callable[..., ServiceEntry], str, str | None, list[str]]] = {}
+        self.verdicts: dict[int, list[bool]] = {}
         self.tables: list[tuple[_Table, list[ServiceEntry]]] = []
 
     def entry(self, e: ServiceEntry) -> ServiceEntry:
@@ -1481,8 +1514,8 @@ class Walks:
         p = self.pending.pop(id(e), None)
         if p is None:
             return e
-        fill, kind, target, via, verdicts = p
-        full = fill(e, e.address, e.protocol, e.port, kind, target, via, verdicts)
+        fill, kind, target, via = p
+        full = fill(e, e.address, e.protocol, e.port, kind, target, via, self.verdicts.pop(id(e), ()))
         e.path = full.path
         return full
 
