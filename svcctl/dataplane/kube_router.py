@@ -46,9 +46,19 @@ def looks_like_kube_router(ipvs_text: str, ip_addr_text: str | None = None, ipta
         return True
     if iptables_text and "KUBE-ROUTER-" in iptables_text:
         return True
-    if "FWM" not in ipvs_text or "Tunnel" not in ipvs_text:  # memchr-fast; the regexes try every position
-        return False
-    return bool(re.search(r"^FWM\s+\d+", ipvs_text, re.M) and re.search(r"->\s+\S+\s+Tunnel\s", ipvs_text))
+    # The mode registry asks of one text four times (two modes' probes, in detection and in the list of modes
+    # present): the last text's answer is kept, with the text (so its identity cannot be another's). The literal
+    # searches are memchr-fast where the regexes try every position; "Tunnel" first: its last letter is rare in a
+    # kube-proxy table (FWM's M is in every `Masq` line: 6-12 ms a search of the 10,000-Service table)
+    if _LAST[0] is ipvs_text:
+        return bool(_LAST[1])
+    found = "Tunnel" in ipvs_text and "FWM" in ipvs_text and bool(
+        re.search(r"^FWM\s+\d+", ipvs_text, re.M) and re.search(r"->\s+\S+\s+Tunnel\s", ipvs_text))
+    _LAST[:] = [ipvs_text, found]
+    return found
+
+
+_LAST: list[object] = [None, False]
 
 
 def dsr_fwmark(ip: str, protocol: str, port: int, increment: int = 0) -> int:
