@@ -85,7 +85,7 @@ _WAITING_NORMAL = {"ContainerCreating", "PodInitializing"}
 # ------------------------------------------------------------------------------------------------ report types
 
 
-@dataclass
+@dataclass(slots=True)
 class EndpointRow:
     """One endpoint as a slice publishes it (the actual state)."""
 
@@ -110,7 +110,7 @@ class EndpointRow:
                 "slice": self.slice, "addressType": self.address_type}
 
 
-@dataclass
+@dataclass(slots=True)
 class PodVerdict:
     """One candidate Pod: what the controller should publish for it, what the slices say, and why."""
 
@@ -303,7 +303,7 @@ def _serving_containers(pod: Pod) -> list[Container]:
     return pod.containers + [c for c in pod.init_containers if c.restart_policy == "Always"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Expected:
     """What podToEndpoint / getEndpointPorts would publish for one Pod (all address types)."""
 
@@ -384,8 +384,10 @@ def _cpu_millis(q: object) -> float:
         return 0.0
 
 
-def expected_endpoint(service: Service, pod: Pod, nodes: dict[str, Node | None]) -> Expected:
-    """reconcileByAddressType for one Pod: ShouldPodBeInEndpoints, the Node lookup, podToEndpoint."""
+def expected_endpoint(service: Service, pod: Pod, nodes: dict[str, Node | None],
+                      types: list[str] | None = None) -> Expected:
+    """reconcileByAddressType for one Pod: ShouldPodBeInEndpoints, the Node lookup, podToEndpoint. `types`: the
+    Service's address_types, when the caller has them (once per Service, not per Pod)."""
     if pod.phase in ("Failed", "Succeeded"):
         return Expected(False, "PodCompleted")
     if not pod.pod_ip and not pod.pod_ips:
@@ -415,7 +417,8 @@ def expected_endpoint(service: Service, pod: Pod, nodes: dict[str, Node | None])
             and not service.publish_not_ready_addresses:
         base.in_slices, base.exclusion = False, "NodeMissing"
         return base
-    types = address_types(service)
+    if types is None:
+        types = address_types(service)
     base.addresses = [ip for ip in (pod.pod_ips or [pod.pod_ip]) if ip_family(ip) in types]
     if not base.addresses:
         base.in_slices, base.exclusion = False, "IPFamilyMismatch"
@@ -736,7 +739,8 @@ def _analyze(g: Gathered) -> EndpointsReport:
     rep.expected = sum(1 for p in pods if p.phase not in ("Succeeded", "Failed"))
 
     # ---- per selected Pod
-    exps = {p.key: expected_endpoint(svc, p, g.nodes if nodes_known else {}) for p in pods}
+    types = address_types(svc)
+    exps = {p.key: expected_endpoint(svc, p, g.nodes if nodes_known else {}, types) for p in pods}
     if topology_auto(svc):
         _auto_hints(svc, g, list(exps.values()))
     for p in pods:

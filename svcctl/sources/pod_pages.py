@@ -129,6 +129,8 @@ class PodBuilder:
                     pips.append(strs.setdefault(ip, ip))
             if not pips and pip:
                 pips = [pip]
+            elif len(pips) == 1:
+                pips = [pips[0]]  # one slot, not the four append leaves (100,000 Pods: 2.4 MB)
         else:
             if raw_ips is not None and type(raw_ips) is not list:
                 return None
@@ -178,7 +180,7 @@ class PodBuilder:
             if raw is not None and type(raw) is not list:
                 return None
             return cache.setdefault((), [])
-        key = tuple(o[field] for o in raw)
+        key = tuple([o[field] for o in raw])
         got = cache.get(key)
         if got is None:
             if any(type(k) is not str for k in key):
@@ -206,9 +208,10 @@ class PodBuilder:
             if raw is not None and type(raw) is not list:
                 return None
             return self._containers.setdefault((), [])
-        key = tuple((c.get("name"), c.get("restartPolicy"), bool(c.get("readinessProbe")),
-                     tuple((p.get("containerPort"), p.get("protocol"), p.get("name")) for p in c.get("ports") or ()))
-                    for c in raw)
+        # list comprehensions, not generators (≈ 1 µs less per Pod each)
+        key = tuple([(c.get("name"), c.get("restartPolicy"), bool(c.get("readinessProbe")),
+                      tuple([(p.get("containerPort"), p.get("protocol"), p.get("name")) for p in c.get("ports") or ()]))
+                     for c in raw])
         got = self._containers.get(key)
         if got is None:
             for name, policy, _, ports in key:
@@ -232,7 +235,7 @@ class PodBuilder:
             if raw is not None and type(raw) is not list:
                 return None
             return self._statuses.setdefault((), [])
-        key = tuple(_status_key(c) for c in raw)
+        key = tuple([_status_key(c) for c in raw])
         got = self._statuses.get(key)
         if got is None:
             for k in key:
@@ -306,7 +309,8 @@ class PodBuilder:
                 return None
         none = self._hints.setdefault((), [])
         strs = self._str
-        addrs = [strs.setdefault(a, a) for a in addrs]
+        # a list of one built as such: one slot, not the four a comprehension leaves (100,000 endpoints: 2.4 MB)
+        addrs = [strs.setdefault(addrs[0], addrs[0])] if len(addrs) == 1 else [strs.setdefault(a, a) for a in addrs]
         return SliceEndpoint(addrs, cond.get("ready"), cond.get("serving"), cond.get("terminating"), s(node or ""),
                              s(host or ""), s(zone or ""), s(kind or ""), s(name or ""), s(ns or ""), none, none)
 
