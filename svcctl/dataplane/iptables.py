@@ -584,11 +584,7 @@ def _bulk_nat(text: str, ls: int, table: Table, dump: Dump, no: int, source: str
             ep_lines -= 1 if chain in one else 2
             one.discard(chain)
     chains, lazy = table.chains, table.lazy
-    declared = len(chains)
-    chains.update(dict.fromkeys(eps, _NO_RULES))  # (no rule is parsed yet in this table: all are _NO_RULES)
-    if len(chains) != declared:  # an undeclared one: the line loop places it in the chains' order
-        for c in list(chains)[declared:]:
-            del chains[c]
+    if not eps.keys() <= chains.keys():  # an undeclared one: the line loop places it in the chains' order
         return None
     for chain, start, stop, k, line in runs:
         if chain.startswith(KUBE_PREFIXES) or chain in _ENTRY_CHAINS:
@@ -1310,7 +1306,7 @@ class _Follower:
             return None
         eps, one = nat.eps, nat.eps_one
         # (probabilities, targets) as two tuples, each target's Backend (made by the scan) looked up in C loops
-        probs, tgts = zip(*jumps, strict=True) if jumps else ((), ())
+        probs, tgts = zip(*jumps, strict=False) if jumps else ((), ())  # (pairs)
         targets = list(map(eps.get, tgts))
         lined: dict[str, bool] | None = None  # those read from their lines (-> hairpin): marked in the visited set
         if not (targets and targets[0].__class__ is Backend and len(set(map(type, targets))) == 1):
@@ -1345,12 +1341,16 @@ class _Follower:
             w = _Walk(taken, [chain])
         if lined is None:
             reached = tgts if n == len(tgts) else tgts[:n]  # (equal to the Backends' chains: eps's keys)
-            marks = dict(zip(reached, map(_not, map(one.__contains__, reached)), strict=True)) if one else \
-                dict.fromkeys(reached, True)
-            eps.update(marks)  # reached (see Table.eps)
             # the rules of its chains, for its Service's count: its own and one or two per endpoint chain
-            self.counts[chain] = run_count + len(marks) + sum(marks.values())
-            hairpin = True in marks.values()
+            if one:
+                marks = dict(zip(reached, map(_not, map(one.__contains__, reached)), strict=True))
+                self.counts[chain] = run_count + len(marks) + sum(marks.values())
+                hairpin = True in marks.values()
+            else:  # (every one with its hairpin masquerade: two lines each)
+                marks = dict.fromkeys(reached, True)
+                self.counts[chain] = run_count + 2 * len(marks)
+                hairpin = bool(marks)
+            eps.update(marks)  # reached (see Table.eps)
         else:
             hairpin = False
             for b in taken:
@@ -1598,7 +1598,8 @@ def follow(dump: Dump) -> NodeRules:
                 e = _entry(comment, proto, dst, dport, to, "ClusterIP")
                 sub = fol.walk(to)
                 _apply_walk(e, sub, [], owned=fol.claim(sub))
-                _entry_tail(e, to, nat, early_masq)
+                if early_masq or to.startswith("KUBE-FW-"):
+                    _entry_tail(e, to, nat, early_masq)
                 _add(rules, e, per_service, entry_rule_count, dump.hash_names)
                 continue
             t = r.target
