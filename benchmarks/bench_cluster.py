@@ -7,8 +7,9 @@ subprocess through the real kubernetes client, and is timed with its own peak RS
 - one Service: the same command against the 3-Service cluster (the answer should cost the same);
 - `-A`: a bare paged read of every Service, Pod and EndpointSlice (urllib, 500 per page, each page parsed and
   dropped) — the least any all-namespaces summary has to transfer;
-- `check -A` once more on the same cluster with each Pod's own transition times (the generated Pods share one, and
-  check -A holds equal conditions once: the realistic memory figure), beside the row with the shared timestamp.
+- `check -A` once more on the same cluster with each Pod's own transition times, as a real cluster's are (the
+  generated Pods share one), beside the row with the shared timestamp: a listed Pod keeps no transition times, so
+  the two should cost the same (before it did, equal conditions were held once only when their times were equal).
 
     python benchmarks/bench_cluster.py [--size small|full] [--repeat 3]
 """
@@ -121,7 +122,7 @@ def bench(size: str, repeat: int) -> list[Row]:
             finally:
                 srv.stop()
         # the same cluster with each Pod's own transition times, as a real cluster's are: the generated Pods all
-        # share one timestamp, and check -A holds equal conditions once (sources/pod_pages.py), which flatters it
+        # share one timestamp, which check -A must not be flattered by (sources/pod_pages.py keeps no times)
         n = max(SIZES[size])
         objs = _own_transition_times(gen_cluster(n) + [kube_proxy_pod("node-0000")])
         srv = FakeAPIServer(objs, pki, copy=False).pre_encode().start()
