@@ -565,3 +565,69 @@ def test_malformed_admin_policies(bad: JSON) -> None:
     with pytest.raises(PolicyInputError):
         parse_admin([bad] if bad["kind"] == "AdminNetworkPolicy" else [],
                     [bad] if bad["kind"] != "AdminNetworkPolicy" else [])
+
+
+def _reach_pod(name: str, ns: str, labels: dict[str, str], ip: str, *, host: bool = False,
+               ports: list[tuple[str, int, str]] | None = None) -> JSON:
+    return {"metadata": {"name": name, "namespace": ns, "labels": labels},
+            "spec": {"nodeName": "node-a", "hostNetwork": host,
+                     "containers": [{"name": "c", "ports": [{"name": n, "containerPort": p, "protocol": pr}
+                                                             for n, p, pr in (ports or [])]}]},
+            "status": {"podIP": ip}}
+
+
+@pytest.mark.parametrize("admin", [False, True])
+def test_reach_by_backend_class_is_the_reach_of_each_backend(admin: bool) -> None:
+    """`check -A`'s policy reach (a memo kept across Services: one answer per client namespace and backend class,
+    the class holding which policies select the backend, not its labels, when there is no admin tier) equals the
+    per-backend reference, Service after Service, with backends alike in their selection but not in their labels,
+    named and numbered ports, hostNetwork, and namespaces no policy selects in."""
+    from svcctl.analysis.policy import make_world, reachability
+
+    def np(ns: str, name: str, spec: JSON) -> JSON:
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+    policies = {
+        "a": [np("a", "web-from-front", {"podSelector": {"matchExpressions": [
+                  {"key": "app", "operator": "In", "values": ["x", "y"]}]}, "policyTypes": ["Ingress"],
+                  "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "front"}}}],
+                               "ports": [{"port": "http", "protocol": "TCP"}]}]}),
+              np("a", "db-own-ns", {"podSelector": {"matchLabels": {"tier": "db"}}, "policyTypes": ["Ingress"],
+                                    "ingress": [{"from": [{"podSelector": {}}]}]})],
+        "b": [np("b", "deny-all", {"podSelector": {}, "policyTypes": ["Ingress"],
+                                   "ingress": [{"from": [{"ipBlock": {"cidr": "192.0.2.0/24"}}]}]})],
+        "c": [],
+    }
+    namespaces: dict[str, JSON | None] = {n: {"metadata": {"name": n, "labels": ls}} for n, ls in (
+        ("a", {"team": "back"}), ("b", {}), ("c", {"team": "front"}), ("d", {"team": "front"}))}
+    anp = [{"apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "AdminNetworkPolicy",
+            "metadata": {"name": "no-c-to-y"}, "spec": {"priority": 5, "subject": {"pods": {
+                "namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "y"}}}},
+                "ingress": [{"name": "deny", "action": "Deny", "from": [{"namespaces": {"matchLabels": {
+                    "kubernetes.io/metadata.name": "c"}}}]}]}}] if admin else []
+    world = make_world(policies, namespaces, admin=(anp, []) if admin else None)
+    http = [("http", 8080, "TCP")]
+    services = [  # (backends: name, namespace, labels, hostNetwork, container ports), target port
+        ([("x1", "a", {"app": "x", "v": "1"}, False, http), ("x2", "a", {"app": "x", "v": "2"}, False, http)], 8080),
+        ([("y1", "a", {"app": "y"}, False, http)], 8080),  # selected as x is: one class without the admin tier
+        ([("y2", "a", {"app": "y"}, False, [("http", 9090, "TCP")])], 8080),  # its named port is another number
+        ([("z1", "a", {"app": "z"}, False, http), ("db1", "a", {"app": "x", "tier": "db"}, False, http)], 8080),
+        ([("db2", "a", {"tier": "db", "app": "q"}, False, [])], 5432),
+        ([("h1", "a", {"app": "x"}, True, http)], 8080),
+        ([("b1", "b", {"app": "x"}, False, http), ("b2", "b", {"k": "v"}, False, http)], 8080),
+        ([("c1", "c", {"app": "y"}, False, http)], 8080),
+    ]
+    memo: dict[tuple[Any, ...], Any] = {}
+    every = sorted(namespaces)
+    seen: set[str] = set()
+    for i, (backends, tport) in enumerate(services):
+        pods = {f"{ns}/{n}": _reach_pod(n, ns, labels, f"10.0.{i}.{k}", host=host, ports=ports)
+                for k, (n, ns, labels, host, ports) in enumerate(backends)}
+        ports_in = [("web", "TCP", [(f"10.0.{i}.{k}", tport, key) for k, key in enumerate(pods)])]
+        fast = reachability(world, f"svc-{i}", ports_in, pods, every, memo)
+        each = reachability(world, f"svc-{i}", ports_in, pods, every, None)
+        assert fast.to_json() == each.to_json(), (i, fast.reach, each.reach)
+        seen |= set(fast.reach.values())
+    # not a comparison of empty answers: every kind of reach is in them
+    assert {"all", "some", "none"} <= seen, seen
