@@ -50,15 +50,16 @@ def looks_like_kube_router(ipvs_text: str, ip_addr_text: str | None = None, ipta
     # present): the last text's answer is kept, with the text (so its identity cannot be another's). The literal
     # searches are memchr-fast where the regexes try every position; "Tunnel" first: its last letter is rare in a
     # kube-proxy table (FWM's M is in every `Masq` line: 6-12 ms a search of the 10,000-Service table)
-    if _LAST[0] is ipvs_text:
-        return bool(_LAST[1])
+    last_text, last_found = _LAST[0]  # (one pair, read and replaced whole: node reads run in threads)
+    if last_text is ipvs_text:
+        return last_found
     found = "Tunnel" in ipvs_text and "FWM" in ipvs_text and bool(
         re.search(r"^FWM\s+\d+", ipvs_text, re.M) and re.search(r"->\s+\S+\s+Tunnel\s", ipvs_text))
-    _LAST[:] = [ipvs_text, found]
+    _LAST[0] = (ipvs_text, found)
     return found
 
 
-_LAST: list[object] = [None, False]
+_LAST: list[tuple[str | None, bool]] = [(None, False)]
 
 
 def dsr_fwmark(ip: str, protocol: str, port: int, increment: int = 0) -> int:
