@@ -5,7 +5,8 @@ Per mode and size, each as its own subprocess with its peak RSS:
 - one Service: `svcctl rules SVC --MODE FILE -o json` and `svcctl trace VIP:80 --MODE FILE -o json` (the cut path:
   only that Service's chains / map elements / virtual server are parsed) — target < 1 s and < 200 MB at 10,000;
 - the whole dump: `svcctl rules --MODE FILE -o json` (linear in the dump: the µs-per-line column is its CPU time,
-  user + system, per line of the file; `×file` its peak RSS over the file's size), beside `wc -l` of the file
+  user + system, per line of the file; `×file` its peak RSS over the file's size, both in MiB: every "MB" in
+  these tables is 2**20 bytes), beside `wc -l` of the file
   and the general parser (the mode's `FAST` off: no kube-proxy-shaped fast path) on the same file, whose output
   must be the same;
 - `cpu`: the command's own user + system CPU time (the median run's), steadier than the wall time on a shared
@@ -90,7 +91,7 @@ def bench(size: str, repeat: int = 3, modes: tuple[str, ...] = MODES) -> list[Ro
                 t = time.perf_counter()
                 lines = _write(mode, path, n)
                 gen = time.perf_counter() - t
-                mb = os.path.getsize(path) / 1e6
+                mb = os.path.getsize(path) / 2**20  # MiB, the unit of the peak RSS beside it (×file in one unit)
                 svc, vip, cmds = _ask(mode, n)
                 g_s, g_rss, g_found = _grep(mode, path, cmds, repeat)
                 dump = f"{n:,} Services, {lines:,} lines, {mb:.0f} MB"
