@@ -97,9 +97,10 @@ def _load_node_rules(dumps: NodeDumps, mode: str | None = None,
     others: list[str] = []
     if mode is None and dumps.mode:
         mode = dumps.mode  # read through a dataplane agent's Pod: that agent's mode
-    if mode is None:
-        mode = detect_mode(dumps)
-        others = [m for m in modes_present(dumps) if m != mode]
+    if mode is None:  # the modes present asked once (each mode's checks scan whole dumps), the first of them taken
+        present = modes_present(dumps)
+        mode = present[0] if present else detect_mode(dumps)
+        others = [m for m in present if m != mode]
     scope = only if isinstance(only, Scope) or only is None else Scope.of(only)
     proxy_mode = modes.get(mode)
     if not proxy_mode.replacement:  # an agent's listing under a kube-proxy flag: name the flag that reads it
