@@ -49,7 +49,13 @@ def end(code: int) -> NoReturn:
 
         atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError):  # a closed pipe (`| head`) is not an error of ours
+            try:
                 stream.flush()
+            except BrokenPipeError:  # a closed pipe (`| head`) is not an error of ours (as run() says)
+                pass
+            except ValueError:  # closed: nothing left to write
+                pass
+            except OSError:  # (a full disk) as the interpreter's own exit says it
+                code = code or 120
         os._exit(code)
     sys.exit(code)

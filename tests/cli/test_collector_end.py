@@ -81,3 +81,29 @@ def test_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
                           shell=True, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.stdout == "{\n  \"apiVe"
     assert "Traceback" not in proc.stderr
+
+
+def test_output_that_cannot_be_flushed_fails_the_process_a_closed_pipe_does_not() -> None:
+    """What is still buffered at the end and cannot be flushed (a full disk) fails the process with 120, the status
+    the interpreter's own finalization gives; a reader that went away (`| head`) is no failure (as in run())."""
+    script = """
+import io, sys
+from svcctl import collector
+class Full(io.StringIO):
+    def flush(self):
+        raise OSError(28, "No space left on device")
+collector.ENDS_AFTER = True
+collector.leave([1])
+if sys.argv[1] == "full":
+    sys.stdout = Full()
+sys.stdout.write("x" * 100)
+collector.end(0)
+"""
+    full = subprocess.run([sys.executable, "-c", script, "full"], capture_output=True, text=True, cwd=ROOT)
+    assert full.returncode == 120 and "Traceback" not in full.stderr
+    ok = subprocess.run([sys.executable, "-c", script, "ok"], capture_output=True, text=True, cwd=ROOT)
+    assert ok.returncode == 0 and ok.stdout == "x" * 100
+    gone = subprocess.run([sys.executable, "-c", script.replace("Full()", "Gone()").replace(
+        "class Full", "class Gone(io.StringIO):\n    def flush(self):\n        raise BrokenPipeError(32, 'Broken pipe')\n"
+        "class Full"), "full"], capture_output=True, text=True, cwd=ROOT)
+    assert gone.returncode == 0 and "Traceback" not in gone.stderr
