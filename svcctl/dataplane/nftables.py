@@ -257,9 +257,18 @@ _FT_HEAD = re.compile(r"\t(chain|set|map) ([^\s\"{}]+) \{\n|\t(?:comment|flags) 
 # a chain of plain rule lines (each two tabs, then no brace or quote, and not what `_FT_NOT_PLAIN` marks): what the
 # block step below keeps lazy, read by one regex match (a whole node's endpoint chains: 100,000s)
 _FT_PLAIN_CHAIN = re.compile(r'\tchain ([^\s"{}]+) \{\n((?:\t\t(?!\s|type |policy |devices =|comment )[^\n{}"]+\n)+)\t\}\n')
+# the same for an ASCII listing (`str.isascii`, which nft's own listings are), `\s` spelled as the characters it
+# matches there: a class of bytes, not a Unicode category per character (a third of the match's time)
+_FT_WS = r"\t\n\x0b\x0c\r\x1c-\x1f "
+_FT_PLAIN_CHAIN_ASCII = re.compile(_FT_PLAIN_CHAIN.pattern.replace(r"[^\s", f"[^{_FT_WS}").replace(
+    r"(?!\s|", f"(?![{_FT_WS}]|"))
+_FT_HEAD_ASCII = re.compile(_FT_HEAD.pattern.replace(r"[^\s", f"[^{_FT_WS}"))
 _FT_NOT_PLAIN = re.compile(r"\n\t\t(?:\s|type |policy |devices =|comment )")
 # what the general reader reads otherwise: other line ends (`splitlines` splits on them too) and `nft -a` handles
 _FT_UNUSUAL = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "# handle ")
+
+
+_FT_LONE_CLOSE = re.compile(r"^[^\S\n]*\}[^\S\n]*$", re.M)  # a line `}` once stripped (`str.strip`'s whitespace is `\s`)
 
 
 def _braces_close_at_end(body: str) -> bool:
@@ -283,7 +292,9 @@ def _read_listing_fast(text: str) -> list[_Table] | None:
     tables: list[_Table] = []
     pos, n, line = 0, len(text), 1
     table_rx, head_rx, plain_rx = _FT_TABLE.match, _FT_HEAD.match, _FT_PLAIN_CHAIN.match
-    count, find = text.count, text.find
+    if text.isascii():
+        head_rx, plain_rx = _FT_HEAD_ASCII.match, _FT_PLAIN_CHAIN_ASCII.match
+    count, find, lone_close = text.count, text.find, _FT_LONE_CLOSE.search
     # where a chain stops being plain rules, found in one pass (a literal-led regex, then quotes by memchr);
     # a chain is plain when none of these falls in it
     marks = [m.start() for m in _FT_NOT_PLAIN.finditer(text)]
@@ -347,8 +358,13 @@ def _read_listing_fast(text: str) -> list[_Table] | None:
             rows = count("\n", bs, be)
             if rows and count("\n\t\t", bs - 1, be - 1) != rows:
                 return None  # a line not indented by two tabs before the block's end
-            if (find("{", bs, be) >= 0 or find("}", bs, be) >= 0) and not _braces_close_at_end(text[bs:be]):
-                return None
+            if find("{", bs, be) >= 0 or find("}", bs, be) >= 0:
+                # the line-by-line depth ends at 1 only with as many `}` as `{`; it can stop early only at a lone
+                # `}` line: only a block with one is walked line by line (a Service's vmap, a map of 10,000 lines)
+                if count("{", bs, be) != count("}", bs, be):
+                    return None
+                if lone_close(text, bs, be) is not None and not _braces_close_at_end(text[bs:be]):
+                    return None
             if kind == "chain":
                 while marks[mi] < bs - 1:
                     mi += 1
@@ -1011,7 +1027,7 @@ class _Interp:
                     path.append(ep_name)
                     on_path.add(ep_name)
                 ep.jumps = _MASQ_JUMP
-                src, ip6, ip4, port_s = m.group(1, 2, 3, 4)
+                src, ip6, ip4, port_s = m.groups()
                 phrase = f"hairpin traffic from the endpoint {src} to itself is masqueraded"
                 if phrase not in masq_had:
                     masq.append(phrase)
@@ -1114,7 +1130,7 @@ def _vmap_targets(items: str, n: int) -> list[str] | None:
     """`0 : goto a, 1 : goto b, …` with the keys 0…n-1 in order and each target once (what the general walk
     reads as a 1/n share each, in this order); None otherwise."""
     if "jump" not in items:  # kube-proxy's gotos: the targets by a literal-led findall, the rest by one compare
-        out = _FW_GOTO_TARGET.findall(items)
+        out = (_FW_GOTO_TARGET_ASCII if items.isascii() else _FW_GOTO_TARGET).findall(items)
         if len(out) != n or ", ".join(map(str.__add__, _goto_heads(n), out)) != items:
             return None
     else:
@@ -1128,6 +1144,7 @@ def _vmap_targets(items: str, n: int) -> list[str] | None:
 
 
 _FW_GOTO_TARGET = re.compile(r" : goto ([^\s,{}]+)")
+_FW_GOTO_TARGET_ASCII = re.compile(_FW_GOTO_TARGET.pattern.replace(r"[^\s", f"[^{_FT_WS}"))  # (as `_FT_WS` says)
 _HEADS: dict[int, list[str]] = {}
 
 
@@ -1209,6 +1226,7 @@ def _reachable(t: _Table) -> set[str]:
     missing: set[str] = set()
     chains = t.chains
     todo = [c for c, ch in chains.items() if ch.hook]
+    masq = chains.get(_MASQ_JUMP[0])
     while todo:
         c = todo.pop()
         ch = chains.get(c)
@@ -1221,7 +1239,8 @@ def _reachable(t: _Table) -> set[str]:
         else:
             ch.reached = True
         if ch is not None and ch.jumps is not None and ch.lazy and FAST:
-            todo += ch.jumps
+            if ch.jumps is not _MASQ_JUMP or masq is None or not masq.reached:  # (an endpoint's: marked already)
+                todo += ch.jumps
             continue
         if ch is not None and ch.lazy and FAST:
             start, length, _, _ = _unpack(ch.lazy)
@@ -1317,7 +1336,7 @@ def _rules_to_entries(t: _Table, rules: NodeRules, later: Walks | None = None) -
         w = _Walk()
         if target:
             it.walk(target, Fraction(1), w)
-        named = spn_from_chain(target) if target else None
+        named = spn_from_chain(target) if target and entry is None else None  # (a shell's name is kept below)
         shell = entry
         entry = ServiceEntry(name=named[0] if named else None, protocol=proto, address=addr, port=port, kind=kind,
                              backends=w.backends, affinity_seconds=w.affinity or None,
@@ -1531,7 +1550,9 @@ def _parse_nft(text: str, source: str, total_chains: int | None, as_text: bool =
     stripped = text.lstrip()
     tables = _read_json(text, source) if stripped.startswith("{") else _read_text(text, source)
     kp = [t for t in tables if t.name == "kube-proxy"]
-    iptables_nft = any(c.startswith(_KUBE_PROXY_IPT) for t in tables for c in t.chains) or is_iptables_nft(
+    # (a listing's chain names are its text's: without "KUBE-" in it, none of its 100,000s of names is looked at)
+    iptables_nft = ((stripped.startswith("{") or "KUBE-" in text)
+                    and any(c.startswith(_KUBE_PROXY_IPT) for t in tables for c in t.chains)) or is_iptables_nft(
         text[:65536])
     if not kp:
         if iptables_nft:

@@ -54,6 +54,9 @@ def _variants(big: str) -> Iterator[tuple[str, str]]:
     yield "a line at column 0 in a chain", big[:e - 3] + "oops\n" + big[e - 3:]
     yield "an unbalanced brace in a chain", big[:e - 3] + "\t\tip daddr { 10.0.0.1\n" + big[e - 3:]
     yield "a lone brace line in a chain", big[:e - 3] + "\t\t}\n" + big[e - 3:]
+    yield "a lone brace line closing an open one", big[:e - 3] + "\t\tip daddr { 10.0.0.1\n\t\t }\n" + big[e - 3:]
+    yield "a lone brace line before an open one", big[:e - 3] + "\t\t}\xa0\n\t\tip daddr { 10.0.0.1\n" + big[e - 3:]
+    yield "a lone brace line in a vmap's chain", big.replace(" }\n\t}\n", " }\n\t\t}\n\t\t{\n\t}\n", 1)
     s, e = _chain_block(big, "service-", 2)
     svc = big[s:e]
     yield "vmap jumps", big[:s] + svc.replace(": goto ", ": jump ") + big[e:]
@@ -79,6 +82,16 @@ def _variants(big: str) -> Iterator[tuple[str, str]]:
     yield "truncated", big[:len(big) // 2]
     yield "a second table", big + big.replace("table ip kube-proxy", "table ip6 kube-proxy", 1)
     yield "a nested base chain line", big.replace("\t\tjump services\n", "\t\tjump services\n\t\tpolicy drop;\n", 1)
+    # what `\s` matches besides tabs and spaces (the ASCII listing's regexes spell it out; a non-ASCII one is read
+    # with the Unicode ones)
+    yield "a non-ASCII comment", big.replace('comment "rules for kube-proxy"', 'comment "règles de kube-proxy"', 1)
+    for sep, what in (("\x1f", "a unit separator"), ("\x0b", "a vertical tab"), ("\xa0", "a no-break space"),
+                      ("\u3000", "an ideographic space")):
+        yield f"{what} in an endpoint chain's name", big.replace("http__10.128.0.12/8080", f"http__10.128.0.12/8080{sep}x")
+        yield f"{what} in a vmap target only", big.replace(": goto endpoint-", f": goto{sep}endpoint-", 1)
+        yield f"{what} opening a rule line", big.replace("\t\tip saddr 10.128.0.13 ", f"\t\t{sep}ip saddr 10.128.0.13 ", 1)
+    s, e = _chain_block(big, "mark-for-masquerade")
+    yield "no mark-for-masquerade chain", big[:s] + big[e:]
 
 
 def _dumps() -> Iterator[tuple[str, str]]:
@@ -174,3 +187,31 @@ def test_entries_walked_as_written_give_the_general_writers_text(name: str, text
     general = _document(text, False, monkeypatch, capsys)
     walked = _document(text, True, monkeypatch, capsys)
     assert walked == general
+
+
+def _with_iptables_nft_chain(text: str, escaped: bool) -> str:
+    """The listing with iptables-nft's `KUBE-SERVICES` chain in a nat table beside it (in `nft -j` JSON, with the
+    name's K written as a JSON escape when `escaped`)."""
+    if not text.lstrip().startswith("{"):
+        return text + "table ip nat {\n\tchain KUBE-SERVICES {\n\t}\n}\n"
+    doc = json.loads(text)
+    doc["nftables"] += [{"table": {"family": "ip", "name": "nat", "handle": 99}},
+                        {"chain": {"family": "ip", "table": "nat", "name": "KUBE-SERVICES", "handle": 1}}]
+    out = json.dumps(doc)
+    return out.replace('"KUBE-SERVICES"', '"\\u004bUBE-SERVICES"') if escaped else out
+
+
+@pytest.mark.parametrize("fixture,escaped", [("layout-a.txt", False), ("layout-b.json", False),
+                                             ("layout-b.json", True)])
+def test_kube_proxy_beside_iptables_nft_chains_is_told(fixture: str, escaped: bool,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The note on stale iptables-mode chains, whether or not the text spells `KUBE-` (a JSON escape does not),
+    both ways."""
+    text = _with_iptables_nft_chain((ROOT / "tests" / "fixtures" / "nft" / fixture).read_text(), escaped)
+    assert ("KUBE-" in text) != escaped
+    for fast in (True, False):
+        monkeypatch.setattr(nftables, "FAST", fast)
+        notes = nftables.parse_nft(text, "dump").notes
+        assert any("iptables-nft KUBE-* chains" in n for n in notes), (fast, notes)
+        plain = nftables.parse_nft((ROOT / "tests" / "fixtures" / "nft" / fixture).read_text(), "dump").notes
+        assert not any("iptables-nft" in n for n in plain)
