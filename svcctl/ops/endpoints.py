@@ -13,33 +13,17 @@ import contextlib
 import weakref
 from collections.abc import Callable
 from functools import partial
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from svcctl.analysis.endpoints import (
-    CHK_ELSEWHERE,
-    CHK_EVENTS,
-    CHK_INTENT,
-    CHK_NEAR,
-    CHK_NODES,
-    CHK_PODS,
-    CHK_SLICES,
-    CHK_V1,
-    NEAR_MISS_CAP,
-    EndpointsReport,
-    Gathered,
-    ReadyCounter,
-    ServiceSummary,
-    analyze,
-    count_rows,
-    service_ports,
-    slice_rows,
-    topology_auto,
-)
 from svcctl.errors import ForbiddenError
-from svcctl.model import Pod
 from svcctl.selectors import selector_string
 from svcctl.sources.base import ClusterSource, CountsRefusals, HasCoverage, PagedReads
 from svcctl.sources.coverage import RESOURCES, Coverage
+
+if TYPE_CHECKING:  # the analysis and the model are imported where they are used, after the first request: an
+    # unreachable server fails without them (issue 19: <= 0.3 s; they were ≈ 17 ms of its ≈ 0.3 s)
+    from svcctl.analysis.endpoints import EndpointsReport, Gathered, ServiceSummary
+    from svcctl.model import Pod
 
 T = TypeVar("T")
 
@@ -99,6 +83,20 @@ def absent_from(source: ClusterSource, resource: str) -> str | None:
 
 def gather(source: ClusterSource, namespace: str, name: str, *, why_not: bool = True) -> Gathered:
     service = source.get_service(namespace, name)  # NotFoundError (exit 2) with a suggestion
+    from svcctl.analysis.endpoints import (
+        CHK_ELSEWHERE,
+        CHK_EVENTS,
+        CHK_INTENT,
+        CHK_NEAR,
+        CHK_NODES,
+        CHK_PODS,
+        CHK_SLICES,
+        CHK_V1,
+        NEAR_MISS_CAP,
+        Gathered,
+        topology_auto,
+    )
+
     g = Gathered(service, why_not=why_not)
     ns = service.meta.namespace or namespace
     if service.type == "ExternalName":
@@ -184,7 +182,10 @@ def analyze_service(source: ClusterSource, namespace: str, name: str, *, why_not
 
     `why_not=False` skips the near-miss and other-namespace reads (SelectorMismatch, OtherNamespace); every
     other code is the same either way, so `trace` and `check` agree with `endpoints`."""
-    return analyze(gather(source, namespace, name, why_not=why_not))
+    g = gather(source, namespace, name, why_not=why_not)
+    from svcctl.analysis.endpoints import analyze
+
+    return analyze(g)
 
 
 def summarize_services(source: ClusterSource, namespace: str | None) -> list[ServiceSummary]:
@@ -194,6 +195,8 @@ def summarize_services(source: ClusterSource, namespace: str | None) -> list[Ser
     the source can (`iter_endpoint_slices` / `iter_pods`, optional): only a few numbers per Service and each Pod's
     labels are kept, and selectors are matched through a label index instead of against every Pod."""
     services = source.list_services(namespace)
+    from svcctl.analysis.endpoints import ReadyCounter, ServiceSummary, count_rows, service_ports, slice_rows
+
     wanted = {(s.meta.namespace, s.meta.name) for s in services if s.type != "ExternalName"}
     states: dict[tuple[str, str], ReadyCounter] | None = None
     paged = source if isinstance(source, PagedReads) else None

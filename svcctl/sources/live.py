@@ -19,14 +19,17 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 from svcctl import __version__
 from svcctl.errors import ClusterError, ForbiddenError, NotFoundError
-from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, PodRef, Service, put
 from svcctl.sources.base import NodeDumps, Skipped
 from svcctl.sources.kubeconfig import ResolvedConfig, build_configuration, client_module, resolve
+
+if TYPE_CHECKING:  # the model (its dataclasses, ≈ 11 ms of start-up) is imported where objects are built, after
+    # the response: an unreachable server fails without it
+    from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, PodRef, Service
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # reads whose refusal only switches off the check that needs them
@@ -318,6 +321,7 @@ class LiveSource:
                                 hint=self._suggest(namespace, name)) from None
         except _Expired:
             raise ClusterError("unexpected 410 Gone reading a Service") from None
+        from svcctl.model import Service
         return Service.from_dict(_kinded(body, "Service"))
 
     def _suggest(self, namespace: str, name: str) -> str | None:
@@ -329,6 +333,7 @@ class LiveSource:
         try:
             items = self._list(f"services named {name} (all namespaces)", "services", _path("services"),
                                fieldSelector=f"metadata.name={name}")
+            from svcctl.model import Service
             services = [Service.from_dict(_kinded(i, "Service")) for i in items]
         except ClusterError:
             pass
@@ -343,6 +348,7 @@ class LiveSource:
                       limit: int | None = None) -> list[Service]:
         items = self._list(f"services {_where(namespace)}", "services", _path("services", namespace), cap=limit,
                            labelSelector=label_selector)
+        from svcctl.model import Service
         return [Service.from_dict(_kinded(i, "Service")) for i in items]
 
     def list_endpoint_slices(self, namespace: str, service_name: str) -> list[EndpointSlice]:
@@ -353,6 +359,7 @@ class LiveSource:
         except ForbiddenError as e:
             self._degrade("endpointslices", e)
             return []
+        from svcctl.model import EndpointSlice
         return [EndpointSlice.from_dict(_kinded(i, "EndpointSlice")) for i in items]
 
     def get_endpoints(self, namespace: str, name: str) -> Endpoints | None:
@@ -361,10 +368,12 @@ class LiveSource:
         except ForbiddenError as e:
             self._degrade("endpoints", e)
             return None
+        from svcctl.model import Endpoints
         return Endpoints.from_dict(_kinded(body, "Endpoints")) if body is not None else None
 
     def get_pod(self, namespace: str, name: str) -> Pod | None:
         body = self._get(f"pod {namespace}/{name}", "pods", _path("pods", namespace, name))
+        from svcctl.model import Pod
         return Pod.from_dict(_kinded(body, "Pod")) if body is not None else None
 
     def list_pods(self, namespace: str | None, label_selector: str | None = None,
@@ -372,10 +381,13 @@ class LiveSource:
         sel = f" -l {label_selector}" if label_selector else ""
         items = self._list(f"pods {_where(namespace)}{sel}", "pods", _path("pods", namespace), cap=limit,
                            labelSelector=label_selector)
+        from svcctl.model import Pod
         return [Pod.from_dict(_kinded(i, "Pod")) for i in items]
 
     def get_nodes(self, names: list[str]) -> dict[str, Node | None]:
         """One GET per name; a name missing from the result could not be read (see `skipped`)."""
+        from svcctl.model import Node
+
         out: dict[str, Node | None] = {}
         for n in dict.fromkeys(x for x in names if x):
             try:
@@ -392,10 +404,13 @@ class LiveSource:
         except ForbiddenError as e:
             self._degrade("nodes", e)
             return []
+        from svcctl.model import Node
         return [Node.from_dict(_kinded(i, "Node")) for i in items]
 
     def list_events(self, namespace: str, kind: str, names: list[str]) -> list[Event]:
         """One field-selected list per name: the cost follows the Pods asked about, not the namespace."""
+        from svcctl.model import Event
+
         out: list[Event] = []
         for n in dict.fromkeys(x for x in names if x):
             try:
@@ -444,11 +459,14 @@ class LiveSource:
         return [_kinded(i, kind) for i in items]
 
     def list_all_endpoint_slices(self, namespace: str | None) -> list[EndpointSlice]:
+        from svcctl.model import EndpointSlice
         return self._list_all("endpointslices", "EndpointSlice", namespace, EndpointSlice.from_dict)
 
     def iter_endpoint_slices(self, namespace: str | None) -> Iterator[EndpointSlice]:
         """Every EndpointSlice of the namespace (None: all), page by page: a summary that keeps a few numbers per
         Service never holds the whole list. A refusal is recorded in `skipped` and yields nothing."""
+        from svcctl.model import EndpointSlice
+
         try:
             for items in self._pages(f"endpointslices {_where(namespace)}", "endpointslices",
                                      _path("endpointslices", namespace)):
@@ -467,6 +485,8 @@ class LiveSource:
 
     def iter_pods(self, namespace: str | None, label_selector: str | None = None) -> Iterator[Pod]:
         """Pods page by page (see iter_endpoint_slices); a refusal raises ForbiddenError like list_pods."""
+        from svcctl.model import Pod
+
         for items in self._pages(f"pods {_where(namespace)}", "pods", _path("pods", namespace),
                                  labelSelector=label_selector):
             for i in items:
@@ -478,9 +498,11 @@ class LiveSource:
         yield from self._pages(f"pods {_where(namespace)}", "pods", _path("pods", namespace))
 
     def list_all_endpoints(self, namespace: str | None) -> list[Endpoints]:
+        from svcctl.model import Endpoints
         return self._list_all("endpoints", "Endpoints", namespace, Endpoints.from_dict)
 
     def list_all_events(self, namespace: str | None) -> list[Event]:
+        from svcctl.model import Event
         return self._list_all("events", "Event", namespace, Event.from_dict)
 
     def node_dumps(self, node: str) -> NodeDumps | None:
@@ -558,6 +580,7 @@ class LiveSource:
         except ForbiddenError as e:
             self._degrade("kube-proxy pods", e)
             return None
+        from svcctl.model import Pod, PodRef
         pods = [Pod.from_dict(_kinded(i, "Pod")) for i in items]
         pods.sort(key=lambda p: (p.phase != "Running", not p.ready, p.meta.name))
         return PodRef.of(pods[0], default_namespace="kube-system") if pods else None
@@ -762,6 +785,7 @@ def _ws_ssl(conf: Any) -> JSON:
             opts["check_hostname"] = bool(conf.assert_hostname)
     else:
         opts = {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}
+    from svcctl.model import put
     return put(opts, certfile=conf.cert_file, keyfile=conf.key_file, server_hostname=conf.tls_server_name)
 
 
