@@ -26,10 +26,16 @@ def rules_namespace(app: Context) -> str:
 PortRow = tuple[str, "ServicePort", list[str], list[str]]
 
 
+def _cluster_given(app: Context) -> bool:
+    """Whether the user gave cluster data (a snapshot, a kubeconfig or a context): only then do the cluster's
+    Services name, classify or map a node's entries."""
+    return bool(app.has_cluster and (app.snapshot or app.kubeconfig or app.context))
+
+
 def service_ports(app: Context, only: set[str] | None, found: list[Service] | None = None) -> list[PortRow]:
     """(service port name, port, addresses) of the Services named in `only` (`ns/name[:port]` keys), or of every
     Service when `only` is None; empty when no cluster or snapshot was given or it cannot say."""
-    if not app.has_cluster or not (app.snapshot or app.kubeconfig or app.context):
+    if not _cluster_given(app):
         return []
     from svcctl.errors import SvcctlError
 
@@ -135,7 +141,7 @@ def _unnameable(app: Context, only: set[str], mode: str) -> None:
     maps to addresses cannot be looked for, so its absence is not a finding (exit 2, not 'not in this node's
     rules')."""
     name = min(k for k in only if "/" in k)
-    if app.has_cluster and (app.snapshot or app.kubeconfig or app.context):
+    if _cluster_given(app):
         raise InputError(f"{name}: the cluster data gave no such Service (not found or not readable), and {mode} "
                          "rules name no Service",
                          hint="check the name and namespace (-n), or ask by address: svcctl rules VIP[:PORT]")
@@ -160,13 +166,11 @@ def read_rules(app: Context, only: set[str] | None, as_text: bool = False) -> Ru
                          hint="give --iptables-save FILE (or --ipvsadm / --nft), --netns NAME, --local-node, "
                               "or --snapshot with nodes/<node>/ dumps")
     app.terminal.debug(f"node dumps: {', '.join(f'{k} from {v}' for k, v in dumps.origins.items())}")
-    dumps.entries_as_text = as_text and only is None and not (
-        app.has_cluster and (app.snapshot or app.kubeconfig or app.context))
+    dumps.entries_as_text = as_text and only is None and not _cluster_given(app)
     rules = app.load_rules(dumps, mode=app.node_inputs.mode, only=only)
     if any(e.name is None or e.kind == "ExternalIP" for e in rules.services):
         name_entries(rules, named if only is not None else service_ports(app, None))
-    if any(not e.kind_known for e in rules.services) and app.has_cluster and (
-            app.snapshot or app.kubeconfig or app.context):
+    if any(not e.kind_known for e in rules.services) and _cluster_given(app):
         # IPVS without `ipset list`: the cluster's Services say what each virtual server is
         from svcctl.analysis.ways import classify_entries
         from svcctl.errors import SvcctlError
