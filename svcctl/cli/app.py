@@ -92,13 +92,14 @@ class App:
         return None if self.all_namespaces else self.ns
 
     def node_dumps(self, node: str | None = None, only: set[str] | None = None,
-                   services: list[tuple[Service, list[EndpointSlice] | None]] | None = None) -> NodeDumps | None:
+                   services: list[tuple[Service, list[EndpointSlice] | None]] | None = None,
+                   whole_json: bool = False) -> NodeDumps | None:
         """Node command output from files, a netns, this machine, a snapshot, or kube-proxy exec (`only`: the
         one Service asked about, so big dump files are streamed for it instead of read whole; `services`: that
-        Service, so kube-proxy exec reads only its rules)."""
+        Service, so kube-proxy exec reads only its rules; `whole_json`: only the whole dump's JSON is wanted)."""
         from svcctl.sources.node import gather_node_dumps
 
-        return gather_node_dumps(self, node, only, services)
+        return gather_node_dumps(self, node, only, services, whole_json=whole_json)
 
     def node_rules(self, node: str | None = None) -> NodeRules | None:
         dumps = self.node_dumps(node)

@@ -28,8 +28,16 @@ class NodeDumps:
     # the caller needs nothing of the entries but their JSON (whole-dump `rules -o json` without cluster data): a
     # reader may leave them in the text for the writer (`NodeRules.deferred`) instead of making the model
     entries_as_text: bool = False
+    # dumps checked as they were streamed from their file and left there, for that writer (ipvs_plain.plain_file:
+    # key -> its PlainTable); the key's text is then only the file's head, for the mode detection
+    in_file: dict[str, Any] = field(default_factory=dict)
 
     def get(self, key: str) -> str | None:
+        """The key's text; a dump left in its file is read whole first (a reader that wants its text)."""
+        if key in self.in_file:
+            path = self.in_file.pop(key).path
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                self.texts[key] = fh.read()
         return self.texts.get(key)
 
     def __bool__(self) -> bool:

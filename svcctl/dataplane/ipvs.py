@@ -20,6 +20,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from svcctl.dataplane.ints import Ints
 from svcctl.dataplane.model import (
@@ -31,6 +32,9 @@ from svcctl.dataplane.model import (
     ServiceEntry,
 )
 from svcctl.errors import InputError
+
+if TYPE_CHECKING:
+    from svcctl.dataplane.ipvs_plain import PlainTable
 
 __all__ = [
     "parse_ipvsadm", "parse_ipvsadm_connections", "parse_ipset", "parse_ip_addr",
@@ -180,11 +184,7 @@ def parse_ipvsadm(text: str, source: str, *, ipset_text: str | None = None, ip_a
 
         table = plain_table(text)
         if table is not None:
-            rules = NodeRules(mode="ipvs", source=source, deferred=table)
-            rules.stats.extra["virtualServers"] = table.virtual_servers
-            rules.stats.extra["realServers"] = table.real_servers
-            rules.stats.rules = table.virtual_servers + table.real_servers
-            return rules
+            return deferred_rules(table, source)
     vss, fmt = _read_vss(text, source)
     rules = NodeRules(mode="ipvs", source=source)
     rules.stats.extra["virtualServers"] = len(vss)
@@ -322,6 +322,15 @@ def _read_listing_fast(text: str) -> list[_VS] | None:
             line += 1
         pos = end
     return vss
+
+
+def deferred_rules(table: PlainTable, source: str) -> NodeRules:
+    """The rules of a checked plain table left in its text or file for the JSON writer: only its counts."""
+    rules = NodeRules(mode="ipvs", source=source, deferred=table)
+    rules.stats.extra["virtualServers"] = table.virtual_servers
+    rules.stats.extra["realServers"] = table.real_servers
+    rules.stats.rules = table.virtual_servers + table.real_servers
+    return rules
 
 
 def plain_entries(vs_text: str) -> list[ServiceEntry]:

@@ -49,9 +49,11 @@ class Context(NodeReadContext, OutputOptions, Protocol):
         ...
 
     def node_dumps(self, node: str | None = None, only: set[str] | None = None,
-                   services: list[tuple[Service, list[EndpointSlice] | None]] | None = None) -> NodeDumps | None:
+                   services: list[tuple[Service, list[EndpointSlice] | None]] | None = None,
+                   whole_json: bool = False) -> NodeDumps | None:
         """`only`: the one Service asked about (big dump files are streamed for it, not read whole);
-        `services`: that Service (kube-proxy exec then reads only its rules)."""
+        `services`: that Service (kube-proxy exec then reads only its rules); `whole_json`: only the whole
+        dump's JSON is wanted (a big plain file may be checked as it is streamed and left in it)."""
         ...
 
     def node_rules(self, node: str | None = None) -> NodeRules | None: ...

@@ -160,13 +160,15 @@ def read_rules(app: Context, only: set[str] | None, as_text: bool = False) -> Ru
     named = service_ports(app, only, found) if only else []
     if named and only is not None:
         only |= set(address_keys(named))
-    dumps = app.node_dumps(app.node_inputs.node, only=only, services=[(s, None) for s in found] or None)
+    whole_json = as_text and only is None and not _cluster_given(app)
+    dumps = app.node_dumps(app.node_inputs.node, only=only, services=[(s, None) for s in found] or None,
+                           whole_json=whole_json)
     if dumps is None or not dumps:
         raise InputError("no node rules to read",
                          hint="give --iptables-save FILE (or --ipvsadm / --nft), --netns NAME, --local-node, "
                               "or --snapshot with nodes/<node>/ dumps")
     app.terminal.debug(f"node dumps: {', '.join(f'{k} from {v}' for k, v in dumps.origins.items())}")
-    dumps.entries_as_text = as_text and only is None and not _cluster_given(app)
+    dumps.entries_as_text = whole_json
     rules = app.load_rules(dumps, mode=app.node_inputs.mode, only=only)
     if any(e.name is None or e.kind == "ExternalIP" for e in rules.services):
         name_entries(rules, named if only is not None else service_ports(app, None))

@@ -35,9 +35,9 @@ _SHARED: dict[tuple[str, str, str, int, str], tuple[str, str, list[str], str] | 
 def window_text(table: PlainTable, span: tuple[int, int], nl: str) -> str:
     """The entries of the table's virtual servers in `span` (a window of whole ones), each at indentation `nl`,
     joined as the JSON writer separates array items."""
-    text = table.text
+    text, start, end = table.part(span)
     out = []
-    for proto, vip, vport, sched, pers, block in _BLOCK.findall(text, span[0], span[1]):
+    for proto, vip, vport, sched, pers, block in _BLOCK.findall(text, start, end):
         out.append(_vs_text(proto, vip, vport, sched, pers, block, nl))
     return ("," + nl).join(out)
 

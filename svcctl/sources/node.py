@@ -191,12 +191,17 @@ def mode_keys(mode: str) -> tuple[str, ...]:
     return keys
 
 
-def read_files(files: dict[str, str], node: str, only: set[str] | None = None) -> NodeDumps:
+def read_files(files: dict[str, str], node: str, only: set[str] | None = None,
+               whole_json: bool = False) -> NodeDumps:
     """Dumps given as files; `-` reads stdin (once: only one dump may come from it).
 
     `only` (one Service's names and addresses): a big dump file is streamed and cut to that Service's rules
-    (sources/scoped.py) instead of being read whole."""
+    (sources/scoped.py) instead of being read whole. `whole_json` (only the whole dump's JSON is wanted): a big
+    plain `ipvsadm -Ln` file given alone is checked as it is streamed and left in its file for the writer
+    (`NodeDumps.in_file`), not held whole."""
     dumps = NodeDumps(node=node)
+    if whole_json and not only and list(files) == ["ipvs"] and _left_in_file(dumps, files["ipvs"]):
+        return dumps
     stdin_used = None
     for key, path in files.items():
         if only and path != "-":
@@ -234,6 +239,28 @@ def read_files(files: dict[str, str], node: str, only: set[str] | None = None) -
     return dumps
 
 
+def _left_in_file(dumps: NodeDumps, path: str) -> bool:
+    """Whether the IPVS table file at `path` was checked as it was streamed and left in it (`read_files`)."""
+    from svcctl.dataplane import ipvs
+
+    if path == "-" or not ipvs.FAST:
+        return False
+    from svcctl.sources.scoped import STREAM_MIN_BYTES
+
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) < STREAM_MIN_BYTES:
+            return False
+        from svcctl.dataplane.ipvs_plain import plain_file
+
+        table = plain_file(path)
+    except OSError:
+        return False  # read the ordinary way: its error is the ordinary one
+    if table is None:
+        return False
+    dumps.texts["ipvs"], dumps.origins["ipvs"], dumps.in_file["ipvs"] = table.head, path, table
+    return True
+
+
 def _read_stdin() -> str:
     """stdin as text like a file (undecodable bytes replaced); closed or absent (`<&-`) is an input error."""
     stream = sys.stdin
@@ -247,16 +274,17 @@ def _read_stdin() -> str:
 
 
 def gather_node_dumps(app: NodeReadContext, node: str | None, only: set[str] | None = None,
-                      services: list[tuple[Service, list[EndpointSlice] | None]] | None = None) -> NodeDumps | None:
+                      services: list[tuple[Service, list[EndpointSlice] | None]] | None = None,
+                      whole_json: bool = False) -> NodeDumps | None:
     """Node command output, from the first of: files, --netns, --local-node, snapshot, kube-proxy exec.
 
     `only`: the one Service the command is about, so a big dump file need not be read whole; `services`: that
     Service (with its slices when known), so kube-proxy exec asks the node for its rules only
-    (sources/targeted.py)."""
+    (sources/targeted.py); `whole_json`: only the whole dump's JSON is wanted (`read_files`)."""
     ni = app.node_inputs
     node = node or ni.node
     if ni.files:
-        return read_files(ni.files, node or "node", only)
+        return read_files(ni.files, node or "node", only, whole_json=whole_json)
     mode = ni.mode
     if ni.netns is not None:
         if not _NETNS_NAME.fullmatch(ni.netns):

@@ -160,3 +160,81 @@ def test_the_command_prints_the_same_either_way(tmp_path: Path, monkeypatch: pyt
     assert fast.exit_code == general.exit_code == 0, fast.output
     assert fast.output == general.output
     assert len(json.loads(fast.output)["services"]) == 47
+
+
+def _file_json(path: Path, window: int) -> tuple[str, bool]:
+    """The JSON of the table checked from its file as it was streamed (`plain_file`), or the general reader's."""
+    table = ipvs_plain.plain_file(str(path), window)
+    if table is None:
+        return "", False
+    out: list[str] = []
+    write_json(streamed_document(ipvs.deferred_rules(table, "dump")), out.append)
+    return "".join(out), True
+
+
+@pytest.mark.parametrize("window", [1, 300, 1 << 18])
+@pytest.mark.parametrize("name,text", TEXTS, ids=[t[0] for t in TEXTS])
+def test_the_table_checked_from_its_file_is_the_general_writers(name: str, text: str, window: int, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "ipvsadm.txt"
+    path.write_bytes(text.encode())
+    fast, taken = _file_json(path, window)
+    # the same verdict as the table's text gets (its first virtual servers have real servers: the head has one)
+    assert taken == (ipvs_plain.plain_table(text, window) is not None) == (name in PLAIN)
+    if taken:
+        general, _ = _json(text, False, monkeypatch)
+        assert fast == general
+        table = ipvs_plain.plain_file(str(path), window)
+        assert table is not None and text.startswith(table.head) and "\n  -> " in table.head
+
+
+def test_a_file_that_is_not_ascii_or_has_no_real_server_first_is_read_the_ordinary_way(tmp_path: Path) -> None:
+    text = gen_ipvsadm(20, 2)
+    path = tmp_path / "ipvsadm.txt"
+    path.write_bytes(text.replace("TCP  10.96.0.17:80 rr\n", "TCP  10.96.0.17:80 rr\xe9\n", 1).encode())
+    assert ipvs_plain.plain_file(str(path)) is None
+    path.write_bytes(text.encode()[:-1])  # no final newline
+    assert ipvs_plain.plain_file(str(path)) is None
+    head, rest = text.split("InActConn\n", 1)
+    empty = "".join(f"TCP  10.97.{i // 250}.{i % 250 + 1}:80 rr\n" for i in range(500))  # 12 kB of them
+    path.write_text(head + "InActConn\n" + empty + rest)
+    assert ipvs_plain.plain_file(str(path), 1) is None  # its first window would show no real server
+    assert ipvs_plain.plain_file(str(path)) is not None
+
+
+def test_a_file_changed_between_its_check_and_its_writing_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "ipvsadm.txt"
+    path.write_text(gen_ipvsadm(40, 3))
+    table = ipvs_plain.plain_file(str(path), 300)
+    assert table is not None and len(table.windows) > 2
+    path.write_text(path.read_text().replace("Masq    1 ", "Masq    2 "))
+    with pytest.raises(InputError, match="changed while it was being read"):
+        table.part(table.windows[1])
+
+
+@pytest.mark.parametrize("extra", [[], ["--mode", "kube-router"], ["--mode", "ipvs"]])
+def test_a_big_file_is_left_in_it_by_the_command_and_prints_the_same(tmp_path: Path, extra: list[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from svcctl.cli.main import cli
+    from svcctl.sources import node, scoped
+
+    dump = tmp_path / "ipvsadm.txt"
+    dump.write_text(gen_ipvsadm(300, 3) + print_ipvsadm(_shapes()).split("InActConn\n", 1)[1])
+    monkeypatch.setattr(scoped, "STREAM_MIN_BYTES", 1000)
+    monkeypatch.setattr(ipvs_plain, "WINDOW", 2000)
+    left: list[bool] = []
+    real = node._left_in_file
+    monkeypatch.setattr(node, "_left_in_file", lambda d, p: left.append(real(d, p)) or left[-1])
+    runner = CliRunner()
+    fast = runner.invoke(cli, ["rules", "--ipvsadm", str(dump), "-o", "json", *extra])
+    assert left == [True]
+    monkeypatch.setattr(ipvs, "FAST", False)
+    general = runner.invoke(cli, ["rules", "--ipvsadm", str(dump), "-o", "json", *extra])
+    assert left == [True, False]
+    assert fast.exit_code == general.exit_code == 0, fast.output
+    assert fast.output == general.output
+    assert len(json.loads(fast.output)["services"]) >= 300
+    monkeypatch.setattr(ipvs, "FAST", True)  # a table output, or one Service, reads the file the ordinary way
+    runner.invoke(cli, ["rules", "--ipvsadm", str(dump)])
+    runner.invoke(cli, ["rules", "10.96.0.16:80", "--ipvsadm", str(dump), "-o", "json"])
+    assert left == [True, False]

@@ -50,17 +50,24 @@ class IpvsMode(ProxyMode):
         from svcctl.dataplane.ipvs import parse_ipvsadm
         from svcctl.dataplane.modes.chains import ipvs_chains
 
-        if not dumps.get("ipvs"):
+        if not dumps.texts.get("ipvs"):  # (not `get`: that reads a dump left in its file whole)
             found = ipvs_chains((dumps.get("iptables") or "") + (dumps.get("ip6tables") or ""))
             if found:
                 raise InputError(f"the iptables rules are kube-proxy's IPVS mode ({', '.join(found)}): the Services "
                                  "are in IPVS's table, not in iptables", source=dumps.origins.get("iptables"),
                                  hint="give `ipvsadm -Ln` output too (--ipvsadm FILE)")
-        text, origin = self.require(dumps, "IPVS mode needs `ipvsadm -Ln` output", "give --ipvsadm FILE")
-        # the glue (kube-ipvs0 addresses, KUBE-CLUSTER-IP ipset, iptables rules) when the node gave it
-        rules = parse_ipvsadm(text, origin, only=keys_of(scope), ipset_text=dumps.get("ipset"),
-                              ip_addr_text=dumps.get("kube-ipvs0"), iptables_text=dumps.get("iptables"),
-                              as_text=dumps.entries_as_text)
+        table = dumps.in_file.get(self.rules_key)
+        if table is not None and dumps.entries_as_text and scope is None and not any(
+                k in dumps.texts for k in ("ipset", "kube-ipvs0", "iptables")):
+            from svcctl.dataplane.ipvs import deferred_rules  # a plain table checked as its file was streamed
+
+            rules = deferred_rules(table, dumps.origins.get(self.rules_key, self.rules_key))
+        else:
+            text, origin = self.require(dumps, "IPVS mode needs `ipvsadm -Ln` output", "give --ipvsadm FILE")
+            # the glue (kube-ipvs0 addresses, KUBE-CLUSTER-IP ipset, iptables rules) when the node gave it
+            rules = parse_ipvsadm(text, origin, only=keys_of(scope), ipset_text=dumps.get("ipset"),
+                                  ip_addr_text=dumps.get("kube-ipvs0"), iptables_text=dumps.get("iptables"),
+                                  as_text=dumps.entries_as_text)
         missing = [what for key, what in (("kube-ipvs0", "VIP binding (no `ip addr show kube-ipvs0`)"),
                                           ("ipset", "KUBE-CLUSTER-IP ipset membership (no `ipset list`)"))
                    if dumps.get(key) is None]
