@@ -17,10 +17,14 @@ it is refused with an InputError that says to give `iptables-save` output instea
 from __future__ import annotations
 
 import json
+import operator
 import re
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from itertools import repeat
 from typing import Any
 
 from svcctl.dataplane.ints import Ints
@@ -75,7 +79,7 @@ class _Chain:
     number and rule count packed in one int, `src` the listing) makes its `_Rule`s only when they are asked for:
     a whole node has a chain per endpoint, which the fast walk reads from its text."""
 
-    __slots__ = ("name", "_rules", "hook", "comment", "lazy", "src", "jumps", "reached")
+    __slots__ = ("name", "_rules", "hook", "comment", "lazy", "src", "jumps", "reached", "apart")
 
     def __init__(self, name: str, rules: list[_Rule] | None = None, hook: str | None = None,
                  comment: str | None = None, lazy: int = 0, src: str = "") -> None:
@@ -87,6 +91,7 @@ class _Chain:
         self.src = src
         self.jumps: tuple[str, ...] | None = None  # a fast-walked chain's jump targets, for `_reachable`
         self.reached = False  # `_reachable`'s mark (not a set of every chain's name: 550,000 at 50,000 Services)
+        self.apart: range | None = None  # a fast-walked chain's jumps to `_Table.plain` chains, as their indexes
 
     @property
     def rules(self) -> list[_Rule]:
@@ -122,11 +127,109 @@ class _Table:
     sets: dict[str, _Set] = field(default_factory=dict)
     # the fast reader's count of the chains' rules (a lazy chain's lines are its rules, made or not)
     n_rules: int | None = None
+    # endpoint chains of plain rules kept out of `chains` (a whole listing's `rules -o json`: `_Plain`)
+    plain: _Plain | None = None
 
     def chain(self, name: str) -> _Chain:
         if name not in self.chains:
             self.chains[name] = _Chain(name)
         return self.chains[name]
+
+    def get(self, name: str) -> _Chain | None:
+        """The chain of that name, one of `plain` made for the asking (a lazy chain, not kept)."""
+        c = self.chains.get(name)
+        if c is None and self.plain is not None:
+            i = self.plain.find(name)
+            if i >= 0:
+                return self.plain.chain(i)
+        return c
+
+
+class _Plain:
+    """A table's endpoint chains of plain rules kept as arrays, not as `_Chain`s: where each one's body starts in
+    the listing (`starts`, in the listing's order: an index is a chain), and the hashes of their names, sorted,
+    each with its chain's index (20 bytes a chain, where a `_Chain`, its name and its slot in `_Table.chains` are
+    ~300: a whole node's 100,000s of endpoint chains were most of the memory of its `rules -o json` beyond the
+    text). A name is found by its hash (bisect) and checked against the text; the hashes are distinct (else the
+    reader keeps every chain in `chains`), so a chain is found by its own name only. A service chain's endpoint
+    chains are looked for first where kube-proxy lists them, after it (`at`). A chain's first line number is
+    counted from the start of its run of chains (`marks`, `mark_lines`) when it is made; `reached` is
+    `_reachable`'s mark of each, `masq_only` the fast walk's (its one jump is to mark-for-masquerade)."""
+
+    __slots__ = ("src", "starts", "hashes", "order", "marks", "mark_lines", "reached", "masq_only")
+
+    def __init__(self, src: str) -> None:
+        self.src = src
+        self.starts, self.hashes, self.order = array("q"), array("q"), array("i")
+        self.marks, self.mark_lines = array("q"), array("q")
+        self.reached = self.masq_only = bytearray()
+
+    def add_run(self, heads: list[re.Match[str]], pos: int, line: int) -> None:
+        """A run of endpoint chains (their heads' matches) starting at `pos`, on line `line`."""
+        self.hashes.extend(map(hash, map(_NAME_OF, heads)))
+        self.starts.extend(map(re.Match.end, heads))
+        self.marks.append(pos)
+        self.mark_lines.append(line)
+
+    def done(self) -> bool:
+        """The hashes sorted; False when two chains have one (a chain listed twice: the general reader's)."""
+        h = self.hashes
+        self.order = array("i", sorted(range(len(h)), key=h.__getitem__))
+        self.hashes = h = array("q", map(h.__getitem__, self.order))
+        self.reached, self.masq_only = bytearray(len(h)), bytearray(len(h))
+        return len(h) < 2 or all(map(int.__ne__, h[1:], h[:-1]))
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def at(self, i: int, name: str) -> bool:
+        """Chain i is the chain of that name."""
+        if i >= len(self.starts):
+            return False
+        bs = self.starts[i] - len(name)
+        return self.src.startswith(name, bs - 3) and self.src.startswith("\tchain ", bs - 10)
+
+    def find(self, name: str) -> int:
+        """The index of the chain of that name, or -1."""
+        h = hash(name)
+        hs = self.hashes
+        k = bisect_left(hs, h)
+        if k < len(hs) and hs[k] == h and self.at(self.order[k], name):
+            return self.order[k]
+        return -1
+
+    def after(self, pos: int) -> int:
+        """The index of the first chain after `pos`."""
+        return bisect_left(self.starts, pos)
+
+    def end(self, i: int) -> int:
+        """Where chain i's body ends (its closing line's start)."""
+        return self.src.find("\n\t}\n", self.starts[i] - 1) + 1
+
+    def rows(self, i: int) -> int:
+        return 2 if self.masq_only[i] else self.src.count("\n", self.starts[i], self.end(i))
+
+    def name(self, i: int) -> str:
+        bs = self.starts[i]
+        return self.src[self.src.rfind("\tchain ", 0, bs) + 7:bs - 3]
+
+    def chain(self, i: int) -> _Chain:
+        bs, be = self.starts[i], self.end(i)
+        k = bisect_left(self.marks, bs) - 1
+        line = self.mark_lines[k] + self.src.count("\n", self.marks[k], bs)
+        return _Chain(self.name(i), None, None, None, _pack(bs, be - bs, line, self.rows(i)), self.src)
+
+    def unreached(self) -> list[str]:
+        r = self.reached
+        out = []
+        i = r.find(0)
+        while i >= 0:
+            out.append(self.name(i))
+            i = r.find(0, i + 1)
+        return out
+
+
+_NAME_OF = operator.itemgetter(1)
 
 
 # --------------------------------------------------------------------------- helpers shared with others
@@ -240,9 +343,9 @@ def _duration(s: str) -> int | None:
     return int(total) if found else None
 
 
-def _read_text(text: str, source: str) -> list[_Table]:
+def _read_text(text: str, source: str, compact: bool = False) -> list[_Table]:
     if FAST:
-        fast = _read_listing_fast(text)
+        fast = _read_listing_fast(text, compact)
         if fast is not None:
             return fast
     return _read_text_general(text, source)
@@ -263,6 +366,12 @@ _FT_WS = r"\t\n\x0b\x0c\r\x1c-\x1f "
 _FT_PLAIN_CHAIN_ASCII = re.compile(_FT_PLAIN_CHAIN.pattern.replace(r"[^\s", f"[^{_FT_WS}").replace(
     r"(?!\s|", f"(?![{_FT_WS}]|"))
 _FT_HEAD_ASCII = re.compile(_FT_HEAD.pattern.replace(r"[^\s", f"[^{_FT_WS}"))
+# a run of such chains, each maybe followed by a blank line, checked by one match (possessive: nothing to go back
+# to), and each chain's head in it (a rule line holds no brace: every `\tchain NAME {` in a run is a chain's head)
+_FT_PLAIN_RUN = re.compile(rf"(?:{_FT_PLAIN_CHAIN.pattern}\n?)++")
+_FT_PLAIN_RUN_ASCII = re.compile(rf"(?:{_FT_PLAIN_CHAIN_ASCII.pattern}\n?)++")
+_FT_CHAIN_HEAD = re.compile(r'\tchain ([^\s"{}]+) \{\n')
+_FT_CHAIN_HEAD_ASCII = re.compile(_FT_CHAIN_HEAD.pattern.replace(r"[^\s", f"[^{_FT_WS}"))
 _FT_NOT_PLAIN = re.compile(r"\n\t\t(?:\s|type |policy |devices =|comment )")
 # what the general reader reads otherwise: other line ends (`splitlines` splits on them too) and `nft -a` handles
 _FT_UNUSUAL = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "# handle ")
@@ -283,17 +392,22 @@ def _braces_close_at_end(body: str) -> bool:
     return depth == 1
 
 
-def _read_listing_fast(text: str) -> list[_Table] | None:
+def _read_listing_fast(text: str, compact: bool = False) -> list[_Table] | None:
     """`nft list table|ruleset` text as nft itself prints it (tab indents, one block after another) read with one
     regex step per chain or set, each chain kept as its lines' place in the text (`_Chain.lazy`); None for
-    anything else (handles, CRLF, other blocks, damage), which the general reader then reads (and reports)."""
+    anything else (handles, CRLF, other blocks, damage), which the general reader then reads (and reports).
+
+    compact: a run of chains of plain rules is checked by one match, and its endpoint chains are kept in
+    `_Table.plain`, not as `_Chain`s (for a writer that looks them up through `_Table.get` only)."""
     if any(ch in text for ch in _FT_UNUSUAL):
         return None
     tables: list[_Table] = []
     pos, n, line = 0, len(text), 1
     table_rx, head_rx, plain_rx = _FT_TABLE.match, _FT_HEAD.match, _FT_PLAIN_CHAIN.match
+    run_rx, heads = _FT_PLAIN_RUN.match, _FT_CHAIN_HEAD.finditer
     if text.isascii():
         head_rx, plain_rx = _FT_HEAD_ASCII.match, _FT_PLAIN_CHAIN_ASCII.match
+        run_rx, heads = _FT_PLAIN_RUN_ASCII.match, _FT_CHAIN_HEAD_ASCII.finditer
     count, find, lone_close = text.count, text.find, _FT_LONE_CLOSE.search
     # where a chain stops being plain rules, found in one pass (a literal-led regex, then quotes by memchr);
     # a chain is plain when none of these falls in it
@@ -316,6 +430,7 @@ def _read_listing_fast(text: str) -> list[_Table] | None:
         tables.append(table)
         chains = table.chains
         n_rules = 0
+        plain = _Plain(text) if compact else None  # the endpoint chains of plain rules kept apart
         pos, line = m.end(), line + 1
         while True:
             ch = text[pos:pos + 1]
@@ -325,7 +440,36 @@ def _read_listing_fast(text: str) -> list[_Table] | None:
             if ch == "}" and text[pos + 1:pos + 2] in ("\n", ""):
                 pos, line = pos + 2, line + 1
                 table.n_rules = n_rules
+                if plain is not None and len(plain):
+                    table.plain = plain
+                    if not plain.done() or any(c.startswith("endpoint-") and plain.find(c) >= 0 for c in chains):
+                        return None  # a chain listed twice (or two names of one hash): the general reader's
                 break
+            if plain is not None and plain_rx(text, pos) is not None:  # a run of plain chains: one match
+                end = run_rx(text, pos).end()  # type: ignore[union-attr]  # (a first chain matched)
+                n_rules += count("\n\t\t", pos, end)
+                ms = list(heads(text, pos, end))
+                if all(map(str.startswith, map(_NAME_OF, ms), repeat("endpoint-"))):  # (kube-proxy's runs)
+                    plain.add_run(ms, pos, line)
+                else:
+                    last = pos
+                    for h in ms:
+                        hs, bs = h.span()
+                        line += count("\n", last, hs)
+                        last = hs
+                        name = h.group(1)
+                        if name.startswith("endpoint-"):
+                            plain.add_run([h], hs, line)
+                            continue
+                        be = find("\n\t}\n", bs - 1) + 1
+                        c = _Chain(name, None, None, None, bs | (be - bs) << 40 | (line + 1) << 80
+                                   | count("\n", bs, be) << 120, text)
+                        if chains.setdefault(name, c) is not c:
+                            return None
+                    pos = last
+                line += count("\n", pos, end)
+                pos = end
+                continue
             if plain_rx(text, pos) is not None:  # a run of chains of plain rule lines: one regex step each
                 while True:
                     m = plain_rx(text, pos)
@@ -794,6 +938,7 @@ class _Walk(Walk):
     no_local: bool = False
     dropped: str | None = None
     policy_local: bool = False
+    apart: array[int] = field(default_factory=lambda: array("i"))  # the `_Plain` chains put on `path`, by index
 
 
 _COUNTER = re.compile(r"\s*\bcounter packets \d+ bytes \d+")
@@ -851,9 +996,14 @@ class _Interp:
         if depth > _MAX_DEPTH or chain in stack:
             w.notes.append(f"chain loop or too deep at {chain}")
             return
-        if chain not in w.path:
+        added = chain not in w.path
+        if added:
             w.path.append(chain)
         c = self.t.chains.get(chain)
+        if c is None and self.t.plain is not None and (i := self.t.plain.find(chain)) >= 0:
+            c = self.t.plain.chain(i)
+            if added:
+                w.apart.append(i)
         if c is None:
             w.notes.append(f"chain {chain} is referenced but does not exist")
             w.dropped = w.dropped or "missing chain"
@@ -1004,29 +1154,55 @@ class _Interp:
             share = _share(prob, n)
             inner = (*stack, name)
             chains, path, backends, ep_rx, ints = self.t.chains, w.path, w.backends, _FW_ENDPOINT.fullmatch, _INTS
+            plain = self.t.plain
             on_path, masq_had = set(path), set(masq)  # what the general walk finds by scanning the lists
             is_local = True if local else None
             safe = depth + 1 <= _MAX_DEPTH and set(inner).isdisjoint(targets)  # no loop, not too deep
-            canon: list[str] = []  # the targets as the chains' own names (the vmap text's copies are not kept)
+            canon: list[str] | None = []  # the targets as the chains' own names (the vmap text's copies are not kept)
+            # endpoint chains kept apart (`_Plain`): looked for first where kube-proxy lists them, after this chain,
+            # each after the one before; `apart` their indexes while they are one run of them, walked fast
+            j = plain.after(end) if plain is not None else 0
+            apart: range | None = range(j, j + len(targets))
             for target in targets:
                 ep = chains.get(target)
-                canon.append(target if ep is None else ep.name)
                 m = None
-                if ep is not None and ep.lazy and safe and target.startswith("endpoint-"):
-                    v = ep.lazy
-                    start = v & _M40
-                    m = ep_rx(ep.src, start, start + (v >> 40 & _M40))
-                if m is None or ep is None:  # not an endpoint chain of kube-proxy's shape: the general walk
+                if ep is not None:
+                    apart = None
+                    ep_name = ep.name
+                    if ep.lazy and safe and target.startswith("endpoint-"):
+                        v = ep.lazy
+                        start = v & _M40
+                        m = ep_rx(ep.src, start, start + (v >> 40 & _M40))
+                elif plain is not None and ((i := j) if plain.at(j, target) else (i := plain.find(target))) >= 0:
+                    ep_name = target  # (an endpoint chain kept apart: its name held by no one)
+                    canon = None  # (`_reachable` reads this chain's jumps from `apart` or from its text)
+                    if i != j:
+                        apart = None
+                    j = i + 1
+                    if safe:
+                        start = plain.starts[i]
+                        m = ep_rx(plain.src, start, plain.end(i))
+                        if m is not None:
+                            plain.masq_only[i] = 1
+                            if ep_name not in on_path:
+                                w.apart.append(i)
+                else:
+                    apart = None
+                if m is None:
+                    apart = None
+                if canon is not None:
+                    canon.append(target if ep is None else ep_name)
+                if m is None:  # not an endpoint chain of kube-proxy's shape: the general walk
                     self.walk(target, share, w, depth + 1, local, inner)
                     seen = {(b.ip, b.port) for b in backends}
                     on_path, masq_had = set(path), set(masq)
                     continue
                 # the endpoint chain's two rules: its hairpin masquerade and its DNAT
-                ep_name = ep.name
                 if ep_name not in on_path:
                     path.append(ep_name)
                     on_path.add(ep_name)
-                ep.jumps = _MASQ_JUMP
+                if ep is not None:
+                    ep.jumps = _MASQ_JUMP
                 src, ip6, ip4, port_s = m.groups()
                 phrase = f"hairpin traffic from the endpoint {src} to itself is masqueraded"
                 if phrase not in masq_had:
@@ -1040,7 +1216,11 @@ class _Interp:
                     continue
                 seen.add(key)
                 backends.append(Backend(ip, port, share, ep_name, None, None, None, is_local))
-            c.jumps = (*_MASQ_JUMP, *canon) if m_vip is not None else tuple(canon)
+            c.apart = apart if canon is None else None
+            if canon is None:  # (jumps to chains kept apart: `apart`, or `_reachable` reads them from the text)
+                c.jumps = (_MASQ_JUMP if m_vip is not None else ()) if apart is not None else None
+            else:
+                c.jumps = (*_MASQ_JUMP, *canon) if m_vip is not None else tuple(canon)
         elif pairs is not None:
             share = _share(prob, n)
             for ip, port in pairs:
@@ -1224,13 +1404,26 @@ def _reachable(t: _Table) -> set[str]:
     """Marks the table's chains the base chains reach (`_Chain.reached`); returns the names reached that are no
     chain of the table."""
     missing: set[str] = set()
-    chains = t.chains
+    chains, plain = t.chains, t.plain
     todo = [c for c, ch in chains.items() if ch.hook]
     masq = chains.get(_MASQ_JUMP[0])
     while todo:
         c = todo.pop()
         ch = chains.get(c)
-        if ch is None:
+        if ch is None and plain is not None and (i := plain.find(c)) >= 0:  # an endpoint chain kept apart
+            if plain.reached[i]:
+                continue
+            plain.reached[i] = 1
+            if plain.masq_only[i]:  # (walked as kube-proxy's: its one jump is mark-for-masquerade)
+                if masq is None or not masq.reached:
+                    todo.append(_MASQ_JUMP[0])
+                continue
+            start, end = plain.starts[i], plain.end(i)
+            if plain.src.find("vmap @", start, end) < 0:  # (as for a lazy chain below)
+                todo += _JUMP_TARGET.findall(plain.src, start, end)
+                continue
+            ch = plain.chain(i)
+        elif ch is None:
             if c in missing:
                 continue
             missing.add(c)
@@ -1241,6 +1434,11 @@ def _reachable(t: _Table) -> set[str]:
         if ch is not None and ch.jumps is not None and ch.lazy and FAST:
             if ch.jumps is not _MASQ_JUMP or masq is None or not masq.reached:  # (an endpoint's: marked already)
                 todo += ch.jumps
+            if ch.apart is not None and plain is not None:  # a run of endpoint chains kept apart, walked fast
+                run = ch.apart
+                plain.reached[run.start:run.stop] = b"\x01" * len(run)
+                if run and (masq is None or not masq.reached):  # (their one jump)
+                    todo.append(_MASQ_JUMP[0])
             continue
         if ch is not None and ch.lazy and FAST:
             start, length, _, _ = _unpack(ch.lazy)
@@ -1307,7 +1505,7 @@ def _rules_to_entries(t: _Table, rules: NodeRules, later: Walks | None = None) -
             continue
         _, tgt = _verdict_target(e.value)
         ranges: list[str] = []
-        for fr in t.chains.get(tgt or "", _Chain("")).rules:
+        for fr in (t.get(tgt or "") or _Chain("")).rules:
             m = re.match(rf"^{ipx} saddr != (?:\{{ (.*) \}}|(\S+)) drop$", fr.text)
             if m:
                 ranges = _split_top(m.group(1)) if m.group(1) else [m.group(2)]
@@ -1323,7 +1521,8 @@ def _rules_to_entries(t: _Table, rules: NodeRules, later: Walks | None = None) -
             shell = ServiceEntry(name=named[0] if named else None, protocol=proto, address=addr, port=port,
                                  kind="LoadBalancer" if (addr, proto, port) in firewall else kind)
             ch = t.chains.get(target or "")
-            later.pending[id(shell)] = (fill, kind, target if ch is None else ch.name, via)  # (the chain's own name)
+            later.pending[id(shell)] = (fill, kind, target if ch is None else ch.name, via,  # (the chain's own name)
+                                        t.chains if t.plain is not None else None)
             entries[(addr, proto, port)] = shell
             rules.services.append(shell)
             return
@@ -1360,6 +1559,8 @@ def _rules_to_entries(t: _Table, rules: NodeRules, later: Walks | None = None) -
         if kind == "ExternalIP" and key not in firewall:
             entry.notes.append(EXTERNAL_OR_LB_NOTE)
         if shell is not None:
+            if w.apart and later is not None:
+                later.kept_apart[id(shell)] = w.apart
             entry.name = shell.name
             entry.notes += shell.notes
             for drop in verdicts:  # the no-endpoint maps' verdicts, in order (see below)
@@ -1440,9 +1641,13 @@ _VIA_IPS = ["services", "@service-ips"]  # (each entry's path is a new list made
 _VIA_NODEPORTS = ["services", "@service-nodeports"]
 
 
-def _stats(t: _Table, stats: RuleStats, services: list[ServiceEntry]) -> None:
+def _stats(t: _Table, stats: RuleStats, services: list[ServiceEntry],
+           kept_apart: dict[int, array[int]] | None = None) -> None:
+    """The table's counts; `kept_apart`: id of an entry -> the `t.plain` chains of its path (not in its `path`)."""
+    plain = t.plain
     stats.rules += t.n_rules if t.n_rules is not None else sum(c.count() for c in t.chains.values())
-    stats.chains += len(t.chains)
+    stats.chains += len(t.chains) + (len(plain) if plain is not None else 0)
+    apart = kept_apart or {}
     ex = stats.extra
     ex["sets"] = ex.get("sets", 0) + sum(1 for s in t.sets.values() if not s.is_map)
     ex["maps"] = ex.get("maps", 0) + sum(1 for s in t.sets.values() if s.is_map)
@@ -1451,7 +1656,7 @@ def _stats(t: _Table, stats: RuleStats, services: list[ServiceEntry]) -> None:
     # a service port's chains (those of its entries' paths, each once), by name in the order names first appear;
     # a set per name only where a name has more than one entry (a set of ~11 chains each for 50,000 Services
     # was 35 MB at the end of a whole listing's JSON)
-    many: dict[str, set[str]] = {}
+    many: dict[str, set[str | int]] = {}
     seen: set[str] = set()
     for s in services:
         if s.name:
@@ -1461,19 +1666,24 @@ def _stats(t: _Table, stats: RuleStats, services: list[ServiceEntry]) -> None:
     for s in services:
         if s.name in many:
             many[s.name].update(c for c in s.path if c.startswith(_BASE_PREFIXES))
+            many[s.name].update(apart.get(id(s), ()))  # (an index of `plain`: never equal to a name)
     tc = t.chains
     done: set[str] = set()
     for s in services:
         name = s.name
         if not name or name in done:
             continue
-        chains = many[name] if name in many else {c for c in s.path if c.startswith(_BASE_PREFIXES)}
+        chains: set[str | int] = many[name] if name in many else {c for c in s.path if c.startswith(_BASE_PREFIXES)}
         done.add(name)
         k = 0
         for c in chains:
-            ch = tc.get(c)
+            ch = tc.get(c) if isinstance(c, str) else None
             if ch is not None:
                 k += ch.lazy >> 120 if ch.lazy else len(ch.rules)  # `count()`, inline: 100,000s of chains
+        if plain is not None:
+            ids = apart.get(id(s), ()) if name not in many else [c for c in chains if isinstance(c, int)]
+            for i in ids:
+                k += plain.rows(i)
         stats.per_service[name] = stats.per_service.get(name, 0) + k
 
 
@@ -1505,12 +1715,15 @@ def parse_nft(text: str, source: str, only: set[str] | None = None, as_text: boo
         raise InputError("a number thousands of digits long: not nft output", source=source) from None
 
 
-def _count(t: _Table, rules: NodeRules, mine: list[ServiceEntry]) -> None:
+def _count(t: _Table, rules: NodeRules, mine: list[ServiceEntry], kept_apart: dict[int, array[int]] | None = None
+           ) -> None:
     """The table's counts and the chains nothing reaches (after its entries' walks: they mark what they read)."""
-    _stats(t, rules.stats, mine)
+    _stats(t, rules.stats, mine, kept_apart)
     _reachable(t)
-    rules.unreferenced_chains += sorted(c for c, ch in t.chains.items() if not ch.reached
-                                        and c.startswith(_BASE_PREFIXES))
+    names = [c for c, ch in t.chains.items() if not ch.reached and c.startswith(_BASE_PREFIXES)]
+    if t.plain is not None:
+        names += t.plain.unreached()  # (all endpoint chains)
+    rules.unreferenced_chains += sorted(names)
 
 
 class Walks:
@@ -1523,32 +1736,39 @@ class Walks:
     walked = True
 
     def __init__(self) -> None:
-        # id of a shell -> (its walk, kind, target chain, the path to it); the no-endpoint maps' verdicts on it
-        self.pending: dict[int, tuple[Callable[..., ServiceEntry], str, str | None, list[str]]] = {}
+        # id of a shell -> (its walk, kind, target chain, the path to it, its table's chains kept apart); the
+        # no-endpoint maps' verdicts on it
+        self.pending: dict[int, tuple[Callable[..., ServiceEntry], str, str | None, list[str],
+                                      dict[str, _Chain] | None]] = {}
         self.verdicts: dict[int, list[bool]] = {}
         self.tables: list[tuple[_Table, list[ServiceEntry]]] = []
+        self.kept_apart: dict[int, array[int]] = {}  # id of a shell -> the `_Plain` chains of its path
 
     def entry(self, e: ServiceEntry) -> ServiceEntry:
-        """The entry `e` stands for, walked (once; the shell keeps the walk's path for the counts)."""
+        """The entry `e` stands for, walked (once; the shell keeps the walk's path for the counts: the chains
+        kept apart as their indexes, not as 10 names an entry made from the text)."""
         p = self.pending.pop(id(e), None)
         if p is None:
             return e
-        fill, kind, target, via = p
+        fill, kind, target, via, chains = p
         full = fill(e, e.address, e.protocol, e.port, kind, target, via, self.verdicts.pop(id(e), ()))
-        e.path = full.path
+        # (an endpoint chain of no `chains` is one kept apart, its index in `kept_apart`, or missing: not counted)
+        e.path = full.path if chains is None else [c for c in full.path if c in chains or not c.startswith("endpoint-")]
         return full
 
     def finish(self, rules: NodeRules) -> None:
         for e in rules.services:  # (any not written)
             self.entry(e)
         for t, mine in self.tables:
-            _count(t, rules, mine)
+            _count(t, rules, mine, self.kept_apart)
         self.tables = []
+        self.kept_apart = {}
 
 
 def _parse_nft(text: str, source: str, total_chains: int | None, as_text: bool = False) -> NodeRules:
     stripped = text.lstrip()
-    tables = _read_json(text, source) if stripped.startswith("{") else _read_text(text, source)
+    walked = as_text and FAST and total_chains is None
+    tables = _read_json(text, source) if stripped.startswith("{") else _read_text(text, source, walked)
     kp = [t for t in tables if t.name == "kube-proxy"]
     # (a listing's chain names are its text's: without "KUBE-" in it, none of its 100,000s of names is looked at)
     iptables_nft = ((stripped.startswith("{") or "KUBE-" in text)
@@ -1562,7 +1782,7 @@ def _parse_nft(text: str, source: str, total_chains: int | None, as_text: bool =
         raise InputError(f"no `kube-proxy` table in this nft dump (tables: {names})", source=source,
                          hint="run `nft list table ip kube-proxy` (and ip6) on the node")
     rules = NodeRules(mode="nftables", source=source)
-    later = Walks() if as_text and FAST and total_chains is None else None
+    later = Walks() if walked else None
     rules.deferred = later
     if iptables_nft:
         rules.notes.append("the ruleset also holds iptables-nft KUBE-* chains (stale iptables-mode rules?)")

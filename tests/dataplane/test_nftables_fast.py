@@ -92,6 +92,20 @@ def _variants(big: str) -> Iterator[tuple[str, str]]:
         yield f"{what} opening a rule line", big.replace("\t\tip saddr 10.128.0.13 ", f"\t\t{sep}ip saddr 10.128.0.13 ", 1)
     s, e = _chain_block(big, "mark-for-masquerade")
     yield "no mark-for-masquerade chain", big[:s] + big[e:]
+    # endpoint chains kept apart (`_Plain`): found where kube-proxy lists them, or elsewhere, or not at all
+    s, e = _chain_block(big, "endpoint-", 5)
+    yield "an endpoint chain nothing reaches", big[:e] + big[s:e].replace("chain endpoint-", "chain endpoint-STALE000-", 1) + big[e:]
+    yield "an endpoint chain away from its service chain", big[:s] + big[e:].replace("\tchain service-", big[s:e] + "\tchain service-", 3)
+    heads = [m.start() for m in re.finditer(r"(?m)^\tchain ", big)]
+    blocks = [big[a:b] for a, b in zip(heads, heads[1:] + [big.rindex("}")], strict=True)]
+    yield "chains listed last first", big[:heads[0]] + "".join(reversed(blocks)) + big[big.rindex("}"):]
+    s2, e2 = _chain_block(big, "endpoint-", 7)
+    yield "an endpoint chain listed twice, once with a comment", big[:e] + big[s2:e2].replace(
+        "jump mark-for-masquerade\n", 'jump mark-for-masquerade comment "x"\n', 1) + big[e:]
+    yield "a service chain's endpoint chains in another order", big[:s] + big[s:e2].replace(
+        big[s:e], "", 1).replace(big[s2:e2], big[s2:e2] + big[s:e], 1) + big[e2:]
+    yield "a service chain of plain rules among endpoint chains", big.replace(
+        "\tchain endpoint-", "\tchain service-PLAIN000-ns/x/tcp/p {\n\t\tgoto reject-chain\n\t}\n\n\tchain endpoint-", 2)
 
 
 def _dumps() -> Iterator[tuple[str, str]]:
@@ -162,6 +176,64 @@ def test_a_generated_listing_takes_the_fast_paths(monkeypatch: pytest.MonkeyPatc
     assert len(walked) == 20 and all(walked)  # the service chains; their endpoint chains inline
     assert sum(len(e.backends) for e in rules.services) == 60
     assert all(c.lazy for c in per_service)  # walked without making their rules
+
+
+def _chains_of(tables: list[Any]) -> list[Any]:
+    """Every chain of the tables (those kept apart made as chains), by name: name, hook, comment, count and rules."""
+    out = []
+    for t in tables:
+        chains = dict(t.chains)
+        if t.plain is not None:
+            chains.update((c.name, c) for c in map(t.plain.chain, range(len(t.plain))))
+        out.append(sorted((name, c.hook, c.comment, c.count(), [(r.text, r.comment, r.line) for r in c.rules])
+                          for name, c in chains.items()))
+    return out
+
+
+@pytest.mark.parametrize("name,text", DUMPS, ids=[d[0] for d in DUMPS])
+def test_chains_kept_apart_are_the_readers_chains(name: str, text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader for a whole listing's JSON (`compact`: endpoint chains of plain rules kept apart, `_Plain`)
+    holds the same chains as the ordinary one, each found by its name (and no name of another chain), or it
+    reads nothing (then the general reader does)."""
+    monkeypatch.setattr(nftables, "FAST", True)
+    if text.lstrip().startswith("{"):
+        return
+    full = nftables._read_listing_fast(text)
+    kept = nftables._read_listing_fast(text, compact=True)
+    if kept is None:
+        assert full is None
+        return
+    assert full is not None
+    assert _chains_of(kept) == _chains_of(full)
+    for t in kept:
+        plain = t.plain
+        if plain is None:
+            continue
+        assert len(plain) + len(t.chains) == len(next(f for f in full if f.name == t.name and f.family == t.family).chains)
+        for i in range(len(plain)):
+            assert plain.find(plain.name(i)) == i
+            assert plain.find(plain.name(i) + "x") == -1 and plain.find(plain.name(i)[1:]) == -1
+            assert t.get(plain.name(i)) is not None and plain.name(i) not in t.chains
+
+
+def test_a_generated_listing_keeps_its_endpoint_chains_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A whole listing's JSON keeps every endpoint chain of a generated listing out of `_Table.chains` and walks
+    them from the text (else the tests above compare the ordinary reader with itself)."""
+    monkeypatch.setattr(nftables, "FAST", True)
+    text = _listing(20, 3)
+    tables = nftables._read_listing_fast(text, compact=True)
+    assert tables is not None and tables[0].plain is not None
+    assert len(tables[0].plain) == 60 and not any(c.startswith("endpoint-") for c in tables[0].chains)
+    walked = watch_fast_walks(monkeypatch)
+    rules = nftables.parse_nft(text, "dump", as_text=True)
+    walks = rules.deferred
+    full = [walks.entry(e) for e in rules.services]
+    assert len(walked) == 20 and all(walked)
+    assert sum(len(e.backends) for e in full) == 60
+    walks.finish(rules)
+    general = nftables.parse_nft(text, "dump")
+    assert rules.stats.to_json() == general.stats.to_json() and rules.stats.chains == 20 * 4 + 16
+    assert rules.unreferenced_chains == general.unreferenced_chains == []
 
 
 def _document(text: str, fast: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
