@@ -193,6 +193,7 @@ def slice_endpoints(service: Service, port: ServicePort, slices: list[EndpointSl
                     family: str = "IPv4", zones: dict[str, str] | None = None) -> list[NodeEndpoint]:
     """endpointslicecache.go endpointInfoByServicePort + addEndpoints, for one port and family."""
     out: dict[tuple[str, int], NodeEndpoint] = {}
+    proto = port.protocol.upper()
     for sl in slices:
         if sl.address_type != family:
             continue
@@ -200,24 +201,30 @@ def slice_endpoints(service: Service, port: ServicePort, slices: list[EndpointSl
                 sl.meta.namespace and sl.meta.namespace != service.meta.namespace):
             continue
         for sp in sl.ports:
-            if sp.name != port.name or sp.protocol.upper() != port.protocol.upper() or not sp.port:
+            if sp.name != port.name or sp.protocol.upper() != proto or not sp.port:
                 continue
+            number = int(sp.port)
             for ep in sl.endpoints:
                 if not ep.addresses:
                     continue
                 ip = _canonical(ep.addresses[0])
                 pod = (f"{ep.target_namespace or sl.meta.namespace}/{ep.target_name}"
                        if ep.target_name and ep.target_kind in ("Pod", "") else None)
-                ready = ep.ready is not False
-                serving = ep.serving is not False
                 terminating = ep.terminating is True
-                ne = NodeEndpoint(ip, int(sp.port), pod, ep.node_name,
-                                  ep.zone or (zones or {}).get(ep.node_name, ""), ready, serving, terminating,
-                                  frozenset(ep.zone_hints), frozenset(ep.node_hints),
-                                  local=bool(node) and ep.node_name == node)
-                if ne.key not in out or not terminating:
-                    out[ne.key] = ne
+                # positionally, no hints' sets built when there are none (check -A: every endpoint of the cluster)
+                ne = NodeEndpoint(ip, number, pod, ep.node_name,
+                                  ep.zone or (zones.get(ep.node_name, "") if zones else ""), ep.ready is not False,
+                                  ep.serving is not False, terminating,
+                                  frozenset(ep.zone_hints) if ep.zone_hints else _NO_HINTS,
+                                  frozenset(ep.node_hints) if ep.node_hints else _NO_HINTS,
+                                  bool(node) and ep.node_name == node)
+                key = (ip, number)
+                if key not in out or not terminating:
+                    out[key] = ne
     return sorted(out.values(), key=_sort_key)
+
+
+_NO_HINTS: frozenset[str] = frozenset()
 
 
 def topology_mode(endpoints: list[NodeEndpoint], node: str | None, zone: str) -> tuple[str, str]:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import tempfile
 from typing import IO, Any, TypeVar
 
-from svcctl.analysis.check import CheckReport, ServiceCheck
+from svcctl.analysis.check import CheckFinding, CheckReport, ServiceCheck
 from svcctl.analysis.policy import PolicyReport
+from svcctl.findings import Verdict
 from svcctl.model import JSON, Finding
 from svcctl.render.jsonout import write_json
 
@@ -34,6 +35,26 @@ class _Findings:
 
     def to_json(self) -> JSON:
         raise RuntimeError("this report was spooled: print it with write_report_json")
+
+
+class _Kept(ServiceCheck):
+    """A checked Service as the spool keeps it. Nothing changes it once made, so its findings (which every status,
+    count, headline and row of the output asks for again: ≈ 10 times per Service, each a list of new objects
+    sorted) are listed once, and its verdict read once."""
+
+    @property
+    def findings(self) -> list[CheckFinding]:
+        got: list[CheckFinding] | None = self.__dict__.get("_found")
+        if got is None:
+            got = self.__dict__["_found"] = super().findings
+        return list(got)
+
+    @property
+    def verdict(self) -> Verdict:
+        got: Verdict | None = self.__dict__.get("_verdict")
+        if got is None:
+            got = self.__dict__["_verdict"] = super().verdict
+        return got
 
 
 class ReportSpool:
@@ -70,7 +91,7 @@ class ReportSpool:
             policy.reach, policy.notes = self._same(policy.reach), self._same(policy.notes)
             for f in policy.findings:
                 f.where = self._same(f.where)
-        compact = ServiceCheck(sc.namespace, sc.name, _Findings(list(sc.endpoints.findings)), sc.dns, sc.drift,
+        compact = _Kept(sc.namespace, sc.name, _Findings(list(sc.endpoints.findings)), sc.dns, sc.drift,
                                policy, sc.extra, self._same(sc.skipped), self._same(sc.counts), sc.seconds)
         if self.output == "json":
             self._where[id(compact)] = (offset, length)

@@ -256,6 +256,9 @@ class _PodPool:
             if cand is not None and (best is None or cand[0] < best[0]):
                 best = cand
         pool = best[1] if best is not None else self.by_ns.get(namespace, [])
+        if best is not None and len(terms) == 1:
+            # one `k=v` or `k` term answered by its index: every candidate matches it (most Services' selectors)
+            return list(itertools.islice(pool, max(limit, 1))) if limit is not None else list(pool)  # as below
         out: list[Pod] = []
         for p in pool:
             if labels_match(p.meta.labels, terms):

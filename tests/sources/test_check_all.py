@@ -200,3 +200,28 @@ def test_the_spool_shares_equal_values_only() -> None:
     assert spool._same([1]) is not spool._same([1.0])
     odd = {"x": [1]}  # unhashable inside: kept as it is
     assert spool._same(odd) is odd
+
+
+def test_the_kept_check_lists_its_findings_once() -> None:
+    """A spooled check's findings are sorted once (render/check_stream._Kept): the same findings in the same order
+    and the same verdict as the check it stands for, and a list handed out is the caller's own."""
+    from svcctl.analysis.check import DriftResult, ServiceCheck
+    from svcctl.analysis.endpoints import EndpointsReport
+    from svcctl.findings import Severity
+    from svcctl.model import Finding, Service
+    from svcctl.render.check_stream import ReportSpool
+
+    svc = Service.from_dict({"metadata": {"name": "web", "namespace": "shop"}, "spec": {"selector": {"app": "web"}}})
+    rep = EndpointsReport(svc, findings=[Finding("NotReady", Severity.ERROR, "Pod is not Ready", "shop/web-1"),
+                                         Finding("OtherNamespace", Severity.INFO, "elsewhere", "x/web-2")])
+    drift = [DriftResult("node-1", "iptables", [Finding("StaleBackend", Severity.WARNING, "a stale backend")])]
+    sc = ServiceCheck("shop", "web", rep, drift=drift, counts={"ready": 0, "expected": 1})
+    want = [(c.check, c.finding.code, c.node) for c in sc.findings]
+    kept = ReportSpool("table").add(sc)
+    assert kept is not sc
+    assert [(c.check, c.finding.code, c.node) for c in kept.findings] == want
+    assert want[0][1] == "NotReady" and want[1] == ("drift", "StaleBackend", "node-1")
+    assert kept.verdict == sc.verdict and kept.status == "broken"
+    assert kept.severity_counts() == {"error": 1, "warning": 1, "info": 1}
+    kept.findings.clear()
+    assert len(kept.findings) == 3
