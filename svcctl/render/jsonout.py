@@ -14,7 +14,7 @@ from json.encoder import encode_basestring_ascii as _enc_str
 from typing import Any
 
 _BATCH = 8192
-_BATCH_CHARS = 1 << 20
+_BATCH_CHARS = 1 << 17
 
 
 class Mapped:
@@ -159,7 +159,7 @@ def write_json(obj: Any, write: Callable[[str], Any], nl: str = "\n") -> None:
                 out.append(sep)
                 out.append(text)
                 size += len(text)
-                if size > _BATCH_CHARS:  # big items' texts (a whole entry each): a megabyte at a time
+                if size > _BATCH_CHARS:  # big items' texts (a whole entry each): 128 Ki characters at a time
                     flush()
                     size = 0
             else:
