@@ -380,6 +380,18 @@ _FT_UNUSUAL = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "
 _FT_LONE_CLOSE = re.compile(r"^[^\S\n]*\}[^\S\n]*$", re.M)  # a line `}` once stripped (`str.strip`'s whitespace is `\s`)
 
 
+def _lone_close(text: str, start: int, end: int) -> bool:
+    """A line of text[start:end] (start at a line's start) is `}` once stripped (`_FT_LONE_CLOSE` finds one):
+    each `}`'s line looked at, not a regex tried at every line of a 10,000-line map or a Service's vmap."""
+    i = text.find("}", start, end)
+    while i >= 0:
+        line_end = text.find("\n", i, end)
+        if text[text.rfind("\n", start - 1, i) + 1:end if line_end < 0 else line_end].strip() == "}":
+            return True
+        i = text.find("}", i + 1, end)
+    return False
+
+
 def _braces_close_at_end(body: str) -> bool:
     """The general reader's brace depth over a block's lines ends the block at its last line, as the block
     regex did (a rule with an unbalanced brace or a lone `}` inside would end it elsewhere)."""
@@ -408,7 +420,7 @@ def _read_listing_fast(text: str, compact: bool = False) -> list[_Table] | None:
     if text.isascii():
         head_rx, plain_rx = _FT_HEAD_ASCII.match, _FT_PLAIN_CHAIN_ASCII.match
         run_rx, heads = _FT_PLAIN_RUN_ASCII.match, _FT_CHAIN_HEAD_ASCII.finditer
-    count, find, lone_close = text.count, text.find, _FT_LONE_CLOSE.search
+    count, find = text.count, text.find
     # where a chain stops being plain rules, found in one pass (a literal-led regex, then quotes by memchr);
     # a chain is plain when none of these falls in it
     marks = [m.start() for m in _FT_NOT_PLAIN.finditer(text)]
@@ -445,8 +457,8 @@ def _read_listing_fast(text: str, compact: bool = False) -> list[_Table] | None:
                     if not plain.done() or any(c.startswith("endpoint-") and plain.find(c) >= 0 for c in chains):
                         return None  # a chain listed twice (or two names of one hash): the general reader's
                 break
-            if plain is not None and plain_rx(text, pos) is not None:  # a run of plain chains: one match
-                end = run_rx(text, pos).end()  # type: ignore[union-attr]  # (a first chain matched)
+            if plain is not None and (run := run_rx(text, pos)) is not None:  # a run of plain chains: one match
+                end = run.end()
                 n_rules += count("\n\t\t", pos, end)
                 ms = list(heads(text, pos, end))
                 if all(map(str.startswith, map(_NAME_OF, ms), repeat("endpoint-"))):  # (kube-proxy's runs)
@@ -507,7 +519,7 @@ def _read_listing_fast(text: str, compact: bool = False) -> list[_Table] | None:
                 # `}` line: only a block with one is walked line by line (a Service's vmap, a map of 10,000 lines)
                 if count("{", bs, be) != count("}", bs, be):
                     return None
-                if lone_close(text, bs, be) is not None and not _braces_close_at_end(text[bs:be]):
+                if _lone_close(text, bs, be) and not _braces_close_at_end(text[bs:be]):
                     return None
             if kind == "chain":
                 while marks[mi] < bs - 1:
@@ -1163,6 +1175,22 @@ class _Interp:
             # each after the one before; `apart` their indexes while they are one run of them, walked fast
             j = plain.after(end) if plain is not None else 0
             apart: range | None = range(j, j + len(targets))
+            run = _endpoint_run(plain, j, targets) if plain is not None and safe and not seen else None
+            if run is not None and on_path.isdisjoint(targets):  # kube-proxy's: the run of them at once
+                assert plain is not None
+                srcs, ips, ports = run
+                k = len(targets)
+                path += targets
+                for phrase in [f"hairpin traffic from the endpoint {s} to itself is masqueraded" for s in srcs]:
+                    if phrase not in masq_had:
+                        masq.append(phrase)
+                        masq_had.add(phrase)
+                backends += map(Backend, ips, ports, repeat(share, k), targets, repeat(None, k), repeat(None, k),
+                                repeat(None, k), repeat(is_local, k))
+                plain.masq_only[j:j + k] = b"\x01" * k
+                w.apart.extend(apart)  # type: ignore[arg-type]  # (a range: not None)
+                targets = []  # (walked)
+                canon = None
             for target in targets:
                 ep = chains.get(target)
                 m = None
@@ -1282,6 +1310,9 @@ _FW_SERVICE = re.compile(
     r"|meta l4proto (?:tcp|udp|sctp) dnat (?:ip6? )?to numgen random mod (?P<n_map>[1-9]\d{0,9}) map "
     r"\{ (?P<map>[^\n{}@\"()\[\]]*) \}\n"
     rf"|{_FW_DNAT})")
+# an endpoint chain of that shape as nft lists it, head to closing line (`_endpoint_run`; `_FT_WS` for ASCII)
+_FW_EP_BLOCK = re.compile(r'\tchain (endpoint-[^\s"{}]*) \{\n' + _FW_ENDPOINT.pattern + r"\t\}\n")
+_FW_EP_BLOCK_ASCII = re.compile(_FW_EP_BLOCK.pattern.replace(r"[^\s", f"[^{_FT_WS}"))
 _FW_VMAP_ITEMS = re.compile(r"\d{1,10} : (?:goto|jump) [^\s,{}]+(?:, \d{1,10} : (?:goto|jump) [^\s,{}]+)*")
 _FW_MAP_ITEM = re.compile(r"(\d{1,10}) : ([^\s,]+) \. (\d{1,5})(?:, |$)")
 _MASQ_JUMP = ("mark-for-masquerade",)
@@ -1304,6 +1335,27 @@ def _share(prob: Fraction, n: int) -> Fraction:
         if len(_SHARES) < 4096:
             _SHARES[key] = v
     return v
+
+
+def _endpoint_run(plain: _Plain, j: int, targets: list[str]) -> tuple[list[str], list[str], list[int]] | None:
+    """The kept-apart chains j, j+1, … when they are the targets, in order, each an endpoint chain of kube-proxy's
+    shape (`_FW_ENDPOINT`) with its own backend: their hairpin sources, backend addresses and ports (one regex
+    call for them all, not a lookup and a match per chain); None otherwise. (The chains from j's head to the end
+    of j+k-1 are those k and chains of other names: a chain of the block's shape and name prefix is kept apart,
+    and names are the chains', once each; the k matches named as the targets are them.)"""
+    k = len(targets)
+    if not k or j + k > len(plain) or not plain.at(j, targets[0]):
+        return None
+    src = plain.src
+    start, stop = plain.starts[j] - len(targets[0]) - 10, plain.end(j + k - 1) + 3
+    rows = (_FW_EP_BLOCK_ASCII if src.isascii() else _FW_EP_BLOCK).findall(src, start, stop)
+    if [r[0] for r in rows] != targets:
+        return None
+    ips = [r[3] or r[2] for r in rows]
+    ports = list(map(_INTS.__getitem__, [r[4] for r in rows]))
+    if len(set(zip(ips, ports, strict=True))) != k:
+        return None  # (an endpoint twice: its shares add up, as the walk below does)
+    return [r[1] for r in rows], ips, ports
 
 
 def _vmap_targets(items: str, n: int) -> list[str] | None:

@@ -287,3 +287,18 @@ def test_kube_proxy_beside_iptables_nft_chains_is_told(fixture: str, escaped: bo
         assert any("iptables-nft KUBE-* chains" in n for n in notes), (fast, notes)
         plain = nftables.parse_nft((ROOT / "tests" / "fixtures" / "nft" / fixture).read_text(), "dump").notes
         assert not any("iptables-nft" in n for n in plain)
+
+
+def test_a_lone_closing_brace_is_found_as_the_regex_finds_it() -> None:
+    """`_lone_close` (each `}`'s line stripped) says what `_FT_LONE_CLOSE.search` says, on every text of a few
+    characters from braces, tabs, spaces, Unicode spaces, letters and newlines, and every span starting at a line."""
+    import itertools
+
+    alphabet = ["}", "{", " ", "\t", "\n", "a", "\xa0", "\u3000", "\x1f"]
+    for size in range(5):
+        for chars in itertools.product(alphabet, repeat=size):
+            text = "\n" + "".join(chars)
+            for start in (i + 1 for i, ch in enumerate(text) if ch == "\n"):
+                for end in range(start, len(text) + 1):
+                    assert nftables._lone_close(text, start, end) == (
+                        nftables._FT_LONE_CLOSE.search(text, start, end) is not None), (text, start, end)
