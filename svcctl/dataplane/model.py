@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from json.encoder import encode_basestring_ascii as _enc
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from svcctl.jsonput import put
 
@@ -219,6 +219,24 @@ class Walk:
     affinity: int | None = None  # session affinity seconds
 
 
+@runtime_checkable
+class WalkedEntries(Protocol):
+    """`NodeRules.deferred` of entries walked as they are written (nftables.Walks): `services` holds shells, each
+    made whole by `entry` as it is written; `finish` makes what needs every walk (counts, unreferenced chains)."""
+
+    def entry(self, e: ServiceEntry) -> ServiceEntry: ...
+
+    def finish(self, rules: NodeRules) -> None: ...
+
+
+class EntriesInText(Protocol):
+    """`NodeRules.deferred` of a whole table left in its checked text (ipvs_plain.PlainTable): `services` is
+    empty, and the writer reads the entries a window at a time."""
+
+    @property
+    def windows(self) -> list[tuple[int, int]]: ...
+
+
 @dataclass
 class NodeRules:
     mode: str  # iptables | ipvs | nftables
@@ -244,9 +262,9 @@ class NodeRules:
     # the rules is then not "not programmed" by kube-proxy
     proxy_absent: str = ""
     inputs: list[dict[str, Any]] = field(default_factory=list)  # pasted files: sections read, lines skipped
-    # the entries left in their checked text (NodeDumps.entries_as_text: ipvs_plain.PlainTable), for the JSON
-    # writer to read a window at a time; `services` is then empty
-    deferred: Any = field(default=None, repr=False, compare=False)
+    # what a reader left for the JSON writer (NodeDumps.entries_as_text): the entries in their text, or walked as
+    # they are written
+    deferred: EntriesInText | WalkedEntries | None = field(default=None, repr=False, compare=False)
 
     def holds(self, family: str, table: str) -> bool:
         return not self.tables or f"{family}:{table}" in self.tables

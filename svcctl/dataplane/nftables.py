@@ -1785,8 +1785,6 @@ class Walks:
     and unreferenced chains need every walk: `finish` makes them after the last (the JSON has them after the
     entries)."""
 
-    walked = True
-
     def __init__(self) -> None:
         # id of a shell -> (its walk, kind, target chain, the path to it, its table's chains kept apart); the
         # no-endpoint maps' verdicts on it

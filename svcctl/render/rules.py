@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from svcctl.render.console import emit_document, plain_table
 
 if TYPE_CHECKING:
-    from svcctl.dataplane.model import Backend, NodeRules, ServiceEntry
+    from svcctl.dataplane.model import Backend, NodeRules, ServiceEntry, WalkedEntries
     from svcctl.render.console import OutputOptions
 
 HEADERS = ["service port", "kind", "address", "backends", "affinity", "notes"]
@@ -122,15 +122,19 @@ def streamed_document(rules: NodeRules) -> dict[str, Any]:
     if rules.deferred is not None:  # a whole IPVS table left in its text (ipvs_plain): written a window at a time
         from functools import partial
 
+        from svcctl.dataplane.ipvs_plain import PlainTable
         from svcctl.render.ipvs_json import window_text
 
-        return rules.to_json(services=Mapped(rules.deferred.windows, partial(window_text, rules.deferred), text=True))
+        table = rules.deferred
+        if not isinstance(table, PlainTable):
+            raise TypeError(f"entries left in the text of a {type(table).__name__}, not of an IPVS table")
+        return rules.to_json(services=Mapped(table.windows, partial(window_text, table), text=True))
     from svcctl.render.entry_json import entry_text
 
     return rules.to_json(services=Mapped(rules.services, entry_text, text=True))
 
 
-def _emit_walked(rules: NodeRules) -> None:
+def _emit_walked(rules: NodeRules, walks: WalkedEntries) -> None:
     """The document of rules whose entries are walked as they are written (`nftables.Walks`): the text up to
     the end of the entries, streamed, then the rest (counts, unreferenced chains: made after the last walk) — the
     same characters as `streamed_document`'s, the tail cut from the document written with no entries."""
@@ -139,7 +143,6 @@ def _emit_walked(rules: NodeRules) -> None:
     from svcctl.render.entry_json import entry_text
     from svcctl.render.jsonout import Mapped, write_json
 
-    walks = rules.deferred
     doc = rules.to_json(services=Mapped(rules.services, lambda e, nl: entry_text(walks.entry(e), nl), text=True))
     keys = list(doc)
     head = {k: doc[k] for k in keys[:keys.index("services") + 1]}
@@ -165,8 +168,10 @@ def _emit_walked(rules: NodeRules) -> None:
 def render_rules(app: OutputOptions, rules: NodeRules) -> None:
     out = app.output
     if out == "json":
-        if getattr(rules.deferred, "walked", False):
-            _emit_walked(rules)
+        from svcctl.dataplane.model import WalkedEntries
+
+        if isinstance(rules.deferred, WalkedEntries):
+            _emit_walked(rules, rules.deferred)
             return
         emit_document(streamed_document(rules), out)
         return
