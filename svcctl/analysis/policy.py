@@ -1302,11 +1302,18 @@ def _reach_classes(world: PolicyWorld, policies: list[NetworkPolicy],
     # id(raw) -> its Endpoint, what its class reads of its labels, and whether no policy can select it: a Pod
     # behind several ports is read once
     seen: dict[int, tuple[Endpoint, tuple[Any, ...], bool]] = {}
+    # (backend JSON, port, protocol) already classed: its class is the same (a workload's replicas share one
+    # JSON in check -A, so ten backends are one entry)
+    done: set[tuple[int, int, str]] = set()
     for _, proto, bs in ports:
         for ip, tport, pod in bs:
             raw = backend_pods.get(pod or "")
             if raw is None:
                 continue
+            once = (id(raw), tport, proto)
+            if once in done:
+                continue
+            done.add(once)
             got = seen.get(id(raw))
             if got is None:
                 be = pod_endpoint(raw, world.namespace(str((raw.get("metadata") or {}).get("namespace") or "default")))

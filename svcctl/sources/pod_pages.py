@@ -338,14 +338,19 @@ def _status_key(c: JSON) -> tuple[Any, ...] | None:
     st = c.get("state")
     state: Any = None
     if st:
-        for k in _STATES:
-            v = st.get(k)  # present but null: skipped, as from_dict does
-            if v is not None:
-                state = (k, v.get("reason"), v.get("message"), v.get("exitCode"))
-                break
-        if state is not None and not (_str_or_none(state[1]) and _str_or_none(state[2])
-                                      and (state[3] is None or type(state[3]) is int)):
-            return None
+        # the first of _STATES present and not null (null: skipped, as from_dict does), spelt out: every Pod's
+        # every container status comes here
+        k, v = "waiting", st.get("waiting")
+        if v is None:
+            k, v = "running", st.get("running")
+            if v is None:
+                k, v = "terminated", st.get("terminated")
+        if v is not None:
+            reason, message, code = v.get("reason"), v.get("message"), v.get("exitCode")
+            if not ((reason is None or type(reason) is str) and (message is None or type(message) is str)
+                    and (code is None or type(code) is int)):
+                return None
+            state = (k, reason, message, code)
     elif st is not None and type(st) is not dict:
         return None
     last = c.get("lastState")

@@ -94,6 +94,9 @@ def test_conditions_are_shared_whatever_their_transition_times() -> None:
     (("status", "containerStatuses", 0, "restartCount"), "2"),
     (("status", "containerStatuses", 0, "state"), {"terminated": {"exitCode": True}}),
     (("status", "containerStatuses", 0, "state"), "running"),
+    (("status", "containerStatuses", 0, "state"), {"running": {"reason": 5}}),
+    (("status", "containerStatuses", 0, "state"), {"waiting": None, "running": {"message": ["x"]}}),
+    (("status", "containerStatuses", 0, "state"), {"terminated": "Error"}),
     (("spec",), [1]),
 ])
 def test_json_not_of_the_api_s_shape_goes_to_from_dict(path: tuple[Any, ...], value: Any) -> None:
