@@ -179,7 +179,7 @@ def parse_ipvsadm(text: str, source: str, *, ipset_text: str | None = None, ip_a
                 rules.notes.append("only the virtual servers of the addresses asked about were read; counts are "
                                    "for the whole table")
                 return rules
-    if as_text and FAST and not only and ipset_text is None and ip_addr_text is None and iptables_text is None:
+    if left_as_text(as_text, only, ipset_text, ip_addr_text, iptables_text):
         from svcctl.dataplane.ipvs_plain import plain_table
 
         table = plain_table(text)
@@ -322,6 +322,13 @@ def _read_listing_fast(text: str) -> list[_VS] | None:
             line += 1
         pos = end
     return vss
+
+
+def left_as_text(as_text: bool, only: set[str] | None, ipset_text: str | None, ip_addr_text: str | None,
+                 iptables_text: str | None) -> bool:
+    """Whether a plain table may be left in its text (or file) for the JSON writer: only its JSON is wanted, the
+    whole of it, with no glue to check it against (`parse_ipvsadm`'s `as_text`), and the fast readers are on."""
+    return as_text and FAST and not only and ipset_text is None and ip_addr_text is None and iptables_text is None
 
 
 def deferred_rules(table: PlainTable, source: str) -> NodeRules:

@@ -50,7 +50,7 @@ WINDOW = 1 << 15
 class PlainTable:
     """The table's text, where each window of whole virtual servers starts (the last item is the text's end),
     and the whole table's counts; a table checked from its file (`plain_file`) has no text but the file's path,
-    its windows' byte offsets and their CRC-32s, and `head`, the file's text up to the end of the first window
+    its windows' CRC-32s by their byte offsets, and `head`, the file's text up to the end of the first window
     (what the mode detection reads)."""
 
     text: str
@@ -58,7 +58,7 @@ class PlainTable:
     virtual_servers: int
     real_servers: int
     path: str | None = None
-    crcs: list[int] = field(default_factory=list)
+    crcs: dict[int, int] = field(default_factory=dict)  # a window's start -> the CRC-32 of its bytes
     head: str = ""
 
     @property
@@ -73,7 +73,7 @@ class PlainTable:
         with open(self.path, "rb") as fh:
             fh.seek(span[0])
             data = fh.read(span[1] - span[0])
-        if zlib.crc32(data) != self.crcs[self.starts.index(span[0])]:
+        if zlib.crc32(data) != self.crcs[span[0]]:
             raise InputError("the file changed while it was being read", source=self.path,
                              hint="read a copy that nothing writes to")
         return data.decode("ascii"), 0, len(data)
@@ -142,7 +142,7 @@ def plain_file(path: str, window: int | None = None) -> PlainTable | None:
     window = window or WINDOW
     check = _Check()
     with open(path, "rb") as fh:
-        buf = fh.read(window + 8192)
+        buf = fh.read(window + 8192)  # (the banner and heading in the first read, however small the window)
         try:
             first = buf.decode("ascii")
         except UnicodeDecodeError:
@@ -150,7 +150,7 @@ def plain_file(path: str, window: int | None = None) -> PlainTable | None:
         pos = _opening(first)
         if pos is None:
             return None
-        starts, crcs = [pos], []
+        starts, crcs = [pos], {}
         at, buf = pos, buf[pos:]  # the file offset of buf's first byte: always a virtual server's line
         head = ""
         while buf:
@@ -176,9 +176,9 @@ def plain_file(path: str, window: int | None = None) -> PlainTable | None:
                 if "\n  -> " not in part:
                     return None
                 head = first[:pos] + part
+            crcs[at] = zlib.crc32(part_b)
             at += cut
             starts.append(at)
-            crcs.append(zlib.crc32(part_b))
     if not check.shaped() or len(starts) < 2:
         return None
     return PlainTable("", starts, check.lines - check.reals, check.reals, path=path, crcs=crcs, head=head)

@@ -47,7 +47,7 @@ class IpvsMode(ProxyMode):
         return bool(text) and not text.isspace()
 
     def parse(self, dumps: NodeDumps, scope: Scope | None) -> NodeRules:
-        from svcctl.dataplane.ipvs import parse_ipvsadm
+        from svcctl.dataplane.ipvs import deferred_rules, left_as_text, parse_ipvsadm
         from svcctl.dataplane.modes.chains import ipvs_chains
 
         if not dumps.texts.get("ipvs"):  # (not `get`: that reads a dump left in its file whole)
@@ -56,11 +56,9 @@ class IpvsMode(ProxyMode):
                 raise InputError(f"the iptables rules are kube-proxy's IPVS mode ({', '.join(found)}): the Services "
                                  "are in IPVS's table, not in iptables", source=dumps.origins.get("iptables"),
                                  hint="give `ipvsadm -Ln` output too (--ipvsadm FILE)")
-        table = dumps.in_file.get(self.rules_key)
-        if table is not None and dumps.entries_as_text and scope is None and not any(
-                k in dumps.texts for k in ("ipset", "kube-ipvs0", "iptables")):
-            from svcctl.dataplane.ipvs import deferred_rules  # a plain table checked as its file was streamed
-
+        table = dumps.in_file.get(self.rules_key)  # a plain table checked as its file was streamed
+        if table is not None and left_as_text(dumps.entries_as_text, keys_of(scope), dumps.get("ipset"),
+                                              dumps.get("kube-ipvs0"), dumps.get("iptables")):
             rules = deferred_rules(table, dumps.origins.get(self.rules_key, self.rules_key))
         else:
             text, origin = self.require(dumps, "IPVS mode needs `ipvsadm -Ln` output", "give --ipvsadm FILE")
