@@ -26,6 +26,7 @@ from svcctl import __version__
 from svcctl.errors import ClusterError, ForbiddenError, NotFoundError
 from svcctl.sources.base import NodeDumps, Skipped
 from svcctl.sources.kubeconfig import ResolvedConfig, build_configuration, client_module, resolve
+from svcctl.sources.page_reader import UNKNOWN, PageReader, _Unknown
 
 if TYPE_CHECKING:  # the model (its dataclasses, ≈ 11 ms of start-up) is imported where objects are built, after
     # the response: an unreachable server fails without it
@@ -50,6 +51,7 @@ class LiveSource:
     max_retries = 3
     max_retry_after = 5.0  # seconds: honour Retry-After, but never hang a CLI for long
     backoff = 0.2  # first retry delay when the server gives no Retry-After; doubles each time
+    read_ahead = True  # a list's pages after the first asked for while the one before is used (page_reader)
 
     def __init__(self, config: ResolvedConfig, *, request_timeout: float = 30.0,
                  debug: Callable[[str], None] | None = None) -> None:
@@ -121,6 +123,10 @@ class LiveSource:
         """One GET with retries on 429/5xx; returns the decoded JSON body or raises a mapped error.
 
         `query` uses the API's own parameter names (limit, continue, labelSelector, fieldSelector)."""
+        return self._decode(self._fetch(what, resource, path, **query), what)
+
+    def _fetch(self, what: str, resource: str, path: str, **query: Any) -> bytes:
+        """`_request`'s GET: the body of a 2xx answer, undecoded (a page reader decodes in the caller's thread)."""
         from urllib.parse import urlencode
 
         params = {k: str(v) for k, v in query.items() if v is not None and v != ""}
@@ -150,15 +156,18 @@ class LiveSource:
                     continue
                 raise self._api_error(reply, what, resource, path)
             self.debug(f"GET {what}: {resp.status}, {len(data)} bytes in {_ms(started)}")
-            try:
-                body = json.loads(data)
-            except ValueError:
-                raise ClusterError(f"{self.config.server} is not a Kubernetes API server: it answered {what} with "
-                                   + ("an HTML page" if _looks_html(data) else "something that is not JSON"),
-                                   hint="check the server address in the kubeconfig") from None
-            if not isinstance(body, dict):
-                raise ClusterError(f"unexpected response for {what}")
-            return body
+            return bytes(data)
+
+    def _decode(self, data: bytes, what: str) -> JSON:
+        try:
+            body = json.loads(data)
+        except ValueError:
+            raise ClusterError(f"{self.config.server} is not a Kubernetes API server: it answered {what} with "
+                               + ("an HTML page" if _looks_html(data) else "something that is not JSON"),
+                               hint="check the server address in the kubeconfig") from None
+        if not isinstance(body, dict):
+            raise ClusterError(f"unexpected response for {what}")
+        return body
 
     def _retry_delay(self, e: _Reply, attempt: int) -> float:
         header = (e.headers or {}).get("Retry-After")
@@ -292,21 +301,40 @@ class LiveSource:
         a continue token is an error here, not a restart (unless `restart`: then _Expired is raised for the
         caller to start over)."""
         token: str | None = None
-        while True:
-            try:
-                body = self._request(what, resource, path, limit=self.page_size, **{"continue": token}, **query)
-            except _Expired:
-                if restart:
-                    raise
-                raise ClusterError(f"the list of {what} expired while paging (410 Gone)",
-                                   hint="the cluster is changing fast; try again") from None
-            items = [i for i in body.get("items") or [] if isinstance(i, dict)]
-            token = (body.get("metadata") or {}).get("continue") or None
-            del body  # not alive while the next page is read and decoded (check -A: 500 Pods' JSON, ≈ 3 MB)
-            yield items
-            del items
-            if not token:
-                return
+        reader: PageReader | None = None  # from the second page on: see sources/page_reader.py
+
+        def fetch(token: str | None) -> bytes:
+            return self._fetch(what, resource, path, limit=self.page_size, **{"continue": token}, **query)
+
+        try:
+            while True:
+                early: str | None | _Unknown = UNKNOWN
+                try:
+                    data = fetch(token) if reader is None else None
+                    if data is None:
+                        assert reader is not None
+                        data, early = reader.next()
+                except _Expired:
+                    if restart:
+                        raise
+                    raise ClusterError(f"the list of {what} expired while paging (410 Gone)",
+                                       hint="the cluster is changing fast; try again") from None
+                body = self._decode(data, what)
+                del data
+                items = [i for i in body.get("items") or [] if isinstance(i, dict)]
+                token = (body.get("metadata") or {}).get("continue") or None
+                del body  # not alive while the next page is read and decoded (check -A: 500 Pods' JSON, ≈ 3 MB)
+                if reader is not None:
+                    reader.told(early, token)
+                elif token and self.read_ahead:
+                    reader = PageReader(fetch, token)  # the second page is asked for now
+                yield items
+                del items
+                if not token:
+                    return
+        finally:
+            if reader is not None:
+                reader.stop()
 
     # ------------------------------------------------------------------ ClusterSource
 

@@ -40,7 +40,6 @@ from svcctl.selectors import labels_match, parse_selector
 from svcctl.sources.base import ClusterSource, CountsRefusals, HasCoverage, NodeDumps, PagedReads
 from svcctl.sources.coverage import Coverage
 from svcctl.sources.pod_pages import PodBuilder
-from svcctl.sources.read_ahead import read_ahead
 
 PREFETCH_MIN = 20  # fewer Services than this: the per-Service reads cost less than the lists
 
@@ -421,7 +420,7 @@ class Prefetched:
         pages = getattr(src, "iter_endpoint_slice_pages", None)
         if callable(pages):  # built from the page's JSON (pod_pages)
             build = PodBuilder({}, self._strings)
-            for items in read_ahead(pages(namespace)):
+            for items in pages(namespace):  # the next page asked for meanwhile (sources/page_reader.py)
                 for i in items:
                     sl = build.slice(i)
                     if sl is None:
@@ -447,7 +446,7 @@ class Prefetched:
         pages = getattr(src, "iter_pod_pages", None)
         if callable(pages):  # built from the page's JSON, the replicas' equal parts once (pod_pages)
             build = PodBuilder(_DROPPED, self._strings)
-            for items in pages(namespace):  # not read ahead: the peak is here, and a page more is ≈ 4 MB
+            for items in pages(namespace):  # the next page's bytes asked for meanwhile (sources/page_reader.py)
                 for i in items:
                     p = build.build(i)
                     if p is None:
