@@ -20,6 +20,7 @@ from typing import Any
 
 from svcctl.errors import InputError
 from svcctl.findings import Severity, Verdict, verdict_of
+from svcctl.lazyre import LazyPattern
 from svcctl.model import EndpointSlice, Finding, Pod, Service
 
 DEFAULT_NDOTS = 5
@@ -34,7 +35,7 @@ MALFORMED = "MALFORMED"
 NOT_SENT = "NOT-SENT"
 FAILED = (TIMEOUT, UNREACHABLE)
 
-_LABEL = re.compile(r"^[a-z0-9_*]([a-z0-9_*-]{0,61}[a-z0-9_*])?$")
+_LABEL = LazyPattern(r"^[a-z0-9_*]([a-z0-9_*-]{0,61}[a-z0-9_*])?$")
 
 WHERE = "coredns plugin/kubernetes (findServices, endpointHostname)"
 

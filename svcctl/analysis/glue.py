@@ -6,10 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from svcctl.dataplane.ipvs import ipset_member
 from svcctl.dataplane.model import GLUE_NOT_IN_IPSET, GLUE_VIP_NOT_BOUND, NodeRules, ServiceEntry
 from svcctl.findings import Severity
 from svcctl.model import Finding
+
+
+def _ipset_member(address: str, protocol: str, port: int) -> str:
+    """The IPVS reader's ipset member text, imported only when an IPVS finding says it (not for other modes)."""
+    from svcctl.dataplane.ipvs import ipset_member
+
+    return ipset_member(address, protocol, port)
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ _GAPS = {
         "VIPNotInIPSet",
         lambda e: "is missing from the KUBE-CLUSTER-IP ipset: kube-proxy's iptables rules (masquerade, accept) do "
                   "not apply to it",
-        lambda e, source: f"`ipset list KUBE-CLUSTER-IP` lacks {ipset_member(e.address, e.protocol, e.port)}",
+        lambda e, source: f"`ipset list KUBE-CLUSTER-IP` lacks {_ipset_member(e.address, e.protocol, e.port)}",
         "kube-proxy re-adds ipset entries on each sync: check its logs for ipset errors",
         "pkg/proxy/ipvs/proxier.go (syncProxyRules: clusterIPSet)"),
 }

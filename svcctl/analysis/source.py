@@ -20,16 +20,16 @@ Pure logic: the command resolves the source (a Pod's IP and node, the node's add
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from svcctl.dataplane.model import ServiceEntry
+from svcctl.lazyre import LazyPattern
 from svcctl.model import Service
 
 LOCAL_POD, REMOTE_POD, NODE, OUTSIDE = "pod on the node", "pod on another node", "the node itself", "outside"
-_SHORT_CIRCUIT = re.compile(r"traffic from (\S+/\d+) goes to")
-_MASQ_UNLESS = re.compile(r"(?:not from|source not in) (\S+/\d+)")
+_SHORT_CIRCUIT = LazyPattern(r"traffic from (\S+/\d+) goes to")
+_MASQ_UNLESS = LazyPattern(r"(?:not from|source not in) (\S+/\d+)")
 
 
 @dataclass

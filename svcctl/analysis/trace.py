@@ -13,10 +13,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from svcctl.analysis.dns import DNSReport
 from svcctl.analysis.drift import EntryDrift, Unprogrammed
 from svcctl.analysis.glue import glue_findings
 from svcctl.analysis.source import Source, SourceJudgement, judge_source
@@ -28,7 +27,11 @@ from svcctl.dataplane import modes
 from svcctl.dataplane.model import Backend, Flow, NodeRules, ServiceEntry, format_share
 from svcctl.errors import InputError
 from svcctl.findings import Severity, Verdict, verdict_of, worst
+from svcctl.lazyre import LazyPattern
 from svcctl.model import EndpointSlice, Finding, Service, ServicePort, put
+
+if TYPE_CHECKING:  # a DNS hop's report: the DNS analysis is imported by the hop that makes one
+    from svcctl.analysis.dns import DNSReport
 
 OK = Verdict.OK
 WARNING = Verdict.WARNING
@@ -55,7 +58,7 @@ class Target:
     protocol: str | None = None  # TCP | UDP | SCTP when the target says (`:53/udp`, `udp://`), else None
 
 
-_PROTO_SUFFIX = re.compile(r"(.+)/(tcp|udp|sctp)", re.IGNORECASE)
+_PROTO_SUFFIX = LazyPattern(r"(.+)/(tcp|udp|sctp)", re.IGNORECASE)
 _SCHEME_PROTOCOL = {"udp": "UDP", "tcp": "TCP", "sctp": "SCTP", "http": "TCP", "https": "TCP"}
 
 

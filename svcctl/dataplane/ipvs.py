@@ -32,6 +32,7 @@ from svcctl.dataplane.model import (
     ServiceEntry,
 )
 from svcctl.errors import InputError
+from svcctl.lazyre import LazyPattern
 
 if TYPE_CHECKING:
     from svcctl.dataplane.ipvs_plain import PlainTable
@@ -41,9 +42,9 @@ __all__ = [
     "looks_like_ipvsadm", "is_ipvs_connection_list", "IPSet", "NOTE_NOT_BOUND", "NOTE_NOT_IN_IPSET",
 ]
 
-BANNER = re.compile(r"^IP Virtual Server version \d+\.\d+\.\d+ \(size=\d+\)$")
+BANNER = LazyPattern(r"^IP Virtual Server version \d+\.\d+\.\d+ \(size=\d+\)$")
 HEADER_LIST = "Prot LocalAddress:Port Scheduler Flags"
-HEADER_RS = re.compile(r"^\s*-> RemoteAddress:Port(\s+Forward (TunnelInfo\s+)?Weight ActiveConn InActConn)?\s*$")
+HEADER_RS = LazyPattern(r"^\s*-> RemoteAddress:Port(\s+Forward (TunnelInfo\s+)?Weight ActiveConn InActConn)?\s*$")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 FORWARDS = {"Masq": "Masq", "Local": "Local", "Tunnel": "Tunnel", "Route": "Route"}
 SHARE_SCHEDULERS = ("rr", "wrr")
@@ -80,9 +81,9 @@ def looks_like_ipvsadm(text: str) -> bool:
 # --------------------------------------------------------------------------- addresses
 
 
-_ADDRPORT = re.compile(r"\[([0-9a-fA-F:.]+)\]:(\d{1,10})|([0-9.]+):(\d{1,10})")  # int() refuses 4300+ digits
+_ADDRPORT = LazyPattern(r"\[([0-9a-fA-F:.]+)\]:(\d{1,10})|([0-9.]+):(\d{1,10})")  # int() refuses 4300+ digits
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_V4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")  # exactly what ipaddress.IPv4Address accepts
+_V4 = LazyPattern(rf"{_OCTET}(?:\.{_OCTET}){{3}}")  # exactly what ipaddress.IPv4Address accepts
 
 
 def _split_addrport(s: str) -> tuple[str, int] | None:
@@ -142,11 +143,11 @@ class _VS:
     line: int = 0
 
 
-_SVC_LIST = re.compile(r"^(?P<proto>TCP|UDP|SCTP) +(?P<addr>\S+) (?P<sched>[a-z]+)(?P<rest>.*)$")
-_FWM_LIST = re.compile(r"^FWM  (?P<mark>\d{1,10})(?P<v6> IPv6)? (?P<sched>[a-z]+)(?P<rest>.*)$")
-_REST = re.compile(r"^(?: \((?P<flags>[^)]*)\))?(?: persistent (?P<pers>\d{1,10})(?: mask (?P<mask>\S+))?"
+_SVC_LIST = LazyPattern(r"^(?P<proto>TCP|UDP|SCTP) +(?P<addr>\S+) (?P<sched>[a-z]+)(?P<rest>.*)$")
+_FWM_LIST = LazyPattern(r"^FWM  (?P<mark>\d{1,10})(?P<v6> IPv6)? (?P<sched>[a-z]+)(?P<rest>.*)$")
+_REST = LazyPattern(r"^(?: \((?P<flags>[^)]*)\))?(?: persistent (?P<pers>\d{1,10})(?: mask (?P<mask>\S+))?"
                    r"(?: pe (?P<pe>\S+))?(?P<ops> ops)?)?\s*$")
-_RS_LIST = re.compile(r"^\s*-> (?P<addr>\S+)\s+(?P<fwd>Masq|Local|Tunnel|Route)(?:\s+(?P<tun>[a-z]+(?::\d+)?(?:,\S+)?))?\s+(?P<w>-?\d{1,20})\s+"
+_RS_LIST = LazyPattern(r"^\s*-> (?P<addr>\S+)\s+(?P<fwd>Masq|Local|Tunnel|Route)(?:\s+(?P<tun>[a-z]+(?::\d+)?(?:,\S+)?))?\s+(?P<w>-?\d{1,20})\s+"
                       r"(?P<act>\d{1,20})\s+(?P<inact>\d{1,20})\s*$")
 
 
@@ -227,7 +228,7 @@ def _read_vss(text: str, source: str) -> tuple[list[_VS], str]:
 # `ipvsadm -Ln` as ipvsadm prints it (print_service_entry: `%s %s` + ` persistent %u`; a real server
 # `  -> %-28s %-7s %-6d %-10u %-10u`), IPv4 virtual and real servers: one line each, read in bulk
 _FL_V4 = r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_FL_LINE = re.compile(rf"(?:(TCP|UDP|SCTP) +({_FL_V4}):(\d{{1,5}}) ([a-z]+)(?: persistent (\d{{1,10}}))?"
+_FL_LINE = LazyPattern(rf"(?:(TCP|UDP|SCTP) +({_FL_V4}):(\d{{1,5}}) ([a-z]+)(?: persistent (\d{{1,10}}))?"
                       rf"|  -> ({_FL_V4}):(\d{{1,5}}) +(Masq|Local|Tunnel|Route) +(-?\d{{1,20}}) +(\d{{1,20}}) +"
                       r"(\d{1,20})) *\n")
 _FL_HEAD = ("Prot LocalAddress:Port Scheduler Flags\n"
@@ -239,7 +240,7 @@ _FORWARD_WORDS = {w: w for w in FORWARDS}
 
 
 # `ipvsadm -S -n` as ipvsadm writes it (`-A -t|-u ADDR:PORT -s SCHED [-p N]`, `-a … -r ADDR:PORT -m|-g|-i -w N`)
-_FS_LINE = re.compile(rf"(?:-A -([tu]) (({_FL_V4}):(\d{{1,5}})) -s ([a-z]+)(?: -p (\d{{1,10}}))?"
+_FS_LINE = LazyPattern(rf"(?:-A -([tu]) (({_FL_V4}):(\d{{1,5}})) -s ([a-z]+)(?: -p (\d{{1,10}}))?"
                       rf"|-a -([tu]) ({_FL_V4}:\d{{1,5}}) -r ({_FL_V4}):(\d{{1,5}}) -([mgi]) -w (\d{{1,10}})) *\n")
 _FS_PROTO = {"t": "TCP", "u": "UDP"}
 _FS_FWD = {"m": "Masq", "g": "Route", "i": "Tunnel"}
@@ -358,7 +359,7 @@ def entry_of(protocol: str, address: str, port: int, scheduler: str, persistent:
 
 
 _PLAIN_BANNER = "IP Virtual Server version 1.2.1 (size=4096)\n"
-_VS_LINE = re.compile(r"(?m)^(?:TCP|UDP|SCTP|FWM) |^-A ")
+_VS_LINE = LazyPattern(r"(?m)^(?:TCP|UDP|SCTP|FWM) |^-A ")
 
 
 def prefilter(text: str, only: set[str]) -> tuple[str, int, int] | None:
@@ -927,7 +928,7 @@ def _check_iptables(text: str, rules: NodeRules) -> None:
 # --------------------------------------------------------------------------- ipvsadm -Lnc
 
 
-_CONN = re.compile(r"^(?P<proto>\S+)\s+(?P<exp>\d+:\d\d)\s+(?P<state>\S+)\s+(?P<src>\S+)\s+(?P<vip>\S+)\s+"
+_CONN = LazyPattern(r"^(?P<proto>\S+)\s+(?P<exp>\d+:\d\d)\s+(?P<state>\S+)\s+(?P<src>\S+)\s+(?P<vip>\S+)\s+"
                    r"(?P<dst>\S+)(?:\s+(?P<pe>\S+)\s+(?P<pedata>\S+))?\s*$")
 
 

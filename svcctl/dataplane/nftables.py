@@ -30,6 +30,7 @@ from typing import Any
 from svcctl.dataplane.ints import Ints
 from svcctl.dataplane.model import EXTERNAL_OR_LB_NOTE, Backend, NodeRules, RuleStats, ServiceEntry, Walk
 from svcctl.errors import InputError
+from svcctl.lazyre import LazyPattern
 
 __all__ = ["parse_nft", "looks_like_nft", "is_iptables_nft", "spn_from_chain"]
 
@@ -235,7 +236,7 @@ _NAME_OF = operator.itemgetter(1)
 # --------------------------------------------------------------------------- helpers shared with others
 
 
-_CHAIN_RE = re.compile(r"^(?:service|external|local|firewall|endpoint|affinity)-[A-Z2-7]{8}-"
+_CHAIN_RE = LazyPattern(r"^(?:service|external|local|firewall|endpoint|affinity)-[A-Z2-7]{8}-"
                        r"(?P<ns>[^/]+)/(?P<svc>[^/]+)/(?P<proto>tcp|udp|sctp)/(?P<port>[^/_]*)(?:__.*)?$")
 
 
@@ -271,8 +272,8 @@ def looks_like_nft(text: str) -> bool:
 
 
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
-_TRAIL_COMMENT = re.compile(r'\s+comment (' + _QUOTED + r')\s*$')
-_HANDLE = re.compile(r"\s+# handle \d+\s*$")
+_TRAIL_COMMENT = LazyPattern(r'\s+comment (' + _QUOTED + r')\s*$')
+_HANDLE = LazyPattern(r"\s+# handle \d+\s*$")
 
 
 def _unquote(s: str) -> str:
@@ -312,7 +313,7 @@ def _split_top(s: str, sep: str = ",") -> list[str]:
     return [x.strip() for x in out if x.strip()]
 
 
-_ELEM_NOISE = re.compile(r"\s+(?:timeout|expires) \S+")
+_ELEM_NOISE = LazyPattern(r"\s+(?:timeout|expires) \S+")
 
 
 def _parse_elem(raw: str, is_map: bool) -> _Elem:
@@ -352,32 +353,32 @@ def _read_text(text: str, source: str, compact: bool = False) -> list[_Table]:
 
 
 # `nft list` of tables as nft prints them, read a block at a time (`_read_listing_fast`)
-_FT_TABLE = re.compile(r"table ([^\s{}]+) ([^\s{}\"]+) \{\n")
+_FT_TABLE = LazyPattern(r"table ([^\s{}]+) ([^\s{}\"]+) \{\n")
 # a table's items: a block's first line (its end is the first line that is exactly a tab and `}`), a comment or
 # flags line; what makes a chain's body more than rules (quotes: comments; base-chain, policy and comment lines;
 # a rule line not indented by exactly two tabs)
-_FT_HEAD = re.compile(r"\t(chain|set|map) ([^\s\"{}]+) \{\n|\t(?:comment|flags) [^\n]*\n")
+_FT_HEAD = LazyPattern(r"\t(chain|set|map) ([^\s\"{}]+) \{\n|\t(?:comment|flags) [^\n]*\n")
 # a chain of plain rule lines (each two tabs, then no brace or quote, and not what `_FT_NOT_PLAIN` marks): what the
 # block step below keeps lazy, read by one regex match (a whole node's endpoint chains: 100,000s)
-_FT_PLAIN_CHAIN = re.compile(r'\tchain ([^\s"{}]+) \{\n((?:\t\t(?!\s|type |policy |devices =|comment )[^\n{}"]+\n)+)\t\}\n')
+_FT_PLAIN_CHAIN = LazyPattern(r'\tchain ([^\s"{}]+) \{\n((?:\t\t(?!\s|type |policy |devices =|comment )[^\n{}"]+\n)+)\t\}\n')
 # the same for an ASCII listing (`str.isascii`, which nft's own listings are), `\s` spelled as the characters it
 # matches there: a class of bytes, not a Unicode category per character (a third of the match's time)
 _FT_WS = r"\t\n\x0b\x0c\r\x1c-\x1f "
-_FT_PLAIN_CHAIN_ASCII = re.compile(_FT_PLAIN_CHAIN.pattern.replace(r"[^\s", f"[^{_FT_WS}").replace(
+_FT_PLAIN_CHAIN_ASCII = LazyPattern(_FT_PLAIN_CHAIN.pattern.replace(r"[^\s", f"[^{_FT_WS}").replace(
     r"(?!\s|", f"(?![{_FT_WS}]|"))
-_FT_HEAD_ASCII = re.compile(_FT_HEAD.pattern.replace(r"[^\s", f"[^{_FT_WS}"))
+_FT_HEAD_ASCII = LazyPattern(_FT_HEAD.pattern.replace(r"[^\s", f"[^{_FT_WS}"))
 # a run of such chains, each maybe followed by a blank line, checked by one match (possessive: nothing to go back
 # to), and each chain's head in it (a rule line holds no brace: every `\tchain NAME {` in a run is a chain's head)
-_FT_PLAIN_RUN = re.compile(rf"(?:{_FT_PLAIN_CHAIN.pattern}\n?)++")
-_FT_PLAIN_RUN_ASCII = re.compile(rf"(?:{_FT_PLAIN_CHAIN_ASCII.pattern}\n?)++")
-_FT_CHAIN_HEAD = re.compile(r'\tchain ([^\s"{}]+) \{\n')
-_FT_CHAIN_HEAD_ASCII = re.compile(_FT_CHAIN_HEAD.pattern.replace(r"[^\s", f"[^{_FT_WS}"))
-_FT_NOT_PLAIN = re.compile(r"\n\t\t(?:\s|type |policy |devices =|comment )")
+_FT_PLAIN_RUN = LazyPattern(rf"(?:{_FT_PLAIN_CHAIN.pattern}\n?)++")
+_FT_PLAIN_RUN_ASCII = LazyPattern(rf"(?:{_FT_PLAIN_CHAIN_ASCII.pattern}\n?)++")
+_FT_CHAIN_HEAD = LazyPattern(r'\tchain ([^\s"{}]+) \{\n')
+_FT_CHAIN_HEAD_ASCII = LazyPattern(_FT_CHAIN_HEAD.pattern.replace(r"[^\s", f"[^{_FT_WS}"))
+_FT_NOT_PLAIN = LazyPattern(r"\n\t\t(?:\s|type |policy |devices =|comment )")
 # what the general reader reads otherwise: other line ends (`splitlines` splits on them too) and `nft -a` handles
 _FT_UNUSUAL = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "# handle ")
 
 
-_FT_LONE_CLOSE = re.compile(r"^[^\S\n]*\}[^\S\n]*$", re.M)  # a line `}` once stripped (`str.strip`'s whitespace is `\s`)
+_FT_LONE_CLOSE = LazyPattern(r"^[^\S\n]*\}[^\S\n]*$", re.M)  # a line `}` once stripped (`str.strip`'s whitespace is `\s`)
 
 
 def _lone_close(text: str, start: int, end: int) -> bool:
@@ -415,11 +416,13 @@ def _read_listing_fast(text: str, compact: bool = False) -> list[_Table] | None:
         return None
     tables: list[_Table] = []
     pos, n, line = 0, len(text), 1
-    table_rx, head_rx, plain_rx = _FT_TABLE.match, _FT_HEAD.match, _FT_PLAIN_CHAIN.match
-    run_rx, heads = _FT_PLAIN_RUN.match, _FT_CHAIN_HEAD.finditer
-    if text.isascii():
+    table_rx = _FT_TABLE.match
+    if text.isascii():  # (only the set used is compiled: they are LazyPatterns)
         head_rx, plain_rx = _FT_HEAD_ASCII.match, _FT_PLAIN_CHAIN_ASCII.match
         run_rx, heads = _FT_PLAIN_RUN_ASCII.match, _FT_CHAIN_HEAD_ASCII.finditer
+    else:
+        head_rx, plain_rx = _FT_HEAD.match, _FT_PLAIN_CHAIN.match
+        run_rx, heads = _FT_PLAIN_RUN.match, _FT_CHAIN_HEAD.finditer
     count, find = text.count, text.find
     # where a chain stops being plain rules, found in one pass (a literal-led regex, then quotes by memchr);
     # a chain is plain when none of these falls in it
@@ -626,7 +629,7 @@ def _read_text_general(text: str, source: str) -> list[_Table]:
     return tables
 
 
-_BLOCK_RE = re.compile(r"^(chain|set|map) (\S+) \{$")
+_BLOCK_RE = LazyPattern(r"^(chain|set|map) (\S+) \{$")
 
 
 def _chain_line(chain: _Chain) -> Callable[[int, str], None]:
@@ -690,7 +693,7 @@ def _set_from_text(name: str, is_map: bool, body: list[tuple[int, str]]) -> _Set
     return st
 
 
-_ELEM_PLAIN = re.compile(r'["{}\[\](]|timeout|expires')
+_ELEM_PLAIN = LazyPattern(r'["{}\[\](]|timeout|expires')
 
 
 def _plain_elems(inner: str, is_map: bool) -> list[_Elem]:
@@ -710,7 +713,7 @@ def _plain_elems(inner: str, is_map: bool) -> list[_Elem]:
 
 
 # `nft -f` input / knftables transaction style: "add rule ip kube-proxy CHAIN …"
-_TX = re.compile(r"^(add|flush|delete|destroy) (table|chain|rule|set|map|element) (ip|ip6|inet) (\S+)(?: (.*))?$")
+_TX = LazyPattern(r"^(add|flush|delete|destroy) (table|chain|rule|set|map|element) (ip|ip6|inet) (\S+)(?: (.*))?$")
 
 
 def _read_transaction(lines: list[str], start: int, tables: list[_Table], source: str) -> int:
@@ -953,27 +956,27 @@ class _Walk(Walk):
     apart: array[int] = field(default_factory=lambda: array("i"))  # the `_Plain` chains put on `path`, by index
 
 
-_COUNTER = re.compile(r"\s*\bcounter packets \d+ bytes \d+")
-_MASQ_MARK = re.compile(r"^(?P<cond>.*?)\s*(?:jump mark-for-masquerade|(?:meta )?mark set (?:meta )?mark (?:\||or) \S+)$")
-_AFF_CHECK = re.compile(r"^ip6? saddr @(?P<set>\S+) goto (?P<target>\S+)$")
-_AFF_UPDATE = re.compile(r"(?:update|add) @(?P<set>\S+) \{ ip6? saddr \}")
-_NUMGEN_VMAP = re.compile(r"^(?P<cond>.*?)\s*numgen random mod (?P<n>\d{1,10})(?: offset (?P<off>\d{1,10}))? vmap \{ (?P<items>.*) \}$")
-_NUMGEN_DNAT = re.compile(r"^(?P<cond>.*?)\s*dnat(?: ip6?)? to numgen random mod (?P<n>\d+)(?: offset (?P<off>\d+))? "
+_COUNTER = LazyPattern(r"\s*\bcounter packets \d+ bytes \d+")
+_MASQ_MARK = LazyPattern(r"^(?P<cond>.*?)\s*(?:jump mark-for-masquerade|(?:meta )?mark set (?:meta )?mark (?:\||or) \S+)$")
+_AFF_CHECK = LazyPattern(r"^ip6? saddr @(?P<set>\S+) goto (?P<target>\S+)$")
+_AFF_UPDATE = LazyPattern(r"(?:update|add) @(?P<set>\S+) \{ ip6? saddr \}")
+_NUMGEN_VMAP = LazyPattern(r"^(?P<cond>.*?)\s*numgen random mod (?P<n>\d{1,10})(?: offset (?P<off>\d{1,10}))? vmap \{ (?P<items>.*) \}$")
+_NUMGEN_DNAT = LazyPattern(r"^(?P<cond>.*?)\s*dnat(?: ip6?)? to numgen random mod (?P<n>\d+)(?: offset (?P<off>\d+))? "
                           r"map \{ (?P<items>.*) \}$")
-_DNAT = re.compile(r"^(?P<cond>.*?)\s*dnat(?: ip6?)? to (?:\[(?P<ip6>[0-9a-fA-F:.]+)\]|(?P<ip>[0-9.]+))(?::(?P<port>\d+))?$")
-_GOTO = re.compile(r"^(?P<cond>.*?)\s*(?P<verb>goto|jump) (?P<target>\S+)$")
-_FINAL = re.compile(r"^(?P<cond>.*?)\s*(?P<verdict>drop|reject(?: with .*)?)$")
-_L4ONLY = re.compile(r"^(?:meta l4proto (?:tcp|udp|sctp|\{[^}]*\}))?$")
+_DNAT = LazyPattern(r"^(?P<cond>.*?)\s*dnat(?: ip6?)? to (?:\[(?P<ip6>[0-9a-fA-F:.]+)\]|(?P<ip>[0-9.]+))(?::(?P<port>\d+))?$")
+_GOTO = LazyPattern(r"^(?P<cond>.*?)\s*(?P<verb>goto|jump) (?P<target>\S+)$")
+_FINAL = LazyPattern(r"^(?P<cond>.*?)\s*(?P<verdict>drop|reject(?: with .*)?)$")
+_L4ONLY = LazyPattern(r"^(?:meta l4proto (?:tcp|udp|sctp|\{[^}]*\}))?$")
 
 
 # a rule's condition in words: the first pattern that matches the whole condition
 _COND_WORDS = (
-    (re.compile(r"ip6? daddr @cluster-ips ip6? saddr != (\S+)"),
+    (LazyPattern(r"ip6? daddr @cluster-ips ip6? saddr != (\S+)"),
      "traffic to a ClusterIP from outside the pod network (source not in {0})"),
-    (re.compile(r"ip6? daddr (\S+) ip6? saddr != (\S+)"),
+    (LazyPattern(r"ip6? daddr (\S+) ip6? saddr != (\S+)"),
      "traffic to {0} from outside the pod network (source not in {1})"),
-    (re.compile(r"ip6? saddr (\S+/\d+)"), "traffic from {0}"),
-    (re.compile(r"ip6? saddr (\S+)"), "hairpin traffic from the endpoint {0} to itself"),
+    (LazyPattern(r"ip6? saddr (\S+/\d+)"), "traffic from {0}"),
+    (LazyPattern(r"ip6? saddr (\S+)"), "hairpin traffic from the endpoint {0} to itself"),
 )
 
 
@@ -1303,18 +1306,18 @@ class _Interp:
 # (a numgen vmap of endpoint chains, a numgen dnat map, or one dnat)
 _FW_IP = r"[0-9a-fA-F.:]+"
 _FW_DNAT = r"meta l4proto (?:tcp|udp|sctp) dnat to (?:\[(?P<ip6>[0-9a-fA-F:.]+)\]|(?P<ip4>[0-9.]+)):(?P<port>\d{1,5})\n"
-_FW_ENDPOINT = re.compile(rf"\t\tip6? saddr (?P<src>{_FW_IP}) jump mark-for-masquerade\n\t\t{_FW_DNAT}")
-_FW_SERVICE = re.compile(
+_FW_ENDPOINT = LazyPattern(rf"\t\tip6? saddr (?P<src>{_FW_IP}) jump mark-for-masquerade\n\t\t{_FW_DNAT}")
+_FW_SERVICE = LazyPattern(
     rf"(?:\t\tip6? daddr (?P<vip>{_FW_IP}) ip6? saddr != (?P<pods>[0-9a-fA-F.:/]+) jump mark-for-masquerade\n)?\t\t(?:"
     r"numgen random mod (?P<n_vmap>[1-9]\d{0,9}) vmap \{ (?P<vmap>[^\n{}@\"()\[\]]*) \}\n"
     r"|meta l4proto (?:tcp|udp|sctp) dnat (?:ip6? )?to numgen random mod (?P<n_map>[1-9]\d{0,9}) map "
     r"\{ (?P<map>[^\n{}@\"()\[\]]*) \}\n"
     rf"|{_FW_DNAT})")
 # an endpoint chain of that shape as nft lists it, head to closing line (`_endpoint_run`; `_FT_WS` for ASCII)
-_FW_EP_BLOCK = re.compile(r'\tchain (endpoint-[^\s"{}]*) \{\n' + _FW_ENDPOINT.pattern + r"\t\}\n")
-_FW_EP_BLOCK_ASCII = re.compile(_FW_EP_BLOCK.pattern.replace(r"[^\s", f"[^{_FT_WS}"))
-_FW_VMAP_ITEMS = re.compile(r"\d{1,10} : (?:goto|jump) [^\s,{}]+(?:, \d{1,10} : (?:goto|jump) [^\s,{}]+)*")
-_FW_MAP_ITEM = re.compile(r"(\d{1,10}) : ([^\s,]+) \. (\d{1,5})(?:, |$)")
+_FW_EP_BLOCK = LazyPattern(r'\tchain (endpoint-[^\s"{}]*) \{\n' + _FW_ENDPOINT.pattern + r"\t\}\n")
+_FW_EP_BLOCK_ASCII = LazyPattern(_FW_EP_BLOCK.pattern.replace(r"[^\s", f"[^{_FT_WS}"))
+_FW_VMAP_ITEMS = LazyPattern(r"\d{1,10} : (?:goto|jump) [^\s,{}]+(?:, \d{1,10} : (?:goto|jump) [^\s,{}]+)*")
+_FW_MAP_ITEM = LazyPattern(r"(\d{1,10}) : ([^\s,]+) \. (\d{1,5})(?:, |$)")
 _MASQ_JUMP = ("mark-for-masquerade",)
 _M40 = (1 << 40) - 1
 _INTS = Ints()
@@ -1375,8 +1378,8 @@ def _vmap_targets(items: str, n: int) -> list[str] | None:
     return out if len(set(out)) == n else None
 
 
-_FW_GOTO_TARGET = re.compile(r" : goto ([^\s,{}]+)")
-_FW_GOTO_TARGET_ASCII = re.compile(_FW_GOTO_TARGET.pattern.replace(r"[^\s", f"[^{_FT_WS}"))  # (as `_FT_WS` says)
+_FW_GOTO_TARGET = LazyPattern(r" : goto ([^\s,{}]+)")
+_FW_GOTO_TARGET_ASCII = LazyPattern(_FW_GOTO_TARGET.pattern.replace(r"[^\s", f"[^{_FT_WS}"))  # (as `_FT_WS` says)
 _HEADS: dict[int, list[str]] = {}
 
 
@@ -1449,7 +1452,7 @@ def _proto(p: str) -> str:
     return {"6": "TCP", "17": "UDP", "132": "SCTP"}.get(p, p.upper())
 
 
-_JUMP_TARGET = re.compile(r"\b(?:goto|jump) ([^\s,}]+)")
+_JUMP_TARGET = LazyPattern(r"\b(?:goto|jump) ([^\s,}]+)")
 
 
 def _reachable(t: _Table) -> set[str]:
@@ -1855,7 +1858,7 @@ def _parse_nft(text: str, source: str, total_chains: int | None, as_text: bool =
     return rules
 
 
-_DOTTED = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
+_DOTTED = LazyPattern(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
 
 
 def _addr_key(a: str) -> tuple[int, bytes]:
@@ -1873,8 +1876,8 @@ def _addr_key(a: str) -> tuple[int, bytes]:
 # --------------------------------------------------------------------------- one Service only
 
 _PER_SERVICE = r"(?:service|external|local|endpoint|firewall|affinity)-[A-Z2-7]{8}"
-_ANY_CHAIN = re.compile(r"(?m)^[ \t]*chain \S+ \{$|^add chain ")
-_CLOSE_LINE = re.compile(r"(?m)^[ \t]*\}$")
+_ANY_CHAIN = LazyPattern(r"(?m)^[ \t]*chain \S+ \{$|^add chain ")
+_CLOSE_LINE = LazyPattern(r"(?m)^[ \t]*\}$")
 _FILTERED_SETS = frozenset({"cluster-ips", "service-ips", "service-nodeports", "no-endpoint-services",
                             "no-endpoint-nodeports", "firewall-ips", "hairpin-connections"})
 
@@ -1946,7 +1949,7 @@ def prefilter(text: str, only: set[str]) -> str:
     return _filter_elements(text, addrs, names, ports)
 
 
-_ELEM_TARGET = re.compile(r"(?:\S+ \. \d+ )?(?:comment \"[^\"]*\" )?: (?:goto|jump) ([^\s,}]+)")
+_ELEM_TARGET = LazyPattern(r"(?:\S+ \. \d+ )?(?:comment \"[^\"]*\" )?: (?:goto|jump) ([^\s,}]+)")
 
 
 _PROTOS = frozenset({"tcp", "udp", "sctp", "6", "17", "132"})

@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from svcctl.dataplane.model import Backend, ServiceEntry
+from svcctl.lazyre import LazyPattern
 
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+ANSI = LazyPattern(r"\x1b\[[0-9;?]*[A-Za-z]")
 # a shell prompt (user@host:dir$ / # / bare $), optionally followed by the command typed there
-PROMPT = re.compile(r"^(?:\(?[\w.-]+\)?\s)?(?:[\w.-]+@[\w.-]+(?::[^\s$#]*)?\s?[$#]|[$#%>])\s+(?P<cmd>\S.*)$")
-KUBECTL_EXEC = re.compile(r"^(?:kubectl|oc|k)\s.*?\sexec\b.*?\s--\s+(?P<cmd>\S.*)$")
-ELISION = re.compile(r"^\s*(?:\.{3,}|…|\[\.\.\.\]|\[snip(?:ped)?\]|<snip(?:ped)?>|\(truncated\)|\(\d+ more\b.*\)|"
+PROMPT = LazyPattern(r"^(?:\(?[\w.-]+\)?\s)?(?:[\w.-]+@[\w.-]+(?::[^\s$#]*)?\s?[$#]|[$#%>])\s+(?P<cmd>\S.*)$")
+KUBECTL_EXEC = LazyPattern(r"^(?:kubectl|oc|k)\s.*?\sexec\b.*?\s--\s+(?P<cmd>\S.*)$")
+ELISION = LazyPattern(r"^\s*(?:\.{3,}|…|\[\.\.\.\]|\[snip(?:ped)?\]|<snip(?:ped)?>|\(truncated\)|\(\d+ more\b.*\)|"
                      r"--More--|# \.\.\..*)\s*$", re.I)
-KUBECTL_NOISE = re.compile(r"^(?:Defaulted container |Unable to use a TTY|If you don't see a command prompt|"
+KUBECTL_NOISE = LazyPattern(r"^(?:Defaulted container |Unable to use a TTY|If you don't see a command prompt|"
                            r"command terminated with exit code|error: unable to upgrade connection)")
 ACTIVE, TERMINATING, QUARANTINED, MAINTENANCE = "active", "terminating", "quarantined", "maintenance"
 STATES = (ACTIVE, TERMINATING, "terminating-not-serving", QUARANTINED, MAINTENANCE)

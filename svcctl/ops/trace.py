@@ -4,8 +4,8 @@ rules, DNS, endpoints, NetworkPolicy, conntrack, probes) and judge each hop into
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
-from svcctl.analysis.dns import DNSQuery
 from svcctl.analysis.source import Source
 from svcctl.analysis.trace import (
     BROKEN,
@@ -30,6 +30,9 @@ from svcctl.findings import Severity
 from svcctl.model import EndpointSlice, Finding, PodRef, Service
 from svcctl.ops.context import Context
 from svcctl.sources.base import NodeDumps
+
+if TYPE_CHECKING:  # the DNS analysis (9 dataclasses) is imported by the DNS hop, which a trace of a VIP skips
+    from svcctl.analysis.dns import DNSQuery
 
 
 def fleet_service(app: Context, raw_target: str, cluster_domain: str) -> Service:

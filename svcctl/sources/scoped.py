@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import mmap
 import os
-import re
 from collections.abc import Callable
+
+from svcctl.lazyre import LazyPattern
 
 STREAM_MIN_BYTES = 1 << 20  # smaller files are read whole: it costs less than the passes
 CHUNK = 4 << 20
@@ -30,11 +31,11 @@ _SHARED_CHAINS = frozenset({b"KUBE-SERVICES", b"KUBE-NODEPORTS", b"KUBE-EXTERNAL
                             b"KUBE-FORWARD", b"KUBE-POSTROUTING", b"KUBE-PROXY-CANARY", b"KUBE-FIREWALL"})
 _BUILTIN_TARGETS = frozenset({b"ACCEPT", b"DROP", b"REJECT", b"RETURN", b"DNAT", b"SNAT", b"MASQUERADE", b"MARK",
                               b"LOG", b"CONNMARK", b"NOTRACK", b"CT", b"REDIRECT", b"QUEUE", b"NFQUEUE"})
-_JUMP = re.compile(rb" -[jg] (\S+)")
+_JUMP = LazyPattern(rb" -[jg] (\S+)")
 # chains the parsers recognise by name (their rules only set a mark): not fetched
 _KNOWN_BY_NAME = frozenset({b"KUBE-MARK-MASQ", b"KUBE-MARK-DROP"})
-_COMMENT_NAME = re.compile(rb'--comment "([^"/ ]+/[^": ]+):')
-_JUMP_TO_SERVICE = re.compile(rb" -[jg] KUBE-(?:SVC|SVL|EXT|FW|XLB)-|has no endpoints")
+_COMMENT_NAME = LazyPattern(rb'--comment "([^"/ ]+/[^": ]+):')
+_JUMP_TO_SERVICE = LazyPattern(rb" -[jg] KUBE-(?:SVC|SVL|EXT|FW|XLB)-|has no endpoints")
 
 
 class _GiveUp(Exception):
@@ -484,12 +485,12 @@ def _ipvs(path: str, head: bytes, only: set[str]) -> str | None:
 # a prelude over PRELUDE_MAX, the file is read whole.
 
 PRELUDE_MAX = 48 << 20
-_NFT_HEAD = re.compile(rb"table (?:ip|ip6) kube-proxy \{\n")
-_NFT_FIRST_SVC_CHAIN = re.compile(rb"\n\tchain (?:service|external|local|endpoint|firewall)-[A-Z2-7]{8}-")
-_NFT_PER_SERVICE = re.compile(rb"(?:service|external|local|endpoint|firewall|affinity)-[A-Z2-7]{8}-")
-_NFT_BLOCK = re.compile(rb"\t(chain|set|map) (\S+) \{\n")
-_NFT_TARGET = re.compile(rb"(?:jump|goto) ([^\s,;}]+)")
-_NFT_VERDICT_NAME = re.compile(rb"(?:goto|jump) (?:service|external|local|firewall|endpoint)-[A-Z2-7]{8}-"
+_NFT_HEAD = LazyPattern(rb"table (?:ip|ip6) kube-proxy \{\n")
+_NFT_FIRST_SVC_CHAIN = LazyPattern(rb"\n\tchain (?:service|external|local|endpoint|firewall)-[A-Z2-7]{8}-")
+_NFT_PER_SERVICE = LazyPattern(rb"(?:service|external|local|endpoint|firewall|affinity)-[A-Z2-7]{8}-")
+_NFT_BLOCK = LazyPattern(rb"\t(chain|set|map) (\S+) \{\n")
+_NFT_TARGET = LazyPattern(rb"(?:jump|goto) ([^\s,;}]+)")
+_NFT_VERDICT_NAME = LazyPattern(rb"(?:goto|jump) (?:service|external|local|firewall|endpoint)-[A-Z2-7]{8}-"
                                rb"([^/\s,}]+)/([^/\s,}]+)/")
 _NFT_FILTERED = frozenset({b"cluster-ips", b"service-ips", b"service-nodeports", b"no-endpoint-services",
                            b"no-endpoint-nodeports", b"firewall-ips", b"hairpin-connections"})

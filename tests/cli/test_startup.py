@@ -181,3 +181,26 @@ def test_a_trace_from_a_file_loads_rich_only_to_draw(output: str, big_iptables_s
     assert [m for m in res["modules"] if m == "rich" or m.startswith("rich.")] == []
     drawn, _ = _unneeded_loaded(["check", "hostnames", "--snapshot", "demo"])
     assert "rich" in drawn["modules"]
+
+
+@pytest.fixture(scope="module")
+def big_nft(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """An nftables listing past the streaming threshold, and the VIP of a Service in it."""
+    from gen_big_dumps import service_for, write_nft_listing
+
+    path = tmp_path_factory.mktemp("startup") / "nft.txt"
+    write_nft_listing(str(path), 400)
+    return path, service_for(280).cluster_ip
+
+
+def test_a_vip_trace_from_a_file_loads_no_dns_analysis_nor_other_modes_readers(big_nft: tuple[Path, str]) -> None:
+    """A trace of a VIP skips the DNS hop and reads one mode's dump: the DNS analysis (9 dataclasses), the IPVS
+    reader (its patterns and dataclasses) and `traceback` (only -v prints one) stay unloaded; a trace of a name
+    through a snapshot, whose DNS hop runs, does load the DNS analysis (so the check can fail)."""
+    path, vip = big_nft
+    res, _ = _unneeded_loaded(["trace", f"{vip}:80", "--nft", str(path), "-o", "json"])
+    assert res["code"] in (0, 1), res["out"][-500:]
+    assert vip in res["out"]
+    assert [m for m in res["modules"] if m in ("svcctl.analysis.dns", "svcctl.dataplane.ipvs", "traceback")] == []
+    named, _ = _unneeded_loaded(["trace", "hostnames", "--snapshot", "demo", "-o", "json"])
+    assert "svcctl.analysis.dns" in named["modules"]

@@ -13,8 +13,9 @@ beside current ones are leftovers of an older kube-proxy.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
+
+from svcctl.lazyre import LazyPattern
 
 if TYPE_CHECKING:
     from svcctl.dataplane.dumps import NodeDumps
@@ -30,19 +31,19 @@ LEGACY_WARNING = "# Warning: iptables-legacy tables present"
 # `:KUBE-X - [0:0]` (iptables-save), `Chain KUBE-X (…)` (iptables -L), `-A KUBE-X …`; at a line's start, found
 # after a newline (a literal first character lets the regex engine skip ahead; `^` with re.M tries every position
 # and was twice as slow), the first line matched on its own
-_CHAIN_NAME = re.compile(r"(?::|Chain |-A )(KUBE-[A-Z0-9-]+)")
-_CHAIN_NAME_NL = re.compile(r"\n(?::|Chain |-A )(KUBE-[A-Z0-9-]+)")
+_CHAIN_NAME = LazyPattern(r"(?::|Chain |-A )(KUBE-[A-Z0-9-]+)")
+_CHAIN_NAME_NL = LazyPattern(r"\n(?::|Chain |-A )(KUBE-[A-Z0-9-]+)")
 # the per-Service chains' prefixes: a summary keeps which of them appear, not their names (110,000 at 10,000 Services)
 _PER_SERVICE = ("KUBE-SVC-", "KUBE-SEP-", "KUBE-EXT-", "KUBE-SVL-", "KUBE-FW-")
 _LAST: list[tuple[str, frozenset[str], frozenset[str]]] = []
-_PREFIX_RES = [(p, (re.compile(r"(?::|Chain |-A )" + p), re.compile(r"\n(?::|Chain |-A )" + p))) for p in _PER_SERVICE]
+_PREFIX_RES = [(p, (LazyPattern(r"(?::|Chain |-A )" + p), LazyPattern(r"\n(?::|Chain |-A )" + p))) for p in _PER_SERVICE]
 # one scan for the names and the rarer per-Service prefixes (a search for an absent prefix reads the whole dump):
 # every KUBE-* name but the 100,000s of KUBE-SVC-/KUBE-SEP- ones, which are only looked for
 _MANY = ("KUBE-SVC-", "KUBE-SEP-")
 _FEW = tuple(p for p in _PER_SERVICE if p not in _MANY)
 _NOT_MANY = r"(?!" + "|".join(p[5:] for p in _MANY) + ")"
-_SOME_NAME = re.compile(r"(?::|Chain |-A )(KUBE-" + _NOT_MANY + r"[A-Z0-9-]+)")
-_SOME_NAME_NL = re.compile(r"\n(?::|Chain |-A )(KUBE-" + _NOT_MANY + r"[A-Z0-9-]+)")
+_SOME_NAME = LazyPattern(r"(?::|Chain |-A )(KUBE-" + _NOT_MANY + r"[A-Z0-9-]+)")
+_SOME_NAME_NL = LazyPattern(r"\n(?::|Chain |-A )(KUBE-" + _NOT_MANY + r"[A-Z0-9-]+)")
 
 
 def kube_chains(text: str) -> set[str]:
