@@ -18,8 +18,8 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
-from itertools import filterfalse
-from operator import attrgetter, countOf
+from itertools import compress, filterfalse
+from operator import attrgetter, countOf, itemgetter
 from operator import not_ as _not
 from sys import intern
 
@@ -77,12 +77,12 @@ class Table:
     lazy: dict[str, int | list[int]] = field(default_factory=dict)
     lazy_rules: int = 0  # the rules kept in `lazy`, counted as they are kept
     # endpoint chains of kube-proxy's shape (its hairpin masquerade then the DNAT, or the DNAT alone, one run),
-    # read in one regex scan of a whole nat table (`_bulk_nat`): chain -> its Backend (address, port, chain; the
-    # walk that reaches it gives it its share and takes it, so a whole dump's backends are made once, where their
-    # parts are read), and once taken, just whether it has the hairpin line (the walk's mark that it was reached,
-    # instead of a visited set of 100,000); where their lines are is looked up only when asked (`runs`), so they
-    # cost no index entries
-    eps: dict[str, Backend | bool] = field(default_factory=dict)
+    # read in one regex scan of a whole nat table (`_bulk_nat`): chain -> its DNAT's parts as the scan found them
+    # (`_EpParts`: a tuple made in C, not a Backend made in Python for each of 100,000; the walk that reaches it
+    # makes its Backend, or leaves the parts for the JSON writer), and once reached, just whether it has the
+    # hairpin line (the walk's mark that it was reached, instead of a visited set of 100,000); where their lines
+    # are is looked up only when asked (`runs`), so they cost no index entries
+    eps: dict[str, _EpParts | bool] = field(default_factory=dict)
     eps_one: set[str] = field(default_factory=set)  # those of one line, the DNAT alone (no hairpin masquerade)
     eps_at: tuple[int, int, int] = (0, 0, 0)  # the scanned rules: first line's start and number, end
     eps_rules: int = 0
@@ -157,7 +157,7 @@ class Table:
     def n_rules(self, chain: str) -> int:
         return len(self.chains.get(chain) or ()) + self._n_lazy(chain)
 
-    def _ep_lines(self, chain: str, v: Backend | bool) -> int:
+    def _ep_lines(self, chain: str, v: _EpParts | bool) -> int:
         """An `eps` endpoint chain's lines: two with its hairpin masquerade, else one."""
         if isinstance(v, bool):
             return 2 if v else 1
@@ -189,6 +189,21 @@ class Table:
 
     def total_rules(self) -> int:
         return sum(map(len, self.chains.values())) + self.lazy_rules + self.eps_rules
+
+
+# an endpoint chain's DNAT as the whole-table scan read it: (address, port) of an `a.b.c.d:port` destination, or
+# ("", "", the destination) for any other (IPv6, a range, a bare address), each as its text
+_EpParts = tuple[str, str, str]
+
+
+def _ep_address(v: _EpParts) -> tuple[str, int]:
+    """(address, port) of scanned DNAT parts, as a Backend holds them."""
+    if not v[0]:
+        return _to_parts(v[2])
+    port = _PORT_INTS.get(v[1])
+    if port is None:
+        port = _PORT_INTS[v[1]] = int(v[1])  # (at most 5 digits: the scan's)
+    return v[0], port
 
 
 _OFF_BITS = 40  # offsets and line numbers up to a terabyte / a trillion lines
@@ -531,29 +546,24 @@ def _bulk_nat(text: str, ls: int, table: Table, dump: Dump, no: int, source: str
     if lo < 0 or end < 0 or text[lo] != "\n":
         return None
     count = text.count
-    eps: dict[str, Backend | bool] = {}
+    eps: dict[str, _EpParts | bool] = {}
     one: set[str] = set()
     ep_lines = 0
-    ports = _PORT_INTS
     found_n = 0
     bulk_ep, _, bulk_other, bulk_not_ep = _bulk_res()
-
-    def port_of(text: str) -> int:
-        num = ports[text] = int(text)
-        return num
-
+    g0, g1, g2, g3, g4 = map(itemgetter, range(5))
     for a, b in _windows(text, lo, end):  # a window at a time: the matches' strings never all exist at once
         found = bulk_ep.findall(text, a, b + 1)
         found_n += len(found)
-        ep_lines += len(found) + [f[1] for f in found].count("-")
-        # in comprehensions (C loops): the chain's name interned (the declaration's string), one int per port
-        eps.update({(c := intern(chain)): Backend(ip, ports.get(port) or port_of(port), None, c)
-                    for chain, hairpin, ip, port, _ in found if ip})
-        for chain, hairpin, ip, _, to in found:
-            if not ip:
-                eps[intern(chain)] = Backend(*_to_parts(to), None, intern(chain))
-            if not hairpin:
-                one.add(intern(chain))
+        hairpins = list(map(g1, found))
+        ep_lines += len(found) + hairpins.count("-")
+        # in C loops: each chain's name interned (the declaration's string), its parts one tuple (`_EpParts`),
+        # each port one string (intern: the same few port texts in 100,000 chains)
+        names = list(map(intern, map(g0, found)))
+        eps.update(zip(names, zip(map(g2, found), map(intern, map(g3, found)), map(g4, found), strict=True),
+                       strict=True))
+        if "" in hairpins:
+            one.update(compress(names, map(_not, hairpins)))
     if len(eps) != found_n:
         return None  # a chain in two places
     runs: list[tuple[str, int, int, int, int]] = []
@@ -1122,6 +1132,19 @@ def _condition(rule: Rule) -> str | None:
 class _Walk(Walk):
     fell_through: bool = False  # some share reaches the end of the chain (dropped / not DNATed)
     local: bool = False
+    # a Service chain walked from its text for the JSON writer (`_Follower.as_text`): its backends not made, but
+    # left as the scan's parts of its endpoint chains, their names and shares (`Left`); `backends` is then empty
+    # until a walk that needs them makes them (`_Follower.walk`)
+    left: Left | None = None
+
+
+# a Service chain's backends left unmade: each endpoint chain's scanned parts, its name (the jump's target), its share
+Left = tuple[list[_EpParts], list[str], list[Fraction]]
+
+
+def backends_of(left: Left) -> list[Backend]:
+    """The Backends a Service chain's walk makes of what it left (`_Walk.left`)."""
+    return [Backend(*_ep_address(v), share, name) for v, name, share in zip(*left, strict=True)]
 
 
 _HAIRPIN = "hairpin traffic (an endpoint to itself via the Service) is masqueraded"
@@ -1176,9 +1199,10 @@ def _to_parts(to: str) -> tuple[str, int]:
 
 
 class _Follower:
-    def __init__(self, nat: Table, dump: Dump) -> None:
+    def __init__(self, nat: Table, dump: Dump, as_text: bool = False) -> None:
         self.nat = nat
         self.dump = dump
+        self.as_text = as_text and FAST  # Service chains' backends may be left unmade (`_Walk.left`)
         self.visited: set[str] = set()
         self.cache: dict[str, _Walk] = {}
         self.claimed: set[int] = set()  # walks (by id) whose backends an entry took
@@ -1230,7 +1254,7 @@ class _Follower:
         got = self.nat.eps.get(chain)
         if got is not None:
             if not isinstance(got, bool):
-                return got.ip, got.port, chain not in self.nat.eps_one
+                return (*_ep_address(got), chain not in self.nat.eps_one)
             _no, start, end, count = self.nat._ep_run(chain)[0]  # taken by a walk already: read it again
         else:
             run = self.nat.lazy.get(chain)
@@ -1305,23 +1329,26 @@ class _Follower:
         if len(jumps) != count:
             return None
         eps, one = nat.eps, nat.eps_one
-        # (probabilities, targets) as two tuples, each target's Backend (made by the scan) looked up in C loops
+        # (probabilities, targets) as two tuples, each target's scanned parts looked up in C loops
         probs, tgts = zip(*jumps, strict=False) if jumps else ((), ())  # (pairs)
-        targets = list(map(eps.get, tgts))
-        lined: dict[str, bool] | None = None  # those read from their lines (-> hairpin): marked in the visited set
-        if not (targets and targets[0].__class__ is Backend and len(set(map(type, targets))) == 1):
+        targets: list[_EpParts | bool | None] = list(map(eps.get, tgts))
+        made: list[Backend] | None = None  # the Backends, when some target is not the scan's (then none is left)
+        lined: dict[str, bool] = {}  # those read from their lines (-> hairpin): marked in the visited set
+        if targets and not (targets[0].__class__ is tuple and len(set(map(type, targets))) == 1):
+            made = []
             for k, ep in enumerate(targets):
-                if ep.__class__ is not Backend:  # not read by the scan, or taken by another walk already
-                    target = tgts[k]
-                    if not target.startswith(IPTABLES_ENDPOINT_PREFIX):
-                        return None
-                    parts = self._endpoint_parts(target)
-                    if parts is None:
-                        return None
-                    name = intern(target)
-                    targets[k] = Backend(parts[0], parts[1], None, name)
-                    lined = lined if lined is not None else {}
-                    lined[name] = parts[2]
+                name = intern(tgts[k])
+                if ep.__class__ is tuple:
+                    made.append(Backend(*_ep_address(ep), None, name))
+                    continue
+                # not read by the scan, or reached by another walk already: read from its lines
+                if not name.startswith(IPTABLES_ENDPOINT_PREFIX):
+                    return None
+                parts = self._endpoint_parts(name)
+                if parts is None:
+                    return None
+                made.append(Backend(parts[0], parts[1], None, name))
+                lined[name] = parts[2]
         shares = _cascade(probs)
         if shares is None:
             return None
@@ -1329,18 +1356,23 @@ class _Follower:
         visited.add(chain)
         backend_shares, remaining = shares
         n = len(backend_shares)
-        taken: list[Backend] = targets if n == len(targets) else targets[:n]  # type: ignore[assignment]
-        if len(set(map(id, taken))) != n:  # one endpoint chain jumped to twice: a Backend each
-            taken = [_copy(b) for b in taken]
-        for b, bshare in zip(taken, backend_shares, strict=False):
-            b.probability = bshare
+        reached = tgts if n == len(tgts) else tgts[:n]
+        left: Left | None = None
+        if made is not None:
+            taken = made if n == len(made) else made[:n]
+            for b, bshare in zip(taken, backend_shares, strict=False):
+                b.probability = bshare
+        else:
+            parts_of: list[_EpParts] = targets if n == len(targets) else targets[:n]  # type: ignore[assignment]
+            left = (parts_of, list(map(intern, reached)), backend_shares)  # (the names the dump holds already)
+            taken = [] if self.as_text and n else backends_of(left)
+        w = _Walk(taken, [chain], [masq_words]) if masq_words is not None else _Walk(taken, [chain])
         if masq_words is not None:
             visited.add("KUBE-MARK-MASQ")
-            w = _Walk(taken, [chain], [masq_words])
-        else:
-            w = _Walk(taken, [chain])
-        if lined is None:
-            reached = tgts if n == len(tgts) else tgts[:n]  # (equal to the Backends' chains: eps's keys)
+        if taken or not n:
+            left = None
+        w.left = left
+        if made is None:
             # the rules of its chains, for its Service's count: its own and one or two per endpoint chain
             if one:
                 marks = dict(zip(reached, map(_not, map(one.__contains__, reached)), strict=True))
@@ -1365,7 +1397,7 @@ class _Follower:
             if _HAIRPIN not in w.masquerade:
                 w.masquerade.append(_HAIRPIN)
         if remaining.numerator > 0:  # (not `remaining > 0`: Fraction's comparisons are Python calls)
-            if not w.backends:
+            if not n:
                 w.fell_through = True
             elif remaining != 1:
                 w.notes.append(f"a share of {remaining} falls through {chain} without a backend")
@@ -1385,13 +1417,20 @@ class _Follower:
         rules = self.nat.chains.get(chain)
         return bool(rules) and all(r.target == "MARK" for r in rules or [])
 
-    def walk(self, chain: str, depth: int = 0) -> _Walk:
-        if chain in self.cache:
-            return self.cache[chain]
+    def walk(self, chain: str, depth: int = 0, left: bool = False) -> _Walk:
+        """What following `chain` finds; `left`: a Service chain's backends may stay unmade (`_Walk.left`, for
+        the JSON writer) — every other caller gets them made."""
+        hit = self.cache.get(chain)
+        if hit is not None:
+            if hit.left is not None and not left:
+                hit.backends, hit.left = backends_of(hit.left), None
+            return hit
         if FAST and depth <= 20:
             fw = self._endpoint_walk(chain) if chain.startswith(IPTABLES_ENDPOINT_PREFIX) else \
                 self._service_walk(chain) if chain.startswith("KUBE-SVC-") else None
             if fw is not None:
+                if fw.left is not None and not left:
+                    fw.backends, fw.left = backends_of(fw.left), None
                 return fw
         self.visited.add(chain)
         w = _Walk(path=[chain])
@@ -1577,15 +1616,39 @@ def _apply_walk(entry: ServiceEntry, walk: _Walk, prefix_path: list[str], owned:
         entry.notes.append("no rule sends this traffic to a backend in nat: it continues unchanged")
 
 
-def follow(dump: Dump) -> NodeRules:
-    """Every service entry reachable from nat KUBE-SERVICES, plus filter-table verdicts, into NodeRules."""
+class LeftBackends:
+    """`NodeRules.deferred` of a whole dump read for its JSON alone (`rules -o json`): the entries a KUBE-SERVICES
+    rule sends straight to a Service chain of kube-proxy's shape are in `services` without their backends, which
+    are left as the scan's parts of their endpoint chains (`records`, by the entry's id), for the writer to write
+    from (render/iptables_json.py) without a Backend made for each of 100,000; `entry` makes them for any other
+    reader. The counts are made with the rest (`follow`): `finish` has nothing to do."""
+
+    def __init__(self) -> None:
+        self.records: dict[int, Left] = {}
+
+    def entry(self, e: ServiceEntry) -> ServiceEntry:
+        left = self.records.pop(id(e), None)
+        if left is not None:
+            e.backends = backends_of(left)
+        return e
+
+    def finish(self, rules: NodeRules) -> None:
+        return None
+
+
+def follow(dump: Dump, as_text: bool = False) -> NodeRules:
+    """Every service entry reachable from nat KUBE-SERVICES, plus filter-table verdicts, into NodeRules.
+
+    as_text: only the entries' JSON is wanted: the backends of plain entries may be left for the writer
+    (`LeftBackends`)."""
     rules = NodeRules(mode="iptables", source=dump.source, backend=dump.backend)
     rules.notes.extend(dump.notes)
     nat = dump.tables.get("nat")
     filt = dump.tables.get("filter")
     per_service: dict[str, list[ServiceEntry]] = {}  # its chains' set made when counted: not 10,000 sets at once
     entry_rule_count: dict[str, int] = {}
-    fol = _Follower(nat or Table("nat"), dump)
+    fol = _Follower(nat or Table("nat"), dump, as_text)
+    records = LeftBackends().records if fol.as_text else {}
     early_masq: dict[tuple[str, str, str], list[str]] = {}
     if nat is not None:
         svc_rules = _entry_rules(nat, "KUBE-SERVICES", fol.plain_entry)
@@ -1596,8 +1659,10 @@ def follow(dump: Dump) -> NodeRules:
             if isinstance(r, tuple):  # an entry of kube-proxy's shape, as its match's groups (`_entry_rules`)
                 dst, proto, comment, _, dport, to = r
                 e = _entry(comment, proto, dst, dport, to, "ClusterIP")
-                sub = fol.walk(to)
+                sub = fol.walk(to, left=True)
                 _apply_walk(e, sub, [], owned=fol.claim(sub))
+                if sub.left is not None:
+                    records[id(e)] = sub.left
                 if early_masq or to.startswith("KUBE-FW-"):
                     _entry_tail(e, to, nat, early_masq)
                 _add(rules, e, per_service, entry_rule_count, dump.hash_names)
@@ -1680,7 +1745,7 @@ def follow(dump: Dump) -> NodeRules:
             path = entries[0].path
             n = walked.get(path[0]) if len(entries) == 1 and len(path) == 1 else None  # counted by its walk
             rules.stats.per_service[spn] = entry_rule_count.get(spn, 0) + (
-                count(_chains_of(entries)) if n is None else n)
+                count(_chains_of(entries, records)) if n is None else n)
         rules.unreferenced_chains = sorted(unreferenced)
         if rules.unreferenced_chains:
             rules.notes.append(f"{len(rules.unreferenced_chains)} KUBE-SVC/SEP chain(s) exist but nothing "
@@ -1693,6 +1758,10 @@ def follow(dump: Dump) -> NodeRules:
         rules.stats.per_service.setdefault(spn_name, n)
     if filt is not None and not partial:
         rules.stats.extra["filterRules"] = sum(len(v) for v in filt.chains.values())
+    if records:
+        deferred = LeftBackends()
+        deferred.records = records
+        rules.deferred = deferred
     return rules
 
 
@@ -1736,12 +1805,17 @@ def _entry_lines(nat: Table, runs: list[tuple[int, int, int, int]],
             pos, i = nl + 1, i + 1
 
 
-def _chains_of(entries: list[ServiceEntry]) -> set[str]:
-    """The chains a Service's entries pass through: their paths and their backends' endpoint chains."""
+def _chains_of(entries: list[ServiceEntry], records: dict[int, Left] | None = None) -> set[str]:
+    """The chains a Service's entries pass through: their paths and their backends' endpoint chains (or those of
+    the backends left unmade, `records`)."""
     chains: set[str] = set()
     for e in entries:
         chains.update(e.path)
         chains.update(b.chain for b in e.backends if b.chain)
+        if records:
+            left = records.get(id(e))
+            if left is not None:
+                chains.update(left[1])
     return chains
 
 
@@ -1824,11 +1898,14 @@ def _filter_verdicts(rules: NodeRules, filt: Table, counts: dict[str, int]) -> N
 # ------------------------------------------------------------------ public entry points
 
 
-def parse_iptables_save(text_or_lines: str | Iterable[str], source: str, only: set[str] | None = None) -> NodeRules:
+def parse_iptables_save(text_or_lines: str | Iterable[str], source: str, only: set[str] | None = None,
+                        as_text: bool = False) -> NodeRules:
     """Parse iptables-save (or an `iptables -L -n` listing) and follow every service entry.
 
     `only`: names (`ns/svc`, `ns/svc:port`) and/or addresses (`VIP`, `VIP:port`); only the chains their
     KUBE-SERVICES / KUBE-NODEPORTS rules lead to are read (stale-chain detection needs the whole dump).
+    `as_text`: the caller writes the whole dump's JSON and needs nothing else of its entries: their backends may
+    be left for the writer (`rules.deferred`, a `LeftBackends`).
     """
     text = text_or_lines if isinstance(text_or_lines, str) else "".join(_with_newlines(text_or_lines))
     kind = _check_first_line(_first_lines(text), source)
@@ -1838,7 +1915,7 @@ def parse_iptables_save(text_or_lines: str | Iterable[str], source: str, only: s
         dump = parse_only(text, source, only)
     else:
         dump = parse_save_text(text, source)
-    rules = follow(dump)
+    rules = follow(dump, as_text=as_text and kind == "save" and not only)
     family = dump.family
     if family == "ipv4" and rules.services and all(":" in s.address for s in rules.services if s.address):
         family = "ipv6"  # no banner, but every address is IPv6: an ip6tables-save

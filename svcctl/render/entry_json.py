@@ -147,6 +147,14 @@ def _masq_list(items: object, nl: str) -> str | None:
 
 def entry_text(e: ServiceEntry, nl: str) -> str:
     """`e.to_json()` as the JSON writer prints it at indentation `nl`."""
+    text = entry_text_with(e, nl, None)
+    return _general(e, nl) if text is None else text
+
+
+def entry_text_with(e: ServiceEntry, nl: str, backends: str | None) -> str | None:
+    """`entry_text(e, nl)`, with `backends` (when given) the text of its backends array's items (each backend's
+    text, as `entry_text` joins them) written in place of `e.backends`'s; None where `entry_text` takes the
+    general writer (a field of another type)."""
     name, aff, rev = e.name, e.affinity_seconds, e.revnat
     if not (e.protocol.__class__ is str and e.address.__class__ is str and e.port.__class__ is int
             and e.kind.__class__ is str and e.no_endpoints.__class__ is bool and e.backends.__class__ is list
@@ -154,13 +162,15 @@ def entry_text(e: ServiceEntry, nl: str) -> str:
             and e.no_local_endpoints.__class__ is bool and e.kind_known.__class__ is bool
             and (e.scheduler is None or e.scheduler.__class__ is str) and e.scope.__class__ is str
             and (rev is None or rev.__class__ is int)):
-        return _general(e, nl)
+        return None
     inner = nl + "  "
     i = "," + inner
     parts = ["{" + inner + '"name": ' + ("null" if name is None else _enc(name)) + i + '"protocol": ' +
              _enc(e.protocol) + i + '"address": ' + _enc(e.address) + i + '"port": ' + int.__repr__(e.port) + i +
              '"kind": ' + _enc(e.kind) + i + '"backends": ']
-    if e.backends:
+    if backends is not None:
+        parts += ("[" + inner + "  ", backends, inner + "]")
+    elif e.backends:
         bnl = inner + "  "
         parts += ("[" + bnl, ("," + bnl).join(_backends_text(e.backends, bnl)), inner + "]")
     else:
@@ -176,14 +186,14 @@ def entry_text(e: ServiceEntry, nl: str) -> str:
         if items:
             text = _masq_list(items, inner) if key == "masquerade" else _str_list(items, inner)
             if text is None:
-                return _general(e, nl)
+                return None
             parts.append(i + '"' + key + '": ' + text)
     if e.scope:
         parts.append(i + '"scope": ' + _enc(e.scope))
     if e.flags:
         text = _str_list(e.flags, inner)
         if text is None:
-            return _general(e, nl)
+            return None
         parts.append(i + '"flags": ' + text)
     if rev is not None:
         parts.append(i + '"revNAT": ' + int.__repr__(rev))

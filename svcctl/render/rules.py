@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from svcctl.render.console import emit_document, plain_table
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from svcctl.dataplane.model import Backend, NodeRules, ServiceEntry, WalkedEntries
     from svcctl.render.console import OutputOptions
 
@@ -143,7 +145,20 @@ def _emit_walked(rules: NodeRules, walks: WalkedEntries) -> None:
     from svcctl.render.entry_json import entry_text
     from svcctl.render.jsonout import Mapped, write_json
 
-    doc = rules.to_json(services=Mapped(rules.services, lambda e, nl: entry_text(walks.entry(e), nl), text=True))
+    def walked(e: ServiceEntry, nl: str) -> str:
+        return entry_text(walks.entry(e), nl)
+
+    text: Callable[[ServiceEntry, str], str] = walked
+    if rules.mode == "iptables":
+        from svcctl.dataplane.iptables import LeftBackends
+
+        if isinstance(walks, LeftBackends):  # backends left unmade: written from the scan's parts
+            from functools import partial
+
+            from svcctl.render.iptables_json import entry_json
+
+            text = partial(entry_json, walks)
+    doc = rules.to_json(services=Mapped(rules.services, text, text=True))
     keys = list(doc)
     head = {k: doc[k] for k in keys[:keys.index("services") + 1]}
     held = [""]

@@ -243,3 +243,101 @@ def test_what_the_scan_cannot_vouch_for_is_read_otherwise(name: str) -> None:
         lines = [ln for ln in text[text.index("*nat"):].splitlines() if ln.startswith(f"-A {c} ")]
         assert len(lines) == nat.n_rules(c)
         assert nat.raw_lines(c) is not None and [t for _, t in nat.raw_lines(c) or []] == lines
+
+
+def _text_variants() -> Iterator[tuple[str, str]]:
+    """A generated dump edited where the JSON writer of backends left unmade (render/iptables_json.py) must not
+    write them from the frame as they are: an endpoint chain's name JSON escapes (a backslash, a letter not
+    ASCII), an address of digits that are not ASCII (`\\d` matches them), a port with a leading zero; and a
+    Service chain both an entry's straight away and another's through its external chain."""
+    base = iptables_save(big_cluster(12, 3))
+    seps = _sep_lines(base)
+    first, second = seps[1].split()[1], seps[3].split()[1]
+    yield "text: endpoint chains JSON escapes", base.replace(first, first[:-2] + "\\\\").replace(
+        second, second[:-2] + "\u00c4x")
+    dnat = seps[1]
+    head, port = dnat.rsplit(":", 1)
+    yield "text: an address of digits not ASCII", base.replace(dnat, f"{head[:-1]}\u0663:{port}")
+    yield "text: a port with a leading zero", base.replace(dnat, f"{head}:0{port}")
+    ext = iptables_save(_shapes())
+    yield "text: shapes, a Service chain reached twice", ext
+
+
+TEXT_DUMPS = DUMPS + list(_text_variants())
+
+
+def _document(text: str, fast: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
+    """`rules -o json` of the dump as the command writes it: with `fast`, read for its JSON alone (`as_text`: the
+    backends left unmade where the walk can, `iptables.LeftBackends`); else the general parser's model through
+    the ordinary writer."""
+    from svcctl.render.console import Output
+    from svcctl.render.rules import render_rules
+
+    monkeypatch.setattr(iptables, "FAST", fast)
+    try:
+        rules = iptables.parse_iptables_save(text, "dump", as_text=fast)
+    except InputError as err:
+        return f"error {err.message} {err.line}"
+    assert fast or rules.deferred is None
+    capsys.readouterr()
+    render_rules(Output(output="json"), rules)
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name,text", TEXT_DUMPS, ids=[d[0] for d in TEXT_DUMPS])
+def test_backends_left_unmade_give_the_general_writers_text(name: str, text: str, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    general = _document(text, False, monkeypatch, capsys)
+    left = _document(text, True, monkeypatch, capsys)
+    assert left == general
+
+
+def test_a_generated_dumps_backends_are_left_unmade_and_made_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every entry of a generated dump has its backends left for the writer (else the test above compares the
+    ordinary writer with itself), and `entry` makes the Backends the general walk makes; the counts are the same."""
+    monkeypatch.setattr(iptables, "FAST", True)
+    text = iptables_save(big_cluster(10, 3))
+    rules = iptables.parse_iptables_save(text, "dump", as_text=True)
+    left = rules.deferred
+    assert isinstance(left, iptables.LeftBackends)
+    assert len(left.records) == len(rules.services) == 10
+    assert not any(e.backends for e in rules.services)
+    general = iptables.parse_iptables_save(text, "dump")
+    full = [left.entry(e) for e in rules.services]
+    assert [e.to_json() for e in full] == [e.to_json() for e in general.services]
+    assert not left.records
+    assert rules.stats.to_json() == general.stats.to_json()
+    assert iptables.parse_iptables_save(text, "dump").deferred is None
+    assert iptables.parse_iptables_save(text, "dump", {"ns0/svc0"}, as_text=True).deferred is None
+
+
+def test_the_command_leaves_a_whole_dumps_backends_for_its_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`rules --iptables-save FILE -o json` reads the dump for its JSON alone, and writes the general path's text;
+    with an ip6tables-save beside it (two families merged) it does not."""
+    from svcctl.cli.main import run
+
+    seen: list[bool] = []
+    real = iptables.follow
+
+    def spy(dump: iptables.Dump, as_text: bool = False) -> Any:
+        seen.append(as_text)
+        return real(dump, as_text)
+
+    monkeypatch.setattr(iptables, "follow", spy)
+    path = tmp_path / "iptables-save.txt"
+    path.write_text(iptables_save(big_cluster(8, 2)))
+    outs = []
+    for fast in (True, False):
+        monkeypatch.setattr(iptables, "FAST", fast)
+        assert run("svcctl", ["rules", "--iptables-save", str(path), "-o", "json"]) == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1] and '"KUBE-SEP-' in outs[0]
+    assert seen == [True, True]
+    six = tmp_path / "ip6tables-save.txt"
+    six.write_text(iptables_save(big_cluster(2, 1)).replace("10.96.", "10.97."))
+    seen.clear()
+    monkeypatch.setattr(iptables, "FAST", True)
+    assert run("svcctl", ["rules", "--iptables-save", str(path), "--ip6tables-save", str(six), "-o", "json"]) in (0, 2)
+    capsys.readouterr()
+    assert True not in seen

@@ -48,13 +48,15 @@ class IptablesMode(ProxyMode):
         from svcctl.dataplane.iptables import parse_iptables_save
 
         parts = []
-        for key in ("iptables", "ip6tables"):
-            text = dumps.get(key)
-            if text and not text.isspace():  # not `text.strip()`: that copies the whole dump
-                part = parse_iptables_save(text, dumps.origins.get(key, key), only=keys_of(scope))
-                if key == "ip6tables":
-                    part.tables = {"ipv6:" + t.split(":", 1)[1] for t in part.tables}
-                parts.append(part)
+        given = [(key, text) for key in ("iptables", "ip6tables")
+                 if (text := dumps.get(key)) and not text.isspace()]  # not `text.strip()`: that copies the dump
+        # one family's dump for its JSON alone: its backends may be left for the writer (two are merged first)
+        as_text = dumps.entries_as_text and len(given) == 1
+        for key, text in given:
+            part = parse_iptables_save(text, dumps.origins.get(key, key), only=keys_of(scope), as_text=as_text)
+            if key == "ip6tables":
+                part.tables = {"ipv6:" + t.split(":", 1)[1] for t in part.tables}
+            parts.append(part)
         if not parts:
             raise InputError("iptables mode needs `iptables-save` output", hint="give --iptables-save FILE")
         from svcctl.dataplane.modes.chains import name_what_was_found
