@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -183,14 +184,14 @@ def test_real_paging_follows_continue(k8s: ControlPlane, live: dict[str, Path], 
     first = k8s.must("GET", "/api/v1/services?limit=7")
     assert first["metadata"].get("continue"), "the real API server pages at limit=7"
     seen: list[dict[str, Any]] = []
-    orig = LiveSource._request
+    orig = LiveSource._fetch
 
     def recording(self: LiveSource, what: str, resource: str, path: str, **query: Any) -> Any:
-        seen.append({"path": path, **query})
+        seen.append({"path": path, "thread": threading.current_thread().name, **query})
         return orig(self, what, resource, path, **query)
 
     monkeypatch.setattr(LiveSource, "page_size", 7)
-    monkeypatch.setattr(LiveSource, "_request", recording)
+    monkeypatch.setattr(LiveSource, "_fetch", recording)
     code, out, err = run_cli(["endpoints", "-A", "-o", "json"], env={"KUBECONFIG": str(live["token"])})
     assert code in (0, 1), err
     doc = json.loads(out)
@@ -198,3 +199,7 @@ def test_real_paging_follows_continue(k8s: ControlPlane, live: dict[str, Path], 
     assert len(rows) == len(all_services), (len(rows), len(all_services))
     svc_pages = [q for q in seen if q["path"] == "/api/v1/services"]
     assert len(svc_pages) >= len(all_services) // 7 and any(q.get("continue") for q in svc_pages), svc_pages[:3]
+    # the real API server writes a list's metadata before its items: every page after the first was asked for
+    # by the page reader with the token read from the page before's head (sources/page_reader.py)
+    assert [q["thread"] == "svcctl-page-reader" for q in svc_pages] == [False] + [True] * (len(svc_pages) - 1)
+    assert [bool(q.get("continue")) for q in svc_pages] == [False] + [True] * (len(svc_pages) - 1)
