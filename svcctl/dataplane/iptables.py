@@ -192,8 +192,9 @@ class Table:
 
 
 # an endpoint chain's DNAT as the whole-table scan read it: (address, port) of an `a.b.c.d:port` destination, or
-# ("", "", the destination) for any other (IPv6, a range, a bare address), each as its text
-_EpParts = tuple[str, str, str]
+# ("", "", the destination) for any other (IPv6, a range, a bare address), each as its text; then the chain's
+# name (the declaration's string: a walk then needs no lookup to name its backends)
+_EpParts = tuple[str, str, str, str]
 
 
 def _ep_address(v: _EpParts) -> tuple[str, int]:
@@ -560,7 +561,7 @@ def _bulk_nat(text: str, ls: int, table: Table, dump: Dump, no: int, source: str
         # in C loops: each chain's name interned (the declaration's string), its parts one tuple (`_EpParts`),
         # each port one string (intern: the same few port texts in 100,000 chains)
         names = list(map(intern, map(g0, found)))
-        eps.update(zip(names, zip(map(g2, found), map(intern, map(g3, found)), map(g4, found), strict=True),
+        eps.update(zip(names, zip(map(g2, found), map(intern, map(g3, found)), map(g4, found), names, strict=True),
                        strict=True))
         if "" in hairpins:
             one.update(compress(names, map(_not, hairpins)))
@@ -1133,18 +1134,18 @@ class _Walk(Walk):
     fell_through: bool = False  # some share reaches the end of the chain (dropped / not DNATed)
     local: bool = False
     # a Service chain walked from its text for the JSON writer (`_Follower.as_text`): its backends not made, but
-    # left as the scan's parts of its endpoint chains, their names and shares (`Left`); `backends` is then empty
+    # left as the scan's parts of its endpoint chains and their shares (`Left`); `backends` is then empty
     # until a walk that needs them makes them (`_Follower.walk`)
     left: Left | None = None
 
 
-# a Service chain's backends left unmade: each endpoint chain's scanned parts, its name (the jump's target), its share
-Left = tuple[list[_EpParts], list[str], list[Fraction]]
+# a Service chain's backends left unmade: each endpoint chain's scanned parts (with its name), and its share
+Left = tuple[list[_EpParts], list[Fraction]]
 
 
 def backends_of(left: Left) -> list[Backend]:
     """The Backends a Service chain's walk makes of what it left (`_Walk.left`)."""
-    return [Backend(*_ep_address(v), share, name) for v, name, share in zip(*left, strict=True)]
+    return [Backend(*_ep_address(v), share, v[3]) for v, share in zip(*left, strict=True)]
 
 
 _HAIRPIN = "hairpin traffic (an endpoint to itself via the Service) is masqueraded"
@@ -1364,7 +1365,7 @@ class _Follower:
                 b.probability = bshare
         else:
             parts_of: list[_EpParts] = targets if n == len(targets) else targets[:n]  # type: ignore[assignment]
-            left = (parts_of, list(map(intern, reached)), backend_shares)  # (the names the dump holds already)
+            left = (parts_of, backend_shares)
             taken = [] if self.as_text and n else backends_of(left)
         w = _Walk(taken, [chain], [masq_words]) if masq_words is not None else _Walk(taken, [chain])
         if masq_words is not None:
@@ -1805,6 +1806,9 @@ def _entry_lines(nat: Table, runs: list[tuple[int, int, int, int]],
             pos, i = nl + 1, i + 1
 
 
+_EP_NAME = itemgetter(3)
+
+
 def _chains_of(entries: list[ServiceEntry], records: dict[int, Left] | None = None) -> set[str]:
     """The chains a Service's entries pass through: their paths and their backends' endpoint chains (or those of
     the backends left unmade, `records`)."""
@@ -1815,7 +1819,7 @@ def _chains_of(entries: list[ServiceEntry], records: dict[int, Left] | None = No
         if records:
             left = records.get(id(e))
             if left is not None:
-                chains.update(left[1])
+                chains.update(map(_EP_NAME, left[0]))
     return chains
 
 

@@ -1,6 +1,6 @@
 """A whole iptables dump's entries as JSON text (`rules -o json`) with the backends the walk left unmade
-(`iptables.LeftBackends`): each backends array written from the scan's parts of the endpoint chains, their names
-and shares, by list slicing (in C, no Python step or Backend per backend: a 10,000-Service node has 100,000),
+(`iptables.LeftBackends`): each backends array written from the scan's parts of the endpoint chains (with their
+names) and shares, by list slicing (in C, no Python step or Backend per backend: a 10,000-Service node has 100,000),
 into the frame of a backend's text that `entry_json._plain_parts` makes once per share. The text is what
 `entry_text` writes of the entry with its Backends made (tests/dataplane/test_iptables_fast.py holds them equal
 through the command's writer); parts the frame cannot take as they are (a DNAT not `a.b.c.d:port`, a chain name
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["entry_json"]
 
-_IP, _PORT = itemgetter(0), itemgetter(1)
+_IP, _PORT, _NAME = itemgetter(0), itemgetter(1), itemgetter(3)
 # a scanned port's text -> its JSON (the int's: no leading zero)
 _PORT_TEXT: dict[str, str] = {}
 # (id of a cascade's list of shares, indentation) -> (the list, each share's text from the port to the chain, the
@@ -36,17 +36,66 @@ def entry_json(left: LeftBackends, e: ServiceEntry, nl: str) -> str:
     if parts is not None and not e.backends:
         items = _items(parts, nl + "    ")
         if items is not None:
+            name, path = e.name, e.path
+            if (e.no_endpoints is False and e.affinity_seconds is None and e.no_local_endpoints is False
+                    and e.scheduler is None and not e.source_ranges and not e.notes and not e.scope
+                    and not e.flags and e.revnat is None and e.kind_known is True and len(path) == 1
+                    and (name is None or name.__class__ is str) and e.address.__class__ is str
+                    and e.port.__class__ is int and path[0].__class__ is str and e.masquerade.__class__ is list):
+                form = _form(e, nl)
+                if form is not None:
+                    a, b, c, d, f, z = form
+                    return "".join((a, "null" if name is None else _enc(name), b, _enc(e.address), c,
+                                    int.__repr__(e.port), d, items, f, _enc(path[0]), z))
             text = entry_text_with(e, nl, items)
             if text is not None:
                 return text
     return entry_text(left.entry(e), nl)
 
 
+# (indentation, protocol, kind, masquerade words) -> the text of an entry of that shape around its name, address,
+# port, backends and the one chain of its path (`_form`); None: the stand-ins did not fall in place
+_FORMS: dict[tuple[str, ...], tuple[str, str, str, str, str, str] | None] = {}
+
+
+def _form(e: ServiceEntry, nl: str) -> tuple[str, str, str, str, str, str] | None:
+    """`entry_text_with`'s text of a plain entry (no notes, verdicts, affinity, source ranges, scope, flags; one
+    chain in its path) like `e`, cut at its name's, address's, port's, backends' and chain's places: made once per
+    shape from a stand-in entry, by `entry_text_with` itself."""
+    key = (nl, e.protocol, e.kind, *e.masquerade)
+    try:
+        hit = _FORMS[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable word: not words
+        return None
+    else:
+        return hit
+    hit = None
+    if all(w.__class__ is str for w in key):
+        from svcctl.dataplane.model import ServiceEntry
+
+        stand_in = ServiceEntry("\x01", e.protocol, "\x02", 0, e.kind, path=["\x03"], masquerade=list(e.masquerade))
+        text = entry_text_with(stand_in, nl, "\x04")
+        port = "," + nl + '  "port": '
+        if text is not None and all(text.count(m) == 1 for m in ('"\\u0001"', '"\\u0002"', '"\\u0003"', "\x04")):
+            a, rest = text.split('"\\u0001"')
+            b, rest = rest.split('"\\u0002"')
+            d, rest = rest.split("\x04")
+            f, z = rest.split('"\\u0003"')
+            if d.startswith(port + "0,"):
+                hit = (a, b, port, d[len(port) + 1:], f, z)
+    if len(_FORMS) < 256:
+        _FORMS[key] = hit
+    return hit
+
+
 def _items(left: Left, nl: str) -> str | None:
     """The backends array's items (each backend's `json_text(nl)`, joined as `entry_text` joins them); None when
     an address or chain name is not one the frame takes as it is."""
-    eps, names, shares = left
+    eps, shares = left
     ips = list(map(_IP, eps))
+    names = list(map(_NAME, eps))
     chains = " ".join(names)
     # (a DNAT of another form; a name JSON escapes; digits not ASCII, which `\d` matches)
     if "" in ips or _enc(chains) != '"' + chains + '"' or not " ".join(ips).isascii():

@@ -261,6 +261,10 @@ def _text_variants() -> Iterator[tuple[str, str]]:
     yield "text: a port with a leading zero", base.replace(dnat, f"{head}:0{port}")
     ext = iptables_save(_shapes())
     yield "text: shapes, a Service chain reached twice", ext
+    unnamed = [ln for ln in base.splitlines() if ln.startswith("-A KUBE-SERVICES -d ")][:3]
+    yield "text: entries whose comment names no Service", base.replace(
+        unnamed[0], unnamed[0].replace(' cluster IP"', ' is here"')).replace(
+        unnamed[1], unnamed[1].replace(' cluster IP"', '"'))
 
 
 TEXT_DUMPS = DUMPS + list(_text_variants())
