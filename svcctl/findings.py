@@ -13,9 +13,9 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from svcctl.errors import ExitStatus
+from svcctl.lazydc import dataclass
 
 
 class Severity(str, enum.Enum):

@@ -8,12 +8,12 @@ Only the fields the controllers' rules look at are kept; `raw` keeps the origina
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from svcctl.findings import Severity, check_finding
 from svcctl.jsonput import JSON as JSON  # re-exported: the model's readers and writers name them from here
 from svcctl.jsonput import put as put
+from svcctl.lazydc import dataclass, field
 
 
 def _d(obj: Any) -> JSON:

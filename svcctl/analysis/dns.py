@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from svcctl.errors import InputError
 from svcctl.findings import Severity, Verdict, verdict_of
+from svcctl.lazydc import dataclass, field
 from svcctl.lazyre import LazyPattern
 from svcctl.model import EndpointSlice, Finding, Pod, Service
 

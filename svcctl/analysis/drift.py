@@ -4,10 +4,10 @@ entry's drift lines and findings, each reported once per Service, and the ready 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from svcctl.analysis.topology import NodeEndpoint
 from svcctl.findings import Severity
+from svcctl.lazydc import dataclass, field
 from svcctl.model import Finding
 
 

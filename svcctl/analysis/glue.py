@@ -4,10 +4,10 @@ dataplane parsers set): IPVS's VIP on kube-ipvs0 and its KUBE-CLUSTER-IP ipset m
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from svcctl.dataplane.model import GLUE_NOT_IN_IPSET, GLUE_VIP_NOT_BOUND, NodeRules, ServiceEntry
 from svcctl.findings import Severity
+from svcctl.lazydc import dataclass
 from svcctl.model import Finding
 
 

@@ -20,10 +20,10 @@ Pure logic: the command resolves the source (a Pod's IP and node, the node's add
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
 from typing import Any
 
 from svcctl.dataplane.model import ServiceEntry
+from svcctl.lazydc import dataclass, field
 from svcctl.lazyre import LazyPattern
 from svcctl.model import Service
 

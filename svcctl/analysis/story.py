@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from svcctl.findings import Severity
+from svcctl.lazydc import dataclass, field
 from svcctl.model import Finding
 
 if TYPE_CHECKING:

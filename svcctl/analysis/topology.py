@@ -26,9 +26,9 @@ it can be checked line by line:
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
 from typing import Any
 
+from svcctl.lazydc import dataclass, field
 from svcctl.model import EndpointSlice, Node, Service, ServicePort
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"

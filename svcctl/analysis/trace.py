@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -27,6 +26,7 @@ from svcctl.dataplane import modes
 from svcctl.dataplane.model import Backend, Flow, NodeRules, ServiceEntry, format_share
 from svcctl.errors import InputError
 from svcctl.findings import Severity, Verdict, verdict_of, worst
+from svcctl.lazydc import dataclass, field
 from svcctl.lazyre import LazyPattern
 from svcctl.model import EndpointSlice, Finding, Service, ServicePort, put
 

@@ -11,10 +11,10 @@ node's own addresses.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
 from typing import Any
 
 from svcctl.dataplane.model import ServiceEntry
+from svcctl.lazydc import dataclass, field
 from svcctl.model import Node, Service, ServicePort, put
 
 CLUSTER_IP, NODE_PORT, EXTERNAL_IP, LOAD_BALANCER, HEALTH_CHECK = (

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
 
+from svcctl.lazydc import dataclass, field
 from svcctl.sources.inputs import NodeInputs
 
 if TYPE_CHECKING:

@@ -6,8 +6,9 @@ Below the sources (which fill it from files, a netns, a snapshot or kube-proxy e
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
+
+from svcctl.lazydc import dataclass, field
 
 
 @dataclass

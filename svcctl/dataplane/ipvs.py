@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
@@ -32,6 +31,7 @@ from svcctl.dataplane.model import (
     ServiceEntry,
 )
 from svcctl.errors import InputError
+from svcctl.lazydc import dataclass, field
 from svcctl.lazyre import LazyPattern
 
 if TYPE_CHECKING:

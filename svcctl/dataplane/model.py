@@ -8,12 +8,12 @@ a packet can be sent to), the backends it can reach and each one's share. Shares
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from fractions import Fraction
 from json.encoder import encode_basestring_ascii as _enc
 from typing import Any, Protocol, runtime_checkable
 
 from svcctl.jsonput import put
+from svcctl.lazydc import dataclass, field
 
 ENTRY_KINDS = ("ClusterIP", "NodePort", "ExternalIP", "LoadBalancer")
 # ServiceEntry.glue flags (IPVS: a virtual server is reached only when its VIP is bound and in the ipset)

@@ -22,7 +22,6 @@ import re
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import repeat
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 from svcctl.dataplane.ints import Ints
 from svcctl.dataplane.model import EXTERNAL_OR_LB_NOTE, Backend, NodeRules, RuleStats, ServiceEntry, Walk
 from svcctl.errors import InputError
+from svcctl.lazydc import dataclass, field
 from svcctl.lazyre import LazyPattern
 
 __all__ = ["parse_nft", "looks_like_nft", "is_iptables_nft", "spn_from_chain"]

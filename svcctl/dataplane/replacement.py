@@ -10,10 +10,10 @@ every elision into a note, so a parser reads as far as the text goes and says wh
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from fractions import Fraction
 
 from svcctl.dataplane.model import Backend, ServiceEntry
+from svcctl.lazydc import dataclass, field
 from svcctl.lazyre import LazyPattern
 
 ANSI = LazyPattern(r"\x1b\[[0-9;?]*[A-Za-z]")

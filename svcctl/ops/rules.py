@@ -3,11 +3,11 @@ that belong to none."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from svcctl.dataplane.model import NodeRules
 from svcctl.errors import InputError
+from svcctl.lazydc import dataclass
 from svcctl.ops.context import Context
 
 if TYPE_CHECKING:

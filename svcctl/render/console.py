@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
+
+from svcctl.lazydc import dataclass, field
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType

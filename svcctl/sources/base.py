@@ -7,10 +7,10 @@ selector, the Nodes those Pods name), so the cost of answering about one Service
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from svcctl.dataplane.dumps import NodeDumps as NodeDumps  # re-exported: the sources fill it
+from svcctl.lazydc import dataclass
 from svcctl.selectors import labels_match as labels_match  # re-exported (sources filter as the API does)
 from svcctl.selectors import parse_selector as parse_selector
 from svcctl.selectors import selector_string as selector_string

@@ -9,10 +9,10 @@ Endpoints; `kubectl get svc,endpointslices` has no Pods); a live source holds ev
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from svcctl.jsonput import JSON
+from svcctl.lazydc import dataclass, field
 
 # resource (as RBAC and `skipped` name it) -> kind
 RESOURCES = {

@@ -3,7 +3,7 @@ light to import (the CLI builds one for every run, `svcctl --help` too)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from svcctl.lazydc import dataclass, field
 
 
 @dataclass

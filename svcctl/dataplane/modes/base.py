@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from svcctl.dataplane.dumps import NodeDumps
 from svcctl.dataplane.model import NodeRules, ServiceEntry
 from svcctl.dataplane.model import Scope as Scope  # re-exported: the interface names it
 from svcctl.errors import InputError
+from svcctl.lazydc import dataclass
 
 
 @dataclass(frozen=True)
