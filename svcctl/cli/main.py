@@ -110,7 +110,10 @@ def run(prog_name: str, args: list[str] | None = None) -> int:
         rv = cli.main(args=argv, prog_name=prog_name, standalone_mode=False, obj=app)
     except click.exceptions.Exit as e:
         return int(e.exit_code)
-    except click.Abort:
+    except click.Abort as e:
+        if isinstance(e.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort (after a newline)
+            click.echo("interrupted", err=True)
+            return int(ExitStatus.INTERRUPTED)
         click.echo("aborted", err=True)
         return int(ExitStatus.USAGE)
     except click.ClickException as e:
