@@ -306,6 +306,7 @@ class LiveSource:
         def fetch(token: str | None) -> bytes:
             return self._fetch(what, resource, path, limit=self.page_size, **{"continue": token}, **query)
 
+        ended = False  # read to the end: only then is the reader's thread waited for (it has returned)
         try:
             while True:
                 early: str | None | _Unknown = UNKNOWN
@@ -331,10 +332,11 @@ class LiveSource:
                 yield items
                 del items
                 if not token:
+                    ended = True
                     return
         finally:
             if reader is not None:
-                reader.stop()
+                reader.stop(wait=ended)
 
     # ------------------------------------------------------------------ ClusterSource
 

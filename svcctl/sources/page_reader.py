@@ -85,7 +85,8 @@ class PageReader:
     """Fetches the pages after the first (`fetch(token)` → the body's bytes) in a thread, one ahead of the caller.
 
     The caller takes each page with `next()`, decodes it, and says its token with `told()`; `stop()` ends the
-    reader (at its next page, after the request in flight)."""
+    reader (at its next page, after the request in flight). A daemon thread: a process that ends does not wait
+    for it."""
 
     def __init__(self, fetch: Callable[[str], bytes], token: str) -> None:
         self._fetch = fetch
@@ -143,10 +144,14 @@ class PageReader:
         if isinstance(early, _Unknown):
             self._tokens.put(token)
         elif early != token:
-            self.stop()
+            self.stop(wait=False)
             raise ClusterError("the API server's list page names a different continue token in its metadata than "
                                "its head showed", hint="try again; report this if it persists")
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """End the reader; `wait` for its thread (the list read to its end: it has already returned). Not when the
+        caller stops early or on an error (Ctrl-C among them): the thread ends after its request in flight, at
+        most the request timeout later, and nothing waits for that."""
         self._stop.set()
-        self._thread.join()
+        if wait:
+            self._thread.join()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -114,6 +115,35 @@ def test_stop_ends_the_reader_thread() -> None:
     assert not any(t.name == "svcctl-page-reader" for t in threading.enumerate())
 
 
+def test_stopping_early_does_not_wait_for_a_slow_request() -> None:
+    """Ctrl-C, or a caller that stops, while the next page is slow to come: the caller goes on at once."""
+    release = threading.Event()
+
+    def fetch(token: str) -> bytes:
+        if token == "t2":
+            release.wait(10)  # a request in flight that takes long
+        return _page("t2", [])
+
+    reader = PageReader(fetch, "t1")
+    reader.next()
+    reader.told("t2", "t2")
+    started = time.monotonic()
+    reader.stop(wait=False)
+    assert time.monotonic() - started < 1
+    release.set()
+    assert _reader_ends()
+
+
+def _reader_ends() -> bool:
+    """The reader's thread gone within a few seconds (it ends after its request in flight)."""
+    deadline = time.monotonic() + 5
+    while any(t.name == "svcctl-page-reader" for t in threading.enumerate()):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def _requests(srv: FakeAPIServer) -> list[tuple[str, str]]:
     return [(r.path, json.dumps(sorted(r.query.items()))) for r in srv.requests]
 
@@ -158,7 +188,7 @@ def test_live_refusal_mid_list_raises_after_the_pages_before_it(apiserver: Facto
         for page in src.iter_pod_pages(None):
             got.append(page)
     assert len(got) == 1 and len(got[0]) == 10
-    assert not any(t.name == "svcctl-page-reader" for t in threading.enumerate())
+    assert _reader_ends()
 
 
 def test_live_caller_stopping_early_stops_the_reader(apiserver: Factory) -> None:
@@ -168,5 +198,5 @@ def test_live_caller_stopping_early_stops_the_reader(apiserver: Factory) -> None
     pages = src.iter_pod_pages(None)
     next(pages)
     pages.close()  # type: ignore[attr-defined]  # a generator
-    assert not any(t.name == "svcctl-page-reader" for t in threading.enumerate())
+    assert _reader_ends()
     assert len([r for r in srv.requests if r.path.endswith("/pods")]) <= 2  # the first, and at most one ahead
