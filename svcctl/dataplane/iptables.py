@@ -1787,23 +1787,54 @@ def _entry_rules(nat: Table, chain: str, plain: Callable[[str], bool]) -> Iterat
     return _entry_lines(nat, runs, plain)
 
 
+@functools.cache
+def _entries_re() -> re.Pattern[str]:
+    """A KUBE-SERVICES line of the entry shape (`_FAST_RULES["-d "]`, the same groups) as a whole line, matched
+    from the newline before it (its comment kept to the line: the line regex never sees a newline)."""
+    comment = r'"((?:[^"\\\n-][^"\\\n]*)?)"'
+    return re.compile(r"\n-A KUBE-SERVICES -d " + _V + r" -p " + _V + r" -m comment --comment " + comment + r" -m "
+                      + _V + r" --dport " + _V + r" -j " + _V + r"(?=\n)")
+
+
 def _entry_lines(nat: Table, runs: list[tuple[int, int, int, int]],
                  plain: Callable[[str], bool]) -> Iterator[Rule | tuple[str, ...]]:
+    """The rules of `runs` (of KUBE-SERVICES), those of the entry shape whose target `plain` says is an entry's as
+    their groups: the lines found as they are (no spaces around them) in one scan, the others one at a time."""
+    text = nat.text
+    find = _entries_re().finditer
+    for no, start, end, _count in runs:
+        pos = start
+        for m in find(text, start - 1 if start > 0 else 0, end):
+            ls = m.start() + 1
+            if ls > pos:
+                yield from _entry_lines_of(nat, pos, ls, no + text.count("\n", start, pos), plain)
+            g = m.groups()
+            if plain(g[5]):
+                yield g
+            else:
+                yield from _entry_lines_of(nat, ls, m.end() + 1, no + text.count("\n", start, ls), plain)
+            pos = m.end() + 1
+        if pos < end:
+            yield from _entry_lines_of(nat, pos, end, no + text.count("\n", start, pos), plain)
+
+
+def _entry_lines_of(nat: Table, pos: int, end: int, no: int,
+                    plain: Callable[[str], bool]) -> Iterator[Rule | tuple[str, ...]]:
+    """`_entry_lines` of the lines from `pos` (line `no`) to `end`, one at a time."""
     text, name, source = nat.text, nat.name, nat.source
     rx = _FAST_RULES["-d "]
-    for no, start, end, _count in runs:
-        pos, i = start, 0
-        while pos < end:
-            nl = text.find("\n", pos, end)
-            nl = end if nl < 0 else nl
-            line = text[pos:nl].strip()
-            sp = line.find(" ", 3)
-            m = rx.match(line, sp + 1) if sp > 3 and line.startswith("-d ", sp + 1) and line[:3] == "-A " else None
-            if m is not None and plain(m.group(6)):
-                yield m.groups()
-            else:
-                yield _parse_line(line, name, no + i, source)  # (its shape then read as `_fast_rule` reads it)
-            pos, i = nl + 1, i + 1
+    i = 0
+    while pos < end:
+        nl = text.find("\n", pos, end)
+        nl = end if nl < 0 else nl
+        line = text[pos:nl].strip()
+        sp = line.find(" ", 3)
+        m = rx.match(line, sp + 1) if sp > 3 and line.startswith("-d ", sp + 1) and line[:3] == "-A " else None
+        if m is not None and plain(m.group(6)):
+            yield m.groups()
+        else:
+            yield _parse_line(line, name, no + i, source)  # (its shape then read as `_fast_rule` reads it)
+        pos, i = nl + 1, i + 1
 
 
 _EP_NAME = itemgetter(3)

@@ -345,3 +345,23 @@ def test_the_command_leaves_a_whole_dumps_backends_for_its_json(tmp_path: Path, 
     assert run("svcctl", ["rules", "--iptables-save", str(path), "--ip6tables-save", str(six), "-o", "json"]) in (0, 2)
     capsys.readouterr()
     assert True not in seen
+
+
+@pytest.mark.parametrize("name", [n for n, _ in DUMPS if n.startswith("entries: ") or n in ("shapes", "big", "CRLF")])
+def test_entry_lines_read_in_one_scan_are_those_read_one_at_a_time(name: str) -> None:
+    """KUBE-SERVICES read a scan at a time (`_entry_lines`: the lines found as they are, the rest one by one) give
+    the same groups and Rules (with their line numbers) as every line read on its own."""
+    text = dict(DUMPS)[name]
+    dump = iptables.parse_save_text(text, "dump")
+    nat = dump.tables["nat"]
+    fol = iptables._Follower(nat, dump)
+    runs = nat.runs("KUBE-SERVICES")
+    assert runs
+
+    def norm(items: Iterator[Any]) -> list[Any]:
+        return [x if isinstance(x, tuple) else _rule(x) for x in items]
+
+    one_by_one = [x for no, start, end, _ in runs
+                  for x in norm(iptables._entry_lines_of(nat, start, end, no, fol.plain_entry))]
+    assert norm(iptables._entry_lines(nat, runs, fol.plain_entry)) == one_by_one
+    assert any(isinstance(x, tuple) for x in one_by_one)

@@ -31,11 +31,12 @@ class IpvsMode(ProxyMode):
         kube_router = find("kube-router")
         if kube_router is not None and kube_router.present(texts):
             return False  # the same listing, written by kube-router
-        from svcctl.dataplane.modes.chains import ipvs_chains
+        from svcctl.dataplane.modes.chains import cluster_ip_set, ipvs_chains
 
         ipvs = texts.get("ipvs") or ""
         ipt = (texts.get("iptables") or "") + (texts.get("ip6tables") or "")
-        glue = "KUBE-CLUSTER-IP" in ipt or bool(ipvs_chains(ipt))
+        # (cluster_ip_set: kept for the iptables mode's question about the same text, a scan of the whole dump)
+        glue = cluster_ip_set(ipt) or bool(ipvs_chains(ipt))
         # `isspace()`, not `strip()`: that copies a whole dump (37 MB at 50,000 Services, each time it is asked)
         return glue or bool(ipvs and not ipvs.isspace() and ("->" in ipvs or "-A -" in ipvs or "-a -" in ipvs))
 
