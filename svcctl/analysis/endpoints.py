@@ -22,11 +22,11 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 from svcctl.errors import ExitStatus
 from svcctl.findings import FINDINGS, Severity, Verdict, verdict_of
+from svcctl.lazydc import dataclass, field
 from svcctl.model import (
     JSON,
     Condition,

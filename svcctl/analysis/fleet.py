@@ -8,11 +8,11 @@ other node does. Drift itself is judged by `svcctl.analysis.trace.drift_findings
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from svcctl.errors import ExitStatus
 from svcctl.findings import Severity, Verdict, verdict_of
+from svcctl.lazydc import dataclass, field
 from svcctl.model import Finding
 
 if TYPE_CHECKING:

@@ -5,10 +5,10 @@ that belong to none are stale. It judges a node's rules against the cluster: ana
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from svcctl.dataplane.hashes import endpoint_chain, service_chains, spn_variants
 from svcctl.dataplane.iptables import KUBE_PREFIXES
+from svcctl.lazydc import dataclass
 from svcctl.model import EndpointSlice, Service
 
 

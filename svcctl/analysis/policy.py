@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from svcctl.analysis.trace import Hop
 from svcctl.findings import Severity
 from svcctl.findings import Verdict as HopVerdict
+from svcctl.lazydc import dataclass, field
 from svcctl.model import Finding
 
 JSON = dict[str, Any]

@@ -9,8 +9,6 @@ the rule the hint suggests selects the DNS Pods by the Service's own selector on
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from svcctl.analysis.policy import (
     DNS_RULE,
     NAME_LABEL,
@@ -21,6 +19,7 @@ from svcctl.analysis.policy import (
 )
 from svcctl.analysis.trace import Hop
 from svcctl.findings import Verdict as HopVerdict
+from svcctl.lazydc import dataclass, field
 from svcctl.model import JSON, Finding, Service
 
 DNS_PORT = 53

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from svcctl.findings import Severity
 from svcctl.lazydc import dataclass, field
+from svcctl.lazyre import LazyPattern
 from svcctl.model import Finding
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ _POD_WORDS = {
     "StaleBackend": "{are} still in the node's rules though gone from the API",
     "EndpointNotProgrammed": "{are} ready but not in the node's rules",
 }
-_COUNT = re.compile(r"\s*\(\d+x\)")
+_COUNT = LazyPattern(r"\s*\(\d+x\)")
 
 
 @dataclass

@@ -24,12 +24,13 @@ from fractions import Fraction
 from svcctl.dataplane.model import Backend, NodeRules, RuleStats, ServiceEntry
 from svcctl.dataplane.replacement import clean_lines
 from svcctl.errors import InputError
+from svcctl.lazyre import LazyPattern
 
 __all__ = ["parse_calico_nat", "looks_like_calico_nat", "BLACKHOLE"]
 
-FRONTEND = re.compile(r"^(?P<ip>[0-9a-fA-F.:]+) port (?P<port>\d{1,5}) proto (?P<proto>\d{1,3}) id (?P<id>\d+) "
+FRONTEND = LazyPattern(r"^(?P<ip>[0-9a-fA-F.:]+) port (?P<port>\d{1,5}) proto (?P<proto>\d{1,3}) id (?P<id>\d+) "
                       r"count (?P<count>\d+) local (?P<local>\d+)(?: flags (?P<flags>.*))?$")
-BACKEND = re.compile(r"^\s*(?P<id>\d+):(?P<ord>\d+)\s+(?P<rest>.*)$")
+BACKEND = LazyPattern(r"^\s*(?P<id>\d+):(?P<ord>\d+)\s+(?P<rest>.*)$")
 PROTOS = {6: "TCP", 17: "UDP", 132: "SCTP"}
 BLACKHOLE = 0xFFFFFFFF
 NODEPORT_IP = "255.255.255.255"

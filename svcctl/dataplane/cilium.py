@@ -26,35 +26,36 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from svcctl.dataplane.model import Backend, NodeRules, RuleStats, ServiceEntry
 from svcctl.dataplane.replacement import ACTIVE, STATES, Block, assign_shares, clean_lines, split_addr
 from svcctl.errors import InputError
+from svcctl.lazydc import dataclass, field
+from svcctl.lazyre import LazyPattern
 
 __all__ = ["parse_cilium", "looks_like_cilium", "cilium_kinds", "SOCKET_LB_NOTE"]
 
-SVC_HDR_ID = re.compile(r"^ID\s+Frontend\s+Service Type\s+Backend\s*$")
-SVC_HDR = re.compile(r"^Frontend\s+Service Type\s+Backend\s*$")
-LB_HDR = re.compile(r"^SERVICE ADDRESS\s+BACKEND ADDRESS(?: \(REVNAT_ID\) \(SLOT\))?\s*$")
-FE_HDR = re.compile(r"^SERVICE ADDRESS\s+BACKEND ID\s*$")
-ID_HDR = re.compile(r"^ID\s+BACKEND ADDRESS(?: \(REVNAT_ID\) \(SLOT\))?\s*$")
-SRC_HDR = re.compile(r"^SOURCE RANGE \(REVNAT_ID\)\s*$")
+SVC_HDR_ID = LazyPattern(r"^ID\s+Frontend\s+Service Type\s+Backend\s*$")
+SVC_HDR = LazyPattern(r"^Frontend\s+Service Type\s+Backend\s*$")
+LB_HDR = LazyPattern(r"^SERVICE ADDRESS\s+BACKEND ADDRESS(?: \(REVNAT_ID\) \(SLOT\))?\s*$")
+FE_HDR = LazyPattern(r"^SERVICE ADDRESS\s+BACKEND ID\s*$")
+ID_HDR = LazyPattern(r"^ID\s+BACKEND ADDRESS(?: \(REVNAT_ID\) \(SLOT\))?\s*$")
+SRC_HDR = LazyPattern(r"^SOURCE RANGE \(REVNAT_ID\)\s*$")
 TYPES = ("ClusterIP", "NodePort", "ExternalIPs", "HostPort", "LoadBalancer", "LocalRedirect")
 _TYPE = r"(?P<type>ClusterIP|NodePort|ExternalIPs|HostPort|LoadBalancer|LocalRedirect|NONE)(?P<remote>\s\(Remote\))?"
 _BE = r"(?P<be>\d+\s=>\s\S.*?)"
-ROW_ID = re.compile(rf"^(?P<id>\d+)\s+(?P<fe>\S+)\s+{_TYPE}(?:\s+{_BE})?\s*$")
-ROW = re.compile(rf"^(?P<fe>\S+)\s+{_TYPE}(?:\s+{_BE})?\s*$")
-CONT = re.compile(rf"^\s+{_BE}\s*$")
-BE = re.compile(r"^(?P<n>\d+)\s=>\s(?P<addr>\S+)(?:\s\((?P<state>[a-z-]+)\))?(?P<pref>\s\(preferred\))?$")
-LB_ROW = re.compile(r"^(?P<key>\S+)\s+(?P<val>\S.*?)\s*$")
-LB_CONT = re.compile(r"^\s+(?P<val>\S.*?)\s*$")
-LB_MASTER = re.compile(r"^(?:0\.0\.0\.0|\[::\]):0\s\((?P<rev>\d+)\)(?:\s\((?P<slot>\d+)\))?\s\[(?P<flags>[^\]]*)\]"
+ROW_ID = LazyPattern(rf"^(?P<id>\d+)\s+(?P<fe>\S+)\s+{_TYPE}(?:\s+{_BE})?\s*$")
+ROW = LazyPattern(rf"^(?P<fe>\S+)\s+{_TYPE}(?:\s+{_BE})?\s*$")
+CONT = LazyPattern(rf"^\s+{_BE}\s*$")
+BE = LazyPattern(r"^(?P<n>\d+)\s=>\s(?P<addr>\S+)(?:\s\((?P<state>[a-z-]+)\))?(?P<pref>\s\(preferred\))?$")
+LB_ROW = LazyPattern(r"^(?P<key>\S+)\s+(?P<val>\S.*?)\s*$")
+LB_CONT = LazyPattern(r"^\s+(?P<val>\S.*?)\s*$")
+LB_MASTER = LazyPattern(r"^(?:0\.0\.0\.0|\[::\]):0\s\((?P<rev>\d+)\)(?:\s\((?P<slot>\d+)\))?\s\[(?P<flags>[^\]]*)\]"
                        r"(?:\s*\(L7LB Proxy Port: (?P<l7>\d+)\))?$")
-LB_BACKEND = re.compile(r"^(?P<addr>\S+)\s\((?P<rev>\d+)\)(?:\s\((?P<slot>\d+)\))?$")
-LB_MISSING = re.compile(r"^backend (?P<id>\d+) not found$")
-REVNAT_ROW = re.compile(r"^(?P<id>\d+)\s+(?P<addr>\S+)\s*$")
+LB_BACKEND = LazyPattern(r"^(?P<addr>\S+)\s\((?P<rev>\d+)\)(?:\s\((?P<slot>\d+)\))?$")
+LB_MISSING = LazyPattern(r"^backend (?P<id>\d+) not found$")
+REVNAT_ROW = LazyPattern(r"^(?P<id>\d+)\s+(?P<addr>\S+)\s*$")
 KIND_OF_TYPE = {"ClusterIP": "ClusterIP", "NodePort": "NodePort", "ExternalIPs": "ExternalIP",
                 "LoadBalancer": "LoadBalancer", "HostPort": "HostPort", "LocalRedirect": "LocalRedirect"}
 SOCKET_LB_NOTE = ("Cilium's socket-level load balancing rewrites the destination at connect(): connections from "

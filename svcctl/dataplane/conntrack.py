@@ -6,14 +6,13 @@ connection was DNATed to that endpoint; reply dst ≠ original src means it was 
 
 from __future__ import annotations
 
-import re
-
 from svcctl.dataplane.model import Flow
 from svcctl.errors import InputError
+from svcctl.lazyre import LazyPattern
 
 _PROTOS = {"tcp", "udp", "sctp", "icmp", "icmpv6", "udplite", "dccp", "gre", "unknown"}
-_FOOTER_RE = re.compile(r"^conntrack v[\d.]+ \(conntrack-tools\): \d+ flow entr(?:y|ies) ha(?:s|ve) been shown\.?$")
-_KV_RE = re.compile(r"(\w+)=(\S+)")
+_FOOTER_RE = LazyPattern(r"^conntrack v[\d.]+ \(conntrack-tools\): \d+ flow entr(?:y|ies) ha(?:s|ve) been shown\.?$")
+_KV_RE = LazyPattern(r"(\w+)=(\S+)")
 
 
 def parse_conntrack(text: str, source: str) -> list[Flow]:

@@ -21,26 +21,27 @@ from __future__ import annotations
 
 import re
 import zlib
-from dataclasses import dataclass, field
 
 from svcctl.errors import InputError
+from svcctl.lazydc import dataclass, field
+from svcctl.lazyre import LazyPattern
 
 __all__ = ["PlainTable", "plain_file", "plain_table"]
 
-_BANNER = re.compile(r"IP Virtual Server version \d+\.\d+\.\d+ \(size=\d+\)")
+_BANNER = LazyPattern(r"IP Virtual Server version \d+\.\d+\.\d+ \(size=\d+\)")
 _HEAD = ("Prot LocalAddress:Port Scheduler Flags\n"
          "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n")
 _UNUSUAL = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
 # a line's shape with its digits made 9: ipvs._FL_LINE's two alternatives
-_SHAPE = re.compile(r"(?:TCP|UDP|SCTP) +9{1,3}(?:\.9{1,3}){3}:9{1,5} [a-z]+(?: persistent 9{1,10})? *"
+_SHAPE = LazyPattern(r"(?:TCP|UDP|SCTP) +9{1,3}(?:\.9{1,3}){3}:9{1,5} [a-z]+(?: persistent 9{1,10})? *"
                     r"|  -> 9{1,3}(?:\.9{1,3}){3}:9{1,5} +(?:Masq|Local|Tunnel|Route) +-?9{1,20} +9{1,20} +9{1,20} *")
 _NINES = str.maketrans("0123456789", "9999999999")
 # (after the shapes: an octet follows `.`, or the space after `->` or after the protocol, whose names all end in P;
 # one search each, led by that literal: an alternation of them is tried at every position)
 _OCTET = r"(?:0\d\d?|25[6-9]|2[6-9]\d|[3-9]\d\d)"  # not what ipaddress takes: a leading zero, or past 255
 _BAD_OCTETS = (re.compile(rf"\.{_OCTET}(?!\d)"), re.compile(rf"-> {_OCTET}\."), re.compile(rf"P +{_OCTET}\."))
-_BIG_PORT = re.compile(r":(?:6553[6-9]|655[4-9]\d|65[6-9]\d\d|6[6-9]\d{3}|[7-9]\d{4})(?!\d)")
-_VS_START = re.compile(r"\n(?=TCP|UDP|SCTP)")
+_BIG_PORT = LazyPattern(r":(?:6553[6-9]|655[4-9]\d|65[6-9]\d\d|6[6-9]\d{3}|[7-9]\d{4})(?!\d)")
+_VS_START = LazyPattern(r"\n(?=TCP|UDP|SCTP)")
 # characters per window of virtual servers: a window's JSON is about four times its text, and (with the writer's
 # batches) what a table streamed from its file holds at once: 32 Ki, 20.4 MB at 10,000 Services; 256 Ki was 28 MB
 WINDOW = 1 << 15

@@ -25,6 +25,7 @@ import re
 
 from svcctl.dataplane.model import NodeRules, ServiceEntry
 from svcctl.errors import InputError
+from svcctl.lazyre import LazyPattern
 
 __all__ = ["parse_kube_router", "looks_like_kube_router", "ANNOTATION_LOCAL", "ANNOTATION_SCHEDULER",
            "ANNOTATION_DSR", "ANNOTATION_SKIP_LB_IPS", "dsr_fwmark", "fwmark_of", "mangle_marks", "name_fwmark_entry"]
@@ -73,7 +74,7 @@ def dsr_fwmark(ip: str, protocol: str, port: int, increment: int = 0) -> int:
     return h & _FWMARK_BITS
 
 
-_MARK_RULE = re.compile(r"^-A (?:PREROUTING|OUTPUT) (?P<rule>.*-j MARK --set-(?:x)?mark (?P<mark>0x[0-9a-f]+|\d+)"
+_MARK_RULE = LazyPattern(r"^-A (?:PREROUTING|OUTPUT) (?P<rule>.*-j MARK --set-(?:x)?mark (?P<mark>0x[0-9a-f]+|\d+)"
                         r"(?:/0xffffffff)?)\s*$", re.M)
 
 

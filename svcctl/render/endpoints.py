@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.console import Group
@@ -10,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from svcctl.analysis.endpoints import EndpointRow, EndpointsReport, PortTuple, ServiceSummary
+from svcctl.lazydc import dataclass
 from svcctl.model import Finding, Service
 from svcctl.render.console import emit_document, finding_detail_lines, plain_table
 

@@ -13,22 +13,22 @@ per real server). Every other virtual server is read into entries by the fast re
 
 from __future__ import annotations
 
-import re
 from fractions import Fraction
 
 from svcctl.dataplane.ipvs import entry_of, plain_entries
 from svcctl.dataplane.ipvs_plain import PlainTable
 from svcctl.dataplane.model import Backend
+from svcctl.lazyre import LazyPattern
 from svcctl.render.entry_json import entry_text
 
 __all__ = ["window_text"]
 
-_BLOCK = re.compile(r"(TCP|UDP|SCTP) +([0-9.]+):(\d+) ([a-z]+)(?: persistent (\d+))? *\n((?:  -> [^\n]*\n)*)")
+_BLOCK = LazyPattern(r"(TCP|UDP|SCTP) +([0-9.]+):(\d+) ([a-z]+)(?: persistent (\d+))? *\n((?:  -> [^\n]*\n)*)")
 _ADDR, _PORT = "\x01", 99999  # stand-ins: the address's JSON is `"\u0001"`; no real port is 99999
-_HOLES = re.compile(r'\\u0001|99999|"backends": \[\]')
-_RS_HOLES = re.compile(r"\\u0001|9999[1-5]")
-_ADDRS = re.compile(r"-> (\S+)")
-_LEADING_ZERO = re.compile(r" 0\d")
+_HOLES = LazyPattern(r'\\u0001|99999|"backends": \[\]')
+_RS_HOLES = LazyPattern(r"\\u0001|9999[1-5]")
+_ADDRS = LazyPattern(r"-> (\S+)")
+_LEADING_ZERO = LazyPattern(r" 0\d")
 _SHARED: dict[tuple[str, str, str, int, str], tuple[str, str, list[str], str] | None] = {}
 
 

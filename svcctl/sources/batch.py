@@ -31,10 +31,10 @@ import secrets
 import shlex
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import quote_plus
 
 from svcctl.errors import ClusterError, ForbiddenError
+from svcctl.lazydc import dataclass
 
 Result = tuple[str, str, int]
 Exec = Callable[[list[str]], Result]

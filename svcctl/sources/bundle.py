@@ -16,11 +16,11 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from svcctl.dataplane.modes import dump_files
+from svcctl.lazydc import dataclass, field
 from svcctl.model import JSON
 from svcctl.sources.base import NodeDumps
 

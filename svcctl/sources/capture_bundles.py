@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from svcctl.errors import InputError
+from svcctl.lazyre import LazyPattern
 from svcctl.model import Pod
 from svcctl.sources.archive import count_member, member_path
 
@@ -29,11 +30,11 @@ MAX_MEMBER_BYTES = 256 * 1024 * 1024
 MAX_TOTAL_BYTES = 1024 * 1024 * 1024
 MAX_MEMBERS = 200_000
 
-SYSDUMP_OBJECTS = re.compile(r"^k8s-(services|pods|nodes|endpoints|endpointslices|events)-\d{8}-\d{6}\.(yaml|json)$")
-SYSDUMP_FILE = re.compile(r"-\d{8}-\d{6}(?:-prev)?\.(?:yaml|json|log|txt|html)$")
-BUGTOOL_ARCHIVE = re.compile(r"^cilium-bugtool-(?P<pod>.+)-(?P<ts>\d{8}-\d{6})\.(?:tar\.gz|tgz|tar)$")
-BUGTOOL_DIR = re.compile(r"^cilium-bugtool-(?P<pod>.+)-(?P<ts>\d{8}-\d{6})$")
-RETINA_TS = re.compile(r"-(?P<ts>\d{14}UTC)(?:\.pcap|\.tar\.gz|\.tgz)?$")
+SYSDUMP_OBJECTS = LazyPattern(r"^k8s-(services|pods|nodes|endpoints|endpointslices|events)-\d{8}-\d{6}\.(yaml|json)$")
+SYSDUMP_FILE = LazyPattern(r"-\d{8}-\d{6}(?:-prev)?\.(?:yaml|json|log|txt|html)$")
+BUGTOOL_ARCHIVE = LazyPattern(r"^cilium-bugtool-(?P<pod>.+)-(?P<ts>\d{8}-\d{6})\.(?:tar\.gz|tgz|tar)$")
+BUGTOOL_DIR = LazyPattern(r"^cilium-bugtool-(?P<pod>.+)-(?P<ts>\d{8}-\d{6})$")
+RETINA_TS = LazyPattern(r"-(?P<ts>\d{14}UTC)(?:\.pcap|\.tar\.gz|\.tgz)?$")
 # bugtool file name (without .md) -> NodeDumps key
 BUGTOOL_CMDS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^cilium(?:-dbg)?-service-list(?:--o-json)?$"), "cilium"),

@@ -12,13 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from typing import Any
 
 from svcctl.analysis.fleet import NodeResult, judge_node, unreadable_node
 from svcctl.dataplane import modes
 from svcctl.dataplane.model import NodeRules
 from svcctl.errors import InputError, SvcctlError
+from svcctl.lazydc import dataclass
 from svcctl.model import EndpointSlice, Pod, PodRef, Service
 from svcctl.sources.base import ClusterSource, ExecStatus, KubeProxyExec, NodeDumps, Warmable
 from svcctl.sources.batch import Memo

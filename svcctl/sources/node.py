@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from svcctl.dataplane import modes
 from svcctl.errors import ClusterError, ForbiddenError, InputError
+from svcctl.lazyre import LazyPattern
 from svcctl.sources.base import ExecStatus, KubeProxyExec, NodeDumps, RecordedDumps
 from svcctl.sources.inputs import NodeInputs as NodeInputs  # re-exported
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # key -> argv: the only commands svcctl runs on a node (every mode's read-only commands, from the registry)
 ALLOWED_COMMANDS: dict[str, tuple[str, ...]] = modes.allowed_commands()
 COMMAND_TIMEOUT = 60.0
-_NETNS_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
+_NETNS_NAME = LazyPattern(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")
 
 
 class NodeReadContext(Protocol):

@@ -6,9 +6,8 @@ the AdminNetworkPolicy tiers when the cluster serves them. No cluster-wide Netwo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from svcctl.errors import ClusterError, NotFoundError
+from svcctl.lazydc import dataclass, field
 from svcctl.model import JSON, Pod, PodRef, Service
 from svcctl.sources.base import ClusterSource, selector_string
 from svcctl.sources.prefetch import pod_json

@@ -12,9 +12,10 @@ import json
 import socket
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from svcctl.errors import ClusterError
+from svcctl.lazydc import dataclass
 
 
 @dataclass

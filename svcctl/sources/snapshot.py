@@ -27,6 +27,7 @@ from typing import Any
 
 from svcctl.dataplane.modes import dump_files
 from svcctl.errors import InputError, NotFoundError
+from svcctl.lazyre import LazyPattern
 from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, Service
 from svcctl.sources.archive import count_member, member_path
 from svcctl.sources.base import NodeDumps, Skipped, labels_match, parse_selector
@@ -117,8 +118,8 @@ def _one_line(e: BaseException) -> str:
 
 MAX_NESTING = 5000  # libyaml's C composer recurses per level and overflows the C stack near 30,000 levels
 MAX_VISITS = 5_000_000  # YAML aliases can make a small file expand exponentially ("billion laughs")
-_BLOCK_PREFIX_RE = re.compile(r"^(?=[-?: \t]{" + str(MAX_NESTING // 2) + r"})[ \t]*(?:[-?:][ \t]+)*", re.M)
-_NOT_BRACKET_RE = re.compile(r"[^\[\]{}]+")
+_BLOCK_PREFIX_RE = LazyPattern(r"^(?=[-?: \t]{" + str(MAX_NESTING // 2) + r"})[ \t]*(?:[-?:][ \t]+)*", re.M)
+_NOT_BRACKET_RE = LazyPattern(r"[^\[\]{}]+")
 
 
 def _too_deep(text: str) -> bool:

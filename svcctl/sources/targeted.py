@@ -31,10 +31,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 from svcctl.dataplane.dumps import NodeDumps
 from svcctl.dataplane.hashes import port_proto_hash, service_port_name
+from svcctl.lazydc import dataclass, field
+from svcctl.lazyre import LazyPattern
 from svcctl.model import EndpointSlice, Service
 from svcctl.sources.targeted_base import (
     Exec,
@@ -59,13 +60,13 @@ IPVS_TELL = "KUBE-NODE-PORT"
 
 # ------------------------------------------------------------------ the allow-list of command shapes
 
-_CHAIN = re.compile(r"KUBE-(?:SVC|SVL|EXT|FW|SEP|XLB)-[A-Z2-7]{16}|KUBE-MARK-MASQ|KUBE-MARK-DROP")
+_CHAIN = LazyPattern(r"KUBE-(?:SVC|SVL|EXT|FW|SEP|XLB)-[A-Z2-7]{16}|KUBE-MARK-MASQ|KUBE-MARK-DROP")
 _ENTRY_CHAINS = {"nat": ("KUBE-SERVICES", "KUBE-NODEPORTS"),
                  "filter": ("KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-PROXY-FIREWALL", "KUBE-NODEPORTS")}
-_ADDR = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?:/[0-9]{1,2})?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*(?:/[0-9]{1,3})?")
-_TARGET = re.compile(r"KUBE-(?:SVC|SVL|EXT|FW)-[A-Z2-7]{16}|KUBE-NODEPORTS|REJECT|DROP")
+_ADDR = LazyPattern(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?:/[0-9]{1,2})?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*(?:/[0-9]{1,3})?")
+_TARGET = LazyPattern(r"KUBE-(?:SVC|SVL|EXT|FW)-[A-Z2-7]{16}|KUBE-NODEPORTS|REJECT|DROP")
 _PROTO = {"tcp", "udp", "sctp"}
-_COMMENT = re.compile(r"[A-Za-z0-9_./:; -]{1,256}")
+_COMMENT = LazyPattern(r"[A-Za-z0-9_./:; -]{1,256}")
 # option -> what its value must be, for the rule of a `-C` check (no other option is accepted)
 _CHECK_OPTS: dict[str, Callable[[str], bool]] = {
     "-m": lambda v: v in _PROTO | {"comment", "addrtype"},

@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from svcctl.lazydc import dataclass, field
 from svcctl.model import EndpointSlice, Service
 
 # one exec: argv -> (stdout, stderr, exit status); a transport failure raises (ClusterError)

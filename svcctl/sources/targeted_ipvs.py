@@ -28,20 +28,21 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
+from svcctl.lazydc import dataclass, field
+from svcctl.lazyre import LazyPattern
 from svcctl.model import EndpointSlice, Service
 from svcctl.sources.targeted_base import Exec, ReadFailed, TargetedRead, planned, run_round
 
 SWITCH = {"TCP": "-t", "UDP": "-u", "SCTP": "--sctp-service"}
-_SETS = re.compile(r"KUBE-(?:6-)?(?:CLUSTER-IP|EXTERNAL-IP|EXTERNAL-IP-LOCAL|LOAD-BALANCER|NODE-PORT-TCP|"
+_SETS = LazyPattern(r"KUBE-(?:6-)?(?:CLUSTER-IP|EXTERNAL-IP|EXTERNAL-IP-LOCAL|LOAD-BALANCER|NODE-PORT-TCP|"
                    r"NODE-PORT-UDP|NODE-PORT-SCTP-HASH)")
 _V4 = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}"
 _V6 = r"[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*"
 _PORT = r"(?:6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3})"
-_ADDRPORT = re.compile(rf"{_V4}:{_PORT}|\[{_V6}\]:{_PORT}")
-_MEMBER = re.compile(rf"(?:{_V4}|{_V6}),(?:tcp|udp|sctp):{_PORT}|{_PORT}")
-_HOST = re.compile(rf"{_V4}/32|{_V6}/128")
+_ADDRPORT = LazyPattern(rf"{_V4}:{_PORT}|\[{_V6}\]:{_PORT}")
+_MEMBER = LazyPattern(rf"(?:{_V4}|{_V6}),(?:tcp|udp|sctp):{_PORT}|{_PORT}")
+_HOST = LazyPattern(rf"{_V4}/32|{_V6}/128")
 NO_SUCH_SERVICE = ("No such service", "Memory allocation problem")
 DUMMY = "kube-ipvs0"
 NODE_ADDRESSES = ["ip", "-o", "addr", "show", "up"]

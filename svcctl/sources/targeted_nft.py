@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from svcctl.dataplane.hashes import nft_service_chains, service_port_name
+from svcctl.lazydc import dataclass, field
+from svcctl.lazyre import LazyPattern
 from svcctl.model import EndpointSlice, Service
 from svcctl.sources.targeted_base import Exec, ReadFailed, TargetedRead, pick, planned, run_round
 
@@ -29,12 +30,12 @@ SHARED_CHAINS = ("services", "masquerading")
 # the node addresses NodePorts are accepted on (the `services` chain matches `ip daddr @nodeport-ips`): a few
 # elements whatever the node holds, listed for a Service with a NodePort
 SHARED_SETS = ("nodeport-ips",)
-_AFFINITY_REF = re.compile(r"@(affinity-[A-Z2-7]{8}-[A-Za-z0-9_./:-]{1,240})")
+_AFFINITY_REF = LazyPattern(r"@(affinity-[A-Z2-7]{8}-[A-Za-z0-9_./:-]{1,240})")
 MAPS = ("service-ips", "cluster-ips", "service-nodeports", "firewall-ips", "no-endpoint-services",
         "no-endpoint-nodeports")
-_PER_SERVICE = re.compile(r"(?:service|external|local|firewall|endpoint|affinity)-[A-Z2-7]{8}-[A-Za-z0-9_./:-]{1,240}"
+_PER_SERVICE = LazyPattern(r"(?:service|external|local|firewall|endpoint|affinity)-[A-Z2-7]{8}-[A-Za-z0-9_./:-]{1,240}"
                           r"(?:\.\.\.)?")
-_ADDR = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*")
+_ADDR = LazyPattern(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*")
 _PROTO = {"tcp", "udp", "sctp"}
 
 
