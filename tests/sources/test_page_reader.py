@@ -200,3 +200,26 @@ def test_live_caller_stopping_early_stops_the_reader(apiserver: Factory) -> None
     pages.close()  # type: ignore[attr-defined]  # a generator
     assert _reader_ends()
     assert len([r for r in srv.requests if r.path.endswith("/pods")]) <= 2  # the first, and at most one ahead
+
+
+def test_live_retries_and_timeouts_in_the_reader_thread(apiserver: Factory) -> None:
+    """429/503 on a later page are retried by the reader as the caller's thread would; a later page slower than
+    --request-timeout is the caller's timeout error, after the pages before it."""
+    srv = apiserver(gen_cluster(20, pods_per_service=5, nodes=3))
+    src = LiveSource(resolve(str(srv.kubeconfig)))
+    src.page_size = 10
+    src.sleep = lambda s: None  # no waiting between retries
+    want = [p["metadata"]["name"] for p in srv.objects("pods")]
+    srv.set_fault("pods", status=503, only_continue=True, times=2)
+    srv.set_fault("pods", status=429, only_continue=True, times=1, retry_after=0)
+    got = [i["metadata"]["name"] for page in src.iter_pod_pages(None) for i in page]
+    assert got == want
+    srv.clear_faults()
+    slow = LiveSource(resolve(str(srv.kubeconfig)), request_timeout=0.3)
+    slow.page_size = 10
+    srv.set_fault("pods", status=None, delay=2, only_continue=True)
+    pages = []
+    with pytest.raises(ClusterError, match="timed out"):
+        for page in slow.iter_pod_pages(None):
+            pages.append(page)
+    assert len(pages) == 1
