@@ -494,11 +494,18 @@ _NO_RULES: list[Rule] = []
 # a whole nat table's rules in two regex scans instead of a loop turn per run (`_bulk_nat`): the endpoint chains of
 # kube-proxy's shape (`_EP_RUN_2` / `_EP_RUN_1` as one run, a plain `a.b.c.d:port` DNAT read into its parts), and
 # the runs of every other chain
-_NV = r"[^\s\"!-][^\s\"]*"
-_NC = r'"(?:[^"\\\n-][^"\\\n]*)?"'
-_EP_SHAPE = (r"(KUBE-SEP-\S+) (?:-s " + _NV + r" -m comment --comment " + _NC + r" -j KUBE-MARK-MASQ\n-A \1 (-)|-)p " +
-             _NV + r" -m comment --comment " + _NC + r" -m " + _NV + r" -j DNAT --to-destination "
-             r"(?:(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})|(" + _NV + r"))(?=\n)(?!\n-A \1 )")
+# (in printable ASCII: `_V` and `_C` without their groups, narrowed to what a 256-bit set tests in one step, not a
+# Unicode category per character: the scans take a third less time; a line with other characters is read as any
+# line of another shape is)
+_NV = r"[#-,.-~][!#-~]*"
+_NC = r'"(?:[ !#-,.-\[\]-~][ !#-\[\]-~]*)?"'
+# (its name printable ASCII but `"` and `\`, an address and port of ASCII digits: what JSON writes as they are,
+# so the writer of backends left unmade checks nothing of them, render/iptables_json.py; other names and digits
+# are read as any chain is)
+_EP_SHAPE = (r"(KUBE-SEP-[!#-\[\]-~]+) (?:-s " + _NV + r" -m comment --comment " + _NC +
+             r" -j KUBE-MARK-MASQ\n-A \1 (-)|-)p " + _NV + r" -m comment --comment " + _NC + r" -m " + _NV +
+             r" -j DNAT --to-destination (?:([0-9]{1,3}(?:\.[0-9]{1,3}){3}):([0-9]{1,5})|(" + _NV + r"))(?=\n)"
+             r"(?!\n-A \1 )")
 
 
 @functools.cache
@@ -508,7 +515,7 @@ def _bulk_res() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str], re.P
     one-Service read pays."""
     return (re.compile(r"\n-A " + _EP_SHAPE),
             # a KUBE-SVC- chain's jump lines (`_FAST_RULES["-m "]`), each matched from the newline before it
-            re.compile(r"\n-A \S+ -m comment --comment " + _NC + r"(?: -m statistic --mode random --probability (" +
+            re.compile(r"\n-A [!#-~]+ -m comment --comment " + _NC + r"(?: -m statistic --mode random --probability (" +
                        _NV + r"))? -j (" + _NV + r")(?=\n)"),
             # the other runs: of chains not named KUBE-SEP- (fast), or of any chain not of that shape (when some
             # KUBE-SEP- chain is not)
@@ -1303,7 +1310,7 @@ class _Follower:
         run = nat.lazy.get(chain)
         if run is None or run.__class__ is not int:
             return None
-        _no, start, end, count = _unrun(run)
+        start, end, count = (run >> (2 * _OFF_BITS)) & _OFF_MASK, (run >> _OFF_BITS) & _OFF_MASK, run & _OFF_MASK
         run_count = count
         text = nat.text
         at = start + 4 + len(chain)
@@ -1331,7 +1338,7 @@ class _Follower:
             return None
         eps, one = nat.eps, nat.eps_one
         # (probabilities, targets) as two tuples, each target's scanned parts looked up in C loops
-        probs, tgts = zip(*jumps, strict=False) if jumps else ((), ())  # (pairs)
+        probs, tgts = tuple(map(_FIRST, jumps)), list(map(_SECOND, jumps))  # (in C loops: not `zip(*jumps)`)
         targets: list[_EpParts | bool | None] = list(map(eps.get, tgts))
         made: list[Backend] | None = None  # the Backends, when some target is not the scan's (then none is left)
         lined: dict[str, bool] = {}  # those read from their lines (-> hairpin): marked in the visited set
@@ -1838,6 +1845,7 @@ def _entry_lines_of(nat: Table, pos: int, end: int, no: int,
 
 
 _EP_NAME = itemgetter(3)
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 
 def _chains_of(entries: list[ServiceEntry], records: dict[int, Left] | None = None) -> set[str]:

@@ -259,6 +259,11 @@ def _text_variants() -> Iterator[tuple[str, str]]:
     head, port = dnat.rsplit(":", 1)
     yield "text: an address of digits not ASCII", base.replace(dnat, f"{head[:-1]}\u0663:{port}")
     yield "text: a port with a leading zero", base.replace(dnat, f"{head}:0{port}")
+    jump = next(ln for ln in base.splitlines() if ln.startswith("-A KUBE-SVC-") and " -m statistic " in ln)
+    yield "text: comments and values not ASCII, a tab in a comment", base.replace(
+        seps[0], seps[0].replace('--comment "', '--comment "\u00e9')).replace(
+        jump, jump.replace('--comment "', '--comment "\t').replace("--probability 0", "--probability \u0660")).replace(
+        seps[5], seps[5].replace("-p tcp", "-p t\u00e7p"))
     ext = iptables_save(_shapes())
     yield "text: shapes, a Service chain reached twice", ext
     unnamed = [ln for ln in base.splitlines() if ln.startswith("-A KUBE-SERVICES -d ")][:3]
