@@ -9,11 +9,11 @@ warning, and is healthy otherwise (info findings never count against it).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from svcctl.durations import parse_duration as parse_duration  # re-exported: `check --wait` reads it here
 from svcctl.findings import FAIL_ON_CHOICES, FailOn, Severity, Verdict, verdict_of
+from svcctl.lazydc import dataclass, field
 from svcctl.model import JSON, Finding
 
 # the words `check` prints for a Service's verdict (Verdict.status)

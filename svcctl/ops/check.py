@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from svcctl.analysis.check import (
@@ -17,6 +16,7 @@ from svcctl.analysis.check import (
 )
 from svcctl.errors import ClusterError, InputError, NotFoundError
 from svcctl.findings import Severity
+from svcctl.lazydc import dataclass, field
 from svcctl.model import Finding, Service
 from svcctl.ops.context import Context
 from svcctl.ops.fleet import fleet_rule_sets
