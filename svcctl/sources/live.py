@@ -26,11 +26,11 @@ from svcctl import __version__
 from svcctl.errors import ClusterError, ForbiddenError, NotFoundError
 from svcctl.sources.base import NodeDumps, Skipped
 from svcctl.sources.kubeconfig import ResolvedConfig, build_configuration, client_module, resolve
-from svcctl.sources.page_reader import UNKNOWN, PageReader, _Unknown
 
 if TYPE_CHECKING:  # the model (its dataclasses, ≈ 11 ms of start-up) is imported where objects are built, after
     # the response: an unreachable server fails without it
     from svcctl.model import JSON, Endpoints, EndpointSlice, Event, Node, Pod, PodRef, Service
+    from svcctl.sources.page_reader import Head, PageReader
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # reads whose refusal only switches off the check that needs them
@@ -309,11 +309,11 @@ class LiveSource:
         ended = False  # read to the end: only then is the reader's thread waited for (it has returned)
         try:
             while True:
-                early: str | None | _Unknown = UNKNOWN
+                early: Head = None  # what the page's head said of the next token (read ahead only)
                 try:
-                    data = fetch(token) if reader is None else None
-                    if data is None:
-                        assert reader is not None
+                    if reader is None:
+                        data = fetch(token)
+                    else:
                         data, early = reader.next()
                 except _Expired:
                     if restart:
@@ -328,6 +328,8 @@ class LiveSource:
                 if reader is not None:
                     reader.told(early, token)
                 elif token and self.read_ahead:
+                    from svcctl.sources.page_reader import PageReader  # (a one-page list never needs it)
+
                     reader = PageReader(fetch, token)  # the second page is asked for now
                 yield items
                 del items

@@ -32,6 +32,7 @@ class _Unknown:
 
 
 UNKNOWN = _Unknown()
+Head = str | None | _Unknown  # what a page's head says of the next page's token
 _HEAD = 8192  # a list's metadata (resourceVersion, continue, remainingItemCount) is a few hundred bytes
 _WS = " \t\n\r"
 _DECODER = json.JSONDecoder()
@@ -39,7 +40,7 @@ _DECODER = json.JSONDecoder()
 scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 
 
-def head_continue(data: bytes) -> str | None | _Unknown:
+def head_continue(data: bytes) -> Head:
     """The `metadata.continue` of a list body, read from its head: the token, None for the last page (no or empty
     token, as the caller reads it), UNKNOWN when the top-level object does not show it before `items`."""
     s = data[:_HEAD].decode("utf-8", "replace")  # a cut character is past the metadata, or the parse fails
@@ -90,7 +91,7 @@ class PageReader:
 
     def __init__(self, fetch: Callable[[str], bytes], token: str) -> None:
         self._fetch = fetch
-        self._pages: queue.Queue[tuple[bytes, str | None | _Unknown, BaseException | None]] = queue.Queue(1)
+        self._pages: queue.Queue[tuple[bytes, Head, BaseException | None]] = queue.Queue(1)
         self._tokens: queue.Queue[str | None] = queue.Queue(1)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(token,), name="svcctl-page-reader", daemon=True)
@@ -114,7 +115,7 @@ class PageReader:
             else:
                 token = early
 
-    def _put(self, item: tuple[bytes, str | None | _Unknown, BaseException | None]) -> bool:
+    def _put(self, item: tuple[bytes, Head, BaseException | None]) -> bool:
         while not self._stop.is_set():
             try:
                 self._pages.put(item, timeout=0.1)
@@ -132,14 +133,14 @@ class PageReader:
                 continue
         return False, None
 
-    def next(self) -> tuple[bytes, str | None | _Unknown]:
+    def next(self) -> tuple[bytes, Head]:
         """The next page's bytes and the token read from its head; the request's error is raised here."""
         data, early, err = self._pages.get()
         if err is not None:
             raise err
         return data, early
 
-    def told(self, early: str | None | _Unknown, token: str | None) -> None:
+    def told(self, early: Head, token: str | None) -> None:
         """The token the caller decoded from the page `next()` gave with `early`."""
         if isinstance(early, _Unknown):
             self._tokens.put(token)
