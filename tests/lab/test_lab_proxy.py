@@ -110,10 +110,12 @@ def _settled(doc: dict[str, Any], w: World, s: Shape) -> bool:
     return all(got.get(kind) == set(want) for kind, want in s.entries.items())
 
 
-def _wait_programmed(w: World, run_cli: RunCli, timeout: float = 30) -> dict[str, Any]:
+def _wait_programmed(w: World, run_cli: RunCli, timeout: float = 90) -> dict[str, Any]:
     """Wait until every shape reads as the shape expects: the controller writes hints (and kube-proxy reprograms
     for them) some time after the first slice, so a read taken between the two is of rules about to change;
-    packets are sent only once the reading has settled, and a reading that never settles fails below."""
+    packets are sent only once the reading has settled, and a reading that never settles fails below. (30 s was
+    once too short on a machine running two test suites at once: nftables kube-proxy had not yet dropped the
+    hinted Service's far endpoint, which svcctl rightly reported as drift.)"""
     t0 = time.monotonic()
     if w.mode in WAITED:
         timeout = 0  # waited once already: a reading that did not settle then is not waited for by every test
