@@ -1658,7 +1658,8 @@ def follow(dump: Dump, as_text: bool = False) -> NodeRules:
     per_service: dict[str, list[ServiceEntry]] = {}  # its chains' set made when counted: not 10,000 sets at once
     entry_rule_count: dict[str, int] = {}
     fol = _Follower(nat or Table("nat"), dump, as_text)
-    records = LeftBackends().records if fol.as_text else {}
+    left_backends = LeftBackends()  # the rules' `deferred` when a walk left any backends unmade
+    records = left_backends.records
     early_masq: dict[tuple[str, str, str], list[str]] = {}
     if nat is not None:
         svc_rules = _entry_rules(nat, "KUBE-SERVICES", fol.plain_entry)
@@ -1769,9 +1770,7 @@ def follow(dump: Dump, as_text: bool = False) -> NodeRules:
     if filt is not None and not partial:
         rules.stats.extra["filterRules"] = sum(len(v) for v in filt.chains.values())
     if records:
-        deferred = LeftBackends()
-        deferred.records = records
-        rules.deferred = deferred
+        rules.deferred = left_backends
     return rules
 
 
